@@ -1,0 +1,101 @@
+//! The storage contract of the cloud: one [`Store`] trait, the row models it speaks in, the
+//! [`StoreError`] type, and [`contract`], the backend-agnostic test suite every backend runs.
+//!
+//! No SQL lives here and no HTTP: backends (`mftplus-store-sqlite`, `mftplus-store-postgres`)
+//! implement the trait; the cloud picks one at start-up from `DATABASE_URL` and only ever sees
+//! `Arc<dyn Store>`. Timestamps are Unix milliseconds (`i64`) so both backends agree to the
+//! millisecond and no time zone ever enters the database.
+
+pub mod contract;
+mod models;
+
+pub use models::*;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated; the string names what clashed (e.g. `email`).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or answered with an error; details go to the log only.
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the cloud persists. Implementations must be safe to share between tasks and, on
+/// PostgreSQL, between several cloud processes on the same database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations; idempotent.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Names of applied migrations, in order.
+    async fn applied_migrations(&self) -> StoreResult<Vec<String>>;
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- users ----
+    /// `Conflict("email")` when the email (case-insensitive) is taken.
+    async fn create_user(&self, user: &NewUser) -> StoreResult<UserRow>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRow>>;
+    /// Case-insensitive.
+    async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
+    /// Ordered by email.
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>>;
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// Applies the `Some` fields; `NotFound` when the id does not exist.
+    async fn update_user(&self, id: &str, update: &UserUpdate) -> StoreResult<UserRow>;
+    async fn record_login(&self, id: &str, at_ms: i64) -> StoreResult<()>;
+    /// Deletes the user and, in the same transaction, revokes its tokens and API keys.
+    /// `NotFound` when absent.
+    async fn delete_user(&self, id: &str, at_ms: i64) -> StoreResult<()>;
+
+    // ---- API keys ----
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRow>;
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
+    async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
+    /// All keys (revoked included), or only those of one owner; newest first.
+    async fn list_api_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<ApiKeyRow>>;
+    /// Sets `revoked_at` if not yet revoked; returns whether it changed anything.
+    async fn revoke_api_key(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
+    /// In one transaction: revokes `old_id` (which must be unrevoked, else `NotFound`) and inserts
+    /// `new`, whose `replaces` names the old key.
+    async fn rotate_api_key(&self, old_id: &str, new: &NewApiKey, at_ms: i64) -> StoreResult<ApiKeyRow>;
+    /// Batched last-use stamps: `(id, at_ms)`; a stamp never moves `last_used_at` backwards.
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()>;
+    /// Revokes unrevoked keys whose last use (or creation when never used) is older than
+    /// `inactive_before_ms`; returns the revoked rows.
+    async fn revoke_inactive_api_keys(&self, inactive_before_ms: i64, at_ms: i64) -> StoreResult<Vec<ApiKeyRow>>;
+
+    // ---- JWT records (access and refresh) ----
+    async fn insert_token(&self, token: &TokenRow) -> StoreResult<()>;
+    async fn get_token(&self, jti: &str) -> StoreResult<Option<TokenRow>>;
+    /// Unrevoked, unexpired at `now_ms`, optionally of one user; newest first.
+    async fn list_active_tokens(&self, user_id: Option<&str>, now_ms: i64) -> StoreResult<Vec<TokenRow>>;
+    async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
+    async fn revoke_user_tokens(&self, user_id: &str, at_ms: i64) -> StoreResult<u64>;
+    async fn revoke_token_family(&self, family_id: &str, at_ms: i64) -> StoreResult<u64>;
+    /// Atomically marks a refresh token used. `true` the first time; `false` if it was already
+    /// used (a replay: the caller revokes the family).
+    async fn mark_refresh_used(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
+    /// Deletes token rows that expired before the cutoff.
+    async fn prune_tokens(&self, expired_before_ms: i64) -> StoreResult<u64>;
+
+    // ---- audit ----
+    /// Appends one entry: assigns the next `seq`, links `prev_hash` to the current head (or to
+    /// [`mftplus_crypto::audit::GENESIS_HASH`]) and computes `hash` with
+    /// [`mftplus_crypto::audit::entry_hash`], all under one lock so concurrent appends (from
+    /// several cloud processes too) never fork the chain.
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditRow>;
+    /// Entries with `seq > after_seq`, ascending, at most `limit`.
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>>;
+    /// Deletes entries older than the cutoff; returns how many.
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
+}

@@ -1,0 +1,102 @@
+//! Stable error codes. The string form is part of the API contract: scripts match on it, so a
+//! code is never renamed, only added.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! codes {
+    ($($variant:ident => $text:literal, $status:literal;)*) => {
+        /// Every error the API can answer with. `as_str` is the stable wire form.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $($variant,)* }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $text,)* }
+            }
+
+            /// The HTTP status this code is always sent with.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            pub fn parse(text: &str) -> Option<ErrorCode> {
+                match text { $($text => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    BadRequest => "bad_request", 400;
+    InvalidJson => "invalid_json", 400;
+    ValidationFailed => "validation_failed", 400;
+    InvalidEmail => "invalid_email", 400;
+    WeakPassword => "weak_password", 400;
+    InvalidDuration => "invalid_duration", 400;
+    InvalidRole => "invalid_role", 400;
+    UnsupportedMediaType => "unsupported_media_type", 415;
+    PayloadTooLarge => "payload_too_large", 413;
+    Unauthenticated => "unauthenticated", 401;
+    InvalidCredentials => "invalid_credentials", 401;
+    TokenExpired => "token_expired", 401;
+    TokenRevoked => "token_revoked", 401;
+    TokenReused => "token_reused", 401;
+    Forbidden => "forbidden", 403;
+    NotFound => "not_found", 404;
+    MethodNotAllowed => "method_not_allowed", 405;
+    Conflict => "conflict", 409;
+    RateLimited => "rate_limited", 429;
+    Internal => "internal", 500;
+    Unavailable => "unavailable", 503;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ErrorCode::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {text:?}")))
+    }
+}
+
+/// The body of every non-2xx answer: `{"error":{"code":"…","message":"…"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// Kept as a string on the wire so an older client still reads a newer server's codes.
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {}", code.as_str());
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            let status = code.http_status();
+            assert!((400..600).contains(&status), "{code} has status {status}");
+        }
+    }
+}
