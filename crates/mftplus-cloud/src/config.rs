@@ -1,0 +1,14 @@
+//! Server configuration: built-in defaults, then `/etc/mftplus/server.yaml` (path overridable),
+//! then environment variables. Key names follow seed 001 (`auth.jwt.*`, `api_keys.*`,
+//! `encryption.*`, `rbac.*`, `tls.*`, `certificates.*`).
+//!
+//! Environment: the seed's own names (`JWT_SECRET`, `MFTPLUS_ENCRYPTION_KEY`,
+//! `MFTPLUS_PBKDF2_ITERATIONS`, `MFTPLUS_PBKDF2_SALT_LENGTH`, `DATABASE_URL`, `MFTPLUS_MODE`), and
+//! for every key a name derived from its path: `auth.jwt.expiration` ↔
+//! `MFTPLUS__AUTH__JWT__EXPIRATION`. Every secret can also come from `NAME_FILE`.
+
+mod load;
+mod model;
+
+pub use load::{load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH};
+pub use model::*;

@@ -1,0 +1,388 @@
+//! Layering and validation of the server configuration.
+
+use super::model::{JwtAlgorithm, Mode, ServerConfig};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mftplus/server.yaml";
+
+/// Dotted paths whose values are secrets: never printed, and refused inline in the file in
+/// production.
+pub const SECRET_PATHS: &[&str] = &[
+    "auth.jwt.secret",
+    "auth.jwt.previous_secret",
+    "encryption.key",
+    "database.url",
+];
+
+/// The seed's variable names, mapped to config paths. Secrets among them also accept `NAME_FILE`.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("MFTPLUS_MODE", "mode"),
+    ("DATABASE_URL", "database.url"),
+    ("JWT_SECRET", "auth.jwt.secret"),
+    ("JWT_PREVIOUS_SECRET", "auth.jwt.previous_secret"),
+    ("MFTPLUS_ENCRYPTION_KEY", "encryption.key"),
+    ("MFTPLUS_PBKDF2_ITERATIONS", "encryption.pbkdf2.iterations"),
+    ("MFTPLUS_PBKDF2_SALT_LENGTH", "encryption.pbkdf2.salt_length"),
+];
+
+const GENERIC_ENV_PREFIX: &str = "MFTPLUS__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid YAML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("cannot read secret file {path} (from {var}): {source}")]
+    SecretFile { var: String, path: PathBuf, source: std::io::Error },
+    #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
+    InsecurePermissions { path: PathBuf, mode: u32 },
+}
+
+/// Where an effective value came from, for `mftctl config get`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    EnvFile { var: String, path: PathBuf },
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Default => "default".into(),
+            Source::File(path) => format!("file {}", path.display()),
+            Source::Env(var) => format!("env {var}"),
+            Source::EnvFile { var, path } => format!("file {} (from {var})", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: ServerConfig,
+    /// The effective configuration as a tree, secrets included: only ever read through
+    /// [`LoadedConfig::lookup`], which redacts them.
+    tree: Value,
+    sources: BTreeMap<String, Source>,
+    pub warnings: Vec<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl LoadedConfig {
+    /// The effective value at a dotted path, with secrets (also inside sections) redacted.
+    /// Returns `(value, secret, display, source)`; `None` when no such key exists.
+    pub fn lookup(&self, key: &str) -> Option<(Option<Value>, bool, String, String)> {
+        let mut node = &self.tree;
+        for part in key.split('.') {
+            node = node.as_object()?.get(part)?;
+        }
+        let source = self
+            .sources
+            .get(key)
+            .map(Source::describe)
+            .unwrap_or_else(|| if node.is_object() { "effective".into() } else { "default".into() });
+        if SECRET_PATHS.contains(&key) {
+            let display = self.secret_display(key, node);
+            return Some((None, true, display, source));
+        }
+        let mut value = node.clone();
+        self.redact_below(key, &mut value);
+        let display = match &value {
+            Value::String(text) => text.clone(),
+            other => serde_yaml::to_string(other).unwrap_or_default().trim_end().to_string(),
+        };
+        Some((Some(value), false, display, source))
+    }
+
+    fn secret_display(&self, key: &str, node: &Value) -> String {
+        if node.is_null() {
+            return "not set".into();
+        }
+        match self.sources.get(key) {
+            Some(source) => format!("set (from {})", source.describe()),
+            None => "set".into(),
+        }
+    }
+
+    fn redact_below(&self, prefix: &str, value: &mut Value) {
+        for secret in SECRET_PATHS {
+            let Some(rest) = secret.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
+                continue;
+            };
+            let pointer = format!("/{}", rest.replace('.', "/"));
+            if let Some(leaf) = value.pointer_mut(&pointer) {
+                *leaf = Value::String(self.secret_display(secret, leaf));
+            }
+        }
+    }
+}
+
+/// Loads with the process environment. `path` `None` means the default path, which may be
+/// absent; an explicit path must exist.
+pub fn load(path: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load_from(path, &env)
+}
+
+/// Loads with an explicit environment, so tests never touch the process's.
+pub fn load_from(
+    path: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> Result<LoadedConfig, ConfigError> {
+    let mut tree = serde_json::to_value(ServerConfig::default()).expect("defaults serialise");
+    let mut sources = BTreeMap::new();
+    let mut warnings = Vec::new();
+
+    let file = match path {
+        Some(explicit) => Some(explicit.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+    };
+    if let Some(file) = &file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        let parsed: Value = if text.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_yaml::from_str(&text)
+                .map_err(|err| ConfigError::Parse { path: file.clone(), message: err.to_string() })?
+        };
+        if !parsed.is_object() && !parsed.is_null() {
+            return Err(ConfigError::Parse {
+                path: file.clone(),
+                message: "the top level must be a mapping".into(),
+            });
+        }
+        merge(&mut tree, &parsed, "", &Source::File(file.clone()), &mut sources);
+    }
+
+    for (var, path) in ENV_ALIASES {
+        apply_env(&mut tree, &mut sources, env, var, path)?;
+    }
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(GENERIC_ENV_PREFIX) else { continue };
+        let path = rest.to_ascii_lowercase().replace("__", ".");
+        if let Some(secret_path) = path.strip_suffix("_file").filter(|p| SECRET_PATHS.contains(p)) {
+            let value = read_secret_file(var, Path::new(raw))?;
+            set_path(&mut tree, secret_path, Value::String(value));
+            sources.insert(secret_path.to_string(), Source::EnvFile { var: var.clone(), path: raw.into() });
+        } else {
+            set_path(&mut tree, &path, env_value(&path, raw));
+            sources.insert(path, Source::Env(var.clone()));
+        }
+    }
+
+    let config: ServerConfig = serde_json::from_value(tree.clone())
+        .map_err(|err| ConfigError::Invalid(err.to_string()))?;
+    validate(&config, &sources, &mut warnings)?;
+    Ok(LoadedConfig { config, tree, sources, warnings, file })
+}
+
+fn apply_env(
+    tree: &mut Value,
+    sources: &mut BTreeMap<String, Source>,
+    env: &BTreeMap<String, String>,
+    var: &str,
+    path: &str,
+) -> Result<(), ConfigError> {
+    if let Some(raw) = env.get(var) {
+        set_path(tree, path, env_value(path, raw));
+        sources.insert(path.to_string(), Source::Env(var.to_string()));
+    }
+    let file_var = format!("{var}_FILE");
+    if let Some(file) = env.get(&file_var).filter(|_| SECRET_PATHS.contains(&path)) {
+        if env.contains_key(var) {
+            return Err(ConfigError::Invalid(format!("both {var} and {file_var} are set; use one")));
+        }
+        let value = read_secret_file(&file_var, Path::new(file))?;
+        set_path(tree, path, Value::String(value));
+        sources.insert(path.to_string(), Source::EnvFile { var: file_var, path: file.into() });
+    }
+    Ok(())
+}
+
+/// Secrets stay strings; other values are read as YAML scalars so `600000` is a number and
+/// `true` a bool.
+fn env_value(path: &str, raw: &str) -> Value {
+    if SECRET_PATHS.contains(&path) {
+        return Value::String(raw.to_string());
+    }
+    serde_yaml::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+fn read_secret_file(var: &str, path: &Path) -> Result<String, ConfigError> {
+    check_private_file(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+        var: var.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Refuses secret and private-key files that group or others can access.
+pub fn check_private_file(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::SecretFile {
+        var: "file".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::InsecurePermissions { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+fn merge(
+    base: &mut Value,
+    overlay: &Value,
+    prefix: &str,
+    source: &Source,
+    sources: &mut BTreeMap<String, Source>,
+) {
+    let Value::Object(overlay_map) = overlay else { return };
+    for (key, value) in overlay_map {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let slot = base
+            .as_object_mut()
+            .expect("merge target is an object")
+            .entry(key.clone())
+            .or_insert(Value::Null);
+        // Maps merge key by key, except the role matrix, which a file replaces as a whole
+        // role at a time (a role listed in the file means exactly the permissions listed).
+        if value.is_object() && slot.is_object() && !path.starts_with("rbac.roles.") {
+            merge(slot, value, &path, source, sources);
+        } else {
+            *slot = value.clone();
+            sources.insert(path, source.clone());
+        }
+    }
+}
+
+fn set_path(tree: &mut Value, path: &str, value: Value) {
+    let mut node = tree;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !node.get(*part).is_some_and(Value::is_object) {
+            node[*part] = Value::Object(Map::new());
+        }
+        node = node.get_mut(*part).expect("just ensured");
+    }
+    node[parts[parts.len() - 1]] = value;
+}
+
+fn validate(
+    config: &ServerConfig,
+    sources: &BTreeMap<String, Source>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+    let production = config.mode == Mode::Production;
+
+    for secret in SECRET_PATHS {
+        if let Some(Source::File(file)) = sources.get(*secret) {
+            if production {
+                return invalid(format!(
+                    "{secret} is written in {}; production mode takes secrets only from the \
+                     environment or a *_FILE path",
+                    file.display()
+                ));
+            }
+            warnings.push(format!("{secret} is stored inline in the config file; use the environment in production"));
+        }
+    }
+
+    let jwt = &config.auth.jwt;
+    if jwt.expiration == 0 || jwt.refresh_expiration == 0 {
+        return invalid("auth.jwt.expiration and refresh_expiration must be positive".into());
+    }
+    if jwt.rotation_threshold >= jwt.expiration {
+        return invalid("auth.jwt.rotation_threshold must be shorter than auth.jwt.expiration".into());
+    }
+    match jwt.algorithm {
+        JwtAlgorithm::HS256 => {
+            let Some(secret) = &jwt.secret else {
+                return invalid("auth.jwt.secret is not set (set JWT_SECRET or JWT_SECRET_FILE)".into());
+            };
+            let min = if production { 32 } else { 16 };
+            if secret.expose().len() < min {
+                return invalid(format!("auth.jwt.secret must be at least {min} bytes"));
+            }
+            if production {
+                if !jwt.allow_hs256_in_production {
+                    return invalid(
+                        "auth.jwt.algorithm HS256 is refused in production; use RS256 with \
+                         private_key/public_key, or set auth.jwt.allow_hs256_in_production"
+                            .into(),
+                    );
+                }
+                warnings.push("WARNING: HS256 JWT signing in production: every verifier holds the signing secret; switch to RS256".into());
+            }
+        }
+        JwtAlgorithm::RS256 => {
+            let (Some(private), Some(_public)) = (&jwt.private_key, &jwt.public_key) else {
+                return invalid("auth.jwt.algorithm RS256 needs auth.jwt.private_key and auth.jwt.public_key".into());
+            };
+            check_private_file(private)?;
+        }
+    }
+
+    let keys = &config.api_keys;
+    if keys.prefix != mftplus_types::API_KEY_PREFIX {
+        return invalid(format!("api_keys.prefix must be {:?}", mftplus_types::API_KEY_PREFIX));
+    }
+    if keys.hash_algorithm != "sha256" {
+        return invalid("api_keys.hash_algorithm must be sha256".into());
+    }
+    if keys.min_length > mftplus_crypto::secrets::API_KEY_BODY_LEN || keys.min_length < 32 {
+        return invalid(format!(
+            "api_keys.min_length must be between 32 and {}",
+            mftplus_crypto::secrets::API_KEY_BODY_LEN
+        ));
+    }
+    if keys.auto_rotate {
+        return invalid("api_keys.auto_rotate is not supported; rotate with `mftctl apikeys rotate`".into());
+    }
+    if keys.rotation_required_days == 0 {
+        return invalid("api_keys.rotation_required_days must be positive".into());
+    }
+
+    let pbkdf2 = &config.encryption.pbkdf2;
+    if pbkdf2.iterations < 600_000 || pbkdf2.salt_length < 32 || pbkdf2.key_length != 32 {
+        return invalid("encryption.pbkdf2 needs iterations >= 600000, salt_length >= 32, key_length = 32".into());
+    }
+
+    let rbac = &config.rbac;
+    if !rbac.roles.contains_key(&rbac.default_role) {
+        return invalid(format!("rbac.default_role {:?} is not in rbac.roles", rbac.default_role));
+    }
+    if !rbac.roles.contains_key("admin") {
+        return invalid("rbac.roles must define admin".into());
+    }
+    if !rbac.enabled {
+        if production {
+            return invalid("rbac.enabled: false is refused in production".into());
+        }
+        warnings.push("WARNING: rbac.enabled is false: every authenticated principal is an admin".into());
+    }
+
+    if config.audit.retention_days < 90 {
+        return invalid("audit.retention_days must be at least 90".into());
+    }
+    if config.tls.enabled {
+        return invalid("tls.enabled is not supported by this build yet; terminate TLS in front of the cloud".into());
+    }
+    if let Some(key) = &config.tls.certificate.key {
+        if key.exists() {
+            check_private_file(key)?;
+        }
+    }
+    Ok(())
+}

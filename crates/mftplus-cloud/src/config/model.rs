@@ -1,0 +1,417 @@
+//! The typed configuration. Every section refuses unknown keys so a typo fails `--check-config`
+//! instead of silently falling back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A secret value. `Debug` never shows it, and it is never serialised back out.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Development => "development",
+            Mode::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `development` (default) or `production`; production refuses unsafe settings.
+    pub mode: Mode,
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub auth: AuthSection,
+    pub api_keys: ApiKeysSection,
+    pub encryption: EncryptionSection,
+    pub rbac: RbacSection,
+    pub tls: TlsSection,
+    pub certificates: CertificatesSection,
+    pub audit: AuditSection,
+    pub rate_limit: RateLimitSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the API listener.
+    pub listen: String,
+    /// Address of the Prometheus `/metrics` listener, kept off the API port.
+    pub metrics_listen: String,
+    /// Largest accepted JSON request body in bytes.
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (edge hubs, load balancers).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite:///var/lib/mftplus/mftplus.db` or `postgres://…`. A secret, since it may carry
+    /// a password. Env: `DATABASE_URL`.
+    pub url: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    pub jwt: JwtSection,
+    pub login: LoginSection,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSection {
+    /// HS256 signing secret. Env: `JWT_SECRET` or `JWT_SECRET_FILE`.
+    pub secret: Option<Secret>,
+    /// A retired HS256 secret still accepted for verification during rotation.
+    /// Env: `JWT_PREVIOUS_SECRET` or `JWT_PREVIOUS_SECRET_FILE`.
+    pub previous_secret: Option<Secret>,
+    pub issuer: String,
+    pub audience: String,
+    /// Access-token lifetime in seconds.
+    pub expiration: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_expiration: u64,
+    pub algorithm: JwtAlgorithm,
+    /// RS256 private key (PEM, mode 0600).
+    pub private_key: Option<PathBuf>,
+    /// RS256 public key (PEM), published in the JWKS.
+    pub public_key: Option<PathBuf>,
+    /// Retired RS256 public keys still accepted for verification (and published in the JWKS).
+    pub previous_public_keys: Vec<PathBuf>,
+    pub rotation_enabled: bool,
+    /// A token with less than this many seconds left is renewed on use.
+    pub rotation_threshold: u64,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway: u64,
+    /// Production refuses HS256 unless this is set.
+    pub allow_hs256_in_production: bool,
+}
+
+impl Default for JwtSection {
+    fn default() -> Self {
+        JwtSection {
+            secret: None,
+            previous_secret: None,
+            issuer: "mftplus-server".into(),
+            audience: "mftplus-api".into(),
+            expiration: 3600,
+            refresh_expiration: 604_800,
+            algorithm: JwtAlgorithm::HS256,
+            private_key: None,
+            public_key: None,
+            previous_public_keys: Vec::new(),
+            rotation_enabled: true,
+            rotation_threshold: 300,
+            leeway: 30,
+            allow_hs256_in_production: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSection {
+    /// Failed logins per account (and per client address) before throttling.
+    pub max_failures: u32,
+    /// How long failures are remembered and how long throttling lasts.
+    pub lockout_seconds: u64,
+}
+
+impl Default for LoginSection {
+    fn default() -> Self {
+        LoginSection { max_failures: 5, lockout_seconds: 900 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysSection {
+    pub enabled: bool,
+    /// Only `sha256` is supported: keys are high-entropy, so a fast hash is safe.
+    pub hash_algorithm: String,
+    /// Minimum characters after the prefix.
+    pub min_length: usize,
+    /// Default and maximum lifetime of a key in days.
+    pub rotation_required_days: u64,
+    /// Only `mftpk_` is supported.
+    pub prefix: String,
+    /// Keys within this many days of expiry are reported as `expiring_soon`.
+    pub warning_days: u64,
+    /// Accepted for compatibility; automatic rotation is not implemented and must stay false.
+    pub auto_rotate: bool,
+    /// Keys unused for this many days are revoked; 0 disables.
+    pub max_inactive_days: u64,
+}
+
+impl Default for ApiKeysSection {
+    fn default() -> Self {
+        ApiKeysSection {
+            enabled: true,
+            hash_algorithm: "sha256".into(),
+            min_length: 32,
+            rotation_required_days: 90,
+            prefix: "mftpk_".into(),
+            warning_days: 7,
+            auto_rotate: false,
+            max_inactive_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionSection {
+    pub enabled: bool,
+    pub algorithm: String,
+    pub key_derivation: String,
+    /// Server-side key for data at rest that is not end-to-end encrypted (e.g. the hub auth
+    /// cache). Env: `MFTPLUS_ENCRYPTION_KEY` or `MFTPLUS_ENCRYPTION_KEY_FILE`.
+    pub key: Option<Secret>,
+    pub pbkdf2: Pbkdf2Section,
+    pub transfers: TransferEncryptionSection,
+}
+
+impl Default for EncryptionSection {
+    fn default() -> Self {
+        EncryptionSection {
+            enabled: true,
+            algorithm: "AES-256-GCM".into(),
+            key_derivation: "PBKDF2".into(),
+            key: None,
+            pbkdf2: Pbkdf2Section::default(),
+            transfers: TransferEncryptionSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pbkdf2Section {
+    /// Env: `MFTPLUS_PBKDF2_ITERATIONS`. Never below 600,000.
+    pub iterations: u32,
+    /// Env: `MFTPLUS_PBKDF2_SALT_LENGTH`. Never below 32.
+    pub salt_length: u32,
+    pub key_length: u32,
+}
+
+impl Default for Pbkdf2Section {
+    fn default() -> Self {
+        Pbkdf2Section { iterations: 600_000, salt_length: 32, key_length: 32 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferEncryptionSection {
+    pub enabled: bool,
+    pub algorithm: String,
+    pub nonce_size: u32,
+    pub tag_size: u32,
+}
+
+impl Default for TransferEncryptionSection {
+    fn default() -> Self {
+        TransferEncryptionSection {
+            enabled: true,
+            algorithm: "AES-256-GCM".into(),
+            nonce_size: 12,
+            tag_size: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RbacSection {
+    /// Development only: when false every authenticated principal holds `*`.
+    pub enabled: bool,
+    pub default_role: String,
+    /// These accounts are always admins, whatever role is stored for them.
+    pub admin_users: Vec<String>,
+    pub roles: BTreeMap<String, RoleSpec>,
+}
+
+impl Default for RbacSection {
+    fn default() -> Self {
+        let role = |perms: &[&str]| RoleSpec { permissions: perms.iter().map(|p| p.to_string()).collect() };
+        let mut roles = BTreeMap::new();
+        roles.insert("admin".into(), role(&["*"]));
+        roles.insert(
+            "operator".into(),
+            role(&[
+                "transfers:*", "transfers:read", "transfers:create", "logs:read", "users:read",
+                "config:read", "users:read:own", "apikeys:manage:own", "tokens:manage:own",
+            ]),
+        );
+        roles.insert(
+            "user".into(),
+            role(&[
+                "transfers:create", "transfers:read:own", "transfers:cancel:own", "users:read:own",
+                "apikeys:manage:own", "tokens:manage:own",
+            ]),
+        );
+        roles.insert("readonly".into(), role(&["transfers:read", "logs:read", "users:read:own"]));
+        RbacSection { enabled: true, default_role: "user".into(), admin_users: Vec::new(), roles }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    pub enabled: bool,
+    pub min_version: String,
+    pub max_version: String,
+    pub certificate: TlsCertificate,
+    pub client_auth: TlsClientAuth,
+    pub cipher_suites: Vec<String>,
+    pub curve_preferences: Vec<String>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            enabled: false,
+            min_version: "TLSv1.3".into(),
+            max_version: "TLSv1.3".into(),
+            certificate: TlsCertificate::default(),
+            client_auth: TlsClientAuth::default(),
+            cipher_suites: vec![
+                "TLS_AES_128_GCM_SHA256".into(),
+                "TLS_AES_256_GCM_SHA384".into(),
+                "TLS_CHACHA20_POLY1305_SHA256".into(),
+            ],
+            curve_preferences: vec!["X25519".into(), "secp256r1".into(), "secp384r1".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsCertificate {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClientAuth {
+    pub mode: String,
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl Default for TlsClientAuth {
+    fn default() -> Self {
+        TlsClientAuth { mode: "requireAndVerifyClientCert".into(), ca_files: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificatesSection {
+    pub ca_url: Option<String>,
+    pub auto_renew: bool,
+    pub renew_before: String,
+    pub validity: String,
+    pub watch_interval: String,
+}
+
+impl Default for CertificatesSection {
+    fn default() -> Self {
+        CertificatesSection {
+            ca_url: None,
+            auto_renew: true,
+            renew_before: "720h".into(),
+            validity: "8760h".into(),
+            watch_interval: "24h".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Entries older than this are pruned; never less than 90 (seed 001's compliance floor).
+    pub retention_days: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection { retention_days: 365 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    pub enabled: bool,
+    /// Requests per minute for one credential (API key or user).
+    pub per_credential_per_minute: u32,
+    /// Requests per minute from one client address.
+    pub per_address_per_minute: u32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        RateLimitSection { enabled: true, per_credential_per_minute: 1200, per_address_per_minute: 2400 }
+    }
+}

@@ -1,0 +1,144 @@
+//! Password login, refresh-token exchange (with reuse detection) and logout.
+
+use crate::audit::AuditEvent;
+use crate::auth::jwt::JwtError;
+use crate::auth::{Caller, CallerKind};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::ClientIp;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::{Extension, Json};
+use mftplus_store::UserRow;
+use mftplus_types::api::{LoginRequest, RefreshRequest, TokenPair};
+use mftplus_types::ErrorCode;
+use serde_json::json;
+
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let email = body.email.trim().to_ascii_lowercase();
+    let now = state.clock.now_secs();
+    let throttle_keys = vec![format!("email:{email}"), format!("ip:{ip}")];
+    if let Some(retry_after) = state.login_throttle.locked(&throttle_keys, now) {
+        state
+            .audit(AuditEvent::new("login_throttled").actor(&email).outcome("denied").ip(&ip))
+            .await;
+        return Err(ApiError::new(ErrorCode::RateLimited, "too many failed logins; try again later")
+            .with_retry_after(retry_after));
+    }
+
+    let user = state.store.get_user_by_email(&email).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password = body.password;
+    // Unknown accounts are checked against a dummy hash so the answer takes as long either way.
+    let verified = tokio::task::spawn_blocking(move || {
+        let phc = hash.as_deref().unwrap_or_else(|| mftplus_crypto::password::dummy_hash());
+        mftplus_crypto::password::verify_password(&password, phc) && hash.is_some()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+
+    let Some(user) = user.filter(|_| verified) else {
+        state.login_throttle.record_failure(&throttle_keys, now);
+        state
+            .audit(AuditEvent::new("login_failed").actor(&email).outcome("failure").ip(&ip))
+            .await;
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "invalid email or password"));
+    };
+    state.login_throttle.clear(&throttle_keys[0]);
+    state.store.record_login(&user.id, state.clock.now_ms()).await?;
+    let family = uuid::Uuid::new_v4().simple().to_string();
+    let pair = issue_pair(&state, &user, &family, "login").await?;
+    state
+        .audit(AuditEvent::new("login_succeeded").actor(&user.email).target(&user.id).ip(&ip))
+        .await;
+    Ok(Json(pair))
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let claims = state
+        .jwt
+        .verify(&body.refresh_token, state.clock.now_secs())
+        .map_err(|err| match err {
+            JwtError::Expired => ApiError::new(ErrorCode::TokenExpired, "refresh token has expired; log in again"),
+            other => ApiError::unauthenticated(other.to_string()),
+        })?;
+    if claims.typ != "refresh" {
+        return Err(ApiError::unauthenticated("not a refresh token"));
+    }
+    let record = state
+        .store
+        .get_token(&claims.jti)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::TokenRevoked, "refresh token is not known"))?;
+    if record.revoked_at_ms.is_some() {
+        return Err(ApiError::new(ErrorCode::TokenRevoked, "refresh token has been revoked"));
+    }
+    let now_ms = state.clock.now_ms();
+    if !state.store.mark_refresh_used(&claims.jti, now_ms).await? {
+        // A refresh token is single-use: a second use means it was copied. Everything issued
+        // from the same login is revoked, the thief's copies and the owner's alike.
+        let revoked = state.store.revoke_token_family(&record.family_id, now_ms).await?;
+        state.cache.tokens.clear();
+        state
+            .audit(
+                AuditEvent::new("refresh_token_reused")
+                    .target(&record.user_id)
+                    .outcome("denied")
+                    .ip(&ip)
+                    .details(json!({"family": record.family_id, "revoked": revoked})),
+            )
+            .await;
+        return Err(ApiError::new(ErrorCode::TokenReused, "refresh token was already used; this login has been revoked"));
+    }
+    let user = state
+        .store
+        .get_user(&claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
+    let pair = issue_pair(&state, &user, &record.family_id, "refresh").await?;
+    state
+        .audit(AuditEvent::new("token_refreshed").actor(&user.email).target(&claims.jti).ip(&ip))
+        .await;
+    Ok(Json(pair))
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+) -> ApiResult<http::StatusCode> {
+    let CallerKind::Jwt { family, .. } = &caller.kind else {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "logout ends a login session; to retire an API key use `mftctl apikeys delete`",
+        ));
+    };
+    let revoked = state.store.revoke_token_family(family, state.clock.now_ms()).await?;
+    state.cache.tokens.clear();
+    state
+        .audit(AuditEvent::new("logout").actor(&caller.email).ip(&ip).details(json!({"revoked": revoked})))
+        .await;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+async fn issue_pair(state: &AppState, user: &UserRow, family: &str, via: &str) -> ApiResult<TokenPair> {
+    let jwt = &state.config.config.auth.jwt;
+    let role = state.rbac.user_role(&user.email, &user.role);
+    let (access, _) = state.issue_token(user, &role, "access", family, via, jwt.expiration).await?;
+    let (refresh, _) = state.issue_token(user, &role, "refresh", family, via, jwt.refresh_expiration).await?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: jwt.expiration,
+        refresh_expires_in: jwt.refresh_expiration,
+    })
+}

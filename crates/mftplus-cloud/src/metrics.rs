@@ -1,0 +1,43 @@
+//! Prometheus metrics, served on their own listener so they never share the API's exposure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    pub auth_failures: AtomicU64,
+    pub access_denied: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub audit_events: AtomicU64,
+    pub audit_write_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record_request(&self, route: &'static str, status: u16) {
+        *self.requests.lock().expect("metrics lock").entry((route, status)).or_insert(0) += 1;
+    }
+
+    pub fn render(&self, uptime_secs: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP mftplus_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE mftplus_http_requests_total counter\n");
+        for ((route, status), count) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}");
+        }
+        let counters = [
+            ("mftplus_auth_failures_total", "Requests with a credential that was refused.", &self.auth_failures),
+            ("mftplus_access_denied_total", "Authenticated requests refused by RBAC.", &self.access_denied),
+            ("mftplus_rate_limited_total", "Requests refused by a rate limit.", &self.rate_limited),
+            ("mftplus_audit_events_total", "Audit log entries written.", &self.audit_events),
+            ("mftplus_audit_write_failures_total", "Audit entries that could not be written.", &self.audit_write_failures),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP mftplus_uptime_seconds Seconds since start.\n# TYPE mftplus_uptime_seconds gauge\nmftplus_uptime_seconds {uptime_secs}");
+        out
+    }
+}

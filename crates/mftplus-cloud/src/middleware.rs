@@ -1,0 +1,192 @@
+//! The per-route guard: rate limits, authentication, the route's declared permission, metrics
+//! and token renewal. Every route passes through it; a route's [`Access`] is the only thing that
+//! decides who gets in.
+
+use crate::audit::AuditEvent;
+use crate::auth::{presented, Caller, CallerKind, Presented};
+use crate::error::ApiError;
+use crate::ratelimit::Decision;
+use crate::routes::{Access, RouteSpec};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mftplus_types::ErrorCode;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// Header carrying a fresh access token when the presented one is close to expiry.
+pub const RENEWED_TOKEN_HEADER: &str = "x-mftplus-renewed-token";
+
+/// What the handler may touch: everything the permission covers, or only the caller's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Own,
+}
+
+/// The client's address as the server believes it (see `server.trusted_proxies`).
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+#[derive(Clone)]
+pub struct RouteCtx {
+    pub state: AppState,
+    pub spec: &'static RouteSpec,
+}
+
+pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next) -> Response {
+    let state = &ctx.state;
+    let client_ip = client_ip(state, &request);
+    request.extensions_mut().insert(ClientIp(client_ip.clone()));
+    let mut limits: Option<Decision> = None;
+    let outcome = admit(state, ctx.spec, &client_ip, &mut request, &mut limits).await;
+    let mut response = match outcome {
+        Ok(caller) => {
+            let mut response = next.run(request).await;
+            if let Some(caller) = caller {
+                renew_if_due(state, &caller, &mut response).await;
+            }
+            response
+        }
+        Err(err) => err.into_response(),
+    };
+    if let Some(decision) = limits {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", decision.limit.into());
+        headers.insert("x-ratelimit-remaining", decision.remaining.into());
+        headers.insert("x-ratelimit-reset", decision.reset_secs.into());
+    }
+    state.metrics.record_request(ctx.spec.id, response.status().as_u16());
+    response
+}
+
+async fn admit(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    limits: &mut Option<Decision>,
+) -> Result<Option<Caller>, ApiError> {
+    let rate = &state.config.config.rate_limit;
+    let now = state.clock.now_secs();
+    if rate.enabled {
+        let decision = state.limiter.check(&format!("ip:{client_ip}"), rate.per_address_per_minute, now);
+        *limits = Some(decision);
+        if !decision.allowed {
+            return Err(rate_limited(state, decision));
+        }
+    }
+    if spec.access == Access::Public {
+        return Ok(None);
+    }
+
+    let caller = match state.authenticate(request.headers()).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => return Err(ApiError::unauthenticated("authentication required: use Authorization: Bearer <token> or X-API-Key")),
+        Err(err) => {
+            if err.code != ErrorCode::Internal {
+                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let kind = match presented(request.headers()) {
+                    Presented::ApiKey(_) => "api_key",
+                    _ => "jwt",
+                };
+                state
+                    .audit(
+                        AuditEvent::new("auth_failed")
+                            .outcome("failure")
+                            .target(spec.path)
+                            .ip(client_ip)
+                            .details(json!({"credential": kind, "reason": err.code.as_str(), "method": spec.method.as_str()})),
+                    )
+                    .await;
+            }
+            return Err(err);
+        }
+    };
+
+    if rate.enabled {
+        let decision = state.limiter.check(&caller.credential_id(), rate.per_credential_per_minute, now);
+        if limits.is_none_or(|current| decision.remaining < current.remaining) {
+            *limits = Some(decision);
+        }
+        if !decision.allowed {
+            return Err(rate_limited(state, decision));
+        }
+    }
+
+    let scope = match spec.access {
+        Access::Public => unreachable!("handled above"),
+        Access::Authenticated => Scope::All,
+        Access::Permission(permission) if state.rbac.allows(&caller.role, permission) => Scope::All,
+        Access::Scoped { all, .. } if state.rbac.allows(&caller.role, all) => Scope::All,
+        Access::Scoped { own, .. } if state.rbac.allows(&caller.role, own) => Scope::Own,
+        Access::Permission(permission) | Access::Scoped { own: permission, .. } => {
+            state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+            state
+                .audit(
+                    AuditEvent::new("access_denied")
+                        .outcome("denied")
+                        .actor(&caller.email)
+                        .target(spec.path)
+                        .ip(client_ip)
+                        .details(json!({"method": spec.method.as_str(), "role": caller.role, "permission": permission})),
+                )
+                .await;
+            return Err(ApiError::forbidden(format!(
+                "role {} lacks permission {permission}",
+                caller.role
+            )));
+        }
+    };
+    request.extensions_mut().insert(caller.clone());
+    request.extensions_mut().insert(scope);
+    Ok(Some(caller))
+}
+
+fn rate_limited(state: &AppState, decision: Decision) -> ApiError {
+    state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+    ApiError::new(ErrorCode::RateLimited, "rate limit exceeded; retry after the window resets")
+        .with_retry_after(decision.reset_secs)
+}
+
+async fn renew_if_due(state: &AppState, caller: &Caller, response: &mut Response) {
+    let jwt = &state.config.config.auth.jwt;
+    let CallerKind::Jwt { family, expires_at, .. } = &caller.kind else { return };
+    if !jwt.rotation_enabled || !response.status().is_success() {
+        return;
+    }
+    if expires_at - state.clock.now_secs() > jwt.rotation_threshold as i64 {
+        return;
+    }
+    let Ok(Some(user)) = state.store.get_user(&caller.user_id).await else { return };
+    match state.issue_token(&user, &caller.role, "access", family, "rotation", jwt.expiration).await {
+        Ok((token, _)) => {
+            if let Ok(value) = token.parse() {
+                response.headers_mut().insert(RENEWED_TOKEN_HEADER, value);
+            }
+        }
+        Err(err) => tracing::warn!(code = %err.code, "token renewal failed"),
+    }
+}
+
+fn client_ip(state: &AppState, request: &Request) -> String {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let trusted = &state.config.config.server.trusted_proxies;
+    if !trusted.iter().any(|proxy| proxy == &peer) {
+        return peer;
+    }
+    request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|chain| chain.split(',').next_back())
+        .map(|ip| ip.trim().to_string())
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .unwrap_or(peer)
+}

@@ -1,0 +1,118 @@
+//! The route table: every endpoint of the cloud with the access it requires. The router is built
+//! from this table and nothing else, so a route cannot exist without declaring its access, and
+//! the authorization tests iterate the same table.
+
+use crate::handlers::{apikeys, audit, auth, config, health, tokens, users};
+use crate::middleware::{guard, RouteCtx};
+use crate::state::AppState;
+use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::Router;
+use http::Method;
+use mftplus_types::routes as paths;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential needed. Kept to health, key discovery and the login exchange.
+    Public,
+    /// Any valid credential.
+    Authenticated,
+    /// The role must grant this permission.
+    Permission(&'static str),
+    /// `all` grants every resource; `own` only the caller's (handlers filter by [`crate::middleware::Scope`]).
+    Scoped { all: &'static str, own: &'static str },
+}
+
+#[derive(Debug)]
+pub struct RouteSpec {
+    /// Stable name, used in metrics and tests.
+    pub id: &'static str,
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const TOKENS: Access = Access::Scoped { all: "tokens:manage", own: "tokens:manage:own" };
+const KEYS: Access = Access::Scoped { all: "apikeys:manage", own: "apikeys:manage:own" };
+
+macro_rules! table {
+    ($($id:literal $method:ident $path:expr => $access:expr;)*) => {
+        pub static ROUTES: &[RouteSpec] = &[
+            $(RouteSpec { id: $id, method: Method::$method, path: $path, access: $access },)*
+        ];
+    };
+}
+
+table! {
+    "health"              GET    paths::HEALTH => Access::Public;
+    "api_health"          GET    paths::API_HEALTH => Access::Public;
+    "jwks"                GET    paths::JWKS => Access::Public;
+    "auth_login"          POST   paths::AUTH_LOGIN => Access::Public;
+    "auth_refresh"        POST   paths::AUTH_REFRESH => Access::Public;
+    "auth_logout"         POST   paths::AUTH_LOGOUT => Access::Authenticated;
+    "status"              GET    paths::STATUS => Access::Authenticated;
+    "tokens_list"         GET    paths::AUTH_TOKENS => TOKENS;
+    "tokens_create"       POST   paths::AUTH_TOKENS => Access::Permission("tokens:manage");
+    "tokens_revoke"       DELETE paths::AUTH_TOKEN => TOKENS;
+    "user_tokens_revoke"  DELETE paths::USER_TOKENS => TOKENS;
+    "users_list"          GET    paths::USERS => Access::Permission("users:read");
+    "users_create"        POST   paths::USERS => Access::Permission("users:manage");
+    "users_get"           GET    paths::USER => Access::Scoped { all: "users:read", own: "users:read:own" };
+    "users_update"        PATCH  paths::USER => Access::Permission("users:manage");
+    "users_delete"        DELETE paths::USER => Access::Permission("users:manage");
+    "apikeys_list"        GET    paths::API_KEYS => KEYS;
+    "apikeys_create"      POST   paths::API_KEYS => KEYS;
+    "apikeys_resolve"     POST   paths::API_KEYS_RESOLVE => KEYS;
+    "apikeys_get"         GET    paths::API_KEY => KEYS;
+    "apikeys_delete"      DELETE paths::API_KEY => KEYS;
+    "apikeys_rotate"      POST   paths::API_KEY_ROTATE => KEYS;
+    "server_config_get"   GET    paths::SERVER_CONFIG => Access::Permission("config:read");
+    "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
+    "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
+}
+
+fn handler(id: &str) -> MethodRouter<AppState> {
+    match id {
+        "health" => get(health::health),
+        "api_health" => get(health::api_health),
+        "jwks" => get(health::jwks),
+        "auth_login" => post(auth::login),
+        "auth_refresh" => post(auth::refresh),
+        "auth_logout" => post(auth::logout),
+        "status" => get(health::status),
+        "tokens_list" => get(tokens::index),
+        "tokens_create" => post(tokens::create),
+        "tokens_revoke" => delete(tokens::revoke),
+        "user_tokens_revoke" => delete(tokens::revoke_for_user),
+        "users_list" => get(users::index),
+        "users_create" => post(users::create),
+        "users_get" => get(users::show),
+        "users_update" => patch(users::update),
+        "users_delete" => delete(users::destroy),
+        "apikeys_list" => get(apikeys::index),
+        "apikeys_create" => post(apikeys::create),
+        "apikeys_resolve" => post(apikeys::resolve),
+        "apikeys_get" => get(apikeys::show),
+        "apikeys_delete" => delete(apikeys::destroy),
+        "apikeys_rotate" => post(apikeys::rotate),
+        "server_config_get" => get(config::show),
+        "audit_list" => get(audit::index),
+        "audit_export" => get(audit::export),
+        other => panic!("route {other} is in the table but has no handler"),
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for spec in ROUTES {
+        let ctx = RouteCtx { state: state.clone(), spec };
+        let method_router =
+            handler(spec.id).route_layer(axum::middleware::from_fn_with_state(ctx, guard));
+        router = router.route(spec.path, method_router);
+    }
+    router
+        .fallback(health::not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.config.server.max_body_bytes))
+        .with_state(state)
+}

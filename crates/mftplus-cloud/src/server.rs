@@ -1,0 +1,172 @@
+//! Building and running one cloud process: open the store, build the router from the route
+//! table, serve the API and the metrics listener, run background jobs, drain on shutdown.
+
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, LoadedConfig};
+use crate::state::AppState;
+use mftplus_store::{NewApiKey, NewUser, Store, StoreError, UserRow};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub struct Cloud {
+    state: AppState,
+}
+
+impl Cloud {
+    /// Opens the database named by `database.url` (or `DATABASE_URL`) and applies migrations.
+    pub async fn build(config: LoadedConfig, clock: SharedClock) -> Result<Cloud, CloudError> {
+        let url = config
+            .config
+            .database
+            .url
+            .clone()
+            .ok_or_else(|| ConfigError::Invalid("database.url is not set (set DATABASE_URL)".into()))?;
+        let store = crate::db::open(url.expose()).await?;
+        Cloud::with_store(config, store, clock)
+    }
+
+    pub fn with_store(config: LoadedConfig, store: Arc<dyn Store>, clock: SharedClock) -> Result<Cloud, CloudError> {
+        let state = AppState::new(store, Arc::new(config), clock).map_err(CloudError::Keys)?;
+        Ok(Cloud { state })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::routes::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests,
+    /// and flushes batched writes.
+    pub async fn serve(
+        self,
+        api: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CloudError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let jobs = tokio::spawn(crate::jobs::run(self.state.clone(), stop_rx.clone()));
+        if let Some(listener) = metrics {
+            let state = self.state.clone();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let state = state.clone();
+                    async move { state.metrics.render(state.uptime_secs()) }
+                }),
+            );
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+            });
+        }
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(api, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        let _ = jobs.await;
+        result.map_err(|source| CloudError::Io { context: "serving the API".into(), source })
+    }
+
+    /// Creates the account if no user with this email exists. Returns the user and, when one
+    /// was generated, its initial password.
+    pub async fn ensure_admin(&self, email: &str) -> Result<(UserRow, Option<String>), CloudError> {
+        let store = &self.state.store;
+        if let Some(user) = store.get_user_by_email(email).await? {
+            return Ok((user, None));
+        }
+        let password = mftplus_crypto::secrets::random_base62(20);
+        let hash = mftplus_crypto::password::hash_password(&password)
+            .map_err(|err| CloudError::Keys(err.to_string()))?;
+        let user = store
+            .create_user(&NewUser {
+                id: uuid::Uuid::now_v7().to_string(),
+                email: email.to_ascii_lowercase(),
+                name: "Administrator".into(),
+                role: "admin".into(),
+                user_type: "user".into(),
+                password_hash: Some(hash),
+                created_at_ms: self.state.clock.now_ms(),
+            })
+            .await?;
+        self.state
+            .audit(crate::audit::AuditEvent::new("user_created").actor("system").target(&user.email).details(serde_json::json!({"role": "admin", "bootstrap": true})))
+            .await;
+        Ok((user, Some(password)))
+    }
+
+    /// Mints an API key for a user outside the HTTP API (first start, tests).
+    pub async fn mint_api_key(&self, user: &UserRow, name: &str, role: &str, lifetime_secs: i64) -> Result<String, CloudError> {
+        let secret = mftplus_crypto::generate_api_key();
+        let now = self.state.clock.now_ms();
+        let row = self
+            .state
+            .store
+            .create_api_key(&NewApiKey {
+                id: uuid::Uuid::now_v7().to_string(),
+                name: name.into(),
+                key_hash: mftplus_crypto::hash_api_key(&secret),
+                prefix: secret[..12].to_string(),
+                role: role.into(),
+                owner_id: user.id.clone(),
+                created_at_ms: now,
+                expires_at_ms: Some(now + lifetime_secs * 1000),
+                replaces: None,
+            })
+            .await?;
+        self.state
+            .audit(crate::audit::AuditEvent::new("apikey_created").actor("system").target(&row.id).details(serde_json::json!({"name": name, "role": role, "prefix": row.prefix})))
+            .await;
+        Ok(secret)
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+pub async fn bind(address: &str, what: &str) -> Result<TcpListener, CloudError> {
+    TcpListener::bind(address).await.map_err(|source| CloudError::Io {
+        context: format!("cannot listen on {address} for the {what}"),
+        source,
+    })
+}

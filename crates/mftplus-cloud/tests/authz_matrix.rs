@@ -1,0 +1,249 @@
+//! The authorization matrix, generated from the route table: for every route, every kind of bad
+//! credential is refused with the right status and code, a role without the permission gets 403,
+//! another user's `:own` resource stays invisible, and the allowed principal succeeds.
+
+mod common;
+
+use common::*;
+use mftplus_cloud::routes::{Access, ROUTES};
+use mftplus_cloud::testing::TestCloud;
+use mftplus_store::NewApiKey;
+use serde_json::{json, Value};
+
+struct World {
+    cloud: TestCloud,
+    alice_id: String,
+    bob: Cred,
+    by_role: Vec<(&'static str, Cred)>,
+}
+
+async fn world() -> World {
+    let cloud = TestCloud::spawn().await;
+    let (alice_id, _) = user_with_token(&cloud, "alice@example.com", "user").await;
+    let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
+    let (_, readonly) = user_with_token(&cloud, "ro@example.com", "readonly").await;
+    let (_, operator) = user_with_token(&cloud, "op@example.com", "operator").await;
+    let by_role = vec![("readonly", readonly), ("user", bob.clone()), ("operator", operator)];
+    World { cloud, alice_id, bob, by_role }
+}
+
+/// A request for the route, acting on fresh resources owned by alice so destructive routes can
+/// be called repeatedly. Every route in the table must have one.
+async fn fixture(w: &World, id: &str) -> (String, Option<Value>) {
+    let c = &w.cloud;
+    match id {
+        "health" => ("/health".into(), None),
+        "api_health" => ("/api/v1/health".into(), None),
+        "jwks" => ("/.well-known/jwks.json".into(), None),
+        "auth_login" => ("/api/v1/auth/login".into(), Some(json!({"email": "alice@example.com", "password": "a sufficiently long password"}))),
+        "auth_refresh" => {
+            let pair = call(c, &Cred::None, "POST", "/api/v1/auth/login", Some(json!({"email": "alice@example.com", "password": "a sufficiently long password"}))).await;
+            ("/api/v1/auth/refresh".into(), Some(json!({"refresh_token": pair.body["refresh_token"]})))
+        }
+        "auth_logout" => ("/api/v1/auth/logout".into(), None),
+        "status" => ("/api/v1/status".into(), None),
+        "tokens_list" => ("/api/v1/auth/tokens?user=alice@example.com".into(), None),
+        "tokens_create" => ("/api/v1/auth/tokens".into(), Some(json!({"user": "alice@example.com", "role": "user"}))),
+        "tokens_revoke" => {
+            let token = fresh_alice_token(w).await;
+            (format!("/api/v1/auth/tokens/{token}"), None)
+        }
+        "user_tokens_revoke" => ("/api/v1/users/alice@example.com/tokens".into(), None),
+        "users_list" => ("/api/v1/users".into(), None),
+        "users_create" => {
+            let n = uuid::Uuid::new_v4().simple().to_string();
+            ("/api/v1/users".into(), Some(json!({"email": format!("new-{n}@example.com"), "role": "readonly"})))
+        }
+        "users_get" => (format!("/api/v1/users/{}", w.alice_id), None),
+        "users_update" => ("/api/v1/users/alice@example.com".into(), Some(json!({"name": "Alice A."}))),
+        "users_delete" => {
+            let n = uuid::Uuid::new_v4().simple().to_string();
+            let reply = call(c, &admin(c), "POST", "/api/v1/users", Some(json!({"email": format!("gone-{n}@example.com"), "role": "readonly", "type": "service"}))).await;
+            (format!("/api/v1/users/{}", reply.body["user"]["id"].as_str().unwrap()), None)
+        }
+        "apikeys_list" => ("/api/v1/apikeys".into(), None),
+        "apikeys_create" => ("/api/v1/apikeys".into(), Some(json!({"name": "matrix", "role": "readonly", "expires": "1d"}))),
+        "apikeys_resolve" => {
+            let (_, key) = api_key(c, &alice(w).await, Some("readonly")).await;
+            ("/api/v1/apikeys/resolve".into(), Some(json!({"key": key})))
+        }
+        "apikeys_get" | "apikeys_delete" => {
+            let (key_id, _) = api_key(c, &alice(w).await, Some("readonly")).await;
+            (format!("/api/v1/apikeys/{key_id}"), None)
+        }
+        "apikeys_rotate" => {
+            let (key_id, _) = api_key(c, &alice(w).await, Some("readonly")).await;
+            (format!("/api/v1/apikeys/{key_id}/rotate"), None)
+        }
+        "server_config_get" => ("/api/v1/server-config/auth.jwt.issuer".into(), None),
+        "audit_list" => ("/api/v1/audit?limit=5".into(), None),
+        "audit_export" => ("/api/v1/audit/export?format=csv".into(), None),
+        other => panic!("route {other} has no fixture in the authorization matrix; add one"),
+    }
+}
+
+/// A new session for alice: some routes revoke her tokens, so none is reused across routes.
+async fn alice(w: &World) -> Cred {
+    login(&w.cloud, "alice@example.com", "a sufficiently long password").await
+}
+
+async fn fresh_alice_token(w: &World) -> String {
+    let reply = call(&w.cloud, &admin(&w.cloud), "POST", "/api/v1/auth/tokens", Some(json!({"user": "alice@example.com"}))).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["info"]["token_id"].as_str().unwrap().to_string()
+}
+
+/// Routes where bob (role user, `:own` scope) aims at alice's resource.
+fn cross_user_expectation(id: &str) -> Option<u16> {
+    match id {
+        "tokens_list" => Some(403),
+        "tokens_revoke" | "user_tokens_revoke" | "users_get" | "apikeys_resolve" | "apikeys_get"
+        | "apikeys_delete" | "apikeys_rotate" => Some(404),
+        _ => None,
+    }
+}
+
+async fn bad_credentials(w: &World) -> Vec<(&'static str, Cred, &'static str)> {
+    let c = &w.cloud;
+    let now = now_secs();
+    let expired_jwt = forge_jwt(json!({
+        "sub": w.alice_id, "iss": "mftplus-server", "aud": "mftplus-api", "exp": now - 3600,
+        "nbf": now - 7200, "iat": now - 7200, "jti": "expired-token", "role": "admin", "typ": "access", "fam": "f"
+    }));
+    let wrong_audience = forge_jwt(json!({
+        "sub": w.alice_id, "iss": "mftplus-server", "aud": "someone-else", "exp": now + 3600,
+        "nbf": now, "iat": now, "jti": "aud-token", "role": "admin", "typ": "access", "fam": "f"
+    }));
+    let (_, carol) = user_with_token(c, &format!("carol-{}@example.com", uuid::Uuid::new_v4().simple()), "admin").await;
+    let status = call(c, &carol, "GET", "/api/v1/status", None).await;
+    let carol_jti = status.body["principal"]["token_id"].as_str().unwrap().to_string();
+    assert_eq!(call(c, &admin(c), "DELETE", &format!("/api/v1/auth/tokens/{carol_jti}"), None).await.status, 204);
+
+    let (revoked_id, revoked_key) = api_key(c, &admin(c), Some("admin")).await;
+    assert_eq!(call(c, &admin(c), "DELETE", &format!("/api/v1/apikeys/{revoked_id}"), None).await.status, 204);
+
+    let expired_key = mftplus_crypto::generate_api_key();
+    let admin_row = c.state.store.get_user_by_email("admin@example.com").await.unwrap().unwrap();
+    let past = c.state.clock.now_ms() - 1000;
+    c.state
+        .store
+        .create_api_key(&NewApiKey {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "expired".into(),
+            key_hash: mftplus_crypto::hash_api_key(&expired_key),
+            prefix: expired_key[..12].into(),
+            role: "admin".into(),
+            owner_id: admin_row.id,
+            created_at_ms: past - 86_400_000,
+            expires_at_ms: Some(past),
+            replaces: None,
+        })
+        .await
+        .unwrap();
+    let unknown_key = mftplus_crypto::generate_api_key();
+
+    vec![
+        ("anonymous", Cred::None, "unauthenticated"),
+        ("expired JWT", Cred::Bearer(expired_jwt), "token_expired"),
+        ("JWT for another audience", Cred::Bearer(wrong_audience), "unauthenticated"),
+        ("garbage JWT", Cred::Bearer("not.a.jwt".into()), "unauthenticated"),
+        ("revoked JWT", carol, "token_revoked"),
+        ("revoked API key", Cred::ApiKey(revoked_key), "token_revoked"),
+        ("expired API key", Cred::ApiKey(expired_key), "token_expired"),
+        ("unknown API key", Cred::ApiKey(unknown_key), "unauthenticated"),
+    ]
+}
+
+fn role_lacks(w: &World, role: &str, access: Access) -> bool {
+    let rbac = &w.cloud.state.rbac;
+    match access {
+        Access::Public | Access::Authenticated => false,
+        Access::Permission(p) => !rbac.allows(role, p),
+        Access::Scoped { all, own } => !rbac.allows(role, all) && !rbac.allows(role, own),
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_access() {
+    let w = world().await;
+    let bad = bad_credentials(&w).await;
+    let mut checked = 0;
+    for spec in ROUTES {
+        let method = spec.method.as_str();
+        let label = format!("{method} {} ({})", spec.path, spec.id);
+
+        if spec.access != Access::Public {
+            for (what, cred, code) in &bad {
+                let (path, body) = fixture(&w, spec.id).await;
+                let reply = call(&w.cloud, cred, method, &path, body).await;
+                assert_eq!(reply.status, 401, "{label} with {what}: {:?}", reply.body);
+                assert_eq!(reply.code(), *code, "{label} with {what}");
+                checked += 1;
+            }
+        }
+
+        for (role, cred) in &w.by_role {
+            if role_lacks(&w, role, spec.access) {
+                let (path, body) = fixture(&w, spec.id).await;
+                let reply = call(&w.cloud, cred, method, &path, body).await;
+                assert_eq!(reply.status, 403, "{label} as {role}: {:?}", reply.body);
+                assert_eq!(reply.code(), "forbidden", "{label} as {role}");
+                checked += 1;
+            }
+        }
+
+        if let Some(expected) = cross_user_expectation(spec.id) {
+            let (path, body) = fixture(&w, spec.id).await;
+            let reply = call(&w.cloud, &w.bob, method, &path, body).await;
+            assert_eq!(reply.status, expected, "{label} by another user: {:?}", reply.body);
+            checked += 1;
+        }
+
+        // The allowed principal: alice for her own resources where the route is scoped,
+        // the admin otherwise; anonymous for public routes.
+        let allowed = match spec.access {
+            Access::Public => Cred::None,
+            Access::Scoped { own, .. } if w.cloud.state.rbac.allows("user", own) => alice(&w).await,
+            Access::Authenticated if spec.id == "auth_logout" => alice(&w).await,
+            _ => admin(&w.cloud),
+        };
+        let (path, body) = fixture(&w, spec.id).await;
+        let reply = call(&w.cloud, &allowed, method, &path, body).await;
+        assert!((200..300).contains(&reply.status), "{label} as the allowed principal: {} {:?}", reply.status, reply.body);
+        checked += 1;
+    }
+    assert!(checked > ROUTES.len() * 5, "only {checked} checks ran");
+}
+
+#[tokio::test]
+async fn own_listings_show_only_own_items() {
+    let w = world().await;
+    let (alice_key, _) = api_key(&w.cloud, &alice(&w).await, Some("readonly")).await;
+    let bob_view = call(&w.cloud, &w.bob, "GET", "/api/v1/apikeys", None).await;
+    assert_eq!(bob_view.status, 200);
+    assert!(bob_view.body.as_array().unwrap().iter().all(|k| k["id"] != alice_key.as_str()));
+    let admin_view = call(&w.cloud, &admin(&w.cloud), "GET", "/api/v1/apikeys", None).await;
+    assert!(admin_view.body.as_array().unwrap().iter().any(|k| k["id"] == alice_key.as_str()));
+
+    let bob_tokens = call(&w.cloud, &w.bob, "GET", "/api/v1/auth/tokens", None).await;
+    assert_eq!(bob_tokens.status, 200);
+    let emails: Vec<&str> = bob_tokens.body.as_array().unwrap().iter().map(|t| t["user_email"].as_str().unwrap()).collect();
+    assert!(!emails.is_empty() && emails.iter().all(|e| *e == "bob@example.com"), "{emails:?}");
+}
+
+#[tokio::test]
+async fn credentials_cannot_escalate() {
+    let w = world().await;
+    // A user cannot mint an admin key for themselves.
+    let reply = call(&w.cloud, &alice(&w).await, "POST", "/api/v1/apikeys", Some(json!({"name": "up", "role": "admin"}))).await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    // A demoted owner's key loses the role it was created with.
+    let (_, op) = user_with_token(&w.cloud, "demoted@example.com", "operator").await;
+    let (_, key) = api_key(&w.cloud, &op, Some("operator")).await;
+    let key = Cred::ApiKey(key);
+    assert_eq!(call(&w.cloud, &key, "GET", "/api/v1/users", None).await.status, 200);
+    let demote = call(&w.cloud, &admin(&w.cloud), "PATCH", "/api/v1/users/demoted@example.com", Some(json!({"role": "readonly"}))).await;
+    assert_eq!(demote.status, 200);
+    let reply = call(&w.cloud, &key, "GET", "/api/v1/users", None).await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+}

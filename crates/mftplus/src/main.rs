@@ -1,0 +1,92 @@
+//! `mftplus`: the server binary. Parses arguments, sets up logging, and hands over to a library.
+
+use clap::{Parser, Subcommand};
+use mftplus_cloud::clock::SystemClock;
+use mftplus_cloud::server::{bind, shutdown_signal, Cloud};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "mftplus", version, about = "MFTPlus servers: the cloud control plane and a local all-in-one dev mode")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane.
+    Cloud {
+        /// Server config file [default: /etc/mftplus/server.yaml when present].
+        #[arg(long, env = "MFTPLUS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Validate the configuration, print the problems, and exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// Run the product locally on embedded SQLite and print an admin credential.
+    Dev {
+        /// Folder for the database and generated secrets.
+        #[arg(long, default_value = ".mftplus-dev")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        metrics_listen: String,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("MFTPLUS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Cloud { config, check_config } => run_cloud(config, check_config).await,
+        Command::Dev { data_dir, listen, metrics_listen } => {
+            mftplus_cloud::dev::run(mftplus_cloud::dev::DevOptions { data_dir, listen, metrics_listen })
+                .await
+                .map_err(|err| err.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(), String> {
+    let loaded = mftplus_cloud::config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if check_only {
+        let file = loaded.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no file)".into());
+        println!("configuration OK: {file}, mode {}", loaded.config.mode.as_str());
+        for warning in &loaded.warnings {
+            println!("warning: {warning}");
+        }
+        return Ok(());
+    }
+    let listen = loaded.config.server.listen.clone();
+    let metrics_listen = loaded.config.server.metrics_listen.clone();
+    let cloud = Cloud::build(loaded, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    let api = bind(&listen, "API").await.map_err(|e| e.to_string())?;
+    let metrics = bind(&metrics_listen, "metrics").await.map_err(|e| e.to_string())?;
+    tracing::info!(api = %listen, metrics = %metrics_listen, backend = cloud.state().store.backend(), "mftplus cloud listening");
+    cloud.serve(api, Some(metrics), shutdown_signal()).await.map_err(|e| e.to_string())
+}
