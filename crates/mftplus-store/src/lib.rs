@@ -67,18 +67,31 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
     /// In one transaction: revokes `old_id` (which must be unrevoked, else `NotFound`) and inserts
     /// `new`, whose `replaces` names the old key.
-    async fn rotate_api_key(&self, old_id: &str, new: &NewApiKey, at_ms: i64) -> StoreResult<ApiKeyRow>;
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new: &NewApiKey,
+        at_ms: i64,
+    ) -> StoreResult<ApiKeyRow>;
     /// Batched last-use stamps: `(id, at_ms)`; a stamp never moves `last_used_at` backwards.
     async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()>;
     /// Revokes unrevoked keys whose last use (or creation when never used) is older than
     /// `inactive_before_ms`; returns the revoked rows.
-    async fn revoke_inactive_api_keys(&self, inactive_before_ms: i64, at_ms: i64) -> StoreResult<Vec<ApiKeyRow>>;
+    async fn revoke_inactive_api_keys(
+        &self,
+        inactive_before_ms: i64,
+        at_ms: i64,
+    ) -> StoreResult<Vec<ApiKeyRow>>;
 
     // ---- JWT records (access and refresh) ----
     async fn insert_token(&self, token: &TokenRow) -> StoreResult<()>;
     async fn get_token(&self, jti: &str) -> StoreResult<Option<TokenRow>>;
     /// Unrevoked, unexpired at `now_ms`, optionally of one user; newest first.
-    async fn list_active_tokens(&self, user_id: Option<&str>, now_ms: i64) -> StoreResult<Vec<TokenRow>>;
+    async fn list_active_tokens(
+        &self,
+        user_id: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<TokenRow>>;
     async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
     async fn revoke_user_tokens(&self, user_id: &str, at_ms: i64) -> StoreResult<u64>;
     async fn revoke_token_family(&self, family_id: &str, at_ms: i64) -> StoreResult<u64>;

@@ -1,0 +1,256 @@
+//! PostgreSQL backend of [`mftplus_store::Store`], for installs with several cloud replicas or
+//! more data than one SQLite file should hold.
+//!
+//! Connections come from a `deadpool-postgres` pool. Everything that must be atomic is one
+//! statement or one transaction, and what must be serialized across processes is serialized by
+//! PostgreSQL itself: migrations under a session advisory lock, audit appends on the locked
+//! `audit_head` row. Several cloud processes can therefore share one database.
+//!
+//! Not supported yet: TLS to the database. Connections use `NoTls`, so the database must be on
+//! the same host or a trusted network; a URL with `sslmode=require` fails to connect.
+//!
+//! This crate holds no business rules and is not a general PostgreSQL wrapper. Schema changes
+//! are new files under `migrations/` with the same name as their SQLite twin; applied files are
+//! never edited. With the `testing` feature, [`testing`] hands out a throw-away database per
+//! test.
+
+mod api_keys;
+mod audit;
+mod error;
+mod migrate;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tokens;
+mod users;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use mftplus_store::{
+    ApiKeyRow, AuditRow, NewApiKey, NewAuditEntry, NewUser, Store, StoreError, StoreResult,
+    TokenRow, UserRow, UserUpdate,
+};
+use tokio_postgres::NoTls;
+
+pub use migrate::MIGRATIONS;
+
+use crate::error::ResultExt;
+
+/// Enough for the cloud's concurrent requests and background jobs without crowding a default
+/// `max_connections = 100` when a few replicas share the server.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection (or for a new one to open) before it fails.
+const POOL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+    /// For migrations, which run on a dedicated connection.
+    config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password; show only where we connect.
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://user:password@host:port/dbname` and checks that one connection
+    /// opens. Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err| StoreError::Backend(format!("invalid PostgreSQL URL: {err}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|err| StoreError::Backend(format!("connection pool: {err}")))?;
+        let store = PostgresStore { pool, config };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(error::pool)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// Runs `$body` with `$tx` bound to a fresh transaction and commits when it returns `Ok`;
+/// on `Err` the transaction is dropped, which rolls it back.
+macro_rules! in_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut client = $store.client().await?;
+        let $tx = client.transaction().await.db()?;
+        let value = $body.await?;
+        $tx.commit().await.db()?;
+        Ok(value)
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        migrate::run(&self.config, now_ms()).await
+    }
+
+    async fn applied_migrations(&self) -> StoreResult<Vec<String>> {
+        migrate::applied(&self.client().await?).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.client().await?.simple_query("SELECT 1").await.db()?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<UserRow> {
+        users::create(&self.client().await?, user).await
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRow>> {
+        users::get(&self.client().await?, id).await
+    }
+
+    async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        users::get_by_email(&self.client().await?, email).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+        users::list(&self.client().await?).await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        users::count(&self.client().await?).await
+    }
+
+    async fn update_user(&self, id: &str, update: &UserUpdate) -> StoreResult<UserRow> {
+        users::update(&self.client().await?, id, update).await
+    }
+
+    async fn record_login(&self, id: &str, at_ms: i64) -> StoreResult<()> {
+        users::record_login(&self.client().await?, id, at_ms).await
+    }
+
+    async fn delete_user(&self, id: &str, at_ms: i64) -> StoreResult<()> {
+        in_transaction!(self, |tx| users::delete(&tx, id, at_ms))
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRow> {
+        api_keys::create(&self.client().await?, key).await
+    }
+
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+        api_keys::get(&self.client().await?, id).await
+    }
+
+    async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
+        api_keys::get_by_hash(&self.client().await?, key_hash).await
+    }
+
+    async fn list_api_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<ApiKeyRow>> {
+        api_keys::list(&self.client().await?, owner_id).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+        api_keys::revoke(&self.client().await?, id, at_ms).await
+    }
+
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new: &NewApiKey,
+        at_ms: i64,
+    ) -> StoreResult<ApiKeyRow> {
+        in_transaction!(self, |tx| api_keys::rotate(&tx, old_id, new, at_ms))
+    }
+
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        api_keys::touch(&self.client().await?, uses).await
+    }
+
+    async fn revoke_inactive_api_keys(
+        &self,
+        inactive_before_ms: i64,
+        at_ms: i64,
+    ) -> StoreResult<Vec<ApiKeyRow>> {
+        api_keys::revoke_inactive(&self.client().await?, inactive_before_ms, at_ms).await
+    }
+
+    async fn insert_token(&self, token: &TokenRow) -> StoreResult<()> {
+        tokens::insert(&self.client().await?, token).await
+    }
+
+    async fn get_token(&self, jti: &str) -> StoreResult<Option<TokenRow>> {
+        tokens::get(&self.client().await?, jti).await
+    }
+
+    async fn list_active_tokens(
+        &self,
+        user_id: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<TokenRow>> {
+        tokens::list_active(&self.client().await?, user_id, now_ms).await
+    }
+
+    async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
+        tokens::revoke(&self.client().await?, jti, at_ms).await
+    }
+
+    async fn revoke_user_tokens(&self, user_id: &str, at_ms: i64) -> StoreResult<u64> {
+        tokens::revoke_user(&self.client().await?, user_id, at_ms).await
+    }
+
+    async fn revoke_token_family(&self, family_id: &str, at_ms: i64) -> StoreResult<u64> {
+        tokens::revoke_family(&self.client().await?, family_id, at_ms).await
+    }
+
+    async fn mark_refresh_used(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
+        tokens::mark_refresh_used(&self.client().await?, jti, at_ms).await
+    }
+
+    async fn prune_tokens(&self, expired_before_ms: i64) -> StoreResult<u64> {
+        tokens::prune(&self.client().await?, expired_before_ms).await
+    }
+
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditRow> {
+        in_transaction!(self, |tx| audit::append(&tx, entry))
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        audit::list(&self.client().await?, after_seq, limit).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        audit::prune(&self.client().await?, before_ms).await
+    }
+}

@@ -1,0 +1,108 @@
+//! Embedded, append-only migrations, applied under an advisory lock.
+
+use mftplus_store::{StoreError, StoreResult};
+use tokio_postgres::{Client, NoTls};
+
+use crate::sql;
+
+/// `(name, sql)` in the order they apply. Names match `mftplus-store-sqlite` one for one.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_identity",
+        include_str!("../migrations/0001_identity.sql"),
+    ),
+    ("0002_audit", include_str!("../migrations/0002_audit.sql")),
+];
+
+/// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting
+/// together apply each migration exactly once, one after the other.
+const MIGRATION_LOCK: i64 = 0x6d66_7470_6c75_7301;
+
+fn failed(context: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Migration(format!("{context}: {err}"))
+}
+
+/// Uses its own connection rather than a pooled one: if anything goes wrong the connection is
+/// dropped, which releases the advisory lock, and no pooled session is left holding it.
+pub(crate) async fn run(config: &tokio_postgres::Config, now_ms: i64) -> StoreResult<()> {
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|err| failed("connect", err))?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|err| failed("advisory lock", err))?;
+    let result = apply_pending(&mut client, now_ms).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|err| failed("advisory unlock", err));
+    drop(client);
+    // The driver ends once the client is gone; its error, if any, already surfaced above.
+    let _ = driver.await;
+    result.and(unlocked.map(drop))
+}
+
+async fn apply_pending(client: &mut Client, now_ms: i64) -> StoreResult<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 name          TEXT PRIMARY KEY,
+                 applied_at_ms BIGINT NOT NULL
+             )",
+        )
+        .await
+        .map_err(|err| failed("schema_migrations", err))?;
+    for (name, sql) in MIGRATIONS {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|err| failed(name, err))?;
+        let applied = tx
+            .query_opt("SELECT 1 FROM schema_migrations WHERE name = $1", &[name])
+            .await
+            .map_err(|err| failed(name, err))?
+            .is_some();
+        if applied {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .await
+            .map_err(|err| failed(name, err))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at_ms) VALUES ($1, $2)",
+            &[name, &now_ms],
+        )
+        .await
+        .map_err(|err| failed(name, err))?;
+        tx.commit().await.map_err(|err| failed(name, err))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn applied<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> StoreResult<Vec<String>> {
+    let rows = sql::query(
+        client,
+        "SELECT to_regclass('schema_migrations') IS NOT NULL",
+        &[],
+    )
+    .await?;
+    let exists = rows
+        .first()
+        .map(|row| row.get::<_, bool>(0))
+        .unwrap_or(false);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = sql::query(
+        client,
+        "SELECT name FROM schema_migrations ORDER BY name COLLATE \"C\"",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}

@@ -1,0 +1,77 @@
+//! Embedded, append-only migrations.
+
+use mftplus_store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// `(name, sql)` in the order they apply. Names match `mftplus-store-postgres` one for one.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_identity",
+        include_str!("../migrations/0001_identity.sql"),
+    ),
+    ("0002_audit", include_str!("../migrations/0002_audit.sql")),
+];
+
+fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {
+    StoreError::Migration(format!("{name}: {err}"))
+}
+
+pub(crate) fn run(conn: &mut Connection, now_ms: i64) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             name          TEXT PRIMARY KEY NOT NULL,
+             applied_at_ms INTEGER NOT NULL
+         )",
+    )
+    .map_err(|err| migration_error("schema_migrations", err))?;
+
+    for (name, sql) in MIGRATIONS {
+        // IMMEDIATE takes the write lock before the check, so two processes opening the same
+        // file at once cannot both decide a migration is pending.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|err| migration_error(name, err))?;
+        let applied = tx
+            .query_row(
+                "SELECT 1 FROM schema_migrations WHERE name = ?1",
+                params![name],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|err| migration_error(name, err))?
+            .is_some();
+        if applied {
+            continue;
+        }
+        tx.execute_batch(sql)
+            .map_err(|err| migration_error(name, err))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at_ms) VALUES (?1, ?2)",
+            params![name, now_ms],
+        )
+        .map_err(|err| migration_error(name, err))?;
+        tx.commit().map_err(|err| migration_error(name, err))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn applied(conn: &Connection) -> StoreResult<Vec<String>> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(crate::error::map)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare("SELECT name FROM schema_migrations ORDER BY name")
+        .map_err(crate::error::map)?;
+    let names = stmt
+        .query_map([], |row| row.get(0))
+        .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+        .map_err(crate::error::map)?;
+    Ok(names)
+}
