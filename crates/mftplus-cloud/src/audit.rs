@@ -56,7 +56,9 @@ impl AppState {
                 self.metrics.audit_events.fetch_add(1, Ordering::Relaxed);
             }
             Err(err) => {
-                self.metrics.audit_write_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .audit_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(event = %entry.event, error = %err, "audit entry could not be written");
             }
         }

@@ -27,7 +27,10 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
         .mode(0o700)
         .create(&options.data_dir)
         .map_err(io("creating the data folder"))?;
-    let data_dir = options.data_dir.canonicalize().map_err(io("resolving the data folder"))?;
+    let data_dir = options
+        .data_dir
+        .canonicalize()
+        .map_err(io("resolving the data folder"))?;
 
     let secret_path = data_dir.join("jwt.secret");
     if !secret_path.exists() {
@@ -37,12 +40,16 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
             .mode(0o600)
             .open(&secret_path)
             .map_err(io("writing the JWT secret"))?;
-        file.write_all(mftplus_crypto::random_token(48).as_bytes()).map_err(io("writing the JWT secret"))?;
+        file.write_all(mftplus_crypto::random_token(48).as_bytes())
+            .map_err(io("writing the JWT secret"))?;
     }
     let config_path = data_dir.join("server.yaml");
     if !config_path.exists() {
-        std::fs::write(&config_path, "# mftplus dev configuration; see docs/configuration.md\nmode: development\n")
-            .map_err(io("writing server.yaml"))?;
+        std::fs::write(
+            &config_path,
+            "# mftplus dev configuration; see docs/configuration.md\nmode: development\n",
+        )
+        .map_err(io("writing server.yaml"))?;
     }
 
     let mut env: BTreeMap<String, String> = std::env::vars().collect();
@@ -61,11 +68,15 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
     let api = bind(&options.listen, "API").await?;
     let metrics = bind(&options.metrics_listen, "metrics").await?;
     let api_addr = api.local_addr().map_err(io("reading the API address"))?;
-    let metrics_addr = metrics.local_addr().map_err(io("reading the metrics address"))?;
+    let metrics_addr = metrics
+        .local_addr()
+        .map_err(io("reading the metrics address"))?;
 
     let (admin, password) = cloud.ensure_admin(DEV_ADMIN_EMAIL).await?;
     let stamp = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
-    let key = cloud.mint_api_key(&admin, &format!("mftplus dev {stamp}"), "admin", 86_400).await?;
+    let key = cloud
+        .mint_api_key(&admin, &format!("mftplus dev {stamp}"), "admin", 86_400)
+        .await?;
 
     let url = format!("http://{api_addr}");
     let mut out = String::new();
@@ -75,11 +86,17 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
     out.push_str(&format!("  Data:       {}\n", data_dir.display()));
     out.push_str(&format!("  Admin:      {}\n", admin.email));
     if let Some(password) = password {
-        out.push_str(&format!("  Password:   {password}   (first start only; shown once)\n"));
+        out.push_str(&format!(
+            "  Password:   {password}   (first start only; shown once)\n"
+        ));
     }
-    out.push_str(&format!("  API key:    {key}   (admin, valid 24 h; shown once)\n\n"));
+    out.push_str(&format!(
+        "  API key:    {key}   (admin, valid 24 h; shown once)\n\n"
+    ));
     out.push_str("Try it:\n");
-    out.push_str(&format!("  export MFTPLUS_SERVER={url}\n  export MFTPLUS_API_KEY={key}\n  mftctl status\n\n"));
+    out.push_str(&format!(
+        "  export MFTPLUS_SERVER={url}\n  export MFTPLUS_API_KEY={key}\n  mftctl status\n\n"
+    ));
     out.push_str("Press Ctrl-C to stop.\n");
     print!("{out}");
     let _ = std::io::stdout().flush();

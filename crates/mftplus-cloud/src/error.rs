@@ -19,7 +19,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), internal: None, retry_after: None }
+        ApiError {
+            code,
+            message: message.into(),
+            internal: None,
+            retry_after: None,
+        }
     }
 
     /// A 500 whose cause is logged but never sent.
@@ -71,11 +76,16 @@ impl IntoResponse for ApiError {
         let status = http::StatusCode::from_u16(self.code.http_status())
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let body = ApiErrorBody {
-            error: ErrorInfo { code: self.code.as_str().to_string(), message: self.message },
+            error: ErrorInfo {
+                code: self.code.as_str().to_string(),
+                message: self.message,
+            },
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(http::header::RETRY_AFTER, seconds.into());
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

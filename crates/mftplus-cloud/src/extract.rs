@@ -27,9 +27,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ErrorCode::UnsupportedMediaType,
             "send the body as JSON with Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(err) => {
-            ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {}", err.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(err) => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("malformed JSON: {}", err.body_text()),
+        ),
         JsonRejection::JsonDataError(err) => ApiError::validation(err.body_text()),
         other if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")

@@ -61,7 +61,9 @@ pub async fn housekeep(state: &AppState) {
         Ok(0) => {}
         Ok(pruned) => {
             state
-                .audit(AuditEvent::new("audit_pruned").actor("system").details(json!({"entries": pruned, "retention_days": config.audit.retention_days})))
+                .audit(AuditEvent::new("audit_pruned").actor("system").details(
+                    json!({"entries": pruned, "retention_days": config.audit.retention_days}),
+                ))
                 .await
         }
         Err(err) => tracing::warn!(error = %err, "pruning the audit log failed"),

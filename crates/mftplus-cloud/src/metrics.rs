@@ -17,7 +17,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        *self.requests.lock().expect("metrics lock").entry((route, status)).or_insert(0) += 1;
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((route, status))
+            .or_insert(0) += 1;
     }
 
     pub fn render(&self, uptime_secs: u64) -> String {
@@ -25,17 +30,44 @@ impl Metrics {
         out.push_str("# HELP mftplus_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE mftplus_http_requests_total counter\n");
         for ((route, status), count) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            );
         }
         let counters = [
-            ("mftplus_auth_failures_total", "Requests with a credential that was refused.", &self.auth_failures),
-            ("mftplus_access_denied_total", "Authenticated requests refused by RBAC.", &self.access_denied),
-            ("mftplus_rate_limited_total", "Requests refused by a rate limit.", &self.rate_limited),
-            ("mftplus_audit_events_total", "Audit log entries written.", &self.audit_events),
-            ("mftplus_audit_write_failures_total", "Audit entries that could not be written.", &self.audit_write_failures),
+            (
+                "mftplus_auth_failures_total",
+                "Requests with a credential that was refused.",
+                &self.auth_failures,
+            ),
+            (
+                "mftplus_access_denied_total",
+                "Authenticated requests refused by RBAC.",
+                &self.access_denied,
+            ),
+            (
+                "mftplus_rate_limited_total",
+                "Requests refused by a rate limit.",
+                &self.rate_limited,
+            ),
+            (
+                "mftplus_audit_events_total",
+                "Audit log entries written.",
+                &self.audit_events,
+            ),
+            (
+                "mftplus_audit_write_failures_total",
+                "Audit entries that could not be written.",
+                &self.audit_write_failures,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP mftplus_uptime_seconds Seconds since start.\n# TYPE mftplus_uptime_seconds gauge\nmftplus_uptime_seconds {uptime_secs}");
         out

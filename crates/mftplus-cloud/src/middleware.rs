@@ -58,7 +58,9 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
         headers.insert("x-ratelimit-remaining", decision.remaining.into());
         headers.insert("x-ratelimit-reset", decision.reset_secs.into());
     }
-    state.metrics.record_request(ctx.spec.id, response.status().as_u16());
+    state
+        .metrics
+        .record_request(ctx.spec.id, response.status().as_u16());
     response
 }
 
@@ -72,7 +74,10 @@ async fn admit(
     let rate = &state.config.config.rate_limit;
     let now = state.clock.now_secs();
     if rate.enabled {
-        let decision = state.limiter.check(&format!("ip:{client_ip}"), rate.per_address_per_minute, now);
+        let decision =
+            state
+                .limiter
+                .check(&format!("ip:{client_ip}"), rate.per_address_per_minute, now);
         *limits = Some(decision);
         if !decision.allowed {
             return Err(rate_limited(state, decision));
@@ -84,7 +89,11 @@ async fn admit(
 
     let caller = match state.authenticate(request.headers()).await {
         Ok(Some(caller)) => caller,
-        Ok(None) => return Err(ApiError::unauthenticated("authentication required: use Authorization: Bearer <token> or X-API-Key")),
+        Ok(None) => {
+            return Err(ApiError::unauthenticated(
+                "authentication required: use Authorization: Bearer <token> or X-API-Key",
+            ))
+        }
         Err(err) => {
             if err.code != ErrorCode::Internal {
                 state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
@@ -107,7 +116,10 @@ async fn admit(
     };
 
     if rate.enabled {
-        let decision = state.limiter.check(&caller.credential_id(), rate.per_credential_per_minute, now);
+        let decision =
+            state
+                .limiter
+                .check(&caller.credential_id(), rate.per_credential_per_minute, now);
         if limits.is_none_or(|current| decision.remaining < current.remaining) {
             *limits = Some(decision);
         }
@@ -122,7 +134,10 @@ async fn admit(
         Access::Permission(permission) if state.rbac.allows(&caller.role, permission) => Scope::All,
         Access::Scoped { all, .. } if state.rbac.allows(&caller.role, all) => Scope::All,
         Access::Scoped { own, .. } if state.rbac.allows(&caller.role, own) => Scope::Own,
-        Access::Permission(permission) | Access::Scoped { own: permission, .. } => {
+        Access::Permission(permission)
+        | Access::Scoped {
+            own: permission, ..
+        } => {
             state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
             state
                 .audit(
@@ -147,21 +162,41 @@ async fn admit(
 
 fn rate_limited(state: &AppState, decision: Decision) -> ApiError {
     state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-    ApiError::new(ErrorCode::RateLimited, "rate limit exceeded; retry after the window resets")
-        .with_retry_after(decision.reset_secs)
+    ApiError::new(
+        ErrorCode::RateLimited,
+        "rate limit exceeded; retry after the window resets",
+    )
+    .with_retry_after(decision.reset_secs)
 }
 
 async fn renew_if_due(state: &AppState, caller: &Caller, response: &mut Response) {
     let jwt = &state.config.config.auth.jwt;
-    let CallerKind::Jwt { family, expires_at, .. } = &caller.kind else { return };
+    let CallerKind::Jwt {
+        family, expires_at, ..
+    } = &caller.kind
+    else {
+        return;
+    };
     if !jwt.rotation_enabled || !response.status().is_success() {
         return;
     }
     if expires_at - state.clock.now_secs() > jwt.rotation_threshold as i64 {
         return;
     }
-    let Ok(Some(user)) = state.store.get_user(&caller.user_id).await else { return };
-    match state.issue_token(&user, &caller.role, "access", family, "rotation", jwt.expiration).await {
+    let Ok(Some(user)) = state.store.get_user(&caller.user_id).await else {
+        return;
+    };
+    match state
+        .issue_token(
+            &user,
+            &caller.role,
+            "access",
+            family,
+            "rotation",
+            jwt.expiration,
+        )
+        .await
+    {
         Ok((token, _)) => {
             if let Ok(value) = token.parse() {
                 response.headers_mut().insert(RENEWED_TOKEN_HEADER, value);

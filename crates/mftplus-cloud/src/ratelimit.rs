@@ -35,10 +35,20 @@ impl RateLimiter {
             *entry = (window, 0);
         }
         if entry.1 >= limit {
-            return Decision { allowed: false, limit, remaining: 0, reset_secs };
+            return Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                reset_secs,
+            };
         }
         entry.1 += 1;
-        Decision { allowed: true, limit, remaining: limit - entry.1, reset_secs }
+        Decision {
+            allowed: true,
+            limit,
+            remaining: limit - entry.1,
+            reset_secs,
+        }
     }
 }
 
@@ -52,7 +62,11 @@ pub struct LoginThrottle {
 
 impl LoginThrottle {
     pub fn new(max_failures: u32, lockout_secs: u64) -> LoginThrottle {
-        LoginThrottle { max_failures, lockout_secs: lockout_secs as i64, failures: Mutex::new(HashMap::new()) }
+        LoginThrottle {
+            max_failures,
+            lockout_secs: lockout_secs as i64,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Some(retry_after_secs)` when any of the keys is locked out.
@@ -60,7 +74,9 @@ impl LoginThrottle {
         let failures = self.failures.lock().expect("throttle lock");
         keys.iter()
             .filter_map(|key| failures.get(key))
-            .filter(|(first, count)| *count >= self.max_failures && now_secs - first < self.lockout_secs)
+            .filter(|(first, count)| {
+                *count >= self.max_failures && now_secs - first < self.lockout_secs
+            })
             .map(|(first, _)| (first + self.lockout_secs - now_secs).max(1) as u64)
             .max()
     }

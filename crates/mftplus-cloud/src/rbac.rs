@@ -63,8 +63,16 @@ impl Rbac {
     pub fn new(section: &RbacSection) -> Rbac {
         Rbac {
             enabled: section.enabled,
-            roles: section.roles.iter().map(|(name, spec)| (name.clone(), spec.permissions.clone())).collect(),
-            admin_users: section.admin_users.iter().map(|e| e.to_ascii_lowercase()).collect(),
+            roles: section
+                .roles
+                .iter()
+                .map(|(name, spec)| (name.clone(), spec.permissions.clone()))
+                .collect(),
+            admin_users: section
+                .admin_users
+                .iter()
+                .map(|e| e.to_ascii_lowercase())
+                .collect(),
             default_role: section.default_role.clone(),
         }
     }
@@ -79,7 +87,11 @@ impl Rbac {
 
     /// The role stored for a user, overridden to `admin` for `rbac.admin_users`.
     pub fn user_role(&self, email: &str, stored_role: &str) -> String {
-        if self.admin_users.iter().any(|admin| admin.eq_ignore_ascii_case(email)) {
+        if self
+            .admin_users
+            .iter()
+            .any(|admin| admin.eq_ignore_ascii_case(email))
+        {
             "admin".into()
         } else {
             stored_role.to_string()

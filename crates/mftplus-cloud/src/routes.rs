@@ -20,7 +20,10 @@ pub enum Access {
     /// The role must grant this permission.
     Permission(&'static str),
     /// `all` grants every resource; `own` only the caller's (handlers filter by [`crate::middleware::Scope`]).
-    Scoped { all: &'static str, own: &'static str },
+    Scoped {
+        all: &'static str,
+        own: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -32,8 +35,14 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-const TOKENS: Access = Access::Scoped { all: "tokens:manage", own: "tokens:manage:own" };
-const KEYS: Access = Access::Scoped { all: "apikeys:manage", own: "apikeys:manage:own" };
+const TOKENS: Access = Access::Scoped {
+    all: "tokens:manage",
+    own: "tokens:manage:own",
+};
+const KEYS: Access = Access::Scoped {
+    all: "apikeys:manage",
+    own: "apikeys:manage:own",
+};
 
 macro_rules! table {
     ($($id:literal $method:ident $path:expr => $access:expr;)*) => {
@@ -51,6 +60,7 @@ table! {
     "auth_refresh"        POST   paths::AUTH_REFRESH => Access::Public;
     "auth_logout"         POST   paths::AUTH_LOGOUT => Access::Authenticated;
     "status"              GET    paths::STATUS => Access::Authenticated;
+    "auth_whoami"         GET    paths::AUTH_WHOAMI => Access::Authenticated;
     "tokens_list"         GET    paths::AUTH_TOKENS => TOKENS;
     "tokens_create"       POST   paths::AUTH_TOKENS => Access::Permission("tokens:manage");
     "tokens_revoke"       DELETE paths::AUTH_TOKEN => TOKENS;
@@ -80,6 +90,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "auth_refresh" => post(auth::refresh),
         "auth_logout" => post(auth::logout),
         "status" => get(health::status),
+        "auth_whoami" => get(health::whoami),
         "tokens_list" => get(tokens::index),
         "tokens_create" => post(tokens::create),
         "tokens_revoke" => delete(tokens::revoke),
@@ -105,7 +116,10 @@ fn handler(id: &str) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for spec in ROUTES {
-        let ctx = RouteCtx { state: state.clone(), spec };
+        let ctx = RouteCtx {
+            state: state.clone(),
+            spec,
+        };
         let method_router =
             handler(spec.id).route_layer(axum::middleware::from_fn_with_state(ctx, guard));
         router = router.route(spec.path, method_router);
@@ -113,6 +127,8 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.config.server.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.config.server.max_body_bytes,
+        ))
         .with_state(state)
 }

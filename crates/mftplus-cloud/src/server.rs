@@ -19,7 +19,10 @@ pub enum CloudError {
     #[error("signing keys: {0}")]
     Keys(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Cloud {
@@ -29,17 +32,18 @@ pub struct Cloud {
 impl Cloud {
     /// Opens the database named by `database.url` (or `DATABASE_URL`) and applies migrations.
     pub async fn build(config: LoadedConfig, clock: SharedClock) -> Result<Cloud, CloudError> {
-        let url = config
-            .config
-            .database
-            .url
-            .clone()
-            .ok_or_else(|| ConfigError::Invalid("database.url is not set (set DATABASE_URL)".into()))?;
+        let url = config.config.database.url.clone().ok_or_else(|| {
+            ConfigError::Invalid("database.url is not set (set DATABASE_URL)".into())
+        })?;
         let store = crate::db::open(url.expose()).await?;
         Cloud::with_store(config, store, clock)
     }
 
-    pub fn with_store(config: LoadedConfig, store: Arc<dyn Store>, clock: SharedClock) -> Result<Cloud, CloudError> {
+    pub fn with_store(
+        config: LoadedConfig,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+    ) -> Result<Cloud, CloudError> {
         let state = AppState::new(store, Arc::new(config), clock).map_err(CloudError::Keys)?;
         Ok(Cloud { state })
     }
@@ -80,7 +84,9 @@ impl Cloud {
                     .await;
             });
         }
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(api, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -88,7 +94,10 @@ impl Cloud {
             })
             .await;
         let _ = jobs.await;
-        result.map_err(|source| CloudError::Io { context: "serving the API".into(), source })
+        result.map_err(|source| CloudError::Io {
+            context: "serving the API".into(),
+            source,
+        })
     }
 
     /// Creates the account if no user with this email exists. Returns the user and, when one
@@ -113,13 +122,24 @@ impl Cloud {
             })
             .await?;
         self.state
-            .audit(crate::audit::AuditEvent::new("user_created").actor("system").target(&user.email).details(serde_json::json!({"role": "admin", "bootstrap": true})))
+            .audit(
+                crate::audit::AuditEvent::new("user_created")
+                    .actor("system")
+                    .target(&user.email)
+                    .details(serde_json::json!({"role": "admin", "bootstrap": true})),
+            )
             .await;
         Ok((user, Some(password)))
     }
 
     /// Mints an API key for a user outside the HTTP API (first start, tests).
-    pub async fn mint_api_key(&self, user: &UserRow, name: &str, role: &str, lifetime_secs: i64) -> Result<String, CloudError> {
+    pub async fn mint_api_key(
+        &self,
+        user: &UserRow,
+        name: &str,
+        role: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, CloudError> {
         let secret = mftplus_crypto::generate_api_key();
         let now = self.state.clock.now_ms();
         let row = self
@@ -138,7 +158,12 @@ impl Cloud {
             })
             .await?;
         self.state
-            .audit(crate::audit::AuditEvent::new("apikey_created").actor("system").target(&row.id).details(serde_json::json!({"name": name, "role": role, "prefix": row.prefix})))
+            .audit(
+                crate::audit::AuditEvent::new("apikey_created")
+                    .actor("system")
+                    .target(&row.id)
+                    .details(serde_json::json!({"name": name, "role": role, "prefix": row.prefix})),
+            )
             .await;
         Ok(secret)
     }
@@ -165,8 +190,10 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn bind(address: &str, what: &str) -> Result<TcpListener, CloudError> {
-    TcpListener::bind(address).await.map_err(|source| CloudError::Io {
-        context: format!("cannot listen on {address} for the {what}"),
-        source,
-    })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| CloudError::Io {
+            context: format!("cannot listen on {address} for the {what}"),
+            source,
+        })
 }

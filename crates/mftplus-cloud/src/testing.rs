@@ -57,11 +57,21 @@ impl TestCloud {
         ]);
         let config = crate::config::load_from(Some(&config_path), &env).expect("test config loads");
         let clock = Arc::new(OffsetClock::default());
-        let cloud = Cloud::build(config, clock.clone()).await.expect("cloud builds");
-        let (admin, password) = cloud.ensure_admin("admin@example.com").await.expect("admin");
-        let admin_api_key = cloud.mint_api_key(&admin, "test admin", "admin", 86_400).await.expect("key");
+        let cloud = Cloud::build(config, clock.clone())
+            .await
+            .expect("cloud builds");
+        let (admin, password) = cloud
+            .ensure_admin("admin@example.com")
+            .await
+            .expect("admin");
+        let admin_api_key = cloud
+            .mint_api_key(&admin, "test admin", "admin", 86_400)
+            .await
+            .expect("key");
         let state = cloud.state().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {

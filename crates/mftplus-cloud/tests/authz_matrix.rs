@@ -23,8 +23,17 @@ async fn world() -> World {
     let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
     let (_, readonly) = user_with_token(&cloud, "ro@example.com", "readonly").await;
     let (_, operator) = user_with_token(&cloud, "op@example.com", "operator").await;
-    let by_role = vec![("readonly", readonly), ("user", bob.clone()), ("operator", operator)];
-    World { cloud, alice_id, bob, by_role }
+    let by_role = vec![
+        ("readonly", readonly),
+        ("user", bob.clone()),
+        ("operator", operator),
+    ];
+    World {
+        cloud,
+        alice_id,
+        bob,
+        by_role,
+    }
 }
 
 /// A request for the route, acting on fresh resources owned by alice so destructive routes can
@@ -35,15 +44,25 @@ async fn fixture(w: &World, id: &str) -> (String, Option<Value>) {
         "health" => ("/health".into(), None),
         "api_health" => ("/api/v1/health".into(), None),
         "jwks" => ("/.well-known/jwks.json".into(), None),
-        "auth_login" => ("/api/v1/auth/login".into(), Some(json!({"email": "alice@example.com", "password": "a sufficiently long password"}))),
+        "auth_login" => (
+            "/api/v1/auth/login".into(),
+            Some(json!({"email": "alice@example.com", "password": "a sufficiently long password"})),
+        ),
         "auth_refresh" => {
             let pair = call(c, &Cred::None, "POST", "/api/v1/auth/login", Some(json!({"email": "alice@example.com", "password": "a sufficiently long password"}))).await;
-            ("/api/v1/auth/refresh".into(), Some(json!({"refresh_token": pair.body["refresh_token"]})))
+            (
+                "/api/v1/auth/refresh".into(),
+                Some(json!({"refresh_token": pair.body["refresh_token"]})),
+            )
         }
         "auth_logout" => ("/api/v1/auth/logout".into(), None),
         "status" => ("/api/v1/status".into(), None),
+        "auth_whoami" => ("/api/v1/auth/whoami".into(), None),
         "tokens_list" => ("/api/v1/auth/tokens?user=alice@example.com".into(), None),
-        "tokens_create" => ("/api/v1/auth/tokens".into(), Some(json!({"user": "alice@example.com", "role": "user"}))),
+        "tokens_create" => (
+            "/api/v1/auth/tokens".into(),
+            Some(json!({"user": "alice@example.com", "role": "user"})),
+        ),
         "tokens_revoke" => {
             let token = fresh_alice_token(w).await;
             (format!("/api/v1/auth/tokens/{token}"), None)
@@ -52,17 +71,32 @@ async fn fixture(w: &World, id: &str) -> (String, Option<Value>) {
         "users_list" => ("/api/v1/users".into(), None),
         "users_create" => {
             let n = uuid::Uuid::new_v4().simple().to_string();
-            ("/api/v1/users".into(), Some(json!({"email": format!("new-{n}@example.com"), "role": "readonly"})))
+            (
+                "/api/v1/users".into(),
+                Some(json!({"email": format!("new-{n}@example.com"), "role": "readonly"})),
+            )
         }
         "users_get" => (format!("/api/v1/users/{}", w.alice_id), None),
-        "users_update" => ("/api/v1/users/alice@example.com".into(), Some(json!({"name": "Alice A."}))),
+        "users_update" => (
+            "/api/v1/users/alice@example.com".into(),
+            Some(json!({"name": "Alice A."})),
+        ),
         "users_delete" => {
             let n = uuid::Uuid::new_v4().simple().to_string();
             let reply = call(c, &admin(c), "POST", "/api/v1/users", Some(json!({"email": format!("gone-{n}@example.com"), "role": "readonly", "type": "service"}))).await;
-            (format!("/api/v1/users/{}", reply.body["user"]["id"].as_str().unwrap()), None)
+            (
+                format!(
+                    "/api/v1/users/{}",
+                    reply.body["user"]["id"].as_str().unwrap()
+                ),
+                None,
+            )
         }
         "apikeys_list" => ("/api/v1/apikeys".into(), None),
-        "apikeys_create" => ("/api/v1/apikeys".into(), Some(json!({"name": "matrix", "role": "readonly", "expires": "1d"}))),
+        "apikeys_create" => (
+            "/api/v1/apikeys".into(),
+            Some(json!({"name": "matrix", "role": "readonly", "expires": "1d"})),
+        ),
         "apikeys_resolve" => {
             let (_, key) = api_key(c, &alice(w).await, Some("readonly")).await;
             ("/api/v1/apikeys/resolve".into(), Some(json!({"key": key})))
@@ -84,11 +118,23 @@ async fn fixture(w: &World, id: &str) -> (String, Option<Value>) {
 
 /// A new session for alice: some routes revoke her tokens, so none is reused across routes.
 async fn alice(w: &World) -> Cred {
-    login(&w.cloud, "alice@example.com", "a sufficiently long password").await
+    login(
+        &w.cloud,
+        "alice@example.com",
+        "a sufficiently long password",
+    )
+    .await
 }
 
 async fn fresh_alice_token(w: &World) -> String {
-    let reply = call(&w.cloud, &admin(&w.cloud), "POST", "/api/v1/auth/tokens", Some(json!({"user": "alice@example.com"}))).await;
+    let reply = call(
+        &w.cloud,
+        &admin(&w.cloud),
+        "POST",
+        "/api/v1/auth/tokens",
+        Some(json!({"user": "alice@example.com"})),
+    )
+    .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     reply.body["info"]["token_id"].as_str().unwrap().to_string()
 }
@@ -97,8 +143,8 @@ async fn fresh_alice_token(w: &World) -> String {
 fn cross_user_expectation(id: &str) -> Option<u16> {
     match id {
         "tokens_list" => Some(403),
-        "tokens_revoke" | "user_tokens_revoke" | "users_get" | "apikeys_resolve" | "apikeys_get"
-        | "apikeys_delete" | "apikeys_rotate" => Some(404),
+        "tokens_revoke" | "user_tokens_revoke" | "users_get" | "apikeys_resolve"
+        | "apikeys_get" | "apikeys_delete" | "apikeys_rotate" => Some(404),
         _ => None,
     }
 }
@@ -114,16 +160,52 @@ async fn bad_credentials(w: &World) -> Vec<(&'static str, Cred, &'static str)> {
         "sub": w.alice_id, "iss": "mftplus-server", "aud": "someone-else", "exp": now + 3600,
         "nbf": now, "iat": now, "jti": "aud-token", "role": "admin", "typ": "access", "fam": "f"
     }));
-    let (_, carol) = user_with_token(c, &format!("carol-{}@example.com", uuid::Uuid::new_v4().simple()), "admin").await;
+    let (_, carol) = user_with_token(
+        c,
+        &format!("carol-{}@example.com", uuid::Uuid::new_v4().simple()),
+        "admin",
+    )
+    .await;
     let status = call(c, &carol, "GET", "/api/v1/status", None).await;
-    let carol_jti = status.body["principal"]["token_id"].as_str().unwrap().to_string();
-    assert_eq!(call(c, &admin(c), "DELETE", &format!("/api/v1/auth/tokens/{carol_jti}"), None).await.status, 204);
+    let carol_jti = status.body["principal"]["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        call(
+            c,
+            &admin(c),
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{carol_jti}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
 
     let (revoked_id, revoked_key) = api_key(c, &admin(c), Some("admin")).await;
-    assert_eq!(call(c, &admin(c), "DELETE", &format!("/api/v1/apikeys/{revoked_id}"), None).await.status, 204);
+    assert_eq!(
+        call(
+            c,
+            &admin(c),
+            "DELETE",
+            &format!("/api/v1/apikeys/{revoked_id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
 
     let expired_key = mftplus_crypto::generate_api_key();
-    let admin_row = c.state.store.get_user_by_email("admin@example.com").await.unwrap().unwrap();
+    let admin_row = c
+        .state
+        .store
+        .get_user_by_email("admin@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     let past = c.state.clock.now_ms() - 1000;
     c.state
         .store
@@ -145,12 +227,32 @@ async fn bad_credentials(w: &World) -> Vec<(&'static str, Cred, &'static str)> {
     vec![
         ("anonymous", Cred::None, "unauthenticated"),
         ("expired JWT", Cred::Bearer(expired_jwt), "token_expired"),
-        ("JWT for another audience", Cred::Bearer(wrong_audience), "unauthenticated"),
-        ("garbage JWT", Cred::Bearer("not.a.jwt".into()), "unauthenticated"),
+        (
+            "JWT for another audience",
+            Cred::Bearer(wrong_audience),
+            "unauthenticated",
+        ),
+        (
+            "garbage JWT",
+            Cred::Bearer("not.a.jwt".into()),
+            "unauthenticated",
+        ),
         ("revoked JWT", carol, "token_revoked"),
-        ("revoked API key", Cred::ApiKey(revoked_key), "token_revoked"),
-        ("expired API key", Cred::ApiKey(expired_key), "token_expired"),
-        ("unknown API key", Cred::ApiKey(unknown_key), "unauthenticated"),
+        (
+            "revoked API key",
+            Cred::ApiKey(revoked_key),
+            "token_revoked",
+        ),
+        (
+            "expired API key",
+            Cred::ApiKey(expired_key),
+            "token_expired",
+        ),
+        (
+            "unknown API key",
+            Cred::ApiKey(unknown_key),
+            "unauthenticated",
+        ),
     ]
 }
 
@@ -195,7 +297,11 @@ async fn every_route_enforces_its_access() {
         if let Some(expected) = cross_user_expectation(spec.id) {
             let (path, body) = fixture(&w, spec.id).await;
             let reply = call(&w.cloud, &w.bob, method, &path, body).await;
-            assert_eq!(reply.status, expected, "{label} by another user: {:?}", reply.body);
+            assert_eq!(
+                reply.status, expected,
+                "{label} by another user: {:?}",
+                reply.body
+            );
             checked += 1;
         }
 
@@ -209,7 +315,12 @@ async fn every_route_enforces_its_access() {
         };
         let (path, body) = fixture(&w, spec.id).await;
         let reply = call(&w.cloud, &allowed, method, &path, body).await;
-        assert!((200..300).contains(&reply.status), "{label} as the allowed principal: {} {:?}", reply.status, reply.body);
+        assert!(
+            (200..300).contains(&reply.status),
+            "{label} as the allowed principal: {} {:?}",
+            reply.status,
+            reply.body
+        );
         checked += 1;
     }
     assert!(checked > ROUTES.len() * 5, "only {checked} checks ran");
@@ -221,28 +332,66 @@ async fn own_listings_show_only_own_items() {
     let (alice_key, _) = api_key(&w.cloud, &alice(&w).await, Some("readonly")).await;
     let bob_view = call(&w.cloud, &w.bob, "GET", "/api/v1/apikeys", None).await;
     assert_eq!(bob_view.status, 200);
-    assert!(bob_view.body.as_array().unwrap().iter().all(|k| k["id"] != alice_key.as_str()));
+    assert!(bob_view
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["id"] != alice_key.as_str()));
     let admin_view = call(&w.cloud, &admin(&w.cloud), "GET", "/api/v1/apikeys", None).await;
-    assert!(admin_view.body.as_array().unwrap().iter().any(|k| k["id"] == alice_key.as_str()));
+    assert!(admin_view
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["id"] == alice_key.as_str()));
 
     let bob_tokens = call(&w.cloud, &w.bob, "GET", "/api/v1/auth/tokens", None).await;
     assert_eq!(bob_tokens.status, 200);
-    let emails: Vec<&str> = bob_tokens.body.as_array().unwrap().iter().map(|t| t["user_email"].as_str().unwrap()).collect();
-    assert!(!emails.is_empty() && emails.iter().all(|e| *e == "bob@example.com"), "{emails:?}");
+    let emails: Vec<&str> = bob_tokens
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["user_email"].as_str().unwrap())
+        .collect();
+    assert!(
+        !emails.is_empty() && emails.iter().all(|e| *e == "bob@example.com"),
+        "{emails:?}"
+    );
 }
 
 #[tokio::test]
 async fn credentials_cannot_escalate() {
     let w = world().await;
     // A user cannot mint an admin key for themselves.
-    let reply = call(&w.cloud, &alice(&w).await, "POST", "/api/v1/apikeys", Some(json!({"name": "up", "role": "admin"}))).await;
+    let reply = call(
+        &w.cloud,
+        &alice(&w).await,
+        "POST",
+        "/api/v1/apikeys",
+        Some(json!({"name": "up", "role": "admin"})),
+    )
+    .await;
     assert_eq!(reply.status, 403, "{:?}", reply.body);
     // A demoted owner's key loses the role it was created with.
     let (_, op) = user_with_token(&w.cloud, "demoted@example.com", "operator").await;
     let (_, key) = api_key(&w.cloud, &op, Some("operator")).await;
     let key = Cred::ApiKey(key);
-    assert_eq!(call(&w.cloud, &key, "GET", "/api/v1/users", None).await.status, 200);
-    let demote = call(&w.cloud, &admin(&w.cloud), "PATCH", "/api/v1/users/demoted@example.com", Some(json!({"role": "readonly"}))).await;
+    assert_eq!(
+        call(&w.cloud, &key, "GET", "/api/v1/users", None)
+            .await
+            .status,
+        200
+    );
+    let demote = call(
+        &w.cloud,
+        &admin(&w.cloud),
+        "PATCH",
+        "/api/v1/users/demoted@example.com",
+        Some(json!({"role": "readonly"})),
+    )
+    .await;
     assert_eq!(demote.status, 200);
     let reply = call(&w.cloud, &key, "GET", "/api/v1/users", None).await;
     assert_eq!(reply.status, 403, "{:?}", reply.body);

@@ -22,7 +22,11 @@ async fn raw(cloud: &TestCloud, content_type: &str, body: Vec<u8>) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.json().await.unwrap_or_default();
-    Reply { status, body, headers }
+    Reply {
+        status,
+        body,
+        headers,
+    }
 }
 
 #[tokio::test]
@@ -30,17 +34,61 @@ async fn malformed_bodies_have_stable_codes_and_write_nothing() {
     let cloud = TestCloud::spawn().await;
     let before = user_count(&cloud).await;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("application/json", b"{\"email\": ".to_vec(), 400, "invalid_json"),
-        ("application/json", b"not json at all".to_vec(), 400, "invalid_json"),
-        ("text/plain", b"{\"email\":\"a@example.com\"}".to_vec(), 415, "unsupported_media_type"),
-        ("application/json", br#"{"email":"a@example.com","rolee":"admin"}"#.to_vec(), 400, "validation_failed"),
-        ("application/json", br#"{"email":42}"#.to_vec(), 400, "validation_failed"),
-        ("application/json", br#"{"name":"no email"}"#.to_vec(), 400, "validation_failed"),
-        ("application/json", format!(r#"{{"email":"big@example.com","name":"{}"}}"#, "x".repeat(2 * 1024 * 1024)).into_bytes(), 413, "payload_too_large"),
+        (
+            "application/json",
+            b"{\"email\": ".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "application/json",
+            b"not json at all".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "text/plain",
+            b"{\"email\":\"a@example.com\"}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            br#"{"email":"a@example.com","rolee":"admin"}"#.to_vec(),
+            400,
+            "validation_failed",
+        ),
+        (
+            "application/json",
+            br#"{"email":42}"#.to_vec(),
+            400,
+            "validation_failed",
+        ),
+        (
+            "application/json",
+            br#"{"name":"no email"}"#.to_vec(),
+            400,
+            "validation_failed",
+        ),
+        (
+            "application/json",
+            format!(
+                r#"{{"email":"big@example.com","name":"{}"}}"#,
+                "x".repeat(2 * 1024 * 1024)
+            )
+            .into_bytes(),
+            413,
+            "payload_too_large",
+        ),
     ];
     for (content_type, body, status, code) in cases {
         let reply = raw(&cloud, content_type, body).await;
-        assert_eq!((reply.status, reply.code()), (status, code), "{:?}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "{:?}",
+            reply.body
+        );
         assert!(!reply.body["error"]["message"].as_str().unwrap().is_empty());
     }
     assert_eq!(user_count(&cloud).await, before);
@@ -54,37 +102,110 @@ async fn semantic_validation_errors() {
     let cases = [
         (json!({"email": "not-an-email"}), "invalid_email"),
         (json!({"email": "a@b"}), "invalid_email"),
-        (json!({"email": "weak@example.com", "password": "short"}), "weak_password"),
-        (json!({"email": "role@example.com", "role": "superuser"}), "invalid_role"),
-        (json!({"email": "svc@example.com", "type": "service", "password": "a long enough password"}), "validation_failed"),
-        (json!({"email": "ctl@example.com", "name": "bad\u{7}name"}), "validation_failed"),
+        (
+            json!({"email": "weak@example.com", "password": "short"}),
+            "weak_password",
+        ),
+        (
+            json!({"email": "role@example.com", "role": "superuser"}),
+            "invalid_role",
+        ),
+        (
+            json!({"email": "svc@example.com", "type": "service", "password": "a long enough password"}),
+            "validation_failed",
+        ),
+        (
+            json!({"email": "ctl@example.com", "name": "bad\u{7}name"}),
+            "validation_failed",
+        ),
     ];
     for (body, code) in cases {
         let reply = call(&cloud, &key, "POST", "/api/v1/users", Some(body.clone())).await;
-        assert_eq!((reply.status, reply.code()), (400, code), "{body}: {:?}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, code),
+            "{body}: {:?}",
+            reply.body
+        );
     }
     assert_eq!(user_count(&cloud).await, before);
 
-    let dup = call(&cloud, &key, "POST", "/api/v1/users", Some(json!({"email": "ADMIN@example.com"}))).await;
+    let dup = call(
+        &cloud,
+        &key,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "ADMIN@example.com"})),
+    )
+    .await;
     assert_eq!((dup.status, dup.code()), (409, "conflict"));
 
     let keys_before = cloud.state.store.list_api_keys(None).await.unwrap().len();
-    for (expires, code) in [("90x", "invalid_duration"), ("0d", "invalid_duration"), ("91d", "invalid_duration"), ("-1d", "invalid_duration")] {
-        let reply = call(&cloud, &key, "POST", "/api/v1/apikeys", Some(json!({"name": "k", "expires": expires}))).await;
-        assert_eq!((reply.status, reply.code()), (400, code), "{expires}: {:?}", reply.body);
+    for (expires, code) in [
+        ("90x", "invalid_duration"),
+        ("0d", "invalid_duration"),
+        ("91d", "invalid_duration"),
+        ("-1d", "invalid_duration"),
+    ] {
+        let reply = call(
+            &cloud,
+            &key,
+            "POST",
+            "/api/v1/apikeys",
+            Some(json!({"name": "k", "expires": expires})),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, code),
+            "{expires}: {:?}",
+            reply.body
+        );
     }
-    let nameless = call(&cloud, &key, "POST", "/api/v1/apikeys", Some(json!({"name": "  "}))).await;
-    assert_eq!((nameless.status, nameless.code()), (400, "validation_failed"));
-    assert_eq!(cloud.state.store.list_api_keys(None).await.unwrap().len(), keys_before);
+    let nameless = call(
+        &cloud,
+        &key,
+        "POST",
+        "/api/v1/apikeys",
+        Some(json!({"name": "  "})),
+    )
+    .await;
+    assert_eq!(
+        (nameless.status, nameless.code()),
+        (400, "validation_failed")
+    );
+    assert_eq!(
+        cloud.state.store.list_api_keys(None).await.unwrap().len(),
+        keys_before
+    );
 
-    let empty_update = call(&cloud, &key, "PATCH", "/api/v1/users/admin@example.com", Some(json!({}))).await;
-    assert_eq!((empty_update.status, empty_update.code()), (400, "validation_failed"));
+    let empty_update = call(
+        &cloud,
+        &key,
+        "PATCH",
+        "/api/v1/users/admin@example.com",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (empty_update.status, empty_update.code()),
+        (400, "validation_failed")
+    );
     let bad_limit = call(&cloud, &key, "GET", "/api/v1/audit?limit=0", None).await;
-    assert_eq!((bad_limit.status, bad_limit.code()), (400, "validation_failed"));
+    assert_eq!(
+        (bad_limit.status, bad_limit.code()),
+        (400, "validation_failed")
+    );
     let bad_query = call(&cloud, &key, "GET", "/api/v1/audit?after_seq=abc", None).await;
-    assert_eq!((bad_query.status, bad_query.code()), (400, "validation_failed"));
+    assert_eq!(
+        (bad_query.status, bad_query.code()),
+        (400, "validation_failed")
+    );
     let bad_format = call(&cloud, &key, "GET", "/api/v1/audit/export?format=xml", None).await;
-    assert_eq!((bad_format.status, bad_format.code()), (400, "validation_failed"));
+    assert_eq!(
+        (bad_format.status, bad_format.code()),
+        (400, "validation_failed")
+    );
 }
 
 #[tokio::test]
@@ -95,7 +216,17 @@ async fn unknown_routes_and_methods_answer_json() {
     let method = call(&cloud, &admin(&cloud), "PUT", "/api/v1/users", None).await;
     assert_eq!((method.status, method.code()), (405, "method_not_allowed"));
     let metrics = call(&cloud, &admin(&cloud), "GET", "/metrics", None).await;
-    assert_eq!(metrics.status, 404, "metrics must not be on the API listener");
-    let unknown_key = call(&cloud, &admin(&cloud), "GET", "/api/v1/server-config/auth.jwt.nope", None).await;
+    assert_eq!(
+        metrics.status, 404,
+        "metrics must not be on the API listener"
+    );
+    let unknown_key = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        "/api/v1/server-config/auth.jwt.nope",
+        None,
+    )
+    .await;
     assert_eq!((unknown_key.status, unknown_key.code()), (404, "not_found"));
 }

@@ -24,7 +24,13 @@ impl Reply {
     }
 }
 
-pub async fn call(cloud: &TestCloud, cred: &Cred, method: &str, path: &str, body: Option<Value>) -> Reply {
+pub async fn call(
+    cloud: &TestCloud,
+    cred: &Cred,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
     let client = reqwest::Client::new();
     let mut request = client.request(method.parse().unwrap(), format!("{}{}", cloud.url, path));
     request = match cred {
@@ -40,7 +46,11 @@ pub async fn call(cloud: &TestCloud, cred: &Cred, method: &str, path: &str, body
     let headers = response.headers().clone();
     let text = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply { status, body, headers }
+    Reply {
+        status,
+        body,
+        headers,
+    }
 }
 
 pub fn admin(cloud: &TestCloud) -> Cred {
@@ -64,7 +74,14 @@ pub async fn user_with_token(cloud: &TestCloud, email: &str, role: &str) -> (Str
 }
 
 pub async fn login(cloud: &TestCloud, email: &str, password: &str) -> Cred {
-    let reply = call(cloud, &Cred::None, "POST", "/api/v1/auth/login", Some(json!({"email": email, "password": password}))).await;
+    let reply = call(
+        cloud,
+        &Cred::None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"email": email, "password": password})),
+    )
+    .await;
     assert_eq!(reply.status, 200, "login {email}: {:?}", reply.body);
     Cred::Bearer(reply.body["access_token"].as_str().unwrap().to_string())
 }
@@ -92,7 +109,12 @@ pub fn forge_jwt(claims: Value) -> String {
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(kid);
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 pub fn now_secs() -> i64 {

@@ -8,19 +8,71 @@ use serde_json::json;
 
 #[tokio::test]
 async fn cloud_runs_on_postgres() {
-    let Some(db) = mftplus_store_postgres::testing::fresh_database().await else { return };
-    let cloud = TestCloud::spawn_with(TestOptions { database_url: Some(db.url().to_string()), ..TestOptions::default() }).await;
+    let Some(db) = mftplus_store_postgres::testing::fresh_database().await else {
+        return;
+    };
+    let cloud = TestCloud::spawn_with(TestOptions {
+        database_url: Some(db.url().to_string()),
+        ..TestOptions::default()
+    })
+    .await;
     let health = call(&cloud, &Cred::None, "GET", "/api/v1/health", None).await;
     assert_eq!(health.body["database"]["backend"], "postgres");
     assert_eq!(health.body["database"]["status"], "ok");
     let (_, user) = user_with_token(&cloud, "pg@example.com", "user").await;
     let (key_id, key) = api_key(&cloud, &user, Some("readonly")).await;
-    assert_eq!(call(&cloud, &Cred::ApiKey(key.clone()), "GET", "/api/v1/status", None).await.status, 200);
-    assert_eq!(call(&cloud, &Cred::ApiKey(key.clone()), "POST", "/api/v1/apikeys", Some(json!({"name": "x"}))).await.status, 403);
-    assert_eq!(call(&cloud, &user, "DELETE", &format!("/api/v1/apikeys/{key_id}"), None).await.status, 204);
-    assert_eq!(call(&cloud, &Cred::ApiKey(key), "GET", "/api/v1/status", None).await.status, 401);
-    let log = call(&cloud, &admin(&cloud), "GET", "/api/v1/audit?limit=1000", None).await;
-    let entries: Vec<mftplus_types::api::AuditEntry> = serde_json::from_value(log.body["entries"].clone()).unwrap();
+    assert_eq!(
+        call(
+            &cloud,
+            &Cred::ApiKey(key.clone()),
+            "GET",
+            "/api/v1/status",
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &cloud,
+            &Cred::ApiKey(key.clone()),
+            "POST",
+            "/api/v1/apikeys",
+            Some(json!({"name": "x"}))
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        call(
+            &cloud,
+            &user,
+            "DELETE",
+            &format!("/api/v1/apikeys/{key_id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        call(&cloud, &Cred::ApiKey(key), "GET", "/api/v1/status", None)
+            .await
+            .status,
+        401
+    );
+    let log = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        "/api/v1/audit?limit=1000",
+        None,
+    )
+    .await;
+    let entries: Vec<mftplus_types::api::AuditEntry> =
+        serde_json::from_value(log.body["entries"].clone()).unwrap();
     mftplus_crypto::audit::verify_run(None, &entries).expect("chain intact on postgres");
     cloud.stop().await;
 }

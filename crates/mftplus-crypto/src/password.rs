@@ -1,6 +1,8 @@
 //! Argon2id password hashing (PHC string format) and the password policy.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 #[derive(Debug, thiserror::Error)]

@@ -57,7 +57,17 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["90x", "", "d", "90", "-5d", "0d", "1.5d", "99999999999999y", "9 d"] {
+        for bad in [
+            "90x",
+            "",
+            "d",
+            "90",
+            "-5d",
+            "0d",
+            "1.5d",
+            "99999999999999y",
+            "9 d",
+        ] {
             assert!(parse_duration_secs(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -93,7 +93,11 @@ mod tests {
     fn codes_round_trip_and_are_unique() {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
-            assert!(seen.insert(code.as_str()), "duplicate code {}", code.as_str());
+            assert!(
+                seen.insert(code.as_str()),
+                "duplicate code {}",
+                code.as_str()
+            );
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
             let status = code.http_status();
             assert!((400..600).contains(&status), "{code} has status {status}");

@@ -8,6 +8,7 @@ pub const STATUS: &str = "/api/v1/status";
 pub const AUTH_LOGIN: &str = "/api/v1/auth/login";
 pub const AUTH_REFRESH: &str = "/api/v1/auth/refresh";
 pub const AUTH_LOGOUT: &str = "/api/v1/auth/logout";
+pub const AUTH_WHOAMI: &str = "/api/v1/auth/whoami";
 pub const AUTH_TOKENS: &str = "/api/v1/auth/tokens";
 pub const AUTH_TOKEN: &str = "/api/v1/auth/tokens/{token_id}";
 

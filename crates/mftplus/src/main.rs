@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "mftplus", version, about = "MFTPlus servers: the cloud control plane and a local all-in-one dev mode")]
+#[command(
+    name = "mftplus",
+    version,
+    about = "MFTPlus servers: the cloud control plane and a local all-in-one dev mode"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,9 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("MFTPLUS_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -53,12 +59,21 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Cloud { config, check_config } => run_cloud(config, check_config).await,
-        Command::Dev { data_dir, listen, metrics_listen } => {
-            mftplus_cloud::dev::run(mftplus_cloud::dev::DevOptions { data_dir, listen, metrics_listen })
-                .await
-                .map_err(|err| err.to_string())
-        }
+        Command::Cloud {
+            config,
+            check_config,
+        } => run_cloud(config, check_config).await,
+        Command::Dev {
+            data_dir,
+            listen,
+            metrics_listen,
+        } => mftplus_cloud::dev::run(mftplus_cloud::dev::DevOptions {
+            data_dir,
+            listen,
+            metrics_listen,
+        })
+        .await
+        .map_err(|err| err.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,8 +90,15 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
         tracing::warn!("{warning}");
     }
     if check_only {
-        let file = loaded.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no file)".into());
-        println!("configuration OK: {file}, mode {}", loaded.config.mode.as_str());
+        let file = loaded
+            .file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(no file)".into());
+        println!(
+            "configuration OK: {file}, mode {}",
+            loaded.config.mode.as_str()
+        );
         for warning in &loaded.warnings {
             println!("warning: {warning}");
         }
@@ -84,9 +106,16 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
     }
     let listen = loaded.config.server.listen.clone();
     let metrics_listen = loaded.config.server.metrics_listen.clone();
-    let cloud = Cloud::build(loaded, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    let cloud = Cloud::build(loaded, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
     let api = bind(&listen, "API").await.map_err(|e| e.to_string())?;
-    let metrics = bind(&metrics_listen, "metrics").await.map_err(|e| e.to_string())?;
+    let metrics = bind(&metrics_listen, "metrics")
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(api = %listen, metrics = %metrics_listen, backend = cloud.state().store.backend(), "mftplus cloud listening");
-    cloud.serve(api, Some(metrics), shutdown_signal()).await.map_err(|e| e.to_string())
+    cloud
+        .serve(api, Some(metrics), shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }

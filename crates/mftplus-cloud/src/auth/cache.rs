@@ -16,7 +16,10 @@ pub struct TtlMap<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     pub fn new(ttl: Duration) -> Self {
-        TtlMap { entries: Mutex::new(HashMap::new()), ttl }
+        TtlMap {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {

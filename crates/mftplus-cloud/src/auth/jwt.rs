@@ -69,34 +69,64 @@ impl JwtKeys {
                 let kid = hs256_kid(secret.expose().as_bytes());
                 verifying.insert(
                     kid.clone(),
-                    VerifyKey { algorithm: Algorithm::HS256, key: DecodingKey::from_secret(secret.expose().as_bytes()) },
+                    VerifyKey {
+                        algorithm: Algorithm::HS256,
+                        key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                    },
                 );
                 if let Some(previous) = &jwt.previous_secret {
                     verifying.insert(
                         hs256_kid(previous.expose().as_bytes()),
-                        VerifyKey { algorithm: Algorithm::HS256, key: DecodingKey::from_secret(previous.expose().as_bytes()) },
+                        VerifyKey {
+                            algorithm: Algorithm::HS256,
+                            key: DecodingKey::from_secret(previous.expose().as_bytes()),
+                        },
                     );
                 }
-                (Algorithm::HS256, EncodingKey::from_secret(secret.expose().as_bytes()), kid)
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(secret.expose().as_bytes()),
+                    kid,
+                )
             }
             JwtAlgorithm::RS256 => {
-                let private_path = jwt.private_key.as_ref().ok_or("auth.jwt.private_key is not set")?;
-                let public_path = jwt.public_key.as_ref().ok_or("auth.jwt.public_key is not set")?;
+                let private_path = jwt
+                    .private_key
+                    .as_ref()
+                    .ok_or("auth.jwt.private_key is not set")?;
+                let public_path = jwt
+                    .public_key
+                    .as_ref()
+                    .ok_or("auth.jwt.public_key is not set")?;
                 let private_pem = std::fs::read(private_path)
                     .map_err(|e| format!("cannot read {}: {e}", private_path.display()))?;
-                let signing = EncodingKey::from_rsa_pem(&private_pem)
-                    .map_err(|e| format!("{} is not an RSA private key: {e}", private_path.display()))?;
+                let signing = EncodingKey::from_rsa_pem(&private_pem).map_err(|e| {
+                    format!("{} is not an RSA private key: {e}", private_path.display())
+                })?;
                 let mut signing_kid = String::new();
-                for (index, path) in std::iter::once(public_path).chain(&jwt.previous_public_keys).enumerate() {
+                for (index, path) in std::iter::once(public_path)
+                    .chain(&jwt.previous_public_keys)
+                    .enumerate()
+                {
                     let pem = std::fs::read_to_string(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                     let (n, e) = rsa_public_components(&pem)
                         .ok_or_else(|| format!("{} is not an RSA public key", path.display()))?;
-                    let kid = mftplus_crypto::sha256_hex(&[n.as_slice(), e.as_slice()].concat())[..16].to_string();
-                    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+                    let kid = mftplus_crypto::sha256_hex(&[n.as_slice(), e.as_slice()].concat())
+                        [..16]
+                        .to_string();
+                    let b64 = |bytes: &[u8]| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+                    };
                     let key = DecodingKey::from_rsa_components(&b64(&n), &b64(&e))
                         .map_err(|e| format!("bad RSA key {}: {e}", path.display()))?;
-                    verifying.insert(kid.clone(), VerifyKey { algorithm: Algorithm::RS256, key });
+                    verifying.insert(
+                        kid.clone(),
+                        VerifyKey {
+                            algorithm: Algorithm::RS256,
+                            key,
+                        },
+                    );
                     jwks.push(Jwk {
                         kty: "RSA".into(),
                         kid: kid.clone(),
@@ -153,12 +183,13 @@ impl JwtKeys {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|err| {
-            match err.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
-                _ => JwtError::Malformed,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(
+                |err| match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
+                    _ => JwtError::Malformed,
+                },
+            )?;
         let claims = data.claims;
         if claims.iss != self.issuer || claims.aud != self.audience {
             return Err(JwtError::WrongAudience);
@@ -217,8 +248,13 @@ fn pem_decode(pem: &str) -> Option<(String, Vec<u8>)> {
     let label = rest[..label_end].to_string();
     let body_start = label_end + 5;
     let end = rest.find("-----END ")?;
-    let body: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let body: String = rest[body_start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     Some((label, der))
 }
 
@@ -236,7 +272,9 @@ fn der_read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         if count == 0 || count > 4 || rest.len() < count {
             return None;
         }
-        let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         rest = &rest[count..];
         len
     };
@@ -252,7 +290,10 @@ mod tests {
     use crate::config::Secret;
 
     fn hs_keys(secret: &str) -> JwtKeys {
-        let section = JwtSection { secret: Some(Secret::new(secret)), ..JwtSection::default() };
+        let section = JwtSection {
+            secret: Some(Secret::new(secret)),
+            ..JwtSection::default()
+        };
         JwtKeys::from_config(&section).unwrap()
     }
 
@@ -293,7 +334,10 @@ mod tests {
         forged.role = "root".into();
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&forged).unwrap());
-        assert_eq!(keys.verify(&parts.join("."), 1000), Err(JwtError::BadSignature));
+        assert_eq!(
+            keys.verify(&parts.join("."), 1000),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]

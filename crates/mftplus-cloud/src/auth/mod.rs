@@ -12,8 +12,15 @@ use mftplus_types::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallerKind {
-    Jwt { jti: String, family: String, expires_at: i64 },
-    ApiKey { id: String, expires_at_ms: Option<i64> },
+    Jwt {
+        jti: String,
+        family: String,
+        expires_at: i64,
+    },
+    ApiKey {
+        id: String,
+        expires_at_ms: Option<i64>,
+    },
 }
 
 /// An authenticated principal: a user acting through a JWT or one of its API keys.
@@ -47,7 +54,10 @@ pub fn presented(headers: &http::HeaderMap) -> Presented<'_> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Presented::ApiKey(key.trim());
     }
-    let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Presented::None;
     };
     let token = match auth.split_once(' ') {
@@ -67,7 +77,10 @@ fn denied(code: ErrorCode, message: &str) -> ApiError {
 
 impl AppState {
     /// `Ok(None)` when no credential was presented; an error when one was and it is not good.
-    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Option<Caller>, ApiError> {
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Caller>, ApiError> {
         match presented(headers) {
             Presented::None => Ok(None),
             Presented::ApiKey(key) => self.authenticate_api_key(key).await.map(Some),
@@ -77,7 +90,10 @@ impl AppState {
 
     async fn authenticate_api_key(&self, key: &str) -> Result<Caller, ApiError> {
         if !self.config.config.api_keys.enabled {
-            return Err(denied(ErrorCode::Unauthenticated, "API keys are disabled on this server"));
+            return Err(denied(
+                ErrorCode::Unauthenticated,
+                "API keys are disabled on this server",
+            ));
         }
         let hash = mftplus_crypto::hash_api_key(key);
         let row = match self.cache.keys.get(&hash) {
@@ -96,34 +112,59 @@ impl AppState {
         let user = self.user_for_credential(&row.owner_id).await?;
         self.record_key_use(&row.id, now);
         Ok(Caller {
-            role: crate::rbac::effective_role(&row.role, &self.rbac.user_role(&user.email, &user.role)),
+            role: crate::rbac::effective_role(
+                &row.role,
+                &self.rbac.user_role(&user.email, &user.role),
+            ),
             user_id: user.id,
             email: user.email,
-            kind: CallerKind::ApiKey { id: row.id, expires_at_ms: row.expires_at_ms },
+            kind: CallerKind::ApiKey {
+                id: row.id,
+                expires_at_ms: row.expires_at_ms,
+            },
         })
     }
 
     async fn authenticate_jwt(&self, token: &str) -> Result<Caller, ApiError> {
         if token.is_empty() {
-            return Err(denied(ErrorCode::Unauthenticated, "use Authorization: Bearer <token> or X-API-Key"));
+            return Err(denied(
+                ErrorCode::Unauthenticated,
+                "use Authorization: Bearer <token> or X-API-Key",
+            ));
         }
-        let claims = self.jwt.verify(token, self.clock.now_secs()).map_err(jwt_error)?;
+        let claims = self
+            .jwt
+            .verify(token, self.clock.now_secs())
+            .map_err(jwt_error)?;
         if claims.typ != "access" {
-            return Err(denied(ErrorCode::Unauthenticated, "a refresh token cannot be used as an access token"));
+            return Err(denied(
+                ErrorCode::Unauthenticated,
+                "a refresh token cannot be used as an access token",
+            ));
         }
         let record = self.token_record(&claims.jti).await?;
         if record.revoked_at_ms.is_some() {
             return Err(denied(ErrorCode::TokenRevoked, "token has been revoked"));
         }
         if record.user_id != claims.sub {
-            return Err(denied(ErrorCode::Unauthenticated, "token does not match its record"));
+            return Err(denied(
+                ErrorCode::Unauthenticated,
+                "token does not match its record",
+            ));
         }
         let user = self.user_for_credential(&claims.sub).await?;
         Ok(Caller {
-            role: crate::rbac::effective_role(&claims.role, &self.rbac.user_role(&user.email, &user.role)),
+            role: crate::rbac::effective_role(
+                &claims.role,
+                &self.rbac.user_role(&user.email, &user.role),
+            ),
             user_id: user.id,
             email: user.email,
-            kind: CallerKind::Jwt { jti: claims.jti, family: claims.fam, expires_at: claims.exp },
+            kind: CallerKind::Jwt {
+                jti: claims.jti,
+                family: claims.fam,
+                expires_at: claims.exp,
+            },
         })
     }
 
@@ -131,11 +172,10 @@ impl AppState {
         if let Some(row) = self.cache.tokens.get(&jti.to_string()) {
             return Ok(row);
         }
-        let row = self
-            .store
-            .get_token(jti)
-            .await?
-            .ok_or_else(|| denied(ErrorCode::TokenRevoked, "token is not known to this server"))?;
+        let row =
+            self.store.get_token(jti).await?.ok_or_else(|| {
+                denied(ErrorCode::TokenRevoked, "token is not known to this server")
+            })?;
         self.cache.tokens.insert(jti.to_string(), row.clone());
         Ok(row)
     }
@@ -144,11 +184,12 @@ impl AppState {
         if let Some(user) = self.cache.users.get(&user_id.to_string()) {
             return Ok(user);
         }
-        let user = self
-            .store
-            .get_user(user_id)
-            .await?
-            .ok_or_else(|| denied(ErrorCode::Unauthenticated, "the credential's user no longer exists"))?;
+        let user = self.store.get_user(user_id).await?.ok_or_else(|| {
+            denied(
+                ErrorCode::Unauthenticated,
+                "the credential's user no longer exists",
+            )
+        })?;
         self.cache.users.insert(user_id.to_string(), user.clone());
         Ok(user)
     }

@@ -24,7 +24,10 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("JWT_PREVIOUS_SECRET", "auth.jwt.previous_secret"),
     ("MFTPLUS_ENCRYPTION_KEY", "encryption.key"),
     ("MFTPLUS_PBKDF2_ITERATIONS", "encryption.pbkdf2.iterations"),
-    ("MFTPLUS_PBKDF2_SALT_LENGTH", "encryption.pbkdf2.salt_length"),
+    (
+        "MFTPLUS_PBKDF2_SALT_LENGTH",
+        "encryption.pbkdf2.salt_length",
+    ),
 ];
 
 const GENERIC_ENV_PREFIX: &str = "MFTPLUS__";
@@ -32,13 +35,20 @@ const GENERIC_ENV_PREFIX: &str = "MFTPLUS__";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid YAML: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error("cannot read secret file {path} (from {var}): {source}")]
-    SecretFile { var: String, path: PathBuf, source: std::io::Error },
+    SecretFile {
+        var: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
     InsecurePermissions { path: PathBuf, mode: u32 },
 }
@@ -86,7 +96,13 @@ impl LoadedConfig {
             .sources
             .get(key)
             .map(Source::describe)
-            .unwrap_or_else(|| if node.is_object() { "effective".into() } else { "default".into() });
+            .unwrap_or_else(|| {
+                if node.is_object() {
+                    "effective".into()
+                } else {
+                    "default".into()
+                }
+            });
         if SECRET_PATHS.contains(&key) {
             let display = self.secret_display(key, node);
             return Some((None, true, display, source));
@@ -95,7 +111,10 @@ impl LoadedConfig {
         self.redact_below(key, &mut value);
         let display = match &value {
             Value::String(text) => text.clone(),
-            other => serde_yaml::to_string(other).unwrap_or_default().trim_end().to_string(),
+            other => serde_yaml::to_string(other)
+                .unwrap_or_default()
+                .trim_end()
+                .to_string(),
         };
         Some((Some(value), false, display, source))
     }
@@ -112,7 +131,10 @@ impl LoadedConfig {
 
     fn redact_below(&self, prefix: &str, value: &mut Value) {
         for secret in SECRET_PATHS {
-            let Some(rest) = secret.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
+            let Some(rest) = secret
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+            else {
                 continue;
             };
             let pointer = format!("/{}", rest.replace('.', "/"));
@@ -144,13 +166,17 @@ pub fn load_from(
         None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
     };
     if let Some(file) = &file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let parsed: Value = if text.trim().is_empty() {
             Value::Object(Map::new())
         } else {
-            serde_yaml::from_str(&text)
-                .map_err(|err| ConfigError::Parse { path: file.clone(), message: err.to_string() })?
+            serde_yaml::from_str(&text).map_err(|err| ConfigError::Parse {
+                path: file.clone(),
+                message: err.to_string(),
+            })?
         };
         if !parsed.is_object() && !parsed.is_null() {
             return Err(ConfigError::Parse {
@@ -158,19 +184,36 @@ pub fn load_from(
                 message: "the top level must be a mapping".into(),
             });
         }
-        merge(&mut tree, &parsed, "", &Source::File(file.clone()), &mut sources);
+        merge(
+            &mut tree,
+            &parsed,
+            "",
+            &Source::File(file.clone()),
+            &mut sources,
+        );
     }
 
     for (var, path) in ENV_ALIASES {
         apply_env(&mut tree, &mut sources, env, var, path)?;
     }
     for (var, raw) in env {
-        let Some(rest) = var.strip_prefix(GENERIC_ENV_PREFIX) else { continue };
+        let Some(rest) = var.strip_prefix(GENERIC_ENV_PREFIX) else {
+            continue;
+        };
         let path = rest.to_ascii_lowercase().replace("__", ".");
-        if let Some(secret_path) = path.strip_suffix("_file").filter(|p| SECRET_PATHS.contains(p)) {
+        if let Some(secret_path) = path
+            .strip_suffix("_file")
+            .filter(|p| SECRET_PATHS.contains(p))
+        {
             let value = read_secret_file(var, Path::new(raw))?;
             set_path(&mut tree, secret_path, Value::String(value));
-            sources.insert(secret_path.to_string(), Source::EnvFile { var: var.clone(), path: raw.into() });
+            sources.insert(
+                secret_path.to_string(),
+                Source::EnvFile {
+                    var: var.clone(),
+                    path: raw.into(),
+                },
+            );
         } else {
             set_path(&mut tree, &path, env_value(&path, raw));
             sources.insert(path, Source::Env(var.clone()));
@@ -180,7 +223,13 @@ pub fn load_from(
     let config: ServerConfig = serde_json::from_value(tree.clone())
         .map_err(|err| ConfigError::Invalid(err.to_string()))?;
     validate(&config, &sources, &mut warnings)?;
-    Ok(LoadedConfig { config, tree, sources, warnings, file })
+    Ok(LoadedConfig {
+        config,
+        tree,
+        sources,
+        warnings,
+        file,
+    })
 }
 
 fn apply_env(
@@ -197,11 +246,19 @@ fn apply_env(
     let file_var = format!("{var}_FILE");
     if let Some(file) = env.get(&file_var).filter(|_| SECRET_PATHS.contains(&path)) {
         if env.contains_key(var) {
-            return Err(ConfigError::Invalid(format!("both {var} and {file_var} are set; use one")));
+            return Err(ConfigError::Invalid(format!(
+                "both {var} and {file_var} are set; use one"
+            )));
         }
         let value = read_secret_file(&file_var, Path::new(file))?;
         set_path(tree, path, Value::String(value));
-        sources.insert(path.to_string(), Source::EnvFile { var: file_var, path: file.into() });
+        sources.insert(
+            path.to_string(),
+            Source::EnvFile {
+                var: file_var,
+                path: file.into(),
+            },
+        );
     }
     Ok(())
 }
@@ -235,7 +292,10 @@ pub fn check_private_file(path: &Path) -> Result<(), ConfigError> {
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(ConfigError::InsecurePermissions { path: path.to_path_buf(), mode });
+        return Err(ConfigError::InsecurePermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -247,9 +307,15 @@ fn merge(
     source: &Source,
     sources: &mut BTreeMap<String, Source>,
 ) {
-    let Value::Object(overlay_map) = overlay else { return };
+    let Value::Object(overlay_map) = overlay else {
+        return;
+    };
     for (key, value) in overlay_map {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         let slot = base
             .as_object_mut()
             .expect("merge target is an object")
@@ -295,7 +361,9 @@ fn validate(
                     file.display()
                 ));
             }
-            warnings.push(format!("{secret} is stored inline in the config file; use the environment in production"));
+            warnings.push(format!(
+                "{secret} is stored inline in the config file; use the environment in production"
+            ));
         }
     }
 
@@ -304,12 +372,16 @@ fn validate(
         return invalid("auth.jwt.expiration and refresh_expiration must be positive".into());
     }
     if jwt.rotation_threshold >= jwt.expiration {
-        return invalid("auth.jwt.rotation_threshold must be shorter than auth.jwt.expiration".into());
+        return invalid(
+            "auth.jwt.rotation_threshold must be shorter than auth.jwt.expiration".into(),
+        );
     }
     match jwt.algorithm {
         JwtAlgorithm::HS256 => {
             let Some(secret) = &jwt.secret else {
-                return invalid("auth.jwt.secret is not set (set JWT_SECRET or JWT_SECRET_FILE)".into());
+                return invalid(
+                    "auth.jwt.secret is not set (set JWT_SECRET or JWT_SECRET_FILE)".into(),
+                );
             };
             let min = if production { 32 } else { 16 };
             if secret.expose().len() < min {
@@ -328,7 +400,10 @@ fn validate(
         }
         JwtAlgorithm::RS256 => {
             let (Some(private), Some(_public)) = (&jwt.private_key, &jwt.public_key) else {
-                return invalid("auth.jwt.algorithm RS256 needs auth.jwt.private_key and auth.jwt.public_key".into());
+                return invalid(
+                    "auth.jwt.algorithm RS256 needs auth.jwt.private_key and auth.jwt.public_key"
+                        .into(),
+                );
             };
             check_private_file(private)?;
         }
@@ -336,7 +411,10 @@ fn validate(
 
     let keys = &config.api_keys;
     if keys.prefix != mftplus_types::API_KEY_PREFIX {
-        return invalid(format!("api_keys.prefix must be {:?}", mftplus_types::API_KEY_PREFIX));
+        return invalid(format!(
+            "api_keys.prefix must be {:?}",
+            mftplus_types::API_KEY_PREFIX
+        ));
     }
     if keys.hash_algorithm != "sha256" {
         return invalid("api_keys.hash_algorithm must be sha256".into());
@@ -348,7 +426,9 @@ fn validate(
         ));
     }
     if keys.auto_rotate {
-        return invalid("api_keys.auto_rotate is not supported; rotate with `mftctl apikeys rotate`".into());
+        return invalid(
+            "api_keys.auto_rotate is not supported; rotate with `mftctl apikeys rotate`".into(),
+        );
     }
     if keys.rotation_required_days == 0 {
         return invalid("api_keys.rotation_required_days must be positive".into());
@@ -356,12 +436,18 @@ fn validate(
 
     let pbkdf2 = &config.encryption.pbkdf2;
     if pbkdf2.iterations < 600_000 || pbkdf2.salt_length < 32 || pbkdf2.key_length != 32 {
-        return invalid("encryption.pbkdf2 needs iterations >= 600000, salt_length >= 32, key_length = 32".into());
+        return invalid(
+            "encryption.pbkdf2 needs iterations >= 600000, salt_length >= 32, key_length = 32"
+                .into(),
+        );
     }
 
     let rbac = &config.rbac;
     if !rbac.roles.contains_key(&rbac.default_role) {
-        return invalid(format!("rbac.default_role {:?} is not in rbac.roles", rbac.default_role));
+        return invalid(format!(
+            "rbac.default_role {:?} is not in rbac.roles",
+            rbac.default_role
+        ));
     }
     if !rbac.roles.contains_key("admin") {
         return invalid("rbac.roles must define admin".into());
@@ -370,14 +456,19 @@ fn validate(
         if production {
             return invalid("rbac.enabled: false is refused in production".into());
         }
-        warnings.push("WARNING: rbac.enabled is false: every authenticated principal is an admin".into());
+        warnings.push(
+            "WARNING: rbac.enabled is false: every authenticated principal is an admin".into(),
+        );
     }
 
     if config.audit.retention_days < 90 {
         return invalid("audit.retention_days must be at least 90".into());
     }
     if config.tls.enabled {
-        return invalid("tls.enabled is not supported by this build yet; terminate TLS in front of the cloud".into());
+        return invalid(
+            "tls.enabled is not supported by this build yet; terminate TLS in front of the cloud"
+                .into(),
+        );
     }
     if let Some(key) = &config.tls.certificate.key {
         if key.exists() {

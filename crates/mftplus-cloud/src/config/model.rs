@@ -172,7 +172,10 @@ pub struct LoginSection {
 
 impl Default for LoginSection {
     fn default() -> Self {
-        LoginSection { max_failures: 5, lockout_seconds: 900 }
+        LoginSection {
+            max_failures: 5,
+            lockout_seconds: 900,
+        }
     }
 }
 
@@ -249,7 +252,11 @@ pub struct Pbkdf2Section {
 
 impl Default for Pbkdf2Section {
     fn default() -> Self {
-        Pbkdf2Section { iterations: 600_000, salt_length: 32, key_length: 32 }
+        Pbkdf2Section {
+            iterations: 600_000,
+            salt_length: 32,
+            key_length: 32,
+        }
     }
 }
 
@@ -292,25 +299,46 @@ pub struct RbacSection {
 
 impl Default for RbacSection {
     fn default() -> Self {
-        let role = |perms: &[&str]| RoleSpec { permissions: perms.iter().map(|p| p.to_string()).collect() };
+        let role = |perms: &[&str]| RoleSpec {
+            permissions: perms.iter().map(|p| p.to_string()).collect(),
+        };
         let mut roles = BTreeMap::new();
         roles.insert("admin".into(), role(&["*"]));
         roles.insert(
             "operator".into(),
             role(&[
-                "transfers:*", "transfers:read", "transfers:create", "logs:read", "users:read",
-                "config:read", "users:read:own", "apikeys:manage:own", "tokens:manage:own",
+                "transfers:*",
+                "transfers:read",
+                "transfers:create",
+                "logs:read",
+                "users:read",
+                "config:read",
+                "users:read:own",
+                "apikeys:manage:own",
+                "tokens:manage:own",
             ]),
         );
         roles.insert(
             "user".into(),
             role(&[
-                "transfers:create", "transfers:read:own", "transfers:cancel:own", "users:read:own",
-                "apikeys:manage:own", "tokens:manage:own",
+                "transfers:create",
+                "transfers:read:own",
+                "transfers:cancel:own",
+                "users:read:own",
+                "apikeys:manage:own",
+                "tokens:manage:own",
             ]),
         );
-        roles.insert("readonly".into(), role(&["transfers:read", "logs:read", "users:read:own"]));
-        RbacSection { enabled: true, default_role: "user".into(), admin_users: Vec::new(), roles }
+        roles.insert(
+            "readonly".into(),
+            role(&["transfers:read", "logs:read", "users:read:own"]),
+        );
+        RbacSection {
+            enabled: true,
+            default_role: "user".into(),
+            admin_users: Vec::new(),
+            roles,
+        }
     }
 }
 
@@ -361,7 +389,10 @@ pub struct TlsClientAuth {
 
 impl Default for TlsClientAuth {
     fn default() -> Self {
-        TlsClientAuth { mode: "requireAndVerifyClientCert".into(), ca_files: Vec::new() }
+        TlsClientAuth {
+            mode: "requireAndVerifyClientCert".into(),
+            ca_files: Vec::new(),
+        }
     }
 }
 
@@ -396,7 +427,9 @@ pub struct AuditSection {
 
 impl Default for AuditSection {
     fn default() -> Self {
-        AuditSection { retention_days: 365 }
+        AuditSection {
+            retention_days: 365,
+        }
     }
 }
 
@@ -412,6 +445,10 @@ pub struct RateLimitSection {
 
 impl Default for RateLimitSection {
     fn default() -> Self {
-        RateLimitSection { enabled: true, per_credential_per_minute: 1200, per_address_per_minute: 2400 }
+        RateLimitSection {
+            enabled: true,
+            per_credential_per_minute: 1200,
+            per_address_per_minute: 2400,
+        }
     }
 }

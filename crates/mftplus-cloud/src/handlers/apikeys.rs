@@ -63,7 +63,14 @@ fn lifetime_ms(state: &AppState, expires: Option<&str>) -> ApiResult<i64> {
     Ok(secs as i64 * 1000)
 }
 
-fn new_key(name: &str, role: &str, owner_id: &str, now: i64, lifetime_ms: i64, replaces: Option<String>) -> (String, NewApiKey) {
+fn new_key(
+    name: &str,
+    role: &str,
+    owner_id: &str,
+    now: i64,
+    lifetime_ms: i64,
+    replaces: Option<String>,
+) -> (String, NewApiKey) {
     let secret = mftplus_crypto::generate_api_key();
     let row = NewApiKey {
         id: uuid::Uuid::now_v7().to_string(),
@@ -92,10 +99,20 @@ pub async fn create(
     let role = body.role.unwrap_or_else(|| caller.role.clone());
     validate_role(&state, &role)?;
     if !may_grant(&caller.role, &role) {
-        return Err(ApiError::forbidden(format!("your role {} cannot create a {role} key", caller.role)));
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot create a {role} key",
+            caller.role
+        )));
     }
     let lifetime = lifetime_ms(&state, body.expires.as_deref())?;
-    let (secret, new) = new_key(&name, &role, &caller.user_id, state.clock.now_ms(), lifetime, None);
+    let (secret, new) = new_key(
+        &name,
+        &role,
+        &caller.user_id,
+        state.clock.now_ms(),
+        lifetime,
+        None,
+    );
     let row = state.store.create_api_key(&new).await?;
     state
         .audit(
@@ -107,7 +124,13 @@ pub async fn create(
         )
         .await;
     let api_key = api_key_to_api(&state, &row, &caller.email);
-    Ok((http::StatusCode::CREATED, Json(CreatedApiKey { key: secret, api_key })))
+    Ok((
+        http::StatusCode::CREATED,
+        Json(CreatedApiKey {
+            key: secret,
+            api_key,
+        }),
+    ))
 }
 
 fn visible_key(caller: &Caller, scope: Scope, row: Option<ApiKeyRow>) -> ApiResult<ApiKeyRow> {
@@ -121,7 +144,10 @@ pub async fn resolve(
     Extension(scope): Extension<Scope>,
     ApiJson(body): ApiJson<ResolveApiKeyRequest>,
 ) -> ApiResult<Json<ApiKey>> {
-    let row = state.store.get_api_key_by_hash(&mftplus_crypto::hash_api_key(body.key.trim())).await?;
+    let row = state
+        .store
+        .get_api_key_by_hash(&mftplus_crypto::hash_api_key(body.key.trim()))
+        .await?;
     let row = visible_key(&caller, scope, row)?;
     let email = email_of(&state, &row.owner_id).await?;
     Ok(Json(api_key_to_api(&state, &row, &email)))
@@ -146,7 +172,11 @@ pub async fn destroy(
     Path(id): Path<String>,
 ) -> ApiResult<http::StatusCode> {
     let row = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
-    if !state.store.revoke_api_key(&row.id, state.clock.now_ms()).await? {
+    if !state
+        .store
+        .revoke_api_key(&row.id, state.clock.now_ms())
+        .await?
+    {
         return Err(ApiError::not_found("API key"));
     }
     state.cache.keys.remove(&row.key_hash);
@@ -171,16 +201,31 @@ pub async fn rotate(
 ) -> ApiResult<Json<CreatedApiKey>> {
     let old = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
     if old.revoked_at_ms.is_some() {
-        return Err(ApiError::new(ErrorCode::Conflict, "this key is revoked; create a new one"));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this key is revoked; create a new one",
+        ));
     }
-    let owner = state.store.get_user(&old.owner_id).await?.ok_or_else(|| ApiError::not_found("key owner"))?;
-    let role = crate::rbac::effective_role(&old.role, &state.rbac.user_role(&owner.email, &owner.role));
+    let owner = state
+        .store
+        .get_user(&old.owner_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("key owner"))?;
+    let role =
+        crate::rbac::effective_role(&old.role, &state.rbac.user_role(&owner.email, &owner.role));
     let lifetime = match old.expires_at_ms {
         Some(expires) => (expires - old.created_at_ms).min(lifetime_ms(&state, None)?),
         None => lifetime_ms(&state, None)?,
     };
     let now = state.clock.now_ms();
-    let (secret, new) = new_key(&old.name, &role, &old.owner_id, now, lifetime, Some(old.id.clone()));
+    let (secret, new) = new_key(
+        &old.name,
+        &role,
+        &old.owner_id,
+        now,
+        lifetime,
+        Some(old.id.clone()),
+    );
     let row = state.store.rotate_api_key(&old.id, &new, now).await?;
     state.cache.keys.remove(&old.key_hash);
     state
@@ -193,5 +238,8 @@ pub async fn rotate(
         )
         .await;
     let api_key = api_key_to_api(&state, &row, &owner.email);
-    Ok(Json(CreatedApiKey { key: secret, api_key }))
+    Ok(Json(CreatedApiKey {
+        key: secret,
+        api_key,
+    }))
 }

@@ -42,14 +42,24 @@ pub struct PageQuery {
     limit: Option<u32>,
 }
 
-pub async fn index(State(state): State<AppState>, ApiQuery(query): ApiQuery<PageQuery>) -> ApiResult<Json<AuditPage>> {
+pub async fn index(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<AuditPage>> {
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::validation(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let rows = state.store.list_audit(query.after_seq, limit).await?;
-    let next_after_seq = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage { entries: rows.into_iter().map(audit_to_api).collect(), next_after_seq }))
+    let next_after_seq = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries: rows.into_iter().map(audit_to_api).collect(),
+        next_after_seq,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -69,7 +79,12 @@ pub async fn export(
         return Err(ApiError::validation("format must be json or csv"));
     }
     state
-        .audit(AuditEvent::new("audit_exported").actor(&caller.email).ip(&ip).details(json!({"format": format})))
+        .audit(
+            AuditEvent::new("audit_exported")
+                .actor(&caller.email)
+                .ip(&ip)
+                .details(json!({"format": format})),
+        )
         .await;
     let mut entries = Vec::new();
     let mut after = 0;
@@ -87,7 +102,9 @@ pub async fn export(
     if format == "json" {
         return Ok(Json(entries).into_response());
     }
-    let mut csv = String::from("seq,time,ts_ms,event,actor,target,outcome,client_ip,details,prev_hash,hash\n");
+    let mut csv = String::from(
+        "seq,time,ts_ms,event,actor,target,outcome,client_ip,details,prev_hash,hash\n",
+    );
     for e in &entries {
         let fields = [
             e.seq.to_string(),
@@ -106,12 +123,20 @@ pub async fn export(
         csv.push_str(&line.join(","));
         csv.push('\n');
     }
-    Ok(([(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        csv,
+    )
+        .into_response())
 }
 
 /// RFC 4180 quoting, plus a leading `'` on cells a spreadsheet would run as a formula.
 fn csv_field(value: &str) -> String {
-    let guarded = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_string() };
+    let guarded = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
     if guarded.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {

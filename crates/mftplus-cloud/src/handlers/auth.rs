@@ -24,10 +24,18 @@ pub async fn login(
     let throttle_keys = vec![format!("email:{email}"), format!("ip:{ip}")];
     if let Some(retry_after) = state.login_throttle.locked(&throttle_keys, now) {
         state
-            .audit(AuditEvent::new("login_throttled").actor(&email).outcome("denied").ip(&ip))
+            .audit(
+                AuditEvent::new("login_throttled")
+                    .actor(&email)
+                    .outcome("denied")
+                    .ip(&ip),
+            )
             .await;
-        return Err(ApiError::new(ErrorCode::RateLimited, "too many failed logins; try again later")
-            .with_retry_after(retry_after));
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many failed logins; try again later",
+        )
+        .with_retry_after(retry_after));
     }
 
     let user = state.store.get_user_by_email(&email).await?;
@@ -35,7 +43,9 @@ pub async fn login(
     let password = body.password;
     // Unknown accounts are checked against a dummy hash so the answer takes as long either way.
     let verified = tokio::task::spawn_blocking(move || {
-        let phc = hash.as_deref().unwrap_or_else(|| mftplus_crypto::password::dummy_hash());
+        let phc = hash
+            .as_deref()
+            .unwrap_or_else(|| mftplus_crypto::password::dummy_hash());
         mftplus_crypto::password::verify_password(&password, phc) && hash.is_some()
     })
     .await
@@ -44,16 +54,32 @@ pub async fn login(
     let Some(user) = user.filter(|_| verified) else {
         state.login_throttle.record_failure(&throttle_keys, now);
         state
-            .audit(AuditEvent::new("login_failed").actor(&email).outcome("failure").ip(&ip))
+            .audit(
+                AuditEvent::new("login_failed")
+                    .actor(&email)
+                    .outcome("failure")
+                    .ip(&ip),
+            )
             .await;
-        return Err(ApiError::new(ErrorCode::InvalidCredentials, "invalid email or password"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "invalid email or password",
+        ));
     };
     state.login_throttle.clear(&throttle_keys[0]);
-    state.store.record_login(&user.id, state.clock.now_ms()).await?;
+    state
+        .store
+        .record_login(&user.id, state.clock.now_ms())
+        .await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
     let pair = issue_pair(&state, &user, &family, "login").await?;
     state
-        .audit(AuditEvent::new("login_succeeded").actor(&user.email).target(&user.id).ip(&ip))
+        .audit(
+            AuditEvent::new("login_succeeded")
+                .actor(&user.email)
+                .target(&user.id)
+                .ip(&ip),
+        )
         .await;
     Ok(Json(pair))
 }
@@ -67,7 +93,10 @@ pub async fn refresh(
         .jwt
         .verify(&body.refresh_token, state.clock.now_secs())
         .map_err(|err| match err {
-            JwtError::Expired => ApiError::new(ErrorCode::TokenExpired, "refresh token has expired; log in again"),
+            JwtError::Expired => ApiError::new(
+                ErrorCode::TokenExpired,
+                "refresh token has expired; log in again",
+            ),
             other => ApiError::unauthenticated(other.to_string()),
         })?;
     if claims.typ != "refresh" {
@@ -79,13 +108,19 @@ pub async fn refresh(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::TokenRevoked, "refresh token is not known"))?;
     if record.revoked_at_ms.is_some() {
-        return Err(ApiError::new(ErrorCode::TokenRevoked, "refresh token has been revoked"));
+        return Err(ApiError::new(
+            ErrorCode::TokenRevoked,
+            "refresh token has been revoked",
+        ));
     }
     let now_ms = state.clock.now_ms();
     if !state.store.mark_refresh_used(&claims.jti, now_ms).await? {
         // A refresh token is single-use: a second use means it was copied. Everything issued
         // from the same login is revoked, the thief's copies and the owner's alike.
-        let revoked = state.store.revoke_token_family(&record.family_id, now_ms).await?;
+        let revoked = state
+            .store
+            .revoke_token_family(&record.family_id, now_ms)
+            .await?;
         state.cache.tokens.clear();
         state
             .audit(
@@ -96,7 +131,10 @@ pub async fn refresh(
                     .details(json!({"family": record.family_id, "revoked": revoked})),
             )
             .await;
-        return Err(ApiError::new(ErrorCode::TokenReused, "refresh token was already used; this login has been revoked"));
+        return Err(ApiError::new(
+            ErrorCode::TokenReused,
+            "refresh token was already used; this login has been revoked",
+        ));
     }
     let user = state
         .store
@@ -105,7 +143,12 @@ pub async fn refresh(
         .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
     let pair = issue_pair(&state, &user, &record.family_id, "refresh").await?;
     state
-        .audit(AuditEvent::new("token_refreshed").actor(&user.email).target(&claims.jti).ip(&ip))
+        .audit(
+            AuditEvent::new("token_refreshed")
+                .actor(&user.email)
+                .target(&claims.jti)
+                .ip(&ip),
+        )
         .await;
     Ok(Json(pair))
 }
@@ -121,19 +164,36 @@ pub async fn logout(
             "logout ends a login session; to retire an API key use `mftctl apikeys delete`",
         ));
     };
-    let revoked = state.store.revoke_token_family(family, state.clock.now_ms()).await?;
+    let revoked = state
+        .store
+        .revoke_token_family(family, state.clock.now_ms())
+        .await?;
     state.cache.tokens.clear();
     state
-        .audit(AuditEvent::new("logout").actor(&caller.email).ip(&ip).details(json!({"revoked": revoked})))
+        .audit(
+            AuditEvent::new("logout")
+                .actor(&caller.email)
+                .ip(&ip)
+                .details(json!({"revoked": revoked})),
+        )
         .await;
     Ok(http::StatusCode::NO_CONTENT)
 }
 
-async fn issue_pair(state: &AppState, user: &UserRow, family: &str, via: &str) -> ApiResult<TokenPair> {
+async fn issue_pair(
+    state: &AppState,
+    user: &UserRow,
+    family: &str,
+    via: &str,
+) -> ApiResult<TokenPair> {
     let jwt = &state.config.config.auth.jwt;
     let role = state.rbac.user_role(&user.email, &user.role);
-    let (access, _) = state.issue_token(user, &role, "access", family, via, jwt.expiration).await?;
-    let (refresh, _) = state.issue_token(user, &role, "refresh", family, via, jwt.refresh_expiration).await?;
+    let (access, _) = state
+        .issue_token(user, &role, "access", family, via, jwt.expiration)
+        .await?;
+    let (refresh, _) = state
+        .issue_token(user, &role, "refresh", family, via, jwt.refresh_expiration)
+        .await?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: refresh,

@@ -6,10 +6,19 @@ use axum::extract::{Path, State};
 use axum::Json;
 use mftplus_types::api::ConfigValue;
 
-pub async fn show(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Json<ConfigValue>> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<ConfigValue>> {
     let (value, secret, display, source) = state
         .config
         .lookup(&key)
         .ok_or_else(|| ApiError::not_found(&format!("config key {key:?}")))?;
-    Ok(Json(ConfigValue { key, value, secret, display, source }))
+    Ok(Json(ConfigValue {
+        key,
+        value,
+        secret,
+        display,
+        source,
+    }))
 }

@@ -17,7 +17,10 @@ async fn database(state: &AppState) -> DatabaseHealth {
             "error"
         }
     };
-    DatabaseHealth { backend: state.store.backend().into(), status: status.into() }
+    DatabaseHealth {
+        backend: state.store.backend().into(),
+        status: status.into(),
+    }
 }
 
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -40,15 +43,53 @@ pub async fn api_health(State(state): State<AppState>) -> (http::StatusCode, Jso
         uptime: state.uptime_secs(),
         database: Some(database),
     };
-    let status = if ok { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Json<Jwks> {
-    Json(Jwks { keys: state.jwt.jwks().to_vec() })
+    Json(Jwks {
+        keys: state.jwt.jwks().to_vec(),
+    })
 }
 
-pub async fn status(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<Json<Status>> {
+fn principal(state: &AppState, caller: &Caller) -> Principal {
+    let (api_key_id, token_id) = match &caller.kind {
+        CallerKind::ApiKey { id, .. } => (Some(id.clone()), None),
+        CallerKind::Jwt { jti, .. } => (None, Some(jti.clone())),
+    };
+    Principal {
+        kind: if api_key_id.is_some() {
+            "api_key"
+        } else {
+            "user"
+        }
+        .into(),
+        user_id: caller.user_id.clone(),
+        email: caller.email.clone(),
+        permissions: state.rbac.permissions(&caller.role),
+        role: caller.role.clone(),
+        api_key_id,
+        token_id,
+    }
+}
+
+/// Who the credential belongs to and what it may do; no database work.
+pub async fn whoami(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Principal> {
+    Json(principal(&state, &caller))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Status>> {
     let now = state.clock.now_ms();
     let warning_ms = state.config.config.api_keys.warning_days as i64 * 86_400_000;
     let mut warnings = Vec::new();
@@ -56,7 +97,10 @@ pub async fn status(State(state): State<AppState>, Extension(caller): Extension<
         if key.revoked_at_ms.is_some() {
             continue;
         }
-        if let Some(expires) = key.expires_at_ms.filter(|at| *at > now && at - now <= warning_ms) {
+        if let Some(expires) = key
+            .expires_at_ms
+            .filter(|at| *at > now && at - now <= warning_ms)
+        {
             let days = (expires - now) as f64 / 86_400_000.0;
             warnings.push(format!(
                 "API key {:?} ({}) expires in {:.1} days ({}); rotate it with `mftctl apikeys rotate {}`",
@@ -64,25 +108,13 @@ pub async fn status(State(state): State<AppState>, Extension(caller): Extension<
             ));
         }
     }
-    let (api_key_id, token_id) = match &caller.kind {
-        CallerKind::ApiKey { id, .. } => (Some(id.clone()), None),
-        CallerKind::Jwt { jti, .. } => (None, Some(jti.clone())),
-    };
     Ok(Json(Status {
         version: mftplus_types::VERSION.into(),
         server_time: rfc3339(now),
         uptime: state.uptime_secs(),
         mode: state.config.config.mode.as_str().into(),
         database: database(&state).await,
-        principal: Principal {
-            kind: if api_key_id.is_some() { "api_key" } else { "user" }.into(),
-            user_id: caller.user_id.clone(),
-            email: caller.email.clone(),
-            permissions: state.rbac.permissions(&caller.role),
-            role: caller.role.clone(),
-            api_key_id,
-            token_id,
-        },
+        principal: principal(&state, &caller),
         warnings,
     }))
 }
@@ -92,5 +124,8 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this endpoint",
+    )
 }

@@ -73,7 +73,10 @@ pub fn token_to_api(row: &TokenRow, email: &str) -> TokenInfo {
 /// Finds a user by id, or by email when the reference contains `@`.
 pub async fn find_user(state: &AppState, reference: &str) -> ApiResult<UserRow> {
     let found = if reference.contains('@') {
-        state.store.get_user_by_email(&reference.to_ascii_lowercase()).await?
+        state
+            .store
+            .get_user_by_email(&reference.to_ascii_lowercase())
+            .await?
     } else {
         state.store.get_user(reference).await?
     };
@@ -82,21 +85,38 @@ pub async fn find_user(state: &AppState, reference: &str) -> ApiResult<UserRow> 
 
 /// Email of a user id, for listings; `""` for an owner that no longer exists.
 pub async fn email_of(state: &AppState, user_id: &str) -> ApiResult<String> {
-    Ok(state.store.get_user(user_id).await?.map(|u| u.email).unwrap_or_default())
+    Ok(state
+        .store
+        .get_user(user_id)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default())
 }
 
 pub fn validate_email(email: &str) -> ApiResult<String> {
     let email = email.trim().to_ascii_lowercase();
-    let bad = || ApiError::new(ErrorCode::InvalidEmail, format!("{email:?} is not a valid email address"));
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidEmail,
+            format!("{email:?} is not a valid email address"),
+        )
+    };
     if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     let labels_ok = domain.split('.').all(|label| {
-        !label.is_empty() && !label.starts_with('-') && !label.ends_with('-')
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
-    if local.is_empty() || local.len() > 64 || !domain.contains('.') || !labels_ok || local.contains('@') {
+    if local.is_empty()
+        || local.len() > 64
+        || !domain.contains('.')
+        || !labels_ok
+        || local.contains('@')
+    {
         return Err(bad());
     }
     Ok(email)
@@ -105,7 +125,9 @@ pub fn validate_email(email: &str) -> ApiResult<String> {
 pub fn validate_name(name: &str, what: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation(format!("{what} must be at most 200 printable characters")));
+        return Err(ApiError::validation(format!(
+            "{what} must be at most 200 printable characters"
+        )));
     }
     Ok(name.to_string())
 }
@@ -116,7 +138,10 @@ pub fn validate_role(state: &AppState, role: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::new(
             ErrorCode::InvalidRole,
-            format!("unknown role {role:?}; roles are {}", state.rbac.role_names().join(", ")),
+            format!(
+                "unknown role {role:?}; roles are {}",
+                state.rbac.role_names().join(", ")
+            ),
         ))
     }
 }
@@ -132,8 +157,20 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(validate_email(" Admin@Example.com ").unwrap(), "admin@example.com");
-        for bad in ["", "a", "a@b", "@x.com", "a@@x.com", "a b@x.com", "a@x..com", "a@-x.com"] {
+        assert_eq!(
+            validate_email(" Admin@Example.com ").unwrap(),
+            "admin@example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@x.com",
+            "a@@x.com",
+            "a b@x.com",
+            "a@x..com",
+            "a@-x.com",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad} accepted");
         }
     }

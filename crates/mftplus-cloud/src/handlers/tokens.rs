@@ -38,12 +38,18 @@ pub async fn index(
         (None, Scope::Own) => Some(caller.user_id.clone()),
         (None, Scope::All) => None,
     };
-    let rows = state.store.list_active_tokens(user_id.as_deref(), state.clock.now_ms()).await?;
+    let rows = state
+        .store
+        .list_active_tokens(user_id.as_deref(), state.clock.now_ms())
+        .await?;
     let mut emails: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         if !emails.contains_key(&row.user_id) {
-            emails.insert(row.user_id.clone(), super::email_of(&state, &row.user_id).await?);
+            emails.insert(
+                row.user_id.clone(),
+                super::email_of(&state, &row.user_id).await?,
+            );
         }
         out.push(token_to_api(row, &emails[&row.user_id]));
     }
@@ -61,20 +67,31 @@ pub async fn create(
     let role = body.role.unwrap_or_else(|| user_role.clone());
     validate_role(&state, &role)?;
     if !may_grant(&user_role, &role) {
-        return Err(ApiError::forbidden(format!("{} has role {user_role} and cannot hold a {role} token", user.email)));
+        return Err(ApiError::forbidden(format!(
+            "{} has role {user_role} and cannot hold a {role} token",
+            user.email
+        )));
     }
     if !may_grant(&caller.role, &role) {
-        return Err(ApiError::forbidden(format!("your role {} cannot issue a {role} token", caller.role)));
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot issue a {role} token",
+            caller.role
+        )));
     }
     let ttl = match &body.expires {
         Some(text) => parse_expiry(text)?,
         None => state.config.config.auth.jwt.expiration,
     };
     if ttl > 365 * 86_400 {
-        return Err(ApiError::new(mftplus_types::ErrorCode::InvalidDuration, "a token may live at most 365 days"));
+        return Err(ApiError::new(
+            mftplus_types::ErrorCode::InvalidDuration,
+            "a token may live at most 365 days",
+        ));
     }
     let family = uuid::Uuid::new_v4().simple().to_string();
-    let (token, row) = state.issue_token(&user, &role, "access", &family, "admin", ttl).await?;
+    let (token, row) = state
+        .issue_token(&user, &role, "access", &family, "admin", ttl)
+        .await?;
     state
         .audit(
             AuditEvent::new("token_created")
@@ -85,7 +102,10 @@ pub async fn create(
         )
         .await;
     let info = token_to_api(&row, &user.email);
-    Ok((http::StatusCode::CREATED, Json(CreatedToken { token, info })))
+    Ok((
+        http::StatusCode::CREATED,
+        Json(CreatedToken { token, info }),
+    ))
 }
 
 pub async fn revoke(
@@ -99,10 +119,18 @@ pub async fn revoke(
     let row = row
         .filter(|row| scope == Scope::All || row.user_id == caller.user_id)
         .ok_or_else(|| ApiError::not_found("token"))?;
-    state.store.revoke_token(&row.jti, state.clock.now_ms()).await?;
+    state
+        .store
+        .revoke_token(&row.jti, state.clock.now_ms())
+        .await?;
     state.cache.tokens.remove(&row.jti);
     state
-        .audit(AuditEvent::new("token_revoked").actor(&caller.email).target(&row.jti).ip(&ip))
+        .audit(
+            AuditEvent::new("token_revoked")
+                .actor(&caller.email)
+                .target(&row.jti)
+                .ip(&ip),
+        )
         .await;
     Ok(http::StatusCode::NO_CONTENT)
 }
@@ -118,7 +146,10 @@ pub async fn revoke_for_user(
     if scope == Scope::Own && user.id != caller.user_id {
         return Err(ApiError::not_found("user"));
     }
-    let revoked = state.store.revoke_user_tokens(&user.id, state.clock.now_ms()).await?;
+    let revoked = state
+        .store
+        .revoke_user_tokens(&user.id, state.clock.now_ms())
+        .await?;
     state.invalidate_user(&user.id);
     state
         .audit(

@@ -53,12 +53,17 @@ pub async fn create(
     let role = body.role.unwrap_or_else(|| state.rbac.default_role.clone());
     validate_role(&state, &role)?;
     if !may_grant(&caller.role, &role) {
-        return Err(ApiError::forbidden(format!("your role {} cannot create a {role} user", caller.role)));
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot create a {role} user",
+            caller.role
+        )));
     }
     let user_type = body.user_type.unwrap_or_default();
     let (password, initial_password) = match (user_type, body.password) {
         (UserType::Service, Some(_)) => {
-            return Err(ApiError::validation("service accounts log in with API keys, not passwords"))
+            return Err(ApiError::validation(
+                "service accounts log in with API keys, not passwords",
+            ))
         }
         (UserType::Service, None) => (None, None),
         (UserType::User, Some(password)) => (Some(password), None),
@@ -93,7 +98,13 @@ pub async fn create(
         )
         .await;
     let user = user_to_api(&state, &row);
-    Ok((http::StatusCode::CREATED, Json(CreatedUser { user, initial_password })))
+    Ok((
+        http::StatusCode::CREATED,
+        Json(CreatedUser {
+            user,
+            initial_password,
+        }),
+    ))
 }
 
 pub async fn update(
@@ -105,17 +116,28 @@ pub async fn update(
 ) -> ApiResult<Json<User>> {
     let user = find_user(&state, &reference).await?;
     if body.name.is_none() && body.role.is_none() && body.password.is_none() {
-        return Err(ApiError::validation("nothing to update: give name, role or password"));
+        return Err(ApiError::validation(
+            "nothing to update: give name, role or password",
+        ));
     }
-    let name = body.name.as_deref().map(|n| validate_name(n, "name")).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validate_name(n, "name"))
+        .transpose()?;
     if let Some(role) = &body.role {
         validate_role(&state, role)?;
         if !may_grant(&caller.role, role) || !may_grant(&caller.role, &user.role) {
-            return Err(ApiError::forbidden(format!("your role {} cannot assign role {role}", caller.role)));
+            return Err(ApiError::forbidden(format!(
+                "your role {} cannot assign role {role}",
+                caller.role
+            )));
         }
     }
     if body.password.is_some() && user.user_type == "service" {
-        return Err(ApiError::validation("service accounts log in with API keys, not passwords"));
+        return Err(ApiError::validation(
+            "service accounts log in with API keys, not passwords",
+        ));
     }
     let password_hash = match body.password {
         Some(password) => Some(hash_password(password).await?),
@@ -127,7 +149,12 @@ pub async fn update(
         .store
         .update_user(
             &user.id,
-            &UserUpdate { name, role: body.role.clone(), password_hash, updated_at_ms: now },
+            &UserUpdate {
+                name,
+                role: body.role.clone(),
+                password_hash,
+                updated_at_ms: now,
+            },
         )
         .await?;
     if changed_password {
@@ -168,15 +195,29 @@ pub async fn destroy(
 ) -> ApiResult<http::StatusCode> {
     let user = find_user(&state, &reference).await?;
     if user.id == caller.user_id {
-        return Err(ApiError::new(ErrorCode::Conflict, "you cannot delete your own account"));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "you cannot delete your own account",
+        ));
     }
     if !may_grant(&caller.role, &user.role) {
-        return Err(ApiError::forbidden(format!("your role {} cannot delete a {} user", caller.role, user.role)));
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot delete a {} user",
+            caller.role, user.role
+        )));
     }
-    state.store.delete_user(&user.id, state.clock.now_ms()).await?;
+    state
+        .store
+        .delete_user(&user.id, state.clock.now_ms())
+        .await?;
     state.invalidate_user(&user.id);
     state
-        .audit(AuditEvent::new("user_deleted").actor(&caller.email).target(&user.email).ip(&ip))
+        .audit(
+            AuditEvent::new("user_deleted")
+                .actor(&caller.email)
+                .target(&user.email)
+                .ip(&ip),
+        )
         .await;
     Ok(http::StatusCode::NO_CONTENT)
 }

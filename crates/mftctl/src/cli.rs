@@ -1,0 +1,412 @@
+//! The command line grammar. Spellings follow seed 001; its example lines are unit tests below.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mftctl",
+    version,
+    about = "Command-line client for an MFTPlus server",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Server URL [env: MFTPLUS_SERVER] [default: from the config file, else http://127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// API key to authenticate with [env: MFTPLUS_API_KEY]
+    #[arg(long, global = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Client config file [default: ~/.config/mftplus/config.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with email and password (or store an API key with --api-key)
+    Login(LoginArgs),
+    /// End the session and forget stored credentials
+    Logout,
+    /// Show the server's version and database, and who you are
+    Status,
+    /// Manage users
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys
+    #[command(name = "apikeys", subcommand)]
+    ApiKeys(ApiKeysCommand),
+    /// Tokens and sessions
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Read the server's effective configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Verify and export the audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Account email (prompted for on a terminal when absent)
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; a generated initial password is shown once
+    Create(UserCreateArgs),
+    /// Change a user's role, name or password
+    Update(UserUpdateArgs),
+    /// List users
+    List,
+    /// Show one user
+    Get {
+        /// Email or id
+        user: String,
+    },
+    /// Delete a user
+    Delete {
+        /// Email or id
+        user: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    #[arg(long)]
+    pub email: String,
+    /// Display name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// admin, operator, user or readonly [default: the server's rbac.default_role]
+    #[arg(long)]
+    pub role: Option<String>,
+    /// `service` for accounts used by scripts (no password login)
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub user_type: Option<UserTypeArg>,
+    /// Read the password from the first line of standard input instead of letting the server
+    /// generate one
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UserTypeArg {
+    User,
+    Service,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("changes")
+        .required(true)
+        .multiple(true)
+        .args(["role", "name", "password_stdin"])
+))]
+pub struct UserUpdateArgs {
+    /// Email or id
+    pub user: String,
+    #[arg(long)]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the new password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key; the key itself is printed once on standard output
+    Create(ApiKeyCreateArgs),
+    /// List keys
+    List,
+    /// Show one key
+    Get {
+        /// The full key (mftpk_…) or its id
+        key: String,
+    },
+    /// Delete (revoke) a key
+    Delete {
+        /// The full key (mftpk_…) or its id
+        key: String,
+    },
+    /// Replace a key's secret; the new key is printed once on standard output
+    Rotate {
+        /// The full key (mftpk_…) or its id
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// At most your own role [default: your role]
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Lifetime such as 90d, 12h, 2w [default: the server's api_keys.rotation_required_days]
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Access tokens (JWTs)
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue an access token for a user (admin only); printed once on standard output
+    Create(TokenCreateArgs),
+    /// List tokens
+    List {
+        /// Only this user's tokens (email or id)
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one token, or every token of a user
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Email or id of the user the token acts as
+    #[arg(long)]
+    pub user: String,
+    /// At most the user's own role [default: the user's role]
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Lifetime such as 1h or 30d [default: the server's auth.jwt.expiration]
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["token_id", "user"])))]
+pub struct TokenRevokeArgs {
+    /// The token's id (its JWT `jti`)
+    #[arg(long, conflicts_with = "user")]
+    pub token_id: Option<String>,
+    /// Revoke every token of this user (email or id); needs --all
+    #[arg(long, requires = "all")]
+    pub user: Option<String>,
+    /// Confirms revoking all of --user's tokens
+    #[arg(long, requires = "user")]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the server's effective value of a setting (secrets show only where they come from)
+    Get {
+        /// Dotted key, e.g. rbac.enabled or auth.jwt.secret
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Download the whole audit log and check its hash chain locally
+    Verify,
+    /// Export the audit log
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to this file (mode 0600) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every `mftctl` line of seed 001, exactly as a user would type it (continuation lines
+    /// joined).
+    const SEED_001: &[&str] = &[
+        "mftctl auth token create --user admin@example.com --role admin",
+        "mftctl auth token list --user admin@example.com",
+        "mftctl auth token revoke --token-id abc123",
+        "mftctl auth token revoke --user admin@example.com --all",
+        "mftctl apikeys create --name \"Service Account - Backup\" --role readonly --expires 90d",
+        "mftctl apikeys list",
+        "mftctl apikeys get mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+        "mftctl apikeys delete mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+        "mftctl apikeys rotate mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+        "mftctl --api-key mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6 status",
+        "mftctl config get encryption.enabled",
+        "mftctl users create --email user@example.com --name \"John Doe\" --role user",
+        "mftctl users update user@example.com --role admin",
+        "mftctl users list",
+        "mftctl users delete user@example.com",
+        "mftctl config get rbac.enabled",
+        "mftctl users create --email backup-service@example.com --role readonly --type service",
+        "mftctl config get auth.jwt.secret",
+        "mftctl auth token create --user user@example.com",
+        "mftctl users get user@example.com",
+        "mftctl users update user@example.com --role operator",
+    ];
+
+    /// Splits like a POSIX shell for the simple quoting the seed uses.
+    pub(crate) fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut current = String::new();
+        let mut quoted = false;
+        let mut in_word = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    in_word = true;
+                }
+                ' ' if !quoted => {
+                    if in_word {
+                        words.push(std::mem::take(&mut current));
+                        in_word = false;
+                    }
+                }
+                other => {
+                    current.push(other);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(current);
+        }
+        words
+    }
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(shell_words(line))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_seed_line_parses() {
+        for line in SEED_001 {
+            if let Err(e) = parse(line) {
+                panic!("{line}\n{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn seed_lines_mean_what_they_say() {
+        let cli = parse(SEED_001[4]).unwrap();
+        match cli.command {
+            Command::ApiKeys(ApiKeysCommand::Create(args)) => {
+                assert_eq!(args.name, "Service Account - Backup");
+                assert_eq!(args.role.as_deref(), Some("readonly"));
+                assert_eq!(args.expires.as_deref(), Some("90d"));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let cli = parse(SEED_001[9]).unwrap();
+        assert_eq!(
+            cli.global.api_key.as_deref(),
+            Some("mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6")
+        );
+        assert!(matches!(cli.command, Command::Status));
+
+        let cli = parse(SEED_001[16]).unwrap();
+        match cli.command {
+            Command::Users(UsersCommand::Create(args)) => {
+                assert_eq!(args.user_type, Some(UserTypeArg::Service));
+                assert_eq!(args.name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let cli = parse(SEED_001[3]).unwrap();
+        match cli.command {
+            Command::Auth(AuthCommand::Token(TokenCommand::Revoke(args))) => {
+                assert_eq!(args.user.as_deref(), Some("admin@example.com"));
+                assert!(args.all);
+                assert_eq!(args.token_id, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli =
+            parse("mftctl users list --json --server http://h:1 --config /tmp/c.yaml").unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server.as_deref(), Some("http://h:1"));
+        let cli = parse("mftctl login --api-key mftpk_x --server http://h:1").unwrap();
+        assert_eq!(cli.global.api_key.as_deref(), Some("mftpk_x"));
+        assert!(parse("mftctl login --email a@b.c --password-stdin").is_ok());
+        assert!(parse("mftctl audit export --format csv --output /tmp/x.csv").is_ok());
+        assert!(parse("mftctl audit verify").is_ok());
+        assert!(parse("mftctl logout").is_ok());
+    }
+
+    #[test]
+    fn usage_errors_are_refused() {
+        for line in [
+            "mftctl auth token revoke --user admin@example.com",
+            "mftctl auth token revoke --all",
+            "mftctl auth token revoke",
+            "mftctl auth token revoke --token-id x --user y --all",
+            "mftctl users update user@example.com",
+            "mftctl users create --name x",
+            "mftctl users create --email a@b.c --type robot",
+            "mftctl audit export --format xml",
+            "mftctl apikeys create --role readonly",
+        ] {
+            assert!(parse(line).is_err(), "{line} accepted");
+        }
+        let err = parse("mftctl auth token revoke --user admin@example.com").unwrap_err();
+        assert!(err.to_string().contains("--all"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,246 @@
+//! The client's own file, `~/.config/mftplus/config.yaml`: which server, and the credentials
+//! `mftctl login` stored. It holds secrets, so it is only ever written private (0600, directory
+//! 0700) and atomically, so a crash mid-write never leaves half a token behind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// Server URL used when neither --server nor MFTPLUS_SERVER is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Who `mftctl login` signed in as; the default email for the next login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Stored by `mftctl login --api-key`; preferred over the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Anything else in the file (the seed keeps other sections, such as `certificates:`, in the
+    /// same path), carried through untouched when the file is rewritten.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("email", &self.email)
+            .field("access_token", &secret(&self.access_token))
+            .field("refresh_token", &secret(&self.refresh_token))
+            .field("api_key", &secret(&self.api_key))
+            .field("other_keys", &self.other.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    pub fn has_secrets(&self) -> bool {
+        self.access_token.is_some() || self.refresh_token.is_some() || self.api_key.is_some()
+    }
+
+    pub fn forget_credentials(&mut self) {
+        self.access_token = None;
+        self.refresh_token = None;
+        self.api_key = None;
+    }
+}
+
+/// `$HOME/.config/mftplus/config.yaml`.
+pub fn default_path(home: Option<&std::ffi::OsStr>) -> Result<PathBuf, CliError> {
+    match home.filter(|h| !h.is_empty()) {
+        Some(home) => Ok(Path::new(home).join(".config/mftplus/config.yaml")),
+        None => Err(CliError::new(
+            "config",
+            "HOME is not set; pass --config PATH",
+        )),
+    }
+}
+
+/// Reads the file; a missing file is an empty config (first run).
+pub fn load(path: &Path) -> Result<ClientConfig, CliError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientConfig::default()),
+        Err(e) => return Err(CliError::io(format!("cannot read {}", path.display()), e)),
+    };
+    if text.trim().is_empty() {
+        return Ok(ClientConfig::default());
+    }
+    let config: ClientConfig = serde_yaml::from_str(&text)
+        .map_err(|e| CliError::new("config", format!("cannot parse {}: {e}", path.display())))?;
+    if config.has_secrets() && readable_by_others(path) {
+        crate::output::note(&format!(
+            "warning: {} holds credentials and is readable by other users; run chmod 600 on it",
+            path.display()
+        ));
+    }
+    Ok(config)
+}
+
+fn readable_by_others(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 != 0)
+        .unwrap_or(false)
+}
+
+pub fn save(path: &Path, config: &ClientConfig) -> Result<(), CliError> {
+    let text = serde_yaml::to_string(config)
+        .map_err(|e| CliError::new("config", format!("cannot encode config: {e}")))?;
+    write_private(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` readable only by the owner: a 0600 temporary file in the same
+/// directory, synced, then renamed over the target, so readers see the old or the new content,
+/// never a mix, and the secret is never briefly world-readable.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| CliError::usage(format!("{} is not a file path", path.display())))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".tmp.{}", std::process::id()));
+    let temp = dir.join(temp_name);
+    // A leftover from a crashed run with the same pid would make create_new fail.
+    let _ = fs::remove_file(&temp);
+
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(CliError::io(format!("cannot write {}", path.display()), e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ClientConfig {
+        ClientConfig {
+            server: Some("https://mft.example.com".into()),
+            email: Some("admin@example.com".into()),
+            access_token: Some("eyJ.access".into()),
+            refresh_token: Some("eyJ.refresh".into()),
+            api_key: None,
+            other: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/mftplus/config.yaml");
+        save(&path, &sample()).unwrap();
+        assert_eq!(load(&path).unwrap(), sample());
+
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+
+        // Rewriting a file that someone loosened makes it private again.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        save(&path, &ClientConfig::default()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load(&path).unwrap(), ClientConfig::default());
+
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn missing_or_empty_file_is_empty_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        assert_eq!(load(&path).unwrap(), ClientConfig::default());
+        fs::write(&path, "\n").unwrap();
+        assert_eq!(load(&path).unwrap(), ClientConfig::default());
+    }
+
+    #[test]
+    fn keeps_sections_it_does_not_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        fs::write(
+            &path,
+            "certificates:\n  ca_url: https://ca.example.com:9000\n  auto_renew: true\nserver: http://h:1\n",
+        )
+        .unwrap();
+        let mut config = load(&path).unwrap();
+        assert_eq!(config.server.as_deref(), Some("http://h:1"));
+        config.api_key = Some("mftpk_x".into());
+        save(&path, &config).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ca_url: https://ca.example.com:9000"),
+            "{text}"
+        );
+        assert!(text.contains("api_key: mftpk_x"), "{text}");
+    }
+
+    #[test]
+    fn bad_yaml_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        fs::write(&path, "server: [unclosed\n").unwrap();
+        let err = load(&path).unwrap_err();
+        assert_eq!(err.code, "config");
+        assert!(err.message.contains("config.yaml"), "{}", err.message);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let shown = format!("{:?}", sample());
+        assert!(!shown.contains("eyJ"), "{shown}");
+    }
+
+    #[test]
+    fn default_path_uses_home() {
+        assert_eq!(
+            default_path(Some(std::ffi::OsStr::new("/home/u"))).unwrap(),
+            PathBuf::from("/home/u/.config/mftplus/config.yaml")
+        );
+        assert_eq!(default_path(None).unwrap_err().code, "config");
+    }
+}

@@ -1,0 +1,66 @@
+//! Reading what the user types: passwords from a terminal without echo, or from stdin for
+//! scripts (`--password-stdin`), the same convention as `docker login`.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+
+use crate::error::CliError;
+
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// The first line of stdin, without its line ending. An empty line is refused: an empty
+/// password is never what a script meant.
+pub fn password_from_stdin() -> Result<String, CliError> {
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::io("cannot read the password from standard input", e))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(CliError::usage(
+            "--password-stdin: standard input held no password",
+        ));
+    }
+    Ok(password)
+}
+
+/// Asks on the terminal without echo.
+pub fn prompt_password(prompt: &str) -> Result<String, CliError> {
+    if !stdin_is_terminal() {
+        return Err(CliError::usage(
+            "no terminal to ask for the password on; pipe it in with --password-stdin",
+        ));
+    }
+    let password = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::io("cannot read the password", e))?;
+    if password.is_empty() {
+        return Err(CliError::usage("empty password"));
+    }
+    Ok(password)
+}
+
+/// Asks for one line of visible text on the terminal; `default` is taken on an empty answer.
+pub fn prompt_line(prompt: &str, default: Option<&str>) -> Result<String, CliError> {
+    let mut err = io::stderr().lock();
+    let _ = match default {
+        Some(d) => write!(err, "{prompt} [{d}]: "),
+        None => write!(err, "{prompt}: "),
+    };
+    let _ = err.flush();
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::io("cannot read from the terminal", e))?;
+    let answer = line.trim();
+    match (answer.is_empty(), default) {
+        (false, _) => Ok(answer.to_string()),
+        (true, Some(d)) => Ok(d.to_string()),
+        (true, None) => Err(CliError::usage(format!(
+            "no {} given",
+            prompt.to_lowercase()
+        ))),
+    }
+}

@@ -1,0 +1,77 @@
+//! `mftctl`, the command-line client of an MFTPlus server: sign in, manage users, API keys and
+//! tokens, read the server's configuration, and verify or export the audit log.
+//!
+//! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
+//! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
+//!
+//! This crate is not a server and keeps no state besides the client config file
+//! (`~/.config/mftplus/config.yaml`: server URL and stored credentials, written 0600). It never
+//! prints a token or key except when a command's purpose is to hand out a new one, once.
+
+mod apikeys;
+mod audit;
+pub mod cli;
+pub mod config_file;
+pub mod context;
+mod error;
+mod input;
+mod output;
+mod server_config;
+mod session;
+mod tokens;
+mod users;
+
+pub use cli::Cli;
+pub use error::CliError;
+
+use cli::Command;
+use context::Context;
+
+/// Runs a parsed command line and returns the process exit status: 0 on success, 1 on any
+/// failure (the reason already printed on stderr as `error: <message> (<code>)`).
+pub fn main_with(cli: Cli) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            report(&CliError::io("cannot start the async runtime", e));
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(status) => status,
+        Err(err) => {
+            report(&err);
+            1
+        }
+    }
+}
+
+fn report(err: &CliError) {
+    output::note(&format!("error: {err}"));
+}
+
+/// Runs one command. `Ok` carries the exit status, which is not always 0: `audit verify` reports
+/// a broken chain itself and exits 1.
+pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    let mut ctx = Context::load(cli.global)?;
+    let result = dispatch(&mut ctx, &cli.command).await;
+    // Even a failed command may have received a renewed token worth keeping.
+    ctx.persist_renewal();
+    result
+}
+
+async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> {
+    match command {
+        Command::Login(args) => session::login(ctx, args).await,
+        Command::Logout => session::logout(ctx).await,
+        Command::Status => session::status(ctx).await,
+        Command::Users(command) => users::run(ctx, command).await,
+        Command::ApiKeys(command) => apikeys::run(ctx, command).await,
+        Command::Auth(command) => tokens::run(ctx, command).await,
+        Command::Config(command) => server_config::run(ctx, command).await,
+        Command::Audit(command) => audit::run(ctx, command).await,
+    }
+}

@@ -1,0 +1,7 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    // clap prints usage errors itself and exits 2; everything after parsing exits 0 or 1.
+    let cli = mftctl::Cli::parse();
+    std::process::ExitCode::from(mftctl::main_with(cli))
+}

@@ -1,0 +1,308 @@
+//! Typed async HTTP client for the MFTPlus API: one method per route of `/api/v1` (plus the
+//! public `/health` and JWKS), returning the wire types of `mftplus-types`.
+//!
+//! Used by `mftctl`, by the agent and the hub, and by integration tests that drive a real server.
+//!
+//! This crate is not a CLI and holds no state on disk: it does not read config files, store
+//! tokens or refresh them by itself. It reports what it learns (a renewed access token, the
+//! server's error code) and leaves persistence and retry policy to the caller. It never depends on
+//! a server crate.
+
+mod api;
+mod error;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+pub use error::ClientError;
+pub use reqwest::header::HeaderMap;
+pub use reqwest::Method;
+
+/// Header carrying an API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// Header in which the server hands out a fresh access token when the one used is close to expiry.
+pub const RENEWED_TOKEN_HEADER: &str = "x-mftplus-renewed-token";
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How requests authenticate. The `Debug` form never shows the secret, so a credential can sit
+/// in structs that get logged.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Credential {
+    #[default]
+    None,
+    /// Sent as `X-API-Key`.
+    ApiKey(String),
+    /// A JWT access token, sent as `Authorization: Bearer`.
+    Bearer(String),
+}
+
+impl Credential {
+    /// `none`, `api_key` or `bearer`, for messages that must not contain the secret itself.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::None => "none",
+            Credential::ApiKey(_) => "api_key",
+            Credential::Bearer(_) => "bearer",
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::None => f.write_str("Credential::None"),
+            Credential::ApiKey(_) => f.write_str("Credential::ApiKey(<redacted>)"),
+            Credential::Bearer(_) => f.write_str("Credential::Bearer(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Whole-request limit, connect included.
+    pub request_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            user_agent: format!("mftctl/{}", mftplus_types::VERSION),
+        }
+    }
+}
+
+/// A connection pool to one server with one credential. Cloning is cheap and clones share the
+/// pool, the credential and the renewed-token slot.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// Scheme, authority and optional path prefix, without a trailing slash.
+    base: String,
+    timeout_secs: u64,
+    credential: Arc<Mutex<Credential>>,
+    renewed: Arc<Mutex<Option<String>>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("credential", &self.credential())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(base_url: &str, credential: Credential) -> Result<Client, ClientError> {
+        Client::with_options(base_url, credential, ClientOptions::default())
+    }
+
+    pub fn with_options(
+        base_url: &str,
+        credential: Credential,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let base = normalize_base(base_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(options.request_timeout)
+            .user_agent(options.user_agent)
+            // A redirect would carry X-API-Key to wherever it points (reqwest strips only
+            // Authorization on a cross-origin hop); the API never redirects, so refuse to follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            timeout_secs: options.request_timeout.as_secs(),
+            credential: Arc::new(Mutex::new(credential)),
+            renewed: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Same server and connection pool, another identity.
+    pub fn with_credential(&self, credential: Credential) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            timeout_secs: self.timeout_secs,
+            credential: Arc::new(Mutex::new(credential)),
+            renewed: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The server's base URL as normalised (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The credential requests are currently sent with (a renewed token replaces a bearer one).
+    pub fn credential(&self) -> Credential {
+        lock(&self.credential).clone()
+    }
+
+    /// The most recent access token the server renewed for us, if any since the last call.
+    /// The client already uses it for its next requests; the caller saves it if it persists
+    /// tokens.
+    pub fn take_renewed_token(&self) -> Option<String> {
+        lock(&self.renewed).take()
+    }
+
+    /// Any request, any answer: no status is treated as an error, so tests can check exactly what
+    /// the server said. `path` starts with `/` and may carry a query string.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), ClientError> {
+        let mut builder = self.builder(method, path);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        let response = self.send(builder).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = self.read_body(response).await?;
+        Ok((status, headers, bytes))
+    }
+
+    fn builder(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match &*lock(&self.credential) {
+            Credential::None => builder,
+            Credential::ApiKey(key) => builder.header(API_KEY_HEADER, key),
+            Credential::Bearer(token) => builder.bearer_auth(token),
+        }
+    }
+
+    async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = builder.send().await.map_err(|e| {
+            ClientError::Transport(error::describe_transport(&e, self.timeout_secs))
+        })?;
+        self.note_renewal(response.headers());
+        Ok(response)
+    }
+
+    fn note_renewal(&self, headers: &HeaderMap) {
+        let Some(token) = headers
+            .get(RENEWED_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return;
+        };
+        let mut credential = lock(&self.credential);
+        // Only a bearer session can be renewed; a stray header on an API-key request must not
+        // silently switch the client's identity.
+        if matches!(*credential, Credential::Bearer(_)) {
+            *credential = Credential::Bearer(token.to_string());
+            *lock(&self.renewed) = Some(token.to_string());
+        }
+    }
+
+    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport(error::describe_transport(&e, self.timeout_secs)))
+    }
+
+    /// Sends and turns a non-2xx answer into `ClientError::Api`; returns the raw 2xx body.
+    async fn exchange(&self, builder: reqwest::RequestBuilder) -> Result<Vec<u8>, ClientError> {
+        let response = self.send(builder).await?;
+        let status = response.status();
+        let body = self.read_body(response).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(ClientError::from_response(status.as_u16(), &body))
+        }
+    }
+
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let body = self.exchange(builder).await?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    async fn fetch_nothing(&self, builder: reqwest::RequestBuilder) -> Result<(), ClientError> {
+        self.exchange(builder).await.map(drop)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, but a poisoned credential is still a credential.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn normalize_base(base_url: &str) -> Result<String, ClientError> {
+    let trimmed = base_url.trim();
+    let url = reqwest::Url::parse(trimmed).map_err(|_| ClientError::InvalidUrl)?;
+    let usable = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !usable {
+        return Err(ClientError::InvalidUrl);
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            normalize_base("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_base("https://mft.example.com/prefix/").unwrap(),
+            "https://mft.example.com/prefix"
+        );
+        for bad in [
+            "",
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://",
+            "http://h/?q=1",
+            "http://u:p@h/",
+        ] {
+            assert_eq!(normalize_base(bad), Err(ClientError::InvalidUrl), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let key = "mftpk_supersecretvalue";
+        let shown = format!("{:?}", Credential::ApiKey(key.into()));
+        assert!(!shown.contains(key));
+        let client = Client::new(
+            "http://localhost:1",
+            Credential::Bearer("jwt.secret".into()),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("jwt.secret"));
+    }
+}
