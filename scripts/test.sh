@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: starts the local PostgreSQL the store tests need (idempotent),
-# then every test of the workspace. Usage: scripts/test.sh [extra cargo test args]
+# Runs the whole test suite on this machine: installs what the tests run against if missing
+# (PostgreSQL, ssh-keygen, openssl), starts the local PostgreSQL cluster and its test role
+# (idempotent), then every test of the workspace.
+# Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-test-deps.sh
 if [ -z "${MFTPLUS_TEST_PG_URL:-}" ]; then
   eval "$(scripts/pg-test-setup.sh)"
 fi
 export MFTPLUS_TEST_PG_URL
-
-command -v ssh-keygen >/dev/null || { echo "ssh-keygen is required (apt-get install openssh-client)" >&2; exit 1; }
-command -v openssl >/dev/null || { echo "openssl is required (apt-get install openssl)" >&2; exit 1; }
 
 cargo test --workspace --locked "$@"

@@ -68,7 +68,7 @@ impl Source {
             Source::Default => "default".into(),
             Source::File(path) => format!("file {}", path.display()),
             Source::Env(var) => format!("env {var}"),
-            Source::EnvFile { var, path } => format!("file {} (from {var})", path.display()),
+            Source::EnvFile { var, path } => format!("file {} via {var}", path.display()),
         }
     }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
+# openssl) when they are missing. Needs root for apt-get; does nothing when all are present.
+set -euo pipefail
+need=()
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v openssl >/dev/null || need+=(openssl)
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing: ${need[*]}; install them (sudo apt-get install ${need[*]}) and re-run" >&2
+  exit 1
+fi
+echo "installing: ${need[*]}" >&2
+apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
