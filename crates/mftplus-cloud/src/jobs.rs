@@ -39,7 +39,7 @@ pub async fn housekeep(state: &AppState) {
         match state.store.revoke_inactive_api_keys(cutoff, now).await {
             Ok(revoked) => {
                 for key in revoked {
-                    state.cache.keys.remove(&key.key_hash);
+                    state.forget_api_key(&key.key_hash);
                     state
                         .audit(
                             AuditEvent::new("apikey_auto_revoked")

@@ -45,8 +45,8 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
     let mut response = match outcome {
         Ok(caller) => {
             let mut response = next.run(request).await;
-            if let Some(caller) = caller {
-                renew_if_due(state, &caller, &mut response).await;
+            if let Some(caller) = caller.filter(|_| response.status().is_success()) {
+                renew(state, &caller, &mut response).await;
             }
             response
         }
@@ -74,10 +74,9 @@ async fn admit(
     let rate = &state.config.config.rate_limit;
     let now = state.clock.now_secs();
     if rate.enabled {
-        let decision =
-            state
-                .limiter
-                .check(&format!("ip:{client_ip}"), rate.per_address_per_minute, now);
+        let decision = state
+            .limiter
+            .check(("ip", client_ip), rate.per_address_per_minute, now);
         *limits = Some(decision);
         if !decision.allowed {
             return Err(rate_limited(state, decision));
@@ -119,7 +118,7 @@ async fn admit(
         let decision =
             state
                 .limiter
-                .check(&caller.credential_id(), rate.per_credential_per_minute, now);
+                .check(caller.credential_id(), rate.per_credential_per_minute, now);
         if limits.is_none_or(|current| decision.remaining < current.remaining) {
             *limits = Some(decision);
         }
@@ -155,9 +154,23 @@ async fn admit(
             )));
         }
     };
-    request.extensions_mut().insert(caller.clone());
+    // Only a JWT close to expiry needs the caller again after the handler; everyone else's
+    // request carries the one copy.
+    let renewal = renewal_due(state, &caller).then(|| caller.clone());
+    request.extensions_mut().insert(caller);
     request.extensions_mut().insert(scope);
-    Ok(Some(caller))
+    Ok(renewal)
+}
+
+fn renewal_due(state: &AppState, caller: &Caller) -> bool {
+    let jwt = &state.config.config.auth.jwt;
+    match &caller.kind {
+        CallerKind::Jwt { expires_at, .. } => {
+            jwt.rotation_enabled
+                && expires_at - state.clock.now_secs() <= jwt.rotation_threshold as i64
+        }
+        CallerKind::ApiKey { .. } => false,
+    }
 }
 
 fn rate_limited(state: &AppState, decision: Decision) -> ApiError {
@@ -169,20 +182,11 @@ fn rate_limited(state: &AppState, decision: Decision) -> ApiError {
     .with_retry_after(decision.reset_secs)
 }
 
-async fn renew_if_due(state: &AppState, caller: &Caller, response: &mut Response) {
+async fn renew(state: &AppState, caller: &Caller, response: &mut Response) {
     let jwt = &state.config.config.auth.jwt;
-    let CallerKind::Jwt {
-        family, expires_at, ..
-    } = &caller.kind
-    else {
+    let CallerKind::Jwt { family, .. } = &caller.kind else {
         return;
     };
-    if !jwt.rotation_enabled || !response.status().is_success() {
-        return;
-    }
-    if expires_at - state.clock.now_secs() > jwt.rotation_threshold as i64 {
-        return;
-    }
     let Ok(Some(user)) = state.store.get_user(&caller.user_id).await else {
         return;
     };

@@ -2,7 +2,9 @@
 //! failed-login throttling. In memory, per process: with several replicas each enforces its own
 //! share, which bounds abuse without a shared store on the hot path.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 const WINDOW_SECS: i64 = 60;
@@ -17,20 +19,24 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+/// Windows are keyed by a 64-bit hash of the subject, so the hot path allocates nothing.
 #[derive(Default)]
 pub struct RateLimiter {
-    windows: Mutex<HashMap<String, (i64, u32)>>,
+    windows: Mutex<HashMap<u64, (i64, u32)>>,
 }
 
 impl RateLimiter {
-    pub fn check(&self, key: &str, limit: u32, now_secs: i64) -> Decision {
+    pub fn check(&self, subject: impl Hash, limit: u32, now_secs: i64) -> Decision {
+        let mut hasher = DefaultHasher::new();
+        subject.hash(&mut hasher);
+        let key = hasher.finish();
         let window = now_secs - now_secs.rem_euclid(WINDOW_SECS);
         let reset_secs = (window + WINDOW_SECS - now_secs) as u64;
         let mut windows = self.windows.lock().expect("rate limiter lock");
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, (start, _)| *start == window);
         }
-        let entry = windows.entry(key.to_string()).or_insert((window, 0));
+        let entry = windows.entry(key).or_insert((window, 0));
         if entry.0 != window {
             *entry = (window, 0);
         }

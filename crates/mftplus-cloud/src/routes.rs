@@ -81,9 +81,29 @@ table! {
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
 }
 
+/// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
+/// authenticated, so `bench/auth_load.sh` compares authentication and nothing else.
+#[cfg(feature = "bench-routes")]
+pub static BENCH_ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        id: "bench_public",
+        method: Method::GET,
+        path: "/bench/public",
+        access: Access::Public,
+    },
+    RouteSpec {
+        id: "bench_authenticated",
+        method: Method::GET,
+        path: "/bench/authenticated",
+        access: Access::Authenticated,
+    },
+];
+#[cfg(not(feature = "bench-routes"))]
+pub static BENCH_ROUTES: &[RouteSpec] = &[];
+
 fn handler(id: &str) -> MethodRouter<AppState> {
     match id {
-        "health" => get(health::health),
+        "health" | "bench_public" | "bench_authenticated" => get(health::health),
         "api_health" => get(health::api_health),
         "jwks" => get(health::jwks),
         "auth_login" => post(auth::login),
@@ -115,7 +135,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
-    for spec in ROUTES {
+    for spec in ROUTES.iter().chain(BENCH_ROUTES) {
         let ctx = RouteCtx {
             state: state.clone(),
             spec,

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub struct CredentialCache {
-    pub keys: TtlMap<String, ApiKeyRow>,
+    pub verified: TtlMap<String, crate::auth::jwt::Claims>,
+    /// By the raw SHA-256 of the key.
+    pub keys: TtlMap<[u8; 32], ApiKeyRow>,
     pub tokens: TtlMap<String, TokenRow>,
     pub users: TtlMap<String, UserRow>,
 }
@@ -56,6 +58,7 @@ impl AppState {
             limiter: RateLimiter::default(),
             login_throttle: LoginThrottle::new(login.max_failures, login.lockout_seconds),
             cache: CredentialCache {
+                verified: TtlMap::new(CACHE_TTL),
                 keys: TtlMap::new(CACHE_TTL),
                 tokens: TtlMap::new(CACHE_TTL),
                 users: TtlMap::new(CACHE_TTL),

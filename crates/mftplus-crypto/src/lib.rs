@@ -10,4 +10,6 @@ pub mod password;
 pub mod secrets;
 
 pub use canonical::canonical_json;
-pub use secrets::{constant_time_eq, generate_api_key, hash_api_key, random_token, sha256_hex};
+pub use secrets::{
+    api_key_digest, constant_time_eq, generate_api_key, hash_api_key, random_token, sha256_hex,
+};

@@ -41,7 +41,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// What is stored for an API key: its SHA-256 in hex. A key has enough entropy that a fast hash
 /// is safe here, and lookups stay O(1) by index instead of a slow KDF per request.
 pub fn hash_api_key(key: &str) -> String {
-    sha256_hex(key.as_bytes())
+    hex::encode(api_key_digest(key))
+}
+
+/// The raw SHA-256 of a key: [`hash_api_key`] without the hex, for in-memory lookups.
+pub fn api_key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Compares two secrets in time independent of where they differ.

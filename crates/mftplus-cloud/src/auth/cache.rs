@@ -1,20 +1,22 @@
 //! Short-lived caches of credential lookups on the request hot path. Changes made through this
 //! process invalidate at once; another replica's changes are seen within [`CACHE_TTL`].
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 100_000;
 
+/// Values are shared, so a hit costs a reference count, not a deep copy.
 pub struct TtlMap<K, V> {
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: Mutex<HashMap<K, (Instant, Arc<V>)>>,
     ttl: Duration,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
+impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
     pub fn new(ttl: Duration) -> Self {
         TtlMap {
             entries: Mutex::new(HashMap::new()),
@@ -22,7 +24,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
         let entries = self.entries.lock().expect("cache lock");
         entries
             .get(key)
@@ -30,7 +35,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
             .map(|(_, value)| value.clone())
     }
 
-    pub fn insert(&self, key: K, value: V) {
+    pub fn insert(&self, key: K, value: Arc<V>) {
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
@@ -42,7 +47,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
-    pub fn remove(&self, key: &K) {
+    pub fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
         self.entries.lock().expect("cache lock").remove(key);
     }
 

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use jwt::{Claims, JwtError};
 use mftplus_store::{ApiKeyRow, TokenRow, UserRow};
 use mftplus_types::ErrorCode;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallerKind {
@@ -34,11 +35,11 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The key used for per-credential rate limiting.
-    pub fn credential_id(&self) -> String {
+    /// The subject of per-credential rate limiting: the user for JWTs, the key for API keys.
+    pub fn credential_id(&self) -> (&'static str, &str) {
         match &self.kind {
-            CallerKind::Jwt { .. } => format!("user:{}", self.user_id),
-            CallerKind::ApiKey { id, .. } => format!("key:{id}"),
+            CallerKind::Jwt { .. } => ("user", &self.user_id),
+            CallerKind::ApiKey { id, .. } => ("key", id),
         }
     }
 }
@@ -95,15 +96,16 @@ impl AppState {
                 "API keys are disabled on this server",
             ));
         }
-        let hash = mftplus_crypto::hash_api_key(key);
-        let row = match self.cache.keys.get(&hash) {
+        let digest = mftplus_crypto::api_key_digest(key);
+        let row = match self.cache.keys.get(&digest) {
             Some(row) => row,
             None => {
-                let row = self.store.get_api_key_by_hash(&hash).await?;
+                let row = self.store.get_api_key_by_hash(&hex::encode(digest)).await?;
                 let Some(row) = row else {
                     return Err(denied(ErrorCode::Unauthenticated, "unknown API key"));
                 };
-                self.cache.keys.insert(hash, row.clone());
+                let row = Arc::new(row);
+                self.cache.keys.insert(digest, row.clone());
                 row
             }
         };
@@ -116,10 +118,10 @@ impl AppState {
                 &row.role,
                 &self.rbac.user_role(&user.email, &user.role),
             ),
-            user_id: user.id,
-            email: user.email,
+            user_id: user.id.clone(),
+            email: user.email.clone(),
             kind: CallerKind::ApiKey {
-                id: row.id,
+                id: row.id.clone(),
                 expires_at_ms: row.expires_at_ms,
             },
         })
@@ -132,10 +134,7 @@ impl AppState {
                 "use Authorization: Bearer <token> or X-API-Key",
             ));
         }
-        let claims = self
-            .jwt
-            .verify(token, self.clock.now_secs())
-            .map_err(jwt_error)?;
+        let claims = self.verified_claims(token)?;
         if claims.typ != "access" {
             return Err(denied(
                 ErrorCode::Unauthenticated,
@@ -158,30 +157,47 @@ impl AppState {
                 &claims.role,
                 &self.rbac.user_role(&user.email, &user.role),
             ),
-            user_id: user.id,
-            email: user.email,
+            user_id: user.id.clone(),
+            email: user.email.clone(),
             kind: CallerKind::Jwt {
-                jti: claims.jti,
-                family: claims.fam,
+                jti: claims.jti.clone(),
+                family: claims.fam.clone(),
                 expires_at: claims.exp,
             },
         })
     }
 
-    async fn token_record(&self, jti: &str) -> Result<TokenRow, ApiError> {
-        if let Some(row) = self.cache.tokens.get(&jti.to_string()) {
+    /// Signature verification costs microseconds; a token already verified by this process is
+    /// recognised by its exact bytes and only its time window is checked again.
+    fn verified_claims(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
+        let now = self.clock.now_secs();
+        if let Some(claims) = self.cache.verified.get(token) {
+            self.jwt.check_times(&claims, now).map_err(jwt_error)?;
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.jwt.verify(token, now).map_err(jwt_error)?);
+        self.cache
+            .verified
+            .insert(token.to_string(), claims.clone());
+        Ok(claims)
+    }
+
+    async fn token_record(&self, jti: &str) -> Result<Arc<TokenRow>, ApiError> {
+        let jti = jti.to_string();
+        if let Some(row) = self.cache.tokens.get(&jti) {
             return Ok(row);
         }
         let row =
-            self.store.get_token(jti).await?.ok_or_else(|| {
+            self.store.get_token(&jti).await?.ok_or_else(|| {
                 denied(ErrorCode::TokenRevoked, "token is not known to this server")
             })?;
+        let row = Arc::new(row);
         self.cache.tokens.insert(jti.to_string(), row.clone());
         Ok(row)
     }
 
-    async fn user_for_credential(&self, user_id: &str) -> Result<UserRow, ApiError> {
-        if let Some(user) = self.cache.users.get(&user_id.to_string()) {
+    async fn user_for_credential(&self, user_id: &str) -> Result<Arc<UserRow>, ApiError> {
+        if let Some(user) = self.cache.users.get(user_id) {
             return Ok(user);
         }
         let user = self.store.get_user(user_id).await?.ok_or_else(|| {
@@ -190,13 +206,20 @@ impl AppState {
                 "the credential's user no longer exists",
             )
         })?;
+        let user = Arc::new(user);
         self.cache.users.insert(user_id.to_string(), user.clone());
         Ok(user)
     }
 
+    /// Only allocates the first time a key is seen between two flushes.
     fn record_key_use(&self, id: &str, now_ms: i64) {
         let mut uses = self.key_uses.lock().expect("key use lock");
-        uses.insert(id.to_string(), now_ms);
+        match uses.get_mut(id) {
+            Some(stamp) => *stamp = now_ms,
+            None => {
+                uses.insert(id.to_string(), now_ms);
+            }
+        }
     }
 
     /// Writes the batched last-use stamps of API keys.
@@ -250,6 +273,17 @@ impl AppState {
         self.store.insert_token(&row).await?;
         let token = self.jwt.sign(&claims).map_err(ApiError::internal)?;
         Ok((token, row))
+    }
+
+    /// Forgets a revoked key at once (the cache is keyed by the raw digest of the stored hash).
+    pub fn forget_api_key(&self, key_hash_hex: &str) {
+        match hex::decode(key_hash_hex)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+        {
+            Some(digest) => self.cache.keys.remove(&digest),
+            None => self.cache.keys.clear(),
+        }
     }
 
     /// Forgets cached credential state after a change made through this process.

@@ -179,7 +179,7 @@ pub async fn destroy(
     {
         return Err(ApiError::not_found("API key"));
     }
-    state.cache.keys.remove(&row.key_hash);
+    state.forget_api_key(&row.key_hash);
     state
         .audit(
             AuditEvent::new("apikey_deleted")
@@ -227,7 +227,7 @@ pub async fn rotate(
         Some(old.id.clone()),
     );
     let row = state.store.rotate_api_key(&old.id, &new, now).await?;
-    state.cache.keys.remove(&old.key_hash);
+    state.forget_api_key(&old.key_hash);
     state
         .audit(
             AuditEvent::new("apikey_rotated")
