@@ -37,6 +37,7 @@ pub struct RouteCtx {
 }
 
 pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let state = &ctx.state;
     let client_ip = client_ip(state, &request);
     request.extensions_mut().insert(ClientIp(client_ip.clone()));
@@ -58,9 +59,10 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
         headers.insert("x-ratelimit-remaining", decision.remaining.into());
         headers.insert("x-ratelimit-reset", decision.reset_secs.into());
     }
-    state
-        .metrics
-        .record_request(ctx.spec.id, response.status().as_u16());
+    let status = response.status().as_u16();
+    state.metrics.record_request(ctx.spec.id, status);
+    // Route id, never the URI or headers: those can carry identifiers and credentials.
+    tracing::debug!(route = ctx.spec.id, status, client_ip = %client_ip, latency_us = started.elapsed().as_micros() as u64, "request");
     response
 }
 

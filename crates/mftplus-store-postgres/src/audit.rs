@@ -1,7 +1,6 @@
 //! The hash-chained `audit_log` and its `audit_head`.
 
 use deadpool_postgres::GenericClient;
-use mftplus_crypto::audit::{entry_hash, AuditFields};
 use mftplus_store::{AuditRow, NewAuditEntry, StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -44,19 +43,7 @@ pub(crate) async fn append<C: GenericClient>(
     let head_seq: i64 = head.try_get(0).db()?;
     let prev_hash: String = head.try_get(1).db()?;
     let seq = head_seq + 1;
-    let hash = entry_hash(
-        &prev_hash,
-        &AuditFields {
-            seq,
-            ts_ms: entry.ts_ms,
-            event: &entry.event,
-            actor: &entry.actor,
-            target: &entry.target,
-            outcome: &entry.outcome,
-            client_ip: &entry.client_ip,
-            details: &entry.details,
-        },
-    );
+    let hash = entry.chain_hash(seq, &prev_hash);
     let details = mftplus_crypto::canonical_json(&entry.details);
     sql::execute(
         tx,

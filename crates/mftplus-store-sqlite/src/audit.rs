@@ -1,6 +1,5 @@
 //! The hash-chained `audit_log` and its `audit_head`.
 
-use mftplus_crypto::audit::{entry_hash, AuditFields};
 use mftplus_store::{AuditRow, NewAuditEntry, StoreError, StoreResult};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
@@ -38,19 +37,7 @@ pub(crate) fn append(conn: &mut Connection, entry: &NewAuditEntry) -> StoreResul
         })
         .db()?;
     let seq = head_seq + 1;
-    let hash = entry_hash(
-        &prev_hash,
-        &AuditFields {
-            seq,
-            ts_ms: entry.ts_ms,
-            event: &entry.event,
-            actor: &entry.actor,
-            target: &entry.target,
-            outcome: &entry.outcome,
-            client_ip: &entry.client_ip,
-            details: &entry.details,
-        },
-    );
+    let hash = entry.chain_hash(seq, &prev_hash);
     tx.prepare_cached(
         "INSERT INTO audit_log (seq, ts_ms, event, actor, target, outcome, client_ip, details, \
          prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -95,6 +95,26 @@ pub struct NewAuditEntry {
     pub details: serde_json::Value,
 }
 
+impl NewAuditEntry {
+    /// The chain hash this entry gets as entry `seq` after `prev_hash`; both backends call this
+    /// inside their append lock so the chain is computed one way only.
+    pub fn chain_hash(&self, seq: i64, prev_hash: &str) -> String {
+        mftplus_crypto::audit::entry_hash(
+            prev_hash,
+            &mftplus_crypto::audit::AuditFields {
+                seq,
+                ts_ms: self.ts_ms,
+                event: &self.event,
+                actor: &self.actor,
+                target: &self.target,
+                outcome: &self.outcome,
+                client_ip: &self.client_ip,
+                details: &self.details,
+            },
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRow {
     pub seq: i64,

@@ -113,9 +113,14 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
     let metrics = bind(&metrics_listen, "metrics")
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(api = %listen, metrics = %metrics_listen, backend = cloud.state().store.backend(), "mftplus cloud listening");
+    // The bound addresses, not the configured ones: with port 0 only these say where to connect.
+    let api_addr = api.local_addr().map_err(|e| e.to_string())?;
+    let metrics_addr = metrics.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(api = %api_addr, metrics = %metrics_addr, backend = cloud.state().store.backend(), "mftplus cloud listening");
     cloud
         .serve(api, Some(metrics), shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    tracing::info!("mftplus cloud stopped");
+    Ok(())
 }

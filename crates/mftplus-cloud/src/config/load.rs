@@ -477,3 +477,118 @@ fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn layers_defaults_file_then_environment() {
+        let f = file("auth:\n  jwt:\n    expiration: 1800\n    issuer: from-file\nrbac:\n  admin_users: [Boss@Example.com]\n");
+        let loaded = load_from(
+            Some(f.path()),
+            &env(&[
+                ("JWT_SECRET", SECRET),
+                ("MFTPLUS__AUTH__JWT__EXPIRATION", "900"),
+                ("MFTPLUS_PBKDF2_ITERATIONS", "700000"),
+            ]),
+        )
+        .unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.auth.jwt.expiration, 900);
+        assert_eq!(c.auth.jwt.issuer, "from-file");
+        assert_eq!(c.auth.jwt.refresh_expiration, 604_800);
+        assert_eq!(c.encryption.pbkdf2.iterations, 700_000);
+        let (value, secret, _, source) = loaded.lookup("auth.jwt.expiration").unwrap();
+        assert_eq!(
+            (value, secret, source.as_str()),
+            (
+                Some(serde_json::json!(900)),
+                false,
+                "env MFTPLUS__AUTH__JWT__EXPIRATION"
+            )
+        );
+        let (_, _, _, source) = loaded.lookup("auth.jwt.issuer").unwrap();
+        assert!(source.starts_with("file "), "{source}");
+        assert_eq!(loaded.lookup("auth.jwt.leeway").unwrap().3, "default");
+        assert!(loaded.lookup("auth.jwt.nope").is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_every_depth() {
+        let loaded = load_from(
+            None,
+            &env(&[
+                ("JWT_SECRET", SECRET),
+                ("DATABASE_URL", "postgres://u:pw@db/x"),
+            ]),
+        )
+        .unwrap();
+        let (value, secret, display, _) = loaded.lookup("auth.jwt.secret").unwrap();
+        assert!(value.is_none() && secret);
+        assert_eq!(display, "set (from env JWT_SECRET)");
+        for key in ["auth", "auth.jwt", "database"] {
+            let (value, ..) = loaded.lookup(key).unwrap();
+            let text = value.unwrap().to_string();
+            assert!(
+                !text.contains(SECRET) && !text.contains("pw@db"),
+                "{key}: {text}"
+            );
+        }
+        assert_eq!(loaded.lookup("encryption.key").unwrap().2, "not set");
+    }
+
+    #[test]
+    fn secret_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = file(SECRET);
+        std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let path = secret.path().display().to_string();
+        let err = load_from(None, &env(&[("JWT_SECRET_FILE", &path)])).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InsecurePermissions { .. }),
+            "{err}"
+        );
+        std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let loaded = load_from(None, &env(&[("JWT_SECRET_FILE", &path)])).unwrap();
+        assert_eq!(loaded.config.auth.jwt.secret.unwrap().expose(), SECRET);
+        let both = load_from(
+            None,
+            &env(&[("JWT_SECRET_FILE", &path), ("JWT_SECRET", SECRET)]),
+        );
+        assert!(both.is_err());
+    }
+
+    #[test]
+    fn a_role_in_the_file_replaces_that_role_only() {
+        let f = file("rbac:\n  roles:\n    user:\n      permissions: [\"transfers:create\"]\n");
+        let loaded = load_from(Some(f.path()), &env(&[("JWT_SECRET", SECRET)])).unwrap();
+        let roles = &loaded.config.rbac.roles;
+        assert_eq!(
+            roles["user"].permissions,
+            vec!["transfers:create".to_string()]
+        );
+        assert_eq!(roles["admin"].permissions, vec!["*".to_string()]);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let loaded = load_from(None, &env(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert!(!format!("{:?}", loaded.config).contains(SECRET));
+    }
+}
