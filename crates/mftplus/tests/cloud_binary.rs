@@ -133,6 +133,19 @@ fn check_config_accepts_a_good_file_and_names_each_problem() {
     assert!(text.contains("WARNING: HS256"), "{text}");
 }
 
+/// One request over plain TCP, so the test needs no HTTP client of its own.
+fn get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,6 +169,7 @@ fn sigterm_drains_and_exits_cleanly() {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut api = None;
+    let mut metrics = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     while api.is_none() && Instant::now() < deadline {
         let mut line = String::new();
@@ -167,6 +181,7 @@ fn sigterm_drains_and_exits_cleanly() {
         };
         if event["fields"]["message"] == "mftplus cloud listening" {
             api = event["fields"]["api"].as_str().map(str::to_string);
+            metrics = event["fields"]["metrics"].as_str().map(str::to_string);
         }
     }
     let api = api.expect("the cloud announced its address");
