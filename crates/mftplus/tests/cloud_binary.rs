@@ -185,15 +185,18 @@ fn sigterm_drains_and_exits_cleanly() {
         }
     }
     let api = api.expect("the cloud announced its address");
+    let metrics = metrics.expect("the cloud announced its metrics address");
 
-    // A request over plain TCP, so the test needs no HTTP client of its own.
-    let mut stream = std::net::TcpStream::connect(&api).unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
+    let reply = get(&api, "/health");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Metrics live on their own listener and count the request just made; the API has none.
+    let scraped = get(&metrics, "/metrics");
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(
+        scraped.contains("mftplus_http_requests_total{route=\"health\",status=\"200\"} 1"),
+        "{scraped}"
+    );
+    assert!(get(&api, "/metrics").starts_with("HTTP/1.1 404"));
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

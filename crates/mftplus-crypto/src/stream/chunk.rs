@@ -1,0 +1,375 @@
+//! [`Encryptor`] and [`SealedChunk`]: the writing half of the sans-I/O core ([`super::Decryptor`]
+//! is the reading half).
+//!
+//! It holds O(chunk size) memory, and always keeps the most recent chunk's plaintext
+//! back until it sees either more data or `finish`, because only then does it know whether that
+//! chunk is the last one, and the last-chunk flag is part of the nonce.
+
+use std::io::{self, Read};
+
+use ring::digest;
+use zeroize::Zeroizing;
+
+use super::cipher::{
+    chunk_nonce, fill_random, new_chunk_cipher, ChunkCipher, StreamKeys, KEY_LEN, TAG_LEN,
+};
+use super::header::{Header, FILE_SALT_LEN, MAX_STANZAS};
+use super::manifest::{Manifest, ManifestInfo};
+use super::recipients::{self, Recipient};
+use super::{check_chunk_size, Compression, CompressionId, StreamError, StreamOptions};
+
+/// One sealed chunk: `bytes` is exactly what goes on the wire inside a frame, and what the
+/// server hashes (SHA-256) and stores under `index`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedChunk {
+    /// Position in the stream, from 0.
+    pub index: u64,
+    /// Whether this is the final chunk (sealed with the last-chunk flag).
+    pub last: bool,
+    /// Ciphertext followed by the 16-byte tag.
+    pub bytes: Vec<u8>,
+}
+
+/// What [`Encryptor::finish`] hands back: the final chunk and the sealed manifest that follows it.
+#[derive(Debug, Clone)]
+pub struct Trailer {
+    pub last_chunk: SealedChunk,
+    pub sealed_manifest: Vec<u8>,
+    /// The manifest as sealed, for the sender's own records (size, SHA-256).
+    pub manifest: Manifest,
+}
+
+/// Largest sealed chunk a reader accepts for these parameters. With zstd this allows for
+/// incompressible data: zstd's worst case is well under `n + n/128 + 1024`.
+pub fn max_sealed_chunk_len(chunk_size: u32, compression: CompressionId) -> usize {
+    let n = chunk_size as usize;
+    match compression {
+        CompressionId::None => n + TAG_LEN,
+        CompressionId::Zstd => n + n / 128 + 1024 + TAG_LEN,
+    }
+}
+
+/// Turns plaintext into a header, sealed chunks and a sealed manifest.
+pub struct Encryptor {
+    header: Header,
+    header_bytes: Vec<u8>,
+    cipher: Box<dyn ChunkCipher>,
+    manifest_cipher: Box<dyn ChunkCipher>,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    chunk_size: usize,
+    /// Pending plaintext: always `chunk_size` long, of which `filled` bytes are data.
+    buf: Zeroizing<Vec<u8>>,
+    filled: usize,
+    /// A buffer handed back by [`Encryptor::recycle`], reused for the next chunk.
+    spare: Option<Vec<u8>>,
+    next_index: u64,
+    size: u64,
+    hasher: digest::Context,
+}
+
+impl Encryptor {
+    /// Starts a stream to `recipients` with a fresh random file key and file salt.
+    pub fn new(options: &StreamOptions, recipients: &[Recipient<'_>]) -> Result<Self, StreamError> {
+        check_chunk_size(options.chunk_size)?;
+        if recipients.is_empty() {
+            return Err(StreamError::NoRecipients);
+        }
+        if recipients.len() > MAX_STANZAS {
+            return Err(StreamError::TooManyRecipients { max: MAX_STANZAS });
+        }
+        let compressor = match options.compression {
+            Compression::None => None,
+            Compression::Zstd { level } => {
+                if !(1..=19).contains(&level) {
+                    return Err(StreamError::InvalidCompressionLevel(level));
+                }
+                Some(zstd::bulk::Compressor::new(level).map_err(StreamError::Compression)?)
+            }
+        };
+
+        let mut file_key = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(&mut file_key[..])?;
+        let mut file_salt = [0u8; FILE_SALT_LEN];
+        fill_random(&mut file_salt)?;
+        let stanzas = recipients
+            .iter()
+            .map(|r| recipients::wrap(r, &file_key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = StreamKeys::derive(&file_key, &file_salt, options.cipher);
+        let header = Header::build(
+            options.cipher,
+            options.compression.id(),
+            options.chunk_size,
+            file_salt,
+            stanzas,
+            &keys.header_mac,
+        )?;
+        let chunk_size = options.chunk_size as usize;
+        Ok(Encryptor {
+            header_bytes: header.to_bytes(),
+            header,
+            cipher: new_chunk_cipher(options.cipher, &keys.payload),
+            manifest_cipher: new_chunk_cipher(options.cipher, &keys.manifest),
+            compressor,
+            chunk_size,
+            buf: Zeroizing::new(plaintext_buffer(chunk_size)),
+            filled: 0,
+            spare: None,
+            next_index: 0,
+            size: 0,
+            hasher: digest::Context::new(&digest::SHA256),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Hands a chunk's buffer back once its bytes are written out. Optional; it saves
+    /// allocating and faulting in a fresh chunk-sized buffer for every chunk.
+    pub fn recycle(&mut self, chunk: SealedChunk) {
+        if chunk.bytes.capacity() >= self.chunk_size + TAG_LEN {
+            self.spare = Some(chunk.bytes);
+        }
+    }
+
+    /// The encoded header: the first bytes of the stream.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header_bytes
+    }
+
+    /// Plaintext bytes taken so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.size
+    }
+
+    /// Takes more plaintext; returns the chunks that became complete (possibly none). The last
+    /// chunk is only ever produced by [`Encryptor::finish`].
+    pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<SealedChunk>, StreamError> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            if self.filled == self.chunk_size {
+                out.push(self.seal_pending(false)?);
+            }
+            let take = (self.chunk_size - self.filled).min(data.len());
+            self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+            self.absorb(take);
+            data = &data[take..];
+        }
+        Ok(out)
+    }
+
+    /// Reads from `reader` until a (non-last) chunk is complete and returns it; `None` means the
+    /// reader is exhausted and [`Encryptor::finish`] comes next. Reads straight into the
+    /// chunk buffer, so a file never takes more than one chunk of plaintext memory.
+    pub fn fill_from<R: Read>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<SealedChunk>, StreamError> {
+        loop {
+            if self.filled == self.chunk_size {
+                // Full: one more byte decides whether this chunk is the last one.
+                let mut one = [0u8; 1];
+                if read_some(reader, &mut one)? == 0 {
+                    return Ok(None);
+                }
+                let chunk = self.seal_pending(false)?;
+                self.buf[0] = one[0];
+                self.absorb(1);
+                return Ok(Some(chunk));
+            }
+            let n = read_some(reader, &mut self.buf[self.filled..])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.absorb(n);
+        }
+    }
+
+    /// Seals the final chunk (empty only for an empty file) and the manifest.
+    pub fn finish(mut self, info: ManifestInfo) -> Result<Trailer, StreamError> {
+        Manifest::check_info(&info)?;
+        let last_chunk = self.seal_pending(true)?;
+        let sha256: [u8; 32] = self
+            .hasher
+            .clone()
+            .finish()
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes");
+        let manifest = Manifest::new(info, self.size, self.next_index, sha256);
+        let sealed_manifest = manifest.seal(self.manifest_cipher.as_ref());
+        Ok(Trailer {
+            last_chunk,
+            sealed_manifest,
+            manifest,
+        })
+    }
+
+    /// Counts the `n` bytes just placed after `filled`.
+    fn absorb(&mut self, n: usize) {
+        self.hasher.update(&self.buf[self.filled..self.filled + n]);
+        self.filled += n;
+        self.size += n as u64;
+    }
+
+    fn seal_pending(&mut self, last: bool) -> Result<SealedChunk, StreamError> {
+        let index = self.next_index;
+        let plain = &self.buf[..self.filled];
+        let mut bytes = match &mut self.compressor {
+            Some(c) => {
+                let bound = max_sealed_chunk_len(self.chunk_size as u32, CompressionId::Zstd);
+                let mut out = Vec::with_capacity(bound);
+                c.compress_to_buffer(plain, &mut out)
+                    .map_err(StreamError::Compression)?;
+                out
+            }
+            // Hand the buffer itself to the cipher instead of copying 10 MiB per chunk.
+            None => {
+                let next = match self.spare.take() {
+                    Some(mut v) => {
+                        v.clear();
+                        v.resize(self.chunk_size, 0);
+                        v
+                    }
+                    None => plaintext_buffer(self.chunk_size),
+                };
+                let mut out = std::mem::replace(&mut *self.buf, next);
+                out.truncate(self.filled);
+                out
+            }
+        };
+        self.cipher
+            .seal_in_place(chunk_nonce(index, last), b"", &mut bytes)
+            .map_err(|_| StreamError::Malformed("sealing a chunk failed"))?;
+        self.filled = 0;
+        self.next_index = index
+            .checked_add(1)
+            .ok_or(StreamError::Malformed("chunk counter overflow"))?;
+        Ok(SealedChunk { index, last, bytes })
+    }
+}
+
+/// `chunk_size` zero bytes with room for the tag, so sealing in place never reallocates.
+/// `vec![0; n]` gets lazily zeroed pages from the allocator instead of writing them.
+fn plaintext_buffer(chunk_size: usize) -> Vec<u8> {
+    let mut v = vec![0u8; chunk_size + TAG_LEN];
+    v.truncate(chunk_size);
+    v
+}
+
+fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, StreamError> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StreamError::Io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::keys::X25519SecretKey;
+    use crate::stream::{CipherId, MIN_CHUNK_SIZE};
+    use crate::stream::{Decryptor, Identity};
+
+    fn setup(compression: Compression) -> (X25519SecretKey, Encryptor) {
+        let sk = X25519SecretKey::generate().unwrap();
+        let opts = StreamOptions {
+            cipher: CipherId::Aes256Gcm,
+            compression,
+            chunk_size: MIN_CHUNK_SIZE,
+        };
+        let enc = Encryptor::new(&opts, &[Recipient::X25519(sk.public_key())]).unwrap();
+        (sk, enc)
+    }
+
+    /// Runs a stream whose sender was tampered with by `lie` just before `finish`.
+    fn finish_with(lie: impl FnOnce(&mut Encryptor)) -> Result<Manifest, StreamError> {
+        let (sk, mut enc) = setup(Compression::None);
+        let mut chunks = enc.push(&[7u8; 100_000]).unwrap();
+        lie(&mut enc);
+        let header = enc.header().clone();
+        let trailer = enc.finish(ManifestInfo::default()).unwrap();
+        chunks.push(trailer.last_chunk);
+        let mut dec = Decryptor::new(header, &[Identity::X25519(&sk)]).unwrap();
+        for c in &chunks {
+            dec.open(c).unwrap();
+        }
+        dec.finish(&trailer.sealed_manifest)
+    }
+
+    #[test]
+    fn honest_manifest_verifies() {
+        let m = finish_with(|_| {}).unwrap();
+        assert_eq!(m.size, 100_000);
+        assert_eq!(m.chunk_count, 2);
+    }
+
+    #[test]
+    fn manifest_size_mismatch_is_reported() {
+        let e = finish_with(|enc| enc.size += 1).unwrap_err();
+        assert!(
+            matches!(e, StreamError::ManifestMismatch { field: "size", .. }),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn manifest_hash_mismatch_is_reported() {
+        let e = finish_with(|enc| enc.hasher.update(b"x")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StreamError::ManifestMismatch {
+                    field: "sha256",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn non_canonical_chunks_are_refused_after_authentication() {
+        // A sender that seals a short chunk in the middle of the stream.
+        let (sk, mut enc) = setup(Compression::None);
+        enc.push(&[1u8; 10]).unwrap();
+        let short = enc.seal_pending(false).unwrap();
+        let mut dec = Decryptor::new(enc.header().clone(), &[Identity::X25519(&sk)]).unwrap();
+        assert!(matches!(
+            dec.open(&short),
+            Err(StreamError::InvalidChunk { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn zstd_bound_covers_zstd_worst_case() {
+        for n in [MIN_CHUNK_SIZE, 10 << 20, super::super::MAX_CHUNK_SIZE] {
+            assert!(
+                zstd::zstd_safe::compress_bound(n as usize) + TAG_LEN
+                    <= max_sealed_chunk_len(n, CompressionId::Zstd)
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_chunks_round_trip_through_push_and_open() {
+        let (sk, mut enc) = setup(Compression::zstd());
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunks = enc.push(&data).unwrap();
+        let header = enc.header().clone();
+        let trailer = enc.finish(ManifestInfo::default()).unwrap();
+        chunks.push(trailer.last_chunk);
+        assert!(chunks.iter().all(|c| c.bytes.len() < 10_000));
+        let mut dec = Decryptor::new(header, &[Identity::X25519(&sk)]).unwrap();
+        let mut out = Vec::new();
+        for c in &chunks {
+            out.extend_from_slice(dec.open(c).unwrap());
+        }
+        assert_eq!(out, data);
+        dec.finish(&trailer.sealed_manifest).unwrap();
+    }
+}
