@@ -29,14 +29,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let pair = login_pair(&cloud, "dana@example.com").await;
     let first_access = Cred::Bearer(pair["access_token"].as_str().unwrap().into());
 
-    let refreshed = call(
-        &cloud,
-        &Cred::None,
-        "POST",
-        "/api/v1/auth/refresh",
-        Some(json!({"refresh_token": pair["refresh_token"]})),
-    )
-    .await;
+    let refreshed = refresh(&cloud, &pair["refresh_token"]).await;
     assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
     let second_access = Cred::Bearer(refreshed.body["access_token"].as_str().unwrap().into());
     assert_eq!(
@@ -47,38 +40,17 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     );
 
     // The old refresh token again: a stolen copy. The whole login is revoked.
-    let replay = call(
-        &cloud,
-        &Cred::None,
-        "POST",
-        "/api/v1/auth/refresh",
-        Some(json!({"refresh_token": pair["refresh_token"]})),
-    )
-    .await;
+    let replay = refresh(&cloud, &pair["refresh_token"]).await;
     assert_eq!((replay.status, replay.code()), (401, "token_reused"));
     for access in [&first_access, &second_access] {
         let reply = call(&cloud, access, "GET", "/api/v1/status", None).await;
         assert_eq!((reply.status, reply.code()), (401, "token_revoked"));
     }
-    let again = call(
-        &cloud,
-        &Cred::None,
-        "POST",
-        "/api/v1/auth/refresh",
-        Some(json!({"refresh_token": refreshed.body["refresh_token"]})),
-    )
-    .await;
+    let again = refresh(&cloud, &refreshed.body["refresh_token"]).await;
     assert_eq!(again.status, 401);
 
     // An access token is not a refresh token.
-    let wrong = call(
-        &cloud,
-        &Cred::None,
-        "POST",
-        "/api/v1/auth/refresh",
-        Some(json!({"refresh_token": pair["access_token"]})),
-    )
-    .await;
+    let wrong = refresh(&cloud, &pair["access_token"]).await;
     assert_eq!(wrong.status, 401);
 }
 
@@ -108,15 +80,8 @@ async fn refresh_token_is_not_an_access_token_and_logout_ends_the_session() {
             .code(),
         "token_revoked"
     );
-    let refresh = call(
-        &cloud,
-        &Cred::None,
-        "POST",
-        "/api/v1/auth/refresh",
-        Some(json!({"refresh_token": pair["refresh_token"]})),
-    )
-    .await;
-    assert_eq!(refresh.status, 401);
+    let refused = refresh(&cloud, &pair["refresh_token"]).await;
+    assert_eq!(refused.status, 401);
 }
 
 #[tokio::test]

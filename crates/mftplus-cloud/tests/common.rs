@@ -86,6 +86,18 @@ pub async fn login(cloud: &TestCloud, email: &str, password: &str) -> Cred {
     Cred::Bearer(reply.body["access_token"].as_str().unwrap().to_string())
 }
 
+/// Exchanges a refresh token (given as the JSON value from a token pair).
+pub async fn refresh(cloud: &TestCloud, refresh_token: &Value) -> Reply {
+    call(
+        cloud,
+        &Cred::None,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh_token})),
+    )
+    .await
+}
+
 /// Creates an API key with the given credential; returns `(id, key)`.
 pub async fn api_key(cloud: &TestCloud, cred: &Cred, role: Option<&str>) -> (String, String) {
     let mut body = json!({"name": "test key"});
