@@ -12,7 +12,8 @@ pub(crate) fn map(err: tokio_postgres::Error) -> StoreError {
             let field = match db.constraint() {
                 Some("users_email_uq") => "email",
                 Some("api_keys_key_hash_uq") => "key_hash",
-                Some("users_pkey" | "api_keys_pkey") => "id",
+                Some("users_pkey" | "api_keys_pkey" | "transfers_pkey") => "id",
+                Some("transfer_recipients_pkey") => "recipient",
                 Some("auth_tokens_pkey") => "jti",
                 Some(other) => other,
                 None => "unknown",

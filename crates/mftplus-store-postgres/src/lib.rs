@@ -22,6 +22,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod transfers;
 mod users;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,8 +30,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mftplus_store::{
-    ApiKeyRow, AuditRow, NewApiKey, NewAuditEntry, NewUser, Store, StoreError, StoreResult,
-    TokenRow, UserRow, UserUpdate,
+    ApiKeyRow, AuditRow, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer,
+    NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow, UserKeyRow,
+    UserRow, UserUpdate,
 };
 use tokio_postgres::NoTls;
 
@@ -252,5 +254,79 @@ impl Store for PostgresStore {
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
         audit::prune(&self.client().await?, before_ms).await
+    }
+
+    async fn put_user_key(&self, key: &UserKeyRow) -> StoreResult<()> {
+        transfers::put_key(&self.client().await?, key).await
+    }
+
+    async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>> {
+        transfers::get_key(&self.client().await?, user_id).await
+    }
+
+    async fn create_transfer(&self, transfer: &NewTransfer) -> StoreResult<TransferRow> {
+        in_transaction!(self, |tx| transfers::create(&tx, transfer))
+    }
+
+    async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>> {
+        transfers::get(&self.client().await?, id).await
+    }
+
+    async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<TransferRow>> {
+        transfers::list(&self.client().await?, filter).await
+    }
+
+    async fn record_chunks(
+        &self,
+        transfer_id: &str,
+        chunks: &[NewChunk],
+    ) -> StoreResult<Vec<ChunkOutcome>> {
+        in_transaction!(self, |tx| transfers::record_chunks(
+            &tx,
+            transfer_id,
+            chunks
+        ))
+    }
+
+    async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {
+        transfers::list_chunks(&self.client().await?, transfer_id).await
+    }
+
+    async fn complete_transfer(
+        &self,
+        id: &str,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow> {
+        in_transaction!(self, |tx| transfers::complete(&tx, id, manifest, at_ms))
+    }
+
+    async fn cancel_transfer(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+        transfers::cancel(&self.client().await?, id, at_ms).await
+    }
+
+    async fn mark_downloaded(
+        &self,
+        transfer_id: &str,
+        recipient_kind: &str,
+        recipient_id: &str,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        transfers::mark_downloaded(
+            &self.client().await?,
+            transfer_id,
+            recipient_kind,
+            recipient_id,
+            at_ms,
+        )
+        .await
+    }
+
+    async fn expire_transfers(&self, now_ms: i64) -> StoreResult<Vec<String>> {
+        transfers::expire(&self.client().await?, now_ms).await
+    }
+
+    async fn delete_transfer(&self, id: &str) -> StoreResult<()> {
+        in_transaction!(self, |tx| transfers::delete(&tx, id))
     }
 }

@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0001_identity.sql"),
     ),
     ("0002_audit", include_str!("../migrations/0002_audit.sql")),
+    (
+        "0003_transfers",
+        include_str!("../migrations/0003_transfers.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -16,6 +16,7 @@ mod error;
 mod migrate;
 mod pool;
 mod tokens;
+mod transfers;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mftplus_store::{
-    ApiKeyRow, AuditRow, NewApiKey, NewAuditEntry, NewUser, Store, StoreError, StoreResult,
-    TokenRow, UserRow, UserUpdate,
+    ApiKeyRow, AuditRow, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer,
+    NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow, UserKeyRow,
+    UserRow, UserUpdate,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -404,6 +406,94 @@ impl Store for SqliteStore {
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
         self.write(move |conn| audit::prune(conn, before_ms)).await
+    }
+
+    async fn put_user_key(&self, key: &UserKeyRow) -> StoreResult<()> {
+        let key = key.clone();
+        self.write(move |conn| transfers::put_key(conn, &key)).await
+    }
+
+    async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| transfers::get_key(conn, &user_id))
+            .await
+    }
+
+    async fn create_transfer(&self, transfer: &NewTransfer) -> StoreResult<TransferRow> {
+        let transfer = transfer.clone();
+        self.write(move |conn| transfers::create(conn, &transfer))
+            .await
+    }
+
+    async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>> {
+        let id = id.to_owned();
+        self.read(move |conn| transfers::get(conn, &id)).await
+    }
+
+    async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<TransferRow>> {
+        let filter = filter.clone();
+        self.read(move |conn| transfers::list(conn, &filter)).await
+    }
+
+    async fn record_chunks(
+        &self,
+        transfer_id: &str,
+        chunks: &[NewChunk],
+    ) -> StoreResult<Vec<ChunkOutcome>> {
+        let (transfer_id, chunks) = (transfer_id.to_owned(), chunks.to_vec());
+        self.write(move |conn| transfers::record_chunks(conn, &transfer_id, &chunks))
+            .await
+    }
+
+    async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {
+        let transfer_id = transfer_id.to_owned();
+        self.read(move |conn| transfers::list_chunks(conn, &transfer_id))
+            .await
+    }
+
+    async fn complete_transfer(
+        &self,
+        id: &str,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow> {
+        let (id, manifest) = (id.to_owned(), manifest.to_vec());
+        self.write(move |conn| transfers::complete(conn, &id, &manifest, at_ms))
+            .await
+    }
+
+    async fn cancel_transfer(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| transfers::cancel(conn, &id, at_ms))
+            .await
+    }
+
+    async fn mark_downloaded(
+        &self,
+        transfer_id: &str,
+        recipient_kind: &str,
+        recipient_id: &str,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        let (transfer_id, kind, recipient_id) = (
+            transfer_id.to_owned(),
+            recipient_kind.to_owned(),
+            recipient_id.to_owned(),
+        );
+        self.write(move |conn| {
+            transfers::mark_downloaded(conn, &transfer_id, &kind, &recipient_id, at_ms)
+        })
+        .await
+    }
+
+    async fn expire_transfers(&self, now_ms: i64) -> StoreResult<Vec<String>> {
+        self.write(move |conn| transfers::expire(conn, now_ms))
+            .await
+    }
+
+    async fn delete_transfer(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |conn| transfers::delete(conn, &id)).await
     }
 }
 

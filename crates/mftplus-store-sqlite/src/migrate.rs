@@ -10,6 +10,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0001_identity.sql"),
     ),
     ("0002_audit", include_str!("../migrations/0002_audit.sql")),
+    (
+        "0003_transfers",
+        include_str!("../migrations/0003_transfers.sql"),
+    ),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

@@ -10,6 +10,7 @@
 mod api_keys;
 mod audit;
 mod tokens;
+mod transfers;
 mod users;
 
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
 pub use tokens::{tokens, tokens_concurrent_refresh};
+pub use transfers::{
+    cancel_transfer, complete_transfer, concurrent_record_chunks, delete_transfer,
+    expire_transfers, mark_downloaded, record_chunks, transfers_create, transfers_list, user_keys,
+};
 pub use users::{delete_user_disables_credentials, users};
 
 /// Runs every section in an order that keeps them independent of each other.
@@ -32,7 +37,17 @@ pub async fn run_all(store: Arc<dyn Store>) {
     tokens_concurrent_refresh(store.clone()).await;
     audit_chain(&*store).await;
     audit_prune(&*store).await;
-    audit_concurrent_appends(store).await;
+    audit_concurrent_appends(store.clone()).await;
+    user_keys(&*store).await;
+    transfers_create(&*store).await;
+    transfers_list(&*store).await;
+    record_chunks(&*store).await;
+    complete_transfer(&*store).await;
+    cancel_transfer(&*store).await;
+    mark_downloaded(&*store).await;
+    expire_transfers(&*store).await;
+    delete_transfer(&*store).await;
+    concurrent_record_chunks(store).await;
 }
 
 /// `migrate` is idempotent and reports a stable, ordered list of names.

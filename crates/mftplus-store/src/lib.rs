@@ -8,8 +8,10 @@
 
 pub mod contract;
 mod models;
+mod transfer_rules;
 
 pub use models::*;
+pub use transfer_rules::{check_complete_chunks, plan_chunk_batch};
 
 use async_trait::async_trait;
 
@@ -111,4 +113,58 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>>;
     /// Deletes entries older than the cutoff; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
+
+    // ---- transfers ----
+    /// Registers or replaces a user's public key; a replacement keeps `created_at_ms`.
+    async fn put_user_key(&self, key: &UserKeyRow) -> StoreResult<()>;
+    async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>>;
+    /// Inserts the transfer (status `uploading`, no chunks) and its recipients in one
+    /// transaction. `Conflict("id")` when the id is taken, `Conflict("recipient")` when a
+    /// recipient is listed twice.
+    async fn create_transfer(&self, transfer: &NewTransfer) -> StoreResult<TransferRow>;
+    async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>>;
+    /// Newest first (`created_at_ms`, then id, descending), narrowed by the filter.
+    async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<TransferRow>>;
+    /// Records a batch of uploaded chunks of one transfer in one transaction (group commit) and
+    /// returns one outcome per chunk, in batch order, as [`plan_chunk_batch`] decides: a new
+    /// index is `Stored`, a retry with the same content `AlreadyStored`, other content at a
+    /// stored index a `Conflict` that keeps the stored row. Adds the sizes of the stored chunks
+    /// to `ciphertext_bytes`. `NotFound` for an unknown transfer; `Conflict(NOT_UPLOADING)`,
+    /// recording nothing, when it is not `uploading`. Batches for one transfer are serialized,
+    /// also across cloud processes.
+    async fn record_chunks(
+        &self,
+        transfer_id: &str,
+        chunks: &[NewChunk],
+    ) -> StoreResult<Vec<ChunkOutcome>>;
+    /// The stored chunks, by ascending index; empty for an unknown transfer.
+    async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>>;
+    /// In one transaction, serialized with `record_chunks`: checks that the transfer is
+    /// `uploading` (else `Conflict(NOT_UPLOADING)`) and that its chunks form a whole stream
+    /// (else `Conflict` with [`check_complete_chunks`]'s reason), then sets status `complete`,
+    /// `chunk_count`, `manifest` and `completed_at_ms`. `NotFound` for an unknown transfer.
+    async fn complete_transfer(
+        &self,
+        id: &str,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow>;
+    /// Moves an `uploading` or `complete` transfer to `cancelled`; `false` when it was already
+    /// cancelled or expired, or does not exist.
+    async fn cancel_transfer(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
+    /// Stamps a recipient's first download; later calls keep the first stamp. `NotFound` when
+    /// the transfer has no such recipient.
+    async fn mark_downloaded(
+        &self,
+        transfer_id: &str,
+        recipient_kind: &str,
+        recipient_id: &str,
+        at_ms: i64,
+    ) -> StoreResult<()>;
+    /// Moves `uploading` and `complete` transfers with `expires_at_ms <= now_ms` to `expired`
+    /// and returns their ids, sorted, so the caller can delete their blobs.
+    async fn expire_transfers(&self, now_ms: i64) -> StoreResult<Vec<String>>;
+    /// Removes the transfer with its recipients and chunk rows, in one transaction. Call it once
+    /// the blobs are gone. Idempotent: an unknown id is not an error, so sweeps may overlap.
+    async fn delete_transfer(&self, id: &str) -> StoreResult<()>;
 }

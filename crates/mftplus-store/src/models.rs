@@ -128,3 +128,140 @@ pub struct AuditRow {
     pub prev_hash: String,
     pub hash: String,
 }
+
+/// An account's X25519 public key, to which senders wrap transfer file keys. One per user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKeyRow {
+    pub user_id: String,
+    /// The encoded public key (`mftx25519_…`); opaque to the store.
+    pub public_key: String,
+    pub fingerprint: String,
+    /// When the user first registered a key; an upsert keeps it.
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Values of [`TransferRow::status`].
+pub mod transfer_status {
+    /// Created; chunks are being uploaded. Not downloadable.
+    pub const UPLOADING: &str = "uploading";
+    /// Every chunk and the manifest are stored; downloadable until it expires.
+    pub const COMPLETE: &str = "complete";
+    pub const CANCELLED: &str = "cancelled";
+    /// Past `expires_at`; its blobs are (being) deleted.
+    pub const EXPIRED: &str = "expired";
+}
+
+/// Values of [`RecipientRow::kind`].
+pub mod recipient_kind {
+    pub const USER: &str = "user";
+    pub const AGENT: &str = "agent";
+}
+
+/// The `Conflict` text of a chunk upload or a completion on a transfer that is not `uploading`.
+pub const NOT_UPLOADING: &str = "transfer is not uploading";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecipient {
+    /// [`recipient_kind`]: `user` or `agent`.
+    pub kind: String,
+    /// The user id or agent id.
+    pub id: String,
+    /// What to show: the user's email or the agent's name at creation time.
+    pub display: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRow {
+    pub kind: String,
+    pub id: String,
+    pub display: String,
+    /// The first completed download by this recipient; later downloads do not move it.
+    pub downloaded_at_ms: Option<i64>,
+}
+
+/// A transfer as created: always `uploading`, with no chunks yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    pub id: String,
+    pub sender_id: String,
+    /// The stream header bytes (at most 64 KiB, checked by the caller); opaque to the store.
+    pub header: Vec<u8>,
+    pub chunk_size: i64,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// Reserved for transfers kept on a hub; `None` for the cloud's own.
+    pub site: Option<String>,
+    /// Each `(kind, id)` at most once, else `Conflict("recipient")`.
+    pub recipients: Vec<NewRecipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    pub id: String,
+    pub sender_id: String,
+    /// One of [`transfer_status`].
+    pub status: String,
+    pub header: Vec<u8>,
+    pub chunk_size: i64,
+    /// Set at completion.
+    pub chunk_count: Option<i64>,
+    /// Sum of the sizes of the stored chunks.
+    pub ciphertext_bytes: i64,
+    /// The sealed manifest, set at completion.
+    pub manifest: Option<Vec<u8>>,
+    pub created_at_ms: i64,
+    pub completed_at_ms: Option<i64>,
+    pub cancelled_at_ms: Option<i64>,
+    pub expires_at_ms: i64,
+    pub site: Option<String>,
+    /// Ordered by kind, then id.
+    pub recipients: Vec<RecipientRow>,
+}
+
+/// Which transfers [`crate::Store::list_transfers`] returns; every `Some` narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferFilter {
+    /// Only transfers this user sent or is a `user` recipient of.
+    pub visible_to_user: Option<String>,
+    /// Only transfers in this [`transfer_status`].
+    pub status: Option<String>,
+    /// Only transfers created strictly before this instant (the next page starts at the last
+    /// row's `created_at_ms`).
+    pub before_ms: Option<i64>,
+    /// At most this many rows.
+    pub limit: u32,
+}
+
+/// One uploaded chunk, as recorded after its bytes are safely in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChunk {
+    pub idx: i64,
+    /// Ciphertext bytes.
+    pub size: i64,
+    /// SHA-256 hex of the ciphertext chunk.
+    pub sha256: String,
+    /// Whether the sender marked this chunk as the last of the stream.
+    pub last: bool,
+    pub stored_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub idx: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub last: bool,
+    pub stored_at_ms: i64,
+}
+
+/// What [`crate::Store::record_chunks`] did with one chunk of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// A new row.
+    Stored,
+    /// A row with the same index, size, hash and last flag existed: an idempotent retry.
+    AlreadyStored,
+    /// A row with the same index but other content exists and was kept.
+    Conflict,
+}

@@ -1,0 +1,420 @@
+//! The `user_keys`, `transfers`, `transfer_recipients` and `transfer_chunks` tables.
+//!
+//! Chunk batches, completion and cancellation of one transfer are serialized on its
+//! `transfers` row (`SELECT … FOR UPDATE`, or the `UPDATE` itself), so they never interleave,
+//! whichever cloud process runs them; batches of different transfers do not wait for each other.
+//! Each batch costs a fixed number of round trips whatever its size.
+
+use deadpool_postgres::GenericClient;
+use mftplus_store::{
+    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkOutcome,
+    ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult, TransferFilter,
+    TransferRow, UserKeyRow, NOT_UPLOADING,
+};
+use tokio_postgres::Row;
+
+use crate::error::ResultExt;
+use crate::sql;
+
+const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, ciphertext_bytes, \
+                       manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
+                       site";
+
+const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
+
+fn from_row(row: &Row) -> StoreResult<TransferRow> {
+    Ok(TransferRow {
+        id: row.try_get(0).db()?,
+        sender_id: row.try_get(1).db()?,
+        status: row.try_get(2).db()?,
+        header: row.try_get(3).db()?,
+        chunk_size: row.try_get(4).db()?,
+        chunk_count: row.try_get(5).db()?,
+        ciphertext_bytes: row.try_get(6).db()?,
+        manifest: row.try_get(7).db()?,
+        created_at_ms: row.try_get(8).db()?,
+        completed_at_ms: row.try_get(9).db()?,
+        cancelled_at_ms: row.try_get(10).db()?,
+        expires_at_ms: row.try_get(11).db()?,
+        site: row.try_get(12).db()?,
+        recipients: Vec::new(),
+    })
+}
+
+fn chunk_from_row(row: &Row) -> StoreResult<ChunkRow> {
+    Ok(ChunkRow {
+        idx: row.try_get(0).db()?,
+        size: row.try_get(1).db()?,
+        sha256: row.try_get(2).db()?,
+        last: row.try_get(3).db()?,
+        stored_at_ms: row.try_get(4).db()?,
+    })
+}
+
+// ---- user keys ----
+
+pub(crate) async fn put_key<C: GenericClient>(client: &C, key: &UserKeyRow) -> StoreResult<()> {
+    sql::execute(
+        client,
+        "INSERT INTO user_keys (user_id, public_key, fingerprint, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id) DO UPDATE SET public_key = excluded.public_key, \
+         fingerprint = excluded.fingerprint, updated_at_ms = excluded.updated_at_ms",
+        &[
+            &key.user_id,
+            &key.public_key,
+            &key.fingerprint,
+            &key.created_at_ms,
+            &key.updated_at_ms,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_key<C: GenericClient>(
+    client: &C,
+    user_id: &str,
+) -> StoreResult<Option<UserKeyRow>> {
+    let row = sql::query_opt(
+        client,
+        "SELECT user_id, public_key, fingerprint, created_at_ms, updated_at_ms \
+         FROM user_keys WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
+    row.map(|row| {
+        Ok(UserKeyRow {
+            user_id: row.try_get(0).db()?,
+            public_key: row.try_get(1).db()?,
+            fingerprint: row.try_get(2).db()?,
+            created_at_ms: row.try_get(3).db()?,
+            updated_at_ms: row.try_get(4).db()?,
+        })
+    })
+    .transpose()
+}
+
+// ---- transfers ----
+
+/// Fills in the recipients of every row with one query.
+async fn attach_recipients<C: GenericClient>(
+    client: &C,
+    rows: &mut [TransferRow],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    let recipients = sql::query(
+        client,
+        "SELECT transfer_id, recipient_kind, recipient_id, display, downloaded_at_ms \
+         FROM transfer_recipients WHERE transfer_id = ANY($1) \
+         ORDER BY recipient_kind COLLATE \"C\", recipient_id COLLATE \"C\"",
+        &[&ids],
+    )
+    .await?;
+    for recipient in &recipients {
+        let transfer_id: &str = recipient.try_get(0).db()?;
+        let parsed = RecipientRow {
+            kind: recipient.try_get(1).db()?,
+            id: recipient.try_get(2).db()?,
+            display: recipient.try_get(3).db()?,
+            downloaded_at_ms: recipient.try_get(4).db()?,
+        };
+        for row in rows.iter_mut().filter(|row| row.id == transfer_id) {
+            row.recipients.push(parsed.clone());
+        }
+    }
+    Ok(())
+}
+
+async fn load<C: GenericClient>(client: &C, id: &str) -> StoreResult<Option<TransferRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM transfers WHERE id = $1");
+    let Some(row) = sql::query_opt(client, &sql, &[&id]).await? else {
+        return Ok(None);
+    };
+    let mut rows = [from_row(&row)?];
+    attach_recipients(client, &mut rows).await?;
+    let [row] = rows;
+    Ok(Some(row))
+}
+
+/// The caller wraps this in a transaction.
+pub(crate) async fn create<C: GenericClient>(
+    tx: &C,
+    transfer: &NewTransfer,
+) -> StoreResult<TransferRow> {
+    sql::execute(
+        tx,
+        "INSERT INTO transfers (id, sender_id, status, header, chunk_size, ciphertext_bytes, \
+         created_at_ms, expires_at_ms, site) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
+        &[
+            &transfer.id,
+            &transfer.sender_id,
+            &transfer_status::UPLOADING,
+            &transfer.header,
+            &transfer.chunk_size,
+            &transfer.created_at_ms,
+            &transfer.expires_at_ms,
+            &transfer.site,
+        ],
+    )
+    .await?;
+    if !transfer.recipients.is_empty() {
+        let kinds: Vec<&str> = transfer
+            .recipients
+            .iter()
+            .map(|r| r.kind.as_str())
+            .collect();
+        let ids: Vec<&str> = transfer.recipients.iter().map(|r| r.id.as_str()).collect();
+        let displays: Vec<&str> = transfer
+            .recipients
+            .iter()
+            .map(|r| r.display.as_str())
+            .collect();
+        sql::execute(
+            tx,
+            "INSERT INTO transfer_recipients (transfer_id, recipient_kind, recipient_id, display) \
+             SELECT $1, kind, id, display FROM unnest($2::text[], $3::text[], $4::text[]) \
+             AS r(kind, id, display)",
+            &[&transfer.id, &kinds, &ids, &displays],
+        )
+        .await?;
+    }
+    load(tx, &transfer.id)
+        .await?
+        .ok_or_else(|| StoreError::Backend("inserted transfer vanished".into()))
+}
+
+pub(crate) async fn get<C: GenericClient>(
+    client: &C,
+    id: &str,
+) -> StoreResult<Option<TransferRow>> {
+    load(client, id).await
+}
+
+/// Visibility is a union of two index lookups (sent, received) rather than an `OR` across a
+/// join. Ties on `created_at_ms` are broken by id in byte order, as SQLite does.
+pub(crate) async fn list<C: GenericClient>(
+    client: &C,
+    filter: &TransferFilter,
+) -> StoreResult<Vec<TransferRow>> {
+    let visible = if filter.visible_to_user.is_some() {
+        format!(
+            "AND id IN (SELECT id FROM transfers WHERE sender_id = $1 UNION \
+             SELECT transfer_id FROM transfer_recipients \
+             WHERE recipient_kind = '{}' AND recipient_id = $1)",
+            recipient_kind::USER
+        )
+    } else {
+        "AND $1::text IS NULL".to_string()
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transfers \
+         WHERE ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR created_at_ms < $3) \
+         {visible} \
+         ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC LIMIT $4"
+    );
+    let mut rows = sql::query(
+        client,
+        &sql,
+        &[
+            &filter.visible_to_user,
+            &filter.status,
+            &filter.before_ms,
+            &i64::from(filter.limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect::<StoreResult<Vec<_>>>()?;
+    attach_recipients(client, &mut rows).await?;
+    Ok(rows)
+}
+
+/// Locks the transfer row until the caller's transaction ends. `NotFound`, or
+/// `Conflict(NOT_UPLOADING)` unless the transfer is `uploading`.
+async fn lock_uploading<C: GenericClient>(tx: &C, id: &str) -> StoreResult<()> {
+    let row = sql::query_opt(
+        tx,
+        "SELECT status FROM transfers WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound);
+    };
+    let status: &str = row.try_get(0).db()?;
+    if status != transfer_status::UPLOADING {
+        return Err(StoreError::Conflict(NOT_UPLOADING.into()));
+    }
+    Ok(())
+}
+
+/// The caller wraps this in a transaction. Four round trips whatever the batch size: lock,
+/// read the rows at the batch's indexes, insert the new ones, move `ciphertext_bytes`.
+pub(crate) async fn record_chunks<C: GenericClient>(
+    tx: &C,
+    transfer_id: &str,
+    chunks: &[NewChunk],
+) -> StoreResult<Vec<ChunkOutcome>> {
+    lock_uploading(tx, transfer_id).await?;
+    let indexes: Vec<i64> = chunks.iter().map(|chunk| chunk.idx).collect();
+    let sql = format!(
+        "SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = $1 AND idx = ANY($2)"
+    );
+    let existing = sql::query(tx, &sql, &[&transfer_id, &indexes])
+        .await?
+        .iter()
+        .map(chunk_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let (outcomes, inserts) = plan_chunk_batch(&existing, chunks);
+    if !inserts.is_empty() {
+        let idx: Vec<i64> = inserts.iter().map(|chunk| chunk.idx).collect();
+        let size: Vec<i64> = inserts.iter().map(|chunk| chunk.size).collect();
+        let sha256: Vec<&str> = inserts.iter().map(|chunk| chunk.sha256.as_str()).collect();
+        let last: Vec<bool> = inserts.iter().map(|chunk| chunk.last).collect();
+        let stored: Vec<i64> = inserts.iter().map(|chunk| chunk.stored_at_ms).collect();
+        sql::execute(
+            tx,
+            "INSERT INTO transfer_chunks (transfer_id, idx, size, sha256, last, stored_at_ms) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::boolean[], \
+             $6::bigint[])",
+            &[&transfer_id, &idx, &size, &sha256, &last, &stored],
+        )
+        .await?;
+        let added: i64 = size.iter().sum();
+        sql::execute(
+            tx,
+            "UPDATE transfers SET ciphertext_bytes = ciphertext_bytes + $2 WHERE id = $1",
+            &[&transfer_id, &added],
+        )
+        .await?;
+    }
+    Ok(outcomes)
+}
+
+pub(crate) async fn list_chunks<C: GenericClient>(
+    client: &C,
+    transfer_id: &str,
+) -> StoreResult<Vec<ChunkRow>> {
+    let sql =
+        format!("SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = $1 ORDER BY idx");
+    sql::query(client, &sql, &[&transfer_id])
+        .await?
+        .iter()
+        .map(chunk_from_row)
+        .collect()
+}
+
+/// The caller wraps this in a transaction.
+pub(crate) async fn complete<C: GenericClient>(
+    tx: &C,
+    id: &str,
+    manifest: &[u8],
+    at_ms: i64,
+) -> StoreResult<TransferRow> {
+    lock_uploading(tx, id).await?;
+    let chunks = sql::query(
+        tx,
+        "SELECT idx, last FROM transfer_chunks WHERE transfer_id = $1 ORDER BY idx",
+        &[&id],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get(0).db()?, row.try_get(1).db()?)))
+    .collect::<StoreResult<Vec<(i64, bool)>>>()?;
+    let count = check_complete_chunks(&chunks).map_err(StoreError::Conflict)?;
+    sql::execute(
+        tx,
+        "UPDATE transfers SET status = $2, chunk_count = $3, manifest = $4, completed_at_ms = $5 \
+         WHERE id = $1",
+        &[&id, &transfer_status::COMPLETE, &count, &manifest, &at_ms],
+    )
+    .await?;
+    load(tx, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// One statement: under READ COMMITTED it waits for a chunk batch holding the row, then
+/// re-checks the status on the committed version.
+pub(crate) async fn cancel<C: GenericClient>(
+    client: &C,
+    id: &str,
+    at_ms: i64,
+) -> StoreResult<bool> {
+    let changed = sql::execute(
+        client,
+        "UPDATE transfers SET status = $2, cancelled_at_ms = $3 \
+         WHERE id = $1 AND status IN ($4, $5)",
+        &[
+            &id,
+            &transfer_status::CANCELLED,
+            &at_ms,
+            &transfer_status::UPLOADING,
+            &transfer_status::COMPLETE,
+        ],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+pub(crate) async fn mark_downloaded<C: GenericClient>(
+    client: &C,
+    transfer_id: &str,
+    kind: &str,
+    recipient_id: &str,
+    at_ms: i64,
+) -> StoreResult<()> {
+    let changed = sql::execute(
+        client,
+        "UPDATE transfer_recipients SET downloaded_at_ms = COALESCE(downloaded_at_ms, $4) \
+         WHERE transfer_id = $1 AND recipient_kind = $2 AND recipient_id = $3",
+        &[&transfer_id, &kind, &recipient_id, &at_ms],
+    )
+    .await?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) async fn expire<C: GenericClient>(client: &C, now_ms: i64) -> StoreResult<Vec<String>> {
+    let mut ids = sql::query(
+        client,
+        "UPDATE transfers SET status = $2 \
+         WHERE status IN ($3, $4) AND expires_at_ms <= $1 RETURNING id",
+        &[
+            &now_ms,
+            &transfer_status::EXPIRED,
+            &transfer_status::UPLOADING,
+            &transfer_status::COMPLETE,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|row| row.try_get(0).db())
+    .collect::<StoreResult<Vec<String>>>()?;
+    ids.sort();
+    Ok(ids)
+}
+
+/// The caller wraps this in a transaction. The row is locked first, so a chunk batch still
+/// running on the transfer finishes before its chunks are deleted, not after.
+pub(crate) async fn delete<C: GenericClient>(tx: &C, id: &str) -> StoreResult<()> {
+    sql::query_opt(
+        tx,
+        "SELECT 1 FROM transfers WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?;
+    for statement in [
+        "DELETE FROM transfer_chunks WHERE transfer_id = $1",
+        "DELETE FROM transfer_recipients WHERE transfer_id = $1",
+        "DELETE FROM transfers WHERE id = $1",
+    ] {
+        sql::execute(tx, statement, &[&id]).await?;
+    }
+    Ok(())
+}

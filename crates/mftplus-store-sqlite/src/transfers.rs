@@ -1,0 +1,424 @@
+//! The `user_keys`, `transfers`, `transfer_recipients` and `transfer_chunks` tables.
+//!
+//! Every write runs on the single writer connection inside a `BEGIN IMMEDIATE` transaction, so
+//! a chunk batch, a completion and a cancellation of the same transfer never interleave, in this
+//! process or another one on the same file.
+
+use mftplus_store::{
+    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkOutcome,
+    ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult, TransferFilter,
+    TransferRow, UserKeyRow, NOT_UPLOADING,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::error::ResultExt;
+
+const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, ciphertext_bytes, \
+                       manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
+                       site";
+
+const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
+    Ok(TransferRow {
+        id: row.get(0)?,
+        sender_id: row.get(1)?,
+        status: row.get(2)?,
+        header: row.get(3)?,
+        chunk_size: row.get(4)?,
+        chunk_count: row.get(5)?,
+        ciphertext_bytes: row.get(6)?,
+        manifest: row.get(7)?,
+        created_at_ms: row.get(8)?,
+        completed_at_ms: row.get(9)?,
+        cancelled_at_ms: row.get(10)?,
+        expires_at_ms: row.get(11)?,
+        site: row.get(12)?,
+        recipients: Vec::new(),
+    })
+}
+
+fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<ChunkRow> {
+    Ok(ChunkRow {
+        idx: row.get(0)?,
+        size: row.get(1)?,
+        sha256: row.get(2)?,
+        last: row.get(3)?,
+        stored_at_ms: row.get(4)?,
+    })
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<UserKeyRow> {
+    Ok(UserKeyRow {
+        user_id: row.get(0)?,
+        public_key: row.get(1)?,
+        fingerprint: row.get(2)?,
+        created_at_ms: row.get(3)?,
+        updated_at_ms: row.get(4)?,
+    })
+}
+
+fn immediate(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()
+}
+
+// ---- user keys ----
+
+pub(crate) fn put_key(conn: &Connection, key: &UserKeyRow) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO user_keys (user_id, public_key, fingerprint, created_at_ms, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (user_id) DO UPDATE SET public_key = excluded.public_key, \
+         fingerprint = excluded.fingerprint, updated_at_ms = excluded.updated_at_ms",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            key.user_id,
+            key.public_key,
+            key.fingerprint,
+            key.created_at_ms,
+            key.updated_at_ms
+        ])
+    })
+    .db()
+    .map(drop)
+}
+
+pub(crate) fn get_key(conn: &Connection, user_id: &str) -> StoreResult<Option<UserKeyRow>> {
+    conn.prepare_cached(
+        "SELECT user_id, public_key, fingerprint, created_at_ms, updated_at_ms \
+         FROM user_keys WHERE user_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![user_id], key_from_row).optional())
+    .db()
+}
+
+// ---- transfers ----
+
+fn recipients(conn: &Connection, transfer_id: &str) -> StoreResult<Vec<RecipientRow>> {
+    conn.prepare_cached(
+        "SELECT recipient_kind, recipient_id, display, downloaded_at_ms \
+         FROM transfer_recipients WHERE transfer_id = ?1 \
+         ORDER BY recipient_kind, recipient_id",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(params![transfer_id], |row| {
+            Ok(RecipientRow {
+                kind: row.get(0)?,
+                id: row.get(1)?,
+                display: row.get(2)?,
+                downloaded_at_ms: row.get(3)?,
+            })
+        })?
+        .collect()
+    })
+    .db()
+}
+
+/// The transfer row and its recipients; call inside a transaction so both come from one
+/// snapshot.
+fn load(conn: &Connection, id: &str) -> StoreResult<Option<TransferRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM transfers WHERE id = ?1");
+    let Some(mut row) = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params![id], from_row).optional())
+        .db()?
+    else {
+        return Ok(None);
+    };
+    row.recipients = recipients(conn, id)?;
+    Ok(Some(row))
+}
+
+pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResult<TransferRow> {
+    let tx = immediate(conn)?;
+    tx.prepare_cached(
+        "INSERT INTO transfers (id, sender_id, status, header, chunk_size, ciphertext_bytes, \
+         created_at_ms, expires_at_ms, site) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            transfer.id,
+            transfer.sender_id,
+            transfer_status::UPLOADING,
+            transfer.header,
+            transfer.chunk_size,
+            transfer.created_at_ms,
+            transfer.expires_at_ms,
+            transfer.site
+        ])
+    })
+    .db()?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO transfer_recipients (transfer_id, recipient_kind, recipient_id, \
+                 display) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .db()?;
+        for recipient in &transfer.recipients {
+            stmt.execute(params![
+                transfer.id,
+                recipient.kind,
+                recipient.id,
+                recipient.display
+            ])
+            .db()
+            .map_err(|err| match err {
+                // SQLite names the first key column (`transfer_id`); callers want the rule.
+                StoreError::Conflict(_) => StoreError::Conflict("recipient".into()),
+                other => other,
+            })?;
+        }
+    }
+    let row = load(&tx, &transfer.id)?
+        .ok_or_else(|| StoreError::Backend("inserted transfer vanished".into()))?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+pub(crate) fn get(conn: &mut Connection, id: &str) -> StoreResult<Option<TransferRow>> {
+    let tx = conn.transaction().db()?;
+    load(&tx, id)
+}
+
+/// Visibility is a union of two index lookups (sent, received) rather than an `OR`, which
+/// SQLite could only answer by scanning every transfer.
+pub(crate) fn list(
+    conn: &mut Connection,
+    filter: &TransferFilter,
+) -> StoreResult<Vec<TransferRow>> {
+    let mut conditions = Vec::new();
+    if filter.visible_to_user.is_some() {
+        conditions.push(format!(
+            "id IN (SELECT id FROM transfers WHERE sender_id = ?1 UNION \
+             SELECT transfer_id FROM transfer_recipients \
+             WHERE recipient_kind = '{}' AND recipient_id = ?1)",
+            recipient_kind::USER
+        ));
+    }
+    if filter.status.is_some() {
+        conditions.push("status = ?2".to_string());
+    }
+    if filter.before_ms.is_some() {
+        conditions.push("created_at_ms < ?3".to_string());
+    }
+    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?4`.
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transfers {filter_sql} \
+         ORDER BY created_at_ms DESC, id DESC LIMIT ?4"
+    );
+    let tx = conn.transaction().db()?;
+    let mut rows: Vec<TransferRow> = tx
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![
+                    filter.visible_to_user,
+                    filter.status,
+                    filter.before_ms,
+                    filter.limit
+                ],
+                from_row,
+            )?
+            .collect()
+        })
+        .db()?;
+    for row in &mut rows {
+        row.recipients = recipients(&tx, &row.id)?;
+    }
+    Ok(rows)
+}
+
+/// `NotFound`, or `Conflict(NOT_UPLOADING)` unless the transfer is `uploading`.
+fn require_uploading(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM transfers WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get(0)).optional())
+        .db()?;
+    match status {
+        None => Err(StoreError::NotFound),
+        Some(status) if status == transfer_status::UPLOADING => Ok(()),
+        Some(_) => Err(StoreError::Conflict(NOT_UPLOADING.into())),
+    }
+}
+
+pub(crate) fn record_chunks(
+    conn: &mut Connection,
+    transfer_id: &str,
+    chunks: &[NewChunk],
+) -> StoreResult<Vec<ChunkOutcome>> {
+    let tx = immediate(conn)?;
+    require_uploading(&tx, transfer_id)?;
+    let mut existing = Vec::new();
+    {
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = ?1 AND idx = ?2"
+        );
+        let mut stmt = tx.prepare_cached(&sql).db()?;
+        for chunk in chunks {
+            if let Some(row) = stmt
+                .query_row(params![transfer_id, chunk.idx], chunk_from_row)
+                .optional()
+                .db()?
+            {
+                existing.push(row);
+            }
+        }
+    }
+    let (outcomes, inserts) = plan_chunk_batch(&existing, chunks);
+    if !inserts.is_empty() {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO transfer_chunks (transfer_id, idx, size, sha256, last, stored_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .db()?;
+        for chunk in &inserts {
+            stmt.execute(params![
+                transfer_id,
+                chunk.idx,
+                chunk.size,
+                chunk.sha256,
+                chunk.last,
+                chunk.stored_at_ms
+            ])
+            .db()?;
+        }
+        let added: i64 = inserts.iter().map(|chunk| chunk.size).sum();
+        tx.prepare_cached(
+            "UPDATE transfers SET ciphertext_bytes = ciphertext_bytes + ?2 WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![transfer_id, added]))
+        .db()?;
+    }
+    tx.commit().db()?;
+    Ok(outcomes)
+}
+
+pub(crate) fn list_chunks(conn: &Connection, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {
+    let sql =
+        format!("SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = ?1 ORDER BY idx");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![transfer_id], chunk_from_row)?
+                .collect()
+        })
+        .db()
+}
+
+pub(crate) fn complete(
+    conn: &mut Connection,
+    id: &str,
+    manifest: &[u8],
+    at_ms: i64,
+) -> StoreResult<TransferRow> {
+    let tx = immediate(conn)?;
+    require_uploading(&tx, id)?;
+    let chunks: Vec<(i64, bool)> = tx
+        .prepare_cached("SELECT idx, last FROM transfer_chunks WHERE transfer_id = ?1 ORDER BY idx")
+        .and_then(|mut stmt| {
+            stmt.query_map(params![id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .db()?;
+    let count = check_complete_chunks(&chunks).map_err(StoreError::Conflict)?;
+    tx.prepare_cached(
+        "UPDATE transfers SET status = ?2, chunk_count = ?3, manifest = ?4, completed_at_ms = ?5 \
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id,
+            transfer_status::COMPLETE,
+            count,
+            manifest,
+            at_ms
+        ])
+    })
+    .db()?;
+    let row = load(&tx, id)?.ok_or(StoreError::NotFound)?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+pub(crate) fn cancel(conn: &Connection, id: &str, at_ms: i64) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "UPDATE transfers SET status = ?2, cancelled_at_ms = ?3 \
+         WHERE id = ?1 AND status IN (?4, ?5)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id,
+            transfer_status::CANCELLED,
+            at_ms,
+            transfer_status::UPLOADING,
+            transfer_status::COMPLETE
+        ])
+    })
+    .db()
+    .map(|changed| changed > 0)
+}
+
+pub(crate) fn mark_downloaded(
+    conn: &Connection,
+    transfer_id: &str,
+    kind: &str,
+    recipient_id: &str,
+    at_ms: i64,
+) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE transfer_recipients SET downloaded_at_ms = COALESCE(downloaded_at_ms, ?4) \
+             WHERE transfer_id = ?1 AND recipient_kind = ?2 AND recipient_id = ?3",
+        )
+        .and_then(|mut stmt| stmt.execute(params![transfer_id, kind, recipient_id, at_ms]))
+        .db()?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) fn expire(conn: &Connection, now_ms: i64) -> StoreResult<Vec<String>> {
+    let mut ids: Vec<String> = conn
+        .prepare_cached(
+            "UPDATE transfers SET status = ?2 \
+             WHERE status IN (?3, ?4) AND expires_at_ms <= ?1 RETURNING id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![
+                    now_ms,
+                    transfer_status::EXPIRED,
+                    transfer_status::UPLOADING,
+                    transfer_status::COMPLETE
+                ],
+                |row| row.get(0),
+            )?
+            .collect()
+        })
+        .db()?;
+    ids.sort();
+    Ok(ids)
+}
+
+pub(crate) fn delete(conn: &mut Connection, id: &str) -> StoreResult<()> {
+    let tx = immediate(conn)?;
+    for sql in [
+        "DELETE FROM transfer_chunks WHERE transfer_id = ?1",
+        "DELETE FROM transfer_recipients WHERE transfer_id = ?1",
+        "DELETE FROM transfers WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(params![id]))
+            .db()?;
+    }
+    tx.commit().db()
+}
