@@ -1,0 +1,351 @@
+//! [`FsBlobStore`]: objects as files under one root directory.
+//!
+//! Layout (persisted: changing it orphans existing data):
+//! `root/<fan-out>/<transfer_id>/<index as 16 hex digits>.chunk` and `…/<name>.meta`, where
+//! `<fan-out>` is two hex digits of a fixed hash of the transfer id. A hash rather than the id's
+//! first characters because ids often share a prefix (`trf_…`) or start with a timestamp
+//! (UUIDv7), which would put every transfer in one directory.
+//!
+//! A `put` writes a temp file (`.<object>.<pid>-<n>.tmp`) in the object's directory and renames
+//! it over the final name, so a reader sees the old object, no object, or the new one, never a
+//! prefix. Temp files left by a crash are never listed or read, and
+//! [`sweep_incomplete`](crate::BlobStore::sweep_incomplete) removes them. Directories are
+//! created 0700 and files 0600: the ciphertext is useless without keys, but nobody else on the
+//! host needs to read or count it.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use tokio::io::AsyncReadExt;
+
+use crate::key::{parse_chunk_name, BlobKey};
+use crate::{BlobError, BlobReader, BlobResult, BlobStore, TransferId};
+
+/// Size of the pieces [`BlobStore::get_stream`] yields: large enough to keep syscalls few,
+/// small enough that a slow download holds little memory.
+const STREAM_PIECE: usize = 256 * 1024;
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Distinguishes the temp files of concurrent writers in this process; the pid in the name
+/// distinguishes processes sharing a root.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Blob store on the local filesystem. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct FsBlobStore {
+    root: Arc<PathBuf>,
+}
+
+impl FsBlobStore {
+    /// Opens (and creates, mode 0700, if missing) the store rooted at `root`. `Config` when
+    /// `root` exists but is not a directory.
+    pub fn open(root: &Path) -> BlobResult<FsBlobStore> {
+        create_private_dirs(root)
+            .map_err(|e| BlobError::Config(format!("cannot create {}: {e}", root.display())))?;
+        let meta = fs::metadata(root)?;
+        if !meta.is_dir() {
+            return Err(BlobError::Config(format!(
+                "{} is not a directory",
+                root.display()
+            )));
+        }
+        Ok(FsBlobStore {
+            root: Arc::new(root.to_path_buf()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory holding a transfer's objects (for operators and tests).
+    pub fn transfer_dir(&self, transfer_id: &TransferId) -> PathBuf {
+        self.root
+            .join(fan_out(transfer_id))
+            .join(transfer_id.as_str())
+    }
+
+    /// The file an object is stored in (for operators and tests).
+    pub fn object_path(&self, key: &BlobKey) -> PathBuf {
+        self.transfer_dir(key.transfer_id()).join(key.object_name())
+    }
+}
+
+/// Two hex digits of FNV-1a-64 over the id's bytes. Part of the persisted layout: never change.
+fn fan_out(transfer_id: &TransferId) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in transfer_id.as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:02x}", hash & 0xff)
+}
+
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+/// Runs blocking filesystem work off the async worker threads.
+async fn blocking<T, F>(work: F) -> BlobResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BlobError::Io(format!("blocking task failed: {e}")))?
+        .map_err(BlobError::from)
+}
+
+/// Treats "not found" as an absent object rather than an error.
+fn absent_as_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a fresh temp file (0600) next to the final object. `create_new` never reuses a
+/// file, so a stale temp with the same name from an earlier process (same pid after a reboot)
+/// just makes us pick the next number.
+fn create_temp(dir: &Path, object_name: &str) -> io::Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    let mut last_err = None;
+    for _ in 0..16 {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{object_name}.{pid}-{n}{TEMP_SUFFIX}"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no free temp file name")))
+}
+
+fn put_blocking(dir: &Path, object_name: &str, bytes: &[u8]) -> io::Result<()> {
+    create_private_dirs(dir)?;
+    let (temp, mut file) = create_temp(dir, object_name)?;
+    // No fsync here: durability is grouped in `sync_transfer`. Rename alone already gives
+    // atomicity against a crash of this process, which is what "never serve half an object"
+    // needs.
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| fs::rename(&temp, dir.join(object_name)));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+fn list_blocking(dir: &Path) -> io::Result<Vec<u64>> {
+    let Some(entries) = absent_as_none(fs::read_dir(dir))? else {
+        return Ok(Vec::new());
+    };
+    let mut indexes = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(index) = entry.file_name().to_str().and_then(parse_chunk_name) {
+            indexes.push(index);
+        }
+    }
+    indexes.sort_unstable();
+    Ok(indexes)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// fsyncs every object of the transfer, then the directories whose entries make them
+/// reachable: the transfer's, its fan-out directory, and the root.
+fn sync_blocking(root: &Path, dir: &Path) -> io::Result<()> {
+    let Some(entries) = absent_as_none(fs::read_dir(dir))? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_temp_name) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        // A concurrent delete may have removed the file since read_dir: nothing to sync then.
+        if let Some(file) = absent_as_none(File::open(entry.path()))? {
+            file.sync_all()?;
+        }
+    }
+    sync_dir(dir)?;
+    if let Some(fan_out_dir) = dir.parent() {
+        sync_dir(fan_out_dir)?;
+    }
+    sync_dir(root)
+}
+
+/// Removes the temp files directly in `dir` last modified at or before `cutoff`.
+fn sweep_dir(dir: &Path, cutoff: SystemTime) -> io::Result<u64> {
+    // Directories may be deleted while we walk them (`delete_transfer`).
+    let Some(entries) = absent_as_none(fs::read_dir(dir))? else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_name().to_str().is_some_and(is_temp_name) {
+            continue;
+        }
+        let Some(meta) = absent_as_none(entry.metadata())? else {
+            continue;
+        };
+        if meta.modified()? <= cutoff && absent_as_none(fs::remove_file(entry.path()))?.is_some() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Walks `root` (probe files of `check`) and every transfer directory two levels below it.
+fn sweep_blocking(root: &Path, older_than: Duration) -> io::Result<u64> {
+    let cutoff = SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = sweep_dir(root, cutoff)?;
+    for fan_out_dir in fs::read_dir(root)? {
+        let fan_out_dir = fan_out_dir?;
+        if !fan_out_dir.file_type()?.is_dir() {
+            continue;
+        }
+        let Some(transfer_dirs) = absent_as_none(fs::read_dir(fan_out_dir.path()))? else {
+            continue;
+        };
+        for transfer_dir in transfer_dirs {
+            let transfer_dir = transfer_dir?;
+            if transfer_dir.file_type()?.is_dir() {
+                removed += sweep_dir(&transfer_dir.path(), cutoff)?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    fn backend(&self) -> &'static str {
+        "fs"
+    }
+
+    async fn check(&self) -> BlobResult<()> {
+        // A write and a remove, as `put` will do: catches read-only mounts and lost permissions.
+        let root = self.root.clone();
+        blocking(move || {
+            let (probe, _file) = create_temp(&root, "check")?;
+            fs::remove_file(probe)
+        })
+        .await
+    }
+
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> BlobResult<()> {
+        let dir = self.transfer_dir(key.transfer_id());
+        let object_name = key.object_name();
+        blocking(move || put_blocking(&dir, &object_name, &bytes)).await
+    }
+
+    async fn get(&self, key: &BlobKey) -> BlobResult<Option<Bytes>> {
+        let bytes = absent_as_none(tokio::fs::read(self.object_path(key)).await)?;
+        Ok(bytes.map(Bytes::from))
+    }
+
+    async fn get_stream(&self, key: &BlobKey) -> BlobResult<Option<BlobReader>> {
+        // The open handle pins this version of the file: a later rename over it or unlink
+        // does not change what the stream returns.
+        let Some(file) = absent_as_none(tokio::fs::File::open(self.object_path(key)).await)? else {
+            return Ok(None);
+        };
+        let len = file.metadata().await?.len();
+        let pieces = stream::try_unfold(file, |mut file| async move {
+            let mut buf = BytesMut::with_capacity(STREAM_PIECE);
+            let n = file.read_buf(&mut buf).await?;
+            Ok::<_, io::Error>((n > 0).then(|| (buf.freeze(), file)))
+        });
+        Ok(Some(BlobReader {
+            len,
+            stream: pieces.map(|piece| piece.map_err(BlobError::from)).boxed(),
+        }))
+    }
+
+    async fn exists(&self, key: &BlobKey) -> BlobResult<bool> {
+        let meta = absent_as_none(tokio::fs::metadata(self.object_path(key)).await)?;
+        Ok(meta.is_some_and(|m| m.is_file()))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> BlobResult<()> {
+        absent_as_none(tokio::fs::remove_file(self.object_path(key)).await)?;
+        Ok(())
+    }
+
+    async fn delete_transfer(&self, transfer_id: &TransferId) -> BlobResult<()> {
+        let dir = self.transfer_dir(transfer_id);
+        blocking(move || absent_as_none(fs::remove_dir_all(dir)).map(drop)).await
+    }
+
+    async fn list(&self, transfer_id: &TransferId) -> BlobResult<Vec<u64>> {
+        let dir = self.transfer_dir(transfer_id);
+        blocking(move || list_blocking(&dir)).await
+    }
+
+    async fn sync_transfer(&self, transfer_id: &TransferId) -> BlobResult<()> {
+        let root = self.root.clone();
+        let dir = self.transfer_dir(transfer_id);
+        blocking(move || sync_blocking(&root, &dir)).await
+    }
+
+    async fn sweep_incomplete(&self, older_than: Duration) -> BlobResult<u64> {
+        let root = self.root.clone();
+        blocking(move || sweep_blocking(&root, older_than)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fan-out is part of the on-disk layout; these values must never change.
+    #[test]
+    fn fan_out_is_stable() {
+        let id = |s: &str| TransferId::new(s).unwrap();
+        assert_eq!(fan_out(&id("a")), "8c");
+        assert_eq!(
+            fan_out(&id("trf_0123456789")),
+            fan_out(&id("trf_0123456789"))
+        );
+        let spread: std::collections::HashSet<String> = (0..1000)
+            .map(|i| fan_out(&id(&format!("trf_{i}"))))
+            .collect();
+        assert!(spread.len() > 200, "poor spread: {}", spread.len());
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        assert!(is_temp_name(".000000000000000a.chunk.12-3.tmp"));
+        assert!(!is_temp_name("000000000000000a.chunk"));
+        assert!(!is_temp_name("header.meta"));
+    }
+}
