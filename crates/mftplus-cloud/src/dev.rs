@@ -59,6 +59,8 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
         env.insert("JWT_SECRET_FILE".into(), secret_path.display().to_string());
     }
     env.insert("MFTPLUS__SERVER__LISTEN".into(), options.listen.clone());
+    env.entry("MFTPLUS__TRANSFERS__BLOB_PATH".into())
+        .or_insert_with(|| data_dir.join("blobs").display().to_string());
     let config = crate::config::load_from(Some(&config_path), &env)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");

@@ -29,6 +29,42 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
     }
 }
 
+/// Expired transfers lose their payload first, then their rows, so a row never points at a
+/// blob that is gone while the transfer could still be served. Safe to run on several replicas:
+/// every step is idempotent.
+async fn sweep_transfers(state: &AppState, now: i64) {
+    let expired = match state.store.expire_transfers(now).await {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::warn!(error = %err, "expiring transfers failed");
+            return;
+        }
+    };
+    for id in expired {
+        let Ok(tid) = mftplus_blob::TransferId::new(id.clone()) else {
+            continue;
+        };
+        if let Err(err) = state.blobs.delete_transfer(&tid).await {
+            tracing::warn!(transfer = %id, error = %err, "deleting an expired payload failed; retried next pass");
+            continue;
+        }
+        match state.store.delete_transfer(&id).await {
+            Ok(()) => {
+                state
+                    .audit(
+                        AuditEvent::new("transfer_expired")
+                            .actor("system")
+                            .target(&id),
+                    )
+                    .await
+            }
+            Err(err) => {
+                tracing::warn!(transfer = %id, error = %err, "deleting an expired transfer failed")
+            }
+        }
+    }
+}
+
 /// One pass of the slow jobs; public so tests drive it with a moved clock.
 pub async fn housekeep(state: &AppState) {
     let config = &state.config.config;
@@ -53,6 +89,7 @@ pub async fn housekeep(state: &AppState) {
             Err(err) => tracing::warn!(error = %err, "revoking inactive API keys failed"),
         }
     }
+    sweep_transfers(state, now).await;
     if let Err(err) = state.store.prune_tokens(now).await {
         tracing::warn!(error = %err, "pruning expired tokens failed");
     }

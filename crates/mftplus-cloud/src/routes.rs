@@ -2,10 +2,10 @@
 //! from this table and nothing else, so a route cannot exist without declaring its access, and
 //! the authorization tests iterate the same table.
 
-use crate::handlers::{apikeys, audit, auth, config, health, tokens, users};
+use crate::handlers::{apikeys, audit, auth, config, health, keys, tokens, transfers, users};
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use http::Method;
 use mftplus_types::routes as paths;
@@ -38,6 +38,11 @@ pub struct RouteSpec {
 const TOKENS: Access = Access::Scoped {
     all: "tokens:manage",
     own: "tokens:manage:own",
+};
+const SEND: Access = Access::Permission("transfers:create");
+const READ: Access = Access::Scoped {
+    all: "transfers:read",
+    own: "transfers:read:own",
 };
 const KEYS: Access = Access::Scoped {
     all: "apikeys:manage",
@@ -77,6 +82,19 @@ table! {
     "apikeys_delete"      DELETE paths::API_KEY => KEYS;
     "apikeys_rotate"      POST   paths::API_KEY_ROTATE => KEYS;
     "server_config_get"   GET    paths::SERVER_CONFIG => Access::Permission("config:read");
+    "my_key_put"          PUT    paths::MY_KEY => Access::Authenticated;
+    "user_key_get"        GET    paths::USER_KEY => SEND;
+    "transfers_create"    POST   paths::TRANSFERS => SEND;
+    "transfer_chunk_put"  PUT    paths::TRANSFER_CHUNK => SEND;
+    "transfer_chunks"     GET    paths::TRANSFER_CHUNKS => SEND;
+    "transfer_complete"   POST   paths::TRANSFER_COMPLETE => SEND;
+    "transfers_list"      GET    paths::TRANSFERS => READ;
+    "transfer_show"       GET    paths::TRANSFER => READ;
+    "transfer_header"     GET    paths::TRANSFER_HEADER => READ;
+    "transfer_chunk_get"  GET    paths::TRANSFER_CHUNK => READ;
+    "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => READ;
+    "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
+    "transfer_cancel"     POST   paths::TRANSFER_CANCEL => Access::Scoped { all: "transfers:cancel", own: "transfers:cancel:own" };
     "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
 }
@@ -127,6 +145,19 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "apikeys_delete" => delete(apikeys::destroy),
         "apikeys_rotate" => post(apikeys::rotate),
         "server_config_get" => get(config::show),
+        "my_key_put" => put(keys::put_own),
+        "user_key_get" => get(keys::show),
+        "transfers_create" => post(transfers::create),
+        "transfer_chunk_put" => put(transfers::upload_chunk),
+        "transfer_chunks" => get(transfers::list_chunks),
+        "transfer_complete" => post(transfers::complete),
+        "transfers_list" => get(transfers::index),
+        "transfer_show" => get(transfers::show),
+        "transfer_header" => get(transfers::header),
+        "transfer_chunk_get" => get(transfers::download_chunk),
+        "transfer_manifest" => get(transfers::manifest),
+        "transfer_verify" => post(transfers::verify),
+        "transfer_cancel" => post(transfers::cancel),
         "audit_list" => get(audit::index),
         "audit_export" => get(audit::export),
         other => panic!("route {other} is in the table but has no handler"),
@@ -140,8 +171,16 @@ pub fn router(state: AppState) -> Router {
             state: state.clone(),
             spec,
         };
-        let method_router =
+        let mut method_router =
             handler(spec.id).route_layer(axum::middleware::from_fn_with_state(ctx, guard));
+        if spec.id == "transfer_chunk_put" {
+            // Sealed chunks are the one body larger than JSON requests; the handler checks the
+            // exact bound of the transfer's own chunk size.
+            let max_chunk = state.config.config.transfers.max_chunk_size as usize;
+            method_router = method_router.layer(axum::extract::DefaultBodyLimit::max(
+                max_chunk + max_chunk / 128 + 1024 + 16,
+            ));
+        }
         router = router.route(spec.path, method_router);
     }
     router

@@ -36,15 +36,22 @@ impl Cloud {
             ConfigError::Invalid("database.url is not set (set DATABASE_URL)".into())
         })?;
         let store = crate::db::open(url.expose()).await?;
-        Cloud::with_store(config, store, clock)
+        let blob_path = &config.config.transfers.blob_path;
+        let blobs = mftplus_blob::FsBlobStore::open(blob_path).map_err(|err| CloudError::Io {
+            context: format!("opening the payload store at {}", blob_path.display()),
+            source: std::io::Error::other(err.to_string()),
+        })?;
+        Cloud::with_store(config, store, Arc::new(blobs), clock)
     }
 
     pub fn with_store(
         config: LoadedConfig,
         store: Arc<dyn Store>,
+        blobs: Arc<dyn mftplus_blob::BlobStore>,
         clock: SharedClock,
     ) -> Result<Cloud, CloudError> {
-        let state = AppState::new(store, Arc::new(config), clock).map_err(CloudError::Keys)?;
+        let state =
+            AppState::new(store, blobs, Arc::new(config), clock).map_err(CloudError::Keys)?;
         Ok(Cloud { state })
     }
 

@@ -12,6 +12,38 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Chunk uploads under way in this process, so two uploads of the same chunk never write its
+/// blob at once (the loser's bytes could otherwise replace the recorded ones).
+#[derive(Default)]
+pub struct ChunkClaims(Mutex<std::collections::HashSet<(String, u64)>>);
+
+pub struct ChunkClaim<'a> {
+    claims: &'a ChunkClaims,
+    key: (String, u64),
+}
+
+impl ChunkClaims {
+    pub fn claim(&self, transfer_id: &str, index: u64) -> Option<ChunkClaim<'_>> {
+        let key = (transfer_id.to_string(), index);
+        let fresh = self
+            .0
+            .lock()
+            .expect("chunk claims lock")
+            .insert(key.clone());
+        fresh.then_some(ChunkClaim { claims: self, key })
+    }
+}
+
+impl Drop for ChunkClaim<'_> {
+    fn drop(&mut self) {
+        self.claims
+            .0
+            .lock()
+            .expect("chunk claims lock")
+            .remove(&self.key);
+    }
+}
+
 pub struct CredentialCache {
     pub verified: TtlMap<String, crate::auth::jwt::Claims>,
     /// By the raw SHA-256 of the key.
@@ -22,6 +54,8 @@ pub struct CredentialCache {
 
 pub struct Inner {
     pub store: Arc<dyn Store>,
+    /// Ciphertext of transfers; rows about them live in `store`.
+    pub blobs: Arc<dyn mftplus_blob::BlobStore>,
     pub config: Arc<LoadedConfig>,
     pub jwt: JwtKeys,
     pub rbac: Rbac,
@@ -30,6 +64,7 @@ pub struct Inner {
     pub login_throttle: LoginThrottle,
     pub cache: CredentialCache,
     pub metrics: Metrics,
+    pub chunk_claims: ChunkClaims,
     pub started: Instant,
     /// Last-use stamps of API keys, written in batches by a background job.
     pub key_uses: Mutex<HashMap<String, i64>>,
@@ -48,6 +83,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
+        blobs: Arc<dyn mftplus_blob::BlobStore>,
         config: Arc<LoadedConfig>,
         clock: SharedClock,
     ) -> Result<AppState, String> {
@@ -64,9 +100,11 @@ impl AppState {
                 users: TtlMap::new(CACHE_TTL),
             },
             metrics: Metrics::default(),
+            chunk_claims: ChunkClaims::default(),
             started: Instant::now(),
             key_uses: Mutex::new(HashMap::new()),
             store,
+            blobs,
             config,
             jwt,
             rbac,

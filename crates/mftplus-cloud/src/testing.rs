@@ -54,6 +54,10 @@ impl TestCloud {
         let env = BTreeMap::from([
             ("DATABASE_URL".to_string(), database_url),
             ("JWT_SECRET".to_string(), TEST_JWT_SECRET.to_string()),
+            (
+                "MFTPLUS__TRANSFERS__BLOB_PATH".to_string(),
+                dir.path().join("blobs").display().to_string(),
+            ),
         ]);
         let config = crate::config::load_from(Some(&config_path), &env).expect("test config loads");
         let clock = Arc::new(OffsetClock::default());

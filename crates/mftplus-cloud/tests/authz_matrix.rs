@@ -36,9 +36,118 @@ async fn world() -> World {
     }
 }
 
+/// A request body: JSON, or raw bytes with headers (chunk uploads).
+enum Body {
+    Json(Option<Value>),
+    Raw(Vec<u8>, Vec<(String, String)>),
+}
+
+async fn send(w: &World, cred: &Cred, method: &str, (path, body): (String, Body)) -> Reply {
+    match body {
+        Body::Json(json) => call(&w.cloud, cred, method, &path, json).await,
+        Body::Raw(bytes, headers) => call_raw(&w.cloud, cred, method, &path, bytes, &headers).await,
+    }
+}
+
 /// A request for the route, acting on fresh resources owned by alice so destructive routes can
 /// be called repeatedly. Every route in the table must have one.
-async fn fixture(w: &World, id: &str) -> (String, Option<Value>) {
+async fn fixture(w: &World, id: &str) -> (String, Body) {
+    if let Some(request) = transfer_fixture(w, id).await {
+        return request;
+    }
+    let (path, json) = json_fixture(w, id).await;
+    (path, Body::Json(json))
+}
+
+async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
+    if !(id.starts_with("transfer") || id.ends_with("_key_put") || id == "user_key_get") {
+        return None;
+    }
+    let c = &w.cloud;
+    let alice = alice(w).await;
+    let json = |path: String, body: Option<Value>| Some((path, Body::Json(body)));
+    match id {
+        "my_key_put" => {
+            let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+            json(
+                "/api/v1/users/me/key".into(),
+                Some(json!({"public_key": key.public_key().to_encoded()})),
+            )
+        }
+        "user_key_get" => {
+            let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+            let body = json!({"public_key": key.public_key().to_encoded()});
+            assert_eq!(
+                call(c, &alice, "PUT", "/api/v1/users/me/key", Some(body))
+                    .await
+                    .status,
+                200
+            );
+            json("/api/v1/users/alice@example.com/key".into(), None)
+        }
+        "transfers_create" => {
+            let (header, chunk_size) = stream_header();
+            json(
+                "/api/v1/transfers".into(),
+                Some(
+                    json!({"recipients": ["admin@example.com"], "header": header, "chunk_size": chunk_size}),
+                ),
+            )
+        }
+        "transfer_chunk_put" => {
+            let transfer = new_transfer(c, &alice, "admin@example.com").await;
+            let bytes = b"sealed".to_vec();
+            let headers = vec![
+                (
+                    "x-chunk-sha256".to_string(),
+                    mftplus_crypto::sha256_hex(&bytes),
+                ),
+                ("x-chunk-last".to_string(), "true".to_string()),
+            ];
+            Some((
+                format!("/api/v1/transfers/{transfer}/chunks/0"),
+                Body::Raw(bytes, headers),
+            ))
+        }
+        "transfer_chunks" => json(
+            format!(
+                "/api/v1/transfers/{}/chunks",
+                new_transfer(c, &alice, "admin@example.com").await
+            ),
+            None,
+        ),
+        "transfer_complete" => {
+            let transfer = new_transfer(c, &alice, "admin@example.com").await;
+            assert_eq!(
+                put_chunk(c, &alice, &transfer, 0, b"sealed", true)
+                    .await
+                    .status,
+                201
+            );
+            json(
+                format!("/api/v1/transfers/{transfer}/complete"),
+                Some(json!({"manifest": "bWFuaWZlc3Q="})),
+            )
+        }
+        "transfers_list" => json("/api/v1/transfers".into(), None),
+        "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
+        | "transfer_verify" | "transfer_cancel" => {
+            let transfer = complete_transfer(c, &alice, "admin@example.com").await;
+            let path = match id {
+                "transfer_show" => format!("/api/v1/transfers/{transfer}"),
+                "transfer_header" => format!("/api/v1/transfers/{transfer}/header"),
+                "transfer_chunk_get" => format!("/api/v1/transfers/{transfer}/chunks/0"),
+                "transfer_manifest" => format!("/api/v1/transfers/{transfer}/manifest"),
+                "transfer_verify" => format!("/api/v1/transfers/{transfer}/verify"),
+                _ => format!("/api/v1/transfers/{transfer}/cancel"),
+            };
+            json(path, None)
+        }
+        _ => None,
+    }
+}
+
+async fn json_fixture(w: &World, id: &str) -> (String, Option<Value>) {
     let c = &w.cloud;
     match id {
         "health" => ("/health".into(), None),
@@ -276,8 +385,7 @@ async fn every_route_enforces_its_access() {
 
         if spec.access != Access::Public {
             for (what, cred, code) in &bad {
-                let (path, body) = fixture(&w, spec.id).await;
-                let reply = call(&w.cloud, cred, method, &path, body).await;
+                let reply = send(&w, cred, method, fixture(&w, spec.id).await).await;
                 assert_eq!(reply.status, 401, "{label} with {what}: {:?}", reply.body);
                 assert_eq!(reply.code(), *code, "{label} with {what}");
                 checked += 1;
@@ -286,8 +394,7 @@ async fn every_route_enforces_its_access() {
 
         for (role, cred) in &w.by_role {
             if role_lacks(&w, role, spec.access) {
-                let (path, body) = fixture(&w, spec.id).await;
-                let reply = call(&w.cloud, cred, method, &path, body).await;
+                let reply = send(&w, cred, method, fixture(&w, spec.id).await).await;
                 assert_eq!(reply.status, 403, "{label} as {role}: {:?}", reply.body);
                 assert_eq!(reply.code(), "forbidden", "{label} as {role}");
                 checked += 1;
@@ -295,8 +402,7 @@ async fn every_route_enforces_its_access() {
         }
 
         if let Some(expected) = cross_user_expectation(spec.id) {
-            let (path, body) = fixture(&w, spec.id).await;
-            let reply = call(&w.cloud, &w.bob, method, &path, body).await;
+            let reply = send(&w, &w.bob, method, fixture(&w, spec.id).await).await;
             assert_eq!(
                 reply.status, expected,
                 "{label} by another user: {:?}",
@@ -311,10 +417,11 @@ async fn every_route_enforces_its_access() {
             Access::Public => Cred::None,
             Access::Scoped { own, .. } if w.cloud.state.rbac.allows("user", own) => alice(&w).await,
             Access::Authenticated if spec.id == "auth_logout" => alice(&w).await,
+            // Uploads are the sender's alone, whatever the role.
+            _ if spec.id.starts_with("transfer_") => alice(&w).await,
             _ => admin(&w.cloud),
         };
-        let (path, body) = fixture(&w, spec.id).await;
-        let reply = call(&w.cloud, &allowed, method, &path, body).await;
+        let reply = send(&w, &allowed, method, fixture(&w, spec.id).await).await;
         assert!(
             (200..300).contains(&reply.status),
             "{label} as the allowed principal: {} {:?}",

@@ -24,6 +24,120 @@ impl Reply {
     }
 }
 
+/// A request with a raw body and extra headers (chunk uploads).
+pub async fn call_raw(
+    cloud: &TestCloud,
+    cred: &Cred,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> Reply {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method.parse().unwrap(), format!("{}{}", cloud.url, path))
+        .body(body);
+    request = match cred {
+        Cred::None => request,
+        Cred::ApiKey(key) => request.header("X-API-Key", key),
+        Cred::Bearer(token) => request.header("Authorization", format!("Bearer {token}")),
+    };
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// A stream header for a transfer to a fresh X25519 key, base64, with its chunk size.
+pub fn stream_header() -> (String, u64) {
+    use base64::Engine;
+    use mftplus_crypto::stream::{
+        Encryptor, Recipient, StreamOptions, X25519SecretKey, MIN_CHUNK_SIZE,
+    };
+    let key = X25519SecretKey::generate().unwrap();
+    let options = StreamOptions {
+        chunk_size: MIN_CHUNK_SIZE,
+        ..StreamOptions::default()
+    };
+    let encryptor = Encryptor::new(&options, &[Recipient::X25519(key.public_key())]).unwrap();
+    (
+        base64::engine::general_purpose::STANDARD.encode(encryptor.header_bytes()),
+        MIN_CHUNK_SIZE as u64,
+    )
+}
+
+/// Creates a transfer as `sender` to `recipient`; returns its id.
+pub async fn new_transfer(cloud: &TestCloud, sender: &Cred, recipient: &str) -> String {
+    let (header, chunk_size) = stream_header();
+    let reply = call(
+        cloud,
+        sender,
+        "POST",
+        "/api/v1/transfers",
+        Some(json!({"recipients": [recipient], "header": header, "chunk_size": chunk_size})),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "create transfer: {:?}", reply.body);
+    reply.body["id"].as_str().unwrap().to_string()
+}
+
+/// Uploads `bytes` as chunk `index` with its SHA-256.
+pub async fn put_chunk(
+    cloud: &TestCloud,
+    sender: &Cred,
+    id: &str,
+    index: u64,
+    bytes: &[u8],
+    last: bool,
+) -> Reply {
+    let headers = vec![
+        (
+            "x-chunk-sha256".to_string(),
+            mftplus_crypto::sha256_hex(bytes),
+        ),
+        ("x-chunk-last".to_string(), last.to_string()),
+    ];
+    call_raw(
+        cloud,
+        sender,
+        "PUT",
+        &format!("/api/v1/transfers/{id}/chunks/{index}"),
+        bytes.to_vec(),
+        &headers,
+    )
+    .await
+}
+
+/// A transfer with one (opaque) chunk uploaded and completed.
+pub async fn complete_transfer(cloud: &TestCloud, sender: &Cred, recipient: &str) -> String {
+    let id = new_transfer(cloud, sender, recipient).await;
+    assert_eq!(
+        put_chunk(cloud, sender, &id, 0, b"sealed chunk bytes", true)
+            .await
+            .status,
+        201
+    );
+    let done = call(
+        cloud,
+        sender,
+        "POST",
+        &format!("/api/v1/transfers/{id}/complete"),
+        Some(json!({"manifest": "c2VhbGVkIG1hbmlmZXN0"})),
+    )
+    .await;
+    assert_eq!(done.status, 200, "complete: {:?}", done.body);
+    id
+}
+
 pub async fn call(
     cloud: &TestCloud,
     cred: &Cred,

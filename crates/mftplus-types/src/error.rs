@@ -38,6 +38,7 @@ codes! {
     InvalidRole => "invalid_role", 400;
     UnsupportedMediaType => "unsupported_media_type", 415;
     PayloadTooLarge => "payload_too_large", 413;
+    ChecksumMismatch => "checksum_mismatch", 422;
     Unauthenticated => "unauthenticated", 401;
     InvalidCredentials => "invalid_credentials", 401;
     TokenExpired => "token_expired", 401;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod duration;
 pub mod error;
 pub mod routes;
+pub mod transfers;
 
 pub use error::{ApiErrorBody, ErrorCode, ErrorInfo};
 

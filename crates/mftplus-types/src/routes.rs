@@ -24,6 +24,18 @@ pub const API_KEY_ROTATE: &str = "/api/v1/apikeys/{id}/rotate";
 
 pub const SERVER_CONFIG: &str = "/api/v1/server-config/{key}";
 
+pub const MY_KEY: &str = "/api/v1/users/me/key";
+pub const USER_KEY: &str = "/api/v1/users/{user}/key";
+pub const TRANSFERS: &str = "/api/v1/transfers";
+pub const TRANSFER: &str = "/api/v1/transfers/{id}";
+pub const TRANSFER_CHUNKS: &str = "/api/v1/transfers/{id}/chunks";
+pub const TRANSFER_CHUNK: &str = "/api/v1/transfers/{id}/chunks/{index}";
+pub const TRANSFER_COMPLETE: &str = "/api/v1/transfers/{id}/complete";
+pub const TRANSFER_HEADER: &str = "/api/v1/transfers/{id}/header";
+pub const TRANSFER_MANIFEST: &str = "/api/v1/transfers/{id}/manifest";
+pub const TRANSFER_VERIFY: &str = "/api/v1/transfers/{id}/verify";
+pub const TRANSFER_CANCEL: &str = "/api/v1/transfers/{id}/cancel";
+
 pub const AUDIT: &str = "/api/v1/audit";
 pub const AUDIT_EXPORT: &str = "/api/v1/audit/export";
 

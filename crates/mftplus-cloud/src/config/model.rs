@@ -63,6 +63,28 @@ pub struct ServerConfig {
     pub certificates: CertificatesSection,
     pub audit: AuditSection,
     pub rate_limit: RateLimitSection,
+    pub transfers: TransfersSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransfersSection {
+    /// Folder of the filesystem payload store (ciphertext only).
+    pub blob_path: PathBuf,
+    /// Default lifetime of a transfer; the sweeper deletes expired payloads.
+    pub retention_days: u64,
+    /// Largest chunk size a sender may declare (the stream format allows up to 64 MiB).
+    pub max_chunk_size: u64,
+}
+
+impl Default for TransfersSection {
+    fn default() -> Self {
+        TransfersSection {
+            blob_path: PathBuf::from("/var/lib/mftplus/blobs"),
+            retention_days: 7,
+            max_chunk_size: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,9 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod health;
+pub mod keys;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 use crate::clock::rfc3339;

@@ -1,0 +1,565 @@
+//! The transfer API: the sender uploads the stream header, sealed chunks (each checked against
+//! its SHA-256) and the sealed manifest; senders, recipients and `transfers:read` holders
+//! download them once the transfer is complete. Plaintext never reaches this module.
+
+use super::{email_of, find_user, parse_expiry};
+use crate::audit::AuditEvent;
+use crate::auth::Caller;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::{ClientIp, Scope};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use mftplus_blob::{BlobKey, TransferId};
+use mftplus_store::{
+    recipient_kind, transfer_status, ChunkOutcome, NewChunk, NewRecipient, NewTransfer,
+    TransferFilter, TransferRow,
+};
+use mftplus_types::transfers::*;
+use mftplus_types::ErrorCode;
+use serde::Deserialize;
+use serde_json::json;
+
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_RECIPIENTS: usize = 64;
+
+fn blob_error(err: mftplus_blob::BlobError) -> ApiError {
+    ApiError::internal(err)
+}
+
+fn transfer_key(id: &str) -> ApiResult<TransferId> {
+    TransferId::new(id).map_err(|_| ApiError::not_found("transfer"))
+}
+
+fn b64(text: &str, what: &str) -> ApiResult<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ApiError::validation(format!("{what} must be base64")))
+}
+
+async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
+    Ok(Transfer {
+        id: row.id.clone(),
+        sender_id: row.sender_id.clone(),
+        sender_email: email_of(state, &row.sender_id).await?,
+        status: row.status.clone(),
+        chunk_size: row.chunk_size as u64,
+        chunk_count: row.chunk_count.map(|n| n as u64),
+        ciphertext_bytes: row.ciphertext_bytes as u64,
+        created_at: rfc3339(row.created_at_ms),
+        completed_at: row.completed_at_ms.map(rfc3339),
+        cancelled_at: row.cancelled_at_ms.map(rfc3339),
+        expires_at: rfc3339(row.expires_at_ms),
+        recipients: row
+            .recipients
+            .iter()
+            .map(|r| TransferRecipient {
+                kind: r.kind.clone(),
+                id: r.id.clone(),
+                display: r.display.clone(),
+                downloaded_at: r.downloaded_at_ms.map(rfc3339),
+            })
+            .collect(),
+    })
+}
+
+fn is_party(row: &TransferRow, caller: &Caller) -> bool {
+    row.sender_id == caller.user_id
+        || row
+            .recipients
+            .iter()
+            .any(|r| r.kind == recipient_kind::USER && r.id == caller.user_id)
+}
+
+/// A transfer the caller may see: everything under `Scope::All`, else only as a party.
+/// Someone else's transfer is answered as absent.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope,
+    id: &str,
+) -> ApiResult<TransferRow> {
+    state
+        .store
+        .get_transfer(id)
+        .await?
+        .filter(|row| scope == Scope::All || is_party(row, caller))
+        .ok_or_else(|| ApiError::not_found("transfer"))
+}
+
+/// A transfer the caller is uploading: only its sender, only while `uploading`.
+async fn own_upload(state: &AppState, caller: &Caller, id: &str) -> ApiResult<TransferRow> {
+    let row = state
+        .store
+        .get_transfer(id)
+        .await?
+        .filter(|row| row.sender_id == caller.user_id)
+        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    if row.status != transfer_status::UPLOADING {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("transfer is {}", row.status),
+        ));
+    }
+    Ok(row)
+}
+
+fn require_complete(row: &TransferRow) -> ApiResult<()> {
+    if row.status == transfer_status::COMPLETE {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("transfer is {}, not complete", row.status),
+        ))
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(body): ApiJson<CreateTransferRequest>,
+) -> ApiResult<(http::StatusCode, Json<Transfer>)> {
+    let limits = &state.config.config.transfers;
+    if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
+        return Err(ApiError::validation(format!(
+            "give 1 to {MAX_RECIPIENTS} recipients"
+        )));
+    }
+    let header = b64(&body.header, "header")?;
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the stream header is larger than 64 KiB",
+        ));
+    }
+    let (parsed, used) = mftplus_crypto::stream::Header::parse(&header)
+        .map_err(|err| ApiError::validation(format!("not a stream header: {err}")))?;
+    if used != header.len() || u64::from(parsed.chunk_size()) != body.chunk_size {
+        return Err(ApiError::validation(
+            "chunk_size does not match the stream header",
+        ));
+    }
+    if body.chunk_size > limits.max_chunk_size {
+        return Err(ApiError::validation(format!(
+            "chunk_size is above {}",
+            limits.max_chunk_size
+        )));
+    }
+    let mut recipients = Vec::with_capacity(body.recipients.len());
+    for email in &body.recipients {
+        let user = find_user(&state, &email.trim().to_ascii_lowercase())
+            .await
+            .map_err(|_| ApiError::validation(format!("no user {email:?} to send to")))?;
+        if recipients.iter().all(|r: &NewRecipient| r.id != user.id) {
+            recipients.push(NewRecipient {
+                kind: recipient_kind::USER.into(),
+                id: user.id,
+                display: user.email,
+            });
+        }
+    }
+    let lifetime_secs = match &body.expires {
+        Some(text) => parse_expiry(text)?,
+        None => limits.retention_days * 86_400,
+    };
+    let now = state.clock.now_ms();
+    let row = state
+        .store
+        .create_transfer(&NewTransfer {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            sender_id: caller.user_id.clone(),
+            header,
+            chunk_size: body.chunk_size as i64,
+            created_at_ms: now,
+            expires_at_ms: now + lifetime_secs as i64 * 1000,
+            site: None,
+            recipients,
+        })
+        .await?;
+    state
+        .audit(
+            AuditEvent::new("transfer_created")
+                .actor(&caller.email)
+                .target(&row.id)
+                .ip(&ip)
+                .details(json!({"recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>()})),
+        )
+        .await;
+    Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
+}
+
+pub async fn upload_chunk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, index)): Path<(String, u64)>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
+    let row = own_upload(&state, &caller, &id).await?;
+    let declared = headers
+        .get(CHUNK_SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "{CHUNK_SHA256_HEADER} must carry the chunk's SHA-256 in hex"
+            ))
+        })?;
+    let last = match headers
+        .get(CHUNK_LAST_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::validation(format!(
+                "{CHUNK_LAST_HEADER} must be true or false"
+            )))
+        }
+    };
+    // A sealed chunk is at most the chunk plus zstd's worst-case growth and the tag.
+    let chunk_size = row.chunk_size as usize;
+    let max_sealed = chunk_size + chunk_size / 128 + 1024 + 16;
+    if body.len() > max_sealed || index > i64::MAX as u64 {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "chunk is larger than the transfer's chunk size allows",
+        ));
+    }
+    let actual = mftplus_crypto::sha256_hex(&body);
+    if actual != declared {
+        return Err(ApiError::new(
+            ErrorCode::ChecksumMismatch,
+            format!("chunk {index} arrived with SHA-256 {actual}, not {declared}"),
+        ));
+    }
+    let size = body.len() as i64;
+    let receipt = |status: &str| {
+        Json(ChunkReceipt {
+            index,
+            status: status.into(),
+        })
+    };
+    // The recorded chunk is authoritative: an identical retry is answered without touching
+    // the blob, a different body is refused before it can overwrite anything.
+    let recorded = state
+        .store
+        .list_chunks(&row.id)
+        .await?
+        .into_iter()
+        .find(|c| c.idx == index as i64);
+    if let Some(recorded) = recorded {
+        if recorded.sha256 == actual && recorded.size == size && recorded.last == last {
+            return Ok((http::StatusCode::OK, receipt("already_stored")));
+        }
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} was already stored with different content"),
+        ));
+    }
+    let Some(_claim) = state.chunk_claims.claim(&row.id, index) else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} is being uploaded by another request"),
+        ));
+    };
+    let tid = transfer_key(&row.id)?;
+    state
+        .blobs
+        .put(&BlobKey::chunk(&tid, index), body)
+        .await
+        .map_err(blob_error)?;
+    let chunk = NewChunk {
+        idx: index as i64,
+        size,
+        sha256: actual,
+        last,
+        stored_at_ms: state.clock.now_ms(),
+    };
+    match state.store.record_chunks(&row.id, &[chunk]).await?.first() {
+        Some(ChunkOutcome::Stored) => Ok((http::StatusCode::CREATED, receipt("stored"))),
+        Some(ChunkOutcome::AlreadyStored) => Ok((http::StatusCode::OK, receipt("already_stored"))),
+        // Only another cloud replica can get here between the check and the record.
+        _ => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} was stored concurrently with different content"),
+        )),
+    }
+}
+
+pub async fn list_chunks(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ChunkInfo>>> {
+    let row = state
+        .store
+        .get_transfer(&id)
+        .await?
+        .filter(|row| row.sender_id == caller.user_id)
+        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    let chunks = state.store.list_chunks(&row.id).await?;
+    Ok(Json(
+        chunks
+            .into_iter()
+            .map(|c| ChunkInfo {
+                index: c.idx as u64,
+                size: c.size as u64,
+                sha256: c.sha256,
+                last: c.last,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn complete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CompleteTransferRequest>,
+) -> ApiResult<Json<Transfer>> {
+    let row = own_upload(&state, &caller, &id).await?;
+    let manifest = b64(&body.manifest, "manifest")?;
+    if manifest.is_empty() || manifest.len() > MAX_HEADER_BYTES {
+        return Err(ApiError::validation(
+            "the sealed manifest must be 1 byte to 64 KiB",
+        ));
+    }
+    // Every chunk must be on disk before the transfer may be served.
+    state
+        .blobs
+        .sync_transfer(&transfer_key(&row.id)?)
+        .await
+        .map_err(blob_error)?;
+    let row = state
+        .store
+        .complete_transfer(&row.id, &manifest, state.clock.now_ms())
+        .await
+        .map_err(|err| match err {
+            mftplus_store::StoreError::Conflict(why) => ApiError::new(
+                ErrorCode::Conflict,
+                format!("transfer is not complete: {why}"),
+            ),
+            other => other.into(),
+        })?;
+    state
+        .audit(
+            AuditEvent::new("transfer_completed")
+                .actor(&caller.email)
+                .target(&row.id)
+                .ip(&ip)
+                .details(
+                    json!({"chunks": row.chunk_count, "ciphertext_bytes": row.ciphertext_bytes}),
+                ),
+        )
+        .await;
+    Ok(Json(to_api(&state, &row).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<Transfer>>> {
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::validation("limit must be between 1 and 1000"));
+    }
+    let filter = TransferFilter {
+        visible_to_user: (scope == Scope::Own).then(|| caller.user_id.clone()),
+        status: query.status,
+        before_ms: None,
+        limit,
+    };
+    let mut out = Vec::new();
+    for row in state.store.list_transfers(&filter).await? {
+        out.push(to_api(&state, &row).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transfer>> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    Ok(Json(to_api(&state, &row).await?))
+}
+
+fn octets(bytes: impl Into<axum::body::Body>) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes.into(),
+    )
+        .into_response()
+}
+
+pub async fn header(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    require_complete(&row)?;
+    Ok(octets(row.header))
+}
+
+pub async fn manifest(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    require_complete(&row)?;
+    if let Some(recipient) = row
+        .recipients
+        .iter()
+        .find(|r| r.kind == recipient_kind::USER && r.id == caller.user_id)
+    {
+        // Fetching the manifest is the last step of a download.
+        state
+            .store
+            .mark_downloaded(
+                &row.id,
+                &recipient.kind,
+                &recipient.id,
+                state.clock.now_ms(),
+            )
+            .await?;
+    }
+    Ok(octets(row.manifest.unwrap_or_default()))
+}
+
+pub async fn download_chunk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path((id, index)): Path<(String, u64)>,
+) -> ApiResult<Response> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    require_complete(&row)?;
+    if row.chunk_count.is_none_or(|n| index >= n as u64) {
+        return Err(ApiError::not_found("chunk"));
+    }
+    let reader = state
+        .blobs
+        .get_stream(&BlobKey::chunk(&transfer_key(&row.id)?, index))
+        .await
+        .map_err(blob_error)?
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "chunk {index} of {} is recorded but missing",
+                row.id
+            ))
+        })?;
+    let body = axum::body::Body::from_stream(reader.stream);
+    let mut response = octets(body);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, reader.len.into());
+    Ok(response)
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VerifyReport>> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    let tid = transfer_key(&row.id)?;
+    let (mut corrupt, mut missing) = (Vec::new(), Vec::new());
+    let chunks = state.store.list_chunks(&row.id).await?;
+    for chunk in &chunks {
+        match state
+            .blobs
+            .get(&BlobKey::chunk(&tid, chunk.idx as u64))
+            .await
+            .map_err(blob_error)?
+        {
+            None => missing.push(chunk.idx as u64),
+            Some(bytes) if mftplus_crypto::sha256_hex(&bytes) != chunk.sha256 => {
+                corrupt.push(chunk.idx as u64)
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(count) = row.chunk_count {
+        let recorded: std::collections::HashSet<i64> = chunks.iter().map(|c| c.idx).collect();
+        missing.extend(
+            (0..count)
+                .filter(|i| !recorded.contains(i))
+                .map(|i| i as u64),
+        );
+        missing.sort_unstable();
+        missing.dedup();
+    }
+    Ok(Json(VerifyReport {
+        transfer_id: row.id,
+        chunks_checked: chunks.len() as u64,
+        ok: corrupt.is_empty() && missing.is_empty(),
+        corrupt,
+        missing,
+    }))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transfer>> {
+    // `:own` cancellation is the sender's; recipients may read but not cancel.
+    let row = state
+        .store
+        .get_transfer(&id)
+        .await?
+        .filter(|row| scope == Scope::All || row.sender_id == caller.user_id)
+        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    if !state
+        .store
+        .cancel_transfer(&row.id, state.clock.now_ms())
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("transfer is already {}", row.status),
+        ));
+    }
+    state
+        .audit(
+            AuditEvent::new("transfer_cancelled")
+                .actor(&caller.email)
+                .target(&row.id)
+                .ip(&ip),
+        )
+        .await;
+    let row = state
+        .store
+        .get_transfer(&row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    Ok(Json(to_api(&state, &row).await?))
+}
