@@ -41,8 +41,8 @@ pub enum Command {
     Login(LoginArgs),
     /// End the session and forget stored credentials
     Logout,
-    /// Show the server's version and database, and who you are
-    Status,
+    /// Show the server's version and database, and who you are; with an ID, one transfer
+    Status(StatusArgs),
     /// Manage users
     #[command(subcommand)]
     Users(UsersCommand),
@@ -58,6 +58,97 @@ pub enum Command {
     /// Verify and export the audit log
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Your X25519 key pair, which senders encrypt files to
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Encrypt a file and send it to one or more recipients
+    Send(SendArgs),
+    /// Download and decrypt transfers sent to you
+    Receive(ReceiveArgs),
+    /// List, show, verify and cancel transfers
+    #[command(subcommand)]
+    Transfers(TransfersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A transfer id: show that transfer instead of the server's status
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the key pair if missing and register its public key with the server
+    Init,
+    /// Print the public key and its fingerprint
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The file to send
+    pub file: PathBuf,
+    /// Recipient emails, comma-separated
+    #[arg(value_name = "RECIPIENT[,RECIPIENT…]")]
+    pub recipients: String,
+    /// Accepted for compatibility: transfers are always end-to-end encrypted
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Compress each chunk with zstd before encrypting
+    #[arg(long)]
+    pub compress: bool,
+    /// Also encrypt to a passphrase (asked for, or read with --passphrase-stdin)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// Read the passphrase from the first line of standard input
+    #[arg(long, requires = "passphrase")]
+    pub passphrase_stdin: bool,
+    /// Show upload progress on a terminal
+    #[arg(long)]
+    pub progress: bool,
+    /// Plaintext bytes per chunk, e.g. 64KiB, 10MiB (64KiB to 64MiB)
+    #[arg(long, value_name = "SIZE", default_value = "10MiB")]
+    pub chunk_size: String,
+    /// Lifetime such as 7d [default: the server's transfers.retention_days]
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Resume an interrupted upload (not yet supported)
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// One transfer; without it, every complete transfer to you not yet downloaded
+    pub id: Option<String>,
+    /// Directory to write the files to
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace files that already exist
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Decrypt with a passphrase (asked for, or read with --passphrase-stdin)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// Read the passphrase from the first line of standard input
+    #[arg(long, requires = "passphrase")]
+    pub passphrase_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransfersCommand {
+    /// List transfers you can see
+    List {
+        /// Only transfers in this status: uploading, complete, cancelled, expired
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one transfer
+    Show { id: String },
+    /// Have the server re-check every stored chunk's SHA-256 (exit 1 when not intact)
+    Verify { id: String },
+    /// Cancel a transfer (sender only)
+    Cancel { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +378,7 @@ mod tests {
         "mftctl auth token create --user user@example.com",
         "mftctl users get user@example.com",
         "mftctl users update user@example.com --role operator",
+        "mftctl send --encrypt ./file recipient@example.com",
     ];
 
     /// Splits like a POSIX shell for the simple quoting the seed uses.
@@ -354,7 +446,10 @@ mod tests {
             cli.global.api_key.as_deref(),
             Some("mftpk_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6")
         );
-        assert!(matches!(cli.command, Command::Status));
+        assert!(matches!(
+            cli.command,
+            Command::Status(StatusArgs { id: None })
+        ));
 
         let cli = parse(SEED_001[16]).unwrap();
         match cli.command {
@@ -388,6 +483,17 @@ mod tests {
         assert!(parse("mftctl audit export --format csv --output /tmp/x.csv").is_ok());
         assert!(parse("mftctl audit verify").is_ok());
         assert!(parse("mftctl logout").is_ok());
+        assert!(
+            parse("mftctl send f a@b.c,d@e.f --compress --chunk-size 64KiB --progress").is_ok()
+        );
+        assert!(parse("mftctl send f a@b.c --passphrase --passphrase-stdin").is_ok());
+        assert!(parse("mftctl receive --dir /tmp --overwrite").is_ok());
+        assert!(parse("mftctl receive abc --passphrase").is_ok());
+        assert!(parse("mftctl status abc --json").is_ok());
+        assert!(parse("mftctl transfers list --status complete").is_ok());
+        assert!(parse("mftctl transfers verify abc").is_ok());
+        assert!(parse("mftctl keys init").is_ok());
+        assert!(parse("mftctl keys show").is_ok());
     }
 
     #[test]
@@ -402,6 +508,8 @@ mod tests {
             "mftctl users create --email a@b.c --type robot",
             "mftctl audit export --format xml",
             "mftctl apikeys create --role readonly",
+            "mftctl send onlyfile",
+            "mftctl send f a@b.c --passphrase-stdin",
         ] {
             assert!(parse(line).is_err(), "{line} accepted");
         }

@@ -112,6 +112,12 @@ impl Context {
         self.client.with_credential(Credential::None)
     }
 
+    /// Switches this run to a credential just obtained (by `login`), for the calls after it.
+    pub fn use_credential(&mut self, credential: Credential, source: CredentialSource) {
+        self.client = self.client.with_credential(credential);
+        self.source = source;
+    }
+
     pub fn client_with(&self, credential: Credential) -> Client {
         self.client.with_credential(credential)
     }

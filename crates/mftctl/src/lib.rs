@@ -1,5 +1,6 @@
 //! `mftctl`, the command-line client of an MFTPlus server: sign in, manage users, API keys and
-//! tokens, read the server's configuration, and verify or export the audit log.
+//! tokens, read the server's configuration, verify or export the audit log, and send and receive
+//! end-to-end-encrypted files.
 //!
 //! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
 //! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
@@ -15,10 +16,14 @@ pub mod config_file;
 pub mod context;
 mod error;
 mod input;
+mod keys;
 mod output;
+mod receive;
+mod send;
 mod server_config;
 mod session;
 mod tokens;
+mod transfers;
 mod users;
 
 pub use cli::Cli;
@@ -65,13 +70,24 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
 
 async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> {
     match command {
-        Command::Login(args) => session::login(ctx, args).await,
+        Command::Login(args) => {
+            let status = session::login(ctx, args).await?;
+            keys::register_after_login(ctx).await;
+            Ok(status)
+        }
         Command::Logout => session::logout(ctx).await,
-        Command::Status => session::status(ctx).await,
+        Command::Status(args) => match &args.id {
+            Some(id) => transfers::show(ctx, id).await,
+            None => session::status(ctx).await,
+        },
         Command::Users(command) => users::run(ctx, command).await,
         Command::ApiKeys(command) => apikeys::run(ctx, command).await,
         Command::Auth(command) => tokens::run(ctx, command).await,
         Command::Config(command) => server_config::run(ctx, command).await,
         Command::Audit(command) => audit::run(ctx, command).await,
+        Command::Keys(command) => keys::run(ctx, command).await,
+        Command::Send(args) => send::send(ctx, args).await,
+        Command::Receive(args) => receive::receive(ctx, args).await,
+        Command::Transfers(command) => transfers::run(ctx, command).await,
     }
 }

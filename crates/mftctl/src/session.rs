@@ -5,7 +5,7 @@ use mftplus_types::api::{LoginRequest, Principal, Status};
 use serde_json::json;
 
 use crate::cli::LoginArgs;
-use crate::context::Context;
+use crate::context::{Context, CredentialSource};
 use crate::error::CliError;
 use crate::input;
 use crate::output::{self, details, emit, emit_json, note};
@@ -51,6 +51,10 @@ pub async fn login(ctx: &mut Context, args: &LoginArgs) -> Result<u8, CliError> 
     ctx.config.access_token = Some(pair.access_token.clone());
     ctx.config.refresh_token = Some(pair.refresh_token);
     ctx.save_config()?;
+    ctx.use_credential(
+        Credential::Bearer(pair.access_token.clone()),
+        CredentialSource::ConfigToken,
+    );
 
     // The role is a courtesy; the login itself has already succeeded and been saved.
     let role = ctx
@@ -72,8 +76,9 @@ async fn login_with_api_key(ctx: &mut Context, key: String) -> Result<u8, CliErr
     ctx.config.forget_credentials();
     ctx.config.server = Some(ctx.server.clone());
     ctx.config.email = Some(status.principal.email.clone());
-    ctx.config.api_key = Some(key);
+    ctx.config.api_key = Some(key.clone());
     ctx.save_config()?;
+    ctx.use_credential(Credential::ApiKey(key), CredentialSource::ConfigApiKey);
     for warning in &status.warnings {
         note(&format!("warning: {warning}"));
     }

@@ -10,6 +10,7 @@
 
 mod api;
 mod error;
+mod transfers;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

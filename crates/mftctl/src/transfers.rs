@@ -1,0 +1,180 @@
+//! `mftctl transfers list|show|verify|cancel` and `mftctl status ID`: transfer metadata as
+//! the server has it. Nothing here touches keys or plaintext.
+
+use mftplus_types::transfers::{Transfer, VerifyReport};
+
+use crate::cli::TransfersCommand;
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{details, emit, emit_json, note, or_dash, Table};
+
+pub async fn run(ctx: &mut Context, command: &TransfersCommand) -> Result<u8, CliError> {
+    match command {
+        TransfersCommand::List { status } => list(ctx, status.as_deref()).await,
+        TransfersCommand::Show { id } => show(ctx, id).await,
+        TransfersCommand::Verify { id } => verify(ctx, id).await,
+        TransfersCommand::Cancel { id } => cancel(ctx, id).await,
+    }
+}
+
+async fn list(ctx: &mut Context, status: Option<&str>) -> Result<u8, CliError> {
+    let transfers = ctx
+        .call(|c| async move { c.list_transfers(status).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&transfers)?;
+        return Ok(0);
+    }
+    if transfers.is_empty() {
+        note("no transfers");
+        return Ok(0);
+    }
+    let mut table = Table::new(&[
+        "ID", "STATUS", "FROM", "TO", "CHUNKS", "BYTES", "CREATED", "EXPIRES",
+    ]);
+    for t in &transfers {
+        table.row(vec![
+            t.id.clone(),
+            t.status.clone(),
+            t.sender_email.clone(),
+            recipients(t),
+            t.chunk_count
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.ciphertext_bytes.to_string(),
+            t.created_at.clone(),
+            t.expires_at.clone(),
+        ]);
+    }
+    emit(&table.render())?;
+    Ok(0)
+}
+
+fn recipients(t: &Transfer) -> String {
+    t.recipients
+        .iter()
+        .map(|r| {
+            if r.downloaded_at.is_some() {
+                format!("{} (downloaded)", r.display)
+            } else {
+                r.display.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn show(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
+    let transfer = ctx
+        .call(|c| async move { c.get_transfer(id).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&transfer)?;
+    } else {
+        emit(&render(&transfer))?;
+    }
+    Ok(0)
+}
+
+fn render(t: &Transfer) -> String {
+    let mut pairs = vec![
+        ("id", t.id.clone()),
+        ("status", t.status.clone()),
+        ("from", t.sender_email.clone()),
+        ("chunk size", t.chunk_size.to_string()),
+        (
+            "chunks",
+            t.chunk_count
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("encrypted bytes", t.ciphertext_bytes.to_string()),
+        ("created", t.created_at.clone()),
+        ("completed", or_dash(t.completed_at.as_deref())),
+        ("cancelled", or_dash(t.cancelled_at.as_deref())),
+        ("expires", t.expires_at.clone()),
+    ];
+    for r in &t.recipients {
+        let downloaded = match &r.downloaded_at {
+            Some(at) => format!("downloaded {at}"),
+            None => "not downloaded".into(),
+        };
+        pairs.push(("to", format!("{} ({downloaded})", r.display)));
+    }
+    details(&pairs)
+}
+
+async fn verify(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
+    let report = ctx
+        .call(|c| async move { c.verify_transfer(id).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&report)?;
+    } else {
+        emit(&render_verify(&report))?;
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+fn render_verify(r: &VerifyReport) -> String {
+    let list = |v: &[u64]| {
+        v.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if r.ok {
+        format!(
+            "transfer {} intact: {} chunks checked",
+            r.transfer_id, r.chunks_checked
+        )
+    } else {
+        let mut text = format!(
+            "transfer {} NOT intact: {} chunks checked",
+            r.transfer_id, r.chunks_checked
+        );
+        if !r.corrupt.is_empty() {
+            text.push_str(&format!("; corrupt chunks: {}", list(&r.corrupt)));
+        }
+        if !r.missing.is_empty() {
+            text.push_str(&format!("; missing chunks: {}", list(&r.missing)));
+        }
+        text
+    }
+}
+
+async fn cancel(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
+    let transfer = ctx
+        .call(|c| async move { c.cancel_transfer(id).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&transfer)?;
+    } else {
+        emit(&format!("transfer {} cancelled", transfer.id))?;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_lines() {
+        let mut r = VerifyReport {
+            transfer_id: "t1".into(),
+            chunks_checked: 5,
+            ok: true,
+            corrupt: vec![],
+            missing: vec![],
+        };
+        assert_eq!(render_verify(&r), "transfer t1 intact: 5 chunks checked");
+        r.ok = false;
+        r.corrupt = vec![1, 3];
+        r.missing = vec![4];
+        assert_eq!(
+            render_verify(&r),
+            "transfer t1 NOT intact: 5 chunks checked; corrupt chunks: 1, 3; missing chunks: 4"
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! The transfer routes (`docs/decisions/0008-transfer-protocol.md`): public keys, uploads and
+//! downloads of ciphertext. Bodies that are ciphertext travel as raw bytes, never JSON.
+
+use mftplus_types::routes::{self, fill};
+use mftplus_types::transfers::{
+    ChunkInfo, ChunkReceipt, CompleteTransferRequest, CreateTransferRequest, PublicKeyBody,
+    Transfer, UserPublicKey, VerifyReport, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER,
+};
+
+use crate::{Client, ClientError, Method};
+
+fn with_index(template: &str, id: &str, index: u64) -> String {
+    fill(&fill(template, "id", id), "index", &index.to_string())
+}
+
+impl Client {
+    /// `PUT /api/v1/users/me/key`: registers (or replaces) the caller's X25519 public key.
+    pub async fn put_my_key(&self, public_key: &str) -> Result<UserPublicKey, ClientError> {
+        let body = PublicKeyBody {
+            public_key: public_key.to_string(),
+        };
+        self.fetch(self.builder(Method::PUT, routes::MY_KEY).json(&body))
+            .await
+    }
+
+    /// `GET /api/v1/users/{user}/key`: a user's (email or id) public key.
+    pub async fn get_user_key(&self, user: &str) -> Result<UserPublicKey, ClientError> {
+        let path = fill(routes::USER_KEY, "user", user);
+        self.fetch(self.builder(Method::GET, &path)).await
+    }
+
+    pub async fn create_transfer(
+        &self,
+        request: CreateTransferRequest,
+    ) -> Result<Transfer, ClientError> {
+        self.fetch(self.builder(Method::POST, routes::TRANSFERS).json(&request))
+            .await
+    }
+
+    /// Uploads one sealed chunk; `sha256_hex` is the SHA-256 of `bytes`, which the server
+    /// checks before storing.
+    pub async fn upload_chunk(
+        &self,
+        id: &str,
+        index: u64,
+        bytes: Vec<u8>,
+        sha256_hex: &str,
+        last: bool,
+    ) -> Result<ChunkReceipt, ClientError> {
+        let path = with_index(routes::TRANSFER_CHUNK, id, index);
+        let builder = self
+            .builder(Method::PUT, &path)
+            .header(CHUNK_SHA256_HEADER, sha256_hex)
+            .header(CHUNK_LAST_HEADER, if last { "true" } else { "false" })
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.fetch(builder).await
+    }
+
+    /// The chunks stored so far (sender only).
+    pub async fn list_chunks(&self, id: &str) -> Result<Vec<ChunkInfo>, ClientError> {
+        let path = fill(routes::TRANSFER_CHUNKS, "id", id);
+        self.fetch(self.builder(Method::GET, &path)).await
+    }
+
+    pub async fn complete_transfer(
+        &self,
+        id: &str,
+        request: CompleteTransferRequest,
+    ) -> Result<Transfer, ClientError> {
+        let path = fill(routes::TRANSFER_COMPLETE, "id", id);
+        self.fetch(self.builder(Method::POST, &path).json(&request))
+            .await
+    }
+
+    /// Transfers the credential may see, optionally only those with `status`.
+    pub async fn list_transfers(&self, status: Option<&str>) -> Result<Vec<Transfer>, ClientError> {
+        let mut builder = self.builder(Method::GET, routes::TRANSFERS);
+        if let Some(status) = status {
+            builder = builder.query(&[("status", status)]);
+        }
+        self.fetch(builder).await
+    }
+
+    pub async fn get_transfer(&self, id: &str) -> Result<Transfer, ClientError> {
+        let path = fill(routes::TRANSFER, "id", id);
+        self.fetch(self.builder(Method::GET, &path)).await
+    }
+
+    /// The stream header, as the sender uploaded it.
+    pub async fn transfer_header(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let path = fill(routes::TRANSFER_HEADER, "id", id);
+        self.exchange(self.builder(Method::GET, &path)).await
+    }
+
+    /// One sealed chunk.
+    pub async fn transfer_chunk(&self, id: &str, index: u64) -> Result<Vec<u8>, ClientError> {
+        let path = with_index(routes::TRANSFER_CHUNK, id, index);
+        self.exchange(self.builder(Method::GET, &path)).await
+    }
+
+    /// The sealed manifest. For a recipient this marks the transfer downloaded.
+    pub async fn transfer_manifest(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let path = fill(routes::TRANSFER_MANIFEST, "id", id);
+        self.exchange(self.builder(Method::GET, &path)).await
+    }
+
+    /// Asks the server to re-hash every stored chunk against its recorded SHA-256.
+    pub async fn verify_transfer(&self, id: &str) -> Result<VerifyReport, ClientError> {
+        let path = fill(routes::TRANSFER_VERIFY, "id", id);
+        self.fetch(self.builder(Method::POST, &path)).await
+    }
+
+    pub async fn cancel_transfer(&self, id: &str) -> Result<Transfer, ClientError> {
+        let path = fill(routes::TRANSFER_CANCEL, "id", id);
+        self.fetch(self.builder(Method::POST, &path)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunk_paths() {
+        assert_eq!(
+            super::with_index(mftplus_types::routes::TRANSFER_CHUNK, "abc", 7),
+            "/api/v1/transfers/abc/chunks/7"
+        );
+    }
+}
