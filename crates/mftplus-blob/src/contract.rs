@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
 
-use crate::{BlobError, BlobKey, BlobStore, TransferId, MAX_ID_LEN};
+use crate::{
+    BlobError, BlobKey, BlobStore, ByteStream, TransferId, MAX_ID_LEN, STREAM_WRITE_BATCH,
+};
 
 /// Runs every section.
 pub async fn run_all(store: Arc<dyn BlobStore>) {
@@ -28,6 +31,9 @@ pub async fn run_all(store: Arc<dyn BlobStore>) {
     metadata_objects(&*store).await;
     key_boundaries(&*store).await;
     sync_and_sweep(&*store).await;
+    put_stream_round_trip(&*store).await;
+    put_stream_refusals(&*store).await;
+    sync_objects(&*store).await;
     concurrent_puts(store).await;
 }
 
@@ -347,4 +353,137 @@ pub async fn concurrent_puts(store: Arc<dyn BlobStore>) {
         assert!(back == pattern(64 * 1024, index), "chunk {index} mixed up");
     }
     store.delete_transfer(&id).await.unwrap();
+}
+
+/// The SHA-256 of `bytes`, as `put_stream` expects it.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// `bytes` as a body of pieces of `piece` bytes, with an empty piece in front (bodies may
+/// have them).
+pub fn pieces(bytes: &Bytes, piece: usize) -> ByteStream {
+    let mut out = vec![Ok(Bytes::new())];
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + piece).min(bytes.len());
+        out.push(Ok(bytes.slice(at..end)));
+        at = end;
+    }
+    futures_util::stream::iter(out).boxed()
+}
+
+/// Bodies of every awkward size, in pieces of every awkward size, are stored byte for byte
+/// and reported with their length and digest; a body of exactly `max_len` is accepted.
+pub async fn put_stream_round_trip(store: &dyn BlobStore) {
+    let id = fresh_transfer_id("pstream");
+    let big = 2 * STREAM_WRITE_BATCH + 7;
+    let cases = [
+        (0usize, 1usize),
+        (1, 1),
+        (4096, 1000),
+        (big, 64 * 1024),
+        (big, big),
+    ];
+    for (index, (len, piece)) in (0u64..).zip(cases) {
+        let key = BlobKey::chunk(&id, index);
+        let bytes = pattern(len, 200 + index);
+        let stored = store
+            .put_stream(&key, pieces(&bytes, piece), len as u64, &sha256(&bytes))
+            .await
+            .unwrap_or_else(|e| panic!("put_stream of {len} bytes in {piece}-byte pieces: {e}"));
+        assert_eq!(stored.len, len as u64, "reported length");
+        assert_eq!(stored.sha256, sha256(&bytes), "reported digest");
+        assert!(
+            must_get(store, &key).await.unwrap() == bytes,
+            "{len}-byte streamed object changed"
+        );
+    }
+    // A streamed put replaces an earlier object as a whole, like `put`.
+    let key = BlobKey::chunk(&id, 0);
+    let replacement = pattern(10, 9);
+    store
+        .put_stream(&key, pieces(&replacement, 3), 10, &sha256(&replacement))
+        .await
+        .unwrap();
+    assert!(must_get(store, &key).await.unwrap() == replacement);
+    assert_eq!(must_list(store, &id).await, vec![0, 1, 2, 3, 4]);
+    store.delete_transfer(&id).await.unwrap();
+}
+
+/// A body with another digest, one byte too many, or a failing source stores nothing and
+/// leaves an earlier object at that key untouched.
+pub async fn put_stream_refusals(store: &dyn BlobStore) {
+    let id = fresh_transfer_id("prefuse");
+    let fresh = BlobKey::chunk(&id, 0);
+    let kept = BlobKey::chunk(&id, 1);
+    let original = pattern(100, 1);
+    must_put(store, &kept, original.clone()).await;
+    let body = pattern(STREAM_WRITE_BATCH + 5, 2);
+    let wrong = sha256(b"something else");
+    let max = body.len() as u64;
+    for key in [&fresh, &kept] {
+        let mismatch = store
+            .put_stream(key, pieces(&body, 4096), max, &wrong)
+            .await;
+        match mismatch {
+            Err(BlobError::DigestMismatch { actual }) => {
+                assert_eq!(actual.len(), 64, "actual digest in hex: {actual}")
+            }
+            other => panic!("wrong digest: expected DigestMismatch, got {other:?}"),
+        }
+        let too_large = store
+            .put_stream(key, pieces(&body, 4096), max - 1, &sha256(&body))
+            .await;
+        assert!(
+            matches!(too_large, Err(BlobError::TooLarge { max_len }) if max_len == max - 1),
+            "one byte over the limit: {too_large:?}"
+        );
+        let failing = futures_util::stream::iter(vec![
+            Ok(body.slice(..STREAM_WRITE_BATCH + 1)),
+            Err(BlobError::Source("connection reset".into())),
+        ])
+        .boxed();
+        let failed = store.put_stream(key, failing, max, &sha256(&body)).await;
+        assert!(
+            matches!(failed, Err(BlobError::Source(_))),
+            "failing source: {failed:?}"
+        );
+    }
+    assert!(
+        must_get(store, &fresh).await.is_none(),
+        "a refused put_stream left an object"
+    );
+    assert!(
+        must_get(store, &kept).await.unwrap() == original,
+        "a refused put_stream changed the existing object"
+    );
+    assert_eq!(must_list(store, &id).await, vec![1]);
+    store.delete_transfer(&id).await.unwrap();
+}
+
+/// `sync_objects` accepts objects of several transfers, absent objects and an empty list.
+pub async fn sync_objects(store: &dyn BlobStore) {
+    let a = fresh_transfer_id("synco");
+    let b = fresh_transfer_id("synco");
+    let keys = [
+        BlobKey::chunk(&a, 0),
+        BlobKey::chunk(&a, 1),
+        BlobKey::chunk(&b, 5),
+    ];
+    for (n, key) in (0u64..).zip(&keys) {
+        must_put(store, key, pattern(1000, n)).await;
+    }
+    let mut with_absent = keys.to_vec();
+    with_absent.push(BlobKey::chunk(&a, 99));
+    with_absent.push(BlobKey::chunk(&fresh_transfer_id("never"), 0));
+    store
+        .sync_objects(&with_absent)
+        .await
+        .expect("sync_objects");
+    store.sync_objects(&[]).await.expect("sync_objects of none");
+    assert_eq!(must_list(store, &a).await, vec![0, 1]);
+    assert_eq!(must_list(store, &b).await, vec![5]);
+    store.delete_transfer(&a).await.unwrap();
+    store.delete_transfer(&b).await.unwrap();
 }

@@ -27,7 +27,8 @@ use futures_util::stream::{self, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use crate::key::{parse_chunk_name, BlobKey};
-use crate::{BlobError, BlobReader, BlobResult, BlobStore, TransferId};
+use crate::verify::{Digesting, StoredObject, STREAM_WRITE_BATCH};
+use crate::{BlobError, BlobReader, BlobResult, BlobStore, ByteStream, TransferId};
 
 /// Size of the pieces [`BlobStore::get_stream`] yields: large enough to keep syscalls few,
 /// small enough that a slow download holds little memory.
@@ -157,6 +158,69 @@ fn put_blocking(dir: &Path, object_name: &str, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// A temp file being filled by `put_stream`. Dropping it unpublished removes the file, so a
+/// refused body, a failed write or an abandoned request (the future dropped, also while a
+/// write runs on the blocking pool) leaves nothing behind.
+struct TempObject {
+    dir: PathBuf,
+    object_name: String,
+    temp: PathBuf,
+    file: File,
+    digest: Digesting,
+    published: bool,
+}
+
+impl TempObject {
+    fn create(dir: PathBuf, object_name: String, max_len: u64) -> io::Result<TempObject> {
+        create_private_dirs(&dir)?;
+        let (temp, file) = create_temp(&dir, &object_name)?;
+        Ok(TempObject {
+            dir,
+            object_name,
+            temp,
+            file,
+            digest: Digesting::new(max_len),
+            published: false,
+        })
+    }
+
+    /// Hashes and writes pieces on the blocking pool: both cost CPU or I/O time that must not
+    /// stall the async workers.
+    fn write_pieces(mut self, pieces: Vec<Bytes>) -> io::Result<TempObject> {
+        for piece in &pieces {
+            self.digest.update(piece);
+            self.file.write_all(piece)?;
+        }
+        Ok(self)
+    }
+
+    /// Renames the temp file over the object if the digest is the expected one. As in `put`,
+    /// no fsync: durability is grouped in `sync_objects` / `sync_transfer`.
+    fn publish(mut self, expected: &[u8; 32]) -> BlobResult<StoredObject> {
+        let digest = std::mem::replace(&mut self.digest, Digesting::new(0));
+        let stored = digest.finish(expected)?;
+        fs::rename(&self.temp, self.dir.join(&self.object_name))?;
+        self.published = true;
+        Ok(stored)
+    }
+}
+
+impl Drop for TempObject {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Runs `work` on a temp object on the blocking pool and hands the object back.
+async fn on_temp<F>(object: TempObject, work: F) -> BlobResult<TempObject>
+where
+    F: FnOnce(TempObject) -> io::Result<TempObject> + Send + 'static,
+{
+    blocking(move || work(object)).await
+}
+
 fn list_blocking(dir: &Path) -> io::Result<Vec<u64>> {
     let Some(entries) = absent_as_none(fs::read_dir(dir))? else {
         return Ok(Vec::new());
@@ -198,6 +262,38 @@ fn sync_blocking(root: &Path, dir: &Path) -> io::Result<()> {
         sync_dir(fan_out_dir)?;
     }
     sync_dir(root)
+}
+
+/// fsyncs the named files (absent ones are skipped: deleted with their transfer), then each
+/// directory that holds them, their fan-out directories and the root, each once.
+fn sync_paths_blocking(root: &Path, files: &[PathBuf]) -> io::Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for path in files {
+        if let Some(file) = absent_as_none(File::open(path))? {
+            file.sync_all()?;
+        }
+        if let Some(dir) = path.parent() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    let mut fan_outs: Vec<&Path> = Vec::new();
+    for dir in &dirs {
+        if absent_as_none(sync_dir(dir))?.is_none() {
+            continue;
+        }
+        if let Some(fan_out_dir) = dir.parent().filter(|d| !fan_outs.contains(d)) {
+            fan_outs.push(fan_out_dir);
+        }
+    }
+    for fan_out_dir in fan_outs {
+        absent_as_none(sync_dir(fan_out_dir))?;
+    }
+    if !dirs.is_empty() {
+        sync_dir(root)?;
+    }
+    Ok(())
 }
 
 /// Removes the temp files directly in `dir` last modified at or before `cutoff`.
@@ -268,6 +364,35 @@ impl BlobStore for FsBlobStore {
         blocking(move || put_blocking(&dir, &object_name, &bytes)).await
     }
 
+    async fn put_stream(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        max_len: u64,
+        expected_sha256: &[u8; 32],
+    ) -> BlobResult<StoredObject> {
+        let dir = self.transfer_dir(key.transfer_id());
+        let object_name = key.object_name();
+        let mut object = blocking(move || TempObject::create(dir, object_name, max_len)).await?;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0;
+        while let Some(piece) = body.next().await {
+            let piece = piece?;
+            object.digest.admit(piece.len())?;
+            pending_len += piece.len();
+            pending.push(piece);
+            if pending_len >= STREAM_WRITE_BATCH {
+                let pieces = std::mem::take(&mut pending);
+                pending_len = 0;
+                object = on_temp(object, move |o| o.write_pieces(pieces)).await?;
+            }
+        }
+        let expected = *expected_sha256;
+        tokio::task::spawn_blocking(move || object.write_pieces(pending)?.publish(&expected))
+            .await
+            .map_err(|e| BlobError::Io(format!("blocking task failed: {e}")))?
+    }
+
     async fn get(&self, key: &BlobKey) -> BlobResult<Option<Bytes>> {
         let bytes = absent_as_none(tokio::fs::read(self.object_path(key)).await)?;
         Ok(bytes.map(Bytes::from))
@@ -315,6 +440,12 @@ impl BlobStore for FsBlobStore {
         let root = self.root.clone();
         let dir = self.transfer_dir(transfer_id);
         blocking(move || sync_blocking(&root, &dir)).await
+    }
+
+    async fn sync_objects(&self, keys: &[BlobKey]) -> BlobResult<()> {
+        let root = self.root.clone();
+        let files: Vec<PathBuf> = keys.iter().map(|key| self.object_path(key)).collect();
+        blocking(move || sync_paths_blocking(&root, &files)).await
     }
 
     async fn sweep_incomplete(&self, older_than: Duration) -> BlobResult<u64> {

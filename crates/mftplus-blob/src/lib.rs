@@ -25,6 +25,13 @@
 //!   acknowledge a transfer as complete, and before committing a batch of rows that promise
 //!   its blobs exist.
 //!
+//! - **Verified streaming writes**: [`BlobStore::put_stream`] stores a body as it arrives,
+//!   hashing it on the way, and publishes the object only when the whole body arrived within
+//!   its size limit with the declared SHA-256. A refused, failed or abandoned write leaves no
+//!   object and (on the filesystem) no temp file. The filesystem backend holds at most
+//!   [`STREAM_WRITE_BATCH`] of a body in memory; the S3 backend buffers one whole object
+//!   (one chunk), because a single `PutObject` needs the body and its length up front.
+//!
 //! Call [`BlobStore::check`] at start-up: it is the only way to tell a missing bucket from
 //! absent objects on S3.
 
@@ -32,6 +39,9 @@ pub mod contract;
 mod fs;
 mod key;
 mod s3;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod verify;
 
 use std::time::Duration;
 
@@ -42,6 +52,7 @@ use futures_util::stream::BoxStream;
 pub use fs::FsBlobStore;
 pub use key::{BlobKey, BlobName, TransferId, MAX_ID_LEN};
 pub use s3::{S3BlobStore, S3Config, SecretString};
+pub use verify::{digest_stream, StoredObject, STREAM_WRITE_BATCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -57,6 +68,18 @@ pub enum BlobError {
     /// The store's configuration cannot work (e.g. the root is not a directory).
     #[error("blob store configuration error: {0}")]
     Config(String),
+    /// A streamed body was longer than the limit given to `put_stream`; nothing was stored.
+    #[error("object is larger than {max_len} bytes")]
+    TooLarge { max_len: u64 },
+    /// A streamed body's SHA-256 was not the expected one; nothing was stored.
+    #[error("object has SHA-256 {actual}, not the expected one")]
+    DigestMismatch {
+        /// The body's SHA-256 in lowercase hex.
+        actual: String,
+    },
+    /// The body being stored failed (e.g. the client's connection dropped); nothing was stored.
+    #[error("the body being stored failed: {0}")]
+    Source(String),
 }
 
 impl From<std::io::Error> for BlobError {
@@ -66,6 +89,10 @@ impl From<std::io::Error> for BlobError {
 }
 
 pub type BlobResult<T> = Result<T, BlobError>;
+
+/// A body handed to [`BlobStore::put_stream`], in pieces as they arrive. A piece that is an
+/// error aborts the write (use [`BlobError::Source`]).
+pub type ByteStream = BoxStream<'static, BlobResult<Bytes>>;
 
 /// An object opened for streaming: its length (for `Content-Length`) and its bytes in pieces,
 /// so a download never holds a whole chunk in memory.
@@ -98,6 +125,20 @@ pub trait BlobStore: Send + Sync + 'static {
     /// [`sync_transfer`](BlobStore::sync_transfer) returns.
     async fn put(&self, key: &BlobKey, bytes: Bytes) -> BlobResult<()>;
 
+    /// Stores the pieces of `body` under `key` if, and only if, the body is at most `max_len`
+    /// bytes and its SHA-256 is `expected_sha256`; then replaces any previous object
+    /// atomically, like [`put`](BlobStore::put). Otherwise (`TooLarge`, `DigestMismatch`,
+    /// `Source` when the body fails, or the future dropped mid-way) nothing is stored and no
+    /// leftover remains. Not durable until [`sync_objects`](BlobStore::sync_objects) or
+    /// [`sync_transfer`](BlobStore::sync_transfer) returns.
+    async fn put_stream(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        max_len: u64,
+        expected_sha256: &[u8; 32],
+    ) -> BlobResult<StoredObject>;
+
     /// The whole object, or `None` when absent. Buffers the object: meant for chunks (at most
     /// tens of MiB) and metadata; use [`get_stream`](BlobStore::get_stream) to serve downloads.
     async fn get(&self, key: &BlobKey) -> BlobResult<Option<Bytes>>;
@@ -121,6 +162,21 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Makes every object of the transfer written so far durable, in one go. A no-op where
     /// writes are durable when acknowledged (S3).
     async fn sync_transfer(&self, transfer_id: &TransferId) -> BlobResult<()>;
+
+    /// Makes the named objects durable, with the directory entries that reach them; objects
+    /// that are absent (deleted meanwhile) are skipped. Cheaper than
+    /// [`sync_transfer`](BlobStore::sync_transfer) when a transfer already has many synced
+    /// objects: the chunk committer calls it once per batch with the batch's chunks.
+    async fn sync_objects(&self, keys: &[BlobKey]) -> BlobResult<()> {
+        let mut done: Vec<&TransferId> = Vec::new();
+        for key in keys {
+            if !done.contains(&key.transfer_id()) {
+                self.sync_transfer(key.transfer_id()).await?;
+                done.push(key.transfer_id());
+            }
+        }
+        Ok(())
+    }
 
     /// Removes leftovers of writes interrupted by a crash (never visible as objects) that are
     /// older than `older_than`, and returns how many it removed. Safe to run while writes are in

@@ -8,7 +8,9 @@
 //! Every object is written with one `PutObject`, which S3 makes visible atomically and durably
 //! when it answers, so `sync_transfer` and `sweep_incomplete` have nothing to do. No multipart
 //! uploads: a chunk is far below S3's 5 GiB single-upload limit, and multipart would leave
-//! invisible parts behind on a crash.
+//! invisible parts behind on a crash. For the same reason `put_stream` buffers the whole body
+//! (one chunk, at most the caller's `max_len`) before its one `PutObject`: the digest must be
+//! known to be right before anything is sent, and nothing is sent for a refused body.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,11 +20,12 @@ use bytes::Bytes;
 use futures_util::stream::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut};
 use zeroize::Zeroize;
 
 use crate::key::{parse_chunk_name, BlobKey};
-use crate::{BlobError, BlobReader, BlobResult, BlobStore, TransferId};
+use crate::verify::{Digesting, StoredObject};
+use crate::{BlobError, BlobReader, BlobResult, BlobStore, ByteStream, TransferId};
 
 /// Whole-request timeout. object_store's default (30 s) would fail a 64 MiB chunk on a link
 /// slower than ~2 MiB/s; five minutes still bounds a hung connection.
@@ -179,6 +182,31 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn put_stream(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        max_len: u64,
+        expected_sha256: &[u8; 32],
+    ) -> BlobResult<StoredObject> {
+        let mut digest = Digesting::new(max_len);
+        // Copied into the payload's own blocks rather than kept as the pieces: a piece may be
+        // a small view of a much larger network buffer.
+        let mut payload = PutPayloadMut::new();
+        while let Some(piece) = body.next().await {
+            let piece = piece?;
+            digest.admit(piece.len())?;
+            digest.update(&piece);
+            payload.extend_from_slice(&piece);
+        }
+        let stored = digest.finish(expected_sha256)?;
+        self.store
+            .put(&self.path(key), payload.freeze())
+            .await
+            .map_err(backend)?;
+        Ok(stored)
     }
 
     async fn get(&self, key: &BlobKey) -> BlobResult<Option<Bytes>> {

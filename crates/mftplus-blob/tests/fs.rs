@@ -224,3 +224,95 @@ async fn kill_9_mid_write_never_exposes_partial_objects() {
         .collect();
     assert!(leftovers.is_empty(), "not swept: {leftovers:?}");
 }
+
+/// Every file under `root`, at any depth.
+fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// A refused, failed or abandoned streamed write leaves no temp file: the body's bytes are
+/// gone, not just invisible. The abandoned case drops the future while it waits for the next
+/// piece, as a server does when the client's connection closes mid-upload.
+#[tokio::test]
+async fn refused_and_abandoned_streamed_writes_leave_no_temp_file() {
+    use mftplus_blob::contract::{pieces, sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::open(dir.path()).unwrap();
+    let id = TransferId::new("trf_refused").unwrap();
+    let key = BlobKey::chunk(&id, 0);
+    let body = pattern(3 * mftplus_blob::STREAM_WRITE_BATCH, 1);
+    let max = body.len() as u64;
+
+    let wrong = store
+        .put_stream(&key, pieces(&body, 65_536), max, &sha256(b"other"))
+        .await;
+    assert!(matches!(wrong, Err(BlobError::DigestMismatch { .. })));
+    let over = store
+        .put_stream(&key, pieces(&body, 65_536), max - 1, &sha256(&body))
+        .await;
+    assert!(matches!(over, Err(BlobError::TooLarge { .. })));
+    assert_eq!(files_under(dir.path()), Vec::<std::path::PathBuf>::new());
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<mftplus_blob::BlobResult<bytes::Bytes>>(4);
+    let stream = tokio_stream_from(rx);
+    let write = {
+        let store = store.clone();
+        let key = key.clone();
+        let digest = sha256(&body);
+        tokio::spawn(async move { store.put_stream(&key, stream, max, &digest).await })
+    };
+    // Two batches' worth, so the temp file exists and has been written to.
+    for part in 0..2 {
+        let batch = mftplus_blob::STREAM_WRITE_BATCH;
+        tx.send(Ok(body.slice(part * batch..(part + 1) * batch)))
+            .await
+            .unwrap();
+    }
+    let temp_seen = wait_for(|| !files_under(dir.path()).is_empty()).await;
+    assert!(temp_seen, "the streamed write never created its temp file");
+    write.abort();
+    assert!(write.await.unwrap_err().is_cancelled());
+    let cleaned = wait_for(|| files_under(dir.path()).is_empty()).await;
+    assert!(
+        cleaned,
+        "an abandoned write left {:?}",
+        files_under(dir.path())
+    );
+    assert!(!store.exists(&key).await.unwrap());
+    drop(tx);
+}
+
+/// A receiver as a `ByteStream`.
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<mftplus_blob::BlobResult<bytes::Bytes>>,
+) -> mftplus_blob::ByteStream {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// Polls `done` for up to ten seconds (a write on the blocking pool may still be finishing).
+async fn wait_for(done: impl Fn() -> bool) -> bool {
+    for _ in 0..1000 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}

@@ -8,6 +8,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blobs;
+pub mod chunk_commit;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::chunk_commit::CommitStats;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -13,6 +15,8 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub audit_events: AtomicU64,
     pub audit_write_failures: AtomicU64,
+    /// Shared with the chunk committer, which counts into it.
+    pub chunk_commits: Arc<CommitStats>,
 }
 
 impl Metrics {
@@ -61,6 +65,16 @@ impl Metrics {
                 "Audit entries that could not be written.",
                 &self.audit_write_failures,
             ),
+            (
+                "mftplus_chunk_commit_batches_total",
+                "Transactions of the chunk committer, each after one blob sync.",
+                &self.chunk_commits.batches,
+            ),
+            (
+                "mftplus_chunk_commit_rows_total",
+                "Chunk rows committed by the chunk committer.",
+                &self.chunk_commits.rows,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -69,6 +83,11 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mftplus_chunk_commit_pending Chunk rows waiting for their commit.\n# TYPE mftplus_chunk_commit_pending gauge\nmftplus_chunk_commit_pending {}",
+            self.chunk_commits.pending.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP mftplus_uptime_seconds Seconds since start.\n# TYPE mftplus_uptime_seconds gauge\nmftplus_uptime_seconds {uptime_secs}");
         out
     }

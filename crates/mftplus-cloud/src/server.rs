@@ -18,6 +18,8 @@ pub enum CloudError {
     Store(#[from] StoreError),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobSetupError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -36,12 +38,8 @@ impl Cloud {
             ConfigError::Invalid("database.url is not set (set DATABASE_URL)".into())
         })?;
         let store = crate::db::open(url.expose()).await?;
-        let blob_path = &config.config.transfers.blob_path;
-        let blobs = mftplus_blob::FsBlobStore::open(blob_path).map_err(|err| CloudError::Io {
-            context: format!("opening the payload store at {}", blob_path.display()),
-            source: std::io::Error::other(err.to_string()),
-        })?;
-        Cloud::with_store(config, store, Arc::new(blobs), clock)
+        let blobs = crate::blobs::open(&config.config.transfers).await?;
+        Cloud::with_store(config, store, blobs, clock)
     }
 
     pub fn with_store(

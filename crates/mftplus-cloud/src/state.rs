@@ -2,6 +2,7 @@
 
 use crate::auth::cache::{TtlMap, CACHE_TTL};
 use crate::auth::jwt::JwtKeys;
+use crate::chunk_commit::ChunkCommitter;
 use crate::clock::SharedClock;
 use crate::config::LoadedConfig;
 use crate::metrics::Metrics;
@@ -65,6 +66,8 @@ pub struct Inner {
     pub cache: CredentialCache,
     pub metrics: Metrics,
     pub chunk_claims: ChunkClaims,
+    /// Commits chunk rows in batches, after syncing their blobs.
+    pub chunk_committer: ChunkCommitter,
     pub started: Instant,
     /// Last-use stamps of API keys, written in batches by a background job.
     pub key_uses: Mutex<HashMap<String, i64>>,
@@ -88,6 +91,10 @@ impl AppState {
         clock: SharedClock,
     ) -> Result<AppState, String> {
         let jwt = JwtKeys::from_config(&config.config.auth.jwt)?;
+        let metrics = Metrics::default();
+        // Needs the runtime: AppState is only built inside it (Cloud::build / with_store).
+        let chunk_committer =
+            ChunkCommitter::start(store.clone(), blobs.clone(), metrics.chunk_commits.clone());
         let rbac = Rbac::new(&config.config.rbac);
         let login = &config.config.auth.login;
         Ok(AppState(Arc::new(Inner {
@@ -99,8 +106,9 @@ impl AppState {
                 tokens: TtlMap::new(CACHE_TTL),
                 users: TtlMap::new(CACHE_TTL),
             },
-            metrics: Metrics::default(),
+            metrics,
             chunk_claims: ChunkClaims::default(),
+            chunk_committer,
             started: Instant::now(),
             key_uses: Mutex::new(HashMap::new()),
             store,

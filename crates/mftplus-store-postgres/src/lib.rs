@@ -30,9 +30,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mftplus_store::{
-    ApiKeyRow, AuditRow, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer,
-    NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow, UserKeyRow,
-    UserRow, UserUpdate,
+    ApiKeyRow, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk,
+    NewTransfer, NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow,
+    UserKeyRow, UserRow, UserUpdate,
 };
 use tokio_postgres::NoTls;
 
@@ -286,6 +286,13 @@ impl Store for PostgresStore {
             transfer_id,
             chunks
         ))
+    }
+
+    async fn record_chunk_batches(
+        &self,
+        batches: &[ChunkBatch],
+    ) -> StoreResult<Vec<StoreResult<Vec<ChunkOutcome>>>> {
+        in_transaction!(self, |tx| transfers::record_chunk_batches(&tx, batches))
     }
 
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {

@@ -7,9 +7,9 @@
 
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
-    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkOutcome,
-    ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult, TransferFilter,
-    TransferRow, UserKeyRow, NOT_UPLOADING,
+    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkBatch,
+    ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult,
+    TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use tokio_postgres::Row;
 
@@ -294,6 +294,35 @@ pub(crate) async fn record_chunks<C: GenericClient>(
         .await?;
     }
     Ok(outcomes)
+}
+
+/// The caller wraps this in a transaction. Batches are recorded in transfer id order (so two
+/// processes committing overlapping sets lock them in the same order and cannot deadlock) and
+/// answered in the caller's order. A batch whose transfer is unknown or not `uploading` gets
+/// that error, having written nothing (the status check runs before any write and is not a
+/// failed statement, so the transaction stays usable); any other error abandons it all.
+pub(crate) async fn record_chunk_batches<C: GenericClient>(
+    tx: &C,
+    batches: &[ChunkBatch],
+) -> StoreResult<Vec<StoreResult<Vec<ChunkOutcome>>>> {
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by(|a, b| batches[*a].transfer_id.cmp(&batches[*b].transfer_id));
+    let mut results: Vec<Option<StoreResult<Vec<ChunkOutcome>>>> =
+        (0..batches.len()).map(|_| None).collect();
+    for at in order {
+        let batch = &batches[at];
+        results[at] = Some(
+            match record_chunks(tx, &batch.transfer_id, &batch.chunks).await {
+                Err(err @ (StoreError::NotFound | StoreError::Conflict(_))) => Err(err),
+                Err(other) => return Err(other),
+                Ok(outcomes) => Ok(outcomes),
+            },
+        );
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every batch was recorded"))
+        .collect())
 }
 
 pub(crate) async fn list_chunks<C: GenericClient>(

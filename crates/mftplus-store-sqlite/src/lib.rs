@@ -25,9 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mftplus_store::{
-    ApiKeyRow, AuditRow, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer,
-    NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow, UserKeyRow,
-    UserRow, UserUpdate,
+    ApiKeyRow, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk,
+    NewTransfer, NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow,
+    UserKeyRow, UserRow, UserUpdate,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -442,6 +442,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ChunkOutcome>> {
         let (transfer_id, chunks) = (transfer_id.to_owned(), chunks.to_vec());
         self.write(move |conn| transfers::record_chunks(conn, &transfer_id, &chunks))
+            .await
+    }
+
+    async fn record_chunk_batches(
+        &self,
+        batches: &[ChunkBatch],
+    ) -> StoreResult<Vec<StoreResult<Vec<ChunkOutcome>>>> {
+        let batches = batches.to_vec();
+        self.write(move |conn| transfers::record_chunk_batches(conn, &batches))
             .await
     }
 

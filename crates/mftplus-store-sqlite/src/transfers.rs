@@ -5,9 +5,9 @@
 //! process or another one on the same file.
 
 use mftplus_store::{
-    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkOutcome,
-    ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult, TransferFilter,
-    TransferRow, UserKeyRow, NOT_UPLOADING,
+    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkBatch,
+    ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult,
+    TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
@@ -256,6 +256,38 @@ pub(crate) fn record_chunks(
 ) -> StoreResult<Vec<ChunkOutcome>> {
     let tx = immediate(conn)?;
     require_uploading(&tx, transfer_id)?;
+    let outcomes = record_in(&tx, transfer_id, chunks)?;
+    tx.commit().db()?;
+    Ok(outcomes)
+}
+
+/// Several transfers' batches in one transaction. A batch whose transfer is unknown or not
+/// `uploading` gets that error as its entry, having written nothing; any other error
+/// abandons the whole transaction. The single writer connection already serializes the
+/// transfers, so the id order of the contract needs no locks here.
+pub(crate) fn record_chunk_batches(
+    conn: &mut Connection,
+    batches: &[ChunkBatch],
+) -> StoreResult<Vec<StoreResult<Vec<ChunkOutcome>>>> {
+    let tx = immediate(conn)?;
+    let mut results = Vec::with_capacity(batches.len());
+    for batch in batches {
+        results.push(match require_uploading(&tx, &batch.transfer_id) {
+            Ok(()) => Ok(record_in(&tx, &batch.transfer_id, &batch.chunks)?),
+            Err(err) => Err(err),
+        });
+    }
+    tx.commit().db()?;
+    Ok(results)
+}
+
+/// Judges and inserts one transfer's batch inside the caller's transaction, after the caller
+/// checked that the transfer is `uploading`.
+fn record_in(
+    tx: &Transaction<'_>,
+    transfer_id: &str,
+    chunks: &[NewChunk],
+) -> StoreResult<Vec<ChunkOutcome>> {
     let mut existing = Vec::new();
     {
         let sql = format!(
@@ -298,7 +330,6 @@ pub(crate) fn record_chunks(
         .and_then(|mut stmt| stmt.execute(params![transfer_id, added]))
         .db()?;
     }
-    tx.commit().db()?;
     Ok(outcomes)
 }
 

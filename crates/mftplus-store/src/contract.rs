@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod audit;
+mod chunk_batches;
 mod tokens;
 mod transfers;
 mod users;
@@ -19,6 +20,7 @@ use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
+pub use chunk_batches::record_chunk_batches;
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
     cancel_transfer, complete_transfer, concurrent_record_chunks, delete_transfer,
@@ -42,6 +44,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     transfers_create(&*store).await;
     transfers_list(&*store).await;
     record_chunks(&*store).await;
+    record_chunk_batches(&*store).await;
     complete_transfer(&*store).await;
     cancel_transfer(&*store).await;
     mark_downloaded(&*store).await;

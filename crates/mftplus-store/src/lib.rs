@@ -137,6 +137,32 @@ pub trait Store: Send + Sync + 'static {
         transfer_id: &str,
         chunks: &[NewChunk],
     ) -> StoreResult<Vec<ChunkOutcome>>;
+    /// Records the chunk batches of several transfers in one transaction, one commit for all
+    /// (the cloud's chunk committer). Each batch is judged as [`record_chunks`] would, and its
+    /// own `NotFound` or `Conflict(NOT_UPLOADING)` (recording nothing for that transfer) is its
+    /// entry in the answer, one per batch in order, without failing the others. The outer
+    /// error means the transaction failed and nothing was recorded. Transfers are locked in
+    /// id order, so concurrent multi-transfer batches cannot deadlock.
+    ///
+    /// The default records each batch with its own transaction; backends override it.
+    ///
+    /// [`record_chunks`]: Store::record_chunks
+    async fn record_chunk_batches(
+        &self,
+        batches: &[ChunkBatch],
+    ) -> StoreResult<Vec<StoreResult<Vec<ChunkOutcome>>>> {
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            results.push(
+                match self.record_chunks(&batch.transfer_id, &batch.chunks).await {
+                    Err(err @ (StoreError::NotFound | StoreError::Conflict(_))) => Err(err),
+                    Err(other) => return Err(other),
+                    Ok(outcomes) => Ok(outcomes),
+                },
+            );
+        }
+        Ok(results)
+    }
     /// The stored chunks, by ascending index; empty for an unknown transfer.
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>>;
     /// In one transaction, serialized with `record_chunks`: checks that the transfer is

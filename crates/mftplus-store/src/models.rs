@@ -233,6 +233,14 @@ pub struct TransferFilter {
     pub limit: u32,
 }
 
+/// The chunks of one transfer within a multi-transfer commit
+/// ([`Store::record_chunk_batches`](crate::Store::record_chunk_batches)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkBatch {
+    pub transfer_id: String,
+    pub chunks: Vec<NewChunk>,
+}
+
 /// One uploaded chunk, as recorded after its bytes are safely in the blob store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChunk {

@@ -95,8 +95,13 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(no file)".into());
+        // The payload store is checked for real (folder writable, bucket listable): a wrong
+        // bucket or credential would otherwise only show at the first upload.
+        let blobs = mftplus_cloud::blobs::check(&loaded.config.transfers)
+            .await
+            .map_err(|e| e.to_string())?;
         println!(
-            "configuration OK: {file}, mode {}",
+            "configuration OK: {file}, mode {}, payload store {blobs}",
             loaded.config.mode.as_str()
         );
         for warning in &loaded.warnings {

@@ -133,6 +133,77 @@ fn check_config_accepts_a_good_file_and_names_each_problem() {
     assert!(text.contains("WARNING: HS256"), "{text}");
 }
 
+/// `--check-config` covers the payload store: an fs folder that cannot work fails, one not
+/// created yet is reported (and left uncreated), and S3 settings are validated without the
+/// secret ever being printed. (A real bucket check is in mftplus-cloud's `s3_backend` test.)
+#[test]
+fn check_config_covers_the_payload_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [("JWT_SECRET", SECRET)];
+
+    let not_a_dir = write(d, "blobs-file", "", 0o600);
+    let file = write(
+        d,
+        "fs-file.yaml",
+        &format!("transfers:\n  blob_path: {not_a_dir}\n"),
+        0o644,
+    );
+    let (ok, text) = check(&file, &env);
+    assert!(!ok, "a file as the blob folder was accepted: {text}");
+    assert!(
+        text.contains("payload store (fs at") && text.contains("blobs-file"),
+        "{text}"
+    );
+
+    let later = d.join("later/blobs");
+    let fresh = write(
+        d,
+        "fs-fresh.yaml",
+        &format!("transfers:\n  blob_path: {}\n", later.display()),
+        0o644,
+    );
+    let (ok, text) = check(&fresh, &env);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("payload store fs at") && text.contains("not created yet"),
+        "{text}"
+    );
+    assert!(
+        !later.exists(),
+        "--check-config created {}",
+        later.display()
+    );
+
+    let s3_secret = "s3-secret-never-printed-0123456789";
+    let s3 = write(
+        d,
+        "s3.yaml",
+        "transfers:\n  blob_backend: s3\n  s3:\n    bucket: payloads\n    access_key_id: AKID\n",
+        0o644,
+    );
+    let (ok, text) = check(&s3, &env);
+    assert!(!ok, "S3 without a secret was accepted: {text}");
+    assert!(text.contains("secret_access_key"), "{text}");
+    let open_secret = write(d, "s3.secret", s3_secret, 0o644);
+    let (ok, text) = check(
+        &s3,
+        &[
+            ("JWT_SECRET", SECRET),
+            (
+                "MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY_FILE",
+                &open_secret,
+            ),
+        ],
+    );
+    assert!(!ok, "a world-readable S3 secret file was accepted: {text}");
+    assert!(text.contains("readable by group or others"), "{text}");
+    assert!(
+        !text.contains(s3_secret),
+        "the S3 secret was printed: {text}"
+    );
+}
+
 /// One request over plain TCP, so the test needs no HTTP client of its own.
 fn get(address: &str, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(address).unwrap();

@@ -1,6 +1,6 @@
 //! Layering and validation of the server configuration.
 
-use super::model::{JwtAlgorithm, Mode, ServerConfig};
+use super::model::{BlobBackend, JwtAlgorithm, Mode, ServerConfig};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ pub const SECRET_PATHS: &[&str] = &[
     "auth.jwt.previous_secret",
     "encryption.key",
     "database.url",
+    "transfers.s3.secret_access_key",
 ];
 
 /// The seed's variable names, mapped to config paths. Secrets among them also accept `NAME_FILE`.
@@ -461,6 +462,8 @@ fn validate(
         );
     }
 
+    validate_blobs(config, production)?;
+
     if config.audit.retention_days < 90 {
         return invalid("audit.retention_days must be at least 90".into());
     }
@@ -474,6 +477,47 @@ fn validate(
         if key.exists() {
             check_private_file(key)?;
         }
+    }
+    Ok(())
+}
+
+/// The payload store's settings; whether the bucket is reachable is checked at start-up and by
+/// `--check-config` (`crate::blobs::open`), not here.
+fn validate_blobs(config: &ServerConfig, production: bool) -> Result<(), ConfigError> {
+    let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
+    let transfers = &config.transfers;
+    if transfers.max_chunk_size == 0 {
+        return invalid("transfers.max_chunk_size must be positive");
+    }
+    if transfers.blob_backend != BlobBackend::S3 {
+        return Ok(());
+    }
+    let s3 = &transfers.s3;
+    if s3.bucket.trim().is_empty() {
+        return invalid("transfers.blob_backend is s3 but transfers.s3.bucket is not set");
+    }
+    if s3.region.trim().is_empty() {
+        return invalid("transfers.s3.region must not be empty");
+    }
+    if s3.access_key_id.as_deref().is_none_or(str::is_empty) || s3.secret_access_key.is_none() {
+        return invalid(
+            "transfers.blob_backend is s3 but transfers.s3.access_key_id or \
+             transfers.s3.secret_access_key is not set (set MFTPLUS__TRANSFERS__S3__ACCESS_KEY_ID \
+             and MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY_FILE)",
+        );
+    }
+    if let Some(endpoint) = &s3.endpoint {
+        if endpoint.starts_with("http://") && !s3.allow_http {
+            return invalid(
+                "transfers.s3.endpoint is http:// but transfers.s3.allow_http is false",
+            );
+        }
+        if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+            return invalid("transfers.s3.endpoint must be an http:// or https:// URL");
+        }
+    }
+    if s3.allow_http && production {
+        return invalid("transfers.s3.allow_http is refused in production; use an https endpoint");
     }
     Ok(())
 }
@@ -584,6 +628,90 @@ mod tests {
             vec!["transfers:create".to_string()]
         );
         assert_eq!(roles["admin"].permissions, vec!["*".to_string()]);
+    }
+
+    #[test]
+    fn s3_payload_store_settings_are_validated_and_the_secret_redacted() {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = file("s3-secret-value-0123456789");
+        std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret_path = secret.path().display().to_string();
+        let base = [
+            ("JWT_SECRET", SECRET),
+            ("MFTPLUS__TRANSFERS__BLOB_BACKEND", "s3"),
+            ("MFTPLUS__TRANSFERS__S3__BUCKET", "payloads"),
+            ("MFTPLUS__TRANSFERS__S3__ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "MFTPLUS__TRANSFERS__S3__ENDPOINT",
+                "https://s3.internal:9000",
+            ),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            load_from(None, &env(&pairs))
+        };
+
+        let loaded = with(&[(
+            "MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY_FILE",
+            &secret_path,
+        )])
+        .unwrap();
+        let t = &loaded.config.transfers;
+        assert_eq!(t.blob_backend, BlobBackend::S3);
+        assert_eq!(
+            t.s3.secret_access_key.as_ref().unwrap().expose(),
+            "s3-secret-value-0123456789"
+        );
+        let (value, secret_flag, display, _) =
+            loaded.lookup("transfers.s3.secret_access_key").unwrap();
+        assert!(value.is_none() && secret_flag, "{display}");
+        for key in ["transfers", "transfers.s3"] {
+            let shown = loaded.lookup(key).unwrap().0.unwrap().to_string();
+            assert!(!shown.contains("s3-secret-value"), "{key}: {shown}");
+        }
+        assert!(!format!("{:?}", loaded.config).contains("s3-secret-value"));
+
+        std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = with(&[(
+            "MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY_FILE",
+            &secret_path,
+        )]);
+        assert!(
+            matches!(open, Err(ConfigError::InsecurePermissions { .. })),
+            "{open:?}"
+        );
+
+        let key = ("MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY", "inline-secret");
+        for (extra, why) in [
+            (vec![], "no secret"),
+            (
+                vec![key, ("MFTPLUS__TRANSFERS__S3__BUCKET", "")],
+                "no bucket",
+            ),
+            (
+                vec![
+                    key,
+                    ("MFTPLUS__TRANSFERS__S3__ENDPOINT", "http://127.0.0.1:9000"),
+                ],
+                "http without allow_http",
+            ),
+            (
+                vec![key, ("MFTPLUS__TRANSFERS__S3__ENDPOINT", "s3.internal")],
+                "not a URL",
+            ),
+        ] {
+            assert!(
+                matches!(with(&extra), Err(ConfigError::Invalid(_))),
+                "accepted with {why}"
+            );
+        }
+        let local = with(&[
+            key,
+            ("MFTPLUS__TRANSFERS__S3__ENDPOINT", "http://127.0.0.1:9000"),
+            ("MFTPLUS__TRANSFERS__S3__ALLOW_HTTP", "true"),
+        ]);
+        assert!(local.is_ok(), "{local:?}");
     }
 
     #[test]

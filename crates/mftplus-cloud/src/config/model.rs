@@ -69,8 +69,14 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransfersSection {
-    /// Folder of the filesystem payload store (ciphertext only).
+    /// Where the payload store keeps ciphertext: `fs` (under `blob_path`) or `s3` (the bucket
+    /// in `transfers.s3`).
+    pub blob_backend: BlobBackend,
+    /// Folder of the filesystem payload store (ciphertext only). Used when `blob_backend` is
+    /// `fs`.
     pub blob_path: PathBuf,
+    /// The S3-compatible bucket used when `blob_backend` is `s3`.
+    pub s3: S3Section,
     /// Default lifetime of a transfer; the sweeper deletes expired payloads.
     pub retention_days: u64,
     /// Largest chunk size a sender may declare (the stream format allows up to 64 MiB).
@@ -80,9 +86,54 @@ pub struct TransfersSection {
 impl Default for TransfersSection {
     fn default() -> Self {
         TransfersSection {
+            blob_backend: BlobBackend::Fs,
             blob_path: PathBuf::from("/var/lib/mftplus/blobs"),
+            s3: S3Section::default(),
             retention_days: 7,
             max_chunk_size: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobBackend {
+    #[default]
+    Fs,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Section {
+    /// Bucket name; it must exist (start-up checks it can be listed).
+    pub bucket: String,
+    /// e.g. `eu-central-1`; services that ignore regions accept any value.
+    pub region: String,
+    /// Base URL of an S3-compatible service (MinIO, Garage…), e.g. `https://s3.internal:9000`;
+    /// unset for AWS's endpoint of `region`.
+    pub endpoint: Option<String>,
+    /// Key prefix all objects live under, e.g. `mftplus/blobs`; empty for the bucket root.
+    pub prefix: String,
+    /// Static credentials only (no instance-metadata lookups).
+    /// Env: `MFTPLUS__TRANSFERS__S3__ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// Env: `MFTPLUS__TRANSFERS__S3__SECRET_ACCESS_KEY` or `…_FILE` (mode 0600).
+    pub secret_access_key: Option<Secret>,
+    /// Accept an `http://` endpoint. For local test servers; refused in production.
+    pub allow_http: bool,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        S3Section {
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod chunk_upload;
 pub mod config;
 pub mod health;
 pub mod keys;

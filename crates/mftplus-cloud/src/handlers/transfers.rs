@@ -10,20 +10,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::middleware::{ClientIp, Scope};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use mftplus_blob::{BlobKey, TransferId};
 use mftplus_store::{
-    recipient_kind, transfer_status, ChunkOutcome, NewChunk, NewRecipient, NewTransfer,
-    TransferFilter, TransferRow,
+    recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferFilter, TransferRow,
 };
 use mftplus_types::transfers::*;
 use mftplus_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
+
+pub use super::chunk_upload::upload_chunk;
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_RECIPIENTS: usize = 64;
@@ -32,7 +32,7 @@ fn blob_error(err: mftplus_blob::BlobError) -> ApiError {
     ApiError::internal(err)
 }
 
-fn transfer_key(id: &str) -> ApiResult<TransferId> {
+pub(super) fn transfer_key(id: &str) -> ApiResult<TransferId> {
     TransferId::new(id).map_err(|_| ApiError::not_found("transfer"))
 }
 
@@ -93,7 +93,11 @@ async fn visible(
 }
 
 /// A transfer the caller is uploading: only its sender, only while `uploading`.
-async fn own_upload(state: &AppState, caller: &Caller, id: &str) -> ApiResult<TransferRow> {
+pub(super) async fn own_upload(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<TransferRow> {
     let row = state
         .store
         .get_transfer(id)
@@ -193,106 +197,6 @@ pub async fn create(
         )
         .await;
     Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
-}
-
-pub async fn upload_chunk(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path((id, index)): Path<(String, u64)>,
-    headers: http::HeaderMap,
-    body: Bytes,
-) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
-    let row = own_upload(&state, &caller, &id).await?;
-    let declared = headers
-        .get(CHUNK_SHA256_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_ascii_lowercase)
-        .ok_or_else(|| {
-            ApiError::validation(format!(
-                "{CHUNK_SHA256_HEADER} must carry the chunk's SHA-256 in hex"
-            ))
-        })?;
-    let last = match headers
-        .get(CHUNK_LAST_HEADER)
-        .map(|v| v.to_str().unwrap_or(""))
-    {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::validation(format!(
-                "{CHUNK_LAST_HEADER} must be true or false"
-            )))
-        }
-    };
-    // A sealed chunk is at most the chunk plus zstd's worst-case growth and the tag.
-    let chunk_size = row.chunk_size as usize;
-    let max_sealed = chunk_size + chunk_size / 128 + 1024 + 16;
-    if body.len() > max_sealed || index > i64::MAX as u64 {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "chunk is larger than the transfer's chunk size allows",
-        ));
-    }
-    let actual = mftplus_crypto::sha256_hex(&body);
-    if actual != declared {
-        return Err(ApiError::new(
-            ErrorCode::ChecksumMismatch,
-            format!("chunk {index} arrived with SHA-256 {actual}, not {declared}"),
-        ));
-    }
-    let size = body.len() as i64;
-    let receipt = |status: &str| {
-        Json(ChunkReceipt {
-            index,
-            status: status.into(),
-        })
-    };
-    // The recorded chunk is authoritative: an identical retry is answered without touching
-    // the blob, a different body is refused before it can overwrite anything.
-    let recorded = state
-        .store
-        .list_chunks(&row.id)
-        .await?
-        .into_iter()
-        .find(|c| c.idx == index as i64);
-    if let Some(recorded) = recorded {
-        if recorded.sha256 == actual && recorded.size == size && recorded.last == last {
-            return Ok((http::StatusCode::OK, receipt("already_stored")));
-        }
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("chunk {index} was already stored with different content"),
-        ));
-    }
-    let Some(_claim) = state.chunk_claims.claim(&row.id, index) else {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("chunk {index} is being uploaded by another request"),
-        ));
-    };
-    let tid = transfer_key(&row.id)?;
-    state
-        .blobs
-        .put(&BlobKey::chunk(&tid, index), body)
-        .await
-        .map_err(blob_error)?;
-    let chunk = NewChunk {
-        idx: index as i64,
-        size,
-        sha256: actual,
-        last,
-        stored_at_ms: state.clock.now_ms(),
-    };
-    match state.store.record_chunks(&row.id, &[chunk]).await?.first() {
-        Some(ChunkOutcome::Stored) => Ok((http::StatusCode::CREATED, receipt("stored"))),
-        Some(ChunkOutcome::AlreadyStored) => Ok((http::StatusCode::OK, receipt("already_stored"))),
-        // Only another cloud replica can get here between the check and the record.
-        _ => Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("chunk {index} was stored concurrently with different content"),
-        )),
-    }
 }
 
 pub async fn list_chunks(
@@ -492,17 +396,21 @@ pub async fn verify(
     let (mut corrupt, mut missing) = (Vec::new(), Vec::new());
     let chunks = state.store.list_chunks(&row.id).await?;
     for chunk in &chunks {
-        match state
+        // Streamed and hashed piece by piece: verifying never holds a chunk in memory.
+        let Some(reader) = state
             .blobs
-            .get(&BlobKey::chunk(&tid, chunk.idx as u64))
+            .get_stream(&BlobKey::chunk(&tid, chunk.idx as u64))
             .await
             .map_err(blob_error)?
-        {
-            None => missing.push(chunk.idx as u64),
-            Some(bytes) if mftplus_crypto::sha256_hex(&bytes) != chunk.sha256 => {
-                corrupt.push(chunk.idx as u64)
-            }
-            Some(_) => {}
+        else {
+            missing.push(chunk.idx as u64);
+            continue;
+        };
+        let seen = mftplus_blob::digest_stream(reader.stream, u64::MAX)
+            .await
+            .map_err(blob_error)?;
+        if hex::encode(seen.sha256) != chunk.sha256 || seen.len != chunk.size as u64 {
+            corrupt.push(chunk.idx as u64);
         }
     }
     if let Some(count) = row.chunk_count {

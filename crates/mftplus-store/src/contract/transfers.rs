@@ -30,7 +30,11 @@ fn agent(id: &str) -> NewRecipient {
     }
 }
 
-fn new_transfer(sender_id: &str, recipients: Vec<NewRecipient>, created_at_ms: i64) -> NewTransfer {
+pub(super) fn new_transfer(
+    sender_id: &str,
+    recipients: Vec<NewRecipient>,
+    created_at_ms: i64,
+) -> NewTransfer {
     NewTransfer {
         id: uid("tr"),
         sender_id: sender_id.to_string(),
@@ -45,7 +49,7 @@ fn new_transfer(sender_id: &str, recipients: Vec<NewRecipient>, created_at_ms: i
 }
 
 /// A chunk whose hash is that of `body`.
-fn chunk(idx: i64, body: &str, last: bool) -> NewChunk {
+pub(super) fn chunk(idx: i64, body: &str, last: bool) -> NewChunk {
     NewChunk {
         idx,
         size: body.len() as i64,
@@ -85,7 +89,7 @@ fn expected_row(transfer: &NewTransfer) -> TransferRow {
     }
 }
 
-async fn create(store: &dyn Store, transfer: &NewTransfer) -> TransferRow {
+pub(super) async fn create(store: &dyn Store, transfer: &NewTransfer) -> TransferRow {
     store
         .create_transfer(transfer)
         .await

@@ -1,0 +1,195 @@
+//! `PUT /transfers/{id}/chunks/{idx}`: one sealed chunk, streamed from the request into the
+//! blob store while its SHA-256 is computed, published only if it matches the declared one,
+//! and acknowledged only once its row is committed by the group committer
+//! ([`crate::chunk_commit`]). Memory per upload stays at one write batch of the blob store,
+//! whatever the chunk size (the S3 backend buffers one chunk; see `mftplus_blob::s3`).
+
+use super::transfers::{own_upload, transfer_key};
+use crate::auth::Caller;
+use crate::chunk_commit::CommitError;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use futures_util::{StreamExt, TryStreamExt};
+use mftplus_blob::{BlobError, BlobKey, ByteStream};
+use mftplus_store::{ChunkOutcome, NewChunk};
+use mftplus_types::transfers::{ChunkReceipt, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER};
+use mftplus_types::ErrorCode;
+
+/// The largest sealed chunk a transfer of `chunk_size` can produce: the chunk plus zstd's
+/// worst-case growth and the AEAD tag.
+pub fn max_sealed_len(chunk_size: u64) -> u64 {
+    chunk_size + chunk_size / 128 + 1024 + 16
+}
+
+fn declared_sha256(headers: &http::HeaderMap) -> ApiResult<[u8; 32]> {
+    headers
+        .get(CHUNK_SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 64)
+        .and_then(|v| hex::decode(v).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "{CHUNK_SHA256_HEADER} must carry the chunk's SHA-256 in hex"
+            ))
+        })
+}
+
+fn last_flag(headers: &http::HeaderMap) -> ApiResult<bool> {
+    match headers
+        .get(CHUNK_LAST_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::validation(format!(
+            "{CHUNK_LAST_HEADER} must be true or false"
+        ))),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "chunk is larger than the transfer's chunk size allows",
+    )
+}
+
+/// The body as the blob store's input; a failure of the connection aborts the write.
+fn body_stream(body: Body) -> ByteStream {
+    body.into_data_stream()
+        .map_err(|err| BlobError::Source(err.to_string()))
+        .boxed()
+}
+
+/// Blob errors of a streamed upload in the API's terms: the sender's mistakes are 4xx, the
+/// store's failures 500.
+fn upload_error(index: u64, declared: &[u8; 32], err: BlobError) -> ApiError {
+    match err {
+        BlobError::TooLarge { .. } => too_large(),
+        BlobError::DigestMismatch { actual } => ApiError::new(
+            ErrorCode::ChecksumMismatch,
+            format!(
+                "chunk {index} arrived with SHA-256 {actual}, not {}",
+                hex::encode(declared)
+            ),
+        ),
+        BlobError::Source(why) => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("reading the chunk failed: {why}"),
+        ),
+        other => ApiError::internal(other),
+    }
+}
+
+fn commit_error(index: u64, err: CommitError) -> ApiError {
+    match err {
+        CommitError::NotFound => ApiError::not_found("transfer"),
+        CommitError::NotUploading(why) => ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} not recorded: {why}"),
+        ),
+        CommitError::Failed(why) => ApiError::internal(why),
+        CommitError::Stopped => ApiError::new(
+            ErrorCode::Unavailable,
+            "the server is stopping; retry the chunk",
+        ),
+    }
+}
+
+pub async fn upload_chunk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, index)): Path<(String, u64)>,
+    headers: http::HeaderMap,
+    body: Body,
+) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
+    let row = own_upload(&state, &caller, &id).await?;
+    let declared = declared_sha256(&headers)?;
+    let last = last_flag(&headers)?;
+    let max_sealed = max_sealed_len(row.chunk_size as u64);
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > max_sealed) || index > i64::MAX as u64 {
+        return Err(too_large());
+    }
+    let receipt = |status: &str| {
+        Json(ChunkReceipt {
+            index,
+            status: status.into(),
+        })
+    };
+    // Claimed before the recorded row is read: a claim taken after another upload of this
+    // index committed and released its own still sees that row, so nothing can overwrite a
+    // recorded chunk's blob.
+    let Some(_claim) = state.chunk_claims.claim(&row.id, index) else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} is being uploaded by another request"),
+        ));
+    };
+    // The recorded chunk is authoritative: a retry is compared with it and its bytes never
+    // reach the blob store.
+    let recorded = state
+        .store
+        .list_chunks(&row.id)
+        .await?
+        .into_iter()
+        .find(|c| c.idx == index as i64);
+    if let Some(recorded) = recorded {
+        let seen = mftplus_blob::digest_stream(body_stream(body), max_sealed)
+            .await
+            .map_err(|err| upload_error(index, &declared, err))?;
+        if seen.sha256 != declared {
+            return Err(upload_error(
+                index,
+                &declared,
+                BlobError::DigestMismatch {
+                    actual: hex::encode(seen.sha256),
+                },
+            ));
+        }
+        if recorded.sha256 == hex::encode(declared)
+            && recorded.size == seen.len as i64
+            && recorded.last == last
+        {
+            return Ok((http::StatusCode::OK, receipt("already_stored")));
+        }
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} was already stored with different content"),
+        ));
+    }
+    let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
+    let stored = state
+        .blobs
+        .put_stream(&key, body_stream(body), max_sealed, &declared)
+        .await
+        .map_err(|err| upload_error(index, &declared, err))?;
+    let chunk = NewChunk {
+        idx: index as i64,
+        size: stored.len as i64,
+        sha256: hex::encode(stored.sha256),
+        last,
+        stored_at_ms: state.clock.now_ms(),
+    };
+    match state
+        .chunk_committer
+        .commit(&row.id, key, chunk)
+        .await
+        .map_err(|err| commit_error(index, err))?
+    {
+        ChunkOutcome::Stored => Ok((http::StatusCode::CREATED, receipt("stored"))),
+        ChunkOutcome::AlreadyStored => Ok((http::StatusCode::OK, receipt("already_stored"))),
+        // Only another cloud replica can get here between the check and the record.
+        ChunkOutcome::Conflict => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} was stored concurrently with different content"),
+        )),
+    }
+}
