@@ -74,6 +74,14 @@ pub enum Command {
 pub struct StatusArgs {
     /// A transfer id: show that transfer instead of the server's status
     pub id: Option<String>,
+    /// With an ID: poll until the transfer is complete, cancelled or expired; exit status 1 unless
+    /// it completed (with --json only the final state is printed)
+    #[arg(long, requires = "id")]
+    pub watch: bool,
+    /// Seconds between polls with --watch
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +94,7 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The file to send
+    /// The file to send, or `-` for standard input (needs --name; cannot be resumed)
     pub file: PathBuf,
     /// Recipient emails, comma-separated
     #[arg(value_name = "RECIPIENT[,RECIPIENT…]")]
@@ -94,16 +102,27 @@ pub struct SendArgs {
     /// Accepted for compatibility: transfers are always end-to-end encrypted
     #[arg(long)]
     pub encrypt: bool,
+    /// Payload cipher
+    #[arg(long, value_enum, default_value_t = CipherArg::Aes256Gcm)]
+    pub cipher: CipherArg,
     /// Compress each chunk with zstd before encrypting
     #[arg(long)]
     pub compress: bool,
-    /// Also encrypt to a passphrase (asked for, or read with --passphrase-stdin)
+    /// Also encrypt to a passphrase (asked for, or read with --passphrase-stdin or
+    /// --passphrase-file)
     #[arg(long)]
     pub passphrase: bool,
     /// Read the passphrase from the first line of standard input
-    #[arg(long, requires = "passphrase")]
+    #[arg(long, requires = "passphrase", conflicts_with = "passphrase_file")]
     pub passphrase_stdin: bool,
-    /// Show upload progress on a terminal
+    /// Read the passphrase from the first line of this file (must not be readable by others)
+    #[arg(long, value_name = "FILE", requires = "passphrase")]
+    pub passphrase_file: Option<PathBuf>,
+    /// File name the recipients see [default: the file's own name; required with `-`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Show progress (percent, rate, ETA) even when standard error is not a terminal; on a
+    /// terminal it is always shown
     #[arg(long)]
     pub progress: bool,
     /// Plaintext bytes per chunk, e.g. 64KiB, 10MiB (64KiB to 64MiB)
@@ -112,9 +131,35 @@ pub struct SendArgs {
     /// Lifetime such as 7d [default: the server's transfers.retention_days]
     #[arg(long, value_name = "DURATION")]
     pub expires: Option<String>,
-    /// Resume an interrupted upload (not yet supported)
+    /// Continue the interrupted send of this FILE to these recipients on this server: only
+    /// chunks the server does not hold yet are uploaded. Cipher, compression and chunk size
+    /// come from the interrupted send; the file must be unchanged.
     #[arg(long)]
     pub resume: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CipherArg {
+    #[value(name = "aes-256-gcm")]
+    Aes256Gcm,
+    #[value(name = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+}
+
+impl CipherArg {
+    /// The spelling on the command line (and in saved upload state).
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherArg::Aes256Gcm => "aes-256-gcm",
+            CipherArg::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CipherArg> {
+        [CipherArg::Aes256Gcm, CipherArg::ChaCha20Poly1305]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,15 +169,39 @@ pub struct ReceiveArgs {
     /// Directory to write the files to
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+    /// With an ID: write to this path instead of DIR/NAME, or `-` for standard output. Standard
+    /// output cannot be taken back: data is written as each chunk authenticates, so only exit
+    /// status 0 says the whole file arrived intact
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "PATH|-",
+        requires = "id",
+        conflicts_with = "dir"
+    )]
+    pub output: Option<PathBuf>,
     /// Replace files that already exist
     #[arg(long)]
     pub overwrite: bool,
-    /// Decrypt with a passphrase (asked for, or read with --passphrase-stdin)
+    /// How many transfers to receive at once when receiving all pending ones (each in flight
+    /// holds about four chunks of memory)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub parallel: u64,
+    /// Decrypt with a passphrase (asked for, or read with --passphrase-stdin or
+    /// --passphrase-file)
     #[arg(long)]
     pub passphrase: bool,
     /// Read the passphrase from the first line of standard input
-    #[arg(long, requires = "passphrase")]
+    #[arg(long, requires = "passphrase", conflicts_with = "passphrase_file")]
     pub passphrase_stdin: bool,
+    /// Read the passphrase from the first line of this file (must not be readable by others)
+    #[arg(long, value_name = "FILE", requires = "passphrase")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Show progress even when standard error is not a terminal; on a terminal it is always
+    /// shown (except with --parallel above 1)
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,7 +517,11 @@ mod tests {
         );
         assert!(matches!(
             cli.command,
-            Command::Status(StatusArgs { id: None })
+            Command::Status(StatusArgs {
+                id: None,
+                watch: false,
+                ..
+            })
         ));
 
         let cli = parse(SEED_001[16]).unwrap();
@@ -494,6 +567,12 @@ mod tests {
         assert!(parse("mftctl transfers verify abc").is_ok());
         assert!(parse("mftctl keys init").is_ok());
         assert!(parse("mftctl keys show").is_ok());
+        assert!(parse("mftctl send - a@b.c --name x.bin --cipher chacha20-poly1305").is_ok());
+        assert!(parse("mftctl send f a@b.c --resume --server http://h:1").is_ok());
+        assert!(parse("mftctl receive abc --output -").is_ok());
+        assert!(parse("mftctl receive --parallel 4 --dir /tmp").is_ok());
+        assert!(parse("mftctl status abc --watch --json").is_ok());
+        assert!(parse("mftctl send f a@b.c --passphrase --passphrase-file /p").is_ok());
     }
 
     #[test]
@@ -510,6 +589,12 @@ mod tests {
             "mftctl apikeys create --role readonly",
             "mftctl send onlyfile",
             "mftctl send f a@b.c --passphrase-stdin",
+            "mftctl send f a@b.c --cipher des",
+            "mftctl receive --output -",
+            "mftctl receive abc --output x --dir y",
+            "mftctl receive --parallel 0",
+            "mftctl status --watch",
+            "mftctl send f a@b.c --passphrase --passphrase-stdin --passphrase-file p",
         ] {
             assert!(parse(line).is_err(), "{line} accepted");
         }

@@ -70,6 +70,11 @@ pub fn resolve(
 pub struct Context {
     pub global: GlobalArgs,
     pub config_path: PathBuf,
+    /// `$XDG_STATE_HOME/mftplus`, else `$HOME/.local/state/mftplus`: what a command leaves for
+    /// a later run of itself (interrupted uploads), never credentials.
+    pub state_dir: Option<PathBuf>,
+    /// Test hook ([`crate::RunOptions`]): `send` fails after this many chunk uploads.
+    pub interrupt_send_after: Option<u64>,
     pub config: ClientConfig,
     pub server: String,
     pub source: CredentialSource,
@@ -78,12 +83,23 @@ pub struct Context {
 
 impl Context {
     pub fn load(global: GlobalArgs) -> Result<Context, CliError> {
+        Context::load_with_env(global, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Context::load`] reading the environment through `env`, so a test can run commands
+    /// in-process with its own HOME without touching the real process environment.
+    pub fn load_with_env(
+        global: GlobalArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Context, CliError> {
+        let home = env("HOME").map(std::ffi::OsString::from);
         let config_path = match &global.config {
             Some(path) => path.clone(),
-            None => config_file::default_path(std::env::var_os("HOME").as_deref())?,
+            None => config_file::default_path(home.as_deref())?,
         };
         let config = config_file::load(&config_path)?;
-        let resolved = resolve(&global, |name| std::env::var(name).ok(), &config);
+        let state_dir = state_dir(env);
+        let resolved = resolve(&global, env, &config);
         let client = Client::new(&resolved.server, resolved.credential).map_err(|e| {
             CliError::new(
                 e.code(),
@@ -96,11 +112,19 @@ impl Context {
         Ok(Context {
             global,
             config_path,
+            state_dir,
+            interrupt_send_after: None,
             config,
             server: resolved.server,
             source: resolved.source,
             client,
         })
+    }
+
+    /// The client as configured for this run. Clones share the credential, so a token the
+    /// server renews during a long transfer reaches every clone and is saved at the end.
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     pub fn json(&self) -> bool {
@@ -207,6 +231,19 @@ impl Context {
     }
 }
 
+/// XDG base directory rules: only an absolute `XDG_STATE_HOME` counts.
+fn state_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    env("XDG_STATE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            env("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".local/state"))
+        })
+        .map(|d| d.join("mftplus"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +306,18 @@ mod tests {
         assert_eq!(r.server, DEFAULT_SERVER);
         assert_eq!(r.credential, Credential::None);
         assert_eq!(r.source, CredentialSource::None);
+    }
+
+    #[test]
+    fn state_dir_follows_xdg() {
+        let both = env_of(&[("XDG_STATE_HOME", "/x/state"), ("HOME", "/home/u")]);
+        assert_eq!(state_dir(&both), Some(PathBuf::from("/x/state/mftplus")));
+        let relative = env_of(&[("XDG_STATE_HOME", "state"), ("HOME", "/home/u")]);
+        assert_eq!(
+            state_dir(&relative),
+            Some(PathBuf::from("/home/u/.local/state/mftplus"))
+        );
+        assert_eq!(state_dir(&env_of(&[])), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! scripts (`--password-stdin`), the same convention as `docker login`.
 
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use crate::error::CliError;
 
@@ -24,6 +26,32 @@ pub fn password_from_stdin() -> Result<String, CliError> {
         ));
     }
     Ok(password)
+}
+
+/// The first line of a file holding a secret (`--passphrase-file`). Like every secret file, it
+/// is refused when group or others may read it.
+pub fn secret_from_file(path: &Path, flag: &str) -> Result<String, CliError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::io(format!("{flag} {}", path.display()), e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(CliError::new(
+            "insecure_file",
+            format!(
+                "{flag} {}: readable by other users; run chmod 600 on it",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::io(format!("{flag} {}", path.display()), e))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(CliError::usage(format!(
+            "{flag} {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_string())
 }
 
 /// Asks on the terminal without echo.

@@ -5,25 +5,32 @@
 //! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
 //! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
 //!
-//! This crate is not a server and keeps no state besides the client config file
-//! (`~/.config/mftplus/config.yaml`: server URL and stored credentials, written 0600). It never
-//! prints a token or key except when a command's purpose is to hand out a new one, once.
+//! This crate is not a server. It keeps the client config file (`~/.config/mftplus/config.yaml`:
+//! server URL and stored credentials, written 0600), the X25519 key pair next to it, and, while
+//! a send is unfinished, its resume state (`~/.local/state/mftplus/uploads/<id>.json`, 0600, no
+//! secrets). It never prints a token or key except when a command's purpose is to hand out a new
+//! one, once.
 
 mod apikeys;
 mod audit;
 pub mod cli;
 pub mod config_file;
 pub mod context;
+mod download;
 mod error;
 mod input;
 mod keys;
 mod output;
+mod progress;
 mod receive;
+mod resume;
 mod send;
 mod server_config;
 mod session;
 mod tokens;
 mod transfers;
+mod upload;
+mod upload_state;
 mod users;
 
 pub use cli::Cli;
@@ -62,7 +69,27 @@ fn report(err: &CliError) {
 /// a broken chain itself and exits 1.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let mut ctx = Context::load(cli.global)?;
-    let result = dispatch(&mut ctx, &cli.command).await;
+    run_in(&mut ctx, &cli.command).await
+}
+
+/// What [`run_with`] takes instead of the process environment, for tests that run commands
+/// in-process (several users at once, each with their own HOME).
+pub struct RunOptions<'a> {
+    /// Looks up environment variables (`HOME`, `XDG_STATE_HOME`, `MFTPLUS_SERVER`, …).
+    pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// `send` fails, as a dropped connection would, after this many chunk uploads: how tests
+    /// interrupt a send at a known point to exercise `send --resume`.
+    pub interrupt_send_after: Option<u64>,
+}
+
+pub async fn run_with(cli: Cli, options: RunOptions<'_>) -> Result<u8, CliError> {
+    let mut ctx = Context::load_with_env(cli.global, options.env)?;
+    ctx.interrupt_send_after = options.interrupt_send_after;
+    run_in(&mut ctx, &cli.command).await
+}
+
+async fn run_in(ctx: &mut Context, command: &Command) -> Result<u8, CliError> {
+    let result = dispatch(ctx, command).await;
     // Even a failed command may have received a renewed token worth keeping.
     ctx.persist_renewal();
     result
@@ -77,6 +104,7 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         }
         Command::Logout => session::logout(ctx).await,
         Command::Status(args) => match &args.id {
+            Some(id) if args.watch => transfers::watch(ctx, id, args.interval).await,
             Some(id) => transfers::show(ctx, id).await,
             None => session::status(ctx).await,
         },

@@ -1,22 +1,29 @@
-//! `mftctl receive`: downloads a transfer's header, chunks (in order) and sealed manifest,
-//! decrypts into a private temporary file in the target directory, and only once the manifest
-//! verified (size, chunk count, SHA-256) renames it to the sender's file name. On any failure
-//! the temporary file is deleted: partial output is never left behind.
+//! `mftctl receive`: downloads a transfer's header, chunks and sealed manifest, decrypts
+//! (pipeline in `download.rs`) into a private temporary file next to the target, and only once
+//! the manifest verified (size, chunk count, SHA-256) renames it into place. On any failure the
+//! temporary file is deleted: partial output is never left behind. `--output -` streams to
+//! standard output instead, which cannot be taken back: there the exit status is the verdict.
+//! `--parallel N` receives up to N pending transfers at once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use mftplus_client::Client;
 use mftplus_crypto::stream::{Decryptor, Header, Identity, StreamError, X25519SecretKey};
 use mftplus_types::transfers::Transfer;
 use serde::Serialize;
+use tokio::task::JoinSet;
 
 use crate::cli::ReceiveArgs;
 use crate::context::Context;
+use crate::download::{crypto, Sink};
 use crate::error::CliError;
 use crate::keys;
 use crate::output::{emit, emit_json, note};
+use crate::progress::Progress;
 use crate::send::read_passphrase;
 
 #[derive(Debug, Serialize)]
@@ -24,22 +31,80 @@ struct Received {
     id: String,
     sender: String,
     name: String,
+    /// `-` for standard output.
     path: PathBuf,
     size: u64,
     sha256: String,
 }
 
-pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliError> {
-    let dir = &args.dir;
-    if !dir.is_dir() {
-        return Err(CliError::usage(format!(
-            "--dir {}: not a directory",
-            dir.display()
-        )));
+/// Where plaintext goes.
+#[derive(Debug, Clone)]
+enum Output {
+    /// `DIR/<the sender's file name>`.
+    Dir(PathBuf),
+    /// Exactly this path (`--output PATH`).
+    Path(PathBuf),
+    /// `--output -`.
+    Stdout,
+}
+
+/// What may open a transfer; shared by parallel receives.
+struct Keys {
+    secret: Option<X25519SecretKey>,
+    passphrase: Option<String>,
+}
+
+impl Keys {
+    fn identities(&self) -> Vec<Identity<'_>> {
+        let mut identities = Vec::new();
+        if let Some(secret) = &self.secret {
+            identities.push(Identity::X25519(secret));
+        }
+        if let Some(p) = &self.passphrase {
+            identities.push(Identity::Passphrase(p));
+        }
+        identities
     }
+}
+
+pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliError> {
+    let output = match &args.output {
+        Some(p) if p.as_os_str() == "-" => {
+            if ctx.json() {
+                return Err(CliError::usage(
+                    "--json cannot be combined with --output -: standard output carries the file",
+                ));
+            }
+            Output::Stdout
+        }
+        Some(p) => {
+            let parent = parent_dir(p);
+            if !parent.is_dir() {
+                return Err(CliError::usage(format!(
+                    "--output {}: {} is not a directory",
+                    p.display(),
+                    parent.display()
+                )));
+            }
+            Output::Path(p.clone())
+        }
+        None => {
+            if !args.dir.is_dir() {
+                return Err(CliError::usage(format!(
+                    "--dir {}: not a directory",
+                    args.dir.display()
+                )));
+            }
+            Output::Dir(args.dir.clone())
+        }
+    };
     let secret = keys::load(&keys::key_path(ctx))?;
     let passphrase = if args.passphrase {
-        Some(read_passphrase(args.passphrase_stdin, false)?)
+        Some(read_passphrase(
+            args.passphrase_stdin,
+            args.passphrase_file.as_deref(),
+            false,
+        )?)
     } else {
         None
     };
@@ -53,6 +118,7 @@ pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliErr
             ),
         ));
     }
+    let keys = Arc::new(Keys { secret, passphrase });
 
     let transfers = match &args.id {
         Some(id) => {
@@ -64,36 +130,63 @@ pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliErr
         }
         None => pending(ctx).await?,
     };
+    let parallel = usize::try_from(args.parallel).unwrap_or(1).max(1);
+    let quiet = ctx.json() || parallel > 1;
+    let client = ctx.client();
     let mut received = Vec::new();
-    for transfer in &transfers {
-        let got = receive_one(
-            ctx,
-            transfer,
-            dir,
-            args.overwrite,
-            secret.as_ref(),
-            passphrase.as_deref(),
-        )
-        .await
-        .map_err(|e| {
-            CliError::new(
-                &e.code,
-                format!(
-                    "transfer {} from {}: {} (nothing was written)",
-                    transfer.id, transfer.sender_email, e.message
-                ),
-            )
-        })?;
-        if !ctx.json() {
-            emit(&format!(
-                "received {} ({} bytes) from {} -> {}",
-                got.name,
-                got.size,
-                got.sender,
-                got.path.display()
-            ))?;
+    let mut queue = transfers.into_iter();
+    let mut running = JoinSet::new();
+    let mut failure: Option<CliError> = None;
+    loop {
+        while failure.is_none() && running.len() < parallel {
+            let Some(transfer) = queue.next() else { break };
+            let progress = Progress::new(
+                "received",
+                Some(transfer.ciphertext_bytes),
+                args.progress,
+                quiet,
+            );
+            running.spawn(receive_one(
+                client.clone(),
+                transfer,
+                output.clone(),
+                args.overwrite,
+                keys.clone(),
+                progress,
+            ));
         }
-        received.push(got);
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let got = done
+            .map_err(|e| CliError::new("internal", format!("a receive task failed: {e}")))
+            .and_then(|r| r);
+        match got {
+            Ok(got) => {
+                if matches!(output, Output::Stdout) {
+                    note(&format!(
+                        "received {} ({} bytes, SHA-256 {}) from {}",
+                        got.name, got.size, got.sha256, got.sender
+                    ));
+                } else if !ctx.json() {
+                    emit(&format!(
+                        "received {} ({} bytes) from {} -> {}",
+                        got.name,
+                        got.size,
+                        got.sender,
+                        got.path.display()
+                    ))?;
+                }
+                received.push(got);
+            }
+            // The first failure is reported; transfers already running may still finish.
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     if ctx.json() {
         emit_json(&received)?;
@@ -123,12 +216,37 @@ async fn pending(ctx: &mut Context) -> Result<Vec<Transfer>, CliError> {
 }
 
 async fn receive_one(
-    ctx: &mut Context,
-    transfer: &Transfer,
-    dir: &Path,
+    client: Client,
+    transfer: Transfer,
+    output: Output,
     overwrite: bool,
-    secret: Option<&X25519SecretKey>,
-    passphrase: Option<&str>,
+    keys: Arc<Keys>,
+    mut progress: Progress,
+) -> Result<Received, CliError> {
+    let result = download(&client, &transfer, &output, overwrite, &keys, &mut progress).await;
+    progress.finish();
+    let nothing = match output {
+        Output::Stdout => "the data written to standard output is incomplete",
+        _ => "nothing was written",
+    };
+    result.map_err(|e| {
+        CliError::new(
+            &e.code,
+            format!(
+                "transfer {} from {}: {} ({nothing})",
+                transfer.id, transfer.sender_email, e.message
+            ),
+        )
+    })
+}
+
+async fn download(
+    client: &Client,
+    transfer: &Transfer,
+    output: &Output,
+    overwrite: bool,
+    keys: &Keys,
+    progress: &mut Progress,
 ) -> Result<Received, CliError> {
     if transfer.status != "complete" {
         return Err(CliError::new(
@@ -136,37 +254,13 @@ async fn receive_one(
             format!("the transfer is {}, not complete", transfer.status),
         ));
     }
-    let temp = TempFile::create(dir, &transfer.id)?;
-    // The temporary file is removed on drop unless it was persisted.
-    let received = download(ctx, transfer, &temp, dir, overwrite, secret, passphrase).await?;
-    Ok(received)
-}
-
-async fn download(
-    ctx: &mut Context,
-    transfer: &Transfer,
-    temp: &TempFile,
-    dir: &Path,
-    overwrite: bool,
-    secret: Option<&X25519SecretKey>,
-    passphrase: Option<&str>,
-) -> Result<Received, CliError> {
     let id = transfer.id.as_str();
-    let header = ctx
-        .call(|c| async move { c.transfer_header(id).await })
-        .await?;
+    let header = client.transfer_header(id).await?;
     let (parsed, used) = Header::parse(&header).map_err(crypto)?;
     if used != header.len() {
         return Err(CliError::new("crypto", "the stream header is malformed"));
     }
-    let mut identities = Vec::new();
-    if let Some(secret) = secret {
-        identities.push(Identity::X25519(secret));
-    }
-    if let Some(p) = passphrase {
-        identities.push(Identity::Passphrase(p));
-    }
-    let mut decryptor = Decryptor::new(parsed, &identities).map_err(|e| match e {
+    let decryptor = Decryptor::new(parsed, &keys.identities()).map_err(|e| match e {
         StreamError::NoMatchingRecipient => CliError::new(
             "no_key",
             "the transfer is not encrypted to your key (was it sent before you last created \
@@ -177,60 +271,78 @@ async fn download(
     let count = transfer
         .chunk_count
         .ok_or_else(|| CliError::new("conflict", "the transfer has no chunk count"))?;
-    let mut file = temp.file()?;
-    for index in 0..count {
-        let sealed = ctx
-            .call(|c| async move { c.transfer_chunk(id, index).await })
-            .await?;
-        let plain = decryptor
-            .open_chunk(&sealed, index + 1 == count)
-            .map_err(crypto)?;
-        file.write_all(plain)
-            .map_err(|e| CliError::io("cannot write the temporary file", e))?;
-    }
-    let sealed_manifest = ctx
-        .call(|c| async move { c.transfer_manifest(id).await })
-        .await?;
+
+    // The temporary file is removed on drop unless it was persisted.
+    let temp = match output {
+        Output::Dir(dir) => Some(TempFile::create(dir, id)?),
+        Output::Path(path) => Some(TempFile::create(&parent_dir(path), id)?),
+        Output::Stdout => None,
+    };
+    let sink: Sink = match &temp {
+        Some(temp) => Box::new(temp.file()?),
+        None => Box::new(std::io::stdout()),
+    };
+    let (decryptor, mut sink) =
+        crate::download::run(client, id, count, decryptor, sink, progress).await?;
+    let sealed_manifest = client.transfer_manifest(id).await?;
     let manifest = decryptor.finish(&sealed_manifest).map_err(crypto)?;
-    let name = manifest.safe_file_name().ok_or_else(|| {
-        CliError::new(
-            "unsafe_name",
-            format!(
-                "the sender's file name {:?} is not a safe file name",
-                manifest.name
-            ),
-        )
-    })?;
-    // Permission bits only; never setuid, setgid or sticky from someone else's machine.
-    let mode = manifest.mode.map(|m| m & 0o777).unwrap_or(0o600);
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .and_then(|_| file.sync_all())
-        .map_err(|e| CliError::io("cannot finish the temporary file", e))?;
-    drop(file);
-    let target = dir.join(name);
-    temp.persist(&target, overwrite)?;
+    sink.flush()
+        .map_err(|e| CliError::io("cannot write the output", e))?;
+    drop(sink);
+
+    let target = match (output, &temp) {
+        (Output::Dir(dir), Some(temp)) => {
+            let name = manifest.safe_file_name().ok_or_else(|| {
+                CliError::new(
+                    "unsafe_name",
+                    format!(
+                        "the sender's file name {:?} is not a safe file name",
+                        manifest.name
+                    ),
+                )
+            })?;
+            let target = dir.join(name);
+            finish_file(temp, &target, manifest.mode, overwrite)?;
+            target
+        }
+        (Output::Path(path), Some(temp)) => {
+            finish_file(temp, path, manifest.mode, overwrite)?;
+            path.clone()
+        }
+        _ => PathBuf::from("-"),
+    };
     Ok(Received {
         id: transfer.id.clone(),
         sender: transfer.sender_email.clone(),
-        name: name.to_string(),
+        name: manifest.name.clone(),
         path: target,
         size: manifest.size,
         sha256: manifest.sha256_hex(),
     })
 }
 
-fn crypto(e: StreamError) -> CliError {
-    let code = match e {
-        StreamError::ChunkAuthFailed { .. }
-        | StreamError::ManifestAuthFailed
-        | StreamError::ManifestMismatch { .. }
-        | StreamError::HeaderTampered
-        | StreamError::Truncated
-        | StreamError::InvalidChunk { .. } => "integrity",
-        StreamError::WrongPassphrase => "wrong_passphrase",
-        _ => "crypto",
-    };
-    CliError::new(code, format!("decryption failed: {e}"))
+/// Sets the mode, syncs, and moves the verified file into place.
+fn finish_file(
+    temp: &TempFile,
+    target: &Path,
+    mode: Option<u32>,
+    overwrite: bool,
+) -> Result<(), CliError> {
+    // Permission bits only; never setuid, setgid or sticky from someone else's machine.
+    let mode = mode.map(|m| m & 0o777).unwrap_or(0o600);
+    let file = temp.file()?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|_| file.sync_all())
+        .map_err(|e| CliError::io("cannot finish the temporary file", e))?;
+    drop(file);
+    temp.persist(target, overwrite)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// `.NAME.mftplus-part` in the target directory, 0600, deleted on drop unless persisted.

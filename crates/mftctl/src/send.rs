@@ -1,25 +1,32 @@
-//! `mftctl send`: encrypts a file chunk by chunk (memory O(chunk size)) to every recipient's
-//! public key, the sender's own key and optionally a passphrase, and uploads the sealed chunks
-//! in order, each with its SHA-256. The server only ever sees ciphertext.
+//! `mftctl send`: encrypts a file (or standard input) chunk by chunk to every recipient's
+//! public key, the sender's own key and optionally a passphrase, and uploads the sealed chunks,
+//! each with its SHA-256, through the pipeline in `upload.rs`. The server only ever sees
+//! ciphertext. A send from a file saves resume state first (`upload_state.rs`), and on failure
+//! keeps the transfer and prints the `send --resume` line that continues it.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use mftplus_crypto::stream::{
-    Compression, Encryptor, ManifestInfo, Recipient, SealedChunk, StreamOptions, X25519PublicKey,
-    MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
+    CipherId, Compression, Encryptor, ManifestInfo, Recipient, StreamOptions, Trailer,
+    X25519PublicKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
 use mftplus_types::transfers::{CompleteTransferRequest, CreateTransferRequest, Transfer};
 use mftplus_types::ErrorCode;
 use serde_json::json;
 
 use crate::apikeys::check_duration;
-use crate::cli::SendArgs;
+use crate::cli::{CipherArg, SendArgs};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{emit, emit_json, note};
+use crate::progress::Progress;
+use crate::upload::{self, Upload};
+use crate::upload_state::{self, FileStamp, UploadState, STATE_VERSION};
 use crate::{input, keys};
 
 /// `10MiB`, `64KiB`, `1MB`, `65536`: binary (`KiB`, `MiB`, `GiB`, also `K`/`M`/`G`) or decimal
@@ -70,8 +77,16 @@ pub fn split_recipients(text: &str) -> Result<Vec<String>, CliError> {
     Ok(out)
 }
 
-/// The passphrase for `--passphrase`: from stdin, or asked twice on the terminal.
-pub fn read_passphrase(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
+/// The passphrase for `--passphrase`: from a private file, from stdin, or asked (twice when
+/// `confirm`) on the terminal.
+pub fn read_passphrase(
+    from_stdin: bool,
+    file: Option<&Path>,
+    confirm: bool,
+) -> Result<String, CliError> {
+    if let Some(path) = file {
+        return input::secret_from_file(path, "--passphrase-file");
+    }
     if from_stdin {
         return input::password_from_stdin().map_err(|e| {
             CliError::usage(
@@ -94,40 +109,214 @@ pub fn read_passphrase(from_stdin: bool, confirm: bool) -> Result<String, CliErr
 }
 
 pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
+    let from_stdin = args.file.as_os_str() == "-";
     if args.resume {
-        return Err(CliError::new(
-            "unsupported",
-            "send --resume is not yet supported; run send again without it to start a new transfer",
-        ));
+        if from_stdin {
+            return Err(CliError::new(
+                "not_resumable",
+                "a send from standard input cannot be resumed (the data cannot be read again); \
+                 send from a file to be able to resume",
+            ));
+        }
+        return crate::resume::resume(ctx, args).await;
     }
     let chunk_size = chunk_size(&args.chunk_size)?;
     check_duration("--expires", args.expires.as_deref())?;
     let recipients = split_recipients(&args.recipients)?;
-    let mut file = File::open(&args.file)
-        .map_err(|e| CliError::io(format!("cannot open {}", args.file.display()), e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| CliError::io(format!("cannot read {}", args.file.display()), e))?;
-    if !meta.is_file() {
-        return Err(CliError::usage(format!(
-            "{} is not a regular file",
-            args.file.display()
-        )));
+    if from_stdin && args.passphrase_stdin {
+        return Err(CliError::usage(
+            "--passphrase-stdin cannot be used when the data comes from standard input; use \
+             --passphrase-file",
+        ));
     }
-    let name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| CliError::usage(format!("{} has no file name", args.file.display())))?;
+    let source = Source::open(args)?;
     let passphrase = if args.passphrase {
-        Some(read_passphrase(args.passphrase_stdin, true)?)
+        Some(read_passphrase(
+            args.passphrase_stdin,
+            args.passphrase_file.as_deref(),
+            true,
+        )?)
     } else {
         None
     };
+    let public_keys = recipient_keys(ctx, &recipients, passphrase.is_some()).await?;
+    let mut stanzas: Vec<Recipient<'_>> =
+        public_keys.iter().map(|k| Recipient::X25519(*k)).collect();
+    if let Some(p) = &passphrase {
+        stanzas.push(Recipient::passphrase(p));
+    }
+    let compression = if args.compress {
+        Compression::zstd()
+    } else {
+        Compression::None
+    };
+    let options = StreamOptions {
+        cipher: cipher_id(args.cipher),
+        compression,
+        chunk_size,
+    };
+    let encryptor = Encryptor::new(&options, &stanzas).map_err(stream_error)?;
+    let header = base64::engine::general_purpose::STANDARD.encode(encryptor.header_bytes());
+    let request = CreateTransferRequest {
+        recipients: recipients.clone(),
+        header: header.clone(),
+        chunk_size: u64::from(chunk_size),
+        expires: args.expires.clone(),
+    };
+    let request = &request;
+    let transfer = ctx
+        .call(|c| async move { c.create_transfer(request.clone()).await })
+        .await?;
+    let id = transfer.id.clone();
 
-    // Everyone's public key, then our own so we can read our own transfer back.
+    // Written before the first chunk leaves, so any interruption from here on can resume.
+    let saved = match (&source.stamp, &ctx.state_dir) {
+        (Some((path, stamp)), Some(dir)) => {
+            let state = UploadState {
+                version: STATE_VERSION,
+                transfer_id: id.clone(),
+                server: ctx.client().base_url().to_string(),
+                path: path.clone(),
+                size: stamp.size,
+                mtime_secs: stamp.mtime_secs,
+                mtime_nanos: stamp.mtime_nanos,
+                chunk_size,
+                cipher: args.cipher.name().to_string(),
+                compression: compression_name(compression).to_string(),
+                zstd_level: zstd_level(compression),
+                recipients: recipients.clone(),
+                name: source.name.clone(),
+                mode: source.mode,
+                header,
+            };
+            match upload_state::save(dir, &state) {
+                Ok(_) => Some(dir.clone()),
+                Err(e) => {
+                    note(&format!(
+                        "warning: cannot save the resume state ({e}); an interrupted send \
+                         will have to start over"
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let mut progress = Progress::new("sent", source.size, args.progress, ctx.json());
+    let plan = Upload {
+        client: ctx.client(),
+        transfer_id: id.clone(),
+        recorded: HashMap::new(),
+        interrupt_after: ctx.interrupt_send_after,
+    };
+    let info = ManifestInfo {
+        name: source.name.clone(),
+        mode: source.mode,
+    };
+    let result = match upload::run(plan, encryptor, source.reader, info, &mut progress).await {
+        Ok(trailer) => complete(ctx, &id, &trailer).await.map(|t| (t, trailer)),
+        Err(e) => Err(e),
+    };
+    progress.finish();
+    match result {
+        Ok((done, trailer)) => {
+            if let Some(dir) = &saved {
+                upload_state::remove(dir, &id);
+            }
+            report(ctx, &done, &source.label, trailer.manifest.size)
+        }
+        Err(e) if saved.is_some() => {
+            note(&format!(
+                "transfer {id} is kept on the server; to continue it run:\n  {}",
+                resume_hint(ctx, args)
+            ));
+            Err(CliError::new(
+                &e.code,
+                format!("sending {} failed: {}", source.label, e.message),
+            ))
+        }
+        Err(e) => {
+            // Nothing to resume from: a half upload is useless, so stop it from lingering.
+            let tid = id.as_str();
+            let _ = ctx
+                .call(|c| async move { c.cancel_transfer(tid).await })
+                .await;
+            Err(CliError::new(
+                &e.code,
+                format!("sending {} failed: {}", source.label, e.message),
+            ))
+        }
+    }
+}
+
+/// Where the plaintext comes from.
+struct Source {
+    reader: Box<dyn Read + Send>,
+    /// How messages name it.
+    label: String,
+    name: String,
+    mode: Option<u32>,
+    size: Option<u64>,
+    /// Canonical path and stamp of a regular file: what makes it resumable.
+    stamp: Option<(PathBuf, FileStamp)>,
+}
+
+impl Source {
+    fn open(args: &SendArgs) -> Result<Source, CliError> {
+        if args.file.as_os_str() == "-" {
+            let name = args.name.clone().ok_or_else(|| {
+                CliError::usage(
+                    "sending standard input (`-`) needs --name: the file name recipients get",
+                )
+            })?;
+            return Ok(Source {
+                reader: Box::new(io::stdin()),
+                label: "standard input".into(),
+                name,
+                mode: None,
+                size: None,
+                stamp: None,
+            });
+        }
+        let shown = args.file.display().to_string();
+        let file =
+            File::open(&args.file).map_err(|e| CliError::io(format!("cannot open {shown}"), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| CliError::io(format!("cannot read {shown}"), e))?;
+        if !meta.is_file() {
+            return Err(CliError::usage(format!("{shown} is not a regular file")));
+        }
+        let name = match &args.name {
+            Some(name) => name.clone(),
+            None => args
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| CliError::usage(format!("{shown} has no file name")))?,
+        };
+        let path = std::fs::canonicalize(&args.file)
+            .map_err(|e| CliError::io(format!("cannot resolve {shown}"), e))?;
+        Ok(Source {
+            reader: Box::new(file),
+            label: shown,
+            name,
+            mode: Some(meta.permissions().mode() & 0o7777),
+            size: Some(meta.len()),
+            stamp: Some((path, FileStamp::of(&meta))),
+        })
+    }
+}
+
+/// Everyone's public key, then our own so we can read our own transfer back (and resume it).
+async fn recipient_keys(
+    ctx: &mut Context,
+    recipients: &[String],
+    with_passphrase: bool,
+) -> Result<Vec<X25519PublicKey>, CliError> {
     let mut public_keys: Vec<X25519PublicKey> = Vec::new();
-    for recipient in &recipients {
+    for recipient in recipients {
         let r = recipient.as_str();
         match ctx.call(|c| async move { c.get_user_key(r).await }).await {
             Ok(found) => {
@@ -141,7 +330,7 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
                     public_keys.push(key);
                 }
             }
-            Err(e) if e.code == ErrorCode::NotFound.as_str() && passphrase.is_some() => {
+            Err(e) if e.code == ErrorCode::NotFound.as_str() && with_passphrase => {
                 note(&format!(
                     "{recipient} has no public key; they will need the passphrase"
                 ));
@@ -168,127 +357,67 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
     if !public_keys.contains(&own) {
         public_keys.push(own);
     }
-    let mut stanzas: Vec<Recipient<'_>> =
-        public_keys.iter().map(|k| Recipient::X25519(*k)).collect();
-    if let Some(p) = &passphrase {
-        stanzas.push(Recipient::passphrase(p));
-    }
-
-    let options = StreamOptions {
-        compression: if args.compress {
-            Compression::zstd()
-        } else {
-            Compression::None
-        },
-        chunk_size,
-        ..StreamOptions::default()
-    };
-    let mut encryptor = Encryptor::new(&options, &stanzas).map_err(stream_error)?;
-    let request = CreateTransferRequest {
-        recipients: recipients.clone(),
-        header: base64::engine::general_purpose::STANDARD.encode(encryptor.header_bytes()),
-        chunk_size: u64::from(chunk_size),
-        expires: args.expires.clone(),
-    };
-    let request = &request;
-    let transfer = ctx
-        .call(|c| async move { c.create_transfer(request.clone()).await })
-        .await?;
-    let id = transfer.id.clone();
-
-    let mut progress = Progress::new(args.progress, meta.len());
-    let result = upload(ctx, &id, &mut encryptor, &mut file, &mut progress).await;
-    let result = match result {
-        Ok(()) => {
-            finish(
-                ctx,
-                &id,
-                encryptor,
-                name,
-                meta.permissions().mode(),
-                &mut progress,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    progress.done();
-    let (done, size) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            // Without --resume a half upload is useless: stop it so it does not linger.
-            let tid = id.as_str();
-            let _ = ctx
-                .call(|c| async move { c.cancel_transfer(tid).await })
-                .await;
-            return Err(CliError::new(
-                &e.code,
-                format!("sending {} failed: {}", args.file.display(), e.message),
-            ));
-        }
-    };
-    report(ctx, &done, &args.file.display().to_string(), size)
+    Ok(public_keys)
 }
 
-async fn upload(
+/// Sends the sealed manifest; the server then checks the chunks form a whole stream.
+pub async fn complete(
     ctx: &mut Context,
     id: &str,
-    encryptor: &mut Encryptor,
-    file: &mut File,
-    progress: &mut Progress,
-) -> Result<(), CliError> {
-    while let Some(chunk) = encryptor.fill_from(file).map_err(stream_error)? {
-        put_chunk(ctx, id, &chunk).await?;
-        progress.advance(encryptor.bytes_in());
-        encryptor.recycle(chunk);
-    }
-    Ok(())
-}
-
-async fn finish(
-    ctx: &mut Context,
-    id: &str,
-    encryptor: Encryptor,
-    name: String,
-    mode: u32,
-    progress: &mut Progress,
-) -> Result<(Transfer, u64), CliError> {
-    let trailer = encryptor
-        .finish(ManifestInfo {
-            name,
-            mode: Some(mode),
-        })
-        .map_err(stream_error)?;
-    put_chunk(ctx, id, &trailer.last_chunk).await?;
-    progress.advance(trailer.manifest.size);
+    trailer: &Trailer,
+) -> Result<Transfer, CliError> {
     let request = CompleteTransferRequest {
         manifest: base64::engine::general_purpose::STANDARD.encode(&trailer.sealed_manifest),
     };
     let request = &request;
-    let done = ctx
-        .call(|c| async move { c.complete_transfer(id, request.clone()).await })
-        .await?;
-    Ok((done, trailer.manifest.size))
+    ctx.call(|c| async move { c.complete_transfer(id, request.clone()).await })
+        .await
 }
 
-async fn put_chunk(ctx: &mut Context, id: &str, chunk: &SealedChunk) -> Result<(), CliError> {
-    let sha = mftplus_crypto::sha256_hex(&chunk.bytes);
-    let sha = sha.as_str();
-    let result: Result<_, CliError> = ctx
-        .call(|c| async move {
-            c.upload_chunk(id, chunk.index, chunk.bytes.clone(), sha, chunk.last)
-                .await
-        })
-        .await;
-    result.map(drop).map_err(|e| {
-        CliError::new(
-            &e.code,
-            format!("upload of chunk {} failed: {}", chunk.index, e.message),
-        )
-    })
+/// The exact command that continues this send.
+pub fn resume_hint(ctx: &Context, args: &SendArgs) -> String {
+    format!(
+        "mftctl send --resume {} {} --server {}",
+        shell_quote(&args.file.display().to_string()),
+        shell_quote(&args.recipients),
+        shell_quote(ctx.client().base_url())
+    )
 }
 
-fn report(ctx: &Context, transfer: &Transfer, file: &str, size: u64) -> Result<u8, CliError> {
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+pub fn cipher_id(arg: CipherArg) -> CipherId {
+    match arg {
+        CipherArg::Aes256Gcm => CipherId::Aes256Gcm,
+        CipherArg::ChaCha20Poly1305 => CipherId::ChaCha20Poly1305,
+    }
+}
+
+pub fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Zstd { .. } => "zstd",
+    }
+}
+
+fn zstd_level(c: Compression) -> Option<i32> {
+    match c {
+        Compression::None => None,
+        Compression::Zstd { level } => Some(level),
+    }
+}
+
+pub fn report(ctx: &Context, transfer: &Transfer, file: &str, size: u64) -> Result<u8, CliError> {
     let to: Vec<&str> = transfer
         .recipients
         .iter()
@@ -316,47 +445,6 @@ fn report(ctx: &Context, transfer: &Transfer, file: &str, size: u64) -> Result<u
 
 pub fn stream_error(e: mftplus_crypto::stream::StreamError) -> CliError {
     CliError::new("crypto", e.to_string())
-}
-
-/// `sent 3.0 MiB / 10.0 MiB (30%)` on one rewritten stderr line, only on a terminal.
-pub struct Progress {
-    enabled: bool,
-    total: u64,
-    shown: bool,
-}
-
-impl Progress {
-    pub fn new(wanted: bool, total: u64) -> Progress {
-        Progress {
-            enabled: wanted && io::stderr().is_terminal(),
-            total,
-            shown: false,
-        }
-    }
-
-    pub fn advance(&mut self, done: u64) {
-        if !self.enabled {
-            return;
-        }
-        let percent = (done * 100).checked_div(self.total).unwrap_or(100);
-        let mib = |n: u64| n as f64 / (1024.0 * 1024.0);
-        let mut err = io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{:.1} MiB / {:.1} MiB ({percent}%)",
-            mib(done),
-            mib(self.total)
-        );
-        let _ = err.flush();
-        self.shown = true;
-    }
-
-    pub fn done(&mut self) {
-        if self.shown {
-            let _ = writeln!(io::stderr().lock());
-            self.shown = false;
-        }
-    }
 }
 
 #[cfg(test)]

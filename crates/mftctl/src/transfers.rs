@@ -76,6 +76,54 @@ pub async fn show(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `status ID --watch`: polls until the transfer is complete, cancelled or expired. Text mode
+/// prints a line whenever something changed; `--json` prints only the final state.
+pub async fn watch(ctx: &mut Context, id: &str, interval_secs: u64) -> Result<u8, CliError> {
+    let mut last_line = String::new();
+    loop {
+        let transfer = ctx
+            .call(|c| async move { c.get_transfer(id).await })
+            .await?;
+        let finished = matches!(
+            transfer.status.as_str(),
+            "complete" | "cancelled" | "expired"
+        );
+        if finished && ctx.json() {
+            emit_json(&transfer)?;
+        } else if !ctx.json() {
+            let line = watch_line(&transfer);
+            if line != last_line {
+                emit(&line)?;
+                last_line = line;
+            }
+        }
+        if finished {
+            return Ok(if transfer.status == "complete" { 0 } else { 1 });
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval_secs)).await;
+    }
+}
+
+fn watch_line(t: &Transfer) -> String {
+    let mut line = format!(
+        "{} {}: {} encrypted bytes stored",
+        t.id, t.status, t.ciphertext_bytes
+    );
+    if let Some(n) = t.chunk_count {
+        line.push_str(&format!(" in {n} chunks"));
+    }
+    let downloaded = t
+        .recipients
+        .iter()
+        .filter(|r| r.downloaded_at.is_some())
+        .count();
+    line.push_str(&format!(
+        ", downloaded by {downloaded} of {}",
+        t.recipients.len()
+    ));
+    line
+}
+
 fn render(t: &Transfer) -> String {
     let mut pairs = vec![
         ("id", t.id.clone()),

@@ -89,6 +89,7 @@ impl Shell {
             .args(&words[1..])
             .current_dir(self.home.path())
             .env("HOME", self.home.path())
+            .env_remove("XDG_STATE_HOME")
             .env("MFTPLUS_SERVER", &self.server)
             .env_remove("MFTPLUS_API_KEY")
             .stdin(if stdin.is_some() {
@@ -105,12 +106,11 @@ impl Shell {
         tokio::task::spawn_blocking(move || {
             let mut child = command.spawn().expect("mftctl starts");
             if let Some(text) = stdin {
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(text.as_bytes())
-                    .unwrap();
+                // A command that fails before reading its input closes the pipe early.
+                match child.stdin.take().unwrap().write_all(text.as_bytes()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.unwrap(),
+                }
             }
             let output = child.wait_with_output().unwrap();
             Run {
@@ -410,7 +410,7 @@ async fn seed_send_line_missing_keys_and_passphrase() {
     alice
         .line("mftctl send ./file recipient@example.com --resume")
         .await
-        .fails_with("unsupported");
+        .fails_with("resume_not_found");
 
     // With a passphrase they can still open it, without any key pair.
     let sent = alice
@@ -450,4 +450,63 @@ async fn seed_send_line_missing_keys_and_passphrase() {
     let init = admin.line("mftctl keys init --json").await.ok().json();
     assert_eq!(init["created"], true);
     assert_eq!(init["registered"], true);
+}
+
+#[tokio::test]
+async fn stdin_to_stdout_with_chacha_and_watch() {
+    let cloud = TestCloud::spawn().await;
+    let admin = Shell::admin(&cloud);
+    let alice = user(&cloud, &admin, "alice@example.com", true).await;
+    let bob = user(&cloud, &admin, "bob@example.com", true).await;
+
+    // Text so it survives the test harness's String stdin; several 64 KiB chunks.
+    let text = "line of text from a pipe, not a file\n".repeat(6000);
+    alice
+        .run(
+            "mftctl send - bob@example.com --chunk-size 64KiB",
+            Some(&text),
+        )
+        .await
+        .fails_with("usage");
+    let sent = alice
+        .run(
+            "mftctl send - bob@example.com --name piped.txt --chunk-size 64KiB --cipher chacha20-poly1305 --compress",
+            Some(&text),
+        )
+        .await
+        .ok();
+    let id = send_id(&sent);
+    // Nothing to resume from a pipe, so no state is kept.
+    assert!(
+        !alice.path(".local/state/mftplus/uploads").exists()
+            || entries(&alice.path(".local/state/mftplus/uploads")).is_empty()
+    );
+
+    let watched = alice
+        .line(&format!("mftctl status {id} --watch --interval 1 --json"))
+        .await
+        .ok()
+        .json();
+    assert_eq!(watched["status"], "complete");
+
+    let got = bob
+        .line(&format!("mftctl receive {id} --output -"))
+        .await
+        .ok();
+    assert_eq!(got.stdout, text);
+    assert!(got.stderr.contains("received piped.txt"), "{got:#?}");
+    assert!(entries(bob.home.path())
+        .iter()
+        .all(|n| !n.contains("mftplus-part")));
+
+    // --output PATH writes exactly there, under the sender's mode default (none from a pipe).
+    let out = bob.path("named.txt");
+    bob.line(&format!("mftctl receive {id} --output {}", out.display()))
+        .await
+        .ok();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+    assert_eq!(mode_of(&out), 0o600);
+    bob.line(&format!("mftctl receive {id} --output -  --json"))
+        .await
+        .fails_with("usage");
 }

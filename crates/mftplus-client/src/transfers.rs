@@ -99,6 +99,44 @@ impl Client {
         self.exchange(self.builder(Method::GET, &path)).await
     }
 
+    /// One sealed chunk read into `buf` (cleared first), which the caller may reuse from chunk
+    /// to chunk. The body is copied once, from the network into `buf`, and a body longer than
+    /// `max_len` is refused while reading, so a hostile or broken server cannot make the caller
+    /// buffer more than it expects.
+    pub async fn transfer_chunk_into(
+        &self,
+        id: &str,
+        index: u64,
+        max_len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let path = with_index(routes::TRANSFER_CHUNK, id, index);
+        let mut response = self.send(self.builder(Method::GET, &path)).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = self.read_body(response).await?;
+            return Err(ClientError::from_response(status.as_u16(), &body));
+        }
+        buf.clear();
+        if let Some(len) = response.content_length() {
+            buf.reserve(usize::try_from(len).unwrap_or(usize::MAX).min(max_len));
+        }
+        loop {
+            let piece = response.chunk().await.map_err(|e| {
+                ClientError::Transport(crate::error::describe_transport(&e, self.timeout_secs))
+            })?;
+            let Some(piece) = piece else {
+                return Ok(());
+            };
+            if buf.len() + piece.len() > max_len {
+                return Err(ClientError::Decode(format!(
+                    "chunk {index} is larger than the {max_len} bytes this transfer allows"
+                )));
+            }
+            buf.extend_from_slice(&piece);
+        }
+    }
+
     /// The sealed manifest. For a recipient this marks the transfer downloaded.
     pub async fn transfer_manifest(&self, id: &str) -> Result<Vec<u8>, ClientError> {
         let path = fill(routes::TRANSFER_MANIFEST, "id", id);

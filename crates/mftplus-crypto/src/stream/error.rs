@@ -70,6 +70,10 @@ pub enum StreamError {
         manifest: String,
         actual: String,
     },
+    /// [`super::Encryptor::resume`] was given parameters the original stream was not written
+    /// with.
+    #[error("cannot resume this stream: {0}")]
+    ResumeMismatch(&'static str),
     #[error("compression failed: {0}")]
     Compression(io::Error),
     #[error("the system random number generator failed")]

@@ -1,0 +1,140 @@
+//! The download pipeline of `receive`: up to [`DOWNLOADS_AHEAD`] chunk downloads run ahead of a
+//! blocking thread that authenticates, decrypts and writes, in order.
+//!
+//! Memory with the default 10 MiB chunks: [`BUFFERS`] download buffers, reused from chunk to
+//! chunk (being filled, waiting for the writer, being decrypted), the decryptor's work buffer,
+//! and one decompression buffer with zstd: at most five chunk-sized buffers, whatever the file
+//! size. Reusing them, rather than allocating 10 MiB per chunk, matters: fresh allocations of
+//! that size fragment the allocator's heaps and peak RSS grows well past the live buffers.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use mftplus_client::{Client, ClientError};
+use mftplus_crypto::stream::{Decryptor, StreamError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::CliError;
+use crate::progress::Progress;
+
+/// Chunk downloads running ahead of decryption.
+pub const DOWNLOADS_AHEAD: usize = 2;
+/// Download buffers in circulation: those in flight plus the one the writer holds.
+const BUFFERS: usize = DOWNLOADS_AHEAD + 1;
+
+pub type Sink = Box<dyn Write + Send>;
+
+/// Downloads chunks `0..count` of transfer `id` and writes their plaintext to `sink`. Returns
+/// the decryptor (for the manifest check, which alone proves the output whole) and the sink.
+pub async fn run(
+    client: &Client,
+    id: &str,
+    count: u64,
+    decryptor: Decryptor,
+    sink: Sink,
+    progress: &mut Progress,
+) -> Result<(Decryptor, Sink), CliError> {
+    let max_len = decryptor.max_sealed_chunk_len();
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, bool)>(1);
+    let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut decryptor = decryptor;
+        let mut sink = sink;
+        while let Some((sealed, last)) = rx.blocking_recv() {
+            // A copy into the decryptor's buffer (about a millisecond for 10 MiB) lets the
+            // download buffer go straight back to the pool.
+            let plain = decryptor.open_chunk(&sealed, last).map_err(crypto)?;
+            sink.write_all(plain).map_err(write_error)?;
+            let _ = pool_tx.try_send(sealed);
+        }
+        Ok::<_, CliError>((decryptor, sink))
+    });
+    let mut created = 0usize;
+
+    let mut ahead: VecDeque<JoinHandle<Result<Vec<u8>, ClientError>>> = VecDeque::new();
+    let mut next = 0u64;
+    let mut fetch_error = None;
+    for index in 0..count {
+        while next < count && ahead.len() < DOWNLOADS_AHEAD {
+            let mut buf = if created < BUFFERS {
+                created += 1;
+                Vec::new()
+            } else {
+                match pool.recv().await {
+                    Some(buf) => buf,
+                    // The writer stopped (and dropped the pool): its error says why.
+                    None => break,
+                }
+            };
+            let client = client.clone();
+            let id = id.to_string();
+            let at = next;
+            ahead.push_back(tokio::spawn(async move {
+                client
+                    .transfer_chunk_into(&id, at, max_len, &mut buf)
+                    .await
+                    .map(|()| buf)
+            }));
+            next += 1;
+        }
+        let Some(handle) = ahead.pop_front() else {
+            break;
+        };
+        let sealed = match handle.await {
+            Ok(Ok(sealed)) => sealed,
+            Ok(Err(e)) => {
+                fetch_error = Some(CliError::new(
+                    e.code(),
+                    format!("download of chunk {index} failed: {}", e.message()),
+                ));
+                break;
+            }
+            Err(e) => {
+                fetch_error = Some(CliError::new(
+                    "internal",
+                    format!("a download task failed: {e}"),
+                ));
+                break;
+            }
+        };
+        let len = sealed.len() as u64;
+        if tx.send((sealed, index + 1 == count)).await.is_err() {
+            // The writer stopped: its own error says why.
+            break;
+        }
+        progress.add(len);
+    }
+    for handle in ahead {
+        handle.abort();
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| CliError::new("internal", format!("the decryptor failed: {e}")))?;
+    match (fetch_error, written) {
+        (_, Err(e)) => Err(e),
+        (Some(e), Ok(_)) => Err(e),
+        (None, Ok(done)) => Ok(done),
+    }
+}
+
+fn write_error(e: std::io::Error) -> CliError {
+    CliError::io("cannot write the output", e)
+}
+
+pub fn crypto(e: StreamError) -> CliError {
+    let code = match e {
+        StreamError::ChunkAuthFailed { .. }
+        | StreamError::ManifestAuthFailed
+        | StreamError::ManifestMismatch { .. }
+        | StreamError::HeaderTampered
+        | StreamError::Truncated
+        | StreamError::TrailingData
+        | StreamError::ChunkTooLarge { .. }
+        | StreamError::InvalidChunk { .. } => "integrity",
+        StreamError::WrongPassphrase => "wrong_passphrase",
+        _ => "crypto",
+    };
+    CliError::new(code, format!("decryption failed: {e}"))
+}

@@ -1,0 +1,238 @@
+//! The upload pipeline of `send`: one blocking thread reads and encrypts, a few chunk uploads
+//! run at once, and the number of sealed chunks alive at any moment is fixed, so memory stays
+//! flat whatever the file size.
+//!
+//! Memory with the default 10 MiB chunks: the encryptor's plaintext buffer, plus at most
+//! [`CHUNKS_AHEAD`] sealed chunks (in flight or waiting for a slot): about 40 MiB of buffers.
+//! reqwest sends a `Vec` body without copying it.
+//!
+//! On resume the same pipeline runs with the chunks the server already holds: each re-sealed
+//! chunk is hashed and compared instead of uploaded (a different hash means the file changed).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+
+use mftplus_client::Client;
+use mftplus_crypto::stream::{Encryptor, ManifestInfo, SealedChunk, StreamError, Trailer};
+use mftplus_types::transfers::ChunkInfo;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::CliError;
+use crate::progress::Progress;
+
+/// Chunk uploads at once. Two keep the connection busy while the next chunk is sealed; more
+/// only cost memory on a loopback or LAN link, where one upload nearly fills the pipe.
+pub const UPLOADS_IN_FLIGHT: usize = 2;
+/// Sealed chunks allowed to exist besides the encryptor's own buffer.
+pub const CHUNKS_AHEAD: usize = UPLOADS_IN_FLIGHT + 1;
+
+/// What the pipeline needs besides the plaintext.
+pub struct Upload {
+    pub client: Client,
+    pub transfer_id: String,
+    /// Chunks the server already has (resume), by index.
+    pub recorded: HashMap<u64, ChunkInfo>,
+    /// Test hook: fail like a dropped connection once this many chunks were uploaded.
+    pub interrupt_after: Option<u64>,
+}
+
+enum Sealed {
+    Chunk { chunk: SealedChunk, plain_end: u64 },
+    Done(Box<Trailer>),
+}
+
+enum Outcome {
+    Uploaded { plain_end: u64 },
+    AlreadyThere { plain_end: u64 },
+}
+
+/// Encrypts everything `reader` yields and uploads every chunk the server lacks, the last one
+/// included. Returns the trailer, whose sealed manifest completes the transfer.
+pub async fn run(
+    plan: Upload,
+    encryptor: Encryptor,
+    reader: Box<dyn Read + Send>,
+    info: ManifestInfo,
+    progress: &mut Progress,
+) -> Result<Trailer, CliError> {
+    let (tx, mut rx) = mpsc::channel::<Result<Sealed, StreamError>>(1);
+    let (returned_tx, returned_rx) = std_mpsc::channel::<()>();
+    let producer =
+        tokio::task::spawn_blocking(move || produce(encryptor, reader, info, tx, returned_rx));
+
+    let id: Arc<str> = Arc::from(plan.transfer_id.as_str());
+    let recorded = Arc::new(plan.recorded);
+    let mut in_flight: JoinSet<Result<Outcome, CliError>> = JoinSet::new();
+    let mut trailer: Option<Trailer> = None;
+    let mut produced_all = false;
+    let mut uploaded = 0u64;
+    let mut last_sent = false;
+
+    loop {
+        let room = in_flight.len() < UPLOADS_IN_FLIGHT;
+        if produced_all && in_flight.is_empty() {
+            match trailer.take() {
+                Some(t) if !last_sent => {
+                    // The last chunk goes through the same path (and check) as the others.
+                    last_sent = true;
+                    let plain_end = t.manifest.size;
+                    let chunk = t.last_chunk.clone();
+                    trailer = Some(t);
+                    in_flight.spawn(put(
+                        plan.client.clone(),
+                        id.clone(),
+                        chunk,
+                        plain_end,
+                        recorded.clone(),
+                        returned_tx.clone(),
+                    ));
+                    continue;
+                }
+                other => {
+                    trailer = other;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            next = rx.recv(), if room && !produced_all => match next {
+                Some(Ok(Sealed::Chunk { chunk, plain_end })) => {
+                    in_flight.spawn(put(
+                        plan.client.clone(),
+                        id.clone(),
+                        chunk,
+                        plain_end,
+                        recorded.clone(),
+                        returned_tx.clone(),
+                    ));
+                }
+                Some(Ok(Sealed::Done(t))) => {
+                    trailer = Some(*t);
+                    produced_all = true;
+                }
+                Some(Err(e)) => return Err(read_error(e)),
+                None => {
+                    // The producer stopped without a result: it panicked.
+                    return Err(match producer.await {
+                        Err(e) => CliError::new("internal", format!("the encryptor failed: {e}")),
+                        Ok(()) => CliError::new("internal", "the encryptor stopped early"),
+                    });
+                }
+            },
+            done = in_flight.join_next(), if !in_flight.is_empty() => {
+                let outcome = done
+                    .expect("guarded by is_empty")
+                    .map_err(|e| CliError::new("internal", format!("an upload task failed: {e}")))??;
+                match outcome {
+                    Outcome::Uploaded { plain_end } => {
+                        uploaded += 1;
+                        progress.set(plain_end);
+                        if plan.interrupt_after.is_some_and(|n| uploaded >= n) {
+                            return Err(CliError::new(
+                                "interrupted",
+                                format!("stopped after {uploaded} chunks (test hook)"),
+                            ));
+                        }
+                    }
+                    Outcome::AlreadyThere { plain_end } => progress.skip_to(plain_end),
+                }
+            }
+        }
+    }
+    trailer.ok_or_else(|| CliError::new("internal", "the encryptor produced no trailer"))
+}
+
+/// The blocking half: read, seal, hand over; never more than [`CHUNKS_AHEAD`] sealed chunks
+/// alive (each returns a token on `returned` once uploaded or skipped and dropped).
+fn produce(
+    mut encryptor: Encryptor,
+    mut reader: Box<dyn Read + Send>,
+    info: ManifestInfo,
+    tx: mpsc::Sender<Result<Sealed, StreamError>>,
+    returned: std_mpsc::Receiver<()>,
+) {
+    let mut alive = 0usize;
+    loop {
+        while returned.try_recv().is_ok() {
+            alive -= 1;
+        }
+        while alive >= CHUNKS_AHEAD {
+            match returned.recv() {
+                Ok(()) => alive -= 1,
+                // Every sender is gone: the upload side gave up.
+                Err(_) => return,
+            }
+        }
+        let next = match encryptor.fill_from(&mut reader) {
+            Ok(Some(chunk)) => {
+                alive += 1;
+                Ok(Sealed::Chunk {
+                    chunk,
+                    plain_end: encryptor.bytes_in().saturating_sub(1),
+                })
+            }
+            Ok(None) => {
+                let _ = tx.blocking_send(encryptor.finish(info).map(|t| Sealed::Done(Box::new(t))));
+                return;
+            }
+            Err(e) => Err(e),
+        };
+        let failed = next.is_err();
+        if tx.blocking_send(next).is_err() || failed {
+            return;
+        }
+    }
+}
+
+async fn put(
+    client: Client,
+    id: Arc<str>,
+    chunk: SealedChunk,
+    plain_end: u64,
+    recorded: Arc<HashMap<u64, ChunkInfo>>,
+    returned: std_mpsc::Sender<()>,
+) -> Result<Outcome, CliError> {
+    let SealedChunk { index, last, bytes } = chunk;
+    // Hashing 10 MiB takes milliseconds: off the async threads, so uploads keep flowing.
+    let (bytes, sha) = tokio::task::spawn_blocking(move || {
+        let sha = mftplus_crypto::sha256_hex(&bytes);
+        (bytes, sha)
+    })
+    .await
+    .map_err(|e| CliError::new("internal", format!("hashing a chunk failed: {e}")))?;
+    if let Some(have) = recorded.get(&index) {
+        let same = have.sha256 == sha && have.last == last && have.size == bytes.len() as u64;
+        drop(bytes);
+        let _ = returned.send(());
+        if same {
+            return Ok(Outcome::AlreadyThere { plain_end });
+        }
+        return Err(CliError::new(
+            "file_changed",
+            format!(
+                "chunk {index} on the server differs from the file's chunk {index} now: the \
+                 file changed since the interrupted send, so it cannot be resumed; send it again \
+                 without --resume"
+            ),
+        ));
+    }
+    let result = client.upload_chunk(&id, index, bytes, &sha, last).await;
+    let _ = returned.send(());
+    match result {
+        Ok(_) => Ok(Outcome::Uploaded { plain_end }),
+        Err(e) => Err(CliError::new(
+            e.code(),
+            format!("upload of chunk {index} failed: {}", e.message()),
+        )),
+    }
+}
+
+fn read_error(e: StreamError) -> CliError {
+    match e {
+        StreamError::Io(io) => CliError::io("cannot read the input", io),
+        other => CliError::new("crypto", other.to_string()),
+    }
+}
