@@ -311,6 +311,15 @@ async fn download(
         }
         _ => PathBuf::from("-"),
     };
+    // Only a verified, complete output counts as received; a failed acknowledgement leaves
+    // the transfer pending (a later `receive` fetches it again), it does not undo the file.
+    if let Err(e) = client.mark_received(id).await {
+        note(&format!(
+            "warning: received {id}, but the server was not told ({}); it stays listed as \
+             pending",
+            e.message()
+        ));
+    }
     Ok(Received {
         id: transfer.id.clone(),
         sender: transfer.sender_email.clone(),

@@ -292,6 +292,27 @@ async fn header_or_manifest_from_another_transfer() {
     // temporary file must go.
     lab.receive_refused(&c, "integrity", "manifest").await;
     lab.verify_passes(&b).await;
+    // The failed receive fetched c's manifest, but only a verified download counts: c stays
+    // pending for Bob, while b, received intact, no longer is.
+    let pending = |id: &str| {
+        let id = id.to_string();
+        let bob = &lab.bob;
+        async move {
+            let shown = bob
+                .line(&format!("mftctl --json transfers show {id}"))
+                .await
+                .ok()
+                .json();
+            shown["recipients"][0]["downloaded_at"].is_null()
+        }
+    };
+    assert!(pending(&c).await, "a refused download must stay pending");
+    let dir = lab.bob.dir("in-b");
+    lab.bob
+        .line(&format!("mftctl receive {b} --dir {}", dir.display()))
+        .await
+        .ok();
+    assert!(!pending(&b).await, "a verified download is marked received");
 }
 
 #[tokio::test]

@@ -137,10 +137,17 @@ impl Client {
         }
     }
 
-    /// The sealed manifest. For a recipient this marks the transfer downloaded.
+    /// The sealed manifest. Fetching it does not mark the transfer received; see [`Client::mark_received`].
     pub async fn transfer_manifest(&self, id: &str) -> Result<Vec<u8>, ClientError> {
         let path = fill(routes::TRANSFER_MANIFEST, "id", id);
         self.exchange(self.builder(Method::GET, &path)).await
+    }
+
+    /// Tells the server this recipient decrypted and verified the transfer; only this marks it
+    /// downloaded.
+    pub async fn mark_received(&self, id: &str) -> Result<Transfer, ClientError> {
+        let path = fill(routes::TRANSFER_RECEIVED, "id", id);
+        self.fetch(self.builder(Method::POST, &path)).await
     }
 
     /// Asks the server to re-hash every stored chunk against its recorded SHA-256.

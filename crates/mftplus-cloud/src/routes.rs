@@ -94,6 +94,7 @@ table! {
     "transfer_chunk_get"  GET    paths::TRANSFER_CHUNK => READ;
     "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => READ;
     "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
+    "transfer_received"   POST   paths::TRANSFER_RECEIVED => READ;
     "transfer_cancel"     POST   paths::TRANSFER_CANCEL => Access::Scoped { all: "transfers:cancel", own: "transfers:cancel:own" };
     "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
@@ -157,6 +158,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "transfer_chunk_get" => get(transfers::download_chunk),
         "transfer_manifest" => get(transfers::manifest),
         "transfer_verify" => post(transfers::verify),
+        "transfer_received" => post(transfers::received),
         "transfer_cancel" => post(transfers::cancel),
         "audit_list" => get(audit::index),
         "audit_export" => get(audit::export),

@@ -131,7 +131,7 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
         }
         "transfers_list" => json("/api/v1/transfers".into(), None),
         "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
-        | "transfer_verify" | "transfer_cancel" => {
+        | "transfer_verify" | "transfer_received" | "transfer_cancel" => {
             let transfer = complete_transfer(c, &alice, "admin@example.com").await;
             let path = match id {
                 "transfer_show" => format!("/api/v1/transfers/{transfer}"),
@@ -139,6 +139,7 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
                 "transfer_chunk_get" => format!("/api/v1/transfers/{transfer}/chunks/0"),
                 "transfer_manifest" => format!("/api/v1/transfers/{transfer}/manifest"),
                 "transfer_verify" => format!("/api/v1/transfers/{transfer}/verify"),
+                "transfer_received" => format!("/api/v1/transfers/{transfer}/received"),
                 _ => format!("/api/v1/transfers/{transfer}/cancel"),
             };
             json(path, None)

@@ -254,6 +254,39 @@ async fn encrypted_transfer_round_trip_with_integrity_checks() {
     )
     .await;
     assert!(
+        shown.body["recipients"][0]["downloaded_at"].is_null(),
+        "fetching the manifest must not count as received: {:?}",
+        shown.body
+    );
+    // The sender's acknowledgement changes nothing; the recipient's marks the download.
+    let by_sender = call(
+        &cloud,
+        &alice,
+        "POST",
+        &format!("/api/v1/transfers/{id}/received"),
+        None,
+    )
+    .await;
+    assert_eq!(by_sender.status, 200, "{:?}", by_sender.body);
+    assert!(by_sender.body["recipients"][0]["downloaded_at"].is_null());
+    let acknowledged = call(
+        &cloud,
+        &bob,
+        "POST",
+        &format!("/api/v1/transfers/{id}/received"),
+        None,
+    )
+    .await;
+    assert_eq!(acknowledged.status, 200, "{:?}", acknowledged.body);
+    let shown = call(
+        &cloud,
+        &alice,
+        "GET",
+        &format!("/api/v1/transfers/{id}"),
+        None,
+    )
+    .await;
+    assert!(
         shown.body["recipients"][0]["downloaded_at"].is_string(),
         "{:?}",
         shown.body

@@ -34,6 +34,8 @@ pub const TRANSFER_COMPLETE: &str = "/api/v1/transfers/{id}/complete";
 pub const TRANSFER_HEADER: &str = "/api/v1/transfers/{id}/header";
 pub const TRANSFER_MANIFEST: &str = "/api/v1/transfers/{id}/manifest";
 pub const TRANSFER_VERIFY: &str = "/api/v1/transfers/{id}/verify";
+/// A recipient says it decrypted and verified the transfer: only then is it marked downloaded.
+pub const TRANSFER_RECEIVED: &str = "/api/v1/transfers/{id}/received";
 pub const TRANSFER_CANCEL: &str = "/api/v1/transfers/{id}/cancel";
 
 pub const AUDIT: &str = "/api/v1/audit";

@@ -336,23 +336,45 @@ pub async fn manifest(
 ) -> ApiResult<Response> {
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
-    if let Some(recipient) = row
+    Ok(octets(row.manifest.unwrap_or_default()))
+}
+
+/// The recipient's acknowledgement, sent only after its decryption checked the manifest.
+/// Fetching the manifest does not count: a download that then fails verification must stay
+/// pending. For a caller who may see the transfer but is not a user recipient (the sender, an
+/// operator) it changes nothing and answers the transfer as it is.
+pub async fn received(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transfer>> {
+    let row = visible(&state, &caller, scope, &id).await?;
+    require_complete(&row)?;
+    let recipient = row
         .recipients
         .iter()
-        .find(|r| r.kind == recipient_kind::USER && r.id == caller.user_id)
-    {
-        // Fetching the manifest is the last step of a download.
-        state
-            .store
-            .mark_downloaded(
-                &row.id,
-                &recipient.kind,
-                &recipient.id,
-                state.clock.now_ms(),
-            )
-            .await?;
-    }
-    Ok(octets(row.manifest.unwrap_or_default()))
+        .find(|r| r.kind == recipient_kind::USER && r.id == caller.user_id);
+    let row = match recipient {
+        Some(recipient) => {
+            state
+                .store
+                .mark_downloaded(
+                    &row.id,
+                    &recipient.kind,
+                    &recipient.id,
+                    state.clock.now_ms(),
+                )
+                .await?;
+            state
+                .store
+                .get_transfer(&row.id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("transfer"))?
+        }
+        None => row,
+    };
+    Ok(Json(to_api(&state, &row).await?))
 }
 
 pub async fn download_chunk(
