@@ -1,200 +1,22 @@
 //! `mftctl send`, `receive`, `status ID` and `transfers …` as the real binary against a real
 //! cloud on 127.0.0.1:0: every user has their own HOME (and so their own key pair).
 
-use std::io::Write;
+mod cli_support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use mftplus_blob::{BlobKey, FsBlobStore, TransferId};
 use mftplus_cloud::testing::TestCloud;
-use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mftctl");
-const PASSWORD: &str = "correct-horse-battery-staple-42";
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn fails_with(self, code: &str) -> Run {
-        assert_eq!(self.code, 1, "expected exit 1: {self:#?}");
-        let line = self.stderr.trim_end();
-        assert!(line.starts_with("error: "), "{self:#?}");
-        assert!(
-            line.ends_with(&format!("({code})")),
-            "expected ({code}): {self:#?}"
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
-    }
-}
-
-struct Shell {
-    home: tempfile::TempDir,
-    server: String,
-    env: Vec<(String, String)>,
-}
-
-impl Shell {
-    fn new(cloud: &TestCloud) -> Shell {
-        Shell {
-            home: tempfile::tempdir().unwrap(),
-            server: cloud.url.clone(),
-            env: Vec::new(),
-        }
-    }
-
-    fn admin(cloud: &TestCloud) -> Shell {
-        let mut shell = Shell::new(cloud);
-        shell
-            .env
-            .push(("MFTPLUS_API_KEY".into(), cloud.admin_api_key.clone()));
-        shell
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn key_path(&self) -> PathBuf {
-        self.path(".config/mftplus/keys/x25519.key")
-    }
-
-    /// Whitespace-separated words; the leading `mftctl` is the binary. Runs in HOME.
-    async fn line(&self, line: &str) -> Run {
-        self.run(line, None).await
-    }
-
-    async fn run(&self, line: &str, stdin: Option<&str>) -> Run {
-        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        assert_eq!(words[0], "mftctl", "{line}");
-        let mut command = Command::new(BIN);
-        command
-            .args(&words[1..])
-            .current_dir(self.home.path())
-            .env("HOME", self.home.path())
-            .env_remove("XDG_STATE_HOME")
-            .env("MFTPLUS_SERVER", &self.server)
-            .env_remove("MFTPLUS_API_KEY")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in &self.env {
-            command.env(name, value);
-        }
-        let stdin = stdin.map(str::to_string);
-        tokio::task::spawn_blocking(move || {
-            let mut child = command.spawn().expect("mftctl starts");
-            if let Some(text) = stdin {
-                // A command that fails before reading its input closes the pipe early.
-                match child.stdin.take().unwrap().write_all(text.as_bytes()) {
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                    other => other.unwrap(),
-                }
-            }
-            let output = child.wait_with_output().unwrap();
-            Run {
-                code: output.status.code().unwrap_or(-1),
-                stdout: String::from_utf8(output.stdout).unwrap(),
-                stderr: String::from_utf8(output.stderr).unwrap(),
-            }
-        })
-        .await
-        .unwrap()
-    }
-}
-
-/// Creates the user and returns a shell in which they are logged in (which creates and
-/// registers their key pair).
-async fn user(cloud: &TestCloud, admin: &Shell, email: &str, login: bool) -> Shell {
-    admin
-        .run(
-            &format!("mftctl users create --email {email} --role user --password-stdin"),
-            Some(PASSWORD),
-        )
-        .await
-        .ok();
-    let shell = Shell::new(cloud);
-    if login {
-        let run = shell
-            .run(
-                &format!("mftctl login --email {email} --password-stdin"),
-                Some(PASSWORD),
-            )
-            .await
-            .ok();
-        assert!(
-            run.stderr.contains("created your encryption key pair"),
-            "{run:#?}"
-        );
-        assert_eq!(mode_of(&shell.key_path()), 0o600);
-        assert_eq!(mode_of(shell.key_path().parent().unwrap()), 0o700);
-    }
-    shell
-}
-
-fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Deterministic bytes that do not compress.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn send_id(run: &Run) -> String {
-    let id = run.stdout.trim().to_string();
-    assert!(
-        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()),
-        "{run:#?}"
-    );
-    id
-}
+use cli_support::{entries, mode_of, noise, send_id, user, Shell, PASSWORD};
 
 #[tokio::test]
 async fn send_receive_round_trip() {
     let cloud = TestCloud::spawn().await;
     let admin = Shell::admin(&cloud);
-    let alice = user(&cloud, &admin, "alice@example.com", true).await;
-    let bob = user(&cloud, &admin, "bob@example.com", true).await;
-    let carol = user(&cloud, &admin, "carol@example.com", true).await;
+    let alice = user(&cloud, &admin, "alice@example.com", "user", true).await;
+    let bob = user(&cloud, &admin, "bob@example.com", "user", true).await;
+    let carol = user(&cloud, &admin, "carol@example.com", "user", true).await;
 
     let shown = bob.line("mftctl keys show --json").await.ok().json();
     assert!(shown["public_key"]
@@ -205,7 +27,7 @@ async fn send_receive_round_trip() {
     assert!(init.stdout.contains("already present"), "{init:#?}");
 
     // ~300 KiB in 64 KiB chunks: several chunks and a short last one.
-    let data = noise(300 * 1024 + 123);
+    let data = noise(300 * 1024 + 123, 0);
     let file = alice.path("report.bin");
     std::fs::write(&file, &data).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -336,11 +158,11 @@ async fn send_receive_round_trip() {
 async fn tampered_chunk_leaves_nothing_behind() {
     let cloud = TestCloud::spawn().await;
     let admin = Shell::admin(&cloud);
-    let alice = user(&cloud, &admin, "alice@example.com", true).await;
-    let bob = user(&cloud, &admin, "bob@example.com", true).await;
+    let alice = user(&cloud, &admin, "alice@example.com", "user", true).await;
+    let bob = user(&cloud, &admin, "bob@example.com", "user", true).await;
 
     let file = alice.path("secret.bin");
-    std::fs::write(&file, noise(300 * 1024)).unwrap();
+    std::fs::write(&file, noise(300 * 1024, 0)).unwrap();
     let sent = alice
         .line(&format!(
             "mftctl send {} bob@example.com --chunk-size 64KiB",
@@ -384,12 +206,12 @@ async fn tampered_chunk_leaves_nothing_behind() {
 async fn seed_send_line_missing_keys_and_passphrase() {
     let cloud = TestCloud::spawn().await;
     let admin = Shell::admin(&cloud);
-    let alice = user(&cloud, &admin, "alice@example.com", true).await;
-    let recipient = user(&cloud, &admin, "recipient@example.com", true).await;
-    let dave = user(&cloud, &admin, "dave@example.com", false).await;
+    let alice = user(&cloud, &admin, "alice@example.com", "user", true).await;
+    let recipient = user(&cloud, &admin, "recipient@example.com", "user", true).await;
+    let dave = user(&cloud, &admin, "dave@example.com", "user", false).await;
 
     // Seed 001's exact shape, from the directory holding ./file.
-    let data = noise(70_000);
+    let data = noise(70_000, 0);
     std::fs::write(alice.path("file"), &data).unwrap();
     let sent = alice
         .line("mftctl send --encrypt ./file recipient@example.com")
@@ -456,8 +278,8 @@ async fn seed_send_line_missing_keys_and_passphrase() {
 async fn stdin_to_stdout_with_chacha_and_watch() {
     let cloud = TestCloud::spawn().await;
     let admin = Shell::admin(&cloud);
-    let alice = user(&cloud, &admin, "alice@example.com", true).await;
-    let bob = user(&cloud, &admin, "bob@example.com", true).await;
+    let alice = user(&cloud, &admin, "alice@example.com", "user", true).await;
+    let bob = user(&cloud, &admin, "bob@example.com", "user", true).await;
 
     // Text so it survives the test harness's String stdin; several 64 KiB chunks.
     let text = "line of text from a pipe, not a file\n".repeat(6000);

@@ -1,6 +1,5 @@
 //! The real `mftctl` binary driven against a real cloud on 127.0.0.1:0, one HOME (and so one
-//! key pair and one config file) per user. Shared by the CLI test files that need it; kept
-//! apart from `transfers.rs` so two people can edit tests at once.
+//! key pair and one config file) per user. Shared by the CLI test files that drive the binary.
 
 #![allow(dead_code)]
 
@@ -102,6 +101,7 @@ impl Shell {
             .args(&words[1..])
             .current_dir(self.home.path())
             .env("HOME", self.home.path())
+            .env_remove("XDG_STATE_HOME")
             .env("MFTPLUS_SERVER", &self.server)
             .env_remove("MFTPLUS_API_KEY")
             .stdin(if stdin.is_some() {
@@ -119,12 +119,11 @@ impl Shell {
         let task = tokio::task::spawn_blocking(move || {
             let mut child = command.spawn().expect("mftctl starts");
             if let Some(text) = stdin {
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(text.as_bytes())
-                    .unwrap();
+                // A command that fails before reading its input closes the pipe early.
+                match child.stdin.take().unwrap().write_all(text.as_bytes()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.unwrap(),
+                }
             }
             let output = child.wait_with_output().unwrap();
             Run {
@@ -152,14 +151,19 @@ pub async fn user(cloud: &TestCloud, admin: &Shell, email: &str, role: &str, log
         .ok();
     let shell = Shell::new(cloud);
     if login {
-        shell
+        let run = shell
             .run(
                 &format!("mftctl login --email {email} --password-stdin"),
                 Some(PASSWORD),
             )
             .await
             .ok();
-        assert!(shell.key_path().exists(), "login created no key pair");
+        assert!(
+            run.stderr.contains("created your encryption key pair"),
+            "{run:#?}"
+        );
+        assert_eq!(mode_of(&shell.key_path()), 0o600);
+        assert_eq!(mode_of(shell.key_path().parent().unwrap()), 0o700);
     }
     shell
 }
