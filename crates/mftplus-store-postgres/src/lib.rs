@@ -299,6 +299,10 @@ impl Store for PostgresStore {
         transfers::list_chunks(&self.client().await?, transfer_id).await
     }
 
+    async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>> {
+        transfers::get_chunk(&self.client().await?, transfer_id, idx).await
+    }
+
     async fn complete_transfer(
         &self,
         id: &str,

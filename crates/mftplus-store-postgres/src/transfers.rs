@@ -338,6 +338,20 @@ pub(crate) async fn list_chunks<C: GenericClient>(
         .collect()
 }
 
+pub(crate) async fn get_chunk<C: GenericClient>(
+    client: &C,
+    transfer_id: &str,
+    idx: i64,
+) -> StoreResult<Option<ChunkRow>> {
+    let sql =
+        format!("SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = $1 AND idx = $2");
+    sql::query_opt(client, &sql, &[&transfer_id, &idx])
+        .await?
+        .as_ref()
+        .map(chunk_from_row)
+        .transpose()
+}
+
 /// The caller wraps this in a transaction.
 pub(crate) async fn complete<C: GenericClient>(
     tx: &C,

@@ -460,6 +460,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>> {
+        let transfer_id = transfer_id.to_owned();
+        self.read(move |conn| transfers::get_chunk(conn, &transfer_id, idx))
+            .await
+    }
+
     async fn complete_transfer(
         &self,
         id: &str,

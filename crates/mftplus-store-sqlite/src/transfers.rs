@@ -344,6 +344,21 @@ pub(crate) fn list_chunks(conn: &Connection, transfer_id: &str) -> StoreResult<V
         .db()
 }
 
+pub(crate) fn get_chunk(
+    conn: &Connection,
+    transfer_id: &str,
+    idx: i64,
+) -> StoreResult<Option<ChunkRow>> {
+    let sql =
+        format!("SELECT {CHUNK_COLUMNS} FROM transfer_chunks WHERE transfer_id = ?1 AND idx = ?2");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(params![transfer_id, idx], chunk_from_row)
+                .optional()
+        })
+        .db()
+}
+
 pub(crate) fn complete(
     conn: &mut Connection,
     id: &str,

@@ -165,6 +165,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The stored chunks, by ascending index; empty for an unknown transfer.
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>>;
+    /// One stored chunk, by the primary key: what every upload checks, so its cost must not
+    /// grow with the transfer.
+    async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>>;
     /// In one transaction, serialized with `record_chunks`: checks that the transfer is
     /// `uploading` (else `Conflict(NOT_UPLOADING)`) and that its chunks form a whole stream
     /// (else `Conflict` with [`check_complete_chunks`]'s reason), then sets status `complete`,

@@ -135,12 +135,7 @@ pub async fn upload_chunk(
     };
     // The recorded chunk is authoritative: a retry is compared with it and its bytes never
     // reach the blob store.
-    let recorded = state
-        .store
-        .list_chunks(&row.id)
-        .await?
-        .into_iter()
-        .find(|c| c.idx == index as i64);
+    let recorded = state.store.get_chunk(&row.id, index as i64).await?;
     if let Some(recorded) = recorded {
         let seen = mftplus_blob::digest_stream(body_stream(body), max_sealed)
             .await

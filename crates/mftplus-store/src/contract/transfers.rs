@@ -374,6 +374,23 @@ pub async fn record_chunks(store: &dyn Store) {
             .collect::<Vec<_>>(),
         "ordered by idx; conflicts kept the first rows"
     );
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(
+            store.get_chunk(&t.id, i as i64).await.unwrap(),
+            Some(crate::ChunkRow::from(want)),
+            "get_chunk({i}) is the listed row"
+        );
+    }
+    assert_eq!(
+        store.get_chunk(&t.id, 4).await.unwrap(),
+        None,
+        "past the end"
+    );
+    assert_eq!(
+        store.get_chunk(&uid("tr"), 0).await.unwrap(),
+        None,
+        "unknown transfer"
+    );
     assert_eq!(
         store.record_chunks(&t.id, &[]).await.unwrap(),
         vec![],
