@@ -20,11 +20,11 @@ use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
-pub use chunk_batches::record_chunk_batches;
+pub use chunk_batches::{concurrent_record_chunks, record_chunk_batches};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
-    cancel_transfer, complete_transfer, concurrent_record_chunks, delete_transfer,
-    expire_transfers, mark_downloaded, record_chunks, transfers_create, transfers_list, user_keys,
+    cancel_transfer, complete_transfer, delete_transfer, expire_transfers, mark_downloaded,
+    record_chunks, transfers_create, transfers_list, user_keys,
 };
 pub use users::{delete_user_disables_credentials, users};
 

@@ -1,4 +1,7 @@
-//! `record_chunk_batches`: the multi-transfer commit of the cloud's chunk committer.
+//! Chunk rows arriving together: `record_chunk_batches` (the multi-transfer commit of the
+//! cloud's chunk committer) and concurrent `record_chunks` calls.
+
+use std::sync::Arc;
 
 use super::transfers::{chunk, create, new_transfer};
 use super::{assert_conflict, assert_not_found, uid};
@@ -79,4 +82,62 @@ pub async fn record_chunk_batches(store: &dyn Store) {
             .is_empty(),
         "no batches, no answers"
     );
+}
+
+/// Chunk batches arriving at once: distinct indexes are all stored, and of several uploads of
+/// one index exactly one stores it.
+pub async fn concurrent_record_chunks(store: Arc<dyn Store>) {
+    const TASKS: i64 = 16;
+    let t = create(&*store, &new_transfer(&uid("usr"), vec![], 1_000)).await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|idx| {
+            let (store, id) = (store.clone(), t.id.clone());
+            let body = format!("chunk {idx:02}");
+            tokio::spawn(async move {
+                store
+                    .record_chunks(&id, &[chunk(idx, &body, idx == TASKS - 1)])
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let outcomes = task.await.expect("task panicked").expect("record_chunks");
+        assert_eq!(outcomes, vec![ChunkOutcome::Stored]);
+    }
+    let chunks = store.list_chunks(&t.id).await.unwrap();
+    let indexes: Vec<i64> = chunks.iter().map(|chunk| chunk.idx).collect();
+    assert_eq!(indexes, (0..TASKS).collect::<Vec<_>>());
+    let row = store.get_transfer(&t.id).await.unwrap().unwrap();
+    assert_eq!(
+        row.ciphertext_bytes,
+        TASKS * "chunk 00".len() as i64,
+        "no concurrent batch lost its bytes"
+    );
+    let done = store
+        .complete_transfer(&t.id, b"manifest", 2_000)
+        .await
+        .unwrap();
+    assert_eq!(done.chunk_count, Some(TASKS));
+
+    let same = create(&*store, &new_transfer(&uid("usr"), vec![], 1_000)).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, id) = (store.clone(), same.id.clone());
+            tokio::spawn(async move { store.record_chunks(&id, &[chunk(0, "same", true)]).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.expect("task panicked").expect("record_chunks")[..] {
+            [ChunkOutcome::Stored] => stored += 1,
+            [ChunkOutcome::AlreadyStored] => {}
+            ref other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(
+        stored, 1,
+        "exactly one concurrent upload of an index stores it"
+    );
+    let row = store.get_transfer(&same.id).await.unwrap().unwrap();
+    assert_eq!(row.ciphertext_bytes, 4);
 }

@@ -3,8 +3,6 @@
 //! Every transfer here expires at [`FAR`], except in [`expire_transfers`], so that section can
 //! assert exactly which transfers it expired.
 
-use std::sync::Arc;
-
 use super::{assert_conflict, assert_not_found, uid};
 use crate::{
     recipient_kind, transfer_status, ChunkOutcome, NewChunk, NewRecipient, NewTransfer,
@@ -751,62 +749,4 @@ pub async fn delete_transfer(store: &dyn Store) {
             .unwrap(),
         vec![ChunkOutcome::Stored]
     );
-}
-
-/// Chunk batches arriving at once: distinct indexes are all stored, and of several uploads of
-/// one index exactly one stores it.
-pub async fn concurrent_record_chunks(store: Arc<dyn Store>) {
-    const TASKS: i64 = 16;
-    let t = create(&*store, &new_transfer(&uid("usr"), vec![], 1_000)).await;
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|idx| {
-            let (store, id) = (store.clone(), t.id.clone());
-            let body = format!("chunk {idx:02}");
-            tokio::spawn(async move {
-                store
-                    .record_chunks(&id, &[chunk(idx, &body, idx == TASKS - 1)])
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        let outcomes = task.await.expect("task panicked").expect("record_chunks");
-        assert_eq!(outcomes, vec![ChunkOutcome::Stored]);
-    }
-    let chunks = store.list_chunks(&t.id).await.unwrap();
-    let indexes: Vec<i64> = chunks.iter().map(|chunk| chunk.idx).collect();
-    assert_eq!(indexes, (0..TASKS).collect::<Vec<_>>());
-    let row = store.get_transfer(&t.id).await.unwrap().unwrap();
-    assert_eq!(
-        row.ciphertext_bytes,
-        TASKS * "chunk 00".len() as i64,
-        "no concurrent batch lost its bytes"
-    );
-    let done = store
-        .complete_transfer(&t.id, b"manifest", 2_000)
-        .await
-        .unwrap();
-    assert_eq!(done.chunk_count, Some(TASKS));
-
-    let same = create(&*store, &new_transfer(&uid("usr"), vec![], 1_000)).await;
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, id) = (store.clone(), same.id.clone());
-            tokio::spawn(async move { store.record_chunks(&id, &[chunk(0, "same", true)]).await })
-        })
-        .collect();
-    let mut stored = 0;
-    for task in tasks {
-        match task.await.expect("task panicked").expect("record_chunks")[..] {
-            [ChunkOutcome::Stored] => stored += 1,
-            [ChunkOutcome::AlreadyStored] => {}
-            ref other => panic!("unexpected outcome {other:?}"),
-        }
-    }
-    assert_eq!(
-        stored, 1,
-        "exactly one concurrent upload of an index stores it"
-    );
-    let row = store.get_transfer(&same.id).await.unwrap().unwrap();
-    assert_eq!(row.ciphertext_bytes, 4);
 }
