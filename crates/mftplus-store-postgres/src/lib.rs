@@ -17,6 +17,7 @@
 mod api_keys;
 mod audit;
 mod error;
+mod fleet;
 mod migrate;
 mod sql;
 #[cfg(feature = "testing")]

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_transfers",
         include_str!("../migrations/0003_transfers.sql"),
     ),
+    ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -13,6 +13,7 @@
 mod api_keys;
 mod audit;
 mod error;
+mod fleet;
 mod migrate;
 mod pool;
 mod tokens;

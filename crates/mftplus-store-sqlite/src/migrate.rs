@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_transfers",
         include_str!("../migrations/0003_transfers.sql"),
     ),
+    ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

@@ -48,6 +48,15 @@ codes! {
     NotFound => "not_found", 404;
     MethodNotAllowed => "method_not_allowed", 405;
     Conflict => "conflict", 409;
+    // The desired state moved on since the generation the edit was based on.
+    GenerationConflict => "generation_conflict", 409;
+    // The signed op is not in a state that allows this transition.
+    OpStateConflict => "op_state_conflict", 409;
+    // A signature that is not a valid SSHSIG by a pinned operator key over the op blob.
+    InvalidSignature => "invalid_signature", 422;
+    // Re-enrollment needs the operator to arm recovery mode first.
+    RecoveryNotArmed => "recovery_not_armed", 403;
+    CustomerBlocked => "customer_blocked", 403;
     RateLimited => "rate_limited", 429;
     Internal => "internal", 500;
     Unavailable => "unavailable", 503;

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod duration;
 pub mod error;
+pub mod fleet;
 pub mod routes;
 pub mod transfers;
 

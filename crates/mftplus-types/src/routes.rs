@@ -41,6 +41,37 @@ pub const TRANSFER_CANCEL: &str = "/api/v1/transfers/{id}/cancel";
 pub const AUDIT: &str = "/api/v1/audit";
 pub const AUDIT_EXPORT: &str = "/api/v1/audit/export";
 
+// ---- fleet: agents and guest controllers (host and guest keys) ----
+pub const HOST_REPORT: &str = "/api/v1/host-report";
+pub const GUEST_REPORT: &str = "/api/v1/report";
+pub const HOST_DESIRED_STATE: &str = "/api/v1/hosts/{host_id}/desired-state";
+pub const HOST_SIGNED_OPS: &str = "/api/v1/hosts/{host_id}/signed-ops";
+pub const HOST_SIGNED_OP_STATUS: &str = "/api/v1/hosts/{host_id}/signed-ops/{op_id}/status";
+pub const HOST_ESCROW: &str = "/api/v1/hosts/{host_id}/escrow";
+pub const HOST_GUESTS: &str = "/api/v1/hosts/{host_id}/guests";
+// ---- fleet: retrieval-password routes (public, rate limited, audited) ----
+pub const ENROLL: &str = "/api/v1/enroll";
+pub const HOST_RE_ENROLL: &str = "/api/v1/hosts/{host_id}/re-enroll";
+pub const CUSTOMER_CONFIG: &str = "/api/v1/config/{customer_id}";
+// ---- fleet: operators ----
+pub const CUSTOMERS: &str = "/api/v1/customers";
+pub const CUSTOMER: &str = "/api/v1/customers/{customer_id}";
+pub const CUSTOMER_BLOCK: &str = "/api/v1/customers/{customer_id}/block";
+pub const CUSTOMER_UNBLOCK: &str = "/api/v1/customers/{customer_id}/unblock";
+pub const CUSTOMER_TRIGGER_UPDATE: &str = "/api/v1/customers/{customer_id}/trigger-update";
+pub const CUSTOMER_GEO_REMOVE_ALL: &str = "/api/v1/customers/{customer_id}/geo/remove-all";
+pub const HOSTS: &str = "/api/v1/hosts";
+pub const HOST: &str = "/api/v1/hosts/{host_id}";
+pub const HOST_DESIRED_DIFF: &str = "/api/v1/hosts/{host_id}/desired-state/diff";
+pub const HOST_REPORTS: &str = "/api/v1/hosts/{host_id}/reports";
+pub const HOST_RECOVERY: &str = "/api/v1/hosts/{host_id}/recovery";
+pub const GUESTS: &str = "/api/v1/guests";
+pub const OPS: &str = "/api/v1/ops";
+pub const OP: &str = "/api/v1/ops/{op_id}";
+pub const OP_SIGNATURE: &str = "/api/v1/ops/{op_id}/signature";
+pub const EVENTS: &str = "/api/v1/events";
+pub const NOTIFICATIONS: &str = "/api/v1/notifications";
+
 /// Replaces `{name}` in a route template with a percent-encoded value.
 pub fn fill(template: &str, name: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());

@@ -1,0 +1,591 @@
+//! Persistence of the fleet control plane (SPEC §3): customers, hosts, guests, the two report
+//! streams, signed operations, events, notification bookkeeping and job leases.
+//!
+//! The host row has two drivers and every column belongs to exactly one (seed 002 §1):
+//! - **intent** (operator actions only): `desired_json`, `desired_generation`,
+//!   `desired_updated_at_ms`, `recovery_mode_until_ms`;
+//! - **reality** (reports only): `agent_version`, `controller_version`, `applied_generation`,
+//!   `last_report_at_ms`, `last_backups_json`, `pending_signature_json`;
+//! - **DR record** (box-reported through the escrow route): `backup_namespace`,
+//!   `repository_fingerprint`, `escrow`, `escrow_at_ms`;
+//! - **checker state** (background jobs only): `liveness`, `backup_missed_json`.
+//!
+//! Report ingest never writes an intent column, and operator edits never write a reality
+//! column; the contract suite checks both.
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+// ---------------------------------------------------------------- customers
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub domain: Option<String>,
+    pub locale: String,
+    /// Argon2id PHC string of the retrieval password.
+    pub retrieval_password_hash: String,
+    /// JSON object of overrides for the controller config template.
+    pub config_json: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub domain: Option<String>,
+    pub locale: String,
+    /// `active` or `blocked`.
+    pub status: String,
+    pub retrieval_password_hash: String,
+    pub config_json: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// `Some` fields are applied; `domain: Some(None)` clears the domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerUpdate {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub domain: Option<Option<String>>,
+    pub locale: Option<String>,
+    pub status: Option<String>,
+    pub retrieval_password_hash: Option<String>,
+    pub config_json: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+// ---------------------------------------------------------------- hosts and guests
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHost {
+    pub id: String,
+    pub customer_id: String,
+    /// SHA-256 hex of the host key; unique.
+    pub key_hash: String,
+    pub hostname: String,
+    pub platform: Option<String>,
+    pub agent_version: String,
+    /// The desired state the host starts from (JSON), generation 0.
+    pub desired_json: String,
+    pub enrolled_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    pub id: String,
+    pub customer_id: String,
+    pub key_hash: String,
+    pub hostname: String,
+    pub platform: Option<String>,
+    // reality
+    pub agent_version: String,
+    pub controller_version: Option<String>,
+    pub applied_generation: i64,
+    pub last_report_at_ms: Option<i64>,
+    /// JSON array of the latest report's storage targets with their last backup.
+    pub last_backups_json: String,
+    /// JSON array of the destructive changes the agent last reported as waiting.
+    pub pending_signature_json: String,
+    // intent
+    pub desired_json: String,
+    pub desired_generation: i64,
+    pub desired_updated_at_ms: i64,
+    pub recovery_mode_until_ms: Option<i64>,
+    // DR record
+    pub backup_namespace: Option<String>,
+    pub repository_fingerprint: Option<String>,
+    pub escrow: Option<String>,
+    pub escrow_at_ms: Option<i64>,
+    // checker state
+    /// `ok`, `stale` or `down`.
+    pub liveness: String,
+    /// JSON array of `durable_id`s whose backup is currently overdue.
+    pub backup_missed_json: String,
+    pub enrolled_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGuest {
+    pub id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    pub key_hash: String,
+    pub display_name: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestRow {
+    pub id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    pub key_hash: String,
+    pub display_name: String,
+    // intent
+    pub desired_spec_json: Option<String>,
+    // reality
+    pub controller_version: Option<String>,
+    /// `running`, `stopped` or `unknown`, from the host report.
+    pub status: String,
+    /// When a host report last listed the guest.
+    pub last_seen_at_ms: Option<i64>,
+    /// When the guest controller itself last reported.
+    pub last_report_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+// ---------------------------------------------------------------- reports
+
+/// The guest part of a host report: reality for one guest row of this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestReality {
+    pub guest_id: String,
+    pub status: String,
+    pub controller_version: Option<String>,
+}
+
+/// One host report, already validated and denormalised by the cloud.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewHostReport {
+    pub host_id: String,
+    pub customer_id: String,
+    pub received_at_ms: i64,
+    pub agent_version: String,
+    pub controller_version: Option<String>,
+    pub applied_generation: i64,
+    pub cpu_percent: f64,
+    pub memory_used_bytes: i64,
+    pub memory_total_bytes: i64,
+    pub disk_used_bytes: i64,
+    pub disk_total_bytes: i64,
+    pub guests_total: i64,
+    pub guests_running: i64,
+    pub last_backups_json: String,
+    pub pending_signature_json: String,
+    /// The report as received, verbatim.
+    pub report_json: String,
+    /// Reality of the guests the report lists; only guests of this host are touched.
+    pub guests: Vec<GuestReality>,
+}
+
+/// What the control envelope needs, read in the ingest transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportAck {
+    pub desired_generation: i64,
+    pub blocked: bool,
+    /// Ops in `signed` or `delivered` wait for this host (never for a blocked customer).
+    pub has_signed_ops: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostReportRow {
+    pub id: i64,
+    pub host_id: String,
+    pub customer_id: String,
+    pub received_at_ms: i64,
+    pub applied_generation: i64,
+    pub cpu_percent: f64,
+    pub memory_used_bytes: i64,
+    pub memory_total_bytes: i64,
+    pub disk_used_bytes: i64,
+    pub disk_total_bytes: i64,
+    pub guests_total: i64,
+    pub guests_running: i64,
+    pub report_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGuestReport {
+    pub guest_id: String,
+    pub host_id: String,
+    pub customer_id: String,
+    pub received_at_ms: i64,
+    pub controller_version: Option<String>,
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<i64>,
+    pub memory_total_bytes: Option<i64>,
+    pub report_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestReportRow {
+    pub id: i64,
+    pub guest_id: String,
+    pub host_id: String,
+    pub customer_id: String,
+    pub received_at_ms: i64,
+    pub cpu_percent: Option<f64>,
+    pub memory_used_bytes: Option<i64>,
+    pub memory_total_bytes: Option<i64>,
+    pub report_json: String,
+}
+
+// ---------------------------------------------------------------- signed ops and events
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSignedOp {
+    pub id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    pub guest_id: Option<String>,
+    pub op_type: String,
+    /// Canonical JSON, stored and served byte for byte.
+    pub op_blob: String,
+    /// Unique across all ops.
+    pub nonce: String,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOpRow {
+    pub id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    pub guest_id: Option<String>,
+    pub op_type: String,
+    pub op_blob: String,
+    pub signature: Option<String>,
+    pub status: String,
+    pub nonce: String,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub signed_at_ms: Option<i64>,
+    pub delivered_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// JSON reported by the agent with the final status.
+    pub result_json: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpFilter {
+    pub host_id: Option<String>,
+    pub customer_id: Option<String>,
+    /// Any of these statuses; empty means all.
+    pub statuses: Vec<String>,
+    pub limit: u32,
+}
+
+/// One lifecycle step of an op, applied atomically with its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpTransition {
+    pub op_id: String,
+    /// The op must currently be in one of these, else `Conflict("op_status")`.
+    pub from: Vec<String>,
+    pub to: String,
+    /// Set with `signed`.
+    pub signature: Option<String>,
+    /// Set with the final statuses.
+    pub result_json: Option<String>,
+    /// When an executed op changes the desired state (e.g. the removed guest leaves it): the
+    /// new desired JSON, published with generation + 1 in the same transaction.
+    pub desired_after: Option<String>,
+    /// With `desired_after`: the guest rows' mirrored specs, as in [`DesiredEdit`].
+    pub guest_specs: Vec<(String, Option<String>)>,
+    pub at_ms: i64,
+    /// Recorded in the same transaction; its `op_id` is set by the store.
+    pub event: NewEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at_ms: i64,
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub customer_id: Option<String>,
+    pub host_id: Option<String>,
+    pub guest_id: Option<String>,
+    pub op_id: Option<String>,
+    /// JSON object.
+    pub details_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub severity: String,
+    pub customer_id: Option<String>,
+    pub host_id: Option<String>,
+    pub guest_id: Option<String>,
+    pub op_id: Option<String>,
+    pub details_json: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub customer_id: Option<String>,
+    pub host_id: Option<String>,
+    pub kind: Option<String>,
+    /// Only events with `id > after_id` (for following the timeline).
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// An operator edit of one host's desired state, applied in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredEdit {
+    pub host_id: String,
+    /// `Conflict("generation")` unless the host's generation is this one.
+    pub expected_generation: Option<i64>,
+    /// The new published desired state (benign changes applied); `None` leaves it and its
+    /// generation alone (an edit with only destructive changes).
+    pub desired_json: Option<String>,
+    /// Destructive changes, inserted as `pending_signature`.
+    pub ops: Vec<NewSignedOp>,
+    pub events: Vec<NewEvent>,
+    /// `guests.desired_spec_json` of the host's guest rows, mirrored from the new desired
+    /// state: `(guest_id, spec JSON or None when the guest left it)`. Rows that do not exist
+    /// are skipped.
+    pub guest_specs: Vec<(String, Option<String>)>,
+    pub at_ms: i64,
+}
+
+// ---------------------------------------------------------------- background work
+
+/// A liveness change of one host, with the event the store recorded for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivenessTransition {
+    pub host_id: String,
+    pub customer_id: String,
+    pub from: String,
+    pub to: String,
+    pub event_id: i64,
+}
+
+/// What the backup-deadline check reads per host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupFacts {
+    pub host_id: String,
+    pub customer_id: String,
+    pub desired_json: String,
+    pub last_backups_json: String,
+    pub backup_missed_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotificationLog {
+    pub at_ms: i64,
+    pub event_id: Option<i64>,
+    pub customer_id: Option<String>,
+    pub tier: String,
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationLogRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub event_id: Option<i64>,
+    pub customer_id: Option<String>,
+    pub tier: String,
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCounts {
+    pub host_reports: u64,
+    pub guest_reports: u64,
+    pub events: u64,
+    pub notifications: u64,
+}
+
+/// Liveness event kinds, one per target state.
+pub mod liveness {
+    pub const OK: &str = "ok";
+    pub const STALE: &str = "stale";
+    pub const DOWN: &str = "down";
+    pub const EVENT_STALE: &str = "host_stale";
+    pub const EVENT_DOWN: &str = "host_down";
+    pub const EVENT_RECOVERED: &str = "host_recovered";
+}
+
+#[async_trait]
+pub trait FleetStore: Send + Sync {
+    // ---- customers ----
+    /// `Conflict("id")` when the id is taken.
+    async fn create_customer(&self, customer: &NewCustomer) -> StoreResult<CustomerRow>;
+    async fn get_customer(&self, id: &str) -> StoreResult<Option<CustomerRow>>;
+    /// Ordered by id.
+    async fn list_customers(&self) -> StoreResult<Vec<CustomerRow>>;
+    /// `NotFound` when absent.
+    async fn update_customer(&self, id: &str, update: &CustomerUpdate) -> StoreResult<CustomerRow>;
+    /// Deletes the customer with its hosts, guests, reports, ops and notification state in
+    /// one transaction; events stay (the timeline is history). `NotFound` when absent.
+    async fn delete_customer(&self, id: &str) -> StoreResult<()>;
+
+    // ---- hosts ----
+    /// Inserts the host unless its customer already has `max_hosts_per_customer` hosts
+    /// (`Conflict("host_limit")`), checked in the same transaction. `Conflict("id")` when the
+    /// id is taken, `NotFound` when the customer does not exist.
+    async fn create_host(
+        &self,
+        host: &NewHost,
+        max_hosts_per_customer: u32,
+    ) -> StoreResult<HostRow>;
+    async fn get_host(&self, id: &str) -> StoreResult<Option<HostRow>>;
+    async fn get_host_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<HostRow>>;
+    /// Ordered by id; all hosts, or one customer's.
+    async fn list_hosts(&self, customer_id: Option<&str>) -> StoreResult<Vec<HostRow>>;
+    /// Applies an operator edit atomically (see [`DesiredEdit`]); returns the host after it.
+    async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow>;
+    /// Republishes every host of the customer (generation + 1, same desired state) so agents
+    /// refetch and reconverge; returns how many hosts.
+    async fn bump_customer_generations(&self, customer_id: &str, at_ms: i64) -> StoreResult<u64>;
+    /// Sets or clears recovery mode. `NotFound` when absent.
+    async fn set_recovery_mode(&self, host_id: &str, until_ms: Option<i64>)
+        -> StoreResult<HostRow>;
+    /// Replaces the host key if recovery mode is armed at `now_ms` (`until > now`), clearing
+    /// it in the same transaction; `Conflict("recovery_not_armed")` otherwise.
+    async fn rotate_host_key(
+        &self,
+        host_id: &str,
+        new_key_hash: &str,
+        hostname: &str,
+        agent_version: &str,
+        now_ms: i64,
+    ) -> StoreResult<HostRow>;
+    /// Stores the DR record verbatim. `NotFound` when absent.
+    async fn put_escrow(
+        &self,
+        host_id: &str,
+        backup_namespace: &str,
+        repository_fingerprint: &str,
+        wrapped_key: &str,
+        at_ms: i64,
+    ) -> StoreResult<()>;
+
+    // ---- guests ----
+    /// `Conflict("id")` when the id is taken.
+    async fn create_guest(&self, guest: &NewGuest) -> StoreResult<GuestRow>;
+    async fn get_guest(&self, id: &str) -> StoreResult<Option<GuestRow>>;
+    async fn get_guest_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<GuestRow>>;
+    /// Ordered by id, narrowed by host and/or customer.
+    async fn list_guests(
+        &self,
+        host_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> StoreResult<Vec<GuestRow>>;
+
+    // ---- report ingest (group commit) ----
+    /// Records a batch of host reports in one transaction: inserts each into `host_reports`,
+    /// updates the host's reality columns, updates the listed guests of that host, and reads
+    /// what the envelope needs. One entry per report, in order: `NotFound` for a host that is
+    /// gone (recording nothing for it). The outer error means nothing was recorded.
+    async fn ingest_host_reports(
+        &self,
+        reports: &[NewHostReport],
+    ) -> StoreResult<Vec<StoreResult<ReportAck>>>;
+    /// Same for guest reports: inserts into `guest_reports` and stamps the guest's
+    /// `last_report_at_ms` and `controller_version`.
+    async fn ingest_guest_reports(
+        &self,
+        reports: &[NewGuestReport],
+    ) -> StoreResult<Vec<StoreResult<()>>>;
+    /// Newest first.
+    async fn list_host_reports(&self, host_id: &str, limit: u32)
+        -> StoreResult<Vec<HostReportRow>>;
+    /// Newest first.
+    async fn list_guest_reports(
+        &self,
+        guest_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<GuestReportRow>>;
+
+    // ---- signed ops ----
+    async fn get_op(&self, id: &str) -> StoreResult<Option<SignedOpRow>>;
+    /// Newest first.
+    async fn list_ops(&self, filter: &OpFilter) -> StoreResult<Vec<SignedOpRow>>;
+    /// Applies one lifecycle step with its event (and, for an executed op, the desired-state
+    /// change) atomically. `NotFound`, or `Conflict("op_status")` when the op is not in one
+    /// of `from`.
+    async fn transition_op(&self, transition: &OpTransition) -> StoreResult<SignedOpRow>;
+    /// The ops an agent fetches: moves this host's `signed` ops to `delivered` (with a
+    /// `op_delivered` event each) and returns them with those already `delivered`, oldest
+    /// first, excluding expired ones (`expires_at_ms < now_ms`). Empty for a blocked customer.
+    async fn deliver_ops(&self, host_id: &str, now_ms: i64) -> StoreResult<Vec<SignedOpRow>>;
+    /// Moves `pending_signature`, `signed` and `delivered` ops with `expires_at_ms < now_ms` to
+    /// `expired`, with an `op_expired` event each; returns them.
+    async fn expire_ops(&self, now_ms: i64) -> StoreResult<Vec<SignedOpRow>>;
+
+    // ---- events ----
+    /// Returns the ids, in order.
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<Vec<i64>>;
+    /// Newest first, unless `after_id` is set: then oldest first (following).
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRow>>;
+
+    // ---- background work ----
+    /// One liveness pass over every host that has reported and whose customer is active:
+    /// a host's age is `now - max(last_report_at, grace_since_ms)` (so a cloud that was down
+    /// itself does not call every host down when it starts); `>= down_after_ms` is `down`,
+    /// `>= stale_after_ms` is `stale`, else `ok`. Each host whose state changes is updated and
+    /// gets one event (`host_stale`, `host_down`, or `host_recovered` when it returns to
+    /// `ok`), in one transaction; returns the changes.
+    async fn liveness_pass(
+        &self,
+        now_ms: i64,
+        stale_after_ms: i64,
+        down_after_ms: i64,
+        grace_since_ms: i64,
+    ) -> StoreResult<Vec<LivenessTransition>>;
+    /// Hosts that have reported, are not `down`, and whose customer is active.
+    async fn list_backup_facts(&self) -> StoreResult<Vec<BackupFacts>>;
+    /// Writes the checker's overdue set for a host with its events, atomically.
+    async fn set_backup_missed(
+        &self,
+        host_id: &str,
+        backup_missed_json: &str,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<i64>>;
+    /// Takes or renews the lease `name` for `holder` until `now + ttl` if it is free, expired
+    /// or already this holder's; `false` when another holder has it. What makes once-only
+    /// work safe with several cloud replicas on one database.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Deletes reports and notification log entries received before `reports_before_ms`,
+    /// and events before `events_before_ms`.
+    async fn prune_fleet(
+        &self,
+        reports_before_ms: i64,
+        events_before_ms: i64,
+    ) -> StoreResult<PruneCounts>;
+
+    // ---- notifications ----
+    /// Cooldown gate: if `key` was never sent, or last sent at or before
+    /// `now - cooldown_ms`, or `bypass`, stamps it `now` and returns `true`; else `false`.
+    /// Atomic, so two replicas never both send.
+    async fn claim_notification(
+        &self,
+        key: &str,
+        customer_id: Option<&str>,
+        now_ms: i64,
+        cooldown_ms: i64,
+        bypass: bool,
+    ) -> StoreResult<bool>;
+    async fn log_notification(&self, entry: &NewNotificationLog) -> StoreResult<i64>;
+    /// Newest first.
+    async fn list_notifications(&self, limit: u32) -> StoreResult<Vec<NotificationLogRow>>;
+}

@@ -1,0 +1,684 @@
+//! Wire types of the fleet control plane (SPEC §3): what agents and guest controllers report,
+//! the control envelope they get back, the desired state they converge to, enrollment, signed
+//! operations, events and the operator's views of customers, hosts and guests.
+//!
+//! Reports are read tolerantly (unknown fields are kept in the stored JSON and ignored here) so
+//! an agent newer than the cloud still reports; the desired state keeps unknown fields in
+//! `extra` so the cloud can tell that something it does not understand changed (and treat it as
+//! destructive). Timestamps are RFC 3339 strings, numbers in desired state are integers (signed
+//! op parameters refuse floats).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Prefix of a host (agent) key.
+pub const HOST_KEY_PREFIX: &str = "mfth_";
+/// Prefix of a guest (controller) key.
+pub const GUEST_KEY_PREFIX: &str = "mftg_";
+/// `POST /api/v1/host-report` refuses bodies above this with 413.
+pub const MAX_HOST_REPORT_BYTES: usize = 4 * 1024 * 1024;
+/// Header carrying a customer's retrieval password (enrollment, config retrieval, re-enroll).
+pub const RETRIEVAL_PASSWORD_HEADER: &str = "x-retrieval-password";
+
+// ---------------------------------------------------------------- reports (box → cloud)
+
+/// `POST /api/v1/host-report`: the agent's heartbeat, poll and mirror of the box in one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// Must be the host the presented key belongs to.
+    pub host_id: String,
+    pub agent_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_version: Option<String>,
+    /// The desired-state generation the agent has converged to.
+    pub applied_generation: u64,
+    /// The agent's clock when it built the report (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<String>,
+    #[serde(default)]
+    pub system: HostSystem,
+    #[serde(default)]
+    pub guests: Vec<GuestStatusReport>,
+    #[serde(default)]
+    pub storage_targets: Vec<StorageTarget>,
+    /// Latest backup snapshot per target.
+    #[serde(default)]
+    pub backup_snapshots: Vec<SnapshotPointer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelHealth>,
+    /// Destructive changes the agent refused because no valid signed op authorised them.
+    #[serde(default)]
+    pub pending_signature: Vec<PendingChange>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostSystem {
+    #[serde(default)]
+    pub cpu_percent: f64,
+    #[serde(default)]
+    pub memory_used_bytes: u64,
+    #[serde(default)]
+    pub memory_total_bytes: u64,
+    #[serde(default)]
+    pub disk_used_bytes: u64,
+    #[serde(default)]
+    pub disk_total_bytes: u64,
+    #[serde(default)]
+    pub uptime_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestStatus {
+    Running,
+    Stopped,
+    #[default]
+    Unknown,
+}
+
+impl GuestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestStatus::Running => "running",
+            GuestStatus::Stopped => "stopped",
+            GuestStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// One guest as the host sees it: authoritative up/down, every poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestStatusReport {
+    pub guest_id: String,
+    pub status: GuestStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<GuestSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_version: Option<String>,
+}
+
+/// An attached drive or other storage target, identified by a durable id (filesystem UUID).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageTarget {
+    pub durable_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub attached: bool,
+    pub reachable: bool,
+    pub data_bearing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restore_test: Option<BackupRun>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Ok,
+    Failed,
+}
+
+/// One backup or restore-test run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRun {
+    /// RFC 3339.
+    pub at: String,
+    pub status: RunOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPointer {
+    /// `durable_id` of the target the snapshot belongs to.
+    pub target: String,
+    pub snapshot_id: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelHealth {
+    pub healthy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A destructive change the agent will not make without a signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    #[serde(default)]
+    pub params: Value,
+}
+
+/// The reply to every host report: the report is the heartbeat and the poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlEnvelope {
+    pub poll_interval_seconds: u64,
+    /// The customer is blocked: keep reporting, change nothing.
+    pub blocked: bool,
+    pub desired_generation: u64,
+    /// Signed ops wait at `GET /hosts/{id}/signed-ops`.
+    pub has_signed_ops: bool,
+}
+
+/// `POST /api/v1/report`: the guest controller's slimmed, app-domain report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestReport {
+    /// Must be the guest the presented key belongs to, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_version: Option<String>,
+    /// Guest-level CPU and memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_total_bytes: Option<u64>,
+    /// The app inventory, mirrored as reported.
+    #[serde(default)]
+    pub apps: Vec<Value>,
+    /// The customer's geo policy for the edge firewall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<GeoPolicy>,
+    #[serde(default)]
+    pub log_issues: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeoMode {
+    /// Only the listed countries may reach the customer's sites.
+    Allow,
+    /// The listed countries are blocked.
+    Block,
+    /// No geo rule.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeoPolicy {
+    pub mode: GeoMode,
+    /// ISO 3166-1 alpha-2 codes, upper case.
+    #[serde(default)]
+    pub countries: Vec<String>,
+}
+
+// ---------------------------------------------------------------- desired state (cloud → box)
+
+/// `GET /api/v1/hosts/{id}/desired-state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredStateResponse {
+    pub generation: u64,
+    pub desired_state: DesiredState,
+}
+
+/// The operator's intent for one host. Maps are keyed by guest id and storage `durable_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredState {
+    #[serde(default)]
+    pub guests: BTreeMap<String, GuestDesired>,
+    #[serde(default)]
+    pub storage: BTreeMap<String, StoragePolicy>,
+    #[serde(default)]
+    pub versions: Versions,
+    /// Fields this cloud does not know; any change to them is treated as destructive.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestDesired {
+    pub spec: GuestSpec,
+    #[serde(default)]
+    pub run_state: RunState,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestSpec {
+    #[serde(default)]
+    pub cpu_cores: u32,
+    #[serde(default)]
+    pub memory_mb: u64,
+    #[serde(default)]
+    pub disk_gb: u64,
+    /// Golden image (or container image) the guest runs.
+    #[serde(default)]
+    pub image: String,
+    /// Restore the guest from this snapshot (destructive on an existing guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    #[default]
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoragePolicy {
+    /// e.g. `bulk`, `system`, `backup`.
+    pub role: String,
+    /// e.g. `fast`, `slow`.
+    pub class: String,
+    #[serde(default)]
+    pub backup: BackupSchedule,
+    /// Wipe the drive (destructive).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wipe: bool,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupSchedule {
+    #[default]
+    None,
+    Hourly,
+    Daily,
+    Weekly,
+}
+
+impl BackupSchedule {
+    /// How long after the last successful backup the next one is overdue, in seconds: the
+    /// period plus slack for a run that starts late or takes long.
+    pub fn deadline_secs(self) -> Option<i64> {
+        match self {
+            BackupSchedule::None => None,
+            BackupSchedule::Hourly => Some(2 * 3600),
+            BackupSchedule::Daily => Some(26 * 3600),
+            BackupSchedule::Weekly => Some(8 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_image: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One difference between two desired states, as the cloud classified it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredChange {
+    /// `benign` (published at once) or `destructive` (needs a signed op).
+    pub kind: ChangeKind,
+    /// The op name, e.g. `guest.create`, `guest.remove`, `storage.detach`.
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    /// Where in the desired state, e.g. `/guests/web`.
+    pub path: String,
+    /// For destructive changes: the exact params of the op the agent will check.
+    pub params: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Benign,
+    Destructive,
+}
+
+/// `PUT /api/v1/hosts/{id}/desired-state` (and the body of the dry-run diff).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutDesiredState {
+    pub desired_state: DesiredState,
+    /// Refuse with 409 unless the current generation is this one (optimistic locking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_generation: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutDesiredStateResponse {
+    pub generation: u64,
+    /// Benign changes, now in the published desired state.
+    pub published: Vec<DesiredChange>,
+    /// Destructive changes, each waiting for a signature as an op.
+    pub pending_ops: Vec<OpInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredDiff {
+    pub generation: u64,
+    pub changes: Vec<DesiredChange>,
+}
+
+// ---------------------------------------------------------------- enrollment and DR
+
+/// `POST /api/v1/enroll`, with the customer's retrieval password in `X-Retrieval-Password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub customer_id: String,
+    pub hostname: String,
+    pub agent_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub host_id: String,
+    pub customer_id: String,
+    /// Shown once; the cloud keeps only its SHA-256.
+    pub host_key: String,
+    /// The pinned operator signing keys, in `allowed_signers` format.
+    pub operator_keys: String,
+    pub poll_interval_seconds: u64,
+}
+
+/// `POST /api/v1/hosts/{id}/guests`: the agent mints a guest controller's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestBootstrapRequest {
+    pub guest_id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestBootstrap {
+    pub guest_id: String,
+    pub host_id: String,
+    pub customer_id: String,
+    /// Shown once.
+    pub guest_key: String,
+}
+
+/// `PUT /api/v1/hosts/{id}/escrow`: stored verbatim; the cloud cannot open the wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowUpload {
+    pub backup_namespace: String,
+    pub repository_fingerprint: String,
+    pub wrapped_key: String,
+}
+
+/// `POST /api/v1/hosts/{id}/recovery`: arm recovery mode (TTL clamped to 60 s – 4 h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmRecovery {
+    pub ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryState {
+    pub host_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_mode_until: Option<String>,
+}
+
+/// `POST /api/v1/hosts/{id}/re-enroll` (retrieval password, recovery mode armed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReEnrollRequest {
+    pub hostname: String,
+    pub agent_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReEnrollResponse {
+    pub host_id: String,
+    pub customer_id: String,
+    /// The new key; the old one stops working at once.
+    pub host_key: String,
+    pub operator_keys: String,
+    pub restore: RestoreDirective,
+}
+
+/// What a fresh box needs to rebuild the lost one, from the durable sources only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreDirective {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_fingerprint: Option<String>,
+    /// The wrapped backup key exactly as escrowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<String>,
+    pub generation: u64,
+    pub desired_state: DesiredState,
+}
+
+// ---------------------------------------------------------------- operator views
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateCustomer {
+    /// A slug (`[a-z0-9-]`, 2–63); generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `hu` (default) or `en`: the language of customer notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Generated (a Hungarian passphrase) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_password: Option<String>,
+    /// Overrides deep-merged over the controller config template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCustomer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// Sets a new retrieval password (the old one stops working).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerInfo {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    pub locale: String,
+    /// `active` or `blocked`.
+    pub status: String,
+    pub config: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedCustomer {
+    pub customer: CustomerInfo,
+    /// Shown once.
+    pub retrieval_password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host_id: String,
+    pub customer_id: String,
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub agent_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_version: Option<String>,
+    pub desired_generation: u64,
+    pub applied_generation: u64,
+    /// `converged`, `converging`, `drifted` or `unknown` (never reported).
+    pub convergence: String,
+    /// `ok`, `stale`, `down` or `never`.
+    pub liveness: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_at: Option<String>,
+    pub enrolled_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_mode_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow_at: Option<String>,
+    /// What the agent last reported as waiting for a signature.
+    #[serde(default)]
+    pub pending_signature: Vec<PendingChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestInfo {
+    pub guest_id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_version: Option<String>,
+    /// `running`, `stopped` or `unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReportInfo {
+    pub id: i64,
+    pub host_id: String,
+    pub received_at: String,
+    pub report: Value,
+}
+
+// ---------------------------------------------------------------- signed operations
+
+/// Lifecycle: `pending_signature → signed → delivered → executed | failed | expired | rejected`.
+pub mod op_status {
+    pub const PENDING_SIGNATURE: &str = "pending_signature";
+    pub const SIGNED: &str = "signed";
+    pub const DELIVERED: &str = "delivered";
+    pub const EXECUTED: &str = "executed";
+    pub const FAILED: &str = "failed";
+    pub const EXPIRED: &str = "expired";
+    pub const REJECTED: &str = "rejected";
+    pub const ALL: [&str; 7] = [
+        PENDING_SIGNATURE,
+        SIGNED,
+        DELIVERED,
+        EXECUTED,
+        FAILED,
+        EXPIRED,
+        REJECTED,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpInfo {
+    pub op_id: String,
+    pub customer_id: String,
+    pub host_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    pub op_type: String,
+    /// The canonical op blob, exactly the bytes to sign (UTF-8 JSON).
+    pub blob: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    pub status: String,
+    pub nonce: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+/// `PUT /api/v1/ops/{id}/signature`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOp {
+    /// Armored SSHSIG over the exact blob bytes, namespace `mftplus-op-v1`.
+    pub signature: String,
+}
+
+/// `POST /api/v1/hosts/{id}/signed-ops/{op_id}/status` (agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpStatusUpdate {
+    /// `executed`, `failed` or `rejected`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+// ---------------------------------------------------------------- events and notifications
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventInfo {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_id: Option<String>,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationInfo {
+    pub id: i64,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// `operator` or `customer`.
+    pub tier: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    pub recipient: String,
+    /// `sent`, `failed` or `suppressed` (cooldown).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
