@@ -7,8 +7,12 @@
 //! for every key a name derived from its path: `auth.jwt.expiration` ↔
 //! `MFTPLUS__AUTH__JWT__EXPIRATION`. Every secret can also come from `NAME_FILE`.
 
+mod fleet;
 mod load;
 mod model;
 
-pub use load::{load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH};
+pub use fleet::*;
+pub use load::{
+    check_private_file, load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH,
+};
 pub use model::*;

@@ -54,3 +54,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         }
     }
 }
+
+/// A JSON body parsed like [`ApiJson`], together with the exact bytes received, for bodies that
+/// are stored verbatim (reports).
+pub struct ApiJsonVerbatim<T>(pub T, pub bytes::Bytes);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonVerbatim<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = bytes::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+                } else {
+                    ApiError::new(ErrorCode::BadRequest, rejection.body_text())
+                }
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|err| {
+            if err.is_data() {
+                ApiError::validation(err.to_string())
+            } else {
+                ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {err}"))
+            }
+        })?;
+        Ok(ApiJsonVerbatim(value, bytes))
+    }
+}

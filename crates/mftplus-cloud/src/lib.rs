@@ -16,6 +16,7 @@ pub mod db;
 pub mod dev;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod handlers;
 pub mod jobs;
 pub mod metrics;

@@ -3,6 +3,7 @@
 //! decides who gets in.
 
 use crate::audit::AuditEvent;
+use crate::auth::reporter::{presented_reporter_key, Reporter};
 use crate::auth::{presented, Caller, CallerKind, Presented};
 use crate::error::ApiError;
 use crate::ratelimit::Decision;
@@ -84,8 +85,17 @@ async fn admit(
             return Err(rate_limited(state, decision));
         }
     }
-    if spec.access == Access::Public {
-        return Ok(None);
+    match spec.access {
+        Access::Public | Access::RetrievalPassword => return Ok(None),
+        Access::Host | Access::Guest => {
+            admit_reporter(state, spec, client_ip, request, limits).await?;
+            return Ok(None);
+        }
+        Access::HostOr(_) if presented_reporter_key(request.headers()).is_some() => {
+            admit_reporter(state, spec, client_ip, request, limits).await?;
+            return Ok(None);
+        }
+        _ => {}
     }
 
     let caller = match state.authenticate(request.headers()).await {
@@ -130,12 +140,16 @@ async fn admit(
     }
 
     let scope = match spec.access {
-        Access::Public => unreachable!("handled above"),
+        Access::Public | Access::RetrievalPassword | Access::Host | Access::Guest => {
+            unreachable!("handled above")
+        }
         Access::Authenticated => Scope::All,
+        Access::HostOr(permission) if state.rbac.allows(&caller.role, permission) => Scope::All,
         Access::Permission(permission) if state.rbac.allows(&caller.role, permission) => Scope::All,
         Access::Scoped { all, .. } if state.rbac.allows(&caller.role, all) => Scope::All,
         Access::Scoped { own, .. } if state.rbac.allows(&caller.role, own) => Scope::Own,
         Access::Permission(permission)
+        | Access::HostOr(permission)
         | Access::Scoped {
             own: permission, ..
         } => {
@@ -162,6 +176,92 @@ async fn admit(
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(scope);
     Ok(renewal)
+}
+
+/// Host and guest keys: the key must be of the kind the route takes, and a `{host_id}` in the
+/// path must be the reporter's own host.
+async fn admit_reporter(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    limits: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let Some(key) = presented_reporter_key(request.headers()) else {
+        return Err(ApiError::unauthenticated(
+            "this route needs a host or guest key: Authorization: Bearer mfth_… or mftg_…",
+        ));
+    };
+    let reporter = match state.authenticate_reporter(key).await {
+        Ok(reporter) => reporter,
+        Err(err) => {
+            if err.code != ErrorCode::Internal {
+                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                state
+                    .audit(
+                        AuditEvent::new("auth_failed")
+                            .outcome("failure")
+                            .target(spec.path)
+                            .ip(client_ip)
+                            .details(json!({"credential": "reporter_key", "reason": err.code.as_str(), "method": spec.method.as_str()})),
+                    )
+                    .await;
+            }
+            return Err(err);
+        }
+    };
+    let rate = &state.config.config.rate_limit;
+    if rate.enabled {
+        let (kind, subject) = reporter.rate_key();
+        let decision = state.limiter.check(
+            (kind, subject.as_str()),
+            rate.per_credential_per_minute,
+            state.clock.now_secs(),
+        );
+        if limits.is_none_or(|current| decision.remaining < current.remaining) {
+            *limits = Some(decision);
+        }
+        if !decision.allowed {
+            return Err(rate_limited(state, decision));
+        }
+    }
+    let kind_ok = matches!(
+        (spec.access, &reporter),
+        (Access::Host | Access::HostOr(_), Reporter::Host { .. })
+            | (Access::Guest, Reporter::Guest { .. })
+    );
+    let own_host = path_param(spec.path, request.uri().path(), "host_id")
+        .is_none_or(|host_id| host_id == reporter.host_id());
+    if !kind_ok || !own_host {
+        state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+        state
+            .audit(
+                AuditEvent::new("access_denied")
+                    .outcome("denied")
+                    .actor(&reporter.rate_key().1)
+                    .target(spec.path)
+                    .ip(client_ip)
+                    .details(json!({"method": spec.method.as_str(), "reason": if kind_ok { "another host" } else { "wrong key kind" }})),
+            )
+            .await;
+        return Err(ApiError::forbidden(if kind_ok {
+            "a host key acts only on its own host"
+        } else {
+            "this key cannot call this route"
+        }));
+    }
+    request.extensions_mut().insert(reporter);
+    Ok(())
+}
+
+/// The value of `{name}` in `path` matched against the route `template`.
+pub fn path_param<'a>(template: &str, path: &'a str, name: &str) -> Option<&'a str> {
+    let wanted = format!("{{{name}}}");
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(segment, _)| *segment == wanted)
+        .map(|(_, value)| value)
 }
 
 fn renewal_due(state: &AppState, caller: &Caller) -> bool {

@@ -2,6 +2,7 @@
 //! from this table and nothing else, so a route cannot exist without declaring its access, and
 //! the authorization tests iterate the same table.
 
+use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
 use crate::handlers::{apikeys, audit, auth, config, health, keys, tokens, transfers, users};
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
@@ -24,6 +25,15 @@ pub enum Access {
         all: &'static str,
         own: &'static str,
     },
+    /// A host key (agent). A `{host_id}` in the path must be the key's own host (else 403).
+    Host,
+    /// A guest key (controller).
+    Guest,
+    /// A host key for its own host, or a user whose role grants the permission.
+    HostOr(&'static str),
+    /// No user credential: the handler checks the customer's retrieval password, rate limited
+    /// and audited (enrollment, re-enrollment, controller config).
+    RetrievalPassword,
 }
 
 #[derive(Debug)]
@@ -48,6 +58,9 @@ const KEYS: Access = Access::Scoped {
     all: "apikeys:manage",
     own: "apikeys:manage:own",
 };
+
+const FLEET_READ: Access = Access::Permission("fleet:read");
+const FLEET_MANAGE: Access = Access::Permission("fleet:manage");
 
 macro_rules! table {
     ($($id:literal $method:ident $path:expr => $access:expr;)*) => {
@@ -98,6 +111,38 @@ table! {
     "transfer_cancel"     POST   paths::TRANSFER_CANCEL => Access::Scoped { all: "transfers:cancel", own: "transfers:cancel:own" };
     "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
+    "host_report"         POST   paths::HOST_REPORT => Access::Host;
+    "guest_report"        POST   paths::GUEST_REPORT => Access::Guest;
+    "host_desired_get"    GET    paths::HOST_DESIRED_STATE => Access::HostOr("fleet:read");
+    "host_signed_ops"     GET    paths::HOST_SIGNED_OPS => Access::Host;
+    "host_op_status"      POST   paths::HOST_SIGNED_OP_STATUS => Access::Host;
+    "host_escrow_put"     PUT    paths::HOST_ESCROW => Access::Host;
+    "host_guest_mint"     POST   paths::HOST_GUESTS => Access::Host;
+    "enroll"              POST   paths::ENROLL => Access::RetrievalPassword;
+    "host_re_enroll"      POST   paths::HOST_RE_ENROLL => Access::RetrievalPassword;
+    "customer_config"     GET    paths::CUSTOMER_CONFIG => Access::RetrievalPassword;
+    "customers_list"      GET    paths::CUSTOMERS => FLEET_READ;
+    "customers_create"    POST   paths::CUSTOMERS => FLEET_MANAGE;
+    "customers_get"       GET    paths::CUSTOMER => FLEET_READ;
+    "customers_update"    PATCH  paths::CUSTOMER => FLEET_MANAGE;
+    "customers_delete"    DELETE paths::CUSTOMER => FLEET_MANAGE;
+    "customer_block"      POST   paths::CUSTOMER_BLOCK => FLEET_MANAGE;
+    "customer_unblock"    POST   paths::CUSTOMER_UNBLOCK => FLEET_MANAGE;
+    "customer_trigger_update" POST paths::CUSTOMER_TRIGGER_UPDATE => FLEET_MANAGE;
+    "customer_geo_remove_all" POST paths::CUSTOMER_GEO_REMOVE_ALL => FLEET_MANAGE;
+    "hosts_list"          GET    paths::HOSTS => FLEET_READ;
+    "hosts_get"           GET    paths::HOST => FLEET_READ;
+    "host_desired_put"    PUT    paths::HOST_DESIRED_STATE => FLEET_MANAGE;
+    "host_desired_diff"   POST   paths::HOST_DESIRED_DIFF => FLEET_READ;
+    "host_reports"        GET    paths::HOST_REPORTS => FLEET_READ;
+    "host_recovery_arm"   POST   paths::HOST_RECOVERY => FLEET_MANAGE;
+    "host_recovery_disarm" DELETE paths::HOST_RECOVERY => FLEET_MANAGE;
+    "guests_list"         GET    paths::GUESTS => FLEET_READ;
+    "ops_list"            GET    paths::OPS => FLEET_READ;
+    "ops_get"             GET    paths::OP => FLEET_READ;
+    "op_sign"             PUT    paths::OP_SIGNATURE => Access::Permission("ops:sign");
+    "events_list"         GET    paths::EVENTS => FLEET_READ;
+    "notifications_list"  GET    paths::NOTIFICATIONS => FLEET_READ;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -162,6 +207,38 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "transfer_cancel" => post(transfers::cancel),
         "audit_list" => get(audit::index),
         "audit_export" => get(audit::export),
+        "host_report" => post(reports::host_report),
+        "guest_report" => post(reports::guest_report),
+        "host_desired_get" => get(hosts::desired_state),
+        "host_signed_ops" => get(ops::fetch),
+        "host_op_status" => post(ops::report_status),
+        "host_escrow_put" => put(enroll::put_escrow),
+        "host_guest_mint" => post(enroll::mint_guest),
+        "enroll" => post(enroll::enroll),
+        "host_re_enroll" => post(enroll::re_enroll),
+        "customer_config" => get(enroll::controller_config),
+        "customers_list" => get(customers::index),
+        "customers_create" => post(customers::create),
+        "customers_get" => get(customers::show),
+        "customers_update" => patch(customers::update),
+        "customers_delete" => delete(customers::destroy),
+        "customer_block" => post(customers::block),
+        "customer_unblock" => post(customers::unblock),
+        "customer_trigger_update" => post(customers::trigger_update),
+        "customer_geo_remove_all" => post(crate::fleet::geo::remove_all),
+        "hosts_list" => get(hosts::index),
+        "hosts_get" => get(hosts::show),
+        "host_desired_put" => put(desired::update),
+        "host_desired_diff" => post(desired::diff),
+        "host_reports" => get(reports::index),
+        "host_recovery_arm" => post(enroll::arm_recovery),
+        "host_recovery_disarm" => delete(enroll::disarm_recovery),
+        "guests_list" => get(hosts::guests),
+        "ops_list" => get(ops::index),
+        "ops_get" => get(ops::show),
+        "op_sign" => put(ops::sign),
+        "events_list" => get(events::index),
+        "notifications_list" => get(events::notifications),
         other => panic!("route {other} is in the table but has no handler"),
     }
 }
@@ -175,6 +252,11 @@ pub fn router(state: AppState) -> Router {
         };
         let mut method_router =
             handler(spec.id).route_layer(axum::middleware::from_fn_with_state(ctx, guard));
+        if spec.id == "host_report" {
+            method_router = method_router.layer(axum::extract::DefaultBodyLimit::max(
+                mftplus_types::fleet::MAX_HOST_REPORT_BYTES,
+            ));
+        }
         if spec.id == "transfer_chunk_put" {
             // Sealed chunks are the one body larger than JSON requests; the handler checks the
             // exact bound of the transfer's own chunk size.

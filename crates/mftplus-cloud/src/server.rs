@@ -71,6 +71,10 @@ impl Cloud {
     ) -> Result<(), CloudError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let jobs = tokio::spawn(crate::jobs::run(self.state.clone(), stop_rx.clone()));
+        let checker = tokio::spawn(crate::fleet::checker::run(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         if let Some(listener) = metrics {
             let state = self.state.clone();
             let app = axum::Router::new().route(
@@ -99,6 +103,7 @@ impl Cloud {
             })
             .await;
         let _ = jobs.await;
+        let _ = checker.await;
         result.map_err(|source| CloudError::Io {
             context: "serving the API".into(),
             source,

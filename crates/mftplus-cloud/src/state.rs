@@ -51,6 +51,8 @@ pub struct CredentialCache {
     pub keys: TtlMap<[u8; 32], ApiKeyRow>,
     pub tokens: TtlMap<String, TokenRow>,
     pub users: TtlMap<String, UserRow>,
+    /// Host and guest keys, by the raw SHA-256 of the key.
+    pub reporters: TtlMap<[u8; 32], crate::auth::reporter::Reporter>,
 }
 
 pub struct Inner {
@@ -68,6 +70,7 @@ pub struct Inner {
     pub chunk_claims: ChunkClaims,
     /// Commits chunk rows in batches, after syncing their blobs.
     pub chunk_committer: ChunkCommitter,
+    pub fleet: crate::fleet::FleetRuntime,
     pub started: Instant,
     /// Last-use stamps of API keys, written in batches by a background job.
     pub key_uses: Mutex<HashMap<String, i64>>,
@@ -96,6 +99,7 @@ impl AppState {
         let chunk_committer =
             ChunkCommitter::start(store.clone(), blobs.clone(), metrics.chunk_commits.clone());
         let rbac = Rbac::new(&config.config.rbac);
+        let fleet = crate::fleet::FleetRuntime::load(&config.config, store.clone())?;
         let login = &config.config.auth.login;
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::default(),
@@ -105,10 +109,12 @@ impl AppState {
                 keys: TtlMap::new(CACHE_TTL),
                 tokens: TtlMap::new(CACHE_TTL),
                 users: TtlMap::new(CACHE_TTL),
+                reporters: TtlMap::new(CACHE_TTL),
             },
             metrics,
             chunk_claims: ChunkClaims::default(),
             chunk_committer,
+            fleet,
             started: Instant::now(),
             key_uses: Mutex::new(HashMap::new()),
             store,

@@ -34,6 +34,8 @@ pub struct TestCloud {
     pub admin_api_key: String,
     pub state: AppState,
     pub clock: Arc<OffsetClock>,
+    /// OpenSSH private key (0600) of the operator key this cloud pins.
+    pub operator_key: std::path::PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -51,7 +53,36 @@ impl TestCloud {
         let database_url = options
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("cloud.db").display()));
+        // An operator signing key made by the real ssh-keygen, pinned on this cloud, so fleet
+        // tests can sign ops the way an operator does.
+        let operator_key = dir.path().join("operator_ed25519");
+        let keygen = std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "operator@example.com",
+                "-f",
+            ])
+            .arg(&operator_key)
+            .status()
+            .expect("ssh-keygen runs");
+        assert!(keygen.success(), "ssh-keygen failed");
+        let public = std::fs::read_to_string(operator_key.with_extension("pub")).expect("pub key");
+        let signers = dir.path().join("allowed_signers");
+        std::fs::write(
+            &signers,
+            format!("operator@example.com namespaces=\"mftplus-op-v1\" {public}"),
+        )
+        .expect("allowed_signers");
         let env = BTreeMap::from([
+            (
+                "MFTPLUS__FLEET__OPERATOR_KEYS_FILE".to_string(),
+                signers.display().to_string(),
+            ),
             ("DATABASE_URL".to_string(), database_url),
             ("JWT_SECRET".to_string(), TEST_JWT_SECRET.to_string()),
             (
@@ -92,6 +123,7 @@ impl TestCloud {
             admin_api_key,
             state,
             clock,
+            operator_key,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,

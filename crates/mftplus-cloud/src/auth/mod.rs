@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod jwt;
+pub mod reporter;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -15,6 +15,8 @@ pub const SECRET_PATHS: &[&str] = &[
     "encryption.key",
     "database.url",
     "transfers.s3.secret_access_key",
+    "notifications.smtp.password",
+    "edge_firewall.cloudflare.api_token",
 ];
 
 /// The seed's variable names, mapped to config paths. Secrets among them also accept `NAME_FILE`.

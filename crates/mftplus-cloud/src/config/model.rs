@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub audit: AuditSection,
     pub rate_limit: RateLimitSection,
     pub transfers: TransfersSection,
+    pub fleet: super::fleet::FleetSection,
+    pub notifications: super::fleet::NotificationsSection,
+    pub edge_firewall: super::fleet::EdgeFirewallSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -389,6 +392,9 @@ impl Default for RbacSection {
                 "users:read:own",
                 "apikeys:manage:own",
                 "tokens:manage:own",
+                "fleet:read",
+                "fleet:manage",
+                "ops:sign",
             ]),
         );
         roles.insert(
@@ -404,7 +410,12 @@ impl Default for RbacSection {
         );
         roles.insert(
             "readonly".into(),
-            role(&["transfers:read", "logs:read", "users:read:own"]),
+            role(&[
+                "transfers:read",
+                "logs:read",
+                "users:read:own",
+                "fleet:read",
+            ]),
         );
         RbacSection {
             enabled: true,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod chunk_upload;
 pub mod config;
+pub mod fleet;
 pub mod health;
 pub mod keys;
 pub mod tokens;

@@ -1,0 +1,144 @@
+//! Configuration of the fleet control plane: `fleet.*`, `notifications.*`, `edge_firewall.*`
+//! (decision 0009).
+
+use super::model::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetSection {
+    /// Poll interval the envelope tells agents (they clamp it to 60–3600 s).
+    pub poll_interval_seconds: u64,
+    /// Hosts one customer may enroll (seed 002: one host per customer).
+    pub max_hosts_per_customer: u32,
+    /// The operators' signing public keys in `allowed_signers` format, pinned on every agent
+    /// at enrollment. The cloud holds public keys only.
+    pub operator_keys_file: Option<PathBuf>,
+    /// Controller config template (YAML); a built-in default when unset.
+    pub controller_template_file: Option<PathBuf>,
+    /// Public URL agents and controllers use to reach the cloud (written into generated
+    /// controller configs); defaults to the address the request came to.
+    pub public_url: Option<String>,
+    /// How long an unsigned or undelivered op stays valid.
+    pub op_ttl_seconds: u64,
+    /// A host behind its desired generation for longer than this is `drifted`.
+    pub drift_after_seconds: u64,
+    /// Liveness thresholds: no host report for this long is `stale`, then `down`.
+    pub stale_after_seconds: u64,
+    pub down_after_seconds: u64,
+    /// How often the checker (liveness, backup deadlines, op expiry) runs.
+    pub check_interval_seconds: u64,
+    pub report_retention_days: u64,
+    pub event_retention_days: u64,
+    /// Reports committed in one transaction at most (group commit).
+    pub ingest_batch_max: usize,
+}
+
+impl Default for FleetSection {
+    fn default() -> Self {
+        FleetSection {
+            poll_interval_seconds: 300,
+            max_hosts_per_customer: 1,
+            operator_keys_file: None,
+            controller_template_file: None,
+            public_url: None,
+            op_ttl_seconds: 7 * 86_400,
+            drift_after_seconds: 900,
+            stale_after_seconds: 1800,
+            down_after_seconds: 3600,
+            check_interval_seconds: 60,
+            report_retention_days: 30,
+            event_retention_days: 365,
+            ingest_batch_max: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsSection {
+    pub enabled: bool,
+    /// Operator-tier (English) recipients.
+    pub operator_emails: Vec<String>,
+    /// Per-event cooldown, e.g. `6h`; recoveries bypass it.
+    pub cooldown: String,
+    pub smtp: SmtpSection,
+    pub webhooks: Vec<WebhookSection>,
+}
+
+impl Default for NotificationsSection {
+    fn default() -> Self {
+        NotificationsSection {
+            enabled: true,
+            operator_emails: Vec::new(),
+            cooldown: "6h".into(),
+            smtp: SmtpSection::default(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// Unset: no email is sent (logged as `failed` with a reason).
+    pub host: Option<String>,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    /// Env: `MFTPLUS__NOTIFICATIONS__SMTP__PASSWORD` or `…_FILE`.
+    pub password: Option<Secret>,
+    /// `none`, `starttls` or `tls`.
+    pub tls: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            host: None,
+            port: 587,
+            from: "mftplus@localhost".into(),
+            username: None,
+            password: None,
+            tls: "starttls".into(),
+            timeout_seconds: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSection {
+    pub url: String,
+    /// File holding the HMAC-SHA256 key of `X-Webhook-Signature` (mode 0600). A file, not an
+    /// inline value, so the secret can never be printed with the list it sits in.
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeFirewallSection {
+    pub cloudflare: CloudflareSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudflareSection {
+    pub enabled: bool,
+    pub base_url: String,
+    /// Stays in the cloud: never emitted into a controller config.
+    /// Env: `MFTPLUS__EDGE_FIREWALL__CLOUDFLARE__API_TOKEN` or `…_FILE`.
+    pub api_token: Option<Secret>,
+}
+
+impl Default for CloudflareSection {
+    fn default() -> Self {
+        CloudflareSection {
+            enabled: false,
+            base_url: "https://api.cloudflare.com/client/v4".into(),
+            api_token: None,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Customers: the anchor of a deployment (one host and its guests), with the retrieval
+//! password its boxes enroll with, and the lifecycle actions block, unblock, trigger-update
+//! and delete.
+
+use super::{customer_to_api, find_customer};
+use crate::audit::AuditEvent;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::handlers::{validate_email, validate_name};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mftplus_store::{CustomerUpdate, NewCustomer, NewEvent};
+use mftplus_types::fleet::{CreateCustomer, CreatedCustomer, CustomerInfo, UpdateCustomer};
+use serde_json::{json, Value};
+
+pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<CustomerInfo>>> {
+    let rows = state.store.list_customers().await?;
+    Ok(Json(rows.iter().map(customer_to_api).collect()))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerInfo>> {
+    Ok(Json(customer_to_api(&find_customer(&state, &id).await?)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateCustomer>,
+) -> ApiResult<(StatusCode, Json<CreatedCustomer>)> {
+    let id = match body.id {
+        Some(id) => validate_slug(&id)?,
+        None => format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    };
+    let name = validate_name(&body.name, "name")?;
+    let email = validate_email(&body.email)?;
+    let locale = validate_locale(body.locale.as_deref().unwrap_or("hu"))?;
+    let config_json = validate_config(body.config.unwrap_or_else(|| json!({})))?;
+    let password = match body.retrieval_password {
+        Some(password) => validate_retrieval_password(password)?,
+        None => mftplus_fleet::hungarian_passphrase(),
+    };
+    let hash = hash_password(password.clone()).await?;
+    let now = state.clock.now_ms();
+    let row = state
+        .store
+        .create_customer(&NewCustomer {
+            id,
+            name,
+            email,
+            domain: body.domain.map(|d| d.trim().to_ascii_lowercase()),
+            locale,
+            retrieval_password_hash: hash,
+            config_json,
+            created_at_ms: now,
+        })
+        .await?;
+    record(
+        &state,
+        &caller,
+        "customer_created",
+        &row.id,
+        json!({"name": row.name}),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedCustomer {
+            customer: customer_to_api(&row),
+            retrieval_password: password,
+        }),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateCustomer>,
+) -> ApiResult<Json<CustomerInfo>> {
+    let mut update = CustomerUpdate {
+        updated_at_ms: state.clock.now_ms(),
+        ..CustomerUpdate::default()
+    };
+    if let Some(name) = &body.name {
+        update.name = Some(validate_name(name, "name")?);
+    }
+    if let Some(email) = &body.email {
+        update.email = Some(validate_email(email)?);
+    }
+    if let Some(domain) = &body.domain {
+        let domain = domain.trim().to_ascii_lowercase();
+        update.domain = Some((!domain.is_empty()).then_some(domain));
+    }
+    if let Some(locale) = &body.locale {
+        update.locale = Some(validate_locale(locale)?);
+    }
+    if let Some(config) = body.config.clone() {
+        update.config_json = Some(validate_config(config)?);
+    }
+    if let Some(password) = body.retrieval_password.clone() {
+        let password = validate_retrieval_password(password)?;
+        update.retrieval_password_hash = Some(hash_password(password).await?);
+    }
+    let row = state.store.update_customer(&id, &update).await?;
+    let changed: Vec<&str> = [
+        ("name", body.name.is_some()),
+        ("email", body.email.is_some()),
+        ("domain", body.domain.is_some()),
+        ("locale", body.locale.is_some()),
+        ("config", body.config.is_some()),
+        ("retrieval_password", body.retrieval_password.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
+    record(
+        &state,
+        &caller,
+        "customer_updated",
+        &id,
+        json!({"fields": changed}),
+    )
+    .await?;
+    Ok(Json(customer_to_api(&row)))
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_customer(&id).await?;
+    state.forget_reporters();
+    record(&state, &caller, "customer_deleted", &id, json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn block(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerInfo>> {
+    set_status(state, caller, id, "blocked", "customer_blocked").await
+}
+
+pub async fn unblock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerInfo>> {
+    set_status(state, caller, id, "active", "customer_unblocked").await
+}
+
+async fn set_status(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    status: &str,
+    kind: &str,
+) -> ApiResult<Json<CustomerInfo>> {
+    let update = CustomerUpdate {
+        status: Some(status.into()),
+        updated_at_ms: state.clock.now_ms(),
+        ..CustomerUpdate::default()
+    };
+    let row = state.store.update_customer(&id, &update).await?;
+    record(&state, &caller, kind, &id, json!({})).await?;
+    Ok(Json(customer_to_api(&row)))
+}
+
+/// Republishes every host of the customer so its agents refetch and reconverge (the pull
+/// model's version of the seed's "push update").
+pub async fn trigger_update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    find_customer(&state, &id).await?;
+    let hosts = state
+        .store
+        .bump_customer_generations(&id, state.clock.now_ms())
+        .await?;
+    record(
+        &state,
+        &caller,
+        "update_triggered",
+        &id,
+        json!({"hosts": hosts}),
+    )
+    .await?;
+    Ok(Json(json!({"customer_id": id, "hosts": hosts})))
+}
+
+/// Audits an operator action on a customer and puts it on the events timeline.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    customer_id: &str,
+    details: Value,
+) -> ApiResult<()> {
+    state
+        .audit(
+            AuditEvent::new(kind)
+                .actor(&caller.email)
+                .target(customer_id)
+                .details(details.clone()),
+        )
+        .await;
+    let mut details = details;
+    details["by"] = json!(caller.email);
+    state
+        .store
+        .append_events(&[NewEvent {
+            at_ms: state.clock.now_ms(),
+            kind: kind.into(),
+            severity: "info".into(),
+            customer_id: Some(customer_id.into()),
+            host_id: None,
+            guest_id: None,
+            op_id: None,
+            details_json: details.to_string(),
+        }])
+        .await?;
+    Ok(())
+}
+
+fn validate_slug(id: &str) -> ApiResult<String> {
+    let ok = (2..=63).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::validation(
+            "customer id must be 2–63 characters of a-z, 0-9 and -, not starting or ending with -",
+        ))
+    }
+}
+
+fn validate_locale(locale: &str) -> ApiResult<String> {
+    match locale {
+        "hu" | "en" => Ok(locale.to_string()),
+        other => Err(ApiError::validation(format!(
+            "locale {other:?} is not supported; use hu or en"
+        ))),
+    }
+}
+
+fn validate_config(config: Value) -> ApiResult<String> {
+    if !config.is_object() {
+        return Err(ApiError::validation(
+            "config must be a JSON object of overrides",
+        ));
+    }
+    Ok(config.to_string())
+}
+
+fn validate_retrieval_password(password: String) -> ApiResult<String> {
+    if password.chars().count() < 12 || password.len() > 256 {
+        return Err(ApiError::new(
+            mftplus_types::ErrorCode::WeakPassword,
+            "a retrieval password must be 12–256 characters (or leave it out to get a generated passphrase)",
+        ));
+    }
+    Ok(password)
+}
+
+async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,166 @@
+//! The two report streams: `POST /host-report` (the agent's heartbeat, poll and mirror of the
+//! box, answered with the control envelope) and `POST /report` (the guest controller's
+//! app-domain report). Both go through the group committers; the operator reads them back with
+//! `GET /hosts/{id}/reports`.
+
+use super::find_host;
+use crate::auth::reporter::Reporter;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJsonVerbatim, ApiQuery};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
+use mftplus_types::fleet::{ControlEnvelope, GuestReport, GuestStatus, HostReport, HostReportInfo};
+use serde::Deserialize;
+
+const MAX_GUESTS: usize = 1024;
+const MAX_TARGETS: usize = 1024;
+
+pub async fn host_report(
+    State(state): State<AppState>,
+    Extension(reporter): Extension<Reporter>,
+    ApiJsonVerbatim(report, raw): ApiJsonVerbatim<HostReport>,
+) -> ApiResult<Json<ControlEnvelope>> {
+    let Reporter::Host {
+        host_id,
+        customer_id,
+    } = reporter
+    else {
+        return Err(ApiError::forbidden("only a host key sends host reports"));
+    };
+    if report.host_id != host_id {
+        return Err(ApiError::forbidden(
+            "the report names another host than the key's",
+        ));
+    }
+    if report.guests.len() > MAX_GUESTS || report.storage_targets.len() > MAX_TARGETS {
+        return Err(ApiError::validation(format!(
+            "a report lists at most {MAX_GUESTS} guests and {MAX_TARGETS} storage targets"
+        )));
+    }
+    if report.agent_version.is_empty() || report.agent_version.len() > 64 {
+        return Err(ApiError::validation(
+            "agent_version must be 1–64 characters",
+        ));
+    }
+    let report_json = String::from_utf8(raw.to_vec())
+        .map_err(|_| ApiError::validation("the report is not UTF-8"))?;
+    let row = NewHostReport {
+        host_id,
+        customer_id,
+        received_at_ms: state.clock.now_ms(),
+        agent_version: report.agent_version.clone(),
+        controller_version: report.controller_version.clone(),
+        applied_generation: clamp_i64(report.applied_generation),
+        cpu_percent: report.system.cpu_percent,
+        memory_used_bytes: clamp_i64(report.system.memory_used_bytes),
+        memory_total_bytes: clamp_i64(report.system.memory_total_bytes),
+        disk_used_bytes: clamp_i64(report.system.disk_used_bytes),
+        disk_total_bytes: clamp_i64(report.system.disk_total_bytes),
+        guests_total: report.guests.len() as i64,
+        guests_running: report
+            .guests
+            .iter()
+            .filter(|g| g.status == GuestStatus::Running)
+            .count() as i64,
+        last_backups_json: to_json(&report.storage_targets),
+        pending_signature_json: to_json(&report.pending_signature),
+        report_json,
+        guests: report
+            .guests
+            .iter()
+            .map(|guest| GuestReality {
+                guest_id: guest.guest_id.clone(),
+                status: guest.status.as_str().into(),
+                controller_version: guest.controller_version.clone(),
+            })
+            .collect(),
+    };
+    let ack = state.fleet.host_ingest.submit(row).await?;
+    Ok(Json(ControlEnvelope {
+        poll_interval_seconds: state.config.config.fleet.poll_interval_seconds,
+        blocked: ack.blocked,
+        desired_generation: ack.desired_generation as u64,
+        has_signed_ops: ack.has_signed_ops,
+    }))
+}
+
+pub async fn guest_report(
+    State(state): State<AppState>,
+    Extension(reporter): Extension<Reporter>,
+    ApiJsonVerbatim(report, raw): ApiJsonVerbatim<GuestReport>,
+) -> ApiResult<StatusCode> {
+    let Reporter::Guest {
+        guest_id,
+        host_id,
+        customer_id,
+    } = reporter
+    else {
+        return Err(ApiError::forbidden("only a guest key sends guest reports"));
+    };
+    if report.guest_id.as_deref().is_some_and(|id| id != guest_id) {
+        return Err(ApiError::forbidden(
+            "the report names another guest than the key's",
+        ));
+    }
+    let report_json = String::from_utf8(raw.to_vec())
+        .map_err(|_| ApiError::validation("the report is not UTF-8"))?;
+    let geo = report.geo.clone();
+    state
+        .fleet
+        .guest_ingest
+        .submit(NewGuestReport {
+            guest_id,
+            host_id,
+            customer_id: customer_id.clone(),
+            received_at_ms: state.clock.now_ms(),
+            controller_version: report.controller_version.clone(),
+            cpu_percent: report.cpu_percent,
+            memory_used_bytes: report.memory_used_bytes.map(clamp_i64),
+            memory_total_bytes: report.memory_total_bytes.map(clamp_i64),
+            report_json,
+        })
+        .await?;
+    if let Some(policy) = geo {
+        crate::fleet::geo::reconcile(&state, &customer_id, &policy).await;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsQuery {
+    pub limit: Option<u32>,
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    Path(host_id): Path<String>,
+    ApiQuery(query): ApiQuery<ReportsQuery>,
+) -> ApiResult<Json<Vec<HostReportInfo>>> {
+    find_host(&state, &host_id).await?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 500);
+    let rows = state.store.list_host_reports(&host_id, limit).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| HostReportInfo {
+                id: row.id,
+                host_id: row.host_id,
+                received_at: rfc3339(row.received_at_ms),
+                report: serde_json::from_str(&row.report_json).unwrap_or_default(),
+            })
+            .collect(),
+    ))
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Serialising parts of a report that was just parsed from JSON cannot fail.
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
