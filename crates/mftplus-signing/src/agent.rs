@@ -24,8 +24,9 @@ use crate::wire::{Reader, WireError, Writer};
 
 /// The environment variable naming the agent's socket.
 pub const SSH_AUTH_SOCK: &str = "SSH_AUTH_SOCK";
-/// Answers longer than this are refused before reading them; OpenSSH's agent uses the same cap.
-pub const MAX_ANSWER_LEN: usize = 256 * 1024;
+/// The largest message sent or accepted; a longer answer is refused before it is read.
+/// OpenSSH's agent uses the same cap.
+pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
 /// How long one request may take, from sending it to the last byte of the answer. Generous
 /// because an agent may ask the operator to confirm (`ssh-add -c`) before signing.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,8 +60,10 @@ pub enum AgentError {
     Closed,
     #[error("talking to ssh-agent failed: {detail}")]
     Io { kind: io::ErrorKind, detail: String },
-    #[error("ssh-agent answer of {0} bytes exceeds the {MAX_ANSWER_LEN}-byte limit")]
+    #[error("ssh-agent answer of {0} bytes exceeds the {MAX_MESSAGE_LEN}-byte limit")]
     AnswerTooLarge(usize),
+    #[error("request of {0} bytes exceeds the {MAX_MESSAGE_LEN}-byte agent limit")]
+    RequestTooLarge(usize),
     #[error("malformed ssh-agent answer: {0}")]
     Malformed(String),
     #[error("ssh-agent answered message type {found} to a request expecting {expected}")]
@@ -275,6 +278,9 @@ impl AgentClient {
 
     /// Sends one message and reads its answer (type byte and contents).
     fn request(&self, message: &[u8]) -> Result<Vec<u8>, AgentError> {
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(AgentError::RequestTooLarge(message.len()));
+        }
         let mut guard = self.lock();
         let mut stream = match guard.take() {
             Some(stream) => stream,
@@ -310,7 +316,7 @@ fn exchange(
     let mut len = [0u8; 4];
     read_before(stream, &mut len, deadline, timeout)?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_ANSWER_LEN {
+    if len > MAX_MESSAGE_LEN {
         return Err(AgentError::AnswerTooLarge(len));
     }
     if len == 0 {
@@ -420,11 +426,10 @@ impl Signer for AgentSigner {
 /// so this works for passphrase-protected keys, the usual reason to use the agent.
 pub fn read_public_key(path: &Path) -> Result<PublicKey, AgentError> {
     let parse = |text: &str| PublicKey::from_openssh(text.lines().next().unwrap_or(""));
-    if let Ok(key) = std::fs::read_to_string(path)
-        .map_err(drop)
-        .and_then(|t| parse(&t).map_err(drop))
-    {
-        return Ok(key);
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(key) = parse(&text) {
+            return Ok(key);
+        }
     }
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
@@ -581,7 +586,7 @@ mod tests {
             match n {
                 // Announces more than the cap; the client must not try to read it.
                 0 => stream
-                    .write_all(&(MAX_ANSWER_LEN as u32 + 1).to_be_bytes())
+                    .write_all(&(MAX_MESSAGE_LEN as u32 + 1).to_be_bytes())
                     .unwrap(),
                 // Hangs up mid-answer.
                 1 => stream
@@ -601,10 +606,16 @@ mod tests {
         let client = AgentClient::connect(&path).unwrap();
         assert_eq!(
             client.list_identities(),
-            Err(AgentError::AnswerTooLarge(MAX_ANSWER_LEN + 1))
+            Err(AgentError::AnswerTooLarge(MAX_MESSAGE_LEN + 1))
         );
         assert_eq!(client.list_identities(), Err(AgentError::Closed));
         assert_eq!(client.list_identities(), Ok(vec![]));
+        // Refused before sending, so the connection stays usable.
+        let key = PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        assert!(matches!(
+            client.sign(key.public_key(), &vec![0; MAX_MESSAGE_LEN]),
+            Err(AgentError::RequestTooLarge(_))
+        ));
         assert_eq!(
             AgentSigner::for_key(client, None).unwrap_err(),
             AgentError::NoIdentities { skipped: vec![] }
