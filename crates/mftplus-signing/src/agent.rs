@@ -254,7 +254,7 @@ impl AgentClient {
     /// Asks the agent to sign `data` with `key`; returns the SSH signature blob.
     pub fn sign(&self, key: &PublicKey, data: &[u8]) -> Result<Vec<u8>, AgentError> {
         let mut w = Writer::new();
-        // Flags 0: they only select RSA hash variants, and we hold no RSA keys.
+        // Flags 0: flags only pick RSA hash variants, and RSA keys are never selected.
         w.raw(&[SSH_AGENTC_SIGN_REQUEST])
             .string(&key.to_blob())
             .string(data)
@@ -263,8 +263,8 @@ impl AgentClient {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<UnixStream>> {
-        // A panic elsewhere while holding the lock leaves at worst a desynchronised stream,
-        // and `request` drops the stream on any failure; the Option itself is always valid.
+        // `request` takes the stream out of the slot before using it, so a panic while the lock
+        // is held leaves the slot empty at worst and the next request simply dials again.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
