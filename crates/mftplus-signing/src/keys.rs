@@ -310,14 +310,16 @@ pub enum SignError {
     /// For signers that talk to something else (ssh-agent, a token): its own message.
     #[error("signer backend failed: {0}")]
     Backend(String),
+    #[error("ssh-agent: {0}")]
+    Agent(#[from] crate::agent::AgentError),
 }
 
 /// Something that can make SSH signatures with one key.
 ///
 /// The contract is the one ssh-agent's sign request has: given the data, return the SSH
 /// signature blob (`string algorithm, string signature`). A file-backed key
-/// ([`crate::PrivateKey`]) implements it today; an agent-backed signer can implement it later
-/// without any change to SSHSIG code.
+/// ([`crate::PrivateKey`]) and an ssh-agent key ([`crate::AgentSigner`]) implement it; SSHSIG
+/// code does not know which it has.
 pub trait Signer {
     /// The public half, which SSHSIG embeds so the verifier can match it against pinned keys.
     fn public_key(&self) -> &PublicKey;

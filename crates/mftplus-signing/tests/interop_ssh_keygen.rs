@@ -12,14 +12,6 @@ use mftplus_signing::{
     Signer, SshSig, VerifyContext, VerifyError, OP_NAMESPACE,
 };
 
-fn pinned(pub_path: &std::path::Path) -> AllowedSigners {
-    let line = fs::read_to_string(pub_path).unwrap();
-    AllowedSigners::parse(&format!(
-        "ops@example.com namespaces=\"{OP_NAMESPACE}\" {line}"
-    ))
-    .unwrap()
-}
-
 #[test]
 fn ssh_keygen_signature_passes_our_pipeline() {
     let dir = tempfile::tempdir().unwrap();

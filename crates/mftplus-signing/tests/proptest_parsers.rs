@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use mftplus_signing::agent::{parse_identities_answer, parse_sign_answer};
 use mftplus_signing::armor::{self, SIGNATURE_LABEL};
 use mftplus_signing::{
     AllowedSigners, HashAlg, KeyAlgorithm, Op, PrivateKey, PublicKey, Signer, SshSig, Target,
@@ -176,4 +177,58 @@ proptest! {
             prop_assert!(!still_trusted, "bit {} of byte {} flipped unnoticed", bit, i);
         }
     }
+
+    #[test]
+    fn agent_answer_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = parse_identities_answer(&bytes);
+        let _ = parse_sign_answer(&bytes);
+        // Also with the right type byte in front, so the parsers get past the first check.
+        for kind in [12u8, 14] {
+            let mut msg = vec![kind];
+            msg.extend_from_slice(&bytes);
+            let _ = parse_identities_answer(&msg);
+            let _ = parse_sign_answer(&msg);
+        }
+    }
+
+    /// A well-formed identities answer mixing our keys with unsupported ones parses to exactly
+    /// our keys, in order, with the others counted as skipped; cutting it short is an error.
+    #[test]
+    fn agent_identities_answer_round_trips(
+        entries in prop::collection::vec((0usize..5, "\\PC{0,20}"), 0..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut msg = vec![12u8];
+        msg.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        let mut expected = Vec::new();
+        let mut skipped = 0;
+        for (which, comment) in &entries {
+            let blob = match keys().get(*which) {
+                Some(key) => {
+                    expected.push((key.public_key().clone(), comment.clone()));
+                    key.public_key().to_blob()
+                }
+                None => {
+                    skipped += 1;
+                    wire_strings(&[b"ssh-rsa", &[1, 0, 1], &[0x42; 40]])
+                }
+            };
+            msg.extend(wire_strings(&[&blob, comment.as_bytes()]));
+        }
+        let answer = parse_identities_answer(&msg).unwrap();
+        let got: Vec<_> = answer.supported.iter().map(|id| (id.key.clone(), id.comment.clone())).collect();
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(answer.skipped.len(), skipped);
+        let cut = cut.index(msg.len());
+        prop_assert!(parse_identities_answer(&msg[..cut]).is_err());
+    }
+}
+
+fn wire_strings(items: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend_from_slice(&(item.len() as u32).to_be_bytes());
+        out.extend_from_slice(item);
+    }
+    out
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use mftplus_signing::{ExpectedAction, Op, Target};
+use mftplus_signing::{AllowedSigners, ExpectedAction, Op, Target, OP_NAMESPACE};
 use serde_json::{json, Value};
 
 pub const HOST: &str = "host-0001";
@@ -39,6 +39,15 @@ pub fn action() -> ExpectedAction {
         guest_id: Some(GUEST.into()),
         params: params(),
     }
+}
+
+/// An allowed_signers pinning the key in `pub_path` for ops, as `ops@example.com`.
+pub fn pinned(pub_path: &Path) -> AllowedSigners {
+    let line = std::fs::read_to_string(pub_path).unwrap();
+    AllowedSigners::parse(&format!(
+        "ops@example.com namespaces=\"{OP_NAMESPACE}\" {line}"
+    ))
+    .unwrap()
 }
 
 pub fn ssh_keygen() -> Command {
