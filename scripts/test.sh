@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine: installs what the tests run against if missing
-# (PostgreSQL, ssh-keygen, openssl, moto's S3 server from PyPI), starts the local PostgreSQL cluster and its test role
+# (PostgreSQL, ssh-keygen, openssl, moto's S3 server and aiosmtpd from PyPI), starts the local PostgreSQL cluster and its test role
 # (idempotent), then every test of the workspace.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 scripts/s3-test-setup.sh
+scripts/smtp-test-setup.sh
 if [ -z "${MFTPLUS_TEST_PG_URL:-}" ]; then
   eval "$(scripts/pg-test-setup.sh)"
 fi
