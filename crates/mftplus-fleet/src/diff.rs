@@ -26,19 +26,33 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Op names of the classification table.
 pub mod op {
+    /// A guest added (benign).
     pub const GUEST_CREATE: &str = "guest.create";
+    /// A guest removed (destructive, `{guest_id}`).
     pub const GUEST_REMOVE: &str = "guest.remove";
+    /// `run_state` became `running` (benign).
     pub const GUEST_START: &str = "guest.start";
+    /// `run_state` became `stopped` (benign).
     pub const GUEST_STOP: &str = "guest.stop";
+    /// `cpu_cores` or `memory_mb` changed, or `disk_gb` grew (benign).
     pub const GUEST_RESIZE: &str = "guest.resize";
+    /// `disk_gb` shrank (destructive, `{guest_id, from_gb, to_gb}`).
     pub const GUEST_SHRINK_DISK: &str = "guest.shrink_disk";
+    /// `image` changed on an existing guest (destructive, `{guest_id, from, to}`).
     pub const GUEST_REIMAGE: &str = "guest.reimage";
+    /// `restore_from` set or changed on an existing guest (destructive, `{guest_id, snapshot}`).
     pub const GUEST_RESTORE: &str = "guest.restore";
+    /// A storage policy added (benign).
     pub const STORAGE_ATTACH: &str = "storage.attach";
+    /// A storage policy removed (destructive, `{durable_id}`).
     pub const STORAGE_DETACH: &str = "storage.detach";
+    /// `role`, `class` or `backup` changed (benign).
     pub const STORAGE_POLICY: &str = "storage.policy";
+    /// `wipe` set (destructive, `{durable_id}`).
     pub const STORAGE_WIPE: &str = "storage.wipe";
+    /// A version changed (benign).
     pub const VERSION_BUMP: &str = "version.bump";
+    /// Anything else (destructive, `{path, before, after}`).
     pub const STATE_CHANGE: &str = "state.change";
 }
 

@@ -6,7 +6,12 @@ use thiserror::Error;
 pub enum FleetError {
     /// Only destructive changes become signed ops; benign ones are published directly.
     #[error("change `{op}` at `{path}` is benign; only destructive changes become ops")]
-    NotDestructive { op: String, path: String },
+    NotDestructive {
+        /// The change's op name.
+        op: String,
+        /// The change's path.
+        path: String,
+    },
     /// Floats have no single canonical text form, so signed params carry integers only.
     #[error("op params contain a non-integer number; use integers or strings")]
     FloatInParams,
@@ -18,12 +23,20 @@ pub enum FleetError {
     UnknownOp(String),
     /// A parameter the op needs is missing or has the wrong type.
     #[error("op `{op}` has a missing or mistyped param `{param}`")]
-    BadParam { op: String, param: &'static str },
+    BadParam {
+        /// The op name.
+        op: String,
+        /// The parameter.
+        param: &'static str,
+    },
     /// The op's `target.guest_id` disagrees with the guest its params or path name.
     #[error("op `{op}` targets guest {target:?} but acts on {acts_on:?}")]
     TargetMismatch {
+        /// The op name.
         op: String,
+        /// The op's `target.guest_id`.
         target: Option<String>,
+        /// The guest its params or path act on.
         acts_on: Option<String>,
     },
     /// A `state.change` path that is not one the diff can produce.

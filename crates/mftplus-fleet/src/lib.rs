@@ -1,7 +1,7 @@
 //! The fleet's rules as pure functions, shared by the cloud (which classifies an operator's
 //! edit and mints op blobs) and the agent (which recomputes the same diff to decide what it may
 //! do without a signature). `docs/decisions/0009-fleet-control-plane.md` is the design record;
-//! its classification table is implemented in [`diff`] and is normative.
+//! its classification table is implemented in [`mod@diff`] and is normative.
 //!
 //! What is here:
 //! - [`diff()`]: every difference between two desired states, classified benign or destructive.
@@ -17,6 +17,8 @@
 //! What is not: no HTTP, no database, no async runtime, no clock (callers pass `now`), no
 //! signing or verification (that is `mftplus-signing`). Wire types live in
 //! `mftplus_types::fleet`; this crate only computes over them.
+
+#![warn(missing_docs)]
 
 pub mod configgen;
 pub mod convergence;

@@ -128,34 +128,34 @@ fn fold_round_trip(current: &DesiredState, proposed: &DesiredState) {
 #[test]
 fn every_destructive_op_folds_into_the_desired_state() {
     let current = state();
-    let edits: Vec<Box<dyn Fn(&mut DesiredState)>> = vec![
-        Box::new(|s| {
+    let edits: Vec<fn(&mut DesiredState)> = vec![
+        |s| {
             s.guests.remove("db");
-        }),
-        Box::new(|s| s.guests.get_mut("db").unwrap().spec.disk_gb = 50),
-        Box::new(|s| s.guests.get_mut("db").unwrap().spec.image = "img-2".into()),
-        Box::new(|s| s.guests.get_mut("db").unwrap().spec.restore_from = Some("snap".into())),
-        Box::new(|s| {
+        },
+        |s| s.guests.get_mut("db").unwrap().spec.disk_gb = 50,
+        |s| s.guests.get_mut("db").unwrap().spec.image = "img-2".into(),
+        |s| s.guests.get_mut("db").unwrap().spec.restore_from = Some("snap".into()),
+        |s| {
             s.storage.remove("disk-1");
-        }),
-        Box::new(|s| {
+        },
+        |s| {
             s.extra.insert("tunnel".into(), json!({"token": "t"}));
-        }),
-        Box::new(|s| {
+        },
+        |s| {
             s.versions.extra.insert("kernel".into(), json!("6.1"));
-        }),
-        Box::new(|s| {
+        },
+        |s| {
             let web = s.guests.get_mut("web").unwrap();
             web.extra.insert("autostart".into(), json!(false));
-        }),
-        Box::new(|s| {
+        },
+        |s| {
             let web = s.guests.get_mut("web").unwrap();
             web.spec.extra.insert("gpu".into(), json!({"id": 1}));
-        }),
-        Box::new(|s| {
+        },
+        |s| {
             let p = s.storage.get_mut("disk-1").unwrap();
             p.extra.insert("fs".into(), json!("ext4"));
-        }),
+        },
     ];
     for edit in edits {
         let mut proposed = current.clone();
