@@ -46,7 +46,24 @@ struct Facts<'a> {
     customer: &'a str,
     subject: String,
     at: String,
-    detail: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    details: &'a Value,
+    lang: Lang,
+}
+
+impl Facts<'_> {
+    /// A detail as text; times read like the event's own time.
+    fn detail(&self, key: &str) -> Option<String> {
+        let s = match self.details.get(key)? {
+            Value::String(s) => s.clone(),
+            Value::Null => return None,
+            other => other.to_string(),
+        };
+        Some(if key == "last_seen" || key == "expected_by" {
+            format_time(&s, self.lang)
+        } else {
+            s
+        })
+    }
 }
 
 /// `(subject, body)` for `event`. Operators always get English; customers get English when
@@ -109,20 +126,8 @@ fn facts<'a>(event: &'a NotifyEvent, lang: Lang) -> Facts<'a> {
         customer: &event.customer_name,
         subject,
         at: format_time(&event.at, lang),
-        detail: Box::new(move |key| {
-            let v = event.details.get(key)?;
-            let s = match v {
-                Value::String(s) => s.clone(),
-                Value::Null => return None,
-                other => other.to_string(),
-            };
-            // Times in the details read like the event's own time.
-            Some(if key == "last_seen" || key == "expected_by" {
-                format_time(&s, lang)
-            } else {
-                s
-            })
-        }),
+        details: &event.details,
+        lang,
     }
 }
 
@@ -143,7 +148,7 @@ fn format_time(raw: &str, lang: Lang) -> String {
 
 fn english(kind: &str, f: &Facts<'_>) -> (String, String) {
     let (s, at) = (&f.subject, &f.at);
-    let d = |k| (f.detail)(k);
+    let d = |k| f.detail(k);
     match kind {
         "host_stale" => (
             format!("Host stale: {s}"),
@@ -204,7 +209,7 @@ fn english(kind: &str, f: &Facts<'_>) -> (String, String) {
 
 fn hungarian(kind: &str, f: &Facts<'_>) -> (String, String) {
     let (s, at) = (&f.subject, &f.at);
-    let d = |k| (f.detail)(k);
+    let d = |k| f.detail(k);
     match kind {
         "host_stale" => (
             format!("Késik a szerver jelentése: {s}"),
