@@ -3,6 +3,7 @@
 //! another user's `:own` resource stays invisible, and the allowed principal succeeds.
 
 mod common;
+mod fleet_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, ROUTES};
@@ -54,6 +55,9 @@ async fn send(w: &World, cred: &Cred, method: &str, (path, body): (String, Body)
 async fn fixture(w: &World, id: &str) -> (String, Body) {
     if let Some(request) = transfer_fixture(w, id).await {
         return request;
+    }
+    if let Some((path, json)) = fleet_fixture(w, id).await {
+        return (path, Body::Json(json));
     }
     let (path, json) = json_fixture(w, id).await;
     (path, Body::Json(json))
@@ -146,6 +150,76 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
         }
         _ => None,
     }
+}
+
+/// Operator routes of the fleet; each destructive one acts on a fresh customer or host.
+async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
+    use fleet_support::*;
+    let c = &w.cloud;
+    let fresh_customer = || async { customer(c, json!({})).await };
+    let request = match id {
+        "customers_list" => ("/api/v1/customers".into(), None),
+        "customers_create" => (
+            "/api/v1/customers".into(),
+            Some(json!({"id": unique("c"), "name": "Új Ügyfél", "email": "uj@example.com"})),
+        ),
+        "customers_get" | "customers_update" | "customers_delete" | "customer_block"
+        | "customer_unblock" | "customer_trigger_update" | "customer_geo_remove_all" => {
+            let customer = fresh_customer().await;
+            let path = match id {
+                "customer_block" => format!("/api/v1/customers/{customer}/block"),
+                "customer_unblock" => format!("/api/v1/customers/{customer}/unblock"),
+                "customer_trigger_update" => format!("/api/v1/customers/{customer}/trigger-update"),
+                "customer_geo_remove_all" => format!("/api/v1/customers/{customer}/geo/remove-all"),
+                _ => format!("/api/v1/customers/{customer}"),
+            };
+            let body = (id == "customers_update").then(|| json!({"name": "Kovács és Társa Kft"}));
+            (path, body)
+        }
+        "hosts_list" => ("/api/v1/hosts".into(), None),
+        "guests_list" => ("/api/v1/guests".into(), None),
+        "ops_list" => ("/api/v1/ops?status=pending_signature".into(), None),
+        "events_list" => ("/api/v1/events?limit=5".into(), None),
+        "notifications_list" => ("/api/v1/notifications".into(), None),
+        "hosts_get" | "host_desired_get" | "host_reports" | "host_desired_diff"
+        | "host_desired_put" | "host_recovery_arm" | "host_recovery_disarm" => {
+            let host = enroll(c).await;
+            let h = &host.host_id;
+            match id {
+                "hosts_get" => (format!("/api/v1/hosts/{h}"), None),
+                "host_desired_get" => (format!("/api/v1/hosts/{h}/desired-state"), None),
+                "host_reports" => (format!("/api/v1/hosts/{h}/reports"), None),
+                "host_desired_diff" => (
+                    format!("/api/v1/hosts/{h}/desired-state/diff"),
+                    Some(json!({"desired_state": {"guests": {"web": web_guest()}}})),
+                ),
+                "host_desired_put" => (
+                    format!("/api/v1/hosts/{h}/desired-state"),
+                    Some(json!({"desired_state": {"guests": {"web": web_guest()}}})),
+                ),
+                "host_recovery_arm" => (
+                    format!("/api/v1/hosts/{h}/recovery"),
+                    Some(json!({"ttl_seconds": 300})),
+                ),
+                _ => (format!("/api/v1/hosts/{h}/recovery"), None),
+            }
+        }
+        "ops_get" | "op_sign" => {
+            let host = enroll(c).await;
+            let op = pending_op(c, &host).await;
+            if id == "ops_get" {
+                (format!("/api/v1/ops/{op}"), None)
+            } else {
+                let signature = signature_for(c, &op).await;
+                (
+                    format!("/api/v1/ops/{op}/signature"),
+                    Some(json!({"signature": signature})),
+                )
+            }
+        }
+        _ => return None,
+    };
+    Some(request)
 }
 
 async fn json_fixture(w: &World, id: &str) -> (String, Option<Value>) {
@@ -370,7 +444,8 @@ fn role_lacks(w: &World, role: &str, access: Access) -> bool {
     let rbac = &w.cloud.state.rbac;
     match access {
         Access::Public | Access::Authenticated => false,
-        Access::Permission(p) => !rbac.allows(role, p),
+        Access::Permission(p) | Access::HostOr(p) => !rbac.allows(role, p),
+        Access::Host | Access::Guest | Access::RetrievalPassword => false,
         Access::Scoped { all, own } => !rbac.allows(role, all) && !rbac.allows(role, own),
     }
 }
@@ -383,6 +458,13 @@ async fn every_route_enforces_its_access() {
     for spec in ROUTES {
         let method = spec.method.as_str();
         let label = format!("{method} {} ({})", spec.path, spec.id);
+        // No user credential opens these; fleet_authz.rs covers them.
+        if matches!(
+            spec.access,
+            Access::Host | Access::Guest | Access::RetrievalPassword
+        ) {
+            continue;
+        }
 
         if spec.access != Access::Public {
             for (what, cred, code) in &bad {
@@ -423,6 +505,13 @@ async fn every_route_enforces_its_access() {
             _ => admin(&w.cloud),
         };
         let reply = send(&w, &allowed, method, fixture(&w, spec.id).await).await;
+        if spec.id == "customer_geo_remove_all" {
+            // Past authorization; this cloud has no edge firewall configured (fleet_geo.rs
+            // drives the real one).
+            assert_eq!(reply.code(), "unavailable", "{label}: {:?}", reply.body);
+            checked += 1;
+            continue;
+        }
         assert!(
             (200..300).contains(&reply.status),
             "{label} as the allowed principal: {} {:?}",

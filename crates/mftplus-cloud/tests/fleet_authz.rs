@@ -1,0 +1,169 @@
+//! The authorization matrix of the routes that take no user credential, generated from the
+//! route table like `authz_matrix.rs` (which covers every user-credential route, `HostOr`
+//! included): host-key, guest-key and retrieval-password routes refuse every wrong kind of
+//! credential, a host key acts only on its own host, and the right credential succeeds. A
+//! route of these kinds without a fixture here fails the test.
+
+mod common;
+mod fleet_support;
+
+use common::*;
+use fleet_support::*;
+use mftplus_cloud::routes::{Access, ROUTES};
+use mftplus_cloud::testing::TestCloud;
+use serde_json::{json, Value};
+
+/// A request for the route acting on `host`'s resources: (path, body).
+async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Option<Value>) {
+    let h = &host.host_id;
+    match id {
+        "host_report" => ("/api/v1/host-report".into(), Some(report(h, 0))),
+        "host_desired_get" => (format!("/api/v1/hosts/{h}/desired-state"), None),
+        "host_signed_ops" => (format!("/api/v1/hosts/{h}/signed-ops"), None),
+        "host_op_status" => {
+            let op = signed_op(cloud, host).await;
+            let fetched = call(cloud, &host.cred(), "GET", &format!("/api/v1/hosts/{h}/signed-ops"), None).await;
+            assert_eq!(fetched.status, 200, "{:?}", fetched.body);
+            (
+                format!("/api/v1/hosts/{h}/signed-ops/{op}/status"),
+                Some(json!({"status": "failed", "result": {"error": "disk busy"}})),
+            )
+        }
+        "host_escrow_put" => (
+            format!("/api/v1/hosts/{h}/escrow"),
+            Some(json!({"backup_namespace": "ns/kovacs", "repository_fingerprint": "ab:cd", "wrapped_key": "d3JhcHBlZA=="})),
+        ),
+        "host_guest_mint" => (
+            format!("/api/v1/hosts/{h}/guests"),
+            Some(json!({"guest_id": unique("g"), "display_name": "Web"})),
+        ),
+        "guest_report" => (
+            "/api/v1/report".into(),
+            Some(json!({"controller_version": "1.0.0", "apps": [{"name": "nextcloud"}]})),
+        ),
+        "enroll" => {
+            let customer = customer(cloud, json!({})).await;
+            (
+                "/api/v1/enroll".into(),
+                Some(json!({"customer_id": customer, "hostname": "box", "agent_version": "0.1.0"})),
+            )
+        }
+        "host_re_enroll" => {
+            let armed = call(cloud, &admin(cloud), "POST", &format!("/api/v1/hosts/{h}/recovery"), Some(json!({"ttl_seconds": 600}))).await;
+            assert_eq!(armed.status, 200, "{:?}", armed.body);
+            (
+                format!("/api/v1/hosts/{h}/re-enroll"),
+                Some(json!({"hostname": "box-new", "agent_version": "0.1.0"})),
+            )
+        }
+        "customer_config" => (format!("/api/v1/config/{}", host.customer_id), None),
+        other => panic!("route {other} has no fixture in the fleet authorization matrix; add one"),
+    }
+}
+
+fn method_of(id: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|spec| spec.id == id)
+        .map(|spec| spec.method.as_str())
+        .unwrap()
+}
+
+fn call_json<'a>(
+    cloud: &'a TestCloud,
+    cred: &'a Cred,
+    id: &'a str,
+    (path, body): (String, Option<Value>),
+) -> impl std::future::Future<Output = Reply> + 'a {
+    async move { call(cloud, cred, method_of(id), &path, body).await }
+}
+
+#[tokio::test]
+async fn reporter_and_retrieval_routes_enforce_their_access() {
+    let cloud = TestCloud::spawn().await;
+    let (_, user_jwt) = user_with_token(&cloud, "op@example.com", "operator").await;
+    let mut checked = 0;
+    for spec in ROUTES {
+        let id = spec.id;
+        match spec.access {
+            Access::Host | Access::HostOr(_) => {
+                let host = enroll(&cloud).await;
+                let other = enroll(&cloud).await;
+                let guest_key = guest(&cloud, &host, &unique("g")).await;
+                let unknown = Cred::Bearer(format!("mfth_{}", "x".repeat(40)));
+                let mut refusals = vec![
+                    ("another host's key", Cred::Bearer(other.host_key.clone()), 403, "forbidden"),
+                    ("a guest key", Cred::Bearer(guest_key), 403, "forbidden"),
+                    ("an unknown host key", unknown, 401, "unauthenticated"),
+                ];
+                if spec.access == Access::Host {
+                    refusals.push(("anonymous", Cred::None, 401, "unauthenticated"));
+                    refusals.push(("an admin API key", admin(&cloud), 401, "unauthenticated"));
+                    refusals.push(("an operator JWT", user_jwt.clone(), 401, "unauthenticated"));
+                }
+                for (what, cred, status, code) in refusals {
+                    let reply = call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
+                    assert_eq!(reply.status, status, "{id} with {what}: {:?}", reply.body);
+                    assert_eq!(reply.code(), code, "{id} with {what}");
+                    checked += 1;
+                }
+                let reply = call_json(&cloud, &host.cred(), id, fixture(&cloud, id, &host).await).await;
+                assert!((200..300).contains(&reply.status), "{id} with its own host key: {} {:?}", reply.status, reply.body);
+                checked += 1;
+            }
+            Access::Guest => {
+                let host = enroll(&cloud).await;
+                let guest_key = guest(&cloud, &host, &unique("g")).await;
+                for (what, cred, status) in [
+                    ("anonymous", Cred::None, 401),
+                    ("a host key", host.cred(), 403),
+                    ("an unknown guest key", Cred::Bearer(format!("mftg_{}", "y".repeat(40))), 401),
+                    ("an admin API key", admin(&cloud), 401),
+                ] {
+                    let reply = call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
+                    assert_eq!(reply.status, status, "{id} with {what}: {:?}", reply.body);
+                    checked += 1;
+                }
+                let reply = call_json(&cloud, &Cred::Bearer(guest_key), id, fixture(&cloud, id, &host).await).await;
+                assert!((200..300).contains(&reply.status), "{id} with its guest key: {:?}", reply.body);
+                checked += 1;
+            }
+            Access::RetrievalPassword => {
+                let host = enroll(&cloud).await;
+                for (what, password, code) in [
+                    ("no password", None, "unauthenticated"),
+                    ("a wrong password", Some("not-the-password-at-all"), "invalid_credentials"),
+                ] {
+                    let (path, body) = fixture(&cloud, id, &host).await;
+                    let reply = match password {
+                        Some(password) => with_password(&cloud, method_of(id), &path, password, body).await,
+                        None => call(&cloud, &admin(&cloud), method_of(id), &path, body).await,
+                    };
+                    assert_eq!(reply.status, 401, "{id} with {what}: {:?}", reply.body);
+                    assert_eq!(reply.code(), code, "{id} with {what}");
+                    checked += 1;
+                }
+                let (path, body) = fixture(&cloud, id, &host).await;
+                let reply = with_password(&cloud, method_of(id), &path, RETRIEVAL_PASSWORD, body).await;
+                assert!((200..300).contains(&reply.status), "{id} with the password: {} {:?}", reply.status, reply.body);
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(checked > 40, "only {checked} checks ran");
+}
+
+#[tokio::test]
+async fn a_report_for_another_host_is_refused() {
+    let cloud = TestCloud::spawn().await;
+    let host = enroll(&cloud).await;
+    let other = enroll(&cloud).await;
+    let reply = send_report(&cloud, &host, report(&other.host_id, 0)).await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    assert_eq!(
+        call(&cloud, &admin(&cloud), "GET", &format!("/api/v1/hosts/{}/reports", other.host_id), None).await.body,
+        json!([]),
+        "nothing was recorded for the other host"
+    );
+}
