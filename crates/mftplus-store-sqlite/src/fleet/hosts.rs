@@ -205,7 +205,7 @@ pub(crate) fn rotate_key(conn: &mut Connection, rotation: &KeyRotation) -> Store
     let Some(until) = until else {
         return Err(StoreError::NotFound);
     };
-    if !until.is_some_and(|until| until > rotation.now_ms) {
+    if until.is_none_or(|until| until <= rotation.now_ms) {
         return Err(StoreError::Conflict("recovery_not_armed".into()));
     }
     tx.prepare_cached(
