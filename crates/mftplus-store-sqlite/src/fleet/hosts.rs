@@ -107,14 +107,14 @@ pub(crate) fn apply_desired_edit(
     edit: &DesiredEdit,
 ) -> StoreResult<HostRow> {
     let tx = immediate(conn)?;
-    let current: Option<(String, i64)> = tx
-        .prepare_cached("SELECT customer_id, desired_generation FROM hosts WHERE id = ?1")
+    let generation: Option<i64> = tx
+        .prepare_cached("SELECT desired_generation FROM hosts WHERE id = ?1")
         .and_then(|mut stmt| {
-            stmt.query_row(params![edit.host_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            stmt.query_row(params![edit.host_id], |row| row.get(0))
                 .optional()
         })
         .db()?;
-    let Some((_customer_id, generation)) = current else {
+    let Some(generation) = generation else {
         return Err(StoreError::NotFound);
     };
     if edit
