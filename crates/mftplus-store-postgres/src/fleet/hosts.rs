@@ -207,7 +207,7 @@ pub(crate) async fn rotate_key<C: GenericClient>(
     .await?
     .ok_or(StoreError::NotFound)?;
     let until: Option<i64> = row.try_get(0).db()?;
-    if !until.is_some_and(|until| until > rotation.now_ms) {
+    if until.is_none_or(|until| until <= rotation.now_ms) {
         return Err(StoreError::Conflict("recovery_not_armed".into()));
     }
     let sql = format!(

@@ -67,7 +67,7 @@ pub(crate) async fn transition<C: GenericClient>(
     let op = load(tx, &step.op_id, true)
         .await?
         .ok_or(StoreError::NotFound)?;
-    if !step.from.iter().any(|status| *status == op.status) {
+    if !step.from.contains(&op.status) {
         return Err(StoreError::Conflict("op_status".into()));
     }
     let finished = op_status::FINAL.contains(&step.to.as_str());

@@ -107,14 +107,14 @@ pub(crate) fn apply_desired_edit(
     edit: &DesiredEdit,
 ) -> StoreResult<HostRow> {
     let tx = immediate(conn)?;
-    let current: Option<(String, i64)> = tx
-        .prepare_cached("SELECT customer_id, desired_generation FROM hosts WHERE id = ?1")
+    let generation: Option<i64> = tx
+        .prepare_cached("SELECT desired_generation FROM hosts WHERE id = ?1")
         .and_then(|mut stmt| {
-            stmt.query_row(params![edit.host_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            stmt.query_row(params![edit.host_id], |row| row.get(0))
                 .optional()
         })
         .db()?;
-    let Some((_customer_id, generation)) = current else {
+    let Some(generation) = generation else {
         return Err(StoreError::NotFound);
     };
     if edit
@@ -205,7 +205,7 @@ pub(crate) fn rotate_key(conn: &mut Connection, rotation: &KeyRotation) -> Store
     let Some(until) = until else {
         return Err(StoreError::NotFound);
     };
-    if !until.is_some_and(|until| until > rotation.now_ms) {
+    if until.is_none_or(|until| until <= rotation.now_ms) {
         return Err(StoreError::Conflict("recovery_not_armed".into()));
     }
     tx.prepare_cached(

@@ -70,93 +70,76 @@ pub(crate) struct LivenessLimits {
     pub grace_since_ms: i64,
 }
 
-fn liveness_event(target: &str) -> (&'static str, &'static str) {
-    match target {
-        liveness::DOWN => (liveness::EVENT_DOWN, "critical"),
-        liveness::STALE => (liveness::EVENT_STALE, "warning"),
-        _ => (liveness::EVENT_RECOVERED, "info"),
-    }
-}
-
-/// One scan computes every host's state and keeps only those that change; the writes are then
-/// proportional to the changes, which are few in a steady fleet.
+/// Two set-based statements over the whole table in one transaction: record an event for
+/// every host whose state changes (reading `from` and `to` back from the event), then move
+/// those hosts. Nothing else writes between them, so both see the same hosts.
 pub(crate) fn liveness_pass(
     conn: &mut Connection,
     limits: &LivenessLimits,
 ) -> StoreResult<Vec<LivenessTransition>> {
+    const JUDGED: &str = "SELECT id, customer_id, liveness, target, last_report_at_ms FROM (\
+           SELECT h.id, h.customer_id, h.liveness, h.last_report_at_ms, \
+             CASE WHEN ?1 - MAX(h.last_report_at_ms, ?4) >= ?3 THEN ?7 \
+                  WHEN ?1 - MAX(h.last_report_at_ms, ?4) >= ?2 THEN ?6 \
+                  ELSE ?5 END AS target \
+           FROM hosts h JOIN customers c ON c.id = h.customer_id \
+           WHERE h.last_report_at_ms IS NOT NULL AND c.status = ?8) \
+         WHERE liveness <> target";
+    let params = params![
+        limits.now_ms,
+        limits.stale_after_ms,
+        limits.down_after_ms,
+        limits.grace_since_ms,
+        liveness::OK,
+        liveness::STALE,
+        liveness::DOWN,
+        ACTIVE,
+        liveness::EVENT_DOWN,
+        liveness::EVENT_STALE,
+        liveness::EVENT_RECOVERED
+    ];
     let tx = immediate(conn)?;
-    let changes: Vec<(String, String, String, String, i64)> = tx
-        .prepare_cached(
-            "SELECT id, customer_id, liveness, target, last_report_at_ms FROM (\
-               SELECT h.id, h.customer_id, h.liveness, h.last_report_at_ms, \
-                 CASE WHEN ?1 - MAX(h.last_report_at_ms, ?4) >= ?3 THEN ?7 \
-                      WHEN ?1 - MAX(h.last_report_at_ms, ?4) >= ?2 THEN ?6 \
-                      ELSE ?5 END AS target \
-               FROM hosts h JOIN customers c ON c.id = h.customer_id \
-               WHERE h.last_report_at_ms IS NOT NULL AND c.status = ?8) \
-             WHERE liveness <> target ORDER BY id",
-        )
+    let insert = format!(
+        "INSERT INTO events (at_ms, kind, severity, customer_id, host_id, details_json) \
+         SELECT ?1, CASE target WHEN ?7 THEN ?9 WHEN ?6 THEN ?10 ELSE ?11 END, \
+           CASE target WHEN ?7 THEN 'critical' WHEN ?6 THEN 'warning' ELSE 'info' END, \
+           customer_id, id, \
+           json_object('from', liveness, 'to', target, 'last_report_at_ms', last_report_at_ms) \
+         FROM ({JUDGED}) ORDER BY id \
+         RETURNING host_id, customer_id, details_json ->> 'from', details_json ->> 'to', id"
+    );
+    let mut transitions: Vec<LivenessTransition> = tx
+        .prepare_cached(&insert)
         .and_then(|mut stmt| {
-            stmt.query_map(
-                params![
-                    limits.now_ms,
-                    limits.stale_after_ms,
-                    limits.down_after_ms,
-                    limits.grace_since_ms,
-                    liveness::OK,
-                    liveness::STALE,
-                    liveness::DOWN,
-                    ACTIVE
-                ],
-                |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                },
-            )?
+            stmt.query_map(params, |row| {
+                Ok(LivenessTransition {
+                    host_id: row.get(0)?,
+                    customer_id: row.get(1)?,
+                    from: row.get(2)?,
+                    to: row.get(3)?,
+                    event_id: row.get(4)?,
+                })
+            })?
             .collect()
         })
         .db()?;
-    let mut transitions = Vec::with_capacity(changes.len());
-    if !changes.is_empty() {
-        let mut update = tx
-            .prepare_cached("UPDATE hosts SET liveness = ?2 WHERE id = ?1")
+    if !transitions.is_empty() {
+        let update = format!(
+            "UPDATE hosts SET liveness = j.target FROM ({JUDGED}) AS j WHERE hosts.id = j.id"
+        );
+        let moved = tx
+            .prepare_cached(&update)
+            .and_then(|mut stmt| stmt.execute(&params[..8]))
             .db()?;
-        for (host_id, customer_id, from, to, last_report_at_ms) in changes {
-            update.execute(params![host_id, to]).db()?;
-            let (kind, severity) = liveness_event(&to);
-            let details = serde_json::json!({
-                "from": from,
-                "to": to,
-                "last_report_at_ms": last_report_at_ms,
-            });
-            let event_id = insert_event(
-                &tx,
-                &NewEvent {
-                    at_ms: limits.now_ms,
-                    kind: kind.to_string(),
-                    severity: severity.to_string(),
-                    customer_id: Some(customer_id.clone()),
-                    host_id: Some(host_id.clone()),
-                    guest_id: None,
-                    op_id: None,
-                    details_json: details.to_string(),
-                },
-            )?;
-            transitions.push(LivenessTransition {
-                host_id,
-                customer_id,
-                from,
-                to,
-                event_id,
-            });
+        if moved != transitions.len() {
+            return Err(StoreError::Backend(format!(
+                "liveness pass moved {moved} hosts for {} events",
+                transitions.len()
+            )));
         }
     }
     tx.commit().db()?;
+    transitions.sort_by(|a, b| a.host_id.cmp(&b.host_id));
     Ok(transitions)
 }
 

@@ -63,7 +63,7 @@ pub(crate) fn list(conn: &Connection, filter: &OpFilter) -> StoreResult<Vec<Sign
 pub(crate) fn transition(conn: &mut Connection, step: &OpTransition) -> StoreResult<SignedOpRow> {
     let tx = immediate(conn)?;
     let op = load(&tx, &step.op_id)?.ok_or(StoreError::NotFound)?;
-    if !step.from.iter().any(|status| *status == op.status) {
+    if !step.from.contains(&op.status) {
         return Err(StoreError::Conflict("op_status".into()));
     }
     let finished = op_status::FINAL.contains(&step.to.as_str());
