@@ -100,7 +100,7 @@ impl TestCloud {
             .await
             .expect("admin");
         let admin_api_key = cloud
-            .mint_api_key(&admin, "test admin", "admin", 86_400)
+            .mint_api_key(&admin, "test admin", "admin", 10 * 365 * 86_400)
             .await
             .expect("key");
         let state = cloud.state().clone();
