@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::cli_fleet::*;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mftctl",
@@ -68,6 +70,29 @@ pub enum Command {
     /// List, show, verify and cancel transfers
     #[command(subcommand)]
     Transfers(TransfersCommand),
+    /// Fleet: customers, their retrieval passwords and lifecycle
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// Fleet: hosts (one per customer box) and their reports
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+    /// Fleet: guests running on the hosts
+    #[command(subcommand)]
+    Guests(GuestsCommand),
+    /// Fleet: a host's desired state (what the agent converges to)
+    #[command(subcommand)]
+    Desired(DesiredCommand),
+    /// Fleet: destructive changes waiting for, or carrying, an operator signature
+    #[command(subcommand)]
+    Ops(OpsCommand),
+    /// Fleet: the event stream (liveness, backups, ops)
+    Events(EventsArgs),
+    /// Fleet: recovery mode, which lets a new box take over a lost host
+    #[command(subcommand)]
+    Recovery(RecoveryCommand),
+    /// Fleet: notifications sent to operators and customers
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -419,7 +444,7 @@ impl ExportFormat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::CommandFactory;
 

@@ -75,6 +75,8 @@ pub struct Context {
     pub state_dir: Option<PathBuf>,
     /// Test hook ([`crate::RunOptions`]): `send` fails after this many chunk uploads.
     pub interrupt_send_after: Option<u64>,
+    /// `$HOME`, for defaults under it (`ops sign` looks for `~/.ssh/id_ed25519`).
+    pub home: Option<PathBuf>,
     pub config: ClientConfig,
     pub server: String,
     pub source: CredentialSource,
@@ -114,6 +116,7 @@ impl Context {
             config_path,
             state_dir,
             interrupt_send_after: None,
+            home: home.map(PathBuf::from),
             config,
             server: resolved.server,
             source: resolved.source,

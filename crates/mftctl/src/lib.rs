@@ -1,6 +1,7 @@
 //! `mftctl`, the command-line client of an MFTPlus server: sign in, manage users, API keys and
-//! tokens, read the server's configuration, verify or export the audit log, and send and receive
-//! end-to-end-encrypted files.
+//! tokens, read the server's configuration, verify or export the audit log, send and receive
+//! end-to-end-encrypted files, and operate the fleet (customers, hosts, desired state, signing
+//! destructive ops with the operator's SSH key on this machine, events).
 //!
 //! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
 //! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
@@ -14,12 +15,19 @@
 mod apikeys;
 mod audit;
 pub mod cli;
+mod cli_fleet;
 pub mod config_file;
 pub mod context;
+mod customers;
+mod desired;
 mod download;
 mod error;
+mod events;
+mod hosts;
 mod input;
 mod keys;
+mod op_sign;
+mod ops;
 mod output;
 mod progress;
 mod receive;
@@ -117,5 +125,13 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         Command::Send(args) => send::send(ctx, args).await,
         Command::Receive(args) => receive::receive(ctx, args).await,
         Command::Transfers(command) => transfers::run(ctx, command).await,
+        Command::Customers(command) => customers::run(ctx, command).await,
+        Command::Hosts(command) => hosts::run(ctx, command).await,
+        Command::Guests(command) => hosts::run_guests(ctx, command).await,
+        Command::Recovery(command) => hosts::run_recovery(ctx, command).await,
+        Command::Desired(command) => desired::run(ctx, command).await,
+        Command::Ops(command) => ops::run(ctx, command).await,
+        Command::Events(args) => events::run(ctx, args).await,
+        Command::Notifications(command) => events::run_notifications(ctx, command).await,
     }
 }

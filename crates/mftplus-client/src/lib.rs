@@ -1,7 +1,7 @@
 //! Typed async HTTP client for the MFTPlus API: one method per route of `/api/v1` (plus the
 //! public `/health` and JWKS), returning the wire types of `mftplus-types`.
 //!
-//! Used by `mftctl`, by the agent and the hub, and by integration tests that drive a real server.
+//! Used by `mftctl`, by the agent ([`AgentClient`], keyed by a host or guest key) and the hub, and by integration tests that drive a real server.
 //!
 //! This crate is not a CLI and holds no state on disk: it does not read config files, store
 //! tokens or refresh them by itself. It reports what it learns (a renewed access token, the
@@ -10,6 +10,7 @@
 
 mod api;
 mod error;
+mod fleet;
 mod transfers;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 pub use error::ClientError;
+pub use fleet::{AgentClient, ConfigFormat, EventQuery, GuestQuery, OpQuery};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 
