@@ -7,7 +7,7 @@
 mod cli_support;
 
 use cli_support::Shell;
-use mftplus_client::fleet::{AgentClient, EventQuery};
+use mftplus_client::{AgentClient, EventQuery};
 use mftplus_client::{Client, Credential};
 use mftplus_cloud::testing::TestCloud;
 use mftplus_signing::{verify_op, AllowedSigners, ExpectedAction, FileNonceStore, VerifyContext};
