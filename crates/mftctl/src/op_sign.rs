@@ -48,12 +48,11 @@ pub fn signer_source(
 pub fn open_signer(source: &SignerSource) -> Result<Box<dyn Signer>, CliError> {
     match source {
         SignerSource::File(path) => Ok(Box::new(load_key_file(path)?)),
-        // The ssh-agent signer is being added to mftplus-signing separately; until it lands
-        // this build cannot talk to an agent.
-        SignerSource::Agent => Err(CliError::new(
-            "unsupported",
-            "--agent: signing with ssh-agent is not available in this build; use --key PATH",
-        )),
+        // The agent's only usable key; several are refused with their fingerprints rather
+        // than guessed, because signing with the wrong key is refused by every agent anyway.
+        SignerSource::Agent => mftplus_signing::AgentSigner::from_env(None)
+            .map(|signer| Box::new(signer) as Box<dyn Signer>)
+            .map_err(|err| CliError::new("ssh_agent", format!("ssh-agent: {err}"))),
     }
 }
 

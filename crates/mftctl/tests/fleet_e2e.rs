@@ -12,8 +12,8 @@ use mftplus_client::{Client, Credential};
 use mftplus_cloud::testing::TestCloud;
 use mftplus_signing::{verify_op, AllowedSigners, ExpectedAction, FileNonceStore, VerifyContext};
 use mftplus_types::fleet::{
-    op_status, CreateCustomer, DesiredState, EnrollRequest, GuestDesired, GuestSpec,
-    GuestStatus, GuestStatusReport, HostReport, OpStatusUpdate, PutDesiredState, RunState,
+    op_status, CreateCustomer, DesiredState, EnrollRequest, GuestDesired, GuestSpec, GuestStatus,
+    GuestStatusReport, HostReport, OpStatusUpdate, PutDesiredState, RunState,
 };
 use serde_json::json;
 
@@ -74,7 +74,8 @@ fn web_guest() -> GuestDesired {
 #[tokio::test]
 async fn enroll_converge_sign_execute() {
     let cloud = TestCloud::spawn().await;
-    let operator = Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
+    let operator =
+        Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
     let created = operator
         .create_customer(&CreateCustomer {
             id: Some("kovacs".into()),
@@ -113,7 +114,10 @@ async fn enroll_converge_sign_execute() {
         applied_generation: 0,
         nonces: FileNonceStore::open(state_dir.path().join("nonces"), now()).unwrap(),
     };
-    assert!(!agent.pinned.is_empty(), "enrollment pins the operator keys");
+    assert!(
+        !agent.pinned.is_empty(),
+        "enrollment pins the operator keys"
+    );
 
     // First report: nothing to do yet.
     let envelope = agent.client.host_report(&agent.report()).await.unwrap();
@@ -277,7 +281,8 @@ async fn enroll_converge_sign_execute() {
 #[tokio::test]
 async fn a_blocked_customer_reports_but_gets_no_ops() {
     let cloud = TestCloud::spawn().await;
-    let operator = Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
+    let operator =
+        Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
     operator
         .create_customer(&CreateCustomer {
             id: Some("blocked".into()),
@@ -324,7 +329,10 @@ async fn a_blocked_customer_reports_but_gets_no_ops() {
         desired_state: state,
         expected_generation: None,
     };
-    operator.put_desired_state(&host_id, &put(wanted)).await.unwrap();
+    operator
+        .put_desired_state(&host_id, &put(wanted))
+        .await
+        .unwrap();
     let edit = operator
         .put_desired_state(&host_id, &put(DesiredState::default()))
         .await
@@ -342,18 +350,129 @@ async fn a_blocked_customer_reports_but_gets_no_ops() {
     operator.block_customer("blocked").await.unwrap();
     let envelope = agent.host_report(&report(1)).await.unwrap();
     assert!(envelope.blocked);
-    assert!(!envelope.has_signed_ops, "no op is offered to a blocked customer");
+    assert!(
+        !envelope.has_signed_ops,
+        "no op is offered to a blocked customer"
+    );
     assert!(agent.signed_ops(&host_id).await.unwrap().is_empty());
     assert_eq!(
-        operator.get_op(&edit.pending_ops[0].op_id).await.unwrap().status,
+        operator
+            .get_op(&edit.pending_ops[0].op_id)
+            .await
+            .unwrap()
+            .status,
         op_status::SIGNED,
         "nothing was delivered"
     );
     // Reports are still recorded while blocked.
-    assert_eq!(operator.host_reports(&host_id, Some(10)).await.unwrap().len(), 1);
+    assert_eq!(
+        operator
+            .host_reports(&host_id, Some(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     operator.unblock_customer("blocked").await.unwrap();
     let envelope = agent.host_report(&report(1)).await.unwrap();
     assert!(!envelope.blocked && envelope.has_signed_ops);
     assert_eq!(agent.signed_ops(&host_id).await.unwrap().len(), 1);
+}
+
+/// Kills the test's ssh-agent however the test ends.
+struct AgentProcess(std::process::Child);
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn ops_sign_with_a_key_held_by_ssh_agent() {
+    let cloud = TestCloud::spawn().await;
+    let operator =
+        Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
+    operator
+        .create_customer(&CreateCustomer {
+            id: Some("agent-signed".into()),
+            name: "Agent Kft".into(),
+            email: "it@agent.example.com".into(),
+            domain: None,
+            locale: None,
+            retrieval_password: Some(PASSWORD.into()),
+            config: None,
+        })
+        .await
+        .unwrap();
+    let enrolled = AgentClient::unenrolled(&cloud.url)
+        .unwrap()
+        .enroll(
+            &EnrollRequest {
+                customer_id: "agent-signed".into(),
+                hostname: "box-3".into(),
+                agent_version: "0.1.0".into(),
+                platform: None,
+            },
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+    let mut wanted = DesiredState::default();
+    wanted.guests.insert("web".into(), web_guest());
+    for state in [wanted, DesiredState::default()] {
+        operator
+            .put_desired_state(
+                &enrolled.host_id,
+                &PutDesiredState {
+                    desired_state: state,
+                    expected_generation: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let pending = operator.list_ops(&Default::default()).await.unwrap();
+    assert_eq!(pending.len(), 1);
+
+    // The operator's key lives only in a real ssh-agent; mftctl never reads the key file.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let _agent = AgentProcess(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent starts"),
+    );
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(&cloud.operator_key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+
+    let mut admin = Shell::admin(&cloud);
+    admin
+        .env
+        .push(("SSH_AUTH_SOCK".into(), socket.display().to_string()));
+    let run = admin
+        .line("mftctl ops sign --pending --agent --yes")
+        .await
+        .ok();
+    assert!(run.stdout.contains(&pending[0].op_id), "{run:#?}");
+    assert_eq!(
+        operator.get_op(&pending[0].op_id).await.unwrap().status,
+        op_status::SIGNED
+    );
 }

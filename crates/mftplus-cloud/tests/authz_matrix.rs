@@ -163,8 +163,13 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
             "/api/v1/customers".into(),
             Some(json!({"id": unique("c"), "name": "Új Ügyfél", "email": "uj@example.com"})),
         ),
-        "customers_get" | "customers_update" | "customers_delete" | "customer_block"
-        | "customer_unblock" | "customer_trigger_update" | "customer_geo_remove_all" => {
+        "customers_get"
+        | "customers_update"
+        | "customers_delete"
+        | "customer_block"
+        | "customer_unblock"
+        | "customer_trigger_update"
+        | "customer_geo_remove_all" => {
             let customer = fresh_customer().await;
             let path = match id {
                 "customer_block" => format!("/api/v1/customers/{customer}/block"),
@@ -181,8 +186,13 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
         "ops_list" => ("/api/v1/ops?status=pending_signature".into(), None),
         "events_list" => ("/api/v1/events?limit=5".into(), None),
         "notifications_list" => ("/api/v1/notifications".into(), None),
-        "hosts_get" | "host_desired_get" | "host_reports" | "host_desired_diff"
-        | "host_desired_put" | "host_recovery_arm" | "host_recovery_disarm" => {
+        "hosts_get"
+        | "host_desired_get"
+        | "host_reports"
+        | "host_desired_diff"
+        | "host_desired_put"
+        | "host_recovery_arm"
+        | "host_recovery_disarm" => {
             let host = enroll(c).await;
             let h = &host.host_id;
             match id {

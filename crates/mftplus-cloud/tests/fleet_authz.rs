@@ -22,7 +22,14 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
         "host_signed_ops" => (format!("/api/v1/hosts/{h}/signed-ops"), None),
         "host_op_status" => {
             let op = signed_op(cloud, host).await;
-            let fetched = call(cloud, &host.cred(), "GET", &format!("/api/v1/hosts/{h}/signed-ops"), None).await;
+            let fetched = call(
+                cloud,
+                &host.cred(),
+                "GET",
+                &format!("/api/v1/hosts/{h}/signed-ops"),
+                None,
+            )
+            .await;
             assert_eq!(fetched.status, 200, "{:?}", fetched.body);
             (
                 format!("/api/v1/hosts/{h}/signed-ops/{op}/status"),
@@ -31,7 +38,9 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
         }
         "host_escrow_put" => (
             format!("/api/v1/hosts/{h}/escrow"),
-            Some(json!({"backup_namespace": "ns/kovacs", "repository_fingerprint": "ab:cd", "wrapped_key": "d3JhcHBlZA=="})),
+            Some(
+                json!({"backup_namespace": "ns/kovacs", "repository_fingerprint": "ab:cd", "wrapped_key": "d3JhcHBlZA=="}),
+            ),
         ),
         "host_guest_mint" => (
             format!("/api/v1/hosts/{h}/guests"),
@@ -49,7 +58,14 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
             )
         }
         "host_re_enroll" => {
-            let armed = call(cloud, &admin(cloud), "POST", &format!("/api/v1/hosts/{h}/recovery"), Some(json!({"ttl_seconds": 600}))).await;
+            let armed = call(
+                cloud,
+                &admin(cloud),
+                "POST",
+                &format!("/api/v1/hosts/{h}/recovery"),
+                Some(json!({"ttl_seconds": 600})),
+            )
+            .await;
             assert_eq!(armed.status, 200, "{:?}", armed.body);
             (
                 format!("/api/v1/hosts/{h}/re-enroll"),
@@ -69,13 +85,13 @@ fn method_of(id: &str) -> &'static str {
         .unwrap()
 }
 
-fn call_json<'a>(
-    cloud: &'a TestCloud,
-    cred: &'a Cred,
-    id: &'a str,
+async fn call_json(
+    cloud: &TestCloud,
+    cred: &Cred,
+    id: &str,
     (path, body): (String, Option<Value>),
-) -> impl std::future::Future<Output = Reply> + 'a {
-    async move { call(cloud, cred, method_of(id), &path, body).await }
+) -> Reply {
+    call(cloud, cred, method_of(id), &path, body).await
 }
 
 #[tokio::test]
@@ -92,7 +108,12 @@ async fn reporter_and_retrieval_routes_enforce_their_access() {
                 let guest_key = guest(&cloud, &host, &unique("g")).await;
                 let unknown = Cred::Bearer(format!("mfth_{}", "x".repeat(40)));
                 let mut refusals = vec![
-                    ("another host's key", Cred::Bearer(other.host_key.clone()), 403, "forbidden"),
+                    (
+                        "another host's key",
+                        Cred::Bearer(other.host_key.clone()),
+                        403,
+                        "forbidden",
+                    ),
                     ("a guest key", Cred::Bearer(guest_key), 403, "forbidden"),
                     ("an unknown host key", unknown, 401, "unauthenticated"),
                 ];
@@ -102,13 +123,20 @@ async fn reporter_and_retrieval_routes_enforce_their_access() {
                     refusals.push(("an operator JWT", user_jwt.clone(), 401, "unauthenticated"));
                 }
                 for (what, cred, status, code) in refusals {
-                    let reply = call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
+                    let reply =
+                        call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
                     assert_eq!(reply.status, status, "{id} with {what}: {:?}", reply.body);
                     assert_eq!(reply.code(), code, "{id} with {what}");
                     checked += 1;
                 }
-                let reply = call_json(&cloud, &host.cred(), id, fixture(&cloud, id, &host).await).await;
-                assert!((200..300).contains(&reply.status), "{id} with its own host key: {} {:?}", reply.status, reply.body);
+                let reply =
+                    call_json(&cloud, &host.cred(), id, fixture(&cloud, id, &host).await).await;
+                assert!(
+                    (200..300).contains(&reply.status),
+                    "{id} with its own host key: {} {:?}",
+                    reply.status,
+                    reply.body
+                );
                 checked += 1;
             }
             Access::Guest => {
@@ -117,26 +145,47 @@ async fn reporter_and_retrieval_routes_enforce_their_access() {
                 for (what, cred, status) in [
                     ("anonymous", Cred::None, 401),
                     ("a host key", host.cred(), 403),
-                    ("an unknown guest key", Cred::Bearer(format!("mftg_{}", "y".repeat(40))), 401),
+                    (
+                        "an unknown guest key",
+                        Cred::Bearer(format!("mftg_{}", "y".repeat(40))),
+                        401,
+                    ),
                     ("an admin API key", admin(&cloud), 401),
                 ] {
-                    let reply = call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
+                    let reply =
+                        call_json(&cloud, &cred, id, fixture(&cloud, id, &host).await).await;
                     assert_eq!(reply.status, status, "{id} with {what}: {:?}", reply.body);
                     checked += 1;
                 }
-                let reply = call_json(&cloud, &Cred::Bearer(guest_key), id, fixture(&cloud, id, &host).await).await;
-                assert!((200..300).contains(&reply.status), "{id} with its guest key: {:?}", reply.body);
+                let reply = call_json(
+                    &cloud,
+                    &Cred::Bearer(guest_key),
+                    id,
+                    fixture(&cloud, id, &host).await,
+                )
+                .await;
+                assert!(
+                    (200..300).contains(&reply.status),
+                    "{id} with its guest key: {:?}",
+                    reply.body
+                );
                 checked += 1;
             }
             Access::RetrievalPassword => {
                 let host = enroll(&cloud).await;
                 for (what, password, code) in [
                     ("no password", None, "unauthenticated"),
-                    ("a wrong password", Some("not-the-password-at-all"), "invalid_credentials"),
+                    (
+                        "a wrong password",
+                        Some("not-the-password-at-all"),
+                        "invalid_credentials",
+                    ),
                 ] {
                     let (path, body) = fixture(&cloud, id, &host).await;
                     let reply = match password {
-                        Some(password) => with_password(&cloud, method_of(id), &path, password, body).await,
+                        Some(password) => {
+                            with_password(&cloud, method_of(id), &path, password, body).await
+                        }
                         None => call(&cloud, &admin(&cloud), method_of(id), &path, body).await,
                     };
                     assert_eq!(reply.status, 401, "{id} with {what}: {:?}", reply.body);
@@ -144,8 +193,14 @@ async fn reporter_and_retrieval_routes_enforce_their_access() {
                     checked += 1;
                 }
                 let (path, body) = fixture(&cloud, id, &host).await;
-                let reply = with_password(&cloud, method_of(id), &path, RETRIEVAL_PASSWORD, body).await;
-                assert!((200..300).contains(&reply.status), "{id} with the password: {} {:?}", reply.status, reply.body);
+                let reply =
+                    with_password(&cloud, method_of(id), &path, RETRIEVAL_PASSWORD, body).await;
+                assert!(
+                    (200..300).contains(&reply.status),
+                    "{id} with the password: {} {:?}",
+                    reply.status,
+                    reply.body
+                );
                 checked += 1;
             }
             _ => {}
@@ -162,7 +217,15 @@ async fn a_report_for_another_host_is_refused() {
     let reply = send_report(&cloud, &host, report(&other.host_id, 0)).await;
     assert_eq!(reply.status, 403, "{:?}", reply.body);
     assert_eq!(
-        call(&cloud, &admin(&cloud), "GET", &format!("/api/v1/hosts/{}/reports", other.host_id), None).await.body,
+        call(
+            &cloud,
+            &admin(&cloud),
+            "GET",
+            &format!("/api/v1/hosts/{}/reports", other.host_id),
+            None
+        )
+        .await
+        .body,
         json!([]),
         "nothing was recorded for the other host"
     );

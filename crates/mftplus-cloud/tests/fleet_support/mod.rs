@@ -22,7 +22,10 @@ impl Enrolled {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 pub async fn customer(cloud: &TestCloud, config: Value) -> String {
@@ -85,7 +88,14 @@ pub fn report(host_id: &str, applied_generation: u64) -> Value {
 }
 
 pub async fn send_report(cloud: &TestCloud, host: &Enrolled, body: Value) -> Reply {
-    call(cloud, &host.cred(), "POST", "/api/v1/host-report", Some(body)).await
+    call(
+        cloud,
+        &host.cred(),
+        "POST",
+        "/api/v1/host-report",
+        Some(body),
+    )
+    .await
 }
 
 /// Mints a guest of the host; returns its key.
@@ -129,7 +139,14 @@ pub async fn pending_op(cloud: &TestCloud, host: &Enrolled) -> String {
 
 /// Signs an op's blob with the cloud's pinned operator key, as `mftctl ops sign` does.
 pub async fn signature_for(cloud: &TestCloud, op_id: &str) -> String {
-    let op = call(cloud, &admin(cloud), "GET", &format!("/api/v1/ops/{op_id}"), None).await;
+    let op = call(
+        cloud,
+        &admin(cloud),
+        "GET",
+        &format!("/api/v1/ops/{op_id}"),
+        None,
+    )
+    .await;
     let blob = op.body["blob"].as_str().unwrap().to_string();
     let key_text = std::fs::read_to_string(&cloud.operator_key).unwrap();
     let key = mftplus_signing::PrivateKey::from_openssh(&key_text).unwrap();

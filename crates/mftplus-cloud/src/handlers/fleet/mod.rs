@@ -219,9 +219,11 @@ pub async fn check_retrieval_password(
         )
         .with_retry_after(retry_after));
     }
+    // Generated passphrases are Hungarian words: the header carries UTF-8, which
+    // `HeaderValue::to_str` (visible ASCII only) would refuse.
     let presented = headers
         .get(RETRIEVAL_PASSWORD_HEADER)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .map(str::to_string)
         .ok_or_else(|| ApiError::unauthenticated("the X-Retrieval-Password header is required"))?;
     let customer = state.store.get_customer(customer_id).await?;
