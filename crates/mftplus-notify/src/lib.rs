@@ -25,6 +25,8 @@ mod firewall;
 mod secret;
 mod smtp;
 mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod webhook;
 
 pub use error::NotifyError;
