@@ -44,7 +44,12 @@ fn subjects(smtp: &SmtpServer) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = smtp
         .messages()
         .iter()
-        .map(|m| (m["rcpt_to"].as_str().unwrap().to_string(), m["subject"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["rcpt_to"].as_str().unwrap().to_string(),
+                m["subject"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     all.sort();
     all
@@ -64,7 +69,11 @@ async fn two_tiers_with_cooldown_and_recoveries_exempt() {
         smtp.port,
         secret_file.display()
     );
-    let cloud = TestCloud::spawn_with(TestOptions { config_yaml: config, ..TestOptions::default() }).await;
+    let cloud = TestCloud::spawn_with(TestOptions {
+        config_yaml: config,
+        ..TestOptions::default()
+    })
+    .await;
     let grace = cloud.state.clock.now_ms();
     let host = enroll(&cloud).await;
     send_report(&cloud, &host, report(&host.host_id, 0)).await;
@@ -73,16 +82,31 @@ async fn two_tiers_with_cooldown_and_recoveries_exempt() {
     cloud.clock.advance_secs(31 * 60);
     checker::pass(&cloud.state, grace).await;
     let host_name = &host.host_id;
-    assert_eq!(subjects(&smtp), [("ops@fleet.test".to_string(), format!("[Kovács Kft] Host stale: {host_name}"))]);
+    assert_eq!(
+        subjects(&smtp),
+        [(
+            "ops@fleet.test".to_string(),
+            format!("[Kovács Kft] Host stale: {host_name}")
+        )]
+    );
 
     // Down: operators in English, the customer in Hungarian.
     cloud.clock.advance_secs(30 * 60);
     checker::pass(&cloud.state, grace).await;
     let all = subjects(&smtp);
     assert_eq!(all.len(), 3, "{all:?}");
-    assert!(all.contains(&("ops@fleet.test".into(), format!("[Kovács Kft] Host down: {host_name}"))));
-    let customer_mail = all.iter().find(|(to, _)| to == "info@kovacs.example.com").expect("customer mail");
-    assert!(customer_mail.1.contains("Nem elérhető a szerver"), "{customer_mail:?}");
+    assert!(all.contains(&(
+        "ops@fleet.test".into(),
+        format!("[Kovács Kft] Host down: {host_name}")
+    )));
+    let customer_mail = all
+        .iter()
+        .find(|(to, _)| to == "info@kovacs.example.com")
+        .expect("customer mail");
+    assert!(
+        customer_mail.1.contains("Nem elérhető a szerver"),
+        "{customer_mail:?}"
+    );
 
     // Recovered, then stale and down again within the cooldown: held back; the second
     // recovery is not.
@@ -91,20 +115,37 @@ async fn two_tiers_with_cooldown_and_recoveries_exempt() {
     assert_eq!(subjects(&smtp).len(), 5);
     cloud.clock.advance_secs(61 * 60);
     checker::pass(&cloud.state, grace).await;
-    assert_eq!(subjects(&smtp).len(), 5, "the cooldown holds back a second down");
+    assert_eq!(
+        subjects(&smtp).len(),
+        5,
+        "the cooldown holds back a second down"
+    );
     send_report(&cloud, &host, report(&host.host_id, 0)).await;
     checker::pass(&cloud.state, grace).await;
     let all = subjects(&smtp);
     assert_eq!(all.len(), 7, "{all:?}");
-    assert_eq!(all.iter().filter(|(_, s)| s.contains("Újra elérhető")).count(), 2);
+    assert_eq!(
+        all.iter()
+            .filter(|(_, s)| s.contains("Újra elérhető"))
+            .count(),
+        2
+    );
 
     // Every webhook delivery is signed over its exact body.
     let deliveries = received.lock().unwrap().clone();
     assert!(!deliveries.is_empty());
     for (headers, body) in &deliveries {
         let signature = headers["x-webhook-signature"].to_str().unwrap();
-        assert!(mftplus_notify::verify_signature(WEBHOOK_SECRET.as_bytes(), body, signature));
-        assert!(!mftplus_notify::verify_signature(b"another secret", body, signature));
+        assert!(mftplus_notify::verify_signature(
+            WEBHOOK_SECRET.as_bytes(),
+            body,
+            signature
+        ));
+        assert!(!mftplus_notify::verify_signature(
+            b"another secret",
+            body,
+            signature
+        ));
         let payload: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(payload["event"]["host_id"], host.host_id.as_str());
     }
@@ -112,11 +153,35 @@ async fn two_tiers_with_cooldown_and_recoveries_exempt() {
         .iter()
         .map(|(headers, _)| headers["x-webhook-event"].to_str().unwrap().to_string())
         .collect();
-    assert_eq!(kinds, ["host_stale", "host_down", "host_recovered", "host_recovered"]);
+    assert_eq!(
+        kinds,
+        [
+            "host_stale",
+            "host_down",
+            "host_recovered",
+            "host_recovered"
+        ]
+    );
 
-    let log = call(&cloud, &admin(&cloud), "GET", "/api/v1/notifications?limit=100", None).await;
-    let statuses: Vec<&str> = log.body.as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
+    let log = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        "/api/v1/notifications?limit=100",
+        None,
+    )
+    .await;
+    let statuses: Vec<&str> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
     assert!(statuses.contains(&"suppressed"), "{statuses:?}");
     assert!(!statuses.contains(&"failed"), "{}", log.body);
-    assert_eq!(json!(statuses.iter().filter(|s| **s == "sent").count()), json!(7 + deliveries.len()));
+    assert_eq!(
+        json!(statuses.iter().filter(|s| **s == "sent").count()),
+        json!(7 + deliveries.len())
+    );
 }
