@@ -114,8 +114,9 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
         let blobs = mftplus_cloud::blobs::check(&loaded.config.transfers)
             .await
             .map_err(|e| e.to_string())?;
+        let fleet = mftplus_cloud::fleet::check(&loaded.config)?;
         println!(
-            "configuration OK: {file}, mode {}, payload store {blobs}",
+            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}",
             loaded.config.mode.as_str()
         );
         for warning in &loaded.warnings {

@@ -50,6 +50,7 @@ fn check_config_accepts_a_good_file_and_names_each_problem() {
     let (ok, text) = check(&good, &[("JWT_SECRET", SECRET)]);
     assert!(ok, "{text}");
     assert!(text.contains("configuration OK"), "{text}");
+    assert!(text.contains("fleet: 0 operator key(s) pinned"), "{text}");
 
     struct Case<'a> {
         what: &'a str,
@@ -73,6 +74,8 @@ fn check_config_accepts_a_good_file_and_names_each_problem() {
             "production mode takes secrets only from the environment",
         ),
         case("HS256 in production", write(d, "prod.yaml", "mode: production\n", 0o644), vec![("JWT_SECRET", SECRET.into())], "HS256 is refused in production"),
+        case("a missing operator keys file", write(d, "keys.yaml", "fleet:\n  operator_keys_file: /nonexistent/allowed_signers\n", 0o644), vec![("JWT_SECRET", SECRET.into())], "fleet.operator_keys_file /nonexistent/allowed_signers"),
+        case("a webhook secret others can read", write(d, "hook.yaml", &format!("notifications:\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n      secret_file: {}\n", write(d, "hook.secret", "s3cret-value", 0o644)), 0o644), vec![("JWT_SECRET", SECRET.into())], "hook.secret"),
         case(
             "a world-readable secret file",
             write(d, "plain.yaml", "", 0o644),

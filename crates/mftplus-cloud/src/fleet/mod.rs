@@ -45,6 +45,65 @@ pub struct FleetRuntime {
 impl FleetRuntime {
     /// Reads the configured files and starts the committers (needs the runtime).
     pub fn load(config: &ServerConfig, store: Arc<dyn Store>) -> Result<FleetRuntime, String> {
+        let files = FleetFiles::read(config)?;
+        let batch_max = config.fleet.ingest_batch_max;
+        let hosts = store.clone();
+        let host_ingest = Batcher::start(batch_max, move |batch| {
+            let store = hosts.clone();
+            async move { store.ingest_host_reports(&batch).await }
+        });
+        let guests = store;
+        let guest_ingest = Batcher::start(batch_max, move |batch| {
+            let store = guests.clone();
+            async move { store.ingest_guest_reports(&batch).await }
+        });
+        Ok(FleetRuntime {
+            operator_keys: files.operator_keys,
+            allowed_signers: files.allowed_signers,
+            controller_template: files.controller_template,
+            host_ingest,
+            guest_ingest,
+            mailer: files.mailer,
+            webhook_sender: files.webhook_sender,
+            webhooks: files.webhooks,
+            notify_cursor: tokio::sync::Mutex::new(None),
+            firewall: files.firewall,
+            geo_applied: tokio::sync::Mutex::new(HashMap::new()),
+            checker_holder: format!("checker-{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+}
+
+/// What `mftplus cloud --check-config` says about the fleet: the same reading and validation
+/// the cloud does at start-up, without starting anything.
+pub fn check(config: &ServerConfig) -> Result<String, String> {
+    let files = FleetFiles::read(config)?;
+    Ok(format!(
+        "{} operator key(s) pinned, email {}, {} webhook(s), edge firewall {}",
+        files.allowed_signers.entries().len(),
+        if files.mailer.is_some() { "on" } else { "off" },
+        files.webhooks.len(),
+        if files.firewall.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+    ))
+}
+
+/// Everything the fleet reads from configuration and files, validated.
+struct FleetFiles {
+    operator_keys: String,
+    allowed_signers: AllowedSigners,
+    controller_template: Option<serde_json::Value>,
+    mailer: Option<Arc<dyn Mailer>>,
+    webhook_sender: Arc<dyn WebhookSender>,
+    webhooks: Vec<(String, NotifySecret)>,
+    firewall: Option<Arc<dyn EdgeFirewall>>,
+}
+
+impl FleetFiles {
+    fn read(config: &ServerConfig) -> Result<FleetFiles, String> {
         let fleet = &config.fleet;
         let operator_keys = match &fleet.operator_keys_file {
             Some(path) => std::fs::read_to_string(path)
@@ -64,16 +123,6 @@ impl FleetRuntime {
             }
             None => None,
         };
-        let hosts = store.clone();
-        let host_ingest = Batcher::start(fleet.ingest_batch_max, move |batch| {
-            let store = hosts.clone();
-            async move { store.ingest_host_reports(&batch).await }
-        });
-        let guests = store;
-        let guest_ingest = Batcher::start(fleet.ingest_batch_max, move |batch| {
-            let store = guests.clone();
-            async move { store.ingest_guest_reports(&batch).await }
-        });
         let notifications = &config.notifications;
         let timeout = Duration::from_secs(notifications.smtp.timeout_seconds.max(1));
         let mailer: Option<Arc<dyn Mailer>> = match &notifications.smtp.host {
@@ -115,8 +164,8 @@ impl FleetRuntime {
         let cloudflare = &config.edge_firewall.cloudflare;
         let firewall: Option<Arc<dyn EdgeFirewall>> = if cloudflare.enabled {
             let token = cloudflare.api_token.as_ref().ok_or(
-                "edge_firewall.cloudflare.api_token is not set (MFTPLUS__EDGE_FIREWALL__CLOUDFLARE__API_TOKEN_FILE)",
-            )?;
+                    "edge_firewall.cloudflare.api_token is not set (MFTPLUS__EDGE_FIREWALL__CLOUDFLARE__API_TOKEN_FILE)",
+                )?;
             Some(Arc::new(
                 CloudflareFirewall::new(
                     cloudflare.base_url.clone(),
@@ -128,19 +177,14 @@ impl FleetRuntime {
         } else {
             None
         };
-        Ok(FleetRuntime {
+        Ok(FleetFiles {
             operator_keys,
             allowed_signers,
             controller_template,
-            host_ingest,
-            guest_ingest,
             mailer,
             webhook_sender,
             webhooks,
-            notify_cursor: tokio::sync::Mutex::new(None),
             firewall,
-            geo_applied: tokio::sync::Mutex::new(HashMap::new()),
-            checker_holder: format!("checker-{}", uuid::Uuid::new_v4().simple()),
         })
     }
 }
