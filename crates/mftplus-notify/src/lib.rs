@@ -33,7 +33,7 @@ pub use error::NotifyError;
 pub use firewall::{CloudflareFirewall, EdgeFirewall, RULE_TAG_PREFIX};
 pub use secret::Secret;
 pub use smtp::{EmailMessage, Mailer, SmtpConfig, SmtpMailer, SmtpTls};
-pub use templates::{render, NotifyEvent, Tier};
+pub use templates::{render, NotifyEvent, Tier, NOTIFIABLE_KINDS};
 pub use webhook::{
     sign_body, verify_signature, HttpWebhookSender, WebhookSender, EVENT_HEADER, ID_HEADER,
     SIGNATURE_HEADER,

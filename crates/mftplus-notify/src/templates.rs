@@ -25,6 +25,17 @@ pub struct NotifyEvent {
     pub details: Value,
 }
 
+/// The event kinds that have texts of their own; the cloud notifies for exactly these.
+pub const NOTIFIABLE_KINDS: [&str; 7] = [
+    "host_stale",
+    "host_down",
+    "host_recovered",
+    "expected_backup_missed",
+    "op_pending_signature",
+    "op_failed",
+    "op_rejected",
+];
+
 /// Who reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -284,15 +295,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const KINDS: [&str; 7] = [
-        "host_stale",
-        "host_down",
-        "host_recovered",
-        "expected_backup_missed",
-        "op_pending_signature",
-        "op_failed",
-        "op_rejected",
-    ];
+    const KINDS: [&str; 7] = crate::NOTIFIABLE_KINDS;
 
     fn event(kind: &str) -> NotifyEvent {
         NotifyEvent {

@@ -11,16 +11,8 @@ use mftplus_notify::{EmailMessage, NotifyEvent, Tier};
 use mftplus_store::{EventFilter, EventRow, NewNotificationLog};
 use serde_json::{json, Value};
 
-/// Event kinds that notify at all.
-const NOTIFIABLE: [&str; 7] = [
-    "host_stale",
-    "host_down",
-    "host_recovered",
-    "expected_backup_missed",
-    "op_pending_signature",
-    "op_failed",
-    "op_rejected",
-];
+/// Event kinds that notify at all: those the templates have words for.
+const NOTIFIABLE: [&str; 7] = mftplus_notify::NOTIFIABLE_KINDS;
 /// Of those, the ones the customer hears about too.
 const CUSTOMER_KINDS: [&str; 3] = ["host_down", "host_recovered", "expected_backup_missed"];
 const PAGE: u32 = 200;

@@ -63,24 +63,7 @@ pub async fn enroll(
             ),
             other => other.into(),
         })?;
-    state
-        .audit(
-            AuditEvent::new("host_enrolled")
-                .actor(&customer.id)
-                .target(&host.id)
-                .ip(&ip)
-                .details(json!({"hostname": host.hostname})),
-        )
-        .await;
-    let event = host_event(
-        &state,
-        "host_enrolled",
-        "info",
-        &host,
-        None,
-        json!({"hostname": host.hostname, "agent_version": host.agent_version}),
-    );
-    state.store.append_events(&[event]).await?;
+    record_identity(&state, &customer.id, &host, &ip, "host_enrolled", "info").await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollResponse {
@@ -333,24 +316,15 @@ pub async fn re_enroll(
             other => other.into(),
         })?;
     state.forget_reporters();
-    state
-        .audit(
-            AuditEvent::new("host_re_enrolled")
-                .actor(&customer.id)
-                .target(&host.id)
-                .ip(&ip)
-                .details(json!({"hostname": host.hostname})),
-        )
-        .await;
-    let event = host_event(
+    record_identity(
         &state,
+        &customer.id,
+        &host,
+        &ip,
         "host_re_enrolled",
         "warning",
-        &host,
-        None,
-        json!({"hostname": host.hostname}),
-    );
-    state.store.append_events(&[event]).await?;
+    )
+    .await?;
     Ok(Json(ReEnrollResponse {
         host_id: host.id.clone(),
         customer_id: customer.id,
@@ -364,6 +338,30 @@ pub async fn re_enroll(
             desired_state: desired_of(&host)?,
         },
     }))
+}
+
+/// Audits an enrollment-type change of a box's identity and puts it on the timeline.
+async fn record_identity(
+    state: &AppState,
+    customer_id: &str,
+    host: &mftplus_store::HostRow,
+    ip: &str,
+    kind: &str,
+    severity: &str,
+) -> ApiResult<()> {
+    let details = json!({"hostname": host.hostname, "agent_version": host.agent_version});
+    state
+        .audit(
+            AuditEvent::new(kind)
+                .actor(customer_id)
+                .target(&host.id)
+                .ip(ip)
+                .details(details.clone()),
+        )
+        .await;
+    let event = host_event(state, kind, severity, host, None, details);
+    state.store.append_events(&[event]).await?;
+    Ok(())
 }
 
 fn short_text(value: &str, what: &str, max: usize) -> ApiResult<String> {
