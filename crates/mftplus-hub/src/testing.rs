@@ -224,8 +224,29 @@ async fn validate(
     Json(registered(&state, &hub_id)).into_response()
 }
 
-/// Answers with what arrived: method, path, query, every header (all values), body length.
-async fn echo(request: Request) -> Json<Value> {
+/// Answers with what arrived: method, path, query, every header (all values), the body. With
+/// `x-echo-hop` it also answers with hop-by-hop headers the hub must drop.
+async fn echo(request: Request) -> Response {
+    let hop = request.headers().contains_key("x-echo-hop");
+    let mut response = echo_body(request).await.into_response();
+    if hop {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("x-secret"),
+        );
+        headers.insert("x-secret", header::HeaderValue::from_static("1"));
+        headers.insert("keep-alive", header::HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            "proxy-authenticate",
+            header::HeaderValue::from_static("Basic"),
+        );
+        headers.insert("x-end-to-end", header::HeaderValue::from_static("kept"));
+    }
+    response
+}
+
+async fn echo_body(request: Request) -> Json<Value> {
     let (parts, body) = request.into_parts();
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in &parts.headers {
