@@ -133,7 +133,7 @@ fn refuse(code: &str) -> Response {
 }
 
 /// The caller's deploy key, or the 401 the protocol prescribes.
-fn authenticate(state: &CloudState, headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(state: &CloudState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -142,8 +142,8 @@ fn authenticate(state: &CloudState, headers: &HeaderMap) -> Result<String, Respo
         .to_string();
     match state.keys.lock().expect("keys").get(&key) {
         Some(false) => Ok(key),
-        Some(true) => Err(refuse("token_revoked")),
-        None => Err(refuse("unauthenticated")),
+        Some(true) => Err(Box::new(refuse("token_revoked"))),
+        None => Err(Box::new(refuse("unauthenticated"))),
     }
 }
 
@@ -165,7 +165,7 @@ async fn register(
 ) -> Response {
     let key = match authenticate(&state, &headers) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     state.registrations.fetch_add(1, Ordering::SeqCst);
     let hostname = body["hostname"].as_str().unwrap_or_default().to_string();
@@ -197,7 +197,7 @@ async fn heartbeat(
 ) -> Response {
     let key = match authenticate(&state, &headers) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if !owns(&state, &key, &hub_id) {
         return StatusCode::FORBIDDEN.into_response();
@@ -215,7 +215,7 @@ async fn validate(
 ) -> Response {
     let key = match authenticate(&state, &headers) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if !owns(&state, &key, &hub_id) {
         return StatusCode::FORBIDDEN.into_response();
