@@ -35,7 +35,7 @@ pub enum ProxyErrorKind {
     UpstreamBroken,
     /// The hub holds no usable registration (missing configuration or a refused key).
     NotRegistered,
-    /// The agent's request cannot be forwarded as is.
+    /// The agent's request cannot be forwarded as is, or its body broke off.
     BadRequest,
 }
 
@@ -149,6 +149,13 @@ pub fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
         return ProxyError::new(ProxyErrorKind::Timeout, "the cloud did not answer in time")
             .with_detail(detail);
     }
+    if agent_body_failed(err) {
+        return ProxyError::new(
+            ProxyErrorKind::BadRequest,
+            "the request body could not be read from the agent",
+        )
+        .with_detail(detail);
+    }
     if err.is_connect() {
         return ProxyError::new(ProxyErrorKind::ConnectFailed, "cannot reach the cloud")
             .with_detail(detail);
@@ -158,6 +165,19 @@ pub fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
         "the connection to the cloud failed",
     )
     .with_detail(detail)
+}
+
+/// hyper reports a failing request body as a "user" error: the agent's side broke, not the
+/// cloud's.
+fn agent_body_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(hyper_err) = e.downcast_ref::<hyper::Error>() {
+            return hyper_err.is_user();
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
