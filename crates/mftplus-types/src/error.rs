@@ -60,6 +60,11 @@ codes! {
     RateLimited => "rate_limited", 429;
     Internal => "internal", 500;
     Unavailable => "unavailable", 503;
+    // Edge hub: the cloud could not be reached, or did not answer in time.
+    BadGateway => "bad_gateway", 502;
+    GatewayTimeout => "gateway_timeout", 504;
+    // Edge hub: no usable registration (missing configuration, or the deploy key was refused).
+    HubNotRegistered => "hub_not_registered", 503;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[command(
     name = "mftplus",
     version,
-    about = "MFTPlus servers: the cloud control plane and a local all-in-one dev mode"
+    about = "MFTPlus servers: the cloud control plane, the edge hub, and a local all-in-one dev mode"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +29,10 @@ enum Command {
         #[arg(long)]
         check_config: bool,
     },
+    /// Run an edge hub: a transparent proxy to the cloud for agents on a local network.
+    /// Configured by environment variables (CLOUD_API_URL, HUB_REGISTRATION_KEY, HUB_PORT, …;
+    /// see docs/hub.md).
+    Hub,
     /// Run the product locally on embedded SQLite and print an admin credential.
     Dev {
         /// Folder for the database and generated secrets.
@@ -77,6 +81,7 @@ async fn run() -> ExitCode {
             config,
             check_config,
         } => run_cloud(config, check_config).await,
+        Command::Hub => run_hub().await,
         Command::Dev {
             data_dir,
             listen,
@@ -142,5 +147,18 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("mftplus cloud stopped");
+    Ok(())
+}
+
+async fn run_hub() -> Result<(), String> {
+    let config = mftplus_hub::HubConfig::from_env().map_err(|e| e.to_string())?;
+    let listener = mftplus_hub::bind(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hub = mftplus_hub::Hub::build(config).map_err(|e| e.to_string())?;
+    hub.serve(listener, mftplus_hub::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("mftplus hub stopped");
     Ok(())
 }

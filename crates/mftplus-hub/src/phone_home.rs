@@ -1,0 +1,344 @@
+//! Phone-home protocol v1, the hub's side: register (with exponential backoff), heartbeat at the
+//! cloud's interval, re-validate every `PHONE_HOME_INTERVAL_HOURS`. A 401 on any call means the
+//! deploy key was revoked or is unknown: the hub records the refusal (the proxy then answers
+//! 503 `hub_not_registered`) and keeps asking, slowly, in case an operator fixes it cloud-side.
+//!
+//! The wire structs live here until the cloud's side of the protocol lands in `mftplus-types`;
+//! they accept unknown fields so a newer cloud can add some.
+
+use crate::state::{platform, HubState, Refusal};
+use axum::body::Body;
+use http_body_util::{BodyExt, Limited};
+use rand::Rng;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Phone-home answers are small; anything bigger is not the cloud.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisterRequest {
+    pub protocol: u32,
+    pub hub_version: String,
+    pub hostname: String,
+    pub platform: String,
+    pub license_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegisterResponse {
+    pub hub_id: String,
+    pub heartbeat_interval_seconds: u64,
+    #[serde(default)]
+    pub license_mode: Option<String>,
+    #[serde(default)]
+    pub latest_version: Option<String>,
+    #[serde(default)]
+    pub versions_behind: Option<u32>,
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeartbeatRequest {
+    pub hub_version: String,
+    pub uptime_seconds: u64,
+    pub healthy: bool,
+    pub issues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeartbeatResponse {
+    #[serde(default)]
+    pub heartbeat_interval_seconds: Option<u64>,
+}
+
+/// How a phone-home call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// 401: the deploy key is revoked (`token_revoked`) or unknown.
+    #[error("the cloud refused the registration key ({code})")]
+    Refused { code: String },
+    /// 403/404 on a heartbeat or validate: the cloud no longer knows this hub under this key.
+    #[error("the cloud does not know this hub ({status})")]
+    UnknownHub { status: u16 },
+    #[error("the cloud answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("cannot reach the cloud: {0}")]
+    Transport(String),
+    #[error("the cloud did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected answer from the cloud: {0}")]
+    Decode(String),
+}
+
+impl CallError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            CallError::Refused { code } if code == "token_revoked" => Some(Refusal::Revoked),
+            CallError::Refused { .. } => Some(Refusal::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// Registration, heartbeats and re-validation until the task is dropped.
+pub async fn run(state: Arc<HubState>) {
+    let say = |line: String| state.announcer.say(&line);
+    let missing = state.config.missing();
+    if !missing.is_empty() {
+        for issue in missing {
+            say(format!("[PhoneHome] Not registering: {issue}"));
+        }
+        return;
+    }
+    say("[PhoneHome] Registering with cloud...".into());
+    loop {
+        let registered = register_until_accepted(&state).await;
+        say(format!(
+            "[PhoneHome] Registered successfully — hubId: {}",
+            registered.hub_id
+        ));
+        if let Some(warning) = &registered.warning {
+            say(format!("[PhoneHome] Cloud warning: {warning}"));
+        }
+        say(format!(
+            "[PhoneHome] Periodic re-validation every {}",
+            hours_label(state.timings.revalidate_every)
+        ));
+        stay_registered(&state, registered).await;
+        say("[PhoneHome] Registering with cloud...".into());
+    }
+}
+
+fn hours_label(every: Duration) -> String {
+    let secs = every.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{:.1}s", every.as_secs_f64())
+    }
+}
+
+/// Retries with exponential backoff and jitter until the cloud answers 200. A refusal is
+/// recorded and retried at the maximum delay: only an operator can fix it.
+async fn register_until_accepted(state: &HubState) -> RegisterResponse {
+    let mut delay = state.timings.backoff_initial;
+    loop {
+        let body = register_body(state);
+        match call::<_, RegisterResponse>(state, "v1/hubs/register", &body).await {
+            Ok(answer) => {
+                let now = chrono::Utc::now();
+                state.update_phone_home(|s| {
+                    s.registered = true;
+                    s.hub_id = Some(answer.hub_id.clone());
+                    s.last_registered = Some(now);
+                    s.validation_error = None;
+                    s.refused = None;
+                    s.license_mode = answer.license_mode.clone();
+                    s.warning = answer.warning.clone();
+                });
+                return answer;
+            }
+            Err(err) => {
+                let refusal = err.refusal();
+                state.update_phone_home(|s| {
+                    s.registered = false;
+                    s.validation_error = Some(err.to_string());
+                    if refusal.is_some() {
+                        s.refused = refusal;
+                    }
+                });
+                let wait = match refusal {
+                    Some(_) => state.timings.backoff_max,
+                    None => jittered(delay).min(state.timings.backoff_max),
+                };
+                state.announcer.say(&format!(
+                    "[PhoneHome] Registration failed: {err} — retrying in {:.3}s",
+                    wait.as_secs_f64()
+                ));
+                tracing::warn!(error = %err, retry_in = ?wait, "hub registration failed");
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(state.timings.backoff_max);
+            }
+        }
+    }
+}
+
+/// ±20 % so a fleet of hubs restarted together does not knock on the cloud in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    let factor = rand::thread_rng().gen_range(0.8..1.2);
+    delay.mul_f64(factor)
+}
+
+/// Heartbeats and re-validations; returns when the hub must register again.
+async fn stay_registered(state: &HubState, registered: RegisterResponse) {
+    let mut hub_id = registered.hub_id;
+    let mut heartbeat_every = heartbeat_interval(state, registered.heartbeat_interval_seconds);
+    let mut next_heartbeat = Instant::now() + heartbeat_every;
+    let mut next_validate = Instant::now() + state.timings.revalidate_every;
+    loop {
+        tokio::time::sleep_until(next_heartbeat.min(next_validate)).await;
+        let now = Instant::now();
+        if now >= next_validate {
+            let path = format!("v1/hubs/{hub_id}/validate");
+            match call::<_, RegisterResponse>(state, &path, &register_body(state)).await {
+                Ok(answer) => {
+                    let at = chrono::Utc::now();
+                    state.update_phone_home(|s| {
+                        s.last_validated = Some(at);
+                        s.validation_error = None;
+                        s.hub_id = Some(answer.hub_id.clone());
+                        s.license_mode = answer.license_mode.clone();
+                        s.warning = answer.warning.clone();
+                    });
+                    hub_id = answer.hub_id;
+                    heartbeat_every = heartbeat_interval(state, answer.heartbeat_interval_seconds);
+                    next_validate = now + state.timings.revalidate_every;
+                }
+                Err(err) => {
+                    if lost_registration(state, &err) {
+                        return;
+                    }
+                    state.update_phone_home(|s| s.validation_error = Some(err.to_string()));
+                    tracing::warn!(error = %err, "hub re-validation failed");
+                    next_validate = now
+                        + state
+                            .timings
+                            .backoff_max
+                            .min(state.timings.revalidate_every);
+                }
+            }
+        }
+        if now >= next_heartbeat {
+            let issues = crate::diagnose::local_issues(state);
+            let body = HeartbeatRequest {
+                hub_version: state.config.hub_version.clone(),
+                uptime_seconds: state.uptime().as_secs(),
+                healthy: issues.is_empty(),
+                issues,
+            };
+            let path = format!("v1/hubs/{hub_id}/heartbeat");
+            match call::<_, HeartbeatResponse>(state, &path, &body).await {
+                Ok(answer) => {
+                    let at = chrono::Utc::now();
+                    state.update_phone_home(|s| s.last_heartbeat = Some(at));
+                    if let Some(secs) = answer.heartbeat_interval_seconds {
+                        heartbeat_every = heartbeat_interval(state, secs);
+                    }
+                }
+                Err(err) => {
+                    if lost_registration(state, &err) {
+                        return;
+                    }
+                    tracing::warn!(error = %err, "hub heartbeat failed");
+                }
+            }
+            next_heartbeat = Instant::now() + heartbeat_every;
+        }
+    }
+}
+
+/// A 401 (key refused) or 403/404 (hub unknown under this key) ends the registration.
+fn lost_registration(state: &HubState, err: &CallError) -> bool {
+    let refusal = err.refusal();
+    if refusal.is_none() && !matches!(err, CallError::UnknownHub { .. }) {
+        return false;
+    }
+    state.update_phone_home(|s| {
+        s.registered = false;
+        s.validation_error = Some(err.to_string());
+        s.refused = refusal;
+    });
+    match refusal {
+        Some(r) => state.announcer.say(&format!("[PhoneHome] {}", r.issue())),
+        None => state
+            .announcer
+            .say("[PhoneHome] The cloud no longer knows this hub; registering again"),
+    }
+    tracing::warn!(error = %err, "hub registration lost");
+    true
+}
+
+fn heartbeat_interval(state: &HubState, cloud_secs: u64) -> Duration {
+    state
+        .timings
+        .heartbeat_every
+        .unwrap_or(Duration::from_secs(cloud_secs.max(1)))
+}
+
+fn register_body(state: &HubState) -> RegisterRequest {
+    RegisterRequest {
+        protocol: PROTOCOL_VERSION,
+        hub_version: state.config.hub_version.clone(),
+        hostname: state.hostname.clone(),
+        platform: platform().into(),
+        license_key: state
+            .config
+            .license_key
+            .as_ref()
+            .map(|k| k.expose().to_string()),
+    }
+}
+
+/// One authenticated JSON POST to `${CLOUD_API_URL}/{path}`.
+async fn call<B: Serialize, T: DeserializeOwned>(
+    state: &HubState,
+    path: &str,
+    body: &B,
+) -> Result<T, CallError> {
+    let (Some(url), Some(key)) = (&state.config.cloud_api_url, &state.config.registration_key)
+    else {
+        return Err(CallError::Transport("not configured".into()));
+    };
+    let json = serde_json::to_vec(body).map_err(|e| CallError::Decode(e.to_string()))?;
+    let request = http::Request::post(url.api(path))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose()),
+        )
+        .body(Body::from(json))
+        .map_err(|e| CallError::Transport(e.to_string()))?;
+    let limit = state.timings.cloud_call_timeout;
+    let exchange = async {
+        let response = state
+            .client
+            .request(request)
+            .await
+            .map_err(|e| CallError::Transport(crate::error::describe(&e)))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| CallError::Transport(e.to_string()))?
+            .to_bytes();
+        Ok::<_, CallError>((status, bytes))
+    };
+    let (status, bytes) = tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| CallError::Timeout(limit))??;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()));
+    }
+    let error = serde_json::from_slice::<mftplus_types::error::ApiErrorBody>(&bytes).ok();
+    let code = error.as_ref().map(|e| e.error.code.clone());
+    match status.as_u16() {
+        401 => Err(CallError::Refused {
+            code: code.unwrap_or_else(|| "unauthenticated".into()),
+        }),
+        403 | 404 if path != "v1/hubs/register" => Err(CallError::UnknownHub {
+            status: status.as_u16(),
+        }),
+        other => Err(CallError::Status {
+            status: other,
+            message: error
+                .map(|e| e.error.message)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect()),
+        }),
+    }
+}

@@ -1,0 +1,405 @@
+//! The transparent reverse proxy: every request the hub does not answer itself goes to the
+//! cloud's origin with its path and query unchanged, over pooled keep-alive connections, with
+//! bodies streamed both ways (a chunk is never held whole) and HTTP/1.1 upgrades tunnelled.
+//!
+//! The work is split into phases with defaults, after pingora's `ProxyHttp`: `request_filter`
+//! (may refuse), `upstream_request_filter` (headers to the cloud), `response_filter` (headers
+//! back) and `logging`. The auth cache and offline queue will override phases rather than fork
+//! the flow.
+
+use crate::error::{classify, ProxyError, ProxyErrorKind};
+use crate::state::HubState;
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, StatusCode};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// What is known about one proxied request, handed to every phase.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub client: SocketAddr,
+    pub method: http::Method,
+    /// Path and query as the agent sent them.
+    pub target: String,
+    pub started: Instant,
+}
+
+/// The proxy's customisation points. Every method has the behaviour the hub needs today.
+pub trait ProxyPhases: Send + Sync + 'static {
+    /// Decides whether the request may go to the cloud at all.
+    fn request_filter(&self, state: &HubState, _ctx: &RequestContext) -> Result<(), ProxyError> {
+        match state.proxy_block() {
+            None => Ok(()),
+            Some(issue) => Err(ProxyError::new(
+                ProxyErrorKind::NotRegistered,
+                format!("this hub cannot forward requests: {issue}"),
+            )),
+        }
+    }
+
+    /// Adjusts the request headed for the cloud, after hop-by-hop headers were removed.
+    fn upstream_request_filter(&self, ctx: &RequestContext, headers: &mut HeaderMap) {
+        add_forwarded(ctx, headers);
+    }
+
+    /// Adjusts the cloud's answer, after hop-by-hop headers were removed.
+    fn response_filter(&self, _ctx: &RequestContext, _headers: &mut HeaderMap) {}
+
+    /// Called once per request with the final status (an error's status when it failed).
+    fn logging(&self, ctx: &RequestContext, status: StatusCode, error: Option<&ProxyError>) {
+        let elapsed_ms = ctx.started.elapsed().as_millis() as u64;
+        match error {
+            Some(err) => tracing::warn!(
+                client = %ctx.client, method = %ctx.method, target = %ctx.target,
+                status = status.as_u16(), elapsed_ms, origin = ?err.origin, retry = ?err.retry,
+                detail = err.detail.as_deref().unwrap_or(""), "proxy error: {err}"
+            ),
+            None => tracing::debug!(
+                client = %ctx.client, method = %ctx.method, target = %ctx.target,
+                status = status.as_u16(), elapsed_ms, "proxied"
+            ),
+        }
+    }
+}
+
+/// The phases as the hub runs them today.
+#[derive(Debug, Default)]
+pub struct DefaultPhases;
+
+impl ProxyPhases for DefaultPhases {}
+
+/// Forwards one request and turns any failure into the hub's JSON error answer.
+pub async fn handle(
+    state: Arc<HubState>,
+    phases: Arc<dyn ProxyPhases>,
+    client: SocketAddr,
+    request: Request<Body>,
+) -> Response {
+    let ctx = RequestContext {
+        client,
+        method: request.method().clone(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        started: Instant::now(),
+    };
+    match forward(&state, phases.as_ref(), &ctx, request).await {
+        Ok(response) => {
+            phases.logging(&ctx, response.status(), None);
+            response
+        }
+        Err(err) => {
+            let err = err.with_method(&ctx.method);
+            let status =
+                StatusCode::from_u16(err.code().http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+            phases.logging(&ctx, status, Some(&err));
+            let show_detail = state.config.mode() != crate::config::Mode::Production;
+            err.into_response_with(show_detail)
+        }
+    }
+}
+
+async fn forward(
+    state: &HubState,
+    phases: &dyn ProxyPhases,
+    ctx: &RequestContext,
+    mut request: Request<Body>,
+) -> Result<Response, ProxyError> {
+    phases.request_filter(state, ctx)?;
+    let Some(cloud) = &state.config.cloud_api_url else {
+        return Err(ProxyError::new(
+            ProxyErrorKind::NotRegistered,
+            crate::diagnose::ISSUE_NO_CLOUD_URL,
+        ));
+    };
+    let upgrade = upgrade_protocol(request.headers());
+    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+
+    let (mut parts, body) = request.into_parts();
+    parts.uri = format!("{}{}", cloud.origin, ctx.target)
+        .parse()
+        .map_err(|e| {
+            ProxyError::new(
+                ProxyErrorKind::BadRequest,
+                "the request target is not valid",
+            )
+            .with_detail(format!("{e}"))
+        })?;
+    // The upstream client speaks HTTP/1.1 whatever the agent used.
+    parts.version = http::Version::HTTP_11;
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| a.as_str().parse().ok()));
+    remove_hop_by_hop(&mut parts.headers);
+    // The client sets Host from the cloud's URL: the cloud (or a load balancer in front of
+    // it) routes on its own name; the agent's view is kept in X-Forwarded-Host.
+    parts.headers.remove(header::HOST);
+    if let Some(host) = original_host {
+        parts.headers.insert("x-forwarded-host", host);
+    }
+    if let Some(protocol) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol.clone());
+    }
+    phases.upstream_request_filter(ctx, &mut parts.headers);
+
+    let progress = Arc::new(Progress::new());
+    let body = Body::new(ProgressBody {
+        inner: body,
+        progress: progress.clone(),
+    });
+    let pending = state.client.request(Request::from_parts(parts, body));
+    let mut response = wait_for_answer(pending, &progress, state.timings.upstream_timeout)
+        .await?
+        .map_err(|e| classify(&e))?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(downstream, upstream, ctx.clone()));
+            let (mut parts, _) = response.into_parts();
+            let protocol = parts.headers.get(header::UPGRADE).cloned();
+            remove_hop_by_hop(&mut parts.headers);
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(protocol) = protocol {
+                parts.headers.insert(header::UPGRADE, protocol);
+            }
+            phases.response_filter(ctx, &mut parts.headers);
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    phases.response_filter(ctx, &mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Waits for the cloud's response headers. The clock restarts whenever a request-body chunk
+/// goes out, so a long upload is not cut off; what times out is a cloud that stays silent for
+/// `limit` after the hub stopped sending.
+async fn wait_for_answer<F: std::future::Future>(
+    pending: F,
+    progress: &Progress,
+    limit: Duration,
+) -> Result<F::Output, ProxyError> {
+    tokio::pin!(pending);
+    loop {
+        let deadline = progress.last() + limit;
+        tokio::select! {
+            answer = &mut pending => return Ok(answer),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if progress.last() + limit <= Instant::now() {
+                    return Err(ProxyError::new(
+                        ProxyErrorKind::Timeout,
+                        "the cloud did not answer in time",
+                    )
+                    .with_detail(format!("no answer within {limit:?}")));
+                }
+            }
+        }
+    }
+}
+
+async fn tunnel(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    ctx: RequestContext,
+) {
+    let (down, up) = tokio::join!(downstream, upstream);
+    match (down, up) {
+        (Ok(down), Ok(up)) => {
+            let mut down = TokioIo::new(down);
+            let mut up = TokioIo::new(up);
+            match tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                Ok((to_cloud, to_agent)) => tracing::debug!(
+                    client = %ctx.client, target = %ctx.target, to_cloud, to_agent, "tunnel closed"
+                ),
+                Err(err) => tracing::debug!(
+                    client = %ctx.client, target = %ctx.target, error = %err, "tunnel ended"
+                ),
+            }
+        }
+        (down, up) => tracing::warn!(
+            client = %ctx.client, target = %ctx.target,
+            downstream_ok = down.is_ok(), upstream_ok = up.is_ok(), "upgrade failed"
+        ),
+    }
+}
+
+/// The protocol an HTTP/1.1 upgrade asks for (`Connection: upgrade` plus `Upgrade: …`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// RFC 9110 §7.6.1: headers meant for one connection only. Upgrades put `Connection` and
+/// `Upgrade` back afterwards.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = connection_tokens(headers).collect();
+    for name in named {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    let proxy_headers: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy_headers {
+        headers.remove(name);
+    }
+}
+
+/// `X-Forwarded-For` gets the agent's address appended; `X-Forwarded-Proto` is what the agent
+/// used to reach the hub, which serves plain HTTP.
+fn add_forwarded(ctx: &RequestContext, headers: &mut HeaderMap) {
+    let client = ctx.client.ip().to_string();
+    let prior: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if prior.is_empty() {
+        client
+    } else {
+        format!("{}, {client}", prior.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+}
+
+/// When the request body last moved, as milliseconds since `base`.
+struct Progress {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The agent's body on its way to the cloud, unchanged, noting each chunk for the timeout.
+struct ProgressBody {
+    inner: Body,
+    progress: Arc<Progress>,
+}
+
+impl HttpBody for ProgressBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_end_to_end_ones_stay() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Private".parse().unwrap());
+        h.insert("x-private", "secret".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("proxy-authorization", "Basic x".parse().unwrap());
+        h.insert("proxy-connection", "close".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert(header::TRAILER, "x-sum".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        h.insert(header::CONTENT_LENGTH, "3".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["authorization", "content-length"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let ctx = RequestContext {
+            client: "10.0.0.7:5555".parse().unwrap(),
+            method: http::Method::GET,
+            target: "/".into(),
+            started: Instant::now(),
+        };
+        let mut h = HeaderMap::new();
+        add_forwarded(&ctx, &mut h);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        add_forwarded(&ctx, &mut h);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+}

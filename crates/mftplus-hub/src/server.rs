@@ -1,0 +1,168 @@
+//! The hub as a library: `Hub::build` from a configuration, `Hub::serve` on a listener the
+//! caller bound (tests use port 0) until a shutdown future resolves.
+
+use crate::config::HubConfig;
+use crate::proxy::{DefaultPhases, ProxyPhases};
+use crate::state::{Announcer, HubState, Timings, UpstreamClient};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("cannot set up TLS for the cloud connection: {0}")]
+    Tls(#[from] tokio_rustls::rustls::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Hub {
+    state: Arc<HubState>,
+    phases: Arc<dyn ProxyPhases>,
+}
+
+impl Hub {
+    /// Production timings, log lines on stdout.
+    pub fn build(config: HubConfig) -> Result<Hub, HubError> {
+        let timings = Timings::from_config(&config);
+        Hub::with_options(config, timings, Announcer::stdout())
+    }
+
+    /// Same as `build` with chosen timings and log-line sink; tests use it for short
+    /// intervals and to read the `[Hub]`/`[PhoneHome]` lines.
+    pub fn with_options(
+        config: HubConfig,
+        timings: Timings,
+        announcer: Announcer,
+    ) -> Result<Hub, HubError> {
+        let client = upstream_client(&timings)?;
+        Ok(Hub {
+            state: Arc::new(HubState::new(config, timings, client, announcer)),
+            phases: Arc::new(DefaultPhases),
+        })
+    }
+
+    pub fn state(&self) -> &Arc<HubState> {
+        &self.state
+    }
+
+    /// `/health`, `/hub/diagnose`, and the proxy for everything else.
+    pub fn router(&self) -> Router {
+        let phases = self.phases.clone();
+        Router::new()
+            .route("/health", get(crate::diagnose::health))
+            .route("/hub/diagnose", get(crate::diagnose::diagnose))
+            .fallback(
+                move |State(state): State<Arc<HubState>>,
+                      ConnectInfo(client): ConnectInfo<SocketAddr>,
+                      request: Request| {
+                    let phases = phases.clone();
+                    async move { crate::proxy::handle(state, phases, client, request).await }
+                },
+            )
+            .with_state(self.state.clone())
+    }
+
+    /// Prints the seed's start-up lines, starts phone-home, and serves until `shutdown`
+    /// resolves; then stops accepting, lets in-flight requests finish, and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HubError> {
+        let address = listener.local_addr().map_err(|source| HubError::Io {
+            context: "cannot read the listening address".into(),
+            source,
+        })?;
+        let config = &self.state.config;
+        let say = |line: String| self.state.announcer.say(&line);
+        say(format!(
+            "[Hub] Server running on port {} ({})",
+            address.port(),
+            config.node_env
+        ));
+        say(format!("[Hub] Version: {}", config.hub_version));
+        say(format!(
+            "[Hub] Cloud API: {}",
+            config
+                .cloud_api_url
+                .as_ref()
+                .map(|u| u.base.as_str())
+                .unwrap_or("(not configured)")
+        ));
+        for issue in config.missing() {
+            tracing::error!("{issue}: the hub serves /health and /hub/diagnose but will not proxy");
+        }
+        let phone_home = tokio::spawn(crate::phone_home::run(self.state.clone()));
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        phone_home.abort();
+        served.map_err(|source| HubError::Io {
+            context: "the hub's listener failed".into(),
+            source,
+        })
+    }
+}
+
+/// Binds `HUB_LISTEN_ADDR:HUB_PORT`.
+pub async fn bind(config: &HubConfig) -> Result<TcpListener, HubError> {
+    let address = config.listen_address();
+    TcpListener::bind(&address)
+        .await
+        .map_err(|source| HubError::Io {
+            context: format!("cannot listen on {address}"),
+            source,
+        })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+/// One pooled client for the proxy and phone-home: http or https (rustls with ring and the
+/// webpki roots), HTTP/1.1 so upgrades work.
+fn upstream_client(timings: &Timings) -> Result<UpstreamClient, HubError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(timings.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(tokio_rustls::rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(timings.pool_idle_timeout)
+        .build(https))
+}
