@@ -10,6 +10,10 @@
 mod api_keys;
 mod audit;
 mod chunk_batches;
+mod fleet;
+mod fleet_jobs;
+mod fleet_ops;
+mod fleet_reports;
 mod tokens;
 mod transfers;
 mod users;
@@ -21,6 +25,15 @@ use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
 pub use chunk_batches::{concurrent_record_chunks, record_chunk_batches};
+pub use fleet::{fleet_customers, fleet_hosts, fleet_recovery};
+pub use fleet_jobs::{
+    fleet_backup_facts, fleet_events, fleet_leases, fleet_liveness, fleet_notifications,
+    fleet_prune,
+};
+pub use fleet_ops::{
+    fleet_deliver_ops, fleet_desired_edit, fleet_expire_ops, fleet_list_ops, fleet_op_lifecycle,
+};
+pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
     cancel_transfer, complete_transfer, delete_transfer, expire_transfers, mark_downloaded,
@@ -50,7 +63,29 @@ pub async fn run_all(store: Arc<dyn Store>) {
     mark_downloaded(&*store).await;
     expire_transfers(&*store).await;
     delete_transfer(&*store).await;
-    concurrent_record_chunks(store).await;
+    concurrent_record_chunks(store.clone()).await;
+    run_fleet(&*store).await;
+}
+
+/// The fleet sections, in an order that keeps them independent: the global sweeps (liveness,
+/// op expiry, pruning) only assert about their own rows.
+pub async fn run_fleet(store: &dyn Store) {
+    fleet_customers(store).await;
+    fleet_hosts(store).await;
+    fleet_recovery(store).await;
+    fleet_report_ingest(store).await;
+    fleet_intent_and_reality_are_separate(store).await;
+    fleet_desired_edit(store).await;
+    fleet_op_lifecycle(store).await;
+    fleet_deliver_ops(store).await;
+    fleet_expire_ops(store).await;
+    fleet_list_ops(store).await;
+    fleet_events(store).await;
+    fleet_liveness(store).await;
+    fleet_backup_facts(store).await;
+    fleet_leases(store).await;
+    fleet_prune(store).await;
+    fleet_notifications(store).await;
 }
 
 /// `migrate` is idempotent and reports a stable, ordered list of names.

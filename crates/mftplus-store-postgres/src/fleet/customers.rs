@@ -1,0 +1,120 @@
+//! The `customers` table, and the customer deletion that takes everything of it along.
+
+use deadpool_postgres::GenericClient;
+use mftplus_store::{CustomerRow, CustomerUpdate, NewCustomer, StoreError, StoreResult};
+
+use super::{customer_from_row, ACTIVE, CUSTOMER_COLUMNS};
+use crate::sql;
+
+pub(crate) async fn create<C: GenericClient>(
+    client: &C,
+    customer: &NewCustomer,
+) -> StoreResult<CustomerRow> {
+    let sql = format!(
+        "INSERT INTO customers (id, name, email, domain, locale, status, \
+         retrieval_password_hash, config_json, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let row = sql::query_one(
+        client,
+        &sql,
+        &[
+            &customer.id,
+            &customer.name,
+            &customer.email,
+            &customer.domain,
+            &customer.locale,
+            &ACTIVE,
+            &customer.retrieval_password_hash,
+            &customer.config_json,
+            &customer.created_at_ms,
+        ],
+    )
+    .await?;
+    customer_from_row(&row)
+}
+
+pub(crate) async fn get<C: GenericClient>(
+    client: &C,
+    id: &str,
+) -> StoreResult<Option<CustomerRow>> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+    sql::query_opt(client, &sql, &[&id])
+        .await?
+        .as_ref()
+        .map(customer_from_row)
+        .transpose()
+}
+
+/// Byte order, as SQLite sorts.
+pub(crate) async fn list<C: GenericClient>(client: &C) -> StoreResult<Vec<CustomerRow>> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY id COLLATE \"C\"");
+    sql::query(client, &sql, &[])
+        .await?
+        .iter()
+        .map(customer_from_row)
+        .collect()
+}
+
+pub(crate) async fn update<C: GenericClient>(
+    client: &C,
+    id: &str,
+    update: &CustomerUpdate,
+) -> StoreResult<CustomerRow> {
+    let sql = format!(
+        "UPDATE customers SET name = COALESCE($2, name), email = COALESCE($3, email), \
+         domain = CASE WHEN $4 THEN $5 ELSE domain END, locale = COALESCE($6, locale), \
+         status = COALESCE($7, status), \
+         retrieval_password_hash = COALESCE($8, retrieval_password_hash), \
+         config_json = COALESCE($9, config_json), updated_at_ms = $10 WHERE id = $1 \
+         RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let domain = update.domain.clone().flatten();
+    let row = sql::query_opt(
+        client,
+        &sql,
+        &[
+            &id,
+            &update.name,
+            &update.email,
+            &update.domain.is_some(),
+            &domain,
+            &update.locale,
+            &update.status,
+            &update.retrieval_password_hash,
+            &update.config_json,
+            &update.updated_at_ms,
+        ],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    customer_from_row(&row)
+}
+
+/// The caller wraps this in a transaction. The customer row is locked first, so an enrolment
+/// running at the same time (which locks it too) either finishes before or finds it gone.
+/// Events and the notification log are history and stay.
+pub(crate) async fn delete<C: GenericClient>(tx: &C, id: &str) -> StoreResult<()> {
+    if sql::query_opt(
+        tx,
+        "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    .is_none()
+    {
+        return Err(StoreError::NotFound);
+    }
+    for statement in [
+        "DELETE FROM guest_reports WHERE customer_id = $1",
+        "DELETE FROM host_reports WHERE customer_id = $1",
+        "DELETE FROM signed_ops WHERE customer_id = $1",
+        "DELETE FROM customer_notifications WHERE customer_id = $1",
+        "DELETE FROM guests WHERE customer_id = $1",
+        "DELETE FROM hosts WHERE customer_id = $1",
+        "DELETE FROM customers WHERE id = $1",
+    ] {
+        sql::execute(tx, statement, &[&id]).await?;
+    }
+    Ok(())
+}
