@@ -70,11 +70,13 @@ print(u.urlunsplit((url.scheme, url.netloc, "/" + sys.argv[2], url.query, url.fr
 PY
 }
 
+# Sets `fresh_db_url`; not a `$(...)` helper, so the name reaches `pg_databases` (a command
+# substitution's subshell would add it to a copy and leave the database behind).
 fresh_pg_database() {
   local db="mftplus_fleet_bench_$(date +%s)_$RANDOM"
-  timeout 30 psql "$PG_URL" -q -c "CREATE DATABASE \"$db\"" >/dev/null
   pg_databases+=("$db")
-  pg_url_for "$db"
+  timeout 30 psql "$PG_URL" -q -c "CREATE DATABASE \"$db\"" >/dev/null
+  fresh_db_url="$(pg_url_for "$db")"
 }
 
 printf 'mode: development\n' > "$work/server.yaml"
@@ -125,13 +127,15 @@ run_liveness() {
 
 run_load sqlite "sqlite://$work/load.db"
 if [ -n "$PG_URL" ]; then
-  run_load postgres "$(fresh_pg_database)"
+  fresh_pg_database
+  run_load postgres "$fresh_db_url"
 else
   echo "[postgres] skipped: set MFTPLUS_TEST_PG_URL (or PG_URL) to a server where this role may create databases"
 fi
 run_liveness sqlite "sqlite://$work/liveness.db"
 if [ -n "$PG_URL" ]; then
-  run_liveness postgres "$(fresh_pg_database)"
+  fresh_pg_database
+  run_liveness postgres "$fresh_db_url"
 fi
 
 python3 - "$work" "$HOSTS" "$LIVENESS_HOSTS" <<'PY'
