@@ -45,12 +45,20 @@ pub(crate) async fn list_events<C: GenericClient>(
 
 /// One statement over the whole table: compute every host's state, update those that change
 /// (only if nobody changed them since), and record one event each. `limits` is
-/// `[now, stale_after, down_after, grace_since]`.
+/// `[now, stale_after, down_after, grace_since]`. The caller wraps this in a transaction.
 pub(crate) async fn liveness_pass<C: GenericClient>(
     client: &C,
     limits: [i64; 4],
 ) -> StoreResult<Vec<LivenessTransition>> {
     let [now_ms, stale_after_ms, down_after_ms, grace_since_ms] = limits;
+    // The CTEs' row counts are guesses, and right after many hosts enrolled (statistics not yet
+    // analysed) the planner guessed a handful and chose nested loops over 100,000 x 100,000
+    // rows: minutes instead of a second (bench/fleet_load.sh). Hash and merge joins are right
+    // at any size for this whole-table pass, so nested loops are off for this transaction only.
+    client
+        .batch_execute("SET LOCAL enable_nestloop = off")
+        .await
+        .db()?;
     let rows = sql::query(
         client,
         "WITH judged AS (\

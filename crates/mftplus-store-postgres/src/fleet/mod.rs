@@ -429,11 +429,10 @@ impl FleetStore for PostgresStore {
         down_after_ms: i64,
         grace_since_ms: i64,
     ) -> StoreResult<Vec<LivenessTransition>> {
-        jobs::liveness_pass(
-            &self.client().await?,
+        in_tx!(self, |tx| jobs::liveness_pass(
+            &tx,
             [now_ms, stale_after_ms, down_after_ms, grace_since_ms],
-        )
-        .await
+        ))
     }
 
     async fn list_backup_facts(&self) -> StoreResult<Vec<BackupFacts>> {
