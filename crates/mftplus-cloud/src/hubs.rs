@@ -74,7 +74,7 @@ pub fn license_mode(
         return (LICENSE_EVALUATION, None);
     };
     let digest = mftplus_crypto::sha256_hex(key.as_bytes());
-    if license_hashes.iter().any(|hash| *hash == digest) {
+    if license_hashes.contains(&digest) {
         (LICENSE_ENTERPRISE, None)
     } else {
         (
