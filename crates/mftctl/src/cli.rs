@@ -93,6 +93,9 @@ pub enum Command {
     /// Fleet: notifications sent to operators and customers
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Edge hubs that phoned home, and the deploy keys they register with
+    #[command(subcommand)]
+    Hubs(HubsCommand),
 }
 
 #[derive(Debug, Args)]

@@ -338,3 +338,28 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Subcommand)]
+pub enum HubsCommand {
+    /// List edge hubs with their status (online, offline, degraded) and version warnings
+    List,
+    /// Show one hub
+    Show { id: String },
+    /// Deploy keys, which hubs register with
+    #[command(subcommand)]
+    DeployKeys(DeployKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployKeysCommand {
+    /// Generate a deploy key; it is printed once
+    Create {
+        /// What the key is for, e.g. jhb-hub-prod
+        #[arg(long)]
+        label: String,
+    },
+    /// List deploy keys (never the keys themselves)
+    List,
+    /// Revoke a deploy key: its hubs stop at their next contact with the cloud
+    Revoke { id: String },
+}

@@ -1,7 +1,8 @@
 //! `mftctl`, the command-line client of an MFTPlus server: sign in, manage users, API keys and
 //! tokens, read the server's configuration, verify or export the audit log, send and receive
 //! end-to-end-encrypted files, and operate the fleet (customers, hosts, desired state, signing
-//! destructive ops with the operator's SSH key on this machine, events).
+//! destructive ops with the operator's SSH key on this machine, events) and its edge hubs (the
+//! registry and deploy keys).
 //!
 //! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
 //! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
@@ -24,6 +25,7 @@ mod download;
 mod error;
 mod events;
 mod hosts;
+mod hubs;
 mod input;
 mod keys;
 mod op_sign;
@@ -133,5 +135,6 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         Command::Ops(command) => ops::run(ctx, command).await,
         Command::Events(args) => events::run(ctx, args).await,
         Command::Notifications(command) => events::run_notifications(ctx, command).await,
+        Command::Hubs(command) => hubs::run(ctx, command).await,
     }
 }

@@ -1,7 +1,9 @@
 //! Typed async HTTP client for the MFTPlus API: one method per route of `/api/v1` (plus the
 //! public `/health` and JWKS), returning the wire types of `mftplus-types`.
 //!
-//! Used by `mftctl`, by the agent ([`AgentClient`], keyed by a host or guest key) and the hub, and by integration tests that drive a real server.
+//! Used by `mftctl`, by the agent ([`AgentClient`], keyed by a host or guest key), by the edge
+//! hub ([`HubClient`], keyed by a deploy key), and by integration tests that drive a real
+//! server.
 //!
 //! This crate is not a CLI and holds no state on disk: it does not read config files, store
 //! tokens or refresh them by itself. It reports what it learns (a renewed access token, the
@@ -11,6 +13,7 @@
 mod api;
 mod error;
 mod fleet;
+mod hubs;
 mod transfers;
 
 use std::fmt;
@@ -21,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 pub use error::ClientError;
 pub use fleet::{AgentClient, ConfigFormat, EventQuery, GuestQuery, OpQuery};
+pub use hubs::HubClient;
 pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod fleet;
 pub mod handlers;
+pub mod hubs;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;

@@ -3,6 +3,7 @@
 //! decides who gets in.
 
 use crate::audit::AuditEvent;
+use crate::auth::deploy_key::presented_deploy_key;
 use crate::auth::reporter::{presented_reporter_key, Reporter};
 use crate::auth::{presented, Caller, CallerKind, Presented};
 use crate::error::ApiError;
@@ -91,6 +92,10 @@ async fn admit(
             admit_reporter(state, spec, client_ip, request, limits).await?;
             return Ok(None);
         }
+        Access::DeployKey => {
+            admit_hub(state, spec, client_ip, request, limits).await?;
+            return Ok(None);
+        }
         Access::HostOr(_) if presented_reporter_key(request.headers()).is_some() => {
             admit_reporter(state, spec, client_ip, request, limits).await?;
             return Ok(None);
@@ -140,7 +145,11 @@ async fn admit(
     }
 
     let scope = match spec.access {
-        Access::Public | Access::RetrievalPassword | Access::Host | Access::Guest => {
+        Access::Public
+        | Access::RetrievalPassword
+        | Access::Host
+        | Access::Guest
+        | Access::DeployKey => {
             unreachable!("handled above")
         }
         Access::Authenticated => Scope::All,
@@ -251,6 +260,80 @@ async fn admit_reporter(
         }));
     }
     request.extensions_mut().insert(reporter);
+    Ok(())
+}
+
+/// Deploy keys (edge hubs): a `{hub_id}` in the path must be a hub registered under the
+/// presented key. A hub that does not exist is refused the same way as another key's hub, so
+/// a key cannot probe for hub ids.
+async fn admit_hub(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    limits: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let Some(key) = presented_deploy_key(request.headers()) else {
+        return Err(ApiError::unauthenticated(
+            "this route needs a deploy key: Authorization: Bearer mft_dep_…",
+        ));
+    };
+    let hub_key = match state.authenticate_deploy_key(key).await {
+        Ok(hub_key) => hub_key,
+        Err(err) => {
+            if err.code != ErrorCode::Internal {
+                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                state
+                    .audit(
+                        AuditEvent::new("auth_failed")
+                            .outcome("failure")
+                            .target(spec.path)
+                            .ip(client_ip)
+                            .details(json!({"credential": "deploy_key", "reason": err.code.as_str(), "method": spec.method.as_str()})),
+                    )
+                    .await;
+            }
+            return Err(err);
+        }
+    };
+    let rate = &state.config.config.rate_limit;
+    if rate.enabled {
+        let decision = state.limiter.check(
+            ("deploy_key", hub_key.deploy_key_id.as_str()),
+            rate.per_credential_per_minute,
+            state.clock.now_secs(),
+        );
+        if limits.is_none_or(|current| decision.remaining < current.remaining) {
+            *limits = Some(decision);
+        }
+        if !decision.allowed {
+            return Err(rate_limited(state, decision));
+        }
+    }
+    if let Some(hub_id) = path_param(spec.path, request.uri().path(), "hub_id") {
+        let own = state
+            .store
+            .get_hub(hub_id)
+            .await?
+            .is_some_and(|hub| hub.deploy_key_id == hub_key.deploy_key_id);
+        if !own {
+            state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+            state
+                .audit(
+                    AuditEvent::new("access_denied")
+                        .outcome("denied")
+                        .actor(&hub_key.actor())
+                        .target(spec.path)
+                        .ip(client_ip)
+                        .details(json!({"method": spec.method.as_str(), "reason": "another key's hub", "hub_id": hub_id})),
+                )
+                .await;
+            return Err(ApiError::forbidden(
+                "a deploy key acts only on the hubs registered with it",
+            ));
+        }
+    }
+    request.extensions_mut().insert(hub_key);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! the authorization tests iterate the same table.
 
 use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
-use crate::handlers::{apikeys, audit, auth, config, health, keys, tokens, transfers, users};
+use crate::handlers::{apikeys, audit, auth, config, health, hubs, keys, tokens, transfers, users};
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
@@ -34,6 +34,10 @@ pub enum Access {
     /// No user credential: the handler checks the customer's retrieval password, rate limited
     /// and audited (enrollment, re-enrollment, controller config).
     RetrievalPassword,
+    /// An edge hub's deploy key (`mft_dep_…`), never a user credential. A `{hub_id}` in the
+    /// path must be a hub registered under this key (else 403); a revoked key is 401
+    /// `token_revoked`.
+    DeployKey,
 }
 
 #[derive(Debug)]
@@ -61,6 +65,8 @@ const KEYS: Access = Access::Scoped {
 
 const FLEET_READ: Access = Access::Permission("fleet:read");
 const FLEET_MANAGE: Access = Access::Permission("fleet:manage");
+const HUBS_READ: Access = Access::Permission("hubs:read");
+const HUBS_MANAGE: Access = Access::Permission("hubs:manage");
 
 macro_rules! table {
     ($($id:literal $method:ident $path:expr => $access:expr;)*) => {
@@ -143,6 +149,14 @@ table! {
     "op_sign"             PUT    paths::OP_SIGNATURE => Access::Permission("ops:sign");
     "events_list"         GET    paths::EVENTS => FLEET_READ;
     "notifications_list"  GET    paths::NOTIFICATIONS => FLEET_READ;
+    "hubs_register"       POST   paths::HUBS_REGISTER => Access::DeployKey;
+    "hub_heartbeat"       POST   paths::HUB_HEARTBEAT => Access::DeployKey;
+    "hub_validate"        POST   paths::HUB_VALIDATE => Access::DeployKey;
+    "hubs_list"           GET    paths::HUBS => HUBS_READ;
+    "hubs_get"            GET    paths::HUB => HUBS_READ;
+    "deploy_keys_list"    GET    paths::DEPLOY_KEYS => HUBS_READ;
+    "deploy_keys_create"  POST   paths::DEPLOY_KEYS => HUBS_MANAGE;
+    "deploy_keys_revoke"  DELETE paths::DEPLOY_KEY => HUBS_MANAGE;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -239,6 +253,14 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "op_sign" => put(ops::sign),
         "events_list" => get(events::index),
         "notifications_list" => get(events::notifications),
+        "hubs_register" => post(hubs::register),
+        "hub_heartbeat" => post(hubs::heartbeat),
+        "hub_validate" => post(hubs::validate),
+        "hubs_list" => get(hubs::index),
+        "hubs_get" => get(hubs::show),
+        "deploy_keys_list" => get(hubs::deploy_keys_index),
+        "deploy_keys_create" => post(hubs::deploy_keys_create),
+        "deploy_keys_revoke" => delete(hubs::deploy_keys_revoke),
         other => panic!("route {other} is in the table but has no handler"),
     }
 }

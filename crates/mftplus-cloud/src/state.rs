@@ -8,7 +8,7 @@ use crate::config::LoadedConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::{LoginThrottle, RateLimiter};
 use crate::rbac::Rbac;
-use mftplus_store::{ApiKeyRow, Store, TokenRow, UserRow};
+use mftplus_store::{ApiKeyRow, DeployKeyRow, Store, TokenRow, UserRow};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -53,6 +53,8 @@ pub struct CredentialCache {
     pub users: TtlMap<String, UserRow>,
     /// Host and guest keys, by the raw SHA-256 of the key.
     pub reporters: TtlMap<[u8; 32], crate::auth::reporter::Reporter>,
+    /// Deploy keys (edge hubs), revoked ones included, by the raw SHA-256 of the key.
+    pub deploy_keys: TtlMap<[u8; 32], DeployKeyRow>,
 }
 
 pub struct Inner {
@@ -110,6 +112,7 @@ impl AppState {
                 tokens: TtlMap::new(CACHE_TTL),
                 users: TtlMap::new(CACHE_TTL),
                 reporters: TtlMap::new(CACHE_TTL),
+                deploy_keys: TtlMap::new(CACHE_TTL),
             },
             metrics,
             chunk_claims: ChunkClaims::default(),

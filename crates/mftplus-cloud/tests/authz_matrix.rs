@@ -4,6 +4,7 @@
 
 mod common;
 mod fleet_support;
+mod hub_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, ROUTES};
@@ -57,6 +58,9 @@ async fn fixture(w: &World, id: &str) -> (String, Body) {
         return request;
     }
     if let Some((path, json)) = fleet_fixture(w, id).await {
+        return (path, Body::Json(json));
+    }
+    if let Some((path, json)) = hub_fixture(w, id).await {
         return (path, Body::Json(json));
     }
     let (path, json) = json_fixture(w, id).await;
@@ -226,6 +230,30 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
                     Some(json!({"signature": signature})),
                 )
             }
+        }
+        _ => return None,
+    };
+    Some(request)
+}
+
+/// Operator routes over edge hubs and deploy keys; revocation acts on a fresh key.
+async fn hub_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
+    use hub_support::*;
+    let c = &w.cloud;
+    let request = match id {
+        "hubs_list" => ("/api/v1/hubs".into(), None),
+        "hubs_get" => {
+            let (_, hub_id) = registered_hub(c).await;
+            (format!("/api/v1/hubs/{hub_id}"), None)
+        }
+        "deploy_keys_list" => ("/api/v1/hubs/deploy-keys".into(), None),
+        "deploy_keys_create" => (
+            "/api/v1/hubs/deploy-keys".into(),
+            Some(json!({"label": "jhb-hub-prod"})),
+        ),
+        "deploy_keys_revoke" => {
+            let key = deploy_key(c, "to-revoke").await;
+            (format!("/api/v1/hubs/deploy-keys/{}", key.id), None)
         }
         _ => return None,
     };
@@ -455,7 +483,7 @@ fn role_lacks(w: &World, role: &str, access: Access) -> bool {
     match access {
         Access::Public | Access::Authenticated => false,
         Access::Permission(p) | Access::HostOr(p) => !rbac.allows(role, p),
-        Access::Host | Access::Guest | Access::RetrievalPassword => false,
+        Access::Host | Access::Guest | Access::RetrievalPassword | Access::DeployKey => false,
         Access::Scoped { all, own } => !rbac.allows(role, all) && !rbac.allows(role, own),
     }
 }
@@ -468,10 +496,10 @@ async fn every_route_enforces_its_access() {
     for spec in ROUTES {
         let method = spec.method.as_str();
         let label = format!("{method} {} ({})", spec.path, spec.id);
-        // No user credential opens these; fleet_authz.rs covers them.
+        // No user credential opens these; fleet_authz.rs and hubs_authz.rs cover them.
         if matches!(
             spec.access,
-            Access::Host | Access::Guest | Access::RetrievalPassword
+            Access::Host | Access::Guest | Access::RetrievalPassword | Access::DeployKey
         ) {
             continue;
         }

@@ -11,10 +11,11 @@ pub(crate) fn map(err: tokio_postgres::Error) -> StoreError {
         if *db.code() == SqlState::UNIQUE_VIOLATION {
             let field = match db.constraint() {
                 Some("users_email_uq") => "email",
-                Some("api_keys_key_hash_uq") => "key_hash",
+                Some("api_keys_key_hash_uq" | "deploy_keys_key_hash_uq") => "key_hash",
                 Some(
                     "users_pkey" | "api_keys_pkey" | "transfers_pkey" | "customers_pkey"
-                    | "hosts_pkey" | "guests_pkey" | "signed_ops_pkey",
+                    | "hosts_pkey" | "guests_pkey" | "signed_ops_pkey" | "deploy_keys_pkey"
+                    | "hubs_pkey",
                 ) => "id",
                 Some("hosts_key_hash_key" | "guests_key_hash_key") => "key_hash",
                 Some("signed_ops_nonce_key") => "nonce",

@@ -18,6 +18,7 @@ mod api_keys;
 mod audit;
 mod error;
 mod fleet;
+mod hubs;
 mod migrate;
 mod sql;
 #[cfg(feature = "testing")]

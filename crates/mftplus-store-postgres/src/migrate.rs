@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_transfers.sql"),
     ),
     ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
+    ("0005_hubs", include_str!("../migrations/0005_hubs.sql")),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -14,6 +14,7 @@ mod api_keys;
 mod audit;
 mod error;
 mod fleet;
+mod hubs;
 mod migrate;
 mod pool;
 mod tokens;

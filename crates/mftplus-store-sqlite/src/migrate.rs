@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_transfers.sql"),
     ),
     ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
+    ("0005_hubs", include_str!("../migrations/0005_hubs.sql")),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

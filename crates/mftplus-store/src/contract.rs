@@ -14,6 +14,7 @@ mod fleet;
 mod fleet_jobs;
 mod fleet_ops;
 mod fleet_reports;
+mod hubs;
 mod tokens;
 mod transfers;
 mod users;
@@ -34,6 +35,7 @@ pub use fleet_ops::{
     fleet_deliver_ops, fleet_desired_edit, fleet_expire_ops, fleet_list_ops, fleet_op_lifecycle,
 };
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
+pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
     cancel_transfer, complete_transfer, delete_transfer, expire_transfers, mark_downloaded,
@@ -65,6 +67,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     delete_transfer(&*store).await;
     concurrent_record_chunks(store.clone()).await;
     run_fleet(&*store).await;
+    hub_deploy_keys(&*store).await;
+    hub_registry(&*store).await;
+    hub_concurrent_registration(store.clone()).await;
 }
 
 /// The fleet sections, in an order that keeps them independent: the global sweeps (liveness,

@@ -8,10 +8,12 @@
 
 pub mod contract;
 mod fleet;
+mod hubs;
 mod models;
 mod transfer_rules;
 
 pub use fleet::*;
+pub use hubs::*;
 pub use models::*;
 pub use transfer_rules::{check_complete_chunks, plan_chunk_batch};
 
@@ -36,7 +38,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the cloud persists. Implementations must be safe to share between tasks and, on
 /// PostgreSQL, between several cloud processes on the same database.
 #[async_trait]
-pub trait Store: FleetStore + Send + Sync + 'static {
+pub trait Store: FleetStore + HubStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; idempotent.

@@ -57,6 +57,8 @@ codes! {
     // Re-enrollment needs the operator to arm recovery mode first.
     RecoveryNotArmed => "recovery_not_armed", 403;
     CustomerBlocked => "customer_blocked", 403;
+    // A hub speaks a phone-home protocol newer than this cloud.
+    UnsupportedProtocol => "unsupported_protocol", 400;
     RateLimited => "rate_limited", 429;
     Internal => "internal", 500;
     Unavailable => "unavailable", 503;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod duration;
 pub mod error;
 pub mod fleet;
+pub mod hubs;
 pub mod routes;
 pub mod transfers;
 

@@ -72,6 +72,17 @@ pub const OP_SIGNATURE: &str = "/api/v1/ops/{op_id}/signature";
 pub const EVENTS: &str = "/api/v1/events";
 pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 
+// ---- edge hubs: phone-home (deploy keys) ----
+pub const HUBS_REGISTER: &str = "/api/v1/hubs/register";
+pub const HUB_HEARTBEAT: &str = "/api/v1/hubs/{hub_id}/heartbeat";
+pub const HUB_VALIDATE: &str = "/api/v1/hubs/{hub_id}/validate";
+
+// ---- edge hubs: operators ----
+pub const HUBS: &str = "/api/v1/hubs";
+pub const HUB: &str = "/api/v1/hubs/{hub_id}";
+pub const DEPLOY_KEYS: &str = "/api/v1/hubs/deploy-keys";
+pub const DEPLOY_KEY: &str = "/api/v1/hubs/deploy-keys/{id}";
+
 /// Replaces `{name}` in a route template with a percent-encoded value.
 pub fn fill(template: &str, name: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());

@@ -2,6 +2,7 @@
 //! Authorization (what the caller may do) is in `crate::middleware` and `crate::rbac`.
 
 pub mod cache;
+pub mod deploy_key;
 pub mod jwt;
 pub mod reporter;
 

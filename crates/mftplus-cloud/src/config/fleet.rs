@@ -142,3 +142,28 @@ impl Default for CloudflareSection {
         }
     }
 }
+
+/// Edge hubs (`hubs.*`, decision 0010): what the phone-home answers tell hubs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubsSection {
+    /// The newest hub release (semver); hubs more than two minor releases behind it are
+    /// warned. Unset: this cloud's own version.
+    pub latest_version: Option<String>,
+    /// How often hubs send a heartbeat; a hub silent for three intervals is offline.
+    pub heartbeat_interval_seconds: u64,
+    /// SHA-256 (lowercase hex) of every enterprise license key; a hub presenting one of them
+    /// runs in enterprise mode, every other hub in evaluation mode. Hashes, so the config never
+    /// holds a usable license key.
+    pub license_keys: Vec<String>,
+}
+
+impl Default for HubsSection {
+    fn default() -> Self {
+        HubsSection {
+            latest_version: None,
+            heartbeat_interval_seconds: 60,
+            license_keys: Vec::new(),
+        }
+    }
+}

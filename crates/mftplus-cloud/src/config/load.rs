@@ -465,6 +465,7 @@ fn validate(
     }
 
     validate_blobs(config, production)?;
+    validate_hubs(&config.hubs)?;
 
     if config.audit.retention_days < 90 {
         return invalid("audit.retention_days must be at least 90".into());
@@ -478,6 +479,31 @@ fn validate(
     if let Some(key) = &config.tls.certificate.key {
         if key.exists() {
             check_private_file(key)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_hubs(hubs: &super::fleet::HubsSection) -> Result<(), ConfigError> {
+    let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+    if let Some(version) = &hubs.latest_version {
+        if crate::hubs::parse_version(version).is_none() {
+            return invalid(format!(
+                "hubs.latest_version {version:?} is not a version like 1.4.0"
+            ));
+        }
+    }
+    if !(5..=86_400).contains(&hubs.heartbeat_interval_seconds) {
+        return invalid("hubs.heartbeat_interval_seconds must be between 5 and 86400".into());
+    }
+    for hash in &hubs.license_keys {
+        let hex = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex {
+            return invalid(
+                "hubs.license_keys holds SHA-256 hashes (64 lowercase hex characters), never \
+                 the license keys themselves"
+                    .into(),
+            );
         }
     }
     Ok(())

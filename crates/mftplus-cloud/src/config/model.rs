@@ -67,6 +67,7 @@ pub struct ServerConfig {
     pub fleet: super::fleet::FleetSection,
     pub notifications: super::fleet::NotificationsSection,
     pub edge_firewall: super::fleet::EdgeFirewallSection,
+    pub hubs: super::fleet::HubsSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -395,6 +396,8 @@ impl Default for RbacSection {
                 "fleet:read",
                 "fleet:manage",
                 "ops:sign",
+                "hubs:read",
+                "hubs:manage",
             ]),
         );
         roles.insert(
@@ -415,6 +418,7 @@ impl Default for RbacSection {
                 "logs:read",
                 "users:read:own",
                 "fleet:read",
+                "hubs:read",
             ]),
         );
         RbacSection {

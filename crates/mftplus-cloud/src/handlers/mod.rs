@@ -8,6 +8,7 @@ pub mod chunk_upload;
 pub mod config;
 pub mod fleet;
 pub mod health;
+pub mod hubs;
 pub mod keys;
 pub mod tokens;
 pub mod transfers;

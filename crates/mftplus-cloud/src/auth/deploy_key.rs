@@ -1,0 +1,85 @@
+//! Deploy keys (`mft_dep_…`): the credential an edge hub phones home with (decision 0010).
+//! A key resolves to its row; it is never a user credential, so it opens only the routes whose
+//! access is `DeployKey`. Lookups are cached like API keys (decision 0003), revoked rows too, so
+//! a revoked key is told apart from an unknown one; revoking in this process clears the cache.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use mftplus_store::DeployKeyRow;
+use mftplus_types::hubs::DEPLOY_KEY_PREFIX;
+use mftplus_types::ErrorCode;
+use std::sync::Arc;
+
+/// The hub's credential, inserted as a request extension on deploy-key routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubKey {
+    pub deploy_key_id: String,
+    pub label: String,
+}
+
+impl HubKey {
+    /// Who the audit log names as acting.
+    pub fn actor(&self) -> String {
+        format!("deploy_key:{}", self.deploy_key_id)
+    }
+}
+
+/// A bearer token that looks like a deploy key, if one was presented.
+pub fn presented_deploy_key(headers: &http::HeaderMap) -> Option<&str> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(DEPLOY_KEY_PREFIX)).then_some(token)
+}
+
+/// A fresh deploy key: the prefix and 40 base62 characters (238 bits).
+pub fn generate_deploy_key() -> String {
+    super::reporter::generate_key(DEPLOY_KEY_PREFIX)
+}
+
+impl AppState {
+    /// Resolves a deploy key: unknown keys are 401 `unauthenticated`, revoked ones 401
+    /// `token_revoked`.
+    pub async fn authenticate_deploy_key(&self, key: &str) -> Result<HubKey, ApiError> {
+        let digest = mftplus_crypto::api_key_digest(key);
+        let row = match self.cache.deploy_keys.get(&digest) {
+            Some(row) => row,
+            None => {
+                let found = self
+                    .store
+                    .get_deploy_key_by_hash(&hex::encode(digest))
+                    .await?;
+                let Some(row) = found else {
+                    return Err(ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "unknown deploy key",
+                    ));
+                };
+                let row = Arc::new(row);
+                self.cache.deploy_keys.insert(digest, row.clone());
+                row
+            }
+        };
+        check_usable(&row)?;
+        Ok(HubKey {
+            deploy_key_id: row.id.clone(),
+            label: row.label.clone(),
+        })
+    }
+
+    /// Drops every cached deploy-key lookup after a revocation in this process; other
+    /// replicas follow within the cache TTL.
+    pub fn forget_deploy_keys(&self) {
+        self.cache.deploy_keys.clear();
+    }
+}
+
+fn check_usable(row: &DeployKeyRow) -> Result<(), ApiError> {
+    if row.revoked_at_ms.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::TokenRevoked,
+            "this deploy key has been revoked",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! Edge hubs (SPEC §4, decision 0010): the phone-home routes a hub calls with its deploy key
+//! (register, heartbeat, validate) and the operator routes over deploy keys and the registry.
+//! The rules (versions behind, status, license mode) are in `crate::hubs`.
+
+use crate::audit::AuditEvent;
+use crate::auth::deploy_key::{generate_deploy_key, HubKey};
+use crate::auth::Caller;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::hubs::{license_mode, parse_version, status, version_warning, versions_behind};
+use crate::middleware::ClientIp;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mftplus_store::{
+    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubValidation, NewDeployKey,
+};
+use mftplus_types::hubs::{
+    CreateDeployKey, CreatedDeployKey, DeployKeyInfo, HubHeartbeatRequest, HubHeartbeatResponse,
+    HubInfo, HubRegisterRequest, HubRegisterResponse, PROTOCOL_VERSION,
+};
+use mftplus_types::ErrorCode;
+use serde_json::json;
+use std::collections::HashMap;
+
+const MAX_ISSUES: usize = 64;
+const MAX_ISSUE_CHARS: usize = 500;
+
+// ---------------------------------------------------------------- phone-home (deploy key)
+
+pub async fn register(
+    State(state): State<AppState>,
+    Extension(key): Extension<HubKey>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(body): ApiJson<HubRegisterRequest>,
+) -> ApiResult<Json<HubRegisterResponse>> {
+    let checked = check_registration(&state, &body)?;
+    let now = state.clock.now_ms();
+    let new_id = format!("hub_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let row = state
+        .store
+        .register_hub(&HubRegistration {
+            new_id: new_id.clone(),
+            deploy_key_id: key.deploy_key_id.clone(),
+            hostname: checked.hostname.clone(),
+            hub_version: checked.hub_version.clone(),
+            platform: checked.platform.clone(),
+            license_mode: checked.license_mode.into(),
+            at_ms: now,
+        })
+        .await?;
+    state
+        .audit(
+            AuditEvent::new("hub_registered")
+                .actor(&key.actor())
+                .target(&row.id)
+                .ip(&ip)
+                .details(json!({
+                    "hostname": row.hostname, "hub_version": row.hub_version,
+                    "license_mode": row.license_mode, "deploy_key_label": key.label,
+                    "first_registration": row.id == new_id,
+                })),
+        )
+        .await;
+    Ok(Json(answer(&state, &row, checked.license_warning)))
+}
+
+pub async fn validate(
+    State(state): State<AppState>,
+    Extension(key): Extension<HubKey>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(hub_id): Path<String>,
+    ApiJson(body): ApiJson<HubRegisterRequest>,
+) -> ApiResult<Json<HubRegisterResponse>> {
+    let checked = check_registration(&state, &body)?;
+    let row = state
+        .store
+        .validate_hub(
+            &hub_id,
+            &HubValidation {
+                hub_version: checked.hub_version,
+                platform: checked.platform,
+                license_mode: checked.license_mode.into(),
+                at_ms: state.clock.now_ms(),
+            },
+        )
+        .await?;
+    state
+        .audit(
+            AuditEvent::new("hub_validated")
+                .actor(&key.actor())
+                .target(&row.id)
+                .ip(&ip)
+                .details(json!({
+                    "hub_version": row.hub_version, "license_mode": row.license_mode,
+                })),
+        )
+        .await;
+    Ok(Json(answer(&state, &row, checked.license_warning)))
+}
+
+/// Not audited (one a minute per hub); it only moves `last_seen` and the reported health.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Path(hub_id): Path<String>,
+    ApiJson(body): ApiJson<HubHeartbeatRequest>,
+) -> ApiResult<Json<HubHeartbeatResponse>> {
+    let hub_version = check_version(&body.hub_version)?;
+    if body.issues.len() > MAX_ISSUES
+        || body
+            .issues
+            .iter()
+            .any(|issue| issue.chars().count() > MAX_ISSUE_CHARS)
+    {
+        return Err(ApiError::validation(format!(
+            "issues: at most {MAX_ISSUES} entries of at most {MAX_ISSUE_CHARS} characters"
+        )));
+    }
+    let issues_json = serde_json::to_string(&body.issues).map_err(ApiError::internal)?;
+    state
+        .store
+        .record_hub_heartbeat(
+            &hub_id,
+            &HubHeartbeat {
+                hub_version,
+                healthy: body.healthy,
+                issues_json,
+                at_ms: state.clock.now_ms(),
+            },
+        )
+        .await?;
+    Ok(Json(HubHeartbeatResponse {
+        status: "ok".into(),
+        heartbeat_interval_seconds: state.config.config.hubs.heartbeat_interval_seconds,
+    }))
+}
+
+struct CheckedRegistration {
+    hostname: String,
+    hub_version: String,
+    platform: String,
+    license_mode: &'static str,
+    license_warning: Option<&'static str>,
+}
+
+fn check_registration(
+    state: &AppState,
+    body: &HubRegisterRequest,
+) -> ApiResult<CheckedRegistration> {
+    if body.protocol > PROTOCOL_VERSION || body.protocol == 0 {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedProtocol,
+            format!(
+                "this cloud speaks phone-home protocol {PROTOCOL_VERSION}; the hub sent {}",
+                body.protocol
+            ),
+        ));
+    }
+    let (license_mode, license_warning) = license_mode(
+        body.license_key.as_deref(),
+        &state.config.config.hubs.license_keys,
+    );
+    Ok(CheckedRegistration {
+        hostname: check_word(&body.hostname, "hostname", 253)?,
+        hub_version: check_version(&body.hub_version)?,
+        platform: check_word(&body.platform, "platform", 64)?,
+        license_mode,
+        license_warning,
+    })
+}
+
+fn check_version(version: &str) -> ApiResult<String> {
+    let version = version.trim();
+    if version.len() > 64 || parse_version(version).is_none() {
+        return Err(ApiError::validation(
+            "hub_version must be a version like 0.1.0",
+        ));
+    }
+    Ok(version.to_string())
+}
+
+/// Hostnames and platforms are shown to operators: printable, no spaces, bounded.
+fn check_word(value: &str, what: &str, max: usize) -> ApiResult<String> {
+    let value = value.trim();
+    if value.is_empty()
+        || value.len() > max
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::validation(format!(
+            "{what} must be 1–{max} printable characters without spaces"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+fn latest_version(state: &AppState) -> String {
+    state
+        .config
+        .config
+        .hubs
+        .latest_version
+        .clone()
+        .unwrap_or_else(|| mftplus_types::VERSION.to_string())
+}
+
+fn answer(state: &AppState, row: &HubRow, license_warning: Option<&str>) -> HubRegisterResponse {
+    let latest = latest_version(state);
+    let behind = versions_behind(&row.hub_version, &latest);
+    let warnings: Vec<&str> = [license_warning, version_warning(behind)]
+        .into_iter()
+        .flatten()
+        .collect();
+    HubRegisterResponse {
+        hub_id: row.id.clone(),
+        heartbeat_interval_seconds: state.config.config.hubs.heartbeat_interval_seconds,
+        license_mode: row.license_mode.clone(),
+        latest_version: latest,
+        versions_behind: behind,
+        warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
+    }
+}
+
+// ---------------------------------------------------------------- operators
+
+pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<HubInfo>>> {
+    let keys: HashMap<String, DeployKeyRow> = state
+        .store
+        .list_deploy_keys()
+        .await?
+        .into_iter()
+        .map(|key| (key.id.clone(), key))
+        .collect();
+    let hubs = state.store.list_hubs().await?;
+    Ok(Json(
+        hubs.iter()
+            .map(|hub| hub_to_api(&state, hub, keys.get(&hub.deploy_key_id)))
+            .collect(),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(hub_id): Path<String>,
+) -> ApiResult<Json<HubInfo>> {
+    let hub = state
+        .store
+        .get_hub(&hub_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hub"))?;
+    let key = state.store.get_deploy_key(&hub.deploy_key_id).await?;
+    Ok(Json(hub_to_api(&state, &hub, key.as_ref())))
+}
+
+pub async fn deploy_keys_index(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<DeployKeyInfo>>> {
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for hub in state.store.list_hubs().await? {
+        *counts.entry(hub.deploy_key_id).or_default() += 1;
+    }
+    let keys = state.store.list_deploy_keys().await?;
+    Ok(Json(
+        keys.iter()
+            .map(|key| DeployKeyInfo {
+                id: key.id.clone(),
+                label: key.label.clone(),
+                prefix: key.prefix.clone(),
+                created_by: key.created_by.clone(),
+                created_at: rfc3339(key.created_at_ms),
+                revoked_at: key.revoked_at_ms.map(rfc3339),
+                status: if key.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                }
+                .into(),
+                hubs: counts.get(&key.id).copied().unwrap_or(0),
+            })
+            .collect(),
+    ))
+}
+
+pub async fn deploy_keys_create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(body): ApiJson<CreateDeployKey>,
+) -> ApiResult<(StatusCode, Json<CreatedDeployKey>)> {
+    let label = check_word(&body.label, "label", 100)?;
+    let key = generate_deploy_key();
+    let row = state
+        .store
+        .create_deploy_key(&NewDeployKey {
+            id: format!("dk_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            label,
+            key_hash: mftplus_crypto::hash_api_key(&key),
+            prefix: key[..12].to_string(),
+            created_by: caller.email.clone(),
+            created_at_ms: state.clock.now_ms(),
+        })
+        .await?;
+    state
+        .audit(
+            AuditEvent::new("deploy_key_created")
+                .actor(&caller.email)
+                .target(&row.id)
+                .ip(&ip)
+                .details(json!({"label": row.label, "prefix": row.prefix})),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedDeployKey {
+            id: row.id,
+            label: row.label,
+            key,
+            prefix: row.prefix,
+            created_at: rfc3339(row.created_at_ms),
+        }),
+    ))
+}
+
+/// Revokes the key; its hubs are refused (401 `token_revoked`) at their next contact. This
+/// process forgets its cached lookups at once; other replicas within the cache TTL.
+pub async fn deploy_keys_revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let changed = state
+        .store
+        .revoke_deploy_key(&id, state.clock.now_ms())
+        .await
+        .map_err(|err| match err {
+            mftplus_store::StoreError::NotFound => ApiError::not_found("deploy key"),
+            other => other.into(),
+        })?;
+    state.forget_deploy_keys();
+    if changed {
+        state
+            .audit(
+                AuditEvent::new("deploy_key_revoked")
+                    .actor(&caller.email)
+                    .target(&id)
+                    .ip(&ip),
+            )
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn hub_to_api(state: &AppState, row: &HubRow, key: Option<&DeployKeyRow>) -> HubInfo {
+    let hubs = &state.config.config.hubs;
+    let revoked = key.is_none_or(|key| key.revoked_at_ms.is_some());
+    let behind = versions_behind(&row.hub_version, &latest_version(state));
+    HubInfo {
+        hub_id: row.id.clone(),
+        hostname: row.hostname.clone(),
+        hub_version: row.hub_version.clone(),
+        platform: row.platform.clone(),
+        license_mode: row.license_mode.clone(),
+        deploy_key_id: row.deploy_key_id.clone(),
+        deploy_key_label: key.map(|key| key.label.clone()).unwrap_or_default(),
+        registered_at: rfc3339(row.registered_at_ms),
+        last_seen_at: rfc3339(row.last_seen_at_ms),
+        last_validated_at: row.last_validated_at_ms.map(rfc3339),
+        status: status(
+            row.last_seen_at_ms,
+            state.clock.now_ms(),
+            hubs.heartbeat_interval_seconds,
+            row.healthy,
+            revoked,
+        )
+        .into(),
+        versions_behind: behind,
+        warning: version_warning(behind).map(str::to_string),
+        healthy: row.healthy,
+        issues: serde_json::from_str(&row.issues_json).unwrap_or_default(),
+    }
+}

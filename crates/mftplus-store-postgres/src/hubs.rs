@@ -1,0 +1,215 @@
+//! The `deploy_keys` and `hubs` tables; see `mftplus_store::HubStore`. Registration is one
+//! `INSERT … ON CONFLICT` on the (deploy key, hostname) constraint, so two registrations racing
+//! for one hostname, from one cloud process or several, end with one row.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use mftplus_store::{
+    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation, NewDeployKey,
+    StoreError, StoreResult,
+};
+use tokio_postgres::Row;
+
+use crate::error::ResultExt;
+use crate::{sql, PostgresStore};
+
+const KEY_COLUMNS: &str = "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms";
+const HUB_COLUMNS: &str = "id, deploy_key_id, hostname, hub_version, platform, license_mode, \
+     registered_at_ms, last_seen_at_ms, last_validated_at_ms, healthy, issues_json";
+
+fn key_from_row(row: &Row) -> StoreResult<DeployKeyRow> {
+    Ok(DeployKeyRow {
+        id: row.try_get(0).db()?,
+        label: row.try_get(1).db()?,
+        key_hash: row.try_get(2).db()?,
+        prefix: row.try_get(3).db()?,
+        created_by: row.try_get(4).db()?,
+        created_at_ms: row.try_get(5).db()?,
+        revoked_at_ms: row.try_get(6).db()?,
+    })
+}
+
+fn hub_from_row(row: &Row) -> StoreResult<HubRow> {
+    Ok(HubRow {
+        id: row.try_get(0).db()?,
+        deploy_key_id: row.try_get(1).db()?,
+        hostname: row.try_get(2).db()?,
+        hub_version: row.try_get(3).db()?,
+        platform: row.try_get(4).db()?,
+        license_mode: row.try_get(5).db()?,
+        registered_at_ms: row.try_get(6).db()?,
+        last_seen_at_ms: row.try_get(7).db()?,
+        last_validated_at_ms: row.try_get(8).db()?,
+        healthy: row.try_get(9).db()?,
+        issues_json: row.try_get(10).db()?,
+    })
+}
+
+/// `column` is one of this file's literals, never input.
+async fn load_key<C: GenericClient>(
+    client: &C,
+    column: &str,
+    value: &str,
+) -> StoreResult<Option<DeployKeyRow>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM deploy_keys WHERE {column} = $1");
+    sql::query_opt(client, &sql, &[&value])
+        .await?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
+}
+
+#[async_trait]
+impl HubStore for PostgresStore {
+    async fn create_deploy_key(&self, key: &NewDeployKey) -> StoreResult<DeployKeyRow> {
+        let sql = format!(
+            "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+        );
+        let row = sql::query_one(
+            &self.client().await?,
+            &sql,
+            &[
+                &key.id,
+                &key.label,
+                &key.key_hash,
+                &key.prefix,
+                &key.created_by,
+                &key.created_at_ms,
+            ],
+        )
+        .await?;
+        key_from_row(&row)
+    }
+
+    async fn get_deploy_key(&self, id: &str) -> StoreResult<Option<DeployKeyRow>> {
+        load_key(&self.client().await?, "id", id).await
+    }
+
+    async fn get_deploy_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<DeployKeyRow>> {
+        load_key(&self.client().await?, "key_hash", key_hash).await
+    }
+
+    async fn list_deploy_keys(&self) -> StoreResult<Vec<DeployKeyRow>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM deploy_keys \
+             ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC"
+        );
+        sql::query(&self.client().await?, &sql, &[])
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn revoke_deploy_key(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let changed = sql::execute(
+            &client,
+            "UPDATE deploy_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
+            &[&id, &at_ms],
+        )
+        .await?;
+        if changed > 0 {
+            return Ok(true);
+        }
+        match load_key(&client, "id", id).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn register_hub(&self, reg: &HubRegistration) -> StoreResult<HubRow> {
+        let client = self.client().await?;
+        // Keys are never deleted, so a key that exists now still exists at the insert.
+        if load_key(&client, "id", &reg.deploy_key_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!(
+            "INSERT INTO hubs (id, deploy_key_id, hostname, hub_version, platform, \
+             license_mode, registered_at_ms, last_seen_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT ON CONSTRAINT hubs_key_hostname_uq DO UPDATE SET \
+             hub_version = EXCLUDED.hub_version, platform = EXCLUDED.platform, \
+             license_mode = EXCLUDED.license_mode, last_seen_at_ms = EXCLUDED.last_seen_at_ms \
+             RETURNING {HUB_COLUMNS}"
+        );
+        let row = sql::query_one(
+            &client,
+            &sql,
+            &[
+                &reg.new_id,
+                &reg.deploy_key_id,
+                &reg.hostname,
+                &reg.hub_version,
+                &reg.platform,
+                &reg.license_mode,
+                &reg.at_ms,
+            ],
+        )
+        .await?;
+        hub_from_row(&row)
+    }
+
+    async fn validate_hub(&self, hub_id: &str, v: &HubValidation) -> StoreResult<HubRow> {
+        let sql = format!(
+            "UPDATE hubs SET hub_version = $2, platform = $3, license_mode = $4, \
+             last_seen_at_ms = $5, last_validated_at_ms = $5 WHERE id = $1 \
+             RETURNING {HUB_COLUMNS}"
+        );
+        let row = sql::query_opt(
+            &self.client().await?,
+            &sql,
+            &[
+                &hub_id,
+                &v.hub_version,
+                &v.platform,
+                &v.license_mode,
+                &v.at_ms,
+            ],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        hub_from_row(&row)
+    }
+
+    async fn record_hub_heartbeat(&self, hub_id: &str, beat: &HubHeartbeat) -> StoreResult<()> {
+        let changed = sql::execute(
+            &self.client().await?,
+            "UPDATE hubs SET hub_version = $2, healthy = $3, issues_json = $4, \
+             last_seen_at_ms = $5 WHERE id = $1",
+            &[
+                &hub_id,
+                &beat.hub_version,
+                &beat.healthy,
+                &beat.issues_json,
+                &beat.at_ms,
+            ],
+        )
+        .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_hub(&self, id: &str) -> StoreResult<Option<HubRow>> {
+        let sql = format!("SELECT {HUB_COLUMNS} FROM hubs WHERE id = $1");
+        sql::query_opt(&self.client().await?, &sql, &[&id])
+            .await?
+            .as_ref()
+            .map(hub_from_row)
+            .transpose()
+    }
+
+    async fn list_hubs(&self) -> StoreResult<Vec<HubRow>> {
+        let sql = format!(
+            "SELECT {HUB_COLUMNS} FROM hubs ORDER BY hostname COLLATE \"C\", id COLLATE \"C\""
+        );
+        sql::query(&self.client().await?, &sql, &[])
+            .await?
+            .iter()
+            .map(hub_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,236 @@
+//! The `deploy_keys` and `hubs` tables; see `mftplus_store::HubStore`. Writes run on the single
+//! writer connection, so a registration's existence check and upsert cannot interleave with
+//! another write.
+
+use async_trait::async_trait;
+use mftplus_store::{
+    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation, NewDeployKey,
+    StoreError, StoreResult,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::ResultExt;
+use crate::SqliteStore;
+
+const KEY_COLUMNS: &str = "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms";
+const HUB_COLUMNS: &str = "id, deploy_key_id, hostname, hub_version, platform, license_mode, \
+     registered_at_ms, last_seen_at_ms, last_validated_at_ms, healthy, issues_json";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<DeployKeyRow> {
+    Ok(DeployKeyRow {
+        id: row.get(0)?,
+        label: row.get(1)?,
+        key_hash: row.get(2)?,
+        prefix: row.get(3)?,
+        created_by: row.get(4)?,
+        created_at_ms: row.get(5)?,
+        revoked_at_ms: row.get(6)?,
+    })
+}
+
+fn hub_from_row(row: &Row<'_>) -> rusqlite::Result<HubRow> {
+    Ok(HubRow {
+        id: row.get(0)?,
+        deploy_key_id: row.get(1)?,
+        hostname: row.get(2)?,
+        hub_version: row.get(3)?,
+        platform: row.get(4)?,
+        license_mode: row.get(5)?,
+        registered_at_ms: row.get(6)?,
+        last_seen_at_ms: row.get(7)?,
+        last_validated_at_ms: row.get(8)?,
+        healthy: row.get(9)?,
+        issues_json: row.get(10)?,
+    })
+}
+
+/// `column` is one of this file's literals, never input.
+fn load_key(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<DeployKeyRow>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM deploy_keys WHERE {column} = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params![value], key_from_row).optional())
+        .db()
+}
+
+fn load_hub(conn: &Connection, id: &str) -> StoreResult<Option<HubRow>> {
+    let sql = format!("SELECT {HUB_COLUMNS} FROM hubs WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params![id], hub_from_row).optional())
+        .db()
+}
+
+fn create_key(conn: &Connection, key: &NewDeployKey) -> StoreResult<DeployKeyRow> {
+    let sql = format!(
+        "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {KEY_COLUMNS}"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![
+                    key.id,
+                    key.label,
+                    key.key_hash,
+                    key.prefix,
+                    key.created_by,
+                    key.created_at_ms
+                ],
+                key_from_row,
+            )
+        })
+        .db()
+}
+
+fn revoke_key(conn: &Connection, id: &str, at_ms: i64) -> StoreResult<bool> {
+    if load_key(conn, "id", id)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deploy_keys SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL",
+        )
+        .and_then(|mut stmt| stmt.execute(params![id, at_ms]))
+        .db()?;
+    Ok(changed > 0)
+}
+
+fn register(conn: &Connection, reg: &HubRegistration) -> StoreResult<HubRow> {
+    if load_key(conn, "id", &reg.deploy_key_id)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let sql = format!(
+        "INSERT INTO hubs (id, deploy_key_id, hostname, hub_version, platform, license_mode, \
+         registered_at_ms, last_seen_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+         ON CONFLICT (deploy_key_id, hostname) DO UPDATE SET \
+         hub_version = excluded.hub_version, platform = excluded.platform, \
+         license_mode = excluded.license_mode, last_seen_at_ms = excluded.last_seen_at_ms \
+         RETURNING {HUB_COLUMNS}"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![
+                    reg.new_id,
+                    reg.deploy_key_id,
+                    reg.hostname,
+                    reg.hub_version,
+                    reg.platform,
+                    reg.license_mode,
+                    reg.at_ms
+                ],
+                hub_from_row,
+            )
+        })
+        .db()
+}
+
+fn validate(conn: &Connection, hub_id: &str, v: &HubValidation) -> StoreResult<HubRow> {
+    let sql = format!(
+        "UPDATE hubs SET hub_version = ?2, platform = ?3, license_mode = ?4, \
+         last_seen_at_ms = ?5, last_validated_at_ms = ?5 WHERE id = ?1 RETURNING {HUB_COLUMNS}"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![hub_id, v.hub_version, v.platform, v.license_mode, v.at_ms],
+                hub_from_row,
+            )
+            .optional()
+        })
+        .db()?
+        .ok_or(StoreError::NotFound)
+}
+
+fn heartbeat(conn: &Connection, hub_id: &str, beat: &HubHeartbeat) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE hubs SET hub_version = ?2, healthy = ?3, issues_json = ?4, \
+             last_seen_at_ms = ?5 WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                hub_id,
+                beat.hub_version,
+                beat.healthy,
+                beat.issues_json,
+                beat.at_ms
+            ])
+        })
+        .db()?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl HubStore for SqliteStore {
+    async fn create_deploy_key(&self, key: &NewDeployKey) -> StoreResult<DeployKeyRow> {
+        let key = key.clone();
+        self.write(move |conn| create_key(conn, &key)).await
+    }
+
+    async fn get_deploy_key(&self, id: &str) -> StoreResult<Option<DeployKeyRow>> {
+        let id = id.to_owned();
+        self.read(move |conn| load_key(conn, "id", &id)).await
+    }
+
+    async fn get_deploy_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<DeployKeyRow>> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |conn| load_key(conn, "key_hash", &key_hash))
+            .await
+    }
+
+    async fn list_deploy_keys(&self) -> StoreResult<Vec<DeployKeyRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM deploy_keys ORDER BY created_at_ms DESC, id DESC"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.query_map([], key_from_row)?.collect())
+                .db()
+        })
+        .await
+    }
+
+    async fn revoke_deploy_key(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| revoke_key(conn, &id, at_ms)).await
+    }
+
+    async fn register_hub(&self, registration: &HubRegistration) -> StoreResult<HubRow> {
+        let registration = registration.clone();
+        self.write(move |conn| register(conn, &registration)).await
+    }
+
+    async fn validate_hub(&self, hub_id: &str, validation: &HubValidation) -> StoreResult<HubRow> {
+        let (hub_id, validation) = (hub_id.to_owned(), validation.clone());
+        self.write(move |conn| validate(conn, &hub_id, &validation))
+            .await
+    }
+
+    async fn record_hub_heartbeat(
+        &self,
+        hub_id: &str,
+        heartbeat_row: &HubHeartbeat,
+    ) -> StoreResult<()> {
+        let (hub_id, beat) = (hub_id.to_owned(), heartbeat_row.clone());
+        self.write(move |conn| heartbeat(conn, &hub_id, &beat))
+            .await
+    }
+
+    async fn get_hub(&self, id: &str) -> StoreResult<Option<HubRow>> {
+        let id = id.to_owned();
+        self.read(move |conn| load_hub(conn, &id)).await
+    }
+
+    async fn list_hubs(&self) -> StoreResult<Vec<HubRow>> {
+        self.read(|conn| {
+            let sql = format!("SELECT {HUB_COLUMNS} FROM hubs ORDER BY hostname, id");
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.query_map([], hub_from_row)?.collect())
+                .db()
+        })
+        .await
+    }
+}

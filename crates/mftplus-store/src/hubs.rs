@@ -1,0 +1,115 @@
+//! Persistence of the edge-hub registry (SPEC §4, decision 0010): the deploy keys operators
+//! generate, and one row per hub that registered with one of them.
+//!
+//! A hub is identified by (deploy key, hostname): registering again under the same key and
+//! hostname keeps the hub's id and registration time and refreshes what it reported. Only the
+//! cloud's phone-home handlers write hub rows; only operators write deploy keys.
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployKey {
+    pub id: String,
+    pub label: String,
+    /// SHA-256 hex of the whole key; unique.
+    pub key_hash: String,
+    /// The first characters of the key, to recognise it in listings.
+    pub prefix: String,
+    /// Email of the operator who created it.
+    pub created_by: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployKeyRow {
+    pub id: String,
+    pub label: String,
+    pub key_hash: String,
+    pub prefix: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A registration (or re-registration) as the hub reported it, with the license mode the cloud
+/// decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRegistration {
+    /// Used only when this (deploy key, hostname) has no hub yet.
+    pub new_id: String,
+    pub deploy_key_id: String,
+    pub hostname: String,
+    pub hub_version: String,
+    pub platform: String,
+    /// `evaluation` or `enterprise`.
+    pub license_mode: String,
+    pub at_ms: i64,
+}
+
+/// A periodic re-validation of a registered hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubValidation {
+    pub hub_version: String,
+    pub platform: String,
+    pub license_mode: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubHeartbeat {
+    pub hub_version: String,
+    pub healthy: bool,
+    /// JSON array of the issue strings the hub reported.
+    pub issues_json: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRow {
+    pub id: String,
+    pub deploy_key_id: String,
+    pub hostname: String,
+    pub hub_version: String,
+    pub platform: String,
+    pub license_mode: String,
+    pub registered_at_ms: i64,
+    /// Any contact: registration, validation or heartbeat.
+    pub last_seen_at_ms: i64,
+    pub last_validated_at_ms: Option<i64>,
+    /// From the latest heartbeat (true until the first one).
+    pub healthy: bool,
+    pub issues_json: String,
+}
+
+#[async_trait]
+pub trait HubStore: Send + Sync {
+    // ---- deploy keys ----
+    /// `Conflict("key_hash")` when the hash is taken, `Conflict("id")` when the id is.
+    async fn create_deploy_key(&self, key: &NewDeployKey) -> StoreResult<DeployKeyRow>;
+    async fn get_deploy_key(&self, id: &str) -> StoreResult<Option<DeployKeyRow>>;
+    /// Revoked keys too: the caller tells "revoked" from "unknown".
+    async fn get_deploy_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<DeployKeyRow>>;
+    /// Every key, revoked included; newest first.
+    async fn list_deploy_keys(&self) -> StoreResult<Vec<DeployKeyRow>>;
+    /// Stamps `revoked_at` if not yet revoked; `false` when it already was. `NotFound` when
+    /// absent.
+    async fn revoke_deploy_key(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
+
+    // ---- hubs ----
+    /// Inserts the hub, or, when the deploy key already has a hub of this hostname, keeps its
+    /// id and `registered_at` and updates version, platform, license mode and `last_seen`.
+    /// Atomic, so two registrations racing for one hostname end with one row. `NotFound` when
+    /// the deploy key does not exist.
+    async fn register_hub(&self, registration: &HubRegistration) -> StoreResult<HubRow>;
+    /// Updates version, platform and license mode and stamps `last_seen` and `last_validated`.
+    /// `NotFound` when absent.
+    async fn validate_hub(&self, hub_id: &str, validation: &HubValidation) -> StoreResult<HubRow>;
+    /// Updates version, health and issues and stamps `last_seen`. `NotFound` when absent.
+    async fn record_hub_heartbeat(&self, hub_id: &str, heartbeat: &HubHeartbeat)
+        -> StoreResult<()>;
+    async fn get_hub(&self, id: &str) -> StoreResult<Option<HubRow>>;
+    /// Ordered by hostname, then id (byte order).
+    async fn list_hubs(&self) -> StoreResult<Vec<HubRow>>;
+}
