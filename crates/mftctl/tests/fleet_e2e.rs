@@ -74,6 +74,12 @@ fn web_guest() -> GuestDesired {
 #[tokio::test]
 async fn enroll_converge_sign_execute() {
     let cloud = TestCloud::spawn().await;
+    fleet_flow(&cloud, &cloud.url).await;
+}
+
+/// The whole flow with the agent talking to `agent_url`: the cloud itself, or an edge hub in
+/// front of it (the agent changes nothing else).
+pub async fn fleet_flow(cloud: &TestCloud, agent_url: &str) {
     let operator =
         Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
     let created = operator
@@ -91,7 +97,7 @@ async fn enroll_converge_sign_execute() {
     assert_eq!(created.retrieval_password, PASSWORD);
 
     // Enroll: agent first, with the retrieval password; it pins the operator keys it is given.
-    let anonymous = AgentClient::unenrolled(&cloud.url).unwrap();
+    let anonymous = AgentClient::unenrolled(agent_url).unwrap();
     let enrolled = anonymous
         .enroll(
             &EnrollRequest {
@@ -107,7 +113,7 @@ async fn enroll_converge_sign_execute() {
     let state_dir = tempfile::tempdir().unwrap();
     let now = || chrono::Utc::now().timestamp();
     let mut agent = Agent {
-        client: AgentClient::new(&cloud.url, &enrolled.host_key).unwrap(),
+        client: AgentClient::new(agent_url, &enrolled.host_key).unwrap(),
         host_id: enrolled.host_id.clone(),
         pinned: AllowedSigners::parse(&enrolled.operator_keys).unwrap(),
         applied: DesiredState::default(),
@@ -475,4 +481,16 @@ async fn ops_sign_with_a_key_held_by_ssh_agent() {
         operator.get_op(&pending[0].op_id).await.unwrap().status,
         op_status::SIGNED
     );
+}
+
+/// Issue 5: an agent pointed at an edge hub instead of the cloud needs no other change.
+#[tokio::test]
+async fn enroll_converge_sign_execute_through_a_hub() {
+    let cloud = TestCloud::spawn().await;
+    let hub = cli_support::hub_in_front(&cloud).await;
+    fleet_flow(&cloud, &hub.url).await;
+    let operator =
+        Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
+    let registered = operator.get_hub(&hub.hub_id).await.unwrap();
+    assert_eq!(registered.status, "online", "{registered:?}");
 }

@@ -332,3 +332,40 @@ async fn stdin_to_stdout_with_chacha_and_watch() {
         .await
         .fails_with("usage");
 }
+
+/// Seed 000, step 5: `mftctl send … --server http://hub:3002` and `mftctl status --server …`
+/// through a real edge hub in front of the cloud, several chunks streamed through its proxy.
+#[tokio::test]
+async fn send_and_receive_through_a_hub() {
+    let cloud = TestCloud::spawn().await;
+    let hub = cli_support::hub_in_front(&cloud).await;
+    let admin = Shell::admin(&cloud);
+    let alice = user(&cloud, &admin, "alice@example.com", "user", true).await;
+    let bob = user(&cloud, &admin, "bob@example.com", "user", true).await;
+    let data = noise(3 * 1024 * 1024 + 17, 7);
+    let file = alice.path("test-file.txt");
+    std::fs::write(&file, &data).unwrap();
+    let server = &hub.url;
+    let sent = alice
+        .line(&format!(
+            "mftctl send {} bob@example.com --chunk-size 1MiB --server {server}",
+            file.display()
+        ))
+        .await
+        .ok();
+    let id = send_id(&sent);
+    let status = alice
+        .line(&format!("mftctl status {id} --server {server}"))
+        .await
+        .ok();
+    assert!(status.stdout.contains("bob@example.com"), "{status:#?}");
+    let inbox = bob.path("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    bob.line(&format!(
+        "mftctl receive {id} --dir {} --server {server}",
+        inbox.display()
+    ))
+    .await
+    .ok();
+    assert_eq!(std::fs::read(inbox.join("test-file.txt")).unwrap(), data);
+}

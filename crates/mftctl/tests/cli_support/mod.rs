@@ -205,3 +205,61 @@ pub fn send_id(run: &Run) -> String {
     );
     id
 }
+
+/// A real edge hub on 127.0.0.1:0 in front of `cloud`, registered with a fresh deploy key
+/// through the real phone-home protocol. Dropping it stops the hub.
+pub struct HubInFront {
+    pub url: String,
+    pub hub_id: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for HubInFront {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn hub_in_front(cloud: &TestCloud) -> HubInFront {
+    let operator = mftplus_client::Client::new(
+        &cloud.url,
+        mftplus_client::Credential::ApiKey(cloud.admin_api_key.clone()),
+    )
+    .unwrap();
+    let key = operator.create_deploy_key("site-a").await.unwrap().key;
+    let cloud_api = format!("{}/api", cloud.url);
+    let config = mftplus_hub::HubConfig::from_lookup(|name| match name {
+        "CLOUD_API_URL" => Some(cloud_api.clone()),
+        "HUB_REGISTRATION_KEY" => Some(key.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let timings = mftplus_hub::Timings::from_config(&config);
+    let hub =
+        mftplus_hub::Hub::with_options(config, timings, mftplus_hub::Announcer::new(|_: &str| {}))
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hub.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        let diagnose: Value = match http.get(format!("{url}/hub/diagnose")).send().await {
+            Ok(answer) => answer.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        if diagnose["phoneHome"]["registered"] == true {
+            return HubInFront {
+                url,
+                hub_id: diagnose["phoneHome"]["hubId"].as_str().unwrap().to_string(),
+                stop: Some(stop),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the hub did not register with the cloud within 5 s");
+}
