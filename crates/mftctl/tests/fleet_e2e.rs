@@ -185,7 +185,7 @@ pub async fn fleet_flow(cloud: &TestCloud, agent_url: &str) {
     assert!(!envelope.has_signed_ops, "an unsigned op is not offered");
 
     // The operator signs on the workstation with the real CLI and an ssh-keygen key.
-    let admin = Shell::admin(&cloud);
+    let admin = Shell::admin(cloud);
     let key = cloud.operator_key.display().to_string();
     let signed = admin
         .line(&format!("mftctl ops sign --pending --key {key} --yes"))
