@@ -3,6 +3,9 @@
 #   /mftplus                            the binary
 #   the exact shared libraries it loads  at the paths ldd reports (glibc, libgcc_s, libm and the
 #                                        dynamic loader), so no distro base image is needed
+#   /etc/nsswitch.conf                  hosts from /etc/hosts first, then DNS, as on the host
+#                                        (glibc's built-in default asks DNS first and only
+#                                        falls back to /etc/hosts when DNS is unreachable)
 #   /etc/ssl/certs/ca-certificates.crt  the CA bundle, for tools that read the system store (the
 #                                        hub itself trusts the webpki roots compiled into it)
 # and an empty DIR/data, which the Dockerfiles copy to /app/data owned by UID 65532 (it is kept
@@ -27,6 +30,8 @@ fi
 for lib in $libs; do
   cp -L --parents "$lib" "$out"
 done
+# glibc 2.34+ has the files and dns name-service modules inside libc.so.6: no libnss_* to copy.
+printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$out/etc/nsswitch.conf"
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   cp /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/"
 else

@@ -236,6 +236,29 @@ async fn assert_registered_and_diagnosed(cloud: &StandInCloud, hub_port: u16) {
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
+    // An agent's call goes through the containerised proxy to the cloud and back.
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http_get(hub_port, "/api/v1/echo/agent?x=1"))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["path"], "/api/v1/echo/agent", "{echo:#}");
+    assert_eq!(echo["query"], "x=1", "{echo:#}");
+}
+
+/// The guide's restart policy (the checklist's "restarts on host reboot") and its minimum RAM:
+/// the test runs the hub under a 256 MB limit, and a hub that outgrew it would show OOMKilled.
+fn assert_restart_policy_and_memory_limit(container: &str) {
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}}",
+            container
+        ]),
+        format!("unless-stopped {}", 256 * 1024 * 1024)
+    );
 }
 
 /// The hub runs as the image's numeric user, and the data volume it got is that user's.
@@ -334,6 +357,10 @@ async fn docker_run_the_image_is_healthy_registers_diagnoses_and_stops_cleanly()
         "never",
         "--name",
         &name,
+        "--restart",
+        "unless-stopped",
+        "--memory",
+        "256m",
         "--network",
         "host",
         "--add-host",
@@ -360,6 +387,7 @@ async fn docker_run_the_image_is_healthy_registers_diagnoses_and_stops_cleanly()
     ]);
     wait_healthy(&name);
     assert_registered_and_diagnosed(&cloud, hub_port).await;
+    assert_restart_policy_and_memory_limit(&name);
     assert_not_root(&name);
     stop_and_assert_clean_exit(
         || {
@@ -395,10 +423,11 @@ async fn docker_compose_up_runs_the_image_healthy_and_stop_is_clean() {
     let name = unique("mftplus-hub-compose");
     cleanup.containers.push(name.clone());
     // The repository's compose file with only what must differ on a shared test machine: the
-    // test's image, name, cloud and port, and host networking instead of publishing 3002 (a
-    // port another hub may hold; compose refuses published ports with host networking, so they
-    // go, and `build` goes with `--no-build`). Everything else — restart policy, environment,
-    // volume, health check — is the file's own; only the health interval drops to 1 s.
+    // test's image, name, cloud and port, the guide's minimum RAM as a limit, and host
+    // networking instead of publishing 3002 (a port another hub may hold; compose refuses
+    // published ports with host networking, so they go, and `build` goes with `--no-build`).
+    // Everything else (restart policy, environment, volume, health check) is the file's own;
+    // only the health interval drops to 1 s.
     let text = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let hub = doc["services"]["hub"].as_mapping_mut().unwrap();
@@ -407,6 +436,7 @@ async fn docker_compose_up_runs_the_image_healthy_and_stop_is_clean() {
     hub.insert("image".into(), image.clone().into());
     hub.insert("container_name".into(), name.clone().into());
     hub.insert("network_mode".into(), "host".into());
+    hub.insert("mem_limit".into(), "256m".into());
     hub.insert(
         "extra_hosts".into(),
         vec![format!("{CLOUD_HOST}:127.0.0.1")].into(),
@@ -450,6 +480,7 @@ async fn docker_compose_up_runs_the_image_healthy_and_stop_is_clean() {
     compose_run(&["up", "-d", "--no-build"]);
     wait_healthy(&name);
     assert_registered_and_diagnosed(&cloud, hub_port).await;
+    assert_restart_policy_and_memory_limit(&name);
     assert_not_root(&name);
     stop_and_assert_clean_exit(|| compose_run(&["stop", "--timeout", "10"]), &name);
     assert_seed_log_lines(&name, hub_port, &cloud_url);
