@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
-# openssl) when they are missing. Needs root for apt-get; does nothing when all are present.
+# openssl, and docker-compose where a Docker Engine is installed, for the hub container test)
+# when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
+# Debian's docker-compose recommends docker.io, which would clash with an engine installed
+# from elsewhere: installed on its own, without recommends.
+if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
+  && ! command -v docker-compose >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing: docker-compose; install it (sudo apt-get install --no-install-recommends docker-compose) and re-run" >&2
+    exit 1
+  fi
+  echo "installing: docker-compose" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >&2
+fi
 need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod healthcheck;
+
 #[derive(Parser)]
 #[command(
     name = "mftplus",
@@ -33,6 +35,13 @@ enum Command {
     /// Configured by environment variables (CLOUD_API_URL, HUB_REGISTRATION_KEY, HUB_PORT, …;
     /// see docs/hub.md).
     Hub,
+    /// Probe a hub's /health: exit 0 iff it answers 200 within 3 s. The container's health
+    /// check, so the image needs no shell or curl.
+    Healthcheck {
+        /// URL to probe [default: http://127.0.0.1:${HUB_PORT:-3002}/health].
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Run the product locally on embedded SQLite and print an admin credential.
     Dev {
         /// Folder for the database and generated secrets.
@@ -50,6 +59,8 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a person at a terminal, not in `docker logs` or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("MFTPLUS_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
@@ -59,13 +70,30 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A probe runs every few seconds in the container: no runtime, no logging set-up.
+    if let Command::Healthcheck { url } = &cli.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| healthcheck::default_url(std::env::var("HUB_PORT").ok().as_deref()));
+        return match healthcheck::probe(&url, healthcheck::DEADLINE) {
+            Ok(()) => {
+                println!("healthy: {url} answered 200");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("unhealthy: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Before the runtime starts its threads, so every thread's allocator sees the setting.
     mftplus_process::release_large_allocations_to_os();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -73,8 +101,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> ExitCode {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Cloud {
@@ -82,6 +109,7 @@ async fn run() -> ExitCode {
             check_config,
         } => run_cloud(config, check_config).await,
         Command::Hub => run_hub().await,
+        Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Dev {
             data_dir,
             listen,
