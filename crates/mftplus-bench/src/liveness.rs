@@ -51,6 +51,7 @@ fn minimal_row(host: &seed::SeededHost, customer_id: &str, at_ms: i64) -> NewHos
         pending_signature_json: "[]".into(),
         report_json: serde_json::to_string(&report).unwrap_or_default(),
         guests: Vec::new(),
+        idempotency_key: None,
     }
 }
 

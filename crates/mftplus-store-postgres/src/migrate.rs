@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
     ("0005_hubs", include_str!("../migrations/0005_hubs.sql")),
+    (
+        "0006_idempotency",
+        include_str!("../migrations/0006_idempotency.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

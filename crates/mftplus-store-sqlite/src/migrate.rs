@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0004_fleet", include_str!("../migrations/0004_fleet.sql")),
     ("0005_hubs", include_str!("../migrations/0005_hubs.sql")),
+    (
+        "0006_idempotency",
+        include_str!("../migrations/0006_idempotency.sql"),
+    ),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

@@ -60,6 +60,7 @@ fn report(index: usize, at: i64) -> NewHostReport {
         last_backups_json: "[]".into(),
         pending_signature_json: "[]".into(),
         guests: Vec::new(),
+        idempotency_key: None,
     }
 }
 

@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod chunk_batches;
 mod fleet;
+mod fleet_idempotency;
 mod fleet_jobs;
 mod fleet_ops;
 mod fleet_reports;
@@ -27,6 +28,7 @@ pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
 pub use chunk_batches::{concurrent_record_chunks, record_chunk_batches};
 pub use fleet::{fleet_customers, fleet_hosts, fleet_recovery};
+pub use fleet_idempotency::fleet_report_idempotency;
 pub use fleet_jobs::{
     fleet_backup_facts, fleet_events, fleet_leases, fleet_liveness, fleet_notifications,
     fleet_prune,
@@ -79,6 +81,7 @@ pub async fn run_fleet(store: &dyn Store) {
     fleet_hosts(store).await;
     fleet_recovery(store).await;
     fleet_report_ingest(store).await;
+    fleet_report_idempotency(store).await;
     fleet_intent_and_reality_are_separate(store).await;
     fleet_desired_edit(store).await;
     fleet_op_lifecycle(store).await;

@@ -173,6 +173,9 @@ pub struct NewHostReport {
     pub report_json: String,
     /// Reality of the guests the report lists; only guests of this host are touched.
     pub guests: Vec<GuestReality>,
+    /// The sender's `Idempotency-Key` (an edge hub replaying its offline queue). A report whose
+    /// (host, key) was already ingested is acknowledged without being stored or applied again.
+    pub idempotency_key: Option<String>,
 }
 
 /// What the control envelope needs, read in the ingest transaction.
@@ -212,6 +215,8 @@ pub struct NewGuestReport {
     pub memory_used_bytes: Option<i64>,
     pub memory_total_bytes: Option<i64>,
     pub report_json: String,
+    /// As on `NewHostReport`, scoped by the guest.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -181,6 +181,13 @@ pub(crate) async fn prune<C: GenericClient>(
     reports_before_ms: i64,
     events_before_ms: i64,
 ) -> StoreResult<PruneCounts> {
+    // Keys live as long as the reports they guard.
+    sql::execute(
+        tx,
+        "DELETE FROM report_idempotency WHERE received_at_ms < $1",
+        &[&reports_before_ms],
+    )
+    .await?;
     let host_reports = sql::execute(
         tx,
         "DELETE FROM host_reports WHERE received_at_ms < $1",

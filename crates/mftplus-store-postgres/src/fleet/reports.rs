@@ -45,9 +45,20 @@ pub(crate) async fn ingest_host<C: GenericClient>(
             },
         );
     }
+    let mut fresh = claim_keys(
+        tx,
+        reports
+            .iter()
+            .filter(|r| acks.contains_key(&r.host_id))
+            .filter_map(|r| key_of(&r.host_id, &r.idempotency_key, r.received_at_ms)),
+    )
+    .await?;
+    // A replayed report (its key claimed before, or earlier in this batch) is acknowledged
+    // but neither stored nor applied.
     let live: Vec<&NewHostReport> = reports
         .iter()
         .filter(|r| acks.contains_key(&r.host_id))
+        .filter(|r| is_fresh(&mut fresh, &r.host_id, &r.idempotency_key))
         .collect();
     if !live.is_empty() {
         update_hosts(tx, &live).await?;
@@ -58,6 +69,50 @@ pub(crate) async fn ingest_host<C: GenericClient>(
         .iter()
         .map(|r| acks.get(&r.host_id).copied().ok_or(StoreError::NotFound))
         .collect())
+}
+
+fn key_of<'a>(
+    scope: &'a str,
+    key: &'a Option<String>,
+    at_ms: i64,
+) -> Option<(&'a str, &'a str, i64)> {
+    key.as_deref().map(|key| (scope, key, at_ms))
+}
+
+/// Takes the first occurrence of (scope, key) out of the freshly claimed set.
+fn is_fresh(fresh: &mut HashSet<(String, String)>, scope: &str, key: &Option<String>) -> bool {
+    match key {
+        None => true,
+        Some(key) => fresh.remove(&(scope.to_owned(), key.clone())),
+    }
+}
+
+/// Records the keys; returns those not seen before. `ON CONFLICT DO NOTHING` also skips a key
+/// repeated inside the batch.
+async fn claim_keys<'a, C: GenericClient>(
+    tx: &C,
+    keys: impl Iterator<Item = (&'a str, &'a str, i64)>,
+) -> StoreResult<HashSet<(String, String)>> {
+    let (mut scope, mut key, mut at) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, k, a) in keys {
+        scope.push(s);
+        key.push(k);
+        at.push(a);
+    }
+    if scope.is_empty() {
+        return Ok(HashSet::new());
+    }
+    sql::query(
+        tx,
+        "INSERT INTO report_idempotency (scope, key, received_at_ms) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT DO NOTHING RETURNING scope, key",
+        &[&scope, &key, &at],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get(0).db()?, row.try_get(1).db()?)))
+    .collect()
 }
 
 /// The last report of each host in the batch wins, as if they had been applied in order.
@@ -195,7 +250,23 @@ pub(crate) async fn ingest_guest<C: GenericClient>(
     tx: &C,
     reports: &[NewGuestReport],
 ) -> StoreResult<Vec<StoreResult<()>>> {
-    let refs: Vec<&NewGuestReport> = reports.iter().collect();
+    let mut fresh = claim_keys(
+        tx,
+        reports
+            .iter()
+            .filter_map(|r| key_of(&r.guest_id, &r.idempotency_key, r.received_at_ms)),
+    )
+    .await?;
+    let replayed: Vec<bool> = reports
+        .iter()
+        .map(|r| !is_fresh(&mut fresh, &r.guest_id, &r.idempotency_key))
+        .collect();
+    let refs: Vec<&NewGuestReport> = reports
+        .iter()
+        .zip(&replayed)
+        .filter(|(_, replayed)| !**replayed)
+        .map(|(r, _)| r)
+        .collect();
     let last = last_per(&refs, |r| r.guest_id.as_str());
     let id: Vec<&str> = last.iter().map(|r| r.guest_id.as_str()).collect();
     let at: Vec<i64> = last.iter().map(|r| r.received_at_ms).collect();
@@ -214,8 +285,9 @@ pub(crate) async fn ingest_guest<C: GenericClient>(
     .iter()
     .map(|row| row.try_get(0).db())
     .collect::<StoreResult<_>>()?;
-    let live: Vec<&NewGuestReport> = reports
+    let live: Vec<&NewGuestReport> = refs
         .iter()
+        .copied()
         .filter(|r| found.contains(&r.guest_id))
         .collect();
     if !live.is_empty() {
@@ -239,8 +311,9 @@ pub(crate) async fn ingest_guest<C: GenericClient>(
     }
     Ok(reports
         .iter()
-        .map(|r| {
-            if found.contains(&r.guest_id) {
+        .zip(replayed)
+        .map(|(r, replayed)| {
+            if replayed || found.contains(&r.guest_id) {
                 Ok(())
             } else {
                 Err(StoreError::NotFound)

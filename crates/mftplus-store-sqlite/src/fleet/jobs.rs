@@ -212,6 +212,10 @@ pub(crate) fn prune(
     events_before_ms: i64,
 ) -> StoreResult<PruneCounts> {
     let tx = immediate(conn)?;
+    // Keys live as long as the reports they guard: a replay older than that is not expected.
+    tx.prepare_cached("DELETE FROM report_idempotency WHERE received_at_ms < ?1")
+        .and_then(|mut stmt| stmt.execute(params![reports_before_ms]))
+        .db()?;
     let mut counts = [0_u64; 4];
     for (count, (sql, before)) in counts.iter_mut().zip([
         (

@@ -29,6 +29,11 @@ pub(crate) fn ingest_host(
 /// The inner `Err(NotFound)` is the answer for a host that is gone; the outer error abandons the
 /// batch.
 fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<StoreResult<ReportAck>> {
+    if let Some(key) = &report.idempotency_key {
+        if !claim_key(tx, &report.host_id, key, report.received_at_ms)? {
+            return ack_only(tx, &report.host_id);
+        }
+    }
     // Reality columns only: intent belongs to operators (see `mftplus_store::fleet`).
     let host: Option<(String, i64)> = tx
         .prepare_cached(
@@ -99,6 +104,44 @@ fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<Store
             .db()?;
         }
     }
+    ack_for(tx, &customer_id, desired_generation, &report.host_id).map(Ok)
+}
+
+/// Records (scope, key) as seen; `false` when it already was (the report is a replay).
+fn claim_key(tx: &Transaction<'_>, scope: &str, key: &str, at_ms: i64) -> StoreResult<bool> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO report_idempotency (scope, key, received_at_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut stmt| stmt.execute(params![scope, key, at_ms]))
+        .db()?;
+    Ok(inserted == 1)
+}
+
+/// The ack of a replayed report: read, nothing written.
+fn ack_only(tx: &Transaction<'_>, host_id: &str) -> StoreResult<StoreResult<ReportAck>> {
+    let host: Option<(String, i64)> = tx
+        .prepare_cached("SELECT customer_id, desired_generation FROM hosts WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![host_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .db()?;
+    match host {
+        None => Ok(Err(StoreError::NotFound)),
+        Some((customer_id, desired_generation)) => {
+            ack_for(tx, &customer_id, desired_generation, host_id).map(Ok)
+        }
+    }
+}
+
+fn ack_for(
+    tx: &Transaction<'_>,
+    customer_id: &str,
+    desired_generation: i64,
+    host_id: &str,
+) -> StoreResult<ReportAck> {
     let (blocked, has_signed_ops) = tx
         .prepare_cached(
             "SELECT status = ?3, status <> ?3 AND EXISTS (SELECT 1 FROM signed_ops \
@@ -108,7 +151,7 @@ fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<Store
             stmt.query_row(
                 params![
                     customer_id,
-                    report.host_id,
+                    host_id,
                     BLOCKED,
                     op_status::SIGNED,
                     op_status::DELIVERED
@@ -117,11 +160,11 @@ fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<Store
             )
         })
         .db()?;
-    Ok(Ok(ReportAck {
+    Ok(ReportAck {
         desired_generation,
         blocked,
         has_signed_ops,
-    }))
+    })
 }
 
 pub(crate) fn ingest_guest(
@@ -144,6 +187,20 @@ pub(crate) fn ingest_guest(
             )
             .db()?;
         for report in reports {
+            if let Some(key) = &report.idempotency_key {
+                let exists: bool = tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM guests WHERE id = ?1)")
+                    .and_then(|mut stmt| stmt.query_row(params![report.guest_id], |r| r.get(0)))
+                    .db()?;
+                if !exists {
+                    results.push(Err(StoreError::NotFound));
+                    continue;
+                }
+                if !claim_key(&tx, &report.guest_id, key, report.received_at_ms)? {
+                    results.push(Ok(()));
+                    continue;
+                }
+            }
             let changed = stamp
                 .execute(params![
                     report.guest_id,

@@ -70,6 +70,7 @@ pub(super) fn host_report(customer_id: &str, host_id: &str, at_ms: i64) -> NewHo
         pending_signature_json: r#"[{"change":"guest.remove"}]"#.into(),
         report_json: format!(r#"{{"host":"{host_id}","at":{at_ms}}}"#),
         guests: Vec::new(),
+        idempotency_key: None,
     }
 }
 
@@ -293,6 +294,7 @@ async fn delete_customer_cascades(store: &dyn Store) {
         memory_used_bytes: None,
         memory_total_bytes: None,
         report_json: "{}".into(),
+        idempotency_key: None,
     };
     store.ingest_guest_reports(&[guest_report]).await.unwrap()[0]
         .as_ref()

@@ -384,6 +384,7 @@ pub async fn fleet_prune(store: &dyn Store) {
                 memory_used_bytes: None,
                 memory_total_bytes: None,
                 report_json: "{}".into(),
+                idempotency_key: None,
             }])
             .await
             .unwrap();

@@ -212,6 +212,7 @@ async fn guest_reports(store: &dyn Store, customer_id: &str, host_id: &str, gues
         memory_used_bytes: Some(10),
         memory_total_bytes: Some(20),
         report_json: format!(r#"{{"at":{at}}}"#),
+        idempotency_key: None,
     };
     let results = store
         .ingest_guest_reports(&[

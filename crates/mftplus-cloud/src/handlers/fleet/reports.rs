@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJsonVerbatim, ApiQuery};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
 use mftplus_types::fleet::{ControlEnvelope, GuestReport, GuestStatus, HostReport, HostReportInfo};
@@ -22,8 +22,10 @@ const MAX_TARGETS: usize = 1024;
 pub async fn host_report(
     State(state): State<AppState>,
     Extension(reporter): Extension<Reporter>,
+    headers: HeaderMap,
     ApiJsonVerbatim(report, raw): ApiJsonVerbatim<HostReport>,
 ) -> ApiResult<Json<ControlEnvelope>> {
+    let idempotency_key = idempotency_key(&headers)?;
     let Reporter::Host {
         host_id,
         customer_id,
@@ -78,6 +80,7 @@ pub async fn host_report(
                 controller_version: guest.controller_version.clone(),
             })
             .collect(),
+        idempotency_key,
     };
     let ack = state.fleet.host_ingest.submit(row).await?;
     Ok(Json(ControlEnvelope {
@@ -91,8 +94,10 @@ pub async fn host_report(
 pub async fn guest_report(
     State(state): State<AppState>,
     Extension(reporter): Extension<Reporter>,
+    headers: HeaderMap,
     ApiJsonVerbatim(report, raw): ApiJsonVerbatim<GuestReport>,
 ) -> ApiResult<StatusCode> {
+    let idempotency_key = idempotency_key(&headers)?;
     let Reporter::Guest {
         guest_id,
         host_id,
@@ -122,6 +127,7 @@ pub async fn guest_report(
             memory_used_bytes: report.memory_used_bytes.map(clamp_i64),
             memory_total_bytes: report.memory_total_bytes.map(clamp_i64),
             report_json,
+            idempotency_key,
         })
         .await?;
     if let Some(policy) = geo {
@@ -154,6 +160,22 @@ pub async fn index(
             })
             .collect(),
     ))
+}
+
+/// The optional `Idempotency-Key` header (decision 0011): 1–128 printable ASCII characters.
+/// An edge hub replaying its offline queue sends the key each report was queued under, so a
+/// report delivered twice is stored once.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 128 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1–128 printable ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn clamp_i64(value: u64) -> i64 {
