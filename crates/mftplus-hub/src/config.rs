@@ -126,8 +126,13 @@ pub struct HubConfig {
     pub phone_home_interval_hours: u32,
     /// `DIAGNOSE_DISK_PATH`, default `/`.
     pub diagnose_disk_path: PathBuf,
-    /// `HUB_DATA_DIR`, default `/app/data`: reserved for the auth cache and offline queue.
+    /// `HUB_DATA_DIR`, default `/app/data`: holds `hub.db`, the auth cache and offline queue.
     pub data_dir: PathBuf,
+    /// `HUB_AUTH_CACHE_TTL_HOURS`, default 24: how long a credential the cloud accepted keeps
+    /// authenticating while the cloud is unreachable.
+    pub auth_cache_ttl_hours: u32,
+    /// `HUB_QUEUE_MAX`, default 100000: offline queue rows before writes get `hub_queue_full`.
+    pub queue_max: u64,
     /// `HUB_LISTEN_ADDR`, default `0.0.0.0`.
     pub listen_addr: String,
 }
@@ -181,7 +186,15 @@ impl HubConfig {
                 message: "must be at least 1".into(),
             });
         }
+        let auth_cache_ttl_hours = number(
+            "HUB_AUTH_CACHE_TTL_HOURS",
+            get("HUB_AUTH_CACHE_TTL_HOURS"),
+            24_u32,
+        )?;
+        let queue_max = number("HUB_QUEUE_MAX", get("HUB_QUEUE_MAX"), 100_000_u64)?;
         Ok(HubConfig {
+            auth_cache_ttl_hours,
+            queue_max,
             cloud_api_url,
             registration_key,
             port,

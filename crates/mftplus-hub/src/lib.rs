@@ -10,15 +10,21 @@
 //! - `phone_home`: protocol v1 registration, heartbeats and re-validation with the deploy key.
 //! - `diagnose`: the seed's health and diagnosis JSON and issue strings.
 //!
-//! What it is not (yet): the encrypted auth cache, the offline queue, site-local transfers and
-//! the container image are separate work (SPEC §4). It never opens the cloud's database and
-//! does not depend on the cloud or store crates: it speaks to the cloud only over HTTP.
+//! - `auth_cache`, `queue`, `offline`: the encrypted auth cache and the offline queue in
+//!   `HUB_DATA_DIR/hub.db`, so agents keep reporting while the cloud is unreachable.
+//!
+//! What it is not (yet): site-local transfers are separate work (SPEC §4). It never opens the
+//! cloud's database and does not depend on the cloud or store crates: it speaks to the cloud
+//! only over HTTP (tests alone use the real cloud, as a dev-dependency).
 
+pub mod auth_cache;
 pub mod config;
 pub mod diagnose;
 pub mod error;
+pub mod offline;
 pub mod phone_home;
 pub mod proxy;
+pub mod queue;
 pub mod server;
 pub mod state;
 #[cfg(feature = "testing")]

@@ -46,8 +46,10 @@ impl Hub {
         announcer: Announcer,
     ) -> Result<Hub, HubError> {
         let client = upstream_client(&timings)?;
+        let mut state = HubState::new(config, timings, client, announcer);
+        state.offline = open_offline(&state.config);
         Ok(Hub {
-            state: Arc::new(HubState::new(config, timings, client, announcer)),
+            state: Arc::new(state),
             phases: Arc::new(DefaultPhases),
         })
     }
@@ -67,7 +69,15 @@ impl Hub {
                       ConnectInfo(client): ConnectInfo<SocketAddr>,
                       request: Request| {
                     let phases = phases.clone();
-                    async move { crate::proxy::handle(state, phases, client, request).await }
+                    async move {
+                        let offline = state.offline.clone().filter(|_| {
+                            crate::offline::queueable(request.method(), request.uri().path())
+                        });
+                        match offline {
+                            Some(offline) => crate::offline::handle(state, offline, request).await,
+                            None => crate::proxy::handle(state, phases, client, request).await,
+                        }
+                    }
                 },
             )
             .with_state(self.state.clone())
@@ -104,6 +114,11 @@ impl Hub {
             tracing::error!("{issue}: the hub serves /health and /hub/diagnose but will not proxy");
         }
         let phone_home = tokio::spawn(crate::phone_home::run(self.state.clone()));
+        let replay = self
+            .state
+            .offline
+            .clone()
+            .map(|offline| tokio::spawn(crate::offline::replay(self.state.clone(), offline)));
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -111,10 +126,31 @@ impl Hub {
             .with_graceful_shutdown(shutdown)
             .await;
         phone_home.abort();
+        if let Some(replay) = replay {
+            replay.abort();
+        }
         served.map_err(|source| HubError::Io {
             context: "the hub's listener failed".into(),
             source,
         })
+    }
+}
+
+/// The auth cache and offline queue need the deploy key (their encryption key derives from
+/// it) and a writable `HUB_DATA_DIR`; without either the hub still proxies, online only.
+fn open_offline(config: &HubConfig) -> Option<Arc<crate::offline::Offline>> {
+    let secret = config.registration_key.as_ref()?;
+    let ttl = std::time::Duration::from_secs(u64::from(config.auth_cache_ttl_hours) * 3600);
+    match crate::offline::Offline::open(&config.data_dir, secret.expose(), ttl, config.queue_max) {
+        Ok(offline) => Some(Arc::new(offline)),
+        Err(err) => {
+            tracing::error!(
+                data_dir = %config.data_dir.display(),
+                error = %err,
+                "auth cache and offline queue unavailable; agents fail while the cloud is down"
+            );
+            None
+        }
     }
 }
 

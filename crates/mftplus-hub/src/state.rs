@@ -116,6 +116,9 @@ pub struct HubState {
     pub client: UpstreamClient,
     pub announcer: Announcer,
     pub hostname: String,
+    /// The auth cache and offline queue; `None` when `hub.db` could not be opened (the hub
+    /// then only proxies).
+    pub offline: Option<Arc<crate::offline::Offline>>,
     phone_home: RwLock<PhoneHomeStatus>,
 }
 
@@ -133,6 +136,7 @@ impl HubState {
             client,
             announcer,
             hostname: hostname(),
+            offline: None,
             phone_home: RwLock::new(PhoneHomeStatus::default()),
         }
     }

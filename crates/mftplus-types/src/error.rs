@@ -67,6 +67,11 @@ codes! {
     GatewayTimeout => "gateway_timeout", 504;
     // Edge hub: no usable registration (missing configuration, or the deploy key was refused).
     HubNotRegistered => "hub_not_registered", 503;
+    // Edge hub: the cloud is unreachable and the request cannot be answered offline (an
+    // unknown or expired credential, or a request that cannot be queued).
+    CloudUnreachable => "cloud_unreachable", 503;
+    // Edge hub: the offline queue is at `HUB_QUEUE_MAX`.
+    HubQueueFull => "hub_queue_full", 503;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -1,0 +1,258 @@
+//! The hub's local database (`HUB_DATA_DIR/hub.db`, SQLite in WAL mode, mode 0600) and the
+//! encrypted auth cache in it: credentials the cloud accepted, so agents keep authenticating
+//! while the cloud is unreachable.
+//!
+//! Nothing secret is stored in the clear. A credential is looked up by the SHA-256 of the
+//! bearer token; the record (and the token itself, where the offline queue must keep it to
+//! replay) is sealed with AES-256-GCM under a key derived by HKDF-SHA256 from the hub's deploy
+//! key and a random per-database salt. A copied database file is useless without the deploy
+//! key, and a new deploy key makes the old entries unreadable (they are then ignored).
+
+use rand::RngCore;
+use ring::{aead, digest, hkdf};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_cache (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    sealed     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    route           TEXT NOT NULL,
+    credential      BLOB NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    enqueued_at_ms  INTEGER NOT NULL
+);
+";
+
+const KDF_INFO: &[u8] = b"mftplus-hub offline store v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("the hub database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no deploy key to derive the database key from")]
+    NoSecret,
+    #[error("sealing failed")]
+    Crypto,
+}
+
+/// The sealing key. `seal` output is nonce ‖ ciphertext ‖ tag; `aad` binds a sealed value to
+/// where it is stored, so a value moved to another row does not open.
+pub struct Sealer {
+    key: aead::LessSafeKey,
+}
+
+impl Sealer {
+    pub fn derive(secret: &[u8], salt: &[u8]) -> Sealer {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(secret);
+        let okm = prk
+            .expand(&[KDF_INFO], &aead::AES_256_GCM)
+            .expect("HKDF output of one AES-256 key is within limits");
+        Sealer {
+            key: aead::LessSafeKey::new(aead::UnboundKey::from(okm)),
+        }
+    }
+
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, OfflineError> {
+        let mut nonce = [0_u8; aead::NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let mut out = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(aad),
+                &mut out,
+            )
+            .map_err(|_| OfflineError::Crypto)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&out);
+        Ok(sealed)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < aead::NONCE_LEN {
+            return None;
+        }
+        let (nonce, rest) = sealed.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, aead::Aad::from(aad), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// SHA-256 hex of a bearer token: the cache's lookup key.
+pub fn token_hash(token: &str) -> String {
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens (creating if needed) `dir/hub.db` with mode 0600 in WAL mode, and derives the sealer.
+pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), OfflineError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| OfflineError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("hub.db");
+    // Created 0600 before SQLite opens it, so there is no moment it is readable by others.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(&path))?;
+    }
+    let conn = Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    let salt: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE name = 'salt'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let salt = match salt {
+        Some(salt) => salt,
+        None => {
+            let mut salt = vec![0_u8; 32];
+            rand::thread_rng().fill_bytes(&mut salt);
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('salt', ?1)",
+                params![salt],
+            )?;
+            salt
+        }
+    };
+    Ok((conn, Sealer::derive(secret.as_bytes(), &salt)))
+}
+
+/// What a cache entry says once opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedCredential {
+    pub validated_at_ms: i64,
+    /// The route the cloud accepted it on (`/api/v1/host-report`, …).
+    pub kind: String,
+}
+
+/// The auth cache over a shared connection.
+pub struct AuthCache<'a> {
+    pub conn: &'a Mutex<Connection>,
+    pub sealer: &'a Sealer,
+    pub ttl: Duration,
+}
+
+impl AuthCache<'_> {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that the cloud accepted `token` now.
+    pub fn remember(&self, token: &str, kind: &str, now_ms: i64) -> Result<(), OfflineError> {
+        let hash = token_hash(token);
+        let record = serde_json::json!({ "validated_at_ms": now_ms, "kind": kind }).to_string();
+        let sealed = self.sealer.seal(record.as_bytes(), hash.as_bytes())?;
+        self.conn().execute(
+            "INSERT INTO auth_cache (token_hash, sealed) VALUES (?1, ?2) \
+             ON CONFLICT (token_hash) DO UPDATE SET sealed = excluded.sealed",
+            params![hash, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// The entry for `token` if there is one, it opens, and it is younger than the TTL.
+    pub fn lookup(
+        &self,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Option<CachedCredential>, OfflineError> {
+        let hash = token_hash(token);
+        let sealed: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT sealed FROM auth_cache WHERE token_hash = ?1",
+                params![hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(plain) = sealed.and_then(|s| self.sealer.open(&s, hash.as_bytes())) else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_slice(&plain).unwrap_or_default();
+        let Some(validated_at_ms) = value["validated_at_ms"].as_i64() else {
+            return Ok(None);
+        };
+        if now_ms.saturating_sub(validated_at_ms) > self.ttl.as_millis() as i64 {
+            return Ok(None);
+        }
+        Ok(Some(CachedCredential {
+            validated_at_ms,
+            kind: value["kind"].as_str().unwrap_or_default().to_string(),
+        }))
+    }
+
+    /// The cloud refused `token_hash`'s credential: it no longer authenticates offline.
+    pub fn evict_hash(&self, hash: &str) -> Result<(), OfflineError> {
+        self.conn().execute(
+            "DELETE FROM auth_cache WHERE token_hash = ?1",
+            params![hash],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_place() {
+        let a = Sealer::derive(b"mft_dep_one", b"salt");
+        let sealed = a.seal(b"hello", b"row-1").unwrap();
+        assert_eq!(a.open(&sealed, b"row-1").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(a.open(&sealed, b"row-2"), None, "bound to its row");
+        let b = Sealer::derive(b"mft_dep_two", b"salt");
+        assert_eq!(b.open(&sealed, b"row-1"), None, "another deploy key");
+        let c = Sealer::derive(b"mft_dep_one", b"other salt");
+        assert_eq!(c.open(&sealed, b"row-1"), None, "another database");
+    }
+
+    #[test]
+    fn entries_expire_and_can_be_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, sealer) = open_db(dir.path(), "mft_dep_x").unwrap();
+        let conn = Mutex::new(conn);
+        let cache = AuthCache {
+            conn: &conn,
+            sealer: &sealer,
+            ttl: Duration::from_secs(60),
+        };
+        cache.remember("tok", "/api/v1/host-report", 1_000).unwrap();
+        assert!(cache.lookup("tok", 2_000).unwrap().is_some());
+        assert!(cache.lookup("other", 2_000).unwrap().is_none());
+        assert!(cache.lookup("tok", 62_000).unwrap().is_none(), "expired");
+        cache.evict_hash(&token_hash("tok")).unwrap();
+        assert!(cache.lookup("tok", 2_000).unwrap().is_none());
+    }
+}

@@ -1,0 +1,434 @@
+//! Offline operation (decision 0011): the queueable writes (`POST /api/v1/host-report`,
+//! `POST /api/v1/report`) go through here instead of the streaming proxy. Each is sent to the
+//! cloud with an `Idempotency-Key`; when the cloud cannot be reached and the agent's token is
+//! in the auth cache, the write is queued and answered from cached state (the last control
+//! envelope the cloud gave that token, 202 for guest reports). A replay task sends the queue
+//! to the cloud in order once it answers again and deletes a row only after the cloud's 2xx,
+//! so a crash mid-replay repeats at most the rows in flight, which the key makes harmless.
+//!
+//! While rows wait, new writes queue behind them even if the cloud is back, so per-host order
+//! holds. A 401 during replay drops the row and evicts the token: that is how a revocation
+//! made while the hub was cut off applies when it reconnects.
+
+use crate::auth_cache::{open_db, token_hash, AuthCache, OfflineError, Sealer};
+use crate::error::{ProxyError, ProxyErrorKind};
+use crate::queue::{self, Enqueuer, QueuedWrite};
+use crate::state::HubState;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mftplus_types::error::{ApiErrorBody, ErrorCode, ErrorInfo};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+pub const HOST_REPORT: &str = "/api/v1/host-report";
+pub const GUEST_REPORT: &str = "/api/v1/report";
+/// Reports are small; the cloud's own limit is far below this.
+const MAX_BODY: usize = 4 << 20;
+const REPLAY_BATCH: usize = 64;
+
+/// Whether the request is a write the hub may accept while the cloud is down.
+pub fn queueable(method: &http::Method, path: &str) -> bool {
+    method == http::Method::POST && (path == HOST_REPORT || path == GUEST_REPORT)
+}
+
+/// The auth cache, the queue and the cached envelopes, over `HUB_DATA_DIR/hub.db`.
+pub struct Offline {
+    conn: Arc<Mutex<Connection>>,
+    sealer: Arc<Sealer>,
+    ttl: Duration,
+    max: u64,
+    queued: AtomicU64,
+    full_total: AtomicU64,
+    enqueuer: Enqueuer,
+    /// Token hash → the last envelope the cloud answered that host key with.
+    envelopes: Mutex<HashMap<String, Bytes>>,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offline")
+            .field("queued", &self.queued())
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Offline {
+    /// Opens the database; the key comes from the deploy key (`secret`).
+    pub fn open(
+        dir: &std::path::Path,
+        secret: &str,
+        ttl: Duration,
+        max: u64,
+    ) -> Result<Offline, OfflineError> {
+        if secret.is_empty() {
+            return Err(OfflineError::NoSecret);
+        }
+        let (conn, sealer) = open_db(dir, secret)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let sealer = Arc::new(sealer);
+        let queued = queue::count(&conn)?;
+        Ok(Offline {
+            enqueuer: Enqueuer::start(conn.clone(), sealer.clone()),
+            conn,
+            sealer,
+            ttl,
+            max,
+            queued: AtomicU64::new(queued),
+            full_total: AtomicU64::new(0),
+            envelopes: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Rows waiting for the cloud.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Writes refused with `hub_queue_full` since start (the metric).
+    pub fn queue_full_total(&self) -> u64 {
+        self.full_total.load(Ordering::Relaxed)
+    }
+
+    pub fn queue_max(&self) -> u64 {
+        self.max
+    }
+
+    fn cache(&self) -> AuthCache<'_> {
+        AuthCache {
+            conn: &self.conn,
+            sealer: &self.sealer,
+            ttl: self.ttl,
+        }
+    }
+
+    /// Learns from the cloud's answer to `token` on `route`.
+    fn observe(&self, route: &str, token: Option<&str>, status: StatusCode, body: &Bytes) {
+        let Some(token) = token else { return };
+        if status.is_success() {
+            if let Err(err) = self.cache().remember(token, route, now_ms()) {
+                tracing::warn!(error = %err, "cannot update the auth cache");
+            }
+            if route == HOST_REPORT {
+                self.envelopes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(token_hash(token), body.clone());
+            }
+        } else if status == StatusCode::UNAUTHORIZED {
+            self.evict(&token_hash(token));
+        }
+    }
+
+    fn evict(&self, hash: &str) {
+        if let Err(err) = self.cache().evict_hash(hash) {
+            tracing::warn!(error = %err, "cannot evict from the auth cache");
+        }
+        self.envelopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(hash);
+    }
+
+    /// Queues the write if its credential is cached, and answers from cached state.
+    async fn accept(&self, route: &str, token: Option<&str>, key: String, body: Bytes) -> Response {
+        let cached = match token {
+            Some(token) => self.cache().lookup(token, now_ms()).ok().flatten(),
+            None => None,
+        };
+        let (Some(token), Some(_)) = (token, cached) else {
+            return error(
+                ErrorCode::CloudUnreachable,
+                "the cloud is unreachable and this credential is not in the hub's auth cache",
+            );
+        };
+        if self.queued() >= self.max {
+            self.full_total.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(max = self.max, "offline queue full; refusing a write");
+            return error(
+                ErrorCode::HubQueueFull,
+                "the cloud is unreachable and the hub's offline queue is full",
+            );
+        }
+        let write = QueuedWrite {
+            route: route.to_string(),
+            token: token.to_string(),
+            idempotency_key: key,
+            body: body.to_vec(),
+            enqueued_at_ms: now_ms(),
+        };
+        if let Err(err) = self.enqueuer.enqueue(write).await {
+            tracing::error!(error = %err, "cannot write to the offline queue");
+            return error(
+                ErrorCode::CloudUnreachable,
+                "the cloud is unreachable and the hub could not queue the write",
+            );
+        }
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+        if route != HOST_REPORT {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        let envelope = self
+            .envelopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&token_hash(token))
+            .cloned()
+            .unwrap_or_else(|| {
+                Bytes::from_static(
+                    br#"{"poll_interval_seconds":300,"blocked":false,"desired_generation":0,"has_signed_ops":false}"#,
+                )
+            });
+        let mut response = Response::new(Body::from(envelope));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+            .headers_mut()
+            .insert("x-hub-offline", HeaderValue::from_static("queued"));
+        response
+    }
+
+    /// Sends queued rows until the queue is empty (`Ok`) or the cloud fails (`Err`).
+    async fn drain(&self, state: &HubState) -> Result<(), ()> {
+        loop {
+            let rows = queue::oldest(&self.conn, &self.sealer, REPLAY_BATCH).map_err(|err| {
+                tracing::error!(error = %err, "cannot read the offline queue");
+            })?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let write = &row.write;
+                let mut headers = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", write.token)) {
+                    headers.insert(header::AUTHORIZATION, value);
+                }
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                let answer = send(
+                    state,
+                    &write.route,
+                    headers,
+                    &write.idempotency_key,
+                    Bytes::from(write.body.clone()),
+                )
+                .await;
+                let (status, body) = match answer {
+                    Ok((parts, body)) => (parts.status, body),
+                    Err(err) => {
+                        tracing::info!(error = %err, "replay paused: the cloud is unreachable");
+                        return Err(());
+                    }
+                };
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    tracing::info!(status = status.as_u16(), "replay paused by the cloud");
+                    return Err(());
+                }
+                let token = Some(write.token.as_str()).filter(|t| !t.is_empty());
+                self.observe(&write.route, token, status, &body);
+                if status == StatusCode::UNAUTHORIZED {
+                    self.evict(&queue::hash_of(write));
+                    tracing::warn!(seq = row.seq, "queued write refused (credential revoked?)");
+                } else if !status.is_success() {
+                    tracing::warn!(
+                        seq = row.seq,
+                        status = status.as_u16(),
+                        "queued write rejected by the cloud; dropped"
+                    );
+                }
+                queue::delete(&self.conn, row.seq).map_err(|err| {
+                    tracing::error!(error = %err, "cannot delete a replayed row");
+                })?;
+                let _ = self
+                    .queued
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+            }
+        }
+    }
+}
+
+/// Replays the queue whenever rows wait, backing off while the cloud stays away.
+pub async fn replay(state: Arc<HubState>, offline: Arc<Offline>) {
+    let mut delay = state.timings.backoff_initial;
+    loop {
+        if offline.queued() == 0 {
+            // The timeout covers a wake-up lost to a race with the counter.
+            let _ = tokio::time::timeout(Duration::from_secs(1), offline.wake.notified()).await;
+            continue;
+        }
+        match offline.drain(&state).await {
+            Ok(()) => delay = state.timings.backoff_initial,
+            Err(()) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(state.timings.backoff_max);
+            }
+        }
+    }
+}
+
+/// Handles one queueable write.
+pub async fn handle(
+    state: Arc<HubState>,
+    offline: Arc<Offline>,
+    request: Request<Body>,
+) -> Response {
+    let show_detail = state.config.mode() != crate::config::Mode::Production;
+    if let Some(issue) = state.proxy_block() {
+        return ProxyError::new(
+            ProxyErrorKind::NotRegistered,
+            format!("this hub cannot forward requests: {issue}"),
+        )
+        .into_response_with(show_detail);
+    }
+    let route = request.uri().path().to_string();
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(err) => {
+            return ProxyError::new(ProxyErrorKind::BadRequest, "the request body is unreadable")
+                .with_detail(err.to_string())
+                .into_response_with(show_detail)
+        }
+    };
+    let token = bearer(&parts.headers);
+    let key = match parts.headers.get("idempotency-key") {
+        None => uuid_like(),
+        Some(value) => match value.to_str() {
+            Ok(key) if (1..=128).contains(&key.len()) => key.to_string(),
+            _ => {
+                return ProxyError::new(
+                    ProxyErrorKind::BadRequest,
+                    "Idempotency-Key must be 1–128 printable ASCII characters",
+                )
+                .into_response_with(show_detail)
+            }
+        },
+    };
+    // Rows still waiting go first: a write overtaking them would break per-host order.
+    if offline.queued() > 0 {
+        return offline.accept(&route, token.as_deref(), key, body).await;
+    }
+    let mut headers = parts.headers;
+    crate::proxy::remove_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    match send(&state, &route, headers, &key, body.clone()).await {
+        Ok((mut parts, answer)) => {
+            offline.observe(&route, token.as_deref(), parts.status, &answer);
+            crate::proxy::remove_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::from(answer))
+        }
+        Err(err)
+            if matches!(
+                err.kind,
+                ProxyErrorKind::ConnectFailed
+                    | ProxyErrorKind::Timeout
+                    | ProxyErrorKind::UpstreamBroken
+            ) =>
+        {
+            // The key went with the attempt: if the cloud did act on it, the replay is a no-op.
+            offline.accept(&route, token.as_deref(), key, body).await
+        }
+        Err(err) => err.into_response_with(show_detail),
+    }
+}
+
+/// One buffered POST to the cloud with the idempotency key.
+async fn send(
+    state: &HubState,
+    route: &str,
+    mut headers: HeaderMap,
+    key: &str,
+    body: Bytes,
+) -> Result<(http::response::Parts, Bytes), ProxyError> {
+    let Some(cloud) = &state.config.cloud_api_url else {
+        return Err(ProxyError::new(
+            ProxyErrorKind::NotRegistered,
+            crate::diagnose::ISSUE_NO_CLOUD_URL,
+        ));
+    };
+    if let Ok(value) = HeaderValue::from_str(key) {
+        headers.insert("idempotency-key", value);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = format!("{}{}", cloud.origin, route).parse().map_err(|_| {
+        ProxyError::new(
+            ProxyErrorKind::BadRequest,
+            "the request target is not valid",
+        )
+    })?;
+    *request.headers_mut() = headers;
+    let limit = state.timings.upstream_timeout;
+    let response = match tokio::time::timeout(limit, state.client.request(request)).await {
+        Err(_) => {
+            return Err(ProxyError::new(
+                ProxyErrorKind::Timeout,
+                "the cloud did not answer in time",
+            ))
+        }
+        Ok(result) => result.map_err(|e| crate::error::classify(&e))?,
+    };
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(limit, body.collect())
+        .await
+        .map_err(|_| ProxyError::new(ProxyErrorKind::Timeout, "the cloud's answer stalled"))?
+        .map_err(|e| {
+            ProxyError::new(
+                ProxyErrorKind::UpstreamBroken,
+                "the cloud's answer broke off",
+            )
+            .with_detail(e.to_string())
+        })?
+        .to_bytes();
+    Ok((parts, body))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// 128 random bits in hex: a fresh idempotency key.
+fn uuid_like() -> String {
+    use rand::RngCore;
+    let mut bytes = [0_u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn error(code: ErrorCode, message: &str) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let body = ApiErrorBody {
+        error: ErrorInfo {
+            code: code.as_str().into(),
+            message: message.into(),
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
