@@ -47,6 +47,16 @@ impl TestCloud {
     }
 
     pub async fn spawn_with(options: TestOptions) -> TestCloud {
+        TestCloud::spawn_on(options, None).await
+    }
+
+    /// Same as `spawn_with`, serving on `listener` when given: a test that stops a cloud and
+    /// starts another on the same database binds the old address again, so clients that kept
+    /// the URL (an edge hub) find it back.
+    pub async fn spawn_on(
+        options: TestOptions,
+        listener: Option<tokio::net::TcpListener>,
+    ) -> TestCloud {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("server.yaml");
         std::fs::write(&config_path, &options.config_yaml).expect("write test config");
@@ -104,9 +114,12 @@ impl TestCloud {
             .await
             .expect("key");
         let state = cloud.state().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = match listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        };
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {

@@ -1,0 +1,418 @@
+//! The auth cache and offline queue against the real cloud: a partition with 100 agents, a
+//! duplicate idempotency key, a hub that dies mid-replay, a key revoked while the hub was cut
+//! off, a full queue, and what the database file holds.
+
+mod common;
+
+use common::*;
+use mftplus_client::{AgentClient, Client, Credential};
+use mftplus_cloud::testing::{TestCloud, TestOptions};
+use mftplus_types::fleet::{EnrollRequest, EnrollResponse, HostReport, ReEnrollRequest};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A cloud on a database file that outlives it, so another can take over its address.
+struct Site {
+    _dir: tempfile::TempDir,
+    db_url: String,
+    data_dir: std::path::PathBuf,
+    addr: SocketAddr,
+    deploy_key: String,
+    password: String,
+    customer_id: String,
+}
+
+fn options(db_url: &str) -> TestOptions {
+    TestOptions {
+        database_url: Some(db_url.to_string()),
+        config_yaml: format!(
+            "{}fleet:\n  max_hosts_per_customer: 1000\n",
+            TestOptions::default().config_yaml
+        ),
+    }
+}
+
+fn operator(cloud: &TestCloud) -> Client {
+    Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap()
+}
+
+impl Site {
+    async fn start() -> (Site, TestCloud) {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("cloud.db").display());
+        let data_dir = dir.path().join("hub-data");
+        let cloud = TestCloud::spawn_with(options(&db_url)).await;
+        let addr: SocketAddr = cloud.url.trim_start_matches("http://").parse().unwrap();
+        let op = operator(&cloud);
+        let deploy_key = op.create_deploy_key("site-a").await.unwrap().key;
+        let created = op
+            .create_customer(
+                &serde_json::from_value(json!({"name": "Acme", "email": "ops@example.com"}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let site = Site {
+            _dir: dir,
+            db_url,
+            data_dir,
+            addr,
+            deploy_key,
+            password: created.retrieval_password,
+            customer_id: created.customer.id,
+        };
+        (site, cloud)
+    }
+
+    /// A new cloud on the same database and address (the link comes back).
+    async fn restart_cloud(&self) -> TestCloud {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    tries += 1;
+                    assert!(tries < 100, "cannot bind {} again: {err}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        TestCloud::spawn_on(options(&self.db_url), Some(listener)).await
+    }
+
+    async fn hub(&self, extra: &[(&str, &str)]) -> TestHub {
+        let cloud_api = format!("http://{}/api", self.addr);
+        let data_dir = self.data_dir.display().to_string();
+        let mut vars = vec![
+            ("CLOUD_API_URL", cloud_api.as_str()),
+            ("HUB_REGISTRATION_KEY", self.deploy_key.as_str()),
+            ("HUB_DATA_DIR", data_dir.as_str()),
+            ("NODE_ENV", "development"),
+        ];
+        vars.extend_from_slice(extra);
+        let hub = TestHub::start(config(&vars), fast_timings()).await;
+        hub.wait_registered().await;
+        assert!(hub.state.offline.is_some(), "hub.db opened");
+        hub
+    }
+
+    async fn enroll(&self, cloud: &TestCloud, n: usize) -> Vec<EnrollResponse> {
+        let anonymous = AgentClient::unenrolled(&cloud.url).unwrap();
+        let mut hosts = Vec::with_capacity(n);
+        for i in 0..n {
+            let request = EnrollRequest {
+                customer_id: self.customer_id.clone(),
+                hostname: format!("box-{i}"),
+                agent_version: "1.0.0".into(),
+                platform: None,
+            };
+            hosts.push(anonymous.enroll(&request, &self.password).await.unwrap());
+        }
+        hosts
+    }
+}
+
+fn report(host_id: &str, seq: usize) -> HostReport {
+    serde_json::from_value(json!({
+        "host_id": host_id,
+        "agent_version": format!("1.0.{seq}"),
+        "applied_generation": 0,
+    }))
+    .unwrap()
+}
+
+fn queued(hub: &TestHub) -> u64 {
+    hub.state.offline.as_ref().unwrap().queued()
+}
+
+/// The sequence numbers the cloud stored for a host, oldest first.
+async fn stored_seqs(cloud: &TestCloud, host_id: &str) -> Vec<String> {
+    let rows = operator(cloud)
+        .host_reports(host_id, Some(500))
+        .await
+        .unwrap();
+    rows.iter()
+        .rev()
+        .map(|r| r.report["agent_version"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn seqs(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("1.0.{i}")).collect()
+}
+
+async fn wait_drained(hub: &TestHub) {
+    let offline = hub.state.offline.clone().unwrap();
+    wait_until("the queue to drain", Duration::from_secs(60), || {
+        offline.queued() == 0
+    })
+    .await;
+}
+
+async fn raw_report(
+    hub: &TestHub,
+    key: &str,
+    body: &HostReport,
+    idem: Option<&str>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(hub.url("/api/v1/host-report"))
+        .bearer_auth(key)
+        .json(body);
+    if let Some(idem) = idem {
+        request = request.header("Idempotency-Key", idem);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_with_100_agents_every_report_arrives_once_in_order() {
+    const AGENTS: usize = 100;
+    const BEFORE: usize = 3;
+    const DURING: usize = 3;
+    let (site, cloud) = Site::start().await;
+    let hosts = site.enroll(&cloud, AGENTS).await;
+    let hub = site.hub(&[]).await;
+    let agents: Vec<Arc<(AgentClient, String)>> = hosts
+        .iter()
+        .map(|h| {
+            Arc::new((
+                AgentClient::new(&hub.url(""), &h.host_key).unwrap(),
+                h.host_id.clone(),
+            ))
+        })
+        .collect();
+    let run = |range: std::ops::Range<usize>| {
+        let tasks: Vec<_> = agents
+            .iter()
+            .cloned()
+            .map(|agent| {
+                let range = range.clone();
+                tokio::spawn(async move {
+                    for seq in range {
+                        agent
+                            .0
+                            .host_report(&report(&agent.1, seq))
+                            .await
+                            .unwrap_or_else(|e| panic!("report {seq} of {}: {e}", agent.1));
+                    }
+                })
+            })
+            .collect();
+        async move {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+    };
+    run(0..BEFORE).await;
+    assert_eq!(queued(&hub), 0, "online reports go straight through");
+
+    cloud.stop().await;
+    run(BEFORE..BEFORE + DURING).await;
+    assert_eq!(
+        queued(&hub),
+        (AGENTS * DURING) as u64,
+        "every report during the outage was answered and queued"
+    );
+
+    let cloud = site.restart_cloud().await;
+    wait_drained(&hub).await;
+    for host in &hosts {
+        assert_eq!(
+            stored_seqs(&cloud, &host.host_id).await,
+            seqs(0..BEFORE + DURING),
+            "host {}: every report once, in order",
+            host.host_id
+        );
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_is_stored_once_and_the_file_holds_no_token() {
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    let hub = site.hub(&[]).await;
+    for seq in 0..2 {
+        let (status, envelope) = raw_report(
+            &hub,
+            &host.host_key,
+            &report(&host.host_id, seq),
+            Some("same-key"),
+        )
+        .await;
+        assert_eq!(status, 200, "{envelope}");
+        assert_eq!(envelope["blocked"], false);
+    }
+    assert_eq!(stored_seqs(&cloud, &host.host_id).await, seqs(0..1));
+
+    // Offline too: the queued report keeps the agent's key, and the cloud has seen it.
+    cloud.stop().await;
+    let (status, _) = raw_report(
+        &hub,
+        &host.host_key,
+        &report(&host.host_id, 5),
+        Some("same-key"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = raw_report(&hub, &host.host_key, &report(&host.host_id, 6), None).await;
+    assert_eq!(status, 200);
+    let cloud = site.restart_cloud().await;
+    wait_drained(&hub).await;
+    assert_eq!(
+        stored_seqs(&cloud, &host.host_id).await,
+        vec!["1.0.0".to_string(), "1.0.6".to_string()]
+    );
+
+    let db = site.data_dir.join("hub.db");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "hub.db is private");
+    for file in [db.clone(), site.data_dir.join("hub.db-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(
+                !contains(&bytes, host.host_key.as_bytes()),
+                "{file:?} holds the key"
+            );
+            assert!(!contains(&bytes, site.deploy_key.as_bytes()));
+        }
+    }
+    hub.stop().await;
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hub_dropped_mid_replay_resumes_and_nothing_is_doubled() {
+    const N: usize = 300;
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    let hub = site.hub(&[]).await;
+    let agent = AgentClient::new(&hub.url(""), &host.host_key).unwrap();
+    agent.host_report(&report(&host.host_id, 0)).await.unwrap();
+    cloud.stop().await;
+    for seq in 1..N {
+        agent
+            .host_report(&report(&host.host_id, seq))
+            .await
+            .unwrap();
+    }
+    assert_eq!(queued(&hub), (N - 1) as u64);
+
+    let cloud = site.restart_cloud().await;
+    let offline = hub.state.offline.clone().unwrap();
+    wait_until("the replay to start", Duration::from_secs(30), || {
+        offline.queued() < (N - 1) as u64
+    })
+    .await;
+    hub.stop().await;
+    drop(offline);
+    let left = stored_seqs(&cloud, &host.host_id).await.len();
+    assert!(
+        left < N,
+        "the hub stopped before the end of the replay ({left} stored)"
+    );
+
+    let hub = site.hub(&[]).await;
+    wait_drained(&hub).await;
+    assert_eq!(stored_seqs(&cloud, &host.host_id).await, seqs(0..N));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_revoked_while_the_hub_was_cut_off_is_refused_on_reconnect() {
+    let (site, cloud) = Site::start().await;
+    let mut hosts = site.enroll(&cloud, 2).await;
+    let (host, bystander) = (hosts.remove(0), hosts.remove(0));
+    let hub = site.hub(&[]).await;
+    for h in [&host, &bystander] {
+        let (status, _) = raw_report(&hub, &h.host_key, &report(&h.host_id, 0), None).await;
+        assert_eq!(status, 200);
+    }
+    cloud.stop().await;
+
+    // An operator elsewhere rotates the host's key (recovery + re-enroll) while this hub
+    // cannot reach the cloud: another cloud process on the same database, another address.
+    let elsewhere = TestCloud::spawn_with(options(&site.db_url)).await;
+    operator(&elsewhere)
+        .arm_recovery(&host.host_id, 600)
+        .await
+        .unwrap();
+    let rotated = AgentClient::unenrolled(&elsewhere.url)
+        .unwrap()
+        .re_enroll(
+            &host.host_id,
+            &ReEnrollRequest {
+                hostname: "box-0".into(),
+                agent_version: "1.0.0".into(),
+            },
+            &site.password,
+        )
+        .await
+        .unwrap();
+    elsewhere.stop().await;
+
+    // Cut off, the hub still answers the old key from its cache and queues.
+    for h in [&host, &bystander] {
+        let (status, _) = raw_report(&hub, &h.host_key, &report(&h.host_id, 1), None).await;
+        assert_eq!(
+            status, 200,
+            "answered from the cache while the cloud is down"
+        );
+    }
+    let (status, body) =
+        raw_report(&hub, "mft_host_unknown", &report(&host.host_id, 1), None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "cloud_unreachable");
+
+    let cloud = site.restart_cloud().await;
+    wait_drained(&hub).await;
+    assert_eq!(
+        stored_seqs(&cloud, &host.host_id).await,
+        seqs(0..1),
+        "the revoked key's queued report was refused"
+    );
+    assert_eq!(stored_seqs(&cloud, &bystander.host_id).await, seqs(0..2));
+    let (status, body) = raw_report(&hub, &host.host_key, &report(&host.host_id, 2), None).await;
+    assert_eq!(status, 401, "{body}");
+
+    // And with the cloud down again, the old key no longer authenticates offline.
+    cloud.stop().await;
+    let (status, body) = raw_report(&hub, &host.host_key, &report(&host.host_id, 3), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("cloud_unreachable"))
+    );
+    let (status, _) = raw_report(&hub, &rotated.host_key, &report(&host.host_id, 3), None).await;
+    assert_eq!(status, 503, "the new key was never seen by this hub");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_hub_queue_full_and_counts_it() {
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    let hub = site.hub(&[("HUB_QUEUE_MAX", "2")]).await;
+    let (status, _) = raw_report(&hub, &host.host_key, &report(&host.host_id, 0), None).await;
+    assert_eq!(status, 200);
+    cloud.stop().await;
+    for seq in 1..3 {
+        let (status, _) = raw_report(&hub, &host.host_key, &report(&host.host_id, seq), None).await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = raw_report(&hub, &host.host_key, &report(&host.host_id, 3), None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "hub_queue_full");
+    let offline = hub.state.offline.clone().unwrap();
+    assert_eq!(offline.queue_full_total(), 1);
+    assert_eq!(offline.queued(), 2);
+    hub.stop().await;
+}
