@@ -108,7 +108,14 @@ pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), Offline
         let path = path.display().to_string();
         move |source| OfflineError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // Not created: the directory is the deployment's volume, and a hub started without one
+    // (tests, a mistyped path) must not scatter databases around the filesystem.
+    if !dir.is_dir() {
+        return Err(io(dir)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "HUB_DATA_DIR does not exist",
+        )));
+    }
     let path = dir.join("hub.db");
     // Created 0600 before SQLite opens it, so there is no moment it is readable by others.
     {

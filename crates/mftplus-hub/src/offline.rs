@@ -263,6 +263,23 @@ impl Offline {
     }
 }
 
+/// `GET /hub/offline`: the queue's depth and the `hub_queue_full` counter (the metric). Kept
+/// out of `/hub/diagnose`, whose shape is the seed's.
+pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<HubState>>) -> Response {
+    match &state.offline {
+        Some(o) => axum::Json(serde_json::json!({
+            "queued": o.queued(),
+            "queueMax": o.queue_max(),
+            "queueFullTotal": o.queue_full_total(),
+        }))
+        .into_response(),
+        None => error(
+            ErrorCode::NotFound,
+            "the auth cache and offline queue are not open on this hub",
+        ),
+    }
+}
+
 /// Replays the queue whenever rows wait, backing off while the cloud stays away.
 pub async fn replay(state: Arc<HubState>, offline: Arc<Offline>) {
     let mut delay = state.timings.backoff_initial;

@@ -64,6 +64,7 @@ impl Hub {
         Router::new()
             .route("/health", get(crate::diagnose::health))
             .route("/hub/diagnose", get(crate::diagnose::diagnose))
+            .route("/hub/offline", get(crate::offline::metrics))
             .fallback(
                 move |State(state): State<Arc<HubState>>,
                       ConnectInfo(client): ConnectInfo<SocketAddr>,

@@ -43,6 +43,7 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}", dir.path().join("cloud.db").display());
         let data_dir = dir.path().join("hub-data");
+        std::fs::create_dir(&data_dir).unwrap();
         let cloud = TestCloud::spawn_with(options(&db_url)).await;
         let addr: SocketAddr = cloud.url.trim_start_matches("http://").parse().unwrap();
         let op = operator(&cloud);
@@ -414,5 +415,16 @@ async fn a_full_queue_answers_hub_queue_full_and_counts_it() {
     let offline = hub.state.offline.clone().unwrap();
     assert_eq!(offline.queue_full_total(), 1);
     assert_eq!(offline.queued(), 2);
+    let metric: Value = reqwest::get(hub.url("/hub/offline"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric,
+        json!({"queued": 2, "queueMax": 2, "queueFullTotal": 1}),
+        "the metric is visible"
+    );
     hub.stop().await;
 }
