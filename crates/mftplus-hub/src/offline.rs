@@ -32,6 +32,7 @@ pub const GUEST_REPORT: &str = "/api/v1/report";
 /// Reports are small; the cloud's own limit is far below this.
 const MAX_BODY: usize = 4 << 20;
 const REPLAY_BATCH: usize = 64;
+const REFRESH_EVERY_MS: i64 = 60_000;
 
 /// Whether the request is a write the hub may accept while the cloud is down.
 pub fn queueable(method: &http::Method, path: &str) -> bool {
@@ -49,6 +50,9 @@ pub struct Offline {
     enqueuer: Enqueuer,
     /// Token hash → the last envelope the cloud answered that host key with.
     envelopes: Mutex<HashMap<String, Bytes>>,
+    /// Token hash → when its cache entry was last written: a host reporting every minute
+    /// need not rewrite its entry every minute.
+    refreshed: Mutex<HashMap<String, i64>>,
     wake: tokio::sync::Notify,
 }
 
@@ -85,6 +89,7 @@ impl Offline {
             queued: AtomicU64::new(queued),
             full_total: AtomicU64::new(0),
             envelopes: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -115,8 +120,24 @@ impl Offline {
     fn observe(&self, route: &str, token: Option<&str>, status: StatusCode, body: &Bytes) {
         let Some(token) = token else { return };
         if status.is_success() {
-            if let Err(err) = self.cache().remember(token, route, now_ms()) {
-                tracing::warn!(error = %err, "cannot update the auth cache");
+            let (hash, now) = (token_hash(token), now_ms());
+            let stale = {
+                let mut refreshed = self
+                    .refreshed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let stale = refreshed
+                    .get(&hash)
+                    .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
+                if stale {
+                    refreshed.insert(hash, now);
+                }
+                stale
+            };
+            if stale {
+                if let Err(err) = self.cache().remember(token, route, now) {
+                    tracing::warn!(error = %err, "cannot update the auth cache");
+                }
             }
             if route == HOST_REPORT {
                 self.envelopes
@@ -129,7 +150,16 @@ impl Offline {
         }
     }
 
+    /// Whether `token` may be accepted offline now.
+    fn is_cached(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|token| matches!(self.cache().lookup(token, now_ms()), Ok(Some(_))))
+    }
+
     fn evict(&self, hash: &str) {
+        self.refreshed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(hash);
         if let Err(err) = self.cache().evict_hash(hash) {
             tracing::warn!(error = %err, "cannot evict from the auth cache");
         }
@@ -337,8 +367,10 @@ pub async fn handle(
             }
         },
     };
-    // Rows still waiting go first: a write overtaking them would break per-host order.
-    if offline.queued() > 0 {
+    // Rows still waiting go first: a write overtaking them would break per-host order. A
+    // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
+    // wait, and the cloud may well be back.
+    if offline.queued() > 0 && offline.is_cached(token.as_deref()) {
         return offline.accept(&route, token.as_deref(), key, body).await;
     }
     let mut headers = parts.headers;
