@@ -4,8 +4,9 @@
 //!
 //! The work is split into phases with defaults, after pingora's `ProxyHttp`: `request_filter`
 //! (may refuse), `upstream_request_filter` (headers to the cloud), `response_filter` (headers
-//! back) and `logging`. The auth cache and offline queue will override phases rather than fork
-//! the flow.
+//! back) and `logging`. The two queueable report writes do not come here: queueing needs the
+//! whole body and the cloud's status and answer, which a streaming phase never holds, so
+//! `offline` handles them buffered (they are small).
 
 use crate::error::{classify, ProxyError, ProxyErrorKind};
 use crate::state::HubState;
