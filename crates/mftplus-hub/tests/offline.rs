@@ -7,7 +7,10 @@ mod common;
 use common::*;
 use mftplus_client::{AgentClient, Client, Credential};
 use mftplus_cloud::testing::{TestCloud, TestOptions};
-use mftplus_types::fleet::{EnrollRequest, EnrollResponse, HostReport, ReEnrollRequest};
+use mftplus_store::FleetStore;
+use mftplus_types::fleet::{
+    EnrollRequest, EnrollResponse, GuestBootstrapRequest, GuestReport, HostReport, ReEnrollRequest,
+};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -426,5 +429,63 @@ async fn a_full_queue_answers_hub_queue_full_and_counts_it() {
         json!({"queued": 2, "queueMax": 2, "queueFullTotal": 1}),
         "the metric is visible"
     );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn guest_reports_are_accepted_offline_with_202_and_replayed_once() {
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    let guest = AgentClient::new(&cloud.url, &host.host_key)
+        .unwrap()
+        .mint_guest(
+            &host.host_id,
+            &GuestBootstrapRequest {
+                guest_id: "web-1".into(),
+                display_name: "Web".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let hub = site.hub(&[]).await;
+    let controller = AgentClient::new(&hub.url(""), &guest.guest_key).unwrap();
+    let report = |seq: u64| -> GuestReport {
+        serde_json::from_value(json!({"memory_used_bytes": seq})).unwrap()
+    };
+    controller.guest_report(&report(0)).await.unwrap();
+    cloud.stop().await;
+    for seq in 1..4 {
+        let answer = reqwest::Client::new()
+            .post(hub.url("/api/v1/report"))
+            .bearer_auth(&guest.guest_key)
+            .json(&report(seq))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            202,
+            "accepted while the cloud is down"
+        );
+    }
+    assert_eq!(queued(&hub), 3);
+    let cloud = site.restart_cloud().await;
+    wait_drained(&hub).await;
+    let rows = cloud
+        .state
+        .store
+        .list_guest_reports(&guest.guest_id, 100)
+        .await
+        .unwrap();
+    let used: Vec<u64> = rows
+        .iter()
+        .rev()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.report_json).unwrap()["memory_used_bytes"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(used, vec![0, 1, 2, 3], "each once, in order");
     hub.stop().await;
 }
