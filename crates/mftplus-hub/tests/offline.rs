@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use mftplus_client::{AgentClient, Client, Credential};
 use mftplus_cloud::testing::{TestCloud, TestOptions};
-use mftplus_store::FleetStore;
 use mftplus_types::fleet::{
     EnrollRequest, EnrollResponse, GuestBootstrapRequest, GuestReport, HostReport, ReEnrollRequest,
 };
