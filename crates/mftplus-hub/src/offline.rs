@@ -53,7 +53,10 @@ pub struct Offline {
     /// Token hash → when its cache entry was last written: a host reporting every minute
     /// need not rewrite its entry every minute.
     refreshed: Mutex<HashMap<String, i64>>,
+    /// Rows were queued (wakes an idle replay).
     wake: tokio::sync::Notify,
+    /// The cloud answered something (cuts a replay's backoff short).
+    back: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Offline {
@@ -91,7 +94,14 @@ impl Offline {
             envelopes: Mutex::new(HashMap::new()),
             refreshed: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            back: tokio::sync::Notify::new(),
         })
+    }
+
+    /// A heartbeat or a proxied call got through: the replay resumes now rather than after
+    /// its backoff.
+    pub fn cloud_is_back(&self) {
+        self.back.notify_one();
     }
 
     /// Rows waiting for the cloud.
@@ -322,7 +332,10 @@ pub async fn replay(state: Arc<HubState>, offline: Arc<Offline>) {
         match offline.drain(&state).await {
             Ok(()) => delay = state.timings.backoff_initial,
             Err(()) => {
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = offline.back.notified() => {}
+                }
                 delay = (delay * 2).min(state.timings.backoff_max);
             }
         }

@@ -226,6 +226,10 @@ async fn stay_registered(state: &HubState, registered: RegisterResponse) {
                 Ok(answer) => {
                     let at = chrono::Utc::now();
                     state.update_phone_home(|s| s.last_heartbeat = Some(at));
+                    // The cloud answers again: queued writes need not wait out their backoff.
+                    if let Some(offline) = &state.offline {
+                        offline.cloud_is_back();
+                    }
                     if let Some(secs) = answer.heartbeat_interval_seconds {
                         heartbeat_every = heartbeat_interval(state, secs);
                     }

@@ -96,6 +96,9 @@ pub async fn handle(
     };
     match forward(&state, phases.as_ref(), &ctx, request).await {
         Ok(response) => {
+            if let Some(offline) = state.offline.as_ref().filter(|o| o.queued() > 0) {
+                offline.cloud_is_back();
+            }
             phases.logging(&ctx, response.status(), None);
             response
         }
