@@ -5,8 +5,10 @@
 //! straight through the `Store`, the way enrollment writes it; `load` is a closed-loop HTTP load
 //! generator posting realistic ~4 KiB host reports to a running `mftplus cloud` and measuring
 //! throughput and latency; `liveness` times the checker's liveness pass over a large fleet.
+//! For the edge hub (`bench/hub_proxy.sh`), `ws-echo` and `ws-hold` hold many upgraded
+//! connections through a proxy.
 //!
-//! It is not a general-purpose load tool (it speaks only `POST /api/v1/host-report`), and it
+//! It is not a general-purpose load tool (it speaks only `POST /api/v1/host-report`, and raw bytes after an upgrade), and it
 //! contains no SQL: everything goes through `mftplus_cloud::db::open` and the `Store` trait.
 
 pub mod histogram;
@@ -14,6 +16,7 @@ pub mod liveness;
 pub mod load;
 pub mod report;
 pub mod seed;
+pub mod ws;
 
 use mftplus_store::StoreError;
 

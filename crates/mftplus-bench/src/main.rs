@@ -1,7 +1,8 @@
-//! `mftplus-bench seed | load | liveness`: see the library docs and `bench/fleet_load.sh`.
+//! `mftplus-bench seed | load | liveness | ws-echo | ws-hold`: see the library docs,
+//! `bench/fleet_load.sh` and `bench/hub_proxy.sh`.
 
 use clap::{Parser, Subcommand};
-use mftplus_bench::{liveness, load, seed, BenchError};
+use mftplus_bench::{liveness, load, seed, ws, BenchError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,6 +60,31 @@ enum Command {
         /// Writers at once while seeding (PostgreSQL benefits; SQLite has one writer).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+    },
+    /// Upstream for ws-hold: answers upgrade requests with 101 and echoes; 503 otherwise.
+    WsEcho {
+        /// Address to listen on, e.g. 127.0.0.1:0 (the bound address is printed on stdout).
+        #[arg(long)]
+        listen: String,
+        /// Exit after this many seconds, so a forgotten echo does not linger.
+        #[arg(long, default_value_t = 900)]
+        max_seconds: u64,
+    },
+    /// Open upgraded connections through a proxy and hold them, pinging each one.
+    WsHold {
+        /// `host:port` of the proxy.
+        #[arg(long)]
+        via: String,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 64)]
+        open_concurrency: usize,
+        /// Seconds between two pings on one connection.
+        #[arg(long, default_value_t = 5)]
+        ping_every: u64,
+        /// Seconds to hold once every connection is open.
+        #[arg(long, default_value_t = 20)]
+        hold: u64,
     },
 }
 
@@ -155,6 +181,52 @@ fn run(args: Args) -> Result<(), BenchError> {
                 summary.first_transitions,
                 summary.second_pass_ms,
                 summary.second_transitions
+            );
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::WsEcho {
+            listen,
+            max_seconds,
+        } => {
+            runtime(true)?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(&listen).await?;
+                println!("{}", listener.local_addr()?);
+                match tokio::time::timeout(Duration::from_secs(max_seconds), ws::echo(listener))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Ok(()),
+                }
+            })?;
+        }
+        Command::WsHold {
+            via,
+            connections,
+            open_concurrency,
+            ping_every,
+            hold,
+        } => {
+            let options = ws::HoldOptions {
+                via,
+                connections,
+                open_concurrency,
+                ping_every: Duration::from_secs(ping_every.max(1)),
+                hold: Duration::from_secs(hold),
+            };
+            let summary = runtime(true)?.block_on(ws::hold(&options))?;
+            eprintln!(
+                "{} of {} connections opened in {:.2} s; {} pings answered, {} failed; {} alive at the end{}",
+                summary.opened,
+                summary.requested,
+                summary.open_seconds,
+                summary.pings_ok,
+                summary.ping_failures,
+                summary.alive_at_end,
+                summary
+                    .first_error
+                    .as_deref()
+                    .map(|e| format!("; first error: {e}"))
+                    .unwrap_or_default()
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
