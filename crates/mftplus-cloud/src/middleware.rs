@@ -111,38 +111,15 @@ async fn admit(
             ))
         }
         Err(err) => {
-            if err.code != ErrorCode::Internal {
-                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                let kind = match presented(request.headers()) {
-                    Presented::ApiKey(_) => "api_key",
-                    _ => "jwt",
-                };
-                state
-                    .audit(
-                        AuditEvent::new("auth_failed")
-                            .outcome("failure")
-                            .target(spec.path)
-                            .ip(client_ip)
-                            .details(json!({"credential": kind, "reason": err.code.as_str(), "method": spec.method.as_str()})),
-                    )
-                    .await;
-            }
-            return Err(err);
+            let kind = match presented(request.headers()) {
+                Presented::ApiKey(_) => "api_key",
+                _ => "jwt",
+            };
+            return Err(auth_failed(state, spec, client_ip, kind, err).await);
         }
     };
 
-    if rate.enabled {
-        let decision =
-            state
-                .limiter
-                .check(caller.credential_id(), rate.per_credential_per_minute, now);
-        if limits.is_none_or(|current| decision.remaining < current.remaining) {
-            *limits = Some(decision);
-        }
-        if !decision.allowed {
-            return Err(rate_limited(state, decision));
-        }
-    }
+    limit_credential(state, caller.credential_id(), limits)?;
 
     let scope = match spec.access {
         Access::Public
@@ -162,17 +139,14 @@ async fn admit(
         | Access::Scoped {
             own: permission, ..
         } => {
-            state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-            state
-                .audit(
-                    AuditEvent::new("access_denied")
-                        .outcome("denied")
-                        .actor(&caller.email)
-                        .target(spec.path)
-                        .ip(client_ip)
-                        .details(json!({"method": spec.method.as_str(), "role": caller.role, "permission": permission})),
-                )
-                .await;
+            denied(
+                state,
+                spec,
+                client_ip,
+                &caller.email,
+                json!({"role": caller.role, "permission": permission}),
+            )
+            .await;
             return Err(ApiError::forbidden(format!(
                 "role {} lacks permission {permission}",
                 caller.role
@@ -185,6 +159,78 @@ async fn admit(
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(scope);
     Ok(renewal)
+}
+
+/// Counts and audits a refused credential (never an internal failure) and passes the error on.
+async fn auth_failed(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    credential: &str,
+    err: ApiError,
+) -> ApiError {
+    if err.code != ErrorCode::Internal {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        state
+            .audit(
+                AuditEvent::new("auth_failed")
+                    .outcome("failure")
+                    .target(spec.path)
+                    .ip(client_ip)
+                    .details(json!({"credential": credential, "reason": err.code.as_str(), "method": spec.method.as_str()})),
+            )
+            .await;
+    }
+    err
+}
+
+/// The per-credential rate limit; the tighter of it and the per-address one goes in the
+/// `X-RateLimit-*` headers.
+fn limit_credential(
+    state: &AppState,
+    subject: (&str, &str),
+    limits: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let rate = &state.config.config.rate_limit;
+    if !rate.enabled {
+        return Ok(());
+    }
+    let decision = state.limiter.check(
+        subject,
+        rate.per_credential_per_minute,
+        state.clock.now_secs(),
+    );
+    if limits.is_none_or(|current| decision.remaining < current.remaining) {
+        *limits = Some(decision);
+    }
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(rate_limited(state, decision))
+    }
+}
+
+/// Counts and audits an authenticated caller refused by the route's access.
+async fn denied(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    actor: &str,
+    details: serde_json::Value,
+) {
+    state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+    let mut details = details;
+    details["method"] = json!(spec.method.as_str());
+    state
+        .audit(
+            AuditEvent::new("access_denied")
+                .outcome("denied")
+                .actor(actor)
+                .target(spec.path)
+                .ip(client_ip)
+                .details(details),
+        )
+        .await;
 }
 
 /// Host and guest keys: the key must be of the kind the route takes, and a `{host_id}` in the
@@ -203,37 +249,10 @@ async fn admit_reporter(
     };
     let reporter = match state.authenticate_reporter(key).await {
         Ok(reporter) => reporter,
-        Err(err) => {
-            if err.code != ErrorCode::Internal {
-                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                state
-                    .audit(
-                        AuditEvent::new("auth_failed")
-                            .outcome("failure")
-                            .target(spec.path)
-                            .ip(client_ip)
-                            .details(json!({"credential": "reporter_key", "reason": err.code.as_str(), "method": spec.method.as_str()})),
-                    )
-                    .await;
-            }
-            return Err(err);
-        }
+        Err(err) => return Err(auth_failed(state, spec, client_ip, "reporter_key", err).await),
     };
-    let rate = &state.config.config.rate_limit;
-    if rate.enabled {
-        let (kind, subject) = reporter.rate_key();
-        let decision = state.limiter.check(
-            (kind, subject.as_str()),
-            rate.per_credential_per_minute,
-            state.clock.now_secs(),
-        );
-        if limits.is_none_or(|current| decision.remaining < current.remaining) {
-            *limits = Some(decision);
-        }
-        if !decision.allowed {
-            return Err(rate_limited(state, decision));
-        }
-    }
+    let (kind, subject) = reporter.rate_key();
+    limit_credential(state, (kind, subject.as_str()), limits)?;
     let kind_ok = matches!(
         (spec.access, &reporter),
         (Access::Host | Access::HostOr(_), Reporter::Host { .. })
@@ -242,17 +261,12 @@ async fn admit_reporter(
     let own_host = path_param(spec.path, request.uri().path(), "host_id")
         .is_none_or(|host_id| host_id == reporter.host_id());
     if !kind_ok || !own_host {
-        state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-        state
-            .audit(
-                AuditEvent::new("access_denied")
-                    .outcome("denied")
-                    .actor(&reporter.rate_key().1)
-                    .target(spec.path)
-                    .ip(client_ip)
-                    .details(json!({"method": spec.method.as_str(), "reason": if kind_ok { "another host" } else { "wrong key kind" }})),
-            )
-            .await;
+        let reason = if kind_ok {
+            "another host"
+        } else {
+            "wrong key kind"
+        };
+        denied(state, spec, client_ip, &subject, json!({"reason": reason})).await;
         return Err(ApiError::forbidden(if kind_ok {
             "a host key acts only on its own host"
         } else {
@@ -280,36 +294,13 @@ async fn admit_hub(
     };
     let hub_key = match state.authenticate_deploy_key(key).await {
         Ok(hub_key) => hub_key,
-        Err(err) => {
-            if err.code != ErrorCode::Internal {
-                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                state
-                    .audit(
-                        AuditEvent::new("auth_failed")
-                            .outcome("failure")
-                            .target(spec.path)
-                            .ip(client_ip)
-                            .details(json!({"credential": "deploy_key", "reason": err.code.as_str(), "method": spec.method.as_str()})),
-                    )
-                    .await;
-            }
-            return Err(err);
-        }
+        Err(err) => return Err(auth_failed(state, spec, client_ip, "deploy_key", err).await),
     };
-    let rate = &state.config.config.rate_limit;
-    if rate.enabled {
-        let decision = state.limiter.check(
-            ("deploy_key", hub_key.deploy_key_id.as_str()),
-            rate.per_credential_per_minute,
-            state.clock.now_secs(),
-        );
-        if limits.is_none_or(|current| decision.remaining < current.remaining) {
-            *limits = Some(decision);
-        }
-        if !decision.allowed {
-            return Err(rate_limited(state, decision));
-        }
-    }
+    limit_credential(
+        state,
+        ("deploy_key", hub_key.deploy_key_id.as_str()),
+        limits,
+    )?;
     if let Some(hub_id) = path_param(spec.path, request.uri().path(), "hub_id") {
         let own = state
             .store
@@ -317,17 +308,14 @@ async fn admit_hub(
             .await?
             .is_some_and(|hub| hub.deploy_key_id == hub_key.deploy_key_id);
         if !own {
-            state.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-            state
-                .audit(
-                    AuditEvent::new("access_denied")
-                        .outcome("denied")
-                        .actor(&hub_key.actor())
-                        .target(spec.path)
-                        .ip(client_ip)
-                        .details(json!({"method": spec.method.as_str(), "reason": "another key's hub", "hub_id": hub_id})),
-                )
-                .await;
+            denied(
+                state,
+                spec,
+                client_ip,
+                &hub_key.actor(),
+                json!({"reason": "another key's hub", "hub_id": hub_id}),
+            )
+            .await;
             return Err(ApiError::forbidden(
                 "a deploy key acts only on the hubs registered with it",
             ));
