@@ -284,16 +284,20 @@ pub async fn fleet_flow(cloud: &TestCloud, agent_url: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_blocked_customer_reports_but_gets_no_ops() {
-    let cloud = TestCloud::spawn().await;
+/// An operator client, a customer with the known retrieval password, and one box enrolled in it
+/// directly with the cloud.
+async fn customer_with_box(
+    cloud: &TestCloud,
+    customer_id: &str,
+    hostname: &str,
+) -> (Client, mftplus_types::fleet::EnrollResponse) {
     let operator =
         Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
     operator
         .create_customer(&CreateCustomer {
-            id: Some("blocked".into()),
-            name: "Blocked Bt".into(),
-            email: "it@blocked.example.com".into(),
+            id: Some(customer_id.into()),
+            name: format!("Customer {customer_id}"),
+            email: format!("it@{customer_id}.example.com"),
             domain: None,
             locale: Some("hu".into()),
             retrieval_password: Some(PASSWORD.into()),
@@ -305,8 +309,8 @@ async fn a_blocked_customer_reports_but_gets_no_ops() {
         .unwrap()
         .enroll(
             &EnrollRequest {
-                customer_id: "blocked".into(),
-                hostname: "box-2".into(),
+                customer_id: customer_id.into(),
+                hostname: hostname.into(),
                 agent_version: "0.1.0".into(),
                 platform: None,
             },
@@ -314,6 +318,13 @@ async fn a_blocked_customer_reports_but_gets_no_ops() {
         )
         .await
         .unwrap();
+    (operator, enrolled)
+}
+
+#[tokio::test]
+async fn a_blocked_customer_reports_but_gets_no_ops() {
+    let cloud = TestCloud::spawn().await;
+    let (operator, enrolled) = customer_with_box(&cloud, "blocked", "box-2").await;
     let agent = AgentClient::new(&cloud.url, &enrolled.host_key).unwrap();
     let host_id = enrolled.host_id.clone();
     let report = |generation: u64| HostReport {
@@ -399,33 +410,7 @@ impl Drop for AgentProcess {
 #[tokio::test]
 async fn ops_sign_with_a_key_held_by_ssh_agent() {
     let cloud = TestCloud::spawn().await;
-    let operator =
-        Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
-    operator
-        .create_customer(&CreateCustomer {
-            id: Some("agent-signed".into()),
-            name: "Agent Kft".into(),
-            email: "it@agent.example.com".into(),
-            domain: None,
-            locale: None,
-            retrieval_password: Some(PASSWORD.into()),
-            config: None,
-        })
-        .await
-        .unwrap();
-    let enrolled = AgentClient::unenrolled(&cloud.url)
-        .unwrap()
-        .enroll(
-            &EnrollRequest {
-                customer_id: "agent-signed".into(),
-                hostname: "box-3".into(),
-                agent_version: "0.1.0".into(),
-                platform: None,
-            },
-            PASSWORD,
-        )
-        .await
-        .unwrap();
+    let (operator, enrolled) = customer_with_box(&cloud, "agent-signed", "box-3").await;
     let mut wanted = DesiredState::default();
     wanted.guests.insert("web".into(), web_guest());
     for state in [wanted, DesiredState::default()] {
