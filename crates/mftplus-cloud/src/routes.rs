@@ -3,7 +3,9 @@
 //! the authorization tests iterate the same table.
 
 use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
-use crate::handlers::{apikeys, audit, auth, config, health, hubs, keys, tokens, transfers, users};
+use crate::handlers::{
+    apikeys, audit, auth, config, health, hubs, keys, site, tokens, transfers, users,
+};
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
@@ -152,6 +154,7 @@ table! {
     "hubs_register"       POST   paths::HUBS_REGISTER => Access::DeployKey;
     "hub_heartbeat"       POST   paths::HUB_HEARTBEAT => Access::DeployKey;
     "hub_validate"        POST   paths::HUB_VALIDATE => Access::DeployKey;
+    "hub_site_live"       POST   paths::HUB_SITE_TRANSFERS_LIVE => Access::DeployKey;
     "hubs_list"           GET    paths::HUBS => HUBS_READ;
     "hubs_get"            GET    paths::HUB => HUBS_READ;
     "deploy_keys_list"    GET    paths::DEPLOY_KEYS => HUBS_READ;
@@ -256,6 +259,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "hubs_register" => post(hubs::register),
         "hub_heartbeat" => post(hubs::heartbeat),
         "hub_validate" => post(hubs::validate),
+        "hub_site_live" => post(site::live),
         "hubs_list" => get(hubs::index),
         "hubs_get" => get(hubs::show),
         "deploy_keys_list" => get(hubs::deploy_keys_index),

@@ -8,7 +8,7 @@ use crate::config::LoadedConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::{LoginThrottle, RateLimiter};
 use crate::rbac::Rbac;
-use mftplus_store::{ApiKeyRow, DeployKeyRow, Store, TokenRow, UserRow};
+use mftplus_store::{ApiKeyRow, DeployKeyRow, HubRow, Store, TokenRow, UserRow};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -55,6 +55,8 @@ pub struct CredentialCache {
     pub reporters: TtlMap<[u8; 32], crate::auth::reporter::Reporter>,
     /// Deploy keys (edge hubs), revoked ones included, by the raw SHA-256 of the key.
     pub deploy_keys: TtlMap<[u8; 32], DeployKeyRow>,
+    /// Hubs by id, for checking a hub's assertion on transfer requests (decision 0012).
+    pub hubs: TtlMap<String, HubRow>,
 }
 
 pub struct Inner {
@@ -76,6 +78,9 @@ pub struct Inner {
     pub started: Instant,
     /// Last-use stamps of API keys, written in batches by a background job.
     pub key_uses: Mutex<HashMap<String, i64>>,
+    /// The path last recorded for each user (decision 0012), so an unchanged path is written
+    /// again only after a while rather than on every request.
+    pub site_paths: TtlMap<String, Option<String>>,
 }
 
 #[derive(Clone)]
@@ -113,7 +118,9 @@ impl AppState {
                 users: TtlMap::new(CACHE_TTL),
                 reporters: TtlMap::new(CACHE_TTL),
                 deploy_keys: TtlMap::new(CACHE_TTL),
+                hubs: TtlMap::new(CACHE_TTL),
             },
+            site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
             metrics,
             chunk_claims: ChunkClaims::default(),
             chunk_committer,

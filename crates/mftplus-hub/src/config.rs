@@ -135,6 +135,9 @@ pub struct HubConfig {
     pub queue_max: u64,
     /// `HUB_LISTEN_ADDR`, default `0.0.0.0`.
     pub listen_addr: String,
+    /// `HUB_SITE_LOCAL`, default `true`: keep the ciphertext of transfers whose sender and
+    /// recipients are all behind this hub in `HUB_DATA_DIR/site` (decision 0012).
+    pub site_local: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +195,18 @@ impl HubConfig {
             24_u32,
         )?;
         let queue_max = number("HUB_QUEUE_MAX", get("HUB_QUEUE_MAX"), 100_000_u64)?;
+        let site_local = match get("HUB_SITE_LOCAL").as_deref().map(str::trim) {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "HUB_SITE_LOCAL",
+                    message: format!("must be true or false, not {other:?}"),
+                })
+            }
+        };
         Ok(HubConfig {
+            site_local,
             auth_cache_ttl_hours,
             queue_max,
             cloud_api_url,

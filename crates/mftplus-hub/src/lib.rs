@@ -12,9 +12,9 @@
 //!
 //! - `auth_cache`, `queue`, `offline`: the encrypted auth cache and the offline queue in
 //!   `HUB_DATA_DIR/hub.db`, so agents keep reporting while the cloud is unreachable.
+//! - `site`: site-local transfers, whose sealed chunks stay in `HUB_DATA_DIR/site`.
 //!
-//! What it is not (yet): site-local transfers are separate work (SPEC §4). It never opens the
-//! cloud's database and does not depend on the cloud or store crates: it speaks to the cloud
+//! It never opens the cloud's database and does not depend on the cloud or store crates: it speaks to the cloud
 //! only over HTTP (tests alone use the real cloud, as a dev-dependency).
 
 pub mod auth_cache;
@@ -26,6 +26,7 @@ pub mod phone_home;
 pub mod proxy;
 pub mod queue;
 pub mod server;
+pub mod site;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

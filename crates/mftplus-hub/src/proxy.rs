@@ -159,6 +159,7 @@ async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
+    crate::site::prepare_upstream_headers(state, &ctx.target, &mut parts.headers);
     phases.upstream_request_filter(ctx, &mut parts.headers);
 
     let progress = Arc::new(Progress::new());

@@ -48,6 +48,7 @@ impl Hub {
         let client = upstream_client(&timings)?;
         let mut state = HubState::new(config, timings, client, announcer);
         state.offline = open_offline(&state.config);
+        state.site = open_site(&state.config);
         Ok(Hub {
             state: Arc::new(state),
             phases: Arc::new(DefaultPhases),
@@ -71,6 +72,16 @@ impl Hub {
                       request: Request| {
                     let phases = phases.clone();
                     async move {
+                        let site_route = state.site.clone().and_then(|site| {
+                            crate::site::route(request.method(), request.uri().path())
+                                .map(|route| (site, route))
+                        });
+                        if let Some((site, route)) = site_route {
+                            return crate::site::handle(
+                                state, site, phases, client, request, route,
+                            )
+                            .await;
+                        }
                         let offline = state.offline.clone().filter(|_| {
                             crate::offline::queueable(request.method(), request.uri().path())
                         });
@@ -120,6 +131,11 @@ impl Hub {
             .offline
             .clone()
             .map(|offline| tokio::spawn(crate::offline::replay(self.state.clone(), offline)));
+        let collector = self
+            .state
+            .site
+            .clone()
+            .map(|site| tokio::spawn(crate::site::collect::run(self.state.clone(), site)));
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -127,8 +143,8 @@ impl Hub {
             .with_graceful_shutdown(shutdown)
             .await;
         phone_home.abort();
-        if let Some(replay) = replay {
-            replay.abort();
+        for task in [replay, collector].into_iter().flatten() {
+            task.abort();
         }
         served.map_err(|source| HubError::Io {
             context: "the hub's listener failed".into(),
@@ -149,6 +165,25 @@ fn open_offline(config: &HubConfig) -> Option<Arc<crate::offline::Offline>> {
                 data_dir = %config.data_dir.display(),
                 error = %err,
                 "auth cache and offline queue unavailable; agents fail while the cloud is down"
+            );
+            None
+        }
+    }
+}
+
+/// The site store under `HUB_DATA_DIR/site`, unless `HUB_SITE_LOCAL` is off. Without it the
+/// hub adds no assertion, so the cloud keeps every transfer's bytes itself.
+fn open_site(config: &HubConfig) -> Option<Arc<crate::site::Site>> {
+    if !config.site_local {
+        return None;
+    }
+    match crate::site::Site::open(&config.data_dir) {
+        Ok(site) => Some(Arc::new(site)),
+        Err(err) => {
+            tracing::error!(
+                data_dir = %config.data_dir.display(),
+                error = %err,
+                "site store unavailable; every transfer's data goes to the cloud"
             );
             None
         }

@@ -33,6 +33,8 @@ pub struct Timings {
     pub cloud_call_timeout: Duration,
     /// Idle pooled connections are closed after this.
     pub pool_idle_timeout: Duration,
+    /// How often the site store asks the cloud which transfers ended (decision 0012).
+    pub site_collect_every: Duration,
 }
 
 impl Timings {
@@ -46,6 +48,7 @@ impl Timings {
             upstream_timeout: Duration::from_secs(120),
             cloud_call_timeout: Duration::from_secs(15),
             pool_idle_timeout: Duration::from_secs(90),
+            site_collect_every: Duration::from_secs(3600),
         }
     }
 }
@@ -119,6 +122,9 @@ pub struct HubState {
     /// The auth cache and offline queue; `None` when `hub.db` could not be opened (the hub
     /// then only proxies).
     pub offline: Option<Arc<crate::offline::Offline>>,
+    /// The site store; `None` when `HUB_SITE_LOCAL` is off or `HUB_DATA_DIR/site` could not
+    /// be opened (transfers then all go to the cloud).
+    pub site: Option<Arc<crate::site::Site>>,
     phone_home: RwLock<PhoneHomeStatus>,
 }
 
@@ -137,6 +143,7 @@ impl HubState {
             announcer,
             hostname: hostname(),
             offline: None,
+            site: None,
             phone_home: RwLock::new(PhoneHomeStatus::default()),
         }
     }

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
-    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation, NewDeployKey,
-    StoreError, StoreResult,
+    transfer_status, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation,
+    NewDeployKey, StoreError, StoreResult, UserSite,
 };
 use tokio_postgres::Row;
 
@@ -211,5 +211,64 @@ impl HubStore for PostgresStore {
             .iter()
             .map(hub_from_row)
             .collect()
+    }
+
+    async fn note_user_site(
+        &self,
+        user_id: &str,
+        hub_id: Option<&str>,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        sql::execute(
+            &self.client().await?,
+            "INSERT INTO user_sites (user_id, hub_id, seen_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET hub_id = EXCLUDED.hub_id, \
+             seen_at_ms = EXCLUDED.seen_at_ms",
+            &[&user_id, &hub_id, &at_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn user_sites(&self, user_ids: &[String]) -> StoreResult<Vec<UserSite>> {
+        sql::query(
+            &self.client().await?,
+            "SELECT user_id, hub_id, seen_at_ms FROM user_sites WHERE user_id = ANY($1)",
+            &[&user_ids],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(UserSite {
+                user_id: row.try_get(0).db()?,
+                hub_id: row.try_get(1).db()?,
+                seen_at_ms: row.try_get(2).db()?,
+            })
+        })
+        .collect()
+    }
+
+    async fn live_site_transfers(
+        &self,
+        hub_id: &str,
+        transfer_ids: &[String],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        sql::query(
+            &self.client().await?,
+            "SELECT id FROM transfers WHERE id = ANY($1) AND site = $2 \
+             AND status IN ($3, $4) AND expires_at_ms > $5",
+            &[
+                &transfer_ids,
+                &hub_id,
+                &transfer_status::UPLOADING,
+                &transfer_status::COMPLETE,
+                &now_ms,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0).db())
+        .collect()
     }
 }

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_idempotency",
         include_str!("../migrations/0006_idempotency.sql"),
     ),
+    ("0007_sites", include_str!("../migrations/0007_sites.sql")),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

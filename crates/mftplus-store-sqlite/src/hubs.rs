@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use mftplus_store::{
-    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation, NewDeployKey,
-    StoreError, StoreResult,
+    transfer_status, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation,
+    NewDeployKey, StoreError, StoreResult, UserSite,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -230,6 +230,89 @@ impl HubStore for SqliteStore {
             conn.prepare_cached(&sql)
                 .and_then(|mut stmt| stmt.query_map([], hub_from_row)?.collect())
                 .db()
+        })
+        .await
+    }
+
+    async fn note_user_site(
+        &self,
+        user_id: &str,
+        hub_id: Option<&str>,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        let (user_id, hub_id) = (user_id.to_owned(), hub_id.map(str::to_owned));
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO user_sites (user_id, hub_id, seen_at_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET hub_id = excluded.hub_id, \
+                 seen_at_ms = excluded.seen_at_ms",
+                params![user_id, hub_id, at_ms],
+            )
+            .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_sites(&self, user_ids: &[String]) -> StoreResult<Vec<UserSite>> {
+        let user_ids = user_ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT user_id, hub_id, seen_at_ms FROM user_sites WHERE user_id = ?1",
+                )
+                .db()?;
+            let mut out = Vec::new();
+            for user_id in &user_ids {
+                let found = stmt
+                    .query_row(params![user_id], |row| {
+                        Ok(UserSite {
+                            user_id: row.get(0)?,
+                            hub_id: row.get(1)?,
+                            seen_at_ms: row.get(2)?,
+                        })
+                    })
+                    .optional()
+                    .db()?;
+                out.extend(found);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn live_site_transfers(
+        &self,
+        hub_id: &str,
+        transfer_ids: &[String],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let (hub_id, transfer_ids) = (hub_id.to_owned(), transfer_ids.to_vec());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM transfers WHERE id = ?1 AND site = ?2 \
+                     AND status IN (?3, ?4) AND expires_at_ms > ?5",
+                )
+                .db()?;
+            let mut live = Vec::new();
+            for id in &transfer_ids {
+                let found: Option<String> = stmt
+                    .query_row(
+                        params![
+                            id,
+                            hub_id,
+                            transfer_status::UPLOADING,
+                            transfer_status::COMPLETE,
+                            now_ms
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .db()?;
+                live.extend(found);
+            }
+            Ok(live)
         })
         .await
     }

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_idempotency",
         include_str!("../migrations/0006_idempotency.sql"),
     ),
+    ("0007_sites", include_str!("../migrations/0007_sites.sql")),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

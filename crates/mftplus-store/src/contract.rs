@@ -16,6 +16,7 @@ mod fleet_jobs;
 mod fleet_ops;
 mod fleet_reports;
 mod hubs;
+mod sites;
 mod tokens;
 mod transfers;
 mod users;
@@ -38,6 +39,7 @@ pub use fleet_ops::{
 };
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
 pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
+pub use sites::{site_live_transfers, site_user_paths};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
     cancel_transfer, complete_transfer, delete_transfer, expire_transfers, mark_downloaded,
@@ -72,6 +74,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     hub_deploy_keys(&*store).await;
     hub_registry(&*store).await;
     hub_concurrent_registration(store.clone()).await;
+    site_user_paths(&*store).await;
+    site_live_transfers(&*store).await;
 }
 
 /// The fleet sections, in an order that keeps them independent: the global sweeps (liveness,

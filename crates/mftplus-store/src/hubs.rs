@@ -112,4 +112,34 @@ pub trait HubStore: Send + Sync {
     async fn get_hub(&self, id: &str) -> StoreResult<Option<HubRow>>;
     /// Ordered by hostname, then id (byte order).
     async fn list_hubs(&self) -> StoreResult<Vec<HubRow>>;
+
+    // ---- site-local transfers (decision 0012) ----
+    /// Records the path of the user's latest transfer request: through `hub_id`, or to the
+    /// cloud directly (`None`). Replaces what was recorded before.
+    async fn note_user_site(
+        &self,
+        user_id: &str,
+        hub_id: Option<&str>,
+        at_ms: i64,
+    ) -> StoreResult<()>;
+    /// The recorded paths of those of `user_ids` that have one, in no particular order.
+    async fn user_sites(&self, user_ids: &[String]) -> StoreResult<Vec<UserSite>>;
+    /// Those of `transfer_ids` kept on `hub_id`'s site whose files are still needed: the
+    /// transfer is uploading, or complete and not expired at `now_ms`. Unknown ids, other
+    /// sites' transfers, cancelled and expired ones are left out.
+    async fn live_site_transfers(
+        &self,
+        hub_id: &str,
+        transfer_ids: &[String],
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+}
+
+/// The path a user's latest transfer request took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSite {
+    pub user_id: String,
+    /// The edge hub it came through; `None` when it came to the cloud directly.
+    pub hub_id: Option<String>,
+    pub seen_at_ms: i64,
 }

@@ -72,6 +72,10 @@ codes! {
     CloudUnreachable => "cloud_unreachable", 503;
     // Edge hub: the offline queue is at `HUB_QUEUE_MAX`.
     HubQueueFull => "hub_queue_full", 503;
+    // A site-local transfer's ciphertext is on its hub: this request must go through it.
+    SiteLocal => "site_local", 409;
+    // Edge hub: a site-local chunk the cloud recorded is not in the hub's store.
+    SiteChunkMissing => "site_chunk_missing", 500;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -76,6 +76,7 @@ pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 pub const HUBS_REGISTER: &str = "/api/v1/hubs/register";
 pub const HUB_HEARTBEAT: &str = "/api/v1/hubs/{hub_id}/heartbeat";
 pub const HUB_VALIDATE: &str = "/api/v1/hubs/{hub_id}/validate";
+pub const HUB_SITE_TRANSFERS_LIVE: &str = "/api/v1/hubs/{hub_id}/site-transfers/live";
 
 // ---- edge hubs: operators ----
 pub const HUBS: &str = "/api/v1/hubs";

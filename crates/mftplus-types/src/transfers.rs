@@ -19,6 +19,12 @@ pub struct UserPublicKey {
     pub updated_at: String,
 }
 
+/// The largest sealed chunk a transfer of `chunk_size` can produce: the chunk plus zstd's
+/// worst-case growth and the AEAD tag. The cloud and a site hub refuse anything longer.
+pub fn max_sealed_len(chunk_size: u64) -> u64 {
+    chunk_size + chunk_size / 128 + 1024 + 16
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTransferRequest {
@@ -55,6 +61,10 @@ pub struct Transfer {
     pub cancelled_at: Option<String>,
     pub expires_at: String,
     pub recipients: Vec<TransferRecipient>,
+    /// The hub whose site keeps this transfer's ciphertext (decision 0012); absent when the
+    /// cloud's blob store does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -94,3 +104,54 @@ pub struct VerifyReport {
 /// Header names of a chunk upload.
 pub const CHUNK_SHA256_HEADER: &str = "x-chunk-sha256";
 pub const CHUNK_LAST_HEADER: &str = "x-chunk-last";
+
+/// Site-local transfers (decision 0012): what an edge hub and the cloud say to each other on
+/// transfer routes. Agents never send these; a hub strips them from what agents send.
+pub mod site {
+    use super::ChunkInfo;
+    use serde::{Deserialize, Serialize};
+
+    /// The registered hub's id, asserting "this request came through me".
+    pub const HUB_ID_HEADER: &str = "x-mftplus-hub-id";
+    /// The hub's deploy key, proving the assertion.
+    pub const HUB_KEY_HEADER: &str = "x-mftplus-hub-key";
+    /// On a hub's empty-bodied chunk `PUT`: the length of the sealed chunk the hub stored.
+    pub const STORED_SIZE_HEADER: &str = "x-mftplus-site-chunk-size";
+    /// On the cloud's answer to a hub's chunk `GET`: serve the chunk with this SHA-256 from
+    /// the site store (the body is empty).
+    pub const SERVE_SHA256_HEADER: &str = "x-mftplus-site-chunk-sha256";
+    /// On the cloud's answer to a hub's verify `GET`: the body is a [`SiteVerifyPlan`] for the
+    /// hub to check against its files.
+    pub const VERIFY_PLAN_HEADER: &str = "x-mftplus-site-verify";
+
+    /// Every header of this protocol; a hub removes them from agents' requests.
+    pub const ALL_HEADERS: [&str; 5] = [
+        HUB_ID_HEADER,
+        HUB_KEY_HEADER,
+        STORED_SIZE_HEADER,
+        SERVE_SHA256_HEADER,
+        VERIFY_PLAN_HEADER,
+    ];
+
+    /// The cloud's recorded chunks of a site transfer, for the hub's verify.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    pub struct SiteVerifyPlan {
+        pub transfer_id: String,
+        pub chunk_count: Option<u64>,
+        pub chunks: Vec<ChunkInfo>,
+    }
+
+    /// `POST /api/v1/hubs/{hub_id}/site-transfers/live`: the transfers a hub holds files for.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    #[serde(deny_unknown_fields)]
+    pub struct SiteTransfersQuery {
+        pub transfer_ids: Vec<String>,
+    }
+
+    /// Which of them still need their files (uploading, or complete and not expired); the hub
+    /// deletes the rest.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    pub struct SiteTransfersLive {
+        pub live: Vec<String>,
+    }
+}

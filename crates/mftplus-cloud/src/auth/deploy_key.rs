@@ -83,3 +83,48 @@ fn check_usable(row: &DeployKeyRow) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+impl AppState {
+    /// The hub a transfer request came through (decision 0012): `Some(hub_id)` when it carries
+    /// the hub's id and deploy key and the hub is registered under that key, `None` when it
+    /// carries neither. Half an assertion, an unknown or revoked key, or another key's hub is
+    /// 401: a request claiming a hub it cannot prove is refused, never served as direct.
+    pub async fn hub_assertion(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<String>, ApiError> {
+        use mftplus_types::transfers::site::{HUB_ID_HEADER, HUB_KEY_HEADER};
+        let refused = |why: &str| ApiError::new(ErrorCode::Unauthenticated, why.to_string());
+        let (hub_id, key) = match (headers.get(HUB_ID_HEADER), headers.get(HUB_KEY_HEADER)) {
+            (None, None) => return Ok(None),
+            (Some(hub_id), Some(key)) => (hub_id, key),
+            _ => return Err(refused("a hub assertion needs both the hub id and its key")),
+        };
+        let key = key
+            .to_str()
+            .ok()
+            .filter(|key| key.starts_with(DEPLOY_KEY_PREFIX))
+            .ok_or_else(|| refused("the hub key is not a deploy key"))?;
+        let hub_key = self.authenticate_deploy_key(key).await?;
+        let hub_id = hub_id
+            .to_str()
+            .map_err(|_| refused("the hub id is not readable"))?;
+        let hub = match self.cache.hubs.get(hub_id) {
+            Some(hub) => hub,
+            None => {
+                let hub = self
+                    .store
+                    .get_hub(hub_id)
+                    .await?
+                    .ok_or_else(|| refused("no hub is registered under this id"))?;
+                let hub = Arc::new(hub);
+                self.cache.hubs.insert(hub_id.to_string(), hub.clone());
+                hub
+            }
+        };
+        if hub.deploy_key_id != hub_key.deploy_key_id {
+            return Err(refused("the hub is registered under another deploy key"));
+        }
+        Ok(Some(hub.id.clone()))
+    }
+}

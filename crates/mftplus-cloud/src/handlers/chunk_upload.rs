@@ -18,11 +18,7 @@ use mftplus_store::{ChunkOutcome, NewChunk};
 use mftplus_types::transfers::{ChunkReceipt, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER};
 use mftplus_types::ErrorCode;
 
-/// The largest sealed chunk a transfer of `chunk_size` can produce: the chunk plus zstd's
-/// worst-case growth and the AEAD tag.
-pub fn max_sealed_len(chunk_size: u64) -> u64 {
-    chunk_size + chunk_size / 128 + 1024 + 16
-}
+pub use mftplus_types::transfers::max_sealed_len;
 
 fn declared_sha256(headers: &http::HeaderMap) -> ApiResult<[u8; 32]> {
     headers
@@ -107,9 +103,27 @@ pub async fn upload_chunk(
     headers: http::HeaderMap,
     body: Body,
 ) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
+    let via = state.hub_assertion(&headers).await?;
     let row = own_upload(&state, &caller, &id).await?;
     let declared = declared_sha256(&headers)?;
     let last = last_flag(&headers)?;
+    if row.site.is_some() {
+        return super::site::record_chunk(
+            &state,
+            &row,
+            via.as_deref(),
+            index,
+            &declared,
+            last,
+            &headers,
+        )
+        .await;
+    }
+    if headers.contains_key(mftplus_types::transfers::site::STORED_SIZE_HEADER) {
+        return Err(ApiError::validation(
+            "this transfer is not kept on a site: send the chunk's bytes",
+        ));
+    }
     let max_sealed = max_sealed_len(row.chunk_size as u64);
     let announced = headers
         .get(http::header::CONTENT_LENGTH)

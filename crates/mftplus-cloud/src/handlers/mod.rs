@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod health;
 pub mod hubs;
 pub mod keys;
+pub mod site;
 pub mod tokens;
 pub mod transfers;
 pub mod users;

@@ -2,7 +2,7 @@
 //! its SHA-256) and the sealed manifest; senders, recipients and `transfers:read` holders
 //! download them once the transfer is complete. Plaintext never reaches this module.
 
-use super::{email_of, find_user, parse_expiry};
+use super::{email_of, find_user, parse_expiry, site};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
@@ -55,6 +55,7 @@ async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
         completed_at: row.completed_at_ms.map(rfc3339),
         cancelled_at: row.cancelled_at_ms.map(rfc3339),
         expires_at: rfc3339(row.expires_at_ms),
+        site: row.site.clone(),
         recipients: row
             .recipients
             .iter()
@@ -128,8 +129,11 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: http::HeaderMap,
     ApiJson(body): ApiJson<CreateTransferRequest>,
 ) -> ApiResult<(http::StatusCode, Json<Transfer>)> {
+    let via = state.hub_assertion(&headers).await?;
+    site::note_path(&state, &caller, via.as_deref()).await?;
     let limits = &state.config.config.transfers;
     if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
         return Err(ApiError::validation(format!(
@@ -173,6 +177,7 @@ pub async fn create(
         Some(text) => parse_expiry(text)?,
         None => limits.retention_days * 86_400,
     };
+    let site = site::choose_site(&state, via.as_deref(), &recipients).await?;
     let now = state.clock.now_ms();
     let row = state
         .store
@@ -183,7 +188,7 @@ pub async fn create(
             chunk_size: body.chunk_size as i64,
             created_at_ms: now,
             expires_at_ms: now + lifetime_secs as i64 * 1000,
-            site: None,
+            site,
             recipients,
         })
         .await?;
@@ -193,7 +198,10 @@ pub async fn create(
                 .actor(&caller.email)
                 .target(&row.id)
                 .ip(&ip)
-                .details(json!({"recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>()})),
+                .details(json!({
+                    "recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>(),
+                    "site": row.site,
+                })),
         )
         .await;
     Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
@@ -238,12 +246,15 @@ pub async fn complete(
             "the sealed manifest must be 1 byte to 64 KiB",
         ));
     }
-    // Every chunk must be on disk before the transfer may be served.
-    state
-        .blobs
-        .sync_transfer(&transfer_key(&row.id)?)
-        .await
-        .map_err(blob_error)?;
+    // Every chunk must be on disk before the transfer may be served. A site transfer's chunks
+    // are on its hub, which synced each before the cloud recorded it.
+    if row.site.is_none() {
+        state
+            .blobs
+            .sync_transfer(&transfer_key(&row.id)?)
+            .await
+            .map_err(blob_error)?;
+    }
     let row = state
         .store
         .complete_transfer(&row.id, &manifest, state.clock.now_ms())
@@ -280,8 +291,13 @@ pub async fn index(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<Scope>,
+    headers: http::HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<Transfer>>> {
+    // Listing is how a recipient looks for what was sent to them: the path it takes says
+    // which site they are on.
+    let via = state.hub_assertion(&headers).await?;
+    site::note_path(&state, &caller, via.as_deref()).await?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::validation("limit must be between 1 and 1000"));
@@ -382,11 +398,16 @@ pub async fn download_chunk(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<Scope>,
     Path((id, index)): Path<(String, u64)>,
+    headers: http::HeaderMap,
 ) -> ApiResult<Response> {
+    let via = state.hub_assertion(&headers).await?;
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
+    }
+    if row.site.is_some() {
+        return site::serve_chunk(&state, &row, via.as_deref(), index).await;
     }
     let reader = state
         .blobs
@@ -412,8 +433,13 @@ pub async fn verify(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
-) -> ApiResult<Json<VerifyReport>> {
+    headers: http::HeaderMap,
+) -> ApiResult<Response> {
+    let via = state.hub_assertion(&headers).await?;
     let row = visible(&state, &caller, scope, &id).await?;
+    if row.site.is_some() {
+        return site::verify_plan(&state, &row, via.as_deref()).await;
+    }
     let tid = transfer_key(&row.id)?;
     let (mut corrupt, mut missing) = (Vec::new(), Vec::new());
     let chunks = state.store.list_chunks(&row.id).await?;
@@ -451,7 +477,8 @@ pub async fn verify(
         ok: corrupt.is_empty() && missing.is_empty(),
         corrupt,
         missing,
-    }))
+    })
+    .into_response())
 }
 
 pub async fn cancel(

@@ -104,7 +104,7 @@ async fn status_of(store: &dyn Store, id: &str) -> String {
 }
 
 /// Stores `count` chunks `0..count`, the last one marked last, and completes the transfer.
-async fn upload_whole(store: &dyn Store, id: &str, count: i64) -> TransferRow {
+pub(super) async fn upload_whole(store: &dyn Store, id: &str, count: i64) -> TransferRow {
     let chunks: Vec<NewChunk> = (0..count)
         .map(|idx| chunk(idx, &format!("body {idx}"), idx == count - 1))
         .collect();
