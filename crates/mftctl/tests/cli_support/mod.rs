@@ -223,6 +223,16 @@ impl Drop for HubInFront {
 }
 
 pub async fn hub_in_front(cloud: &TestCloud) -> HubInFront {
+    hub_in_front_with(cloud, None).await
+}
+
+/// [`hub_in_front`] with a data directory, so the hub keeps site-local transfers there, and
+/// its site collector running every 200 ms.
+pub async fn site_hub_in_front(cloud: &TestCloud, data_dir: &Path) -> HubInFront {
+    hub_in_front_with(cloud, Some(data_dir)).await
+}
+
+async fn hub_in_front_with(cloud: &TestCloud, data_dir: Option<&Path>) -> HubInFront {
     let operator = mftplus_client::Client::new(
         &cloud.url,
         mftplus_client::Credential::ApiKey(cloud.admin_api_key.clone()),
@@ -233,10 +243,12 @@ pub async fn hub_in_front(cloud: &TestCloud) -> HubInFront {
     let config = mftplus_hub::HubConfig::from_lookup(|name| match name {
         "CLOUD_API_URL" => Some(cloud_api.clone()),
         "HUB_REGISTRATION_KEY" => Some(key.clone()),
+        "HUB_DATA_DIR" => data_dir.map(|dir| dir.display().to_string()),
         _ => None,
     })
     .unwrap();
-    let timings = mftplus_hub::Timings::from_config(&config);
+    let mut timings = mftplus_hub::Timings::from_config(&config);
+    timings.site_collect_every = Duration::from_millis(200);
     let hub =
         mftplus_hub::Hub::with_options(config, timings, mftplus_hub::Announcer::new(|_: &str| {}))
             .unwrap();

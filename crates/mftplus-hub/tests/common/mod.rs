@@ -34,6 +34,7 @@ pub fn fast_timings() -> Timings {
         upstream_timeout: Duration::from_secs(5),
         cloud_call_timeout: Duration::from_secs(2),
         pool_idle_timeout: Duration::from_secs(30),
+        site_collect_every: Duration::from_secs(3600),
     }
 }
 
