@@ -29,6 +29,10 @@ fn fixture(id: &str, hub_id: &str) -> (String, Option<Value>) {
             format!("/api/v1/hubs/{hub_id}/validate"),
             Some(registration("hub-server-01", "0.1.0")),
         ),
+        "hub_site_live" => (
+            format!("/api/v1/hubs/{hub_id}/site-transfers/live"),
+            Some(serde_json::json!({"transfer_ids": ["tr-unknown"]})),
+        ),
         other => panic!("route {other} has no fixture in the hub authorization matrix; add one"),
     }
 }
@@ -96,10 +100,10 @@ async fn deploy_key_routes_enforce_their_access() {
         checked += 1;
     }
     assert_eq!(
-        routes, 3,
-        "register, heartbeat and validate take a deploy key"
+        routes, 4,
+        "register, heartbeat, validate and the site live-check take a deploy key"
     );
-    assert!(checked >= 24, "only {checked} checks ran");
+    assert!(checked >= 33, "only {checked} checks ran");
 }
 
 #[tokio::test]
@@ -112,6 +116,7 @@ async fn a_deploy_key_opens_no_user_or_box_route() {
         ("GET", "/api/v1/hubs/deploy-keys".to_string()),
         ("GET", "/api/v1/status".to_string()),
         ("GET", "/api/v1/hosts".to_string()),
+        ("GET", "/api/v1/transfers".to_string()),
     ] {
         let reply = call(&cloud, &key.cred(), method, &path, None).await;
         assert_eq!(reply.status, 401, "{method} {path}: {:?}", reply.body);
@@ -127,4 +132,104 @@ async fn a_deploy_key_opens_no_user_or_box_route() {
     )
     .await;
     assert_eq!(report.status, 401, "{:?}", report.body);
+}
+
+/// A hub's assertion on a transfer request (decision 0012) is no credential by itself, must be
+/// proved by the key the hub registered with, and a half or forged one is refused rather than
+/// read as "direct".
+#[tokio::test]
+async fn a_hub_assertion_must_be_whole_and_proved_and_opens_nothing_alone() {
+    let cloud = TestCloud::spawn().await;
+    let (own, hub_id) = registered_hub(&cloud).await;
+    let (other, other_hub) = registered_hub(&cloud).await;
+    let (_, user_jwt) = user_with_token(&cloud, "user@example.com", "user").await;
+    let Cred::Bearer(user_jwt) = user_jwt else {
+        panic!("a JWT")
+    };
+    let http = reqwest::Client::new();
+    let list = |assertion: Vec<(&'static str, String)>, bearer: Option<String>| {
+        let mut request = http.get(format!("{}/api/v1/transfers", cloud.url));
+        for (name, value) in assertion {
+            request = request.header(name, value);
+        }
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send()
+    };
+    let cases = vec![
+        (
+            "an assertion without a user credential",
+            vec![
+                ("x-mftplus-hub-id", hub_id.clone()),
+                ("x-mftplus-hub-key", own.key.clone()),
+            ],
+            None,
+            401,
+        ),
+        (
+            "the hub id alone",
+            vec![("x-mftplus-hub-id", hub_id.clone())],
+            Some(user_jwt.clone()),
+            401,
+        ),
+        (
+            "the key alone",
+            vec![("x-mftplus-hub-key", own.key.clone())],
+            Some(user_jwt.clone()),
+            401,
+        ),
+        (
+            "another key's hub",
+            vec![
+                ("x-mftplus-hub-id", other_hub.clone()),
+                ("x-mftplus-hub-key", own.key.clone()),
+            ],
+            Some(user_jwt.clone()),
+            401,
+        ),
+        (
+            "a user token as the hub key",
+            vec![
+                ("x-mftplus-hub-id", hub_id.clone()),
+                ("x-mftplus-hub-key", user_jwt.clone()),
+            ],
+            Some(user_jwt.clone()),
+            401,
+        ),
+        (
+            "an unregistered hub id",
+            vec![
+                ("x-mftplus-hub-id", "hub_0000000000000000".into()),
+                ("x-mftplus-hub-key", other.key.clone()),
+            ],
+            Some(user_jwt.clone()),
+            401,
+        ),
+        (
+            "the hub's own proof",
+            vec![
+                ("x-mftplus-hub-id", hub_id.clone()),
+                ("x-mftplus-hub-key", own.key.clone()),
+            ],
+            Some(user_jwt.clone()),
+            200,
+        ),
+        ("no assertion", vec![], Some(user_jwt.clone()), 200),
+    ];
+    for (what, assertion, bearer, status) in cases {
+        let reply = list(assertion, bearer).await.unwrap();
+        assert_eq!(reply.status().as_u16(), status, "{what}");
+    }
+    revoke(&cloud, &own).await;
+    let reply = list(
+        vec![
+            ("x-mftplus-hub-id", hub_id),
+            ("x-mftplus-hub-key", own.key.clone()),
+        ],
+        Some(user_jwt),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status().as_u16(), 401, "a revoked hub's assertion");
 }
