@@ -11,8 +11,11 @@
 #       5 s by `mftplus-bench ws-hold`; the hub's VmRSS while they are open and its VmHWM.
 #       The echo answers phone-home calls with 503, so this hub keeps retrying registration; the
 #       proxy path is open meanwhile (only a missing configuration or a refused key closes it).
-#   (3) a SIZE_MIB file sent and received with mftctl, `MFTPLUS_SERVER` = the cloud or the hub,
-#       alternating for TRANSFER_ROUNDS rounds (SIZE_MIB=0 skips it). Setup as bench/transfer.sh.
+#   (3) a SIZE_MIB file sent and received with mftctl three ways, alternating for TRANSFER_ROUNDS
+#       rounds (SIZE_MIB=0 skips it; setup as bench/transfer.sh): `direct` to the cloud; `hub`
+#       through the hub's proxy (the recipient was last seen directly, so the cloud stores the
+#       bytes); `site` through the hub with the recipient last seen behind it, so the transfer
+#       is site-local (decision 0012) and the bytes stay in the hub's data directory.
 # Everything listens on 127.0.0.1 and is stopped by the EXIT trap; nginx is a non-daemon child
 # with its own configuration in the temporary folder (the system's nginx is never touched).
 #
@@ -226,8 +229,11 @@ if [ "$SIZE_MIB" -gt 0 ]; then
   hub_hwm_reset=yes
   for round in $(seq 1 "$TRANSFER_ROUNDS"); do
     echo "  round $round/$TRANSFER_ROUNDS"
-    for route in direct hub; do
-      server="$cloud"; [ "$route" = hub ] && server="$hub"
+    for route in direct hub site; do
+      server="$cloud"; [ "$route" != direct ] && server="$hub"
+      # Where the recipient was last seen decides whether the hub keeps the transfer.
+      seen="$cloud"; [ "$route" = site ] && seen="$hub"
+      MFTPLUS_SERVER="$seen" HOME="$work/home-recipient" "$MFTCTL" transfers list >/dev/null
       echo 5 > "/proc/$hub_main_pid/clear_refs" 2>/dev/null || hub_hwm_reset=no
       t0=$(now)
       id="$(MFTPLUS_SERVER="$server" HOME="$work/home-sender" "$MFTCTL" send "$src" recipient@example.com 2>"$work/send.err")" \
@@ -243,8 +249,13 @@ if [ "$SIZE_MIB" -gt 0 ]; then
       recv_hwm="$(status_kib "$hub_main_pid" VmHWM)"
       cmp -s "$src" "$work/recv/source.bin" || { echo "received file differs ($route)"; exit 1; }
       rm -rf "$work/recv"
+      site_of="$(MFTPLUS_SERVER="$cloud" HOME="$work/home-sender" "$MFTCTL" transfers show "$id" --json \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin).get("site") or "cloud")')"
+      case "$route:$site_of" in
+        site:cloud | direct:hub_* | hub:hub_*) echo "the $route transfer was kept by: $site_of" >&2; exit 1 ;;
+      esac
       MFTPLUS_SERVER="$cloud" HOME="$work/home-sender" "$MFTCTL" transfers cancel "$id" >/dev/null
-      rm -rf "$work/cloud/blobs"/*/"$id"
+      rm -rf "$work/cloud/blobs"/*/"$id" "$work/hub-data/site/$id"
       python3 -c "print('$route', $SIZE_MIB / ($t1 - $t0), $SIZE_MIB / ($t3 - $t2), $send_hwm, $recv_hwm)" >> "$work/transfer.results"
     done
   done
@@ -296,11 +307,12 @@ if size_mib > 0:
     tm = lambda route, i: st.median(r[i] for r in t[route])
     print(f"\n(3) {size_mib} MiB with mftctl, medians (hub VmHWM reset per phase: {hwm_reset})")
     print(f"{'route':8} {'send MiB/s':>10} {'receive MiB/s':>13} {'hub HWM send':>12} {'hub HWM recv':>12}  send runs / receive runs")
-    for route in ("direct", "hub"):
+    for route in ("direct", "hub", "site"):
         runs = " ".join(f"{r[0]:.0f}" for r in t[route]) + " / " + " ".join(f"{r[1]:.0f}" for r in t[route])
-        hwm = lambda i: f"{max(r[i] for r in t[route]) / 1024:.1f}" if route == "hub" else "-"
+        hwm = lambda i: f"{max(r[i] for r in t[route]) / 1024:.1f}" if route != "direct" else "-"
         print(f"{route:8} {tm(route,0):10.1f} {tm(route,1):13.1f} {hwm(2):>12} {hwm(3):>12}  {runs}")
-    for i, what in ((0, "send"), (1, "receive")):
-        r = tm("hub", i) / tm("direct", i)
-        print(f"{what} through the hub: {r:.2f}x direct (target >= 0.9x: {ok(r >= 0.9)})")
+    for route in ("hub", "site"):
+        for i, what in ((0, "send"), (1, "receive")):
+            r = tm(route, i) / tm("direct", i)
+            print(f"{what} via {route}: {r:.2f}x direct (target >= 0.9x: {ok(r >= 0.9)})")
 PY

@@ -89,10 +89,16 @@ fn main() -> ExitCode {
     }
     // Before the runtime starts its threads, so every thread's allocator sees the setting.
     mftplus_process::release_large_allocations_to_os();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one CPU a work-stealing pool only adds cross-thread wake-ups to every request; the
+    // single-threaded scheduler runs the same tasks without them (docs/benchmarks.md, "Edge
+    // hub"). With more CPUs the pool spreads connections over them.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
