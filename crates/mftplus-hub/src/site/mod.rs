@@ -23,7 +23,7 @@ use crate::state::HubState;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use files::{file_body, Files, SiteError};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use mftplus_types::transfers::site::{
@@ -134,10 +134,19 @@ impl Site {
     }
 }
 
+/// [`ALL_HEADERS`] as parsed names: removing by `&str` would parse each name on every request.
+const SITE_HEADERS: [HeaderName; 5] = [
+    HeaderName::from_static(ALL_HEADERS[0]),
+    HeaderName::from_static(ALL_HEADERS[1]),
+    HeaderName::from_static(ALL_HEADERS[2]),
+    HeaderName::from_static(ALL_HEADERS[3]),
+    HeaderName::from_static(ALL_HEADERS[4]),
+];
+
 /// Removes the site protocol's headers an agent sent, and on transfer routes adds this hub's
 /// assertion when site-local transfers are on and the hub is registered.
 pub fn prepare_upstream_headers(state: &HubState, target: &str, headers: &mut HeaderMap) {
-    for name in ALL_HEADERS {
+    for name in &SITE_HEADERS {
         headers.remove(name);
     }
     if state.site.is_some() && target.starts_with(TRANSFERS_PREFIX.trim_end_matches('/')) {
