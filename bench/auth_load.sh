@@ -27,7 +27,7 @@ rate_limit:
   per_address_per_minute: 100000000
 YAML
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-RUST_LOG=warn taskset -c 1 target/release/mftplus dev --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/out.txt" 2>"$work/err.txt" &
+RUST_LOG=warn taskset -c 1 target/release/mftplus dev --no-hub --data-dir "$work/data" --listen "127.0.0.1:$port" > "$work/out.txt" 2>"$work/err.txt" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "API key:" "$work/out.txt" 2>/dev/null && break; sleep 0.1; done
 key="$(awk '/API key:/ {print $3}' "$work/out.txt")"

@@ -1,5 +1,9 @@
 //! `mftplus dev`: the whole product in one process on an embedded SQLite database in a local
 //! folder, for a first run and for demos. Prints the URL and a one-time admin credential.
+//!
+//! [`start`] prepares the cloud and its listeners; the `mftplus` binary adds an edge hub in
+//! front of it (this crate does not depend on the hub) and then serves both. [`run`] is the
+//! cloud alone.
 
 use crate::clock::SystemClock;
 use crate::server::{bind, shutdown_signal, Cloud, CloudError};
@@ -17,7 +21,25 @@ pub struct DevOptions {
     pub metrics_listen: String,
 }
 
+/// A prepared dev cloud: built, bound, with its admin credential minted.
+pub struct DevCloud {
+    cloud: Cloud,
+    api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
+    pub url: String,
+    pub data_dir: PathBuf,
+    summary: String,
+    key: String,
+}
+
+/// The cloud alone: [`start`], print, serve until SIGTERM/SIGINT.
 pub async fn run(options: DevOptions) -> Result<(), CloudError> {
+    let dev = start(options).await?;
+    dev.announce(&[]);
+    dev.serve(shutdown_signal()).await
+}
+
+pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     let io = |context: &str| {
         let context = context.to_string();
         move |source| CloudError::Io { context, source }
@@ -82,7 +104,6 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
 
     let url = format!("http://{api_addr}");
     let mut out = String::new();
-    out.push_str("\nMFTPlus dev is running (cloud on embedded SQLite).\n");
     out.push_str(&format!("  API:        {url}\n"));
     out.push_str(&format!("  Metrics:    http://{metrics_addr}/metrics\n"));
     out.push_str(&format!("  Data:       {}\n", data_dir.display()));
@@ -93,15 +114,100 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
         ));
     }
     out.push_str(&format!(
-        "  API key:    {key}   (admin, valid 24 h; shown once)\n\n"
+        "  API key:    {key}   (admin, valid 24 h; shown once)\n"
     ));
-    out.push_str("Try it:\n");
-    out.push_str(&format!(
-        "  export MFTPLUS_SERVER={url}\n  export MFTPLUS_API_KEY={key}\n  mftctl status\n\n"
-    ));
-    out.push_str("Press Ctrl-C to stop.\n");
-    print!("{out}");
-    let _ = std::io::stdout().flush();
+    Ok(DevCloud {
+        cloud,
+        api,
+        metrics,
+        url,
+        data_dir,
+        summary: out,
+        key,
+    })
+}
 
-    cloud.serve(api, Some(metrics), shutdown_signal()).await
+impl DevCloud {
+    /// The dev hub's deploy key, kept in `hub/deploy.key` (0600) so a restarted dev hub keeps
+    /// its registration; a new one when that file is missing or its key was revoked.
+    pub async fn hub_deploy_key(&self) -> Result<String, CloudError> {
+        let path = self.data_dir.join("hub").join("deploy.key");
+        let io = |context: &'static str| {
+            move |source| CloudError::Io {
+                context: context.into(),
+                source,
+            }
+        };
+        if let Ok(kept) = std::fs::read_to_string(&path) {
+            let kept = kept.trim().to_string();
+            let digest = hex::encode(mftplus_crypto::api_key_digest(&kept));
+            let row = self
+                .cloud
+                .state()
+                .store
+                .get_deploy_key_by_hash(&digest)
+                .await?;
+            if row.is_some_and(|row| row.revoked_at_ms.is_none()) {
+                return Ok(kept);
+            }
+        }
+        let (_, key) = crate::handlers::hubs::new_deploy_key(
+            self.cloud.state(),
+            "mftplus dev hub".into(),
+            "system",
+        )
+        .await
+        .map_err(|err| {
+            CloudError::Keys(format!("cannot create the dev hub's deploy key: {err:?}"))
+        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.data_dir.join("hub"))
+            .map_err(io("creating the hub folder"))?;
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("writing the hub's deploy key"))?;
+        file.write_all(key.as_bytes())
+            .map_err(io("writing the hub's deploy key"))?;
+        Ok(key)
+    }
+
+    /// Prints what is running, with `extra` lines (e.g. the hub's address) after the API's.
+    pub fn announce(&self, extra: &[String]) {
+        let (url, key) = (&self.url, &self.key);
+        let mut out = String::new();
+        let parts = if extra.is_empty() {
+            "cloud"
+        } else {
+            "cloud and edge hub"
+        };
+        out.push_str(&format!(
+            "\nMFTPlus dev is running ({parts} on embedded SQLite).\n"
+        ));
+        out.push_str(&self.summary);
+        for line in extra {
+            out.push_str(&format!("  {line}\n"));
+        }
+        out.push_str("\nTry it:\n");
+        out.push_str(&format!(
+            "  export MFTPLUS_SERVER={url}\n  export MFTPLUS_API_KEY={key}\n  mftctl status\n\n"
+        ));
+        out.push_str("Press Ctrl-C to stop.\n");
+        print!("{out}");
+        let _ = std::io::stdout().flush();
+    }
+
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CloudError> {
+        self.cloud
+            .serve(self.api, Some(self.metrics), shutdown)
+            .await
+    }
 }

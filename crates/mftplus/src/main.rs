@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod dev;
 mod healthcheck;
 
 #[derive(Parser)]
@@ -51,6 +52,12 @@ enum Command {
         listen: String,
         #[arg(long, default_value = "127.0.0.1:0")]
         metrics_listen: String,
+        /// Where the edge hub in front of the cloud listens.
+        #[arg(long, default_value = "127.0.0.1:3002")]
+        hub_listen: String,
+        /// Run the cloud alone, without the edge hub.
+        #[arg(long)]
+        no_hub: bool,
     },
 }
 
@@ -120,13 +127,16 @@ async fn run(cli: Cli) -> ExitCode {
             data_dir,
             listen,
             metrics_listen,
-        } => mftplus_cloud::dev::run(mftplus_cloud::dev::DevOptions {
-            data_dir,
-            listen,
-            metrics_listen,
-        })
-        .await
-        .map_err(|err| err.to_string()),
+            hub_listen,
+            no_hub,
+        } => {
+            let options = mftplus_cloud::dev::DevOptions {
+                data_dir,
+                listen,
+                metrics_listen,
+            };
+            dev::run(options, (!no_hub).then_some(hub_listen)).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

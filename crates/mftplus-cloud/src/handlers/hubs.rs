@@ -289,18 +289,7 @@ pub async fn deploy_keys_create(
     ApiJson(body): ApiJson<CreateDeployKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedDeployKey>)> {
     let label = check_word(&body.label, "label", 100)?;
-    let key = generate_deploy_key();
-    let row = state
-        .store
-        .create_deploy_key(&NewDeployKey {
-            id: format!("dk_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-            label,
-            key_hash: mftplus_crypto::hash_api_key(&key),
-            prefix: key[..12].to_string(),
-            created_by: caller.email.clone(),
-            created_at_ms: state.clock.now_ms(),
-        })
-        .await?;
+    let (row, key) = new_deploy_key(&state, label, &caller.email).await?;
     state
         .audit(
             AuditEvent::new("deploy_key_created")
@@ -320,6 +309,27 @@ pub async fn deploy_keys_create(
             created_at: rfc3339(row.created_at_ms),
         }),
     ))
+}
+
+/// Stores a fresh deploy key; the key itself exists only in the answer.
+pub(crate) async fn new_deploy_key(
+    state: &AppState,
+    label: String,
+    created_by: &str,
+) -> ApiResult<(DeployKeyRow, String)> {
+    let key = generate_deploy_key();
+    let row = state
+        .store
+        .create_deploy_key(&NewDeployKey {
+            id: format!("dk_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            label,
+            key_hash: mftplus_crypto::hash_api_key(&key),
+            prefix: key[..12].to_string(),
+            created_by: created_by.to_string(),
+            created_at_ms: state.clock.now_ms(),
+        })
+        .await?;
+    Ok((row, key))
 }
 
 /// Revokes the key; its hubs are refused (401 `token_revoked`) at their next contact. This

@@ -1,0 +1,123 @@
+//! `mftplus dev` as the real binary: the cloud and an edge hub in front of it, the hub
+//! registered with a deploy key the dev cloud minted for it and kept (0600) across restarts.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Dev {
+    child: Child,
+    out: std::path::PathBuf,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dev {
+    fn start(data: &Path, name: &str) -> Dev {
+        let out = data.with_file_name(format!("{name}.out"));
+        let child = Command::new(env!("CARGO_BIN_EXE_mftplus"))
+            .args(["dev", "--data-dir"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--hub-listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mftplus starts");
+        Dev { child, out }
+    }
+
+    /// The banner's value after `label`, once printed.
+    fn field(&mut self, label: &str) -> String {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            let found = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_string);
+            if let Some(found) = found {
+                return found;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("mftplus dev exited ({status}): {text}");
+            }
+            assert!(Instant::now() < deadline, "no {label} in: {text}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+fn get(url: &str, path: &str) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+/// Polls the hub's diagnosis until it says it registered; returns its hub id.
+fn registered_hub_id(hub: &str) -> String {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let reply = get(hub, "/hub/diagnose");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
+            if json["phoneHome"]["registered"] == true {
+                return json["phoneHome"]["hubId"].as_str().unwrap().to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dev hub never registered: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn dev_runs_the_cloud_and_a_registered_hub_in_front_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut dev = Dev::start(&data, "first");
+    let api = dev.field("API:");
+    let hub = dev.field("Hub:");
+    assert_ne!(api, hub);
+    let hub_id = registered_hub_id(&hub);
+    // The hub proxies the cloud's API.
+    let health = get(&hub, "/api/v1/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let key_file = data.join("hub").join("deploy.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(key.starts_with("mft_dep_"));
+    let text = std::fs::read_to_string(&dev.out).unwrap();
+    assert!(!text.contains(&key), "the deploy key was printed");
+    drop(dev);
+
+    // Restarted on the same folder, the hub keeps its key and so its registration.
+    let mut again = Dev::start(&data, "second");
+    let hub = again.field("Hub:");
+    assert_eq!(registered_hub_id(&hub), hub_id);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+}
