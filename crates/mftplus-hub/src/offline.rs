@@ -1,10 +1,13 @@
-//! Offline operation (decision 0011): the queueable writes (`POST /api/v1/host-report`,
-//! `POST /api/v1/report`) go through here instead of the streaming proxy. Each is sent to the
-//! cloud with an `Idempotency-Key`; when the cloud cannot be reached and the agent's token is
-//! in the auth cache, the write is queued and answered from cached state (the last control
-//! envelope the cloud gave that token, 202 for guest reports). A replay task sends the queue
-//! to the cloud in order once it answers again and deletes a row only after the cloud's 2xx,
-//! so a crash mid-replay repeats at most the rows in flight, which the key makes harmless.
+//! Offline operation (decision 0011): the queueable writes go through here instead of the
+//! streaming proxy: host and guest reports, the agent's signed-op verdicts (which the cloud logs
+//! as events) and a recipient's or sender's transfer status updates (`received`, `cancel`).
+//! Each is sent to the cloud with an `Idempotency-Key`; when the cloud cannot be reached and
+//! the credential is in the auth cache, the write is queued and answered from cached state (the
+//! last control envelope the cloud gave that token for a host report, otherwise 202 with
+//! `x-hub-offline: queued`). A replay task sends the queue to the cloud in order once it
+//! answers again and deletes a row only after the cloud's answer, so a crash mid-replay repeats
+//! at most the rows in flight. A repeated report is recognised by its key; a repeated verdict
+//! or cancel by the cloud's state machine (409, dropped), a repeated `received` is a no-op.
 //!
 //! While rows wait, new writes queue behind them even if the cloud is back, so per-host order
 //! holds. A 401 during replay drops the row and evicts the token: that is how a revocation
@@ -21,14 +24,24 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mftplus_types::error::{ApiErrorBody, ErrorCode, ErrorInfo};
+use mftplus_types::routes;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub const HOST_REPORT: &str = "/api/v1/host-report";
-pub const GUEST_REPORT: &str = "/api/v1/report";
+pub const HOST_REPORT: &str = routes::HOST_REPORT;
+pub const GUEST_REPORT: &str = routes::GUEST_REPORT;
+/// Writes queued while the cloud is down besides the two reports; the cloud applies a repeat of
+/// any of them at most once without a key (decision 0011).
+const STATUS_UPDATES: [&str; 3] = [
+    routes::HOST_SIGNED_OP_STATUS,
+    routes::TRANSFER_RECEIVED,
+    routes::TRANSFER_CANCEL,
+];
+/// On an answer the hub gave from its queue instead of the cloud's (value `queued`).
+pub const OFFLINE_HEADER: &str = "x-hub-offline";
 /// Reports are small; the cloud's own limit is far below this.
 const MAX_BODY: usize = 4 << 20;
 const REPLAY_BATCH: usize = 64;
@@ -36,7 +49,27 @@ const REFRESH_EVERY_MS: i64 = 60_000;
 
 /// Whether the request is a write the hub may accept while the cloud is down.
 pub fn queueable(method: &http::Method, path: &str) -> bool {
-    method == http::Method::POST && (path == HOST_REPORT || path == GUEST_REPORT)
+    method == http::Method::POST
+        && (path == HOST_REPORT
+            || path == GUEST_REPORT
+            || STATUS_UPDATES.iter().any(|t| matches_template(t, path)))
+}
+
+/// `path` fills `template`'s `{…}` segments with one non-empty segment each.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
+                if p.is_empty() {
+                    return false;
+                }
+            }
+            (Some(t), Some(p)) if t == p => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The auth cache, the queue and the cached envelopes, over `HUB_DATA_DIR/hub.db`.
@@ -130,25 +163,7 @@ impl Offline {
     fn observe(&self, route: &str, token: Option<&str>, status: StatusCode, body: &Bytes) {
         let Some(token) = token else { return };
         if status.is_success() {
-            let (hash, now) = (token_hash(token), now_ms());
-            let stale = {
-                let mut refreshed = self
-                    .refreshed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let stale = refreshed
-                    .get(&hash)
-                    .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
-                if stale {
-                    refreshed.insert(hash, now);
-                }
-                stale
-            };
-            if stale {
-                if let Err(err) = self.cache().remember(token, route, now) {
-                    tracing::warn!(error = %err, "cannot update the auth cache");
-                }
-            }
+            self.vouch(token, route);
             if route == HOST_REPORT {
                 self.envelopes
                     .lock()
@@ -157,6 +172,40 @@ impl Offline {
             }
         } else if status == StatusCode::UNAUTHORIZED {
             self.evict(&token_hash(token));
+        }
+    }
+
+    /// Learns from the cloud's answer to a proxied call: a recipient whose session fetched a
+    /// transfer can then still acknowledge it if the link drops before the acknowledgement.
+    pub fn observe_proxied(&self, token: &str, status: StatusCode) {
+        if status.is_success() {
+            self.vouch(token, "proxied");
+        } else if status == StatusCode::UNAUTHORIZED {
+            self.evict(&token_hash(token));
+        }
+    }
+
+    /// The cloud just accepted `token` (on `route`): it may authenticate queueable writes while
+    /// the cloud is away.
+    fn vouch(&self, token: &str, route: &str) {
+        let (hash, now) = (token_hash(token), now_ms());
+        let stale = {
+            let mut refreshed = self
+                .refreshed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let stale = refreshed
+                .get(&hash)
+                .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
+            if stale {
+                refreshed.insert(hash, now);
+            }
+            stale
+        };
+        if stale {
+            if let Err(err) = self.cache().remember(token, route, now) {
+                tracing::warn!(error = %err, "cannot update the auth cache");
+            }
         }
     }
 
@@ -216,7 +265,13 @@ impl Offline {
         self.queued.fetch_add(1, Ordering::SeqCst);
         self.wake.notify_one();
         if route != HOST_REPORT {
-            return StatusCode::ACCEPTED.into_response();
+            // No cached state to answer a verdict or a transfer update with: 202 says "taken,
+            // not yet applied", and the header tells a client it came from the hub's queue.
+            let mut response = StatusCode::ACCEPTED.into_response();
+            response
+                .headers_mut()
+                .insert(OFFLINE_HEADER, HeaderValue::from_static("queued"));
+            return response;
         }
         let envelope = self
             .envelopes
@@ -236,7 +291,7 @@ impl Offline {
         );
         response
             .headers_mut()
-            .insert("x-hub-offline", HeaderValue::from_static("queued"));
+            .insert(OFFLINE_HEADER, HeaderValue::from_static("queued"));
         response
     }
 
@@ -283,6 +338,13 @@ impl Offline {
                 if status == StatusCode::UNAUTHORIZED {
                     self.evict(&queue::hash_of(write));
                     tracing::warn!(seq = row.seq, "queued write refused (credential revoked?)");
+                } else if status == StatusCode::CONFLICT {
+                    // A verdict or cancel the cloud already applied (an earlier send that broke
+                    // off, a duplicate, a replay repeated after a crash): applied once already.
+                    tracing::info!(
+                        seq = row.seq,
+                        "queued write conflicts with the cloud's state (already applied?); dropped"
+                    );
                 } else if !status.is_success() {
                     tracing::warn!(
                         seq = row.seq,
@@ -366,7 +428,7 @@ pub async fn handle(
                 .into_response_with(show_detail)
         }
     };
-    let token = bearer(&parts.headers);
+    let token = credential(&parts.headers);
     let key = match parts.headers.get("idempotency-key") {
         None => uuid_like(),
         Some(value) => match value.to_str() {
@@ -462,7 +524,16 @@ async fn send(
     Ok((parts, body))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The credential as the cloud reads it: `X-API-Key` first, else a bearer token. Replay sends
+/// either as a bearer token, which the cloud reads the same way (an API key by its prefix).
+pub(crate) fn credential(headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = headers.get("x-api-key") {
+        return key
+            .to_str()
+            .ok()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty());
+    }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -493,4 +564,26 @@ fn error(code: ErrorCode, message: &str) -> Response {
         },
     };
     (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queueable;
+    use http::Method;
+
+    #[test]
+    fn only_the_agent_and_status_writes_are_queueable() {
+        let post = |path| queueable(&Method::POST, path);
+        assert!(post("/api/v1/host-report"));
+        assert!(post("/api/v1/report"));
+        assert!(post("/api/v1/hosts/h1/signed-ops/op1/status"));
+        assert!(post("/api/v1/transfers/t1/received"));
+        assert!(post("/api/v1/transfers/t1/cancel"));
+        assert!(!queueable(&Method::GET, "/api/v1/transfers/t1/received"));
+        assert!(!post("/api/v1/transfers//cancel"), "an empty id");
+        assert!(!post("/api/v1/transfers/t1/cancel/more"));
+        assert!(!post("/api/v1/transfers/t1/complete"));
+        assert!(!post("/api/v1/hosts/h1/signed-ops/op1"));
+        assert!(!post("/api/v1/transfers"));
+    }
 }
