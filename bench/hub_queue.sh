@@ -10,7 +10,7 @@
 #   (2) the queue without HTTP: `mftplus-bench hub-enqueue` pushes the same reports through the
 #       hub's `queue::Enqueuer` (seal, group-commit writer) from CONNECTIONS producers, on CPU 1.
 #   (3) the peer: the system's sqlite3 inserting rows of the same shape into a table of the same
-#       schema, WAL + synchronous=NORMAL as hub.db, on CPU 1: 512 rows per transaction (the
+#       schema, 16 KiB pages, WAL + synchronous=NORMAL as hub.db, on CPU 1: 512 rows per transaction (the
 #       storage ceiling the group commit aims for) and one row per transaction (a naive queue).
 # Everything listens on 127.0.0.1 and is stopped by the EXIT trap.
 #
@@ -125,7 +125,7 @@ echo "(3) sqlite3 $(sqlite3 --version | awk '{print $1}'): batches of 512 rows, 
 python3 - "$work" "$REPORT_BYTES" <<'PY'
 import sys
 work, size = sys.argv[1], int(sys.argv[2])
-schema = """PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+schema = """PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
 CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, route TEXT NOT NULL,
   credential BLOB NOT NULL, idempotency_key TEXT NOT NULL, body BLOB NOT NULL,
   enqueued_at_ms INTEGER NOT NULL);

@@ -83,9 +83,10 @@ pub struct Offline {
     enqueuer: Enqueuer,
     /// Token hash → the last envelope the cloud answered that host key with.
     envelopes: Mutex<HashMap<String, Bytes>>,
-    /// Token hash → when its cache entry was last written: a host reporting every minute
-    /// need not rewrite its entry every minute.
-    refreshed: Mutex<HashMap<String, i64>>,
+    /// Token hash → when the cloud last vouched for it, as its cache row says. Answers positive
+    /// lookups without SQLite (whose connection the queue's writer holds while it commits),
+    /// and spares a host reporting every minute a rewrite of its row every minute.
+    validated: Mutex<HashMap<String, i64>>,
     /// Rows were queued (wakes an idle replay).
     wake: tokio::sync::Notify,
     /// The cloud answered something (cuts a replay's backoff short).
@@ -125,7 +126,7 @@ impl Offline {
             queued: AtomicU64::new(queued),
             full_total: AtomicU64::new(0),
             envelopes: Mutex::new(HashMap::new()),
-            refreshed: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             back: tokio::sync::Notify::new(),
         })
@@ -190,15 +191,12 @@ impl Offline {
     fn vouch(&self, token: &str, route: &str) {
         let (hash, now) = (token_hash(token), now_ms());
         let stale = {
-            let mut refreshed = self
-                .refreshed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let stale = refreshed
+            let mut validated = self.validated();
+            let stale = validated
                 .get(&hash)
                 .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
             if stale {
-                refreshed.insert(hash, now);
+                validated.insert(hash, now);
             }
             stale
         };
@@ -209,16 +207,32 @@ impl Offline {
         }
     }
 
-    /// Whether `token` may be accepted offline now.
+    fn validated(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.validated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `token` may be accepted offline now: known in memory and younger than the TTL,
+    /// or else found in `hub.db` (a restarted hub), which is then remembered in memory.
     fn is_cached(&self, token: Option<&str>) -> bool {
-        token.is_some_and(|token| matches!(self.cache().lookup(token, now_ms()), Ok(Some(_))))
+        let Some(token) = token else { return false };
+        let (hash, now) = (token_hash(token), now_ms());
+        let fresh = |at: i64| now.saturating_sub(at) <= self.ttl.as_millis() as i64;
+        if self.validated().get(&hash).is_some_and(|at| fresh(*at)) {
+            return true;
+        }
+        match self.cache().lookup(token, now) {
+            Ok(Some(entry)) => {
+                self.validated().insert(hash, entry.validated_at_ms);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn evict(&self, hash: &str) {
-        self.refreshed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(hash);
+        self.validated().remove(hash);
         if let Err(err) = self.cache().evict_hash(hash) {
             tracing::warn!(error = %err, "cannot evict from the auth cache");
         }
@@ -230,11 +244,7 @@ impl Offline {
 
     /// Queues the write if its credential is cached, and answers from cached state.
     async fn accept(&self, route: &str, token: Option<&str>, key: String, body: Bytes) -> Response {
-        let cached = match token {
-            Some(token) => self.cache().lookup(token, now_ms()).ok().flatten(),
-            None => None,
-        };
-        let (Some(token), Some(_)) = (token, cached) else {
+        let Some(token) = token.filter(|t| self.is_cached(Some(t))) else {
             return error(
                 ErrorCode::CloudUnreachable,
                 "the cloud is unreachable and this credential is not in the hub's auth cache",
@@ -547,7 +557,7 @@ fn uuid_like() -> String {
     use rand::RngCore;
     let mut bytes = [0_u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth_cache::hex(&bytes)
 }
 
 fn now_ms() -> i64 {
