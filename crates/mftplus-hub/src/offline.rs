@@ -55,6 +55,17 @@ pub fn queueable(method: &http::Method, path: &str) -> bool {
             || STATUS_UPDATES.iter().any(|t| matches_template(t, path)))
 }
 
+/// Whether a proxied 2xx on `path` vouches for the caller's credential: only under
+/// `/api/v1/transfers`, where every route authenticates. A public route (health, login)
+/// answers 2xx whatever credential comes with it, so vouching there would let anyone fill
+/// the queue during an outage.
+pub fn vouches(path: &str) -> bool {
+    path == routes::TRANSFERS
+        || path
+            .strip_prefix(routes::TRANSFERS)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// `path` fills `template`'s `{…}` segments with one non-empty segment each.
 fn matches_template(template: &str, path: &str) -> bool {
     let (mut t, mut p) = (template.split('/'), path.split('/'));
@@ -595,5 +606,17 @@ mod tests {
         assert!(!post("/api/v1/transfers/t1/complete"));
         assert!(!post("/api/v1/hosts/h1/signed-ops/op1"));
         assert!(!post("/api/v1/transfers"));
+    }
+
+    #[test]
+    fn only_authenticated_transfer_routes_vouch_for_a_credential() {
+        use super::vouches;
+        assert!(vouches("/api/v1/transfers"));
+        assert!(vouches("/api/v1/transfers/t1"));
+        assert!(vouches("/api/v1/transfers/t1/chunks/0"));
+        assert!(!vouches("/api/v1/transfersX"));
+        assert!(!vouches("/api/v1/health"));
+        assert!(!vouches("/health"));
+        assert!(!vouches("/api/v1/auth/login"));
     }
 }

@@ -7,7 +7,8 @@
 //! back) and `logging`. The queueable writes (reports, op verdicts, transfer status updates) do
 //! not come here: queueing needs the whole body and the cloud's status and answer, which a
 //! streaming phase never holds, so `offline` handles them buffered (they are small). Answers
-//! here still teach the auth cache (a 2xx vouches for the caller's credential, a 401 evicts it).
+//! on the transfer routes still teach the auth cache (a 2xx vouches for the caller's
+//! credential, a 401 evicts it).
 
 use crate::error::{classify, ProxyError, ProxyErrorKind};
 use crate::state::HubState;
@@ -98,6 +99,7 @@ pub async fn handle(
     let token = state
         .offline
         .as_ref()
+        .filter(|_| crate::offline::vouches(request.uri().path()))
         .and_then(|_| crate::offline::credential(request.headers()));
     match forward(&state, phases.as_ref(), &ctx, request).await {
         Ok(response) => {
