@@ -313,12 +313,17 @@ async fn download(
     };
     // Only a verified, complete output counts as received; a failed acknowledgement leaves
     // the transfer pending (a later `receive` fetches it again), it does not undo the file.
-    if let Err(e) = client.mark_received(id).await {
-        note(&format!(
+    match client.mark_received(id).await {
+        Ok(mftplus_client::Accepted::Applied(_)) => {}
+        Ok(mftplus_client::Accepted::Queued) => note(&format!(
+            "note: received {id}; the edge hub queued the acknowledgement while the cloud is \
+             unreachable"
+        )),
+        Err(e) => note(&format!(
             "warning: received {id}, but the server was not told ({}); it stays listed as \
              pending",
             e.message()
-        ));
+        )),
     }
     Ok(Received {
         id: transfer.id.clone(),

@@ -192,9 +192,20 @@ fn render_verify(r: &VerifyReport) -> String {
 }
 
 async fn cancel(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
-    let transfer = ctx
+    let answer = ctx
         .call(|c| async move { c.cancel_transfer(id).await })
         .await?;
+    let Some(transfer) = answer.applied() else {
+        // An edge hub took it while the cloud was unreachable; the cloud applies it later.
+        if ctx.json() {
+            emit_json(&serde_json::json!({"id": id, "queued": true}))?;
+        } else {
+            emit(&format!(
+                "transfer {id}: cancellation queued by the edge hub (the cloud is unreachable)"
+            ))?;
+        }
+        return Ok(0);
+    };
     if ctx.json() {
         emit_json(&transfer)?;
     } else {

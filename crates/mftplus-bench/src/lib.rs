@@ -6,12 +6,15 @@
 //! generator posting realistic ~4 KiB host reports to a running `mftplus cloud` and measuring
 //! throughput and latency; `liveness` times the checker's liveness pass over a large fleet.
 //! For the edge hub (`bench/hub_proxy.sh`), `ws-echo` and `ws-hold` hold many upgraded
-//! connections through a proxy.
+//! connections through a proxy; for its offline queue (`bench/hub_queue.sh`), `load` posts to
+//! a hub whose cloud is down and `hub-enqueue` drives the queue's writer without HTTP.
 //!
 //! It is not a general-purpose load tool (it speaks only `POST /api/v1/host-report`, and raw bytes after an upgrade), and it
-//! contains no SQL: everything goes through `mftplus_cloud::db::open` and the `Store` trait.
+//! contains no SQL: everything goes through `mftplus_cloud::db::open` and the `Store` trait (and
+//! the hub's own `queue::Enqueuer`).
 
 pub mod histogram;
+pub mod hub_enqueue;
 pub mod liveness;
 pub mod load;
 pub mod report;

@@ -1,8 +1,8 @@
-//! `mftplus-bench seed | load | liveness | ws-echo | ws-hold`: see the library docs,
-//! `bench/fleet_load.sh` and `bench/hub_proxy.sh`.
+//! `mftplus-bench seed | load | liveness | ws-echo | ws-hold | hub-enqueue`: see the library
+//! docs, `bench/fleet_load.sh`, `bench/hub_proxy.sh` and `bench/hub_queue.sh`.
 
 use clap::{Parser, Subcommand};
-use mftplus_bench::{liveness, load, seed, ws, BenchError};
+use mftplus_bench::{hub_enqueue, liveness, load, seed, ws, BenchError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,6 +60,21 @@ enum Command {
         /// Writers at once while seeding (PostgreSQL benefits; SQLite has one writer).
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+    },
+    /// Push host reports through the hub's offline-queue writer (no HTTP) into a fresh hub.db.
+    HubEnqueue {
+        /// An existing, empty directory for hub.db.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Concurrent producers (as many as the HTTP run's connections).
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        #[arg(long, default_value_t = 4096)]
+        report_bytes: usize,
     },
     /// Upstream for ws-hold: answers upgrade requests with 101 and echoes; 503 otherwise.
     WsEcho {
@@ -181,6 +196,35 @@ fn run(args: Args) -> Result<(), BenchError> {
                 summary.first_transitions,
                 summary.second_pass_ms,
                 summary.second_transitions
+            );
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::HubEnqueue {
+            data_dir,
+            tasks,
+            duration,
+            warmup,
+            report_bytes,
+        } => {
+            let options = hub_enqueue::EnqueueOptions {
+                data_dir,
+                tasks,
+                duration: Duration::from_secs(duration.max(1)),
+                warmup: Duration::from_secs(warmup),
+                report_bytes,
+            };
+            // One thread, like the hub pinned to one CPU (its writer thread is extra).
+            let summary = runtime(true)?.block_on(hub_enqueue::run(&options))?;
+            eprintln!(
+                "{:.0} rows/s committed over {:.0} s ({} producers, {} B): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; errors {}",
+                summary.writes_per_s,
+                summary.duration_s,
+                summary.tasks,
+                summary.report_bytes,
+                summary.p50_ms,
+                summary.p99_ms,
+                summary.max_ms,
+                summary.errors
             );
             println!("{}", serde_json::to_string(&summary)?);
         }

@@ -5,7 +5,8 @@
 //! `Authorization: Bearer`, plus the retrieval-password calls a box makes before it has a key.
 //!
 //! Where 0009 names no answer body (block, unblock, trigger-update, geo remove-all, delete,
-//! recovery disarm, signature upload, op status, escrow, guest report) the method returns `()`
+//! recovery disarm, signature upload, escrow, guest report) the method returns `()` (op status:
+//! `Accepted<()>`)
 //! and accepts any 2xx answer, so a handler that answers 204 or echoes the row both work.
 
 use mftplus_types::fleet::{
@@ -18,7 +19,7 @@ use mftplus_types::fleet::{
 };
 use mftplus_types::routes::{self, fill};
 
-use crate::{Client, ClientError, ClientOptions, Credential, Method};
+use crate::{Accepted, Client, ClientError, ClientOptions, Credential, Method};
 
 /// Filters of `GET /api/v1/guests`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -372,21 +373,27 @@ impl AgentClient {
         c.fetch(c.builder(Method::GET, &path)).await
     }
 
-    /// The agent's verdict on an op: `executed`, `failed` or `rejected`.
+    /// The agent's verdict on an op: `executed`, `failed` or `rejected`. `Queued` when an edge
+    /// hub that cannot reach the cloud took it (the cloud applies it once, later).
     pub async fn op_status(
         &self,
         host_id: &str,
         op_id: &str,
         update: &OpStatusUpdate,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Accepted<()>, ClientError> {
         let c = &self.keyed;
         let path = fill(
             &host_path(routes::HOST_SIGNED_OP_STATUS, host_id),
             "op_id",
             op_id,
         );
-        c.fetch_nothing(c.builder(Method::POST, &path).json(update))
-            .await
+        let answer = c
+            .exchange_queueable(c.builder(Method::POST, &path).json(update))
+            .await?;
+        Ok(match answer {
+            Accepted::Applied(_) => Accepted::Applied(()),
+            Accepted::Queued => Accepted::Queued,
+        })
     }
 
     /// Stores the wrapped backup key verbatim (the cloud cannot open it).

@@ -28,6 +28,30 @@ pub use hubs::HubClient;
 pub use reqwest::header::HeaderMap;
 pub use reqwest::Method;
 
+/// Header an edge hub sets (value `queued`) on a 202 it gave from its offline queue.
+pub const HUB_OFFLINE_HEADER: &str = "x-hub-offline";
+
+/// How the server took a write that an edge hub may queue while the cloud is unreachable
+/// (op verdicts, transfer `received` and `cancel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted<T> {
+    /// The cloud applied it; its answer.
+    Applied(T),
+    /// An edge hub queued it; the cloud applies it once when the link is back. The cloud's
+    /// answer (and any refusal) is not known to the caller.
+    Queued,
+}
+
+impl<T> Accepted<T> {
+    /// The cloud's answer, if it was applied already.
+    pub fn applied(self) -> Option<T> {
+        match self {
+            Accepted::Applied(value) => Some(value),
+            Accepted::Queued => None,
+        }
+    }
+}
+
 /// Header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Header in which the server hands out a fresh access token when the one used is close to expiry.
@@ -249,6 +273,41 @@ impl Client {
 
     async fn fetch_nothing(&self, builder: reqwest::RequestBuilder) -> Result<(), ClientError> {
         self.exchange(builder).await.map(drop)
+    }
+
+    /// Like `exchange`, except that a hub's 202 `x-hub-offline: queued` is `Queued`.
+    async fn exchange_queueable(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<Accepted<Vec<u8>>, ClientError> {
+        let response = self.send(builder).await?;
+        let status = response.status();
+        let queued = status == reqwest::StatusCode::ACCEPTED
+            && response
+                .headers()
+                .get(HUB_OFFLINE_HEADER)
+                .is_some_and(|v| v.as_bytes() == b"queued");
+        let body = self.read_body(response).await?;
+        if !status.is_success() {
+            return Err(ClientError::from_response(status.as_u16(), &body));
+        }
+        Ok(if queued {
+            Accepted::Queued
+        } else {
+            Accepted::Applied(body)
+        })
+    }
+
+    async fn fetch_queueable<T: DeserializeOwned>(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<Accepted<T>, ClientError> {
+        match self.exchange_queueable(builder).await? {
+            Accepted::Queued => Ok(Accepted::Queued),
+            Accepted::Applied(body) => serde_json::from_slice(&body)
+                .map(Accepted::Applied)
+                .map_err(|e| ClientError::Decode(e.to_string())),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use mftplus_types::transfers::{
     Transfer, UserPublicKey, VerifyReport, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER,
 };
 
-use crate::{Client, ClientError, Method};
+use crate::{Accepted, Client, ClientError, Method};
 
 fn with_index(template: &str, id: &str, index: u64) -> String {
     fill(&fill(template, "id", id), "index", &index.to_string())
@@ -144,10 +144,11 @@ impl Client {
     }
 
     /// Tells the server this recipient decrypted and verified the transfer; only this marks it
-    /// downloaded.
-    pub async fn mark_received(&self, id: &str) -> Result<Transfer, ClientError> {
+    /// downloaded. Through an edge hub that cannot reach the cloud the answer is `Queued`.
+    pub async fn mark_received(&self, id: &str) -> Result<Accepted<Transfer>, ClientError> {
         let path = fill(routes::TRANSFER_RECEIVED, "id", id);
-        self.fetch(self.builder(Method::POST, &path)).await
+        self.fetch_queueable(self.builder(Method::POST, &path))
+            .await
     }
 
     /// Asks the server to re-hash every stored chunk against its recorded SHA-256.
@@ -156,9 +157,11 @@ impl Client {
         self.fetch(self.builder(Method::POST, &path)).await
     }
 
-    pub async fn cancel_transfer(&self, id: &str) -> Result<Transfer, ClientError> {
+    /// Through an edge hub that cannot reach the cloud the answer is `Queued`.
+    pub async fn cancel_transfer(&self, id: &str) -> Result<Accepted<Transfer>, ClientError> {
         let path = fill(routes::TRANSFER_CANCEL, "id", id);
-        self.fetch(self.builder(Method::POST, &path)).await
+        self.fetch_queueable(self.builder(Method::POST, &path))
+            .await
     }
 }
 

@@ -209,6 +209,20 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// An answer in the API's error shape with one of its stable codes, for what the hub decides
+/// itself rather than fails at (the offline queue's and the site store's refusals).
+pub fn api_error(code: ErrorCode, message: impl Into<String>) -> Response {
+    let status = http::StatusCode::from_u16(code.http_status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ApiErrorBody {
+        error: ErrorInfo {
+            code: code.as_str().into(),
+            message: message.into(),
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,18 +253,4 @@ mod tests {
             ("hub_not_registered", 503)
         );
     }
-}
-
-/// An answer in the API's error shape with one of its stable codes, for what the hub decides
-/// itself rather than fails at (the offline queue's and the site store's refusals).
-pub fn api_error(code: ErrorCode, message: impl Into<String>) -> Response {
-    let status = http::StatusCode::from_u16(code.http_status())
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let body = ApiErrorBody {
-        error: ErrorInfo {
-            code: code.as_str().into(),
-            message: message.into(),
-        },
-    };
-    (status, axum::Json(body)).into_response()
 }

@@ -1,10 +1,13 @@
-//! Offline operation (decision 0011): the queueable writes (`POST /api/v1/host-report`,
-//! `POST /api/v1/report`) go through here instead of the streaming proxy. Each is sent to the
-//! cloud with an `Idempotency-Key`; when the cloud cannot be reached and the agent's token is
-//! in the auth cache, the write is queued and answered from cached state (the last control
-//! envelope the cloud gave that token, 202 for guest reports). A replay task sends the queue
-//! to the cloud in order once it answers again and deletes a row only after the cloud's 2xx,
-//! so a crash mid-replay repeats at most the rows in flight, which the key makes harmless.
+//! Offline operation (decision 0011): the queueable writes go through here instead of the
+//! streaming proxy: host and guest reports, the agent's signed-op verdicts (which the cloud logs
+//! as events) and a recipient's or sender's transfer status updates (`received`, `cancel`).
+//! Each is sent to the cloud with an `Idempotency-Key`; when the cloud cannot be reached and
+//! the credential is in the auth cache, the write is queued and answered from cached state (the
+//! last control envelope the cloud gave that token for a host report, otherwise 202 with
+//! `x-hub-offline: queued`). A replay task sends the queue to the cloud in order once it
+//! answers again and deletes a row only after the cloud's answer, so a crash mid-replay repeats
+//! at most the rows in flight. A repeated report is recognised by its key; a repeated verdict
+//! or cancel by the cloud's state machine (409, dropped), a repeated `received` is a no-op.
 //!
 //! While rows wait, new writes queue behind them even if the cloud is back, so per-host order
 //! holds. A 401 during replay drops the row and evicts the token: that is how a revocation
@@ -20,15 +23,25 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mftplus_types::error::{ApiErrorBody, ErrorCode, ErrorInfo};
+use mftplus_types::error::ErrorCode;
+use mftplus_types::routes;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub const HOST_REPORT: &str = "/api/v1/host-report";
-pub const GUEST_REPORT: &str = "/api/v1/report";
+pub const HOST_REPORT: &str = routes::HOST_REPORT;
+pub const GUEST_REPORT: &str = routes::GUEST_REPORT;
+/// Writes queued while the cloud is down besides the two reports; the cloud applies a repeat of
+/// any of them at most once without a key (decision 0011).
+const STATUS_UPDATES: [&str; 3] = [
+    routes::HOST_SIGNED_OP_STATUS,
+    routes::TRANSFER_RECEIVED,
+    routes::TRANSFER_CANCEL,
+];
+/// On an answer the hub gave from its queue instead of the cloud's (value `queued`).
+pub const OFFLINE_HEADER: &str = "x-hub-offline";
 /// Reports are small; the cloud's own limit is far below this.
 const MAX_BODY: usize = 4 << 20;
 const REPLAY_BATCH: usize = 64;
@@ -36,7 +49,38 @@ const REFRESH_EVERY_MS: i64 = 60_000;
 
 /// Whether the request is a write the hub may accept while the cloud is down.
 pub fn queueable(method: &http::Method, path: &str) -> bool {
-    method == http::Method::POST && (path == HOST_REPORT || path == GUEST_REPORT)
+    method == http::Method::POST
+        && (path == HOST_REPORT
+            || path == GUEST_REPORT
+            || STATUS_UPDATES.iter().any(|t| matches_template(t, path)))
+}
+
+/// Whether a proxied 2xx on `path` vouches for the caller's credential: only under
+/// `/api/v1/transfers`, where every route authenticates. A public route (health, login)
+/// answers 2xx whatever credential comes with it, so vouching there would let anyone fill
+/// the queue during an outage.
+pub fn vouches(path: &str) -> bool {
+    path == routes::TRANSFERS
+        || path
+            .strip_prefix(routes::TRANSFERS)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `path` fills `template`'s `{…}` segments with one non-empty segment each.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
+                if p.is_empty() {
+                    return false;
+                }
+            }
+            (Some(t), Some(p)) if t == p => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The auth cache, the queue and the cached envelopes, over `HUB_DATA_DIR/hub.db`.
@@ -50,9 +94,10 @@ pub struct Offline {
     enqueuer: Enqueuer,
     /// Token hash → the last envelope the cloud answered that host key with.
     envelopes: Mutex<HashMap<String, Bytes>>,
-    /// Token hash → when its cache entry was last written: a host reporting every minute
-    /// need not rewrite its entry every minute.
-    refreshed: Mutex<HashMap<String, i64>>,
+    /// Token hash → when the cloud last vouched for it, as its cache row says. Answers positive
+    /// lookups without SQLite (whose connection the queue's writer holds while it commits),
+    /// and spares a host reporting every minute a rewrite of its row every minute.
+    validated: Mutex<HashMap<String, i64>>,
     /// Rows were queued (wakes an idle replay).
     wake: tokio::sync::Notify,
     /// The cloud answered something (cuts a replay's backoff short).
@@ -92,7 +137,7 @@ impl Offline {
             queued: AtomicU64::new(queued),
             full_total: AtomicU64::new(0),
             envelopes: Mutex::new(HashMap::new()),
-            refreshed: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             back: tokio::sync::Notify::new(),
         })
@@ -130,25 +175,7 @@ impl Offline {
     fn observe(&self, route: &str, token: Option<&str>, status: StatusCode, body: &Bytes) {
         let Some(token) = token else { return };
         if status.is_success() {
-            let (hash, now) = (token_hash(token), now_ms());
-            let stale = {
-                let mut refreshed = self
-                    .refreshed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let stale = refreshed
-                    .get(&hash)
-                    .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
-                if stale {
-                    refreshed.insert(hash, now);
-                }
-                stale
-            };
-            if stale {
-                if let Err(err) = self.cache().remember(token, route, now) {
-                    tracing::warn!(error = %err, "cannot update the auth cache");
-                }
-            }
+            self.vouch(token, route);
             if route == HOST_REPORT {
                 self.envelopes
                     .lock()
@@ -160,16 +187,63 @@ impl Offline {
         }
     }
 
-    /// Whether `token` may be accepted offline now.
+    /// Learns from the cloud's answer to a proxied call: a recipient whose session fetched a
+    /// transfer can then still acknowledge it if the link drops before the acknowledgement.
+    pub fn observe_proxied(&self, token: &str, status: StatusCode) {
+        if status.is_success() {
+            self.vouch(token, "proxied");
+        } else if status == StatusCode::UNAUTHORIZED {
+            self.evict(&token_hash(token));
+        }
+    }
+
+    /// The cloud just accepted `token` (on `route`): it may authenticate queueable writes while
+    /// the cloud is away.
+    fn vouch(&self, token: &str, route: &str) {
+        let (hash, now) = (token_hash(token), now_ms());
+        let stale = {
+            let mut validated = self.validated();
+            let stale = validated
+                .get(&hash)
+                .is_none_or(|at| now.saturating_sub(*at) >= REFRESH_EVERY_MS);
+            if stale {
+                validated.insert(hash, now);
+            }
+            stale
+        };
+        if stale {
+            if let Err(err) = self.cache().remember(token, route, now) {
+                tracing::warn!(error = %err, "cannot update the auth cache");
+            }
+        }
+    }
+
+    fn validated(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.validated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `token` may be accepted offline now: known in memory and younger than the TTL,
+    /// or else found in `hub.db` (a restarted hub), which is then remembered in memory.
     fn is_cached(&self, token: Option<&str>) -> bool {
-        token.is_some_and(|token| matches!(self.cache().lookup(token, now_ms()), Ok(Some(_))))
+        let Some(token) = token else { return false };
+        let (hash, now) = (token_hash(token), now_ms());
+        let fresh = |at: i64| now.saturating_sub(at) <= self.ttl.as_millis() as i64;
+        if self.validated().get(&hash).is_some_and(|at| fresh(*at)) {
+            return true;
+        }
+        match self.cache().lookup(token, now) {
+            Ok(Some(entry)) => {
+                self.validated().insert(hash, entry.validated_at_ms);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn evict(&self, hash: &str) {
-        self.refreshed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(hash);
+        self.validated().remove(hash);
         if let Err(err) = self.cache().evict_hash(hash) {
             tracing::warn!(error = %err, "cannot evict from the auth cache");
         }
@@ -181,11 +255,7 @@ impl Offline {
 
     /// Queues the write if its credential is cached, and answers from cached state.
     async fn accept(&self, route: &str, token: Option<&str>, key: String, body: Bytes) -> Response {
-        let cached = match token {
-            Some(token) => self.cache().lookup(token, now_ms()).ok().flatten(),
-            None => None,
-        };
-        let (Some(token), Some(_)) = (token, cached) else {
+        let Some(token) = token.filter(|t| self.is_cached(Some(t))) else {
             return error(
                 ErrorCode::CloudUnreachable,
                 "the cloud is unreachable and this credential is not in the hub's auth cache",
@@ -216,7 +286,13 @@ impl Offline {
         self.queued.fetch_add(1, Ordering::SeqCst);
         self.wake.notify_one();
         if route != HOST_REPORT {
-            return StatusCode::ACCEPTED.into_response();
+            // No cached state to answer a verdict or a transfer update with: 202 says "taken,
+            // not yet applied", and the header tells a client it came from the hub's queue.
+            let mut response = StatusCode::ACCEPTED.into_response();
+            response
+                .headers_mut()
+                .insert(OFFLINE_HEADER, HeaderValue::from_static("queued"));
+            return response;
         }
         let envelope = self
             .envelopes
@@ -236,7 +312,7 @@ impl Offline {
         );
         response
             .headers_mut()
-            .insert("x-hub-offline", HeaderValue::from_static("queued"));
+            .insert(OFFLINE_HEADER, HeaderValue::from_static("queued"));
         response
     }
 
@@ -283,6 +359,13 @@ impl Offline {
                 if status == StatusCode::UNAUTHORIZED {
                     self.evict(&queue::hash_of(write));
                     tracing::warn!(seq = row.seq, "queued write refused (credential revoked?)");
+                } else if status == StatusCode::CONFLICT {
+                    // A verdict or cancel the cloud already applied (an earlier send that broke
+                    // off, a duplicate, a replay repeated after a crash): applied once already.
+                    tracing::info!(
+                        seq = row.seq,
+                        "queued write conflicts with the cloud's state (already applied?); dropped"
+                    );
                 } else if !status.is_success() {
                     tracing::warn!(
                         seq = row.seq,
@@ -366,7 +449,7 @@ pub async fn handle(
                 .into_response_with(show_detail)
         }
     };
-    let token = bearer(&parts.headers);
+    let token = credential(&parts.headers);
     let key = match parts.headers.get("idempotency-key") {
         None => uuid_like(),
         Some(value) => match value.to_str() {
@@ -389,6 +472,8 @@ pub async fn handle(
     let mut headers = parts.headers;
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
+    // An agent cannot claim to be a hub; transfer routes carry this hub's own assertion.
+    crate::site::prepare_upstream_headers(&state, &route, &mut headers);
     match send(&state, &route, headers, &key, body.clone()).await {
         Ok((mut parts, answer)) => {
             offline.observe(&route, token.as_deref(), parts.status, &answer);
@@ -462,7 +547,16 @@ async fn send(
     Ok((parts, body))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The credential as the cloud reads it: `X-API-Key` first, else a bearer token. Replay sends
+/// either as a bearer token, which the cloud reads the same way (an API key by its prefix).
+pub(crate) fn credential(headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = headers.get("x-api-key") {
+        return key
+            .to_str()
+            .ok()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty());
+    }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -476,7 +570,7 @@ fn uuid_like() -> String {
     use rand::RngCore;
     let mut bytes = [0_u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth_cache::hex(&bytes)
 }
 
 fn now_ms() -> i64 {
@@ -484,13 +578,39 @@ fn now_ms() -> i64 {
 }
 
 fn error(code: ErrorCode, message: &str) -> Response {
-    let status =
-        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let body = ApiErrorBody {
-        error: ErrorInfo {
-            code: code.as_str().into(),
-            message: message.into(),
-        },
-    };
-    (status, axum::Json(body)).into_response()
+    crate::error::api_error(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queueable;
+    use http::Method;
+
+    #[test]
+    fn only_the_agent_and_status_writes_are_queueable() {
+        let post = |path| queueable(&Method::POST, path);
+        assert!(post("/api/v1/host-report"));
+        assert!(post("/api/v1/report"));
+        assert!(post("/api/v1/hosts/h1/signed-ops/op1/status"));
+        assert!(post("/api/v1/transfers/t1/received"));
+        assert!(post("/api/v1/transfers/t1/cancel"));
+        assert!(!queueable(&Method::GET, "/api/v1/transfers/t1/received"));
+        assert!(!post("/api/v1/transfers//cancel"), "an empty id");
+        assert!(!post("/api/v1/transfers/t1/cancel/more"));
+        assert!(!post("/api/v1/transfers/t1/complete"));
+        assert!(!post("/api/v1/hosts/h1/signed-ops/op1"));
+        assert!(!post("/api/v1/transfers"));
+    }
+
+    #[test]
+    fn only_authenticated_transfer_routes_vouch_for_a_credential() {
+        use super::vouches;
+        assert!(vouches("/api/v1/transfers"));
+        assert!(vouches("/api/v1/transfers/t1"));
+        assert!(vouches("/api/v1/transfers/t1/chunks/0"));
+        assert!(!vouches("/api/v1/transfersX"));
+        assert!(!vouches("/api/v1/health"));
+        assert!(!vouches("/health"));
+        assert!(!vouches("/api/v1/auth/login"));
+    }
 }

@@ -3,58 +3,24 @@
 //! deploy key was revoked or is unknown: the hub records the refusal (the proxy then answers
 //! 503 `hub_not_registered`) and keeps asking, slowly, in case an operator fixes it cloud-side.
 //!
-//! The wire structs live here until the cloud's side of the protocol lands in `mftplus-types`;
-//! they accept unknown fields so a newer cloud can add some.
+//! The wire structs are the shared ones in `mftplus_types::hubs`; they ignore unknown fields,
+//! so a newer cloud can add some within protocol v1.
 
 use crate::state::{platform, HubState, Refusal};
 use axum::body::Body;
 use http_body_util::{BodyExt, Limited};
+use mftplus_types::hubs::{
+    HubHeartbeatRequest, HubHeartbeatResponse, HubRegisterRequest, HubRegisterResponse,
+};
 use rand::Rng;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use mftplus_types::hubs::PROTOCOL_VERSION;
 /// Phone-home answers are small; anything bigger is not the cloud.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RegisterRequest {
-    pub protocol: u32,
-    pub hub_version: String,
-    pub hostname: String,
-    pub platform: String,
-    pub license_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RegisterResponse {
-    pub hub_id: String,
-    pub heartbeat_interval_seconds: u64,
-    #[serde(default)]
-    pub license_mode: Option<String>,
-    #[serde(default)]
-    pub latest_version: Option<String>,
-    #[serde(default)]
-    pub versions_behind: Option<u32>,
-    #[serde(default)]
-    pub warning: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HeartbeatRequest {
-    pub hub_version: String,
-    pub uptime_seconds: u64,
-    pub healthy: bool,
-    pub issues: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct HeartbeatResponse {
-    #[serde(default)]
-    pub heartbeat_interval_seconds: Option<u64>,
-}
 
 /// How a phone-home call failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,11 +91,11 @@ fn hours_label(every: Duration) -> String {
 
 /// Retries with exponential backoff and jitter until the cloud answers 200. A refusal is
 /// recorded and retried at the maximum delay: only an operator can fix it.
-async fn register_until_accepted(state: &HubState) -> RegisterResponse {
+async fn register_until_accepted(state: &HubState) -> HubRegisterResponse {
     let mut delay = state.timings.backoff_initial;
     loop {
         let body = register_body(state);
-        match call::<_, RegisterResponse>(state, "v1/hubs/register", &body).await {
+        match call::<_, HubRegisterResponse>(state, "v1/hubs/register", &body).await {
             Ok(answer) => {
                 let now = chrono::Utc::now();
                 state.update_phone_home(|s| {
@@ -138,7 +104,7 @@ async fn register_until_accepted(state: &HubState) -> RegisterResponse {
                     s.last_registered = Some(now);
                     s.validation_error = None;
                     s.refused = None;
-                    s.license_mode = answer.license_mode.clone();
+                    s.license_mode = Some(answer.license_mode.clone());
                     s.warning = answer.warning.clone();
                 });
                 return answer;
@@ -175,7 +141,7 @@ fn jittered(delay: Duration) -> Duration {
 }
 
 /// Heartbeats and re-validations; returns when the hub must register again.
-async fn stay_registered(state: &HubState, registered: RegisterResponse) {
+async fn stay_registered(state: &HubState, registered: HubRegisterResponse) {
     let mut hub_id = registered.hub_id;
     let mut heartbeat_every = heartbeat_interval(state, registered.heartbeat_interval_seconds);
     let mut next_heartbeat = Instant::now() + heartbeat_every;
@@ -185,14 +151,14 @@ async fn stay_registered(state: &HubState, registered: RegisterResponse) {
         let now = Instant::now();
         if now >= next_validate {
             let path = format!("v1/hubs/{hub_id}/validate");
-            match call::<_, RegisterResponse>(state, &path, &register_body(state)).await {
+            match call::<_, HubRegisterResponse>(state, &path, &register_body(state)).await {
                 Ok(answer) => {
                     let at = chrono::Utc::now();
                     state.update_phone_home(|s| {
                         s.last_validated = Some(at);
                         s.validation_error = None;
                         s.hub_id = Some(answer.hub_id.clone());
-                        s.license_mode = answer.license_mode.clone();
+                        s.license_mode = Some(answer.license_mode.clone());
                         s.warning = answer.warning.clone();
                     });
                     hub_id = answer.hub_id;
@@ -215,14 +181,14 @@ async fn stay_registered(state: &HubState, registered: RegisterResponse) {
         }
         if now >= next_heartbeat {
             let issues = crate::diagnose::local_issues(state);
-            let body = HeartbeatRequest {
+            let body = HubHeartbeatRequest {
                 hub_version: state.config.hub_version.clone(),
                 uptime_seconds: state.uptime().as_secs(),
                 healthy: issues.is_empty(),
                 issues,
             };
             let path = format!("v1/hubs/{hub_id}/heartbeat");
-            match call::<_, HeartbeatResponse>(state, &path, &body).await {
+            match call::<_, HubHeartbeatResponse>(state, &path, &body).await {
                 Ok(answer) => {
                     let at = chrono::Utc::now();
                     state.update_phone_home(|s| s.last_heartbeat = Some(at));
@@ -230,9 +196,7 @@ async fn stay_registered(state: &HubState, registered: RegisterResponse) {
                     if let Some(offline) = &state.offline {
                         offline.cloud_is_back();
                     }
-                    if let Some(secs) = answer.heartbeat_interval_seconds {
-                        heartbeat_every = heartbeat_interval(state, secs);
-                    }
+                    heartbeat_every = heartbeat_interval(state, answer.heartbeat_interval_seconds);
                 }
                 Err(err) => {
                     if lost_registration(state, &err) {
@@ -274,8 +238,8 @@ fn heartbeat_interval(state: &HubState, cloud_secs: u64) -> Duration {
         .unwrap_or(Duration::from_secs(cloud_secs.max(1)))
 }
 
-fn register_body(state: &HubState) -> RegisterRequest {
-    RegisterRequest {
+fn register_body(state: &HubState) -> HubRegisterRequest {
+    HubRegisterRequest {
         protocol: PROTOCOL_VERSION,
         hub_version: state.config.hub_version.clone(),
         hostname: state.hostname.clone(),
@@ -344,5 +308,26 @@ async fn call<B: Serialize, T: DeserializeOwned>(
                 .map(|e| e.error.message)
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_with_fields_a_newer_cloud_added_still_parse() {
+        let registered: HubRegisterResponse = serde_json::from_value(serde_json::json!({
+            "hub_id": "hub_1", "heartbeat_interval_seconds": 60, "license_mode": "evaluation",
+            "latest_version": "0.2.0", "versions_behind": 0, "warning": null,
+            "site_features": ["later"],
+        }))
+        .unwrap();
+        assert_eq!(registered.hub_id, "hub_1");
+        let beat: HubHeartbeatResponse = serde_json::from_value(serde_json::json!({
+            "status": "ok", "heartbeat_interval_seconds": 30, "next": {"anything": 1},
+        }))
+        .unwrap();
+        assert_eq!(beat.heartbeat_interval_seconds, 30);
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! The work is split into phases with defaults, after pingora's `ProxyHttp`: `request_filter`
 //! (may refuse), `upstream_request_filter` (headers to the cloud), `response_filter` (headers
-//! back) and `logging`. The two queueable report writes do not come here: queueing needs the
-//! whole body and the cloud's status and answer, which a streaming phase never holds, so
-//! `offline` handles them buffered (they are small).
+//! back) and `logging`. The queueable writes (reports, op verdicts, transfer status updates) do
+//! not come here: queueing needs the whole body and the cloud's status and answer, which a
+//! streaming phase never holds, so `offline` handles them buffered (they are small). Answers
+//! on the transfer routes still teach the auth cache (a 2xx vouches for the caller's
+//! credential, a 401 evicts it).
 
 use crate::error::{classify, ProxyError, ProxyErrorKind};
 use crate::state::HubState;
@@ -94,10 +96,20 @@ pub async fn handle(
             .unwrap_or_else(|| "/".into()),
         started: Instant::now(),
     };
+    let token = state
+        .offline
+        .as_ref()
+        .filter(|_| crate::offline::vouches(request.uri().path()))
+        .and_then(|_| crate::offline::credential(request.headers()));
     match forward(&state, phases.as_ref(), &ctx, request).await {
         Ok(response) => {
-            if let Some(offline) = state.offline.as_ref().filter(|o| o.queued() > 0) {
-                offline.cloud_is_back();
+            if let Some(offline) = state.offline.as_ref() {
+                if offline.queued() > 0 {
+                    offline.cloud_is_back();
+                }
+                if let Some(token) = token {
+                    offline.observe_proxied(&token, response.status());
+                }
             }
             phases.logging(&ctx, response.status(), None);
             response

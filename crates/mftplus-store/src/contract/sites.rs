@@ -22,7 +22,7 @@ pub async fn site_user_paths(store: &dyn Store) {
         .user_sites(&[alice.clone(), bob.clone(), carol.clone()])
         .await
         .unwrap();
-    seen.sort_by(|a, b| a.seen_at_ms.cmp(&b.seen_at_ms));
+    seen.sort_by_key(|site| site.seen_at_ms);
     assert_eq!(
         seen,
         vec![
@@ -42,7 +42,10 @@ pub async fn site_user_paths(store: &dyn Store) {
         .note_user_site(&alice, Some("hub-b"), 3_000)
         .await
         .unwrap();
-    let alice_now = store.user_sites(&[alice.clone()]).await.unwrap();
+    let alice_now = store
+        .user_sites(std::slice::from_ref(&alice))
+        .await
+        .unwrap();
     assert_eq!(alice_now[0].hub_id.as_deref(), Some("hub-b"));
     assert!(store.user_sites(&[]).await.unwrap().is_empty());
 }
