@@ -233,7 +233,7 @@ if [ "$SIZE_MIB" -gt 0 ]; then
       server="$cloud"; [ "$route" != direct ] && server="$hub"
       # Where the recipient was last seen decides whether the hub keeps the transfer.
       seen="$cloud"; [ "$route" = site ] && seen="$hub"
-      MFTPLUS_SERVER="$seen" HOME="$work/home-recipient" "$MFTCTL" transfers list >/dev/null
+      MFTPLUS_SERVER="$seen" HOME="$work/home-recipient" "$MFTCTL" transfers list >/dev/null 2>&1
       echo 5 > "/proc/$hub_main_pid/clear_refs" 2>/dev/null || hub_hwm_reset=no
       t0=$(now)
       id="$(MFTPLUS_SERVER="$server" HOME="$work/home-sender" "$MFTCTL" send "$src" recipient@example.com 2>"$work/send.err")" \
