@@ -170,10 +170,8 @@ pub async fn serve_chunk(
     require_via_site(state, row, via).await?;
     let chunk = state
         .store
-        .list_chunks(&row.id)
+        .get_chunk(&row.id, index as i64)
         .await?
-        .into_iter()
-        .find(|c| c.idx as u64 == index)
         .ok_or_else(|| ApiError::not_found("chunk"))?;
     Ok((
         [
