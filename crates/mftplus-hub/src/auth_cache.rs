@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS auth_cache (
     token_hash TEXT PRIMARY KEY NOT NULL,
     sealed     BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS envelopes (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    sealed     BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queue (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     route           TEXT NOT NULL,
@@ -235,12 +239,44 @@ impl AuthCache<'_> {
 
     /// The cloud refused `token_hash`'s credential: it no longer authenticates offline.
     pub fn evict_hash(&self, hash: &str) -> Result<(), OfflineError> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "DELETE FROM auth_cache WHERE token_hash = ?1",
             params![hash],
         )?;
+        conn.execute("DELETE FROM envelopes WHERE token_hash = ?1", params![hash])?;
         Ok(())
     }
+
+    /// Keeps the last control envelope the cloud gave a host key, sealed, so a restarted hub
+    /// still answers with it (a blocked customer stays blocked while the cloud is away).
+    pub fn remember_envelope(&self, hash: &str, envelope: &[u8]) -> Result<(), OfflineError> {
+        let sealed = self.sealer.seal(envelope, &envelope_aad(hash))?;
+        self.conn().execute(
+            "INSERT INTO envelopes (token_hash, sealed) VALUES (?1, ?2) \
+             ON CONFLICT (token_hash) DO UPDATE SET sealed = excluded.sealed",
+            params![hash, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// The kept envelope of a host key, if any and if it still opens.
+    pub fn envelope(&self, hash: &str) -> Result<Option<Vec<u8>>, OfflineError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT sealed FROM envelopes WHERE token_hash = ?1",
+                params![hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(sealed.and_then(|sealed| self.sealer.open(&sealed, &envelope_aad(hash))))
+    }
+}
+
+/// Binds a sealed envelope to its row, so one cannot be moved to another key's row.
+fn envelope_aad(hash: &str) -> Vec<u8> {
+    format!("envelope:{hash}").into_bytes()
 }
 
 #[cfg(test)]

@@ -177,10 +177,7 @@ impl Offline {
         if status.is_success() {
             self.vouch(token, route);
             if route == HOST_REPORT {
-                self.envelopes
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(token_hash(token), body.clone());
+                self.keep_envelope(&token_hash(token), body);
             }
         } else if status == StatusCode::UNAUTHORIZED {
             self.evict(&token_hash(token));
@@ -242,6 +239,52 @@ impl Offline {
         }
     }
 
+    /// Remembers the cloud's envelope for a host key, writing `hub.db` only when it changed
+    /// (it changes with desired state or blocking, not with every report).
+    fn keep_envelope(&self, hash: &str, body: &Bytes) {
+        let changed = {
+            let mut envelopes = self
+                .envelopes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let changed = envelopes.get(hash) != Some(body);
+            if changed {
+                envelopes.insert(hash.to_string(), body.clone());
+            }
+            changed
+        };
+        if changed {
+            if let Err(err) = self.cache().remember_envelope(hash, body) {
+                tracing::warn!(error = %err, "cannot keep the control envelope");
+            }
+        }
+    }
+
+    /// The last envelope for a host key: from memory, else as kept in `hub.db` by an earlier
+    /// run of the hub.
+    fn last_envelope(&self, hash: &str) -> Option<Bytes> {
+        if let Some(found) = self
+            .envelopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+        {
+            return Some(found.clone());
+        }
+        let kept = match self.cache().envelope(hash) {
+            Ok(kept) => Bytes::from(kept?),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the kept control envelope");
+                return None;
+            }
+        };
+        self.envelopes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hash.to_string(), kept.clone());
+        Some(kept)
+    }
+
     fn evict(&self, hash: &str) {
         self.validated().remove(hash);
         if let Err(err) = self.cache().evict_hash(hash) {
@@ -295,11 +338,7 @@ impl Offline {
             return response;
         }
         let envelope = self
-            .envelopes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&token_hash(token))
-            .cloned()
+            .last_envelope(&token_hash(token))
             .unwrap_or_else(|| {
                 Bytes::from_static(
                     br#"{"poll_interval_seconds":300,"blocked":false,"desired_generation":0,"has_signed_ops":false}"#,

@@ -348,3 +348,29 @@ async fn guest_reports_are_accepted_offline_with_202_and_replayed_once() {
     assert_eq!(used, vec![0, 1, 2, 3], "each once, in order");
     hub.stop().await;
 }
+
+/// The envelope a hub answers with offline survives a restart of the hub: a blocked
+/// customer's box is still told it is blocked, not the default "carry on".
+#[tokio::test]
+async fn a_restarted_hub_answers_offline_with_the_last_envelope_it_kept() {
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    operator(&cloud)
+        .block_customer(&site.customer_id)
+        .await
+        .unwrap();
+    let hub = site.hub(&[]).await;
+    let agent = AgentClient::new(&hub.url(""), &host.host_key).unwrap();
+    let online = agent.host_report(&report(&host.host_id, 0)).await.unwrap();
+    assert!(online.blocked);
+    hub.stop().await;
+
+    // A new hub process on the same hub.db; it has not seen this host's envelope itself.
+    let hub = site.hub(&[]).await;
+    cloud.stop().await;
+    let agent = AgentClient::new(&hub.url(""), &host.host_key).unwrap();
+    let offline = agent.host_report(&report(&host.host_id, 1)).await.unwrap();
+    assert_eq!(queued(&hub), 1, "the report was queued, not sent");
+    assert_eq!(offline, online, "answered with the kept envelope");
+    hub.stop().await;
+}
