@@ -102,18 +102,7 @@ impl Sealer {
 
 /// SHA-256 hex of a bearer token: the cache's lookup key.
 pub fn token_hash(token: &str) -> String {
-    hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
-}
-
-/// Lower-case hex, without a `format!` per byte (this runs on every queued write).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(digest::digest(&digest::SHA256, token.as_bytes()))
 }
 
 /// Opens (creating if needed) `dir/hub.db` with mode 0600 in WAL mode, and derives the sealer.

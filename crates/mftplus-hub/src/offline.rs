@@ -52,7 +52,9 @@ pub fn queueable(method: &http::Method, path: &str) -> bool {
     method == http::Method::POST
         && (path == HOST_REPORT
             || path == GUEST_REPORT
-            || STATUS_UPDATES.iter().any(|t| matches_template(t, path)))
+            || STATUS_UPDATES
+                .iter()
+                .any(|t| routes::captures(t, path).is_some()))
 }
 
 /// Whether a proxied 2xx on `path` vouches for the caller's credential: only under
@@ -60,27 +62,7 @@ pub fn queueable(method: &http::Method, path: &str) -> bool {
 /// answers 2xx whatever credential comes with it, so vouching there would let anyone fill
 /// the queue during an outage.
 pub fn vouches(path: &str) -> bool {
-    path == routes::TRANSFERS
-        || path
-            .strip_prefix(routes::TRANSFERS)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// `path` fills `template`'s `{…}` segments with one non-empty segment each.
-fn matches_template(template: &str, path: &str) -> bool {
-    let (mut t, mut p) = (template.split('/'), path.split('/'));
-    loop {
-        match (t.next(), p.next()) {
-            (None, None) => return true,
-            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
-                if p.is_empty() {
-                    return false;
-                }
-            }
-            (Some(t), Some(p)) if t == p => {}
-            _ => return false,
-        }
-    }
+    routes::is_under(routes::TRANSFERS, path)
 }
 
 /// The auth cache, the queue and the cached envelopes, over `HUB_DATA_DIR/hub.db`.
@@ -609,7 +591,7 @@ fn uuid_like() -> String {
     use rand::RngCore;
     let mut bytes = [0_u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
-    crate::auth_cache::hex(&bytes)
+    hex::encode(bytes)
 }
 
 fn now_ms() -> i64 {

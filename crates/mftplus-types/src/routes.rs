@@ -84,6 +84,33 @@ pub const HUB: &str = "/api/v1/hubs/{hub_id}";
 pub const DEPLOY_KEYS: &str = "/api/v1/hubs/deploy-keys";
 pub const DEPLOY_KEY: &str = "/api/v1/hubs/deploy-keys/{id}";
 
+/// The values of `template`'s `{…}` segments when `path` matches it segment for segment, each
+/// non-empty; `None` when it does not match. For code that routes without a router (the hub).
+pub fn captures<'a>(template: &str, path: &'a str) -> Option<Vec<&'a str>> {
+    let (mut want, mut got) = (template.split('/'), path.split('/'));
+    let mut values = Vec::new();
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(values),
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return None;
+                }
+                values.push(g);
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `path` is `prefix` itself or below it (`/api/v1/transfers`, `/api/v1/transfers/x`,
+/// not `/api/v1/transfersx`).
+pub fn is_under(prefix: &str, path: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Replaces `{name}` in a route template with a percent-encoded value.
 pub fn fill(template: &str, name: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());
@@ -100,11 +127,41 @@ pub fn fill(template: &str, name: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn fill_encodes() {
         assert_eq!(
             super::fill(super::USER, "user", "a b@x.com"),
             "/api/v1/users/a%20b@x.com"
         );
+    }
+
+    #[test]
+    fn captures_fill_every_placeholder_or_nothing() {
+        assert_eq!(
+            captures(TRANSFER_CHUNK, "/api/v1/transfers/t1/chunks/7"),
+            Some(vec!["t1", "7"])
+        );
+        assert_eq!(captures(HOST_REPORT, HOST_REPORT), Some(vec![]));
+        assert_eq!(
+            captures(TRANSFER_CHUNK, "/api/v1/transfers//chunks/7"),
+            None
+        );
+        assert_eq!(
+            captures(TRANSFER_CHUNK, "/api/v1/transfers/t1/chunks"),
+            None
+        );
+        assert_eq!(
+            captures(TRANSFER_CHUNK, "/api/v1/transfers/t1/chunks/7/x"),
+            None
+        );
+        assert_eq!(
+            captures(TRANSFER_CANCEL, "/api/v1/transfers/t1/received"),
+            None
+        );
+        assert!(is_under(TRANSFERS, "/api/v1/transfers"));
+        assert!(is_under(TRANSFERS, "/api/v1/transfers/t1/chunks/0"));
+        assert!(!is_under(TRANSFERS, "/api/v1/transfersX"));
+        assert!(!is_under(TRANSFERS, "/api/v1/health"));
     }
 }

@@ -10,6 +10,7 @@ use axum::body::Body;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use mftplus_types::routes;
 use mftplus_types::transfers::site::{SiteTransfersLive, SiteTransfersQuery};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ async fn ask(state: &HubState, transfer_ids: &[String]) -> Result<Vec<String>, C
     *request.uri_mut() = format!(
         "{}{}",
         cloud.origin,
-        mftplus_types::routes::HUB_SITE_TRANSFERS_LIVE.replace("{hub_id}", &hub_id)
+        routes::fill(routes::HUB_SITE_TRANSFERS_LIVE, "hub_id", &hub_id)
     )
     .parse()
     .map_err(|_| CollectError::Cloud("the hub id makes no valid URL".into()))?;

@@ -31,12 +31,11 @@ use mftplus_types::transfers::site::{
     STORED_SIZE_HEADER, VERIFY_PLAN_HEADER,
 };
 use mftplus_types::transfers::{max_sealed_len, Transfer, VerifyReport, CHUNK_SHA256_HEADER};
-use mftplus_types::ErrorCode;
+use mftplus_types::{routes, ErrorCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-const TRANSFERS_PREFIX: &str = "/api/v1/transfers/";
 /// Remembered site answers; past this the memory is simply cleared and asked again.
 const MAX_KNOWN: usize = 10_000;
 /// A verify plan lists every chunk's hash; far below this even for huge transfers.
@@ -60,19 +59,18 @@ pub enum SiteRoute {
 
 /// Which site route `method path` is, if any.
 pub fn route(method: &Method, path: &str) -> Option<SiteRoute> {
-    let rest = path.strip_prefix(TRANSFERS_PREFIX)?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match (method, parts.as_slice()) {
-        (&Method::PUT, [id, "chunks", index]) => Some(SiteRoute::ChunkPut {
-            transfer: id.to_string(),
-            index: index.parse().ok()?,
-        }),
-        (&Method::GET, [id, "chunks", index]) => Some(SiteRoute::ChunkGet {
-            transfer: id.to_string(),
-            index: index.parse().ok()?,
-        }),
-        (&Method::POST, [id, "verify"]) => Some(SiteRoute::Verify {
-            transfer: id.to_string(),
+    let chunk = |captured: Vec<&str>| Some((captured[0].to_string(), captured[1].parse().ok()?));
+    match *method {
+        Method::PUT => {
+            let (transfer, index) = chunk(routes::captures(routes::TRANSFER_CHUNK, path)?)?;
+            Some(SiteRoute::ChunkPut { transfer, index })
+        }
+        Method::GET => {
+            let (transfer, index) = chunk(routes::captures(routes::TRANSFER_CHUNK, path)?)?;
+            Some(SiteRoute::ChunkGet { transfer, index })
+        }
+        Method::POST => Some(SiteRoute::Verify {
+            transfer: routes::captures(routes::TRANSFER_VERIFY, path)?[0].to_string(),
         }),
         _ => None,
     }
@@ -95,9 +93,8 @@ impl Site {
         }
         let cloud = state.config.cloud_api_url.as_ref()?;
         let mut request = Request::new(Body::empty());
-        *request.uri_mut() = format!("{}{TRANSFERS_PREFIX}{transfer}", cloud.origin)
-            .parse()
-            .ok()?;
+        let path = routes::fill(routes::TRANSFER, "id", transfer);
+        *request.uri_mut() = format!("{}{path}", cloud.origin).parse().ok()?;
         for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
             if let Some(value) = agent.get(name) {
                 request.headers_mut().insert(name, value.clone());
@@ -149,9 +146,14 @@ pub fn prepare_upstream_headers(state: &HubState, target: &str, headers: &mut He
     for name in &SITE_HEADERS {
         headers.remove(name);
     }
-    if state.site.is_some() && target.starts_with(TRANSFERS_PREFIX.trim_end_matches('/')) {
+    if state.site.is_some() && routes::is_under(routes::TRANSFERS, path_of(target)) {
         add_assertion(state, headers);
     }
+}
+
+/// The path of a request target (`path?query`).
+fn path_of(target: &str) -> &str {
+    target.split_once('?').map_or(target, |(path, _)| path)
 }
 
 /// Adds the hub's id and deploy key; returns the id, or `None` before registration.
