@@ -56,6 +56,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Maps a store error as `From` does, except that a `Conflict` reads `{context}: {why}`:
+    /// for store calls whose conflict is a state ("not uploading"), not a duplicate.
+    pub fn store_conflict(context: String) -> impl FnOnce(StoreError) -> ApiError {
+        move |err| match err {
+            StoreError::Conflict(why) => {
+                ApiError::new(ErrorCode::Conflict, format!("{context}: {why}"))
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {

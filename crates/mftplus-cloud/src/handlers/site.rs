@@ -137,13 +137,9 @@ pub async fn record_chunk(
         .store
         .record_chunks(&row.id, std::slice::from_ref(&chunk))
         .await
-        .map_err(|err| match err {
-            mftplus_store::StoreError::Conflict(why) => ApiError::new(
-                ErrorCode::Conflict,
-                format!("chunk {index} not recorded: {why}"),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(ApiError::store_conflict(format!(
+            "chunk {index} not recorded"
+        )))?;
     let receipt = |status: &str| {
         Json(ChunkReceipt {
             index,

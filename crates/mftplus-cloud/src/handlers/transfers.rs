@@ -259,13 +259,7 @@ pub async fn complete(
         .store
         .complete_transfer(&row.id, &manifest, state.clock.now_ms())
         .await
-        .map_err(|err| match err {
-            mftplus_store::StoreError::Conflict(why) => ApiError::new(
-                ErrorCode::Conflict,
-                format!("transfer is not complete: {why}"),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(ApiError::store_conflict("transfer is not complete".into()))?;
     state
         .audit(
             AuditEvent::new("transfer_completed")
