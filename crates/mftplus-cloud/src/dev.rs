@@ -140,7 +140,7 @@ impl DevCloud {
         };
         if let Ok(kept) = std::fs::read_to_string(&path) {
             let kept = kept.trim().to_string();
-            let digest = hex::encode(mftplus_crypto::api_key_digest(&kept));
+            let digest = mftplus_crypto::hash_api_key(&kept);
             let row = self
                 .cloud
                 .state()
