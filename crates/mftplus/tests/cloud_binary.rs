@@ -1,7 +1,11 @@
 //! The `mftplus cloud` binary as an operator runs it: `--check-config` verdicts, and a clean
 //! drain and exit on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod plain_http;
+
+use plain_http::get;
+
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -205,19 +209,6 @@ fn check_config_covers_the_payload_store() {
         !text.contains(s3_secret),
         "the S3 secret was printed: {text}"
     );
-}
-
-/// One request over plain TCP, so the test needs no HTTP client of its own.
-fn get(address: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! `mftplus dev` as the real binary: the cloud and an edge hub in front of it, the hub
 //! registered with a deploy key the dev cloud minted for it and kept (0600) across restarts.
 
-use std::io::{Read, Write};
+mod plain_http;
+
+use plain_http::get;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -60,19 +63,6 @@ impl Dev {
             std::thread::sleep(Duration::from_millis(25));
         }
     }
-}
-
-fn get(url: &str, path: &str) -> String {
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 /// Polls the hub's diagnosis until it says it registered; returns its hub id.
