@@ -28,6 +28,7 @@ pub fn full(host_id: &str, index: usize) -> HostReport {
             disk_gb: 40 + memory_gb * 10,
             image: format!("golden/{name}:2026.11.{}", 1 + n % 28),
             restore_from: None,
+            kind: Default::default(),
             extra: Default::default(),
         }),
         controller_version: Some("1.4.2".into()),

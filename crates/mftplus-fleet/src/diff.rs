@@ -10,6 +10,7 @@
 //! - every unknown field (the `extra` maps at each level), including those of a newly added
 //!   guest or storage policy — the addition itself is benign, its unknown fields are not;
 //! - clearing `restore_from` or `wipe` (the table lists only setting them);
+//! - changing a guest's `kind` (it moves the guest to another driver);
 //! - an added storage policy with `wipe` set is `storage.attach` plus `storage.wipe`: the drive
 //!   being attached may hold data.
 //!
@@ -157,6 +158,13 @@ fn diff_guest(id: &str, old: &GuestDesired, new: &GuestDesired, out: &mut Vec<De
         out.push(benign(op, Some(id), pointer(&["guests", id, "run_state"])));
     }
     let (a, b) = (&old.spec, &new.spec);
+    if a.kind != b.kind {
+        out.push(state_change(
+            &Location::Kind { guest: id.into() },
+            Value::String(a.kind.as_str().into()),
+            Value::String(b.kind.as_str().into()),
+        ));
+    }
     if a.cpu_cores != b.cpu_cores {
         out.push(benign(op::GUEST_RESIZE, Some(id), field("cpu_cores")));
     }

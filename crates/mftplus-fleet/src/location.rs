@@ -13,7 +13,14 @@ use std::collections::BTreeMap;
 const TOP_KNOWN: [&str; 3] = ["guests", "storage", "versions"];
 const VERSIONS_KNOWN: [&str; 3] = ["agent", "controller", "golden_image"];
 const GUEST_KNOWN: [&str; 2] = ["spec", "run_state"];
-const SPEC_KNOWN: [&str; 5] = ["cpu_cores", "memory_mb", "disk_gb", "image", "restore_from"];
+const SPEC_KNOWN: [&str; 6] = [
+    "kind",
+    "cpu_cores",
+    "memory_mb",
+    "disk_gb",
+    "image",
+    "restore_from",
+];
 const STORAGE_KNOWN: [&str; 4] = ["role", "class", "backup", "wipe"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +37,10 @@ pub(crate) enum Location {
     },
     /// Clearing `restore_from` is not in the table, so it is a `state.change`.
     RestoreFrom {
+        guest: String,
+    },
+    /// A guest moving to another kind (and so another driver) is not in the table either.
+    Kind {
         guest: String,
     },
     StorageExtra {
@@ -78,6 +89,7 @@ impl Location {
             Location::GuestExtra { guest, key } => pointer(&["guests", guest, key]),
             Location::SpecExtra { guest, key } => pointer(&["guests", guest, "spec", key]),
             Location::RestoreFrom { guest } => pointer(&["guests", guest, "spec", "restore_from"]),
+            Location::Kind { guest } => pointer(&["guests", guest, "spec", "kind"]),
             Location::StorageExtra { durable_id, key } => pointer(&["storage", durable_id, key]),
             Location::Wipe { durable_id } => pointer(&["storage", durable_id, "wipe"]),
         }
@@ -88,7 +100,8 @@ impl Location {
         match self {
             Location::GuestExtra { guest, .. }
             | Location::SpecExtra { guest, .. }
-            | Location::RestoreFrom { guest } => Some(guest),
+            | Location::RestoreFrom { guest }
+            | Location::Kind { guest } => Some(guest),
             _ => None,
         }
     }
@@ -113,6 +126,9 @@ impl Location {
                 key: owned(key),
             }),
             ["guests", guest, "spec", "restore_from"] => Ok(Location::RestoreFrom {
+                guest: owned(guest),
+            }),
+            ["guests", guest, "spec", "kind"] => Ok(Location::Kind {
                 guest: owned(guest),
             }),
             ["guests", guest, "spec", key] if !SPEC_KNOWN.contains(key) => {
@@ -158,6 +174,10 @@ impl Location {
                     Value::String(s) => Some(s),
                     _ => return Err(wrong()),
                 };
+            }
+            Location::Kind { guest } => {
+                let spec = &mut guest_mut(state, guest).ok_or_else(missing)?.spec;
+                spec.kind = serde_json::from_value(value).map_err(|_| wrong())?;
             }
             Location::StorageExtra { durable_id, key } => set_extra(
                 &mut policy_mut(state, durable_id).ok_or_else(missing)?.extra,
@@ -214,6 +234,7 @@ mod tests {
                 key: "numa".into(),
             },
             Location::RestoreFrom { guest: "db".into() },
+            Location::Kind { guest: "db".into() },
             Location::StorageExtra {
                 durable_id: "u-1".into(),
                 key: "mount".into(),

@@ -132,6 +132,7 @@ mod tests {
                 disk_gb,
                 image: image.into(),
                 restore_from: None,
+                kind: Default::default(),
                 extra: Default::default(),
             },
             run_state: RunState::Running,

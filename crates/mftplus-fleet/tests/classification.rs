@@ -18,6 +18,7 @@ fn guest() -> GuestDesired {
             disk_gb: 40,
             image: "debian-12-golden-2026.01".into(),
             restore_from: None,
+            kind: Default::default(),
             extra: Default::default(),
         },
         run_state: RunState::Running,

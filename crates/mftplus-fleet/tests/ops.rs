@@ -22,6 +22,7 @@ fn guest(disk_gb: u64, image: &str) -> GuestDesired {
             disk_gb,
             image: image.into(),
             restore_from: None,
+            kind: Default::default(),
             extra: Default::default(),
         },
         run_state: RunState::Running,

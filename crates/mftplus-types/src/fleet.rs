@@ -251,6 +251,10 @@ pub struct GuestDesired {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuestSpec {
+    /// What runs the guest. An agent refuses a kind its driver cannot run, and an unknown
+    /// kind is refused when the desired state is read, never classified by guesswork.
+    #[serde(default)]
+    pub kind: GuestKind,
     #[serde(default)]
     pub cpu_cores: u32,
     #[serde(default)]
@@ -265,6 +269,32 @@ pub struct GuestSpec {
     pub restore_from: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// The kind of a guest, which decides the driver that runs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    /// A virtual machine from a golden image (the Proxmox VE driver).
+    #[default]
+    Vm,
+    /// A container from a local image (the Docker Engine driver).
+    Container,
+}
+
+impl GuestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestKind::Vm => "vm",
+            GuestKind::Container => "container",
+        }
+    }
+}
+
+impl std::fmt::Display for GuestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

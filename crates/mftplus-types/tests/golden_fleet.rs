@@ -45,6 +45,7 @@ fn spec(cpu_cores: u32, memory_mb: u64, disk_gb: u64, image: &str) -> GuestSpec 
         disk_gb,
         image: image.into(),
         restore_from: None,
+        kind: Default::default(),
         extra: Default::default(),
     }
 }
