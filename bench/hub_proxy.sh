@@ -81,7 +81,7 @@ rate_limit:
   per_address_per_minute: 100000000
 YAML
 cloud_port="$(free_port)"
-RUST_LOG=warn timeout 3600 taskset -c 1 "$MFTPLUS" dev --no-hub --data-dir "$work/cloud" --listen "127.0.0.1:$cloud_port" \
+RUST_LOG=warn timeout 3600 taskset -c 1 "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/cloud" --listen "127.0.0.1:$cloud_port" \
   --metrics-listen 127.0.0.1:0 >"$work/cloud.out" 2>"$work/cloud.err" &
 pids+=($!)
 for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud.out" 2>/dev/null && break; sleep 0.1; done

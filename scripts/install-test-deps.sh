@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
-# openssl, and docker-compose where a Docker Engine is installed, for the hub container test)
+# openssl, gcc and e2fsprogs for the agent's tests, and docker-compose where a Docker Engine is installed, for the hub container test)
 # when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
 # Debian's docker-compose recommends docker.io, which would clash with an engine installed
@@ -19,6 +19,10 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+# The agent's tests: a static guest binary for the test image, filesystems to read UUIDs from.
+command -v gcc >/dev/null || need+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]}; install them (sudo apt-get install ${need[*]}) and re-run" >&2

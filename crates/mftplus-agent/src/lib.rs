@@ -2,8 +2,74 @@
 //! heartbeat and poll, reconcile of the operator's desired state through a guest driver with a
 //! durable journal, and the signed-op gate for destructive changes.
 //!
+//! Where things are: [`config`] (the YAML file), [`state`] (`agent.db`: identity, pinned keys,
+//! nonces, ops, cached desired state, journal), [`enroll`], [`agent`] (the loop), [`plan`]
+//! (what to do, a pure function over `mftplus_fleet::diff`), [`reconcile`] (doing it, one
+//! journaled queue per guest), [`ops`] (verifying signed ops and the verdicts owed),
+//! [`driver`] (Docker Engine and the driver that manages nothing), [`probe`] (this machine's
+//! CPU, memory, disks and filesystem UUIDs), [`sd_notify`] (systemd readiness and watchdog).
+//!
 //! What it is not: it never opens the cloud's database and speaks to the cloud (or an edge hub
 //! in front of it) only through `mftplus_client::AgentClient`. It holds no signing key: it only
 //! verifies operators' signatures against the keys pinned at enrollment.
 
+pub mod agent;
+pub mod config;
 pub mod driver;
+pub mod enroll;
+mod error;
+pub mod ops;
+pub mod plan;
+pub mod probe;
+pub mod reconcile;
+pub mod sd_notify;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use agent::{Agent, Cycle};
+pub use config::{AgentConfig, DriverChoice};
+pub use error::AgentError;
+
+use driver::{DockerDriver, GuestDriver, NullDriver};
+use std::sync::Arc;
+
+/// The driver the config asks for. `auto` takes Docker when its socket answers and otherwise
+/// the driver that manages nothing, saying so once, so `mftplus dev` runs on any machine.
+pub async fn select_driver(config: &AgentConfig) -> Result<Arc<dyn GuestDriver>, AgentError> {
+    if config.driver == DriverChoice::None {
+        return Ok(Arc::new(NullDriver));
+    }
+    let docker = match &config.docker_socket {
+        Some(socket) => Ok(DockerDriver::new(socket.clone())),
+        None => DockerDriver::from_env(),
+    };
+    let docker = match (docker, config.driver) {
+        (Ok(docker), _) => docker,
+        (Err(err), DriverChoice::Docker) => return Err(err.into()),
+        (Err(err), _) => {
+            tracing::warn!("no container engine ({err}); this agent reports but manages no guests");
+            return Ok(Arc::new(NullDriver));
+        }
+    };
+    match config.driver {
+        DriverChoice::None => Ok(Arc::new(NullDriver)),
+        DriverChoice::Docker => {
+            let version = docker.ping().await?;
+            tracing::info!(%version, "guests run on the Docker Engine");
+            Ok(Arc::new(docker))
+        }
+        DriverChoice::Auto => match docker.ping().await {
+            Ok(version) => {
+                tracing::info!(%version, "guests run on the Docker Engine");
+                Ok(Arc::new(docker))
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "no container engine ({err}); this agent reports but manages no guests"
+                );
+                Ok(Arc::new(NullDriver))
+            }
+        },
+    }
+}

@@ -177,6 +177,12 @@ impl DevCloud {
         Ok(key)
     }
 
+    /// The admin API key minted for this run, for the parts of `mftplus dev` that set
+    /// things up through the API (the dev agent's customer).
+    pub fn admin_api_key(&self) -> &str {
+        &self.key
+    }
+
     /// Prints what is running, with `extra` lines (e.g. the hub's address) after the API's.
     pub fn announce(&self, extra: &[String]) {
         let (url, key) = (&self.url, &self.key);

@@ -53,6 +53,7 @@ fn guest() -> impl Strategy<Value = GuestDesired> {
                         disk_gb,
                         image,
                         restore_from,
+                        kind: Default::default(),
                         extra: spec_extra,
                     },
                     run_state,

@@ -1,28 +1,38 @@
 //! `mftplus dev`: the cloud on embedded SQLite and, unless `--no-hub`, an edge hub in front of
 //! it with a deploy key of its own, both in this process. Agents and `mftctl` may use either
 //! address; transfers between users who both work through the hub stay in its data folder.
+//! Unless `--no-agent`, a host agent runs too (`dev_agent.rs`), so the fleet has a live host.
 
 use mftplus_cloud::dev::{DevCloud, DevOptions};
 use std::net::SocketAddr;
 use tokio::sync::watch;
 
-pub async fn run(options: DevOptions, hub_listen: Option<String>) -> Result<(), String> {
+pub async fn run(
+    options: DevOptions,
+    hub_listen: Option<String>,
+    with_agent: bool,
+) -> Result<(), String> {
     let dev = mftplus_cloud::dev::start(options)
         .await
         .map_err(|e| e.to_string())?;
-    let Some(hub_listen) = hub_listen else {
-        dev.announce(&[]);
-        return dev
-            .serve(mftplus_cloud::server::shutdown_signal())
-            .await
-            .map_err(|e| e.to_string());
+    let (cloud_url, admin_key) = (dev.url.clone(), dev.admin_api_key().to_string());
+    let data_dir = dev.data_dir.clone();
+    let hub = match &hub_listen {
+        Some(listen) => Some(prepare_hub(&dev, listen).await?),
+        None => None,
     };
-    let (hub, listener, hub_url) = prepare_hub(&dev, &hub_listen).await?;
-    dev.announce(&[format!(
-        "Hub:        {hub_url}   (edge hub in front of the API; data in {}/hub)",
-        dev.data_dir.display()
-    )]);
-    // One Ctrl-C stops both; each drains its own in-flight requests.
+    match &hub {
+        Some((_, _, hub_url)) => dev.announce(&[format!(
+            "Hub:        {hub_url}   (edge hub in front of the API; data in {}/hub)",
+            data_dir.display()
+        )]),
+        None => dev.announce(&[]),
+    }
+    // Agents work through the hub when there is one, as they would on a site.
+    let agent_server = hub
+        .as_ref()
+        .map_or(cloud_url.clone(), |(_, _, url)| url.clone());
+    // One Ctrl-C stops all of them; each drains or finishes its own work.
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
         mftplus_hub::shutdown_signal().await;
@@ -31,12 +41,37 @@ pub async fn run(options: DevOptions, hub_listen: Option<String>) -> Result<(), 
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
-    let (cloud, hub) = tokio::join!(
+    let hub_task = async {
+        match hub {
+            Some((hub, listener, _)) => hub
+                .serve(listener, until_stopped(stopping.clone()))
+                .await
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    };
+    let agent_task = async {
+        if with_agent {
+            let agent = crate::dev_agent::run(
+                &data_dir,
+                &cloud_url,
+                &admin_key,
+                &agent_server,
+                stopping.clone(),
+            );
+            // The agent is a demo of the fleet; the cloud and hub keep serving without it.
+            if let Err(err) = agent.await {
+                eprintln!("warning: the dev agent stopped: {err}");
+            }
+        }
+    };
+    let (cloud, hub, ()) = tokio::join!(
         dev.serve(until_stopped(stopping.clone())),
-        hub.serve(listener, until_stopped(stopping)),
+        hub_task,
+        agent_task
     );
     cloud.map_err(|e| e.to_string())?;
-    hub.map_err(|e| e.to_string())
+    hub
 }
 
 async fn prepare_hub(

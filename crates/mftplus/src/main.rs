@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod agent;
 mod dev;
+mod dev_agent;
 mod healthcheck;
 
 #[derive(Parser)]
@@ -32,6 +34,9 @@ enum Command {
         #[arg(long)]
         check_config: bool,
     },
+    /// Run the host agent on this box (`mftplus agent enroll` first). Config:
+    /// ~/.config/mft-agent/config.yaml, or /etc/mftplus/agent.yaml for the service.
+    Agent(agent::AgentArgs),
     /// Run an edge hub: a transparent proxy to the cloud for agents on a local network.
     /// Configured by environment variables (CLOUD_API_URL, HUB_REGISTRATION_KEY, HUB_PORT, …;
     /// see docs/hub.md).
@@ -58,6 +63,9 @@ enum Command {
         /// Run the cloud alone, without the edge hub.
         #[arg(long)]
         no_hub: bool,
+        /// Run no host agent (by default one enrolls as customer `local` and reports).
+        #[arg(long)]
+        no_agent: bool,
     },
 }
 
@@ -99,7 +107,10 @@ fn main() -> ExitCode {
     // On one CPU a work-stealing pool only adds cross-thread wake-ups to every request; the
     // single-threaded scheduler runs the same tasks without them (docs/benchmarks.md, "Edge
     // hub"). With more CPUs the pool spreads connections over them.
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    // The agent is one loop waiting on the network most of the time: one thread is all it
+    // uses, and a pool would only add memory.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+        || matches!(cli.command, Command::Agent(_));
     let mut builder = if one_cpu {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -122,6 +133,7 @@ async fn run(cli: Cli) -> ExitCode {
             check_config,
         } => run_cloud(config, check_config).await,
         Command::Hub => run_hub().await,
+        Command::Agent(args) => agent::run(args).await,
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Dev {
             data_dir,
@@ -129,13 +141,14 @@ async fn run(cli: Cli) -> ExitCode {
             metrics_listen,
             hub_listen,
             no_hub,
+            no_agent,
         } => {
             let options = mftplus_cloud::dev::DevOptions {
                 data_dir,
                 listen,
                 metrics_listen,
             };
-            dev::run(options, (!no_hub).then_some(hub_listen)).await
+            dev::run(options, (!no_hub).then_some(hub_listen), !no_agent).await
         }
     };
     match result {

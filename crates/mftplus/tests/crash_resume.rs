@@ -58,7 +58,7 @@ impl Cloud {
         let stdout = logs.join(format!("cloud-{start}.out"));
         let stderr = logs.join(format!("cloud-{start}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_mftplus"))
-            .args(["dev", "--no-hub", "--data-dir"])
+            .args(["dev", "--no-hub", "--no-agent", "--data-dir"])
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--metrics-listen", "127.0.0.1:0"])

@@ -1,5 +1,6 @@
 //! `mftplus dev` as the real binary: the cloud and an edge hub in front of it, the hub
-//! registered with a deploy key the dev cloud minted for it and kept (0600) across restarts.
+//! registered with a deploy key the dev cloud minted for it and kept (0600) across restarts,
+//! and a host agent enrolled through the hub once and kept across restarts.
 
 mod plain_http;
 
@@ -103,6 +104,12 @@ fn dev_runs_the_cloud_and_a_registered_hub_in_front_of_it() {
     assert!(key.starts_with("mft_dep_"));
     let text = std::fs::read_to_string(&dev.out).unwrap();
     assert!(!text.contains(&key), "the deploy key was printed");
+    // A host agent enrolled through the hub; its state is private.
+    let host_id = dev.field("Agent:      host");
+    assert!(host_id.starts_with("h-"), "{host_id}");
+    let agent_dir = data.join("agent");
+    let mode = std::fs::metadata(&agent_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
     drop(dev);
 
     // Restarted on the same folder, the hub keeps its key and so its registration.
@@ -110,4 +117,6 @@ fn dev_runs_the_cloud_and_a_registered_hub_in_front_of_it() {
     let hub = again.field("Hub:");
     assert_eq!(registered_hub_id(&hub), hub_id);
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    // And the agent keeps its identity: enrolled once, not again at every start.
+    assert_eq!(again.field("Agent:      host"), host_id);
 }

@@ -8,8 +8,10 @@
 //! something and the journal saying so: creating a guest that exists with this id is `Ok`,
 //! starting a running guest is `Ok`, removing a missing guest is `Ok`.
 
+pub mod docker;
 mod null;
 
+pub use docker::DockerDriver;
 pub use null::NullDriver;
 
 use async_trait::async_trait;
@@ -33,7 +35,10 @@ pub struct ObservedGuest {
 #[derive(Debug, Error)]
 pub enum DriverError {
     #[error("the {driver} driver cannot run guests of kind `{kind}`")]
-    Unsupported { driver: &'static str, kind: GuestKind },
+    Unsupported {
+        driver: &'static str,
+        kind: GuestKind,
+    },
     #[error("{driver} is not reachable at {endpoint}: {why}")]
     Unreachable {
         driver: &'static str,

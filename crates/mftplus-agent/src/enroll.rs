@@ -1,0 +1,124 @@
+//! Enrollment, agent first: the box presents its customer's retrieval password once and gets
+//! its host identity, its key and the operator keys it pins for signed ops. In restore mode
+//! (`--restore HOST_ID`, the operator armed recovery for that host) it takes over a lost
+//! box's identity; the old key stops working at once and the new box starts from the restore
+//! directive's desired state.
+
+use crate::config::AgentConfig;
+use crate::error::AgentError;
+use crate::state::{Identity, StateDb};
+use mftplus_base::{Clock, Secret};
+use mftplus_client::{AgentClient, ClientOptions};
+use mftplus_signing::AllowedSigners;
+use mftplus_types::fleet::{EnrollRequest, ReEnrollRequest};
+
+#[derive(Debug)]
+pub struct EnrollRequestArgs {
+    pub customer_id: String,
+    pub password: Secret,
+    /// Take over this host's identity (recovery mode must be armed).
+    pub restore: Option<String>,
+    pub hostname: String,
+}
+
+/// What enrollment made of this box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    pub host_id: String,
+    pub customer_id: String,
+    pub pinned_keys: usize,
+    pub restored: bool,
+}
+
+pub fn client_options(config: &AgentConfig) -> ClientOptions {
+    ClientOptions {
+        request_timeout: config.server_timeout,
+        user_agent: format!("mftplus-agent/{}", mftplus_types::VERSION),
+    }
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub async fn enroll(
+    config: &AgentConfig,
+    args: &EnrollRequestArgs,
+    clock: &dyn Clock,
+) -> Result<Enrolled, AgentError> {
+    let (db, _) = StateDb::open(&config.state_dir)?;
+    if let Some(existing) = db.identity()? {
+        if args.restore.is_none() {
+            return Err(AgentError::AlreadyEnrolled {
+                host_id: existing.host_id,
+                state_dir: config.state_dir.display().to_string(),
+            });
+        }
+    }
+    let client = AgentClient::with_options(&config.server_url, None, client_options(config))
+        .map_err(AgentError::Enroll)?;
+    let password = args.password.expose();
+    let (identity, desired) = match &args.restore {
+        None => {
+            let answer = client
+                .enroll(
+                    &EnrollRequest {
+                        customer_id: args.customer_id.clone(),
+                        hostname: args.hostname.clone(),
+                        agent_version: mftplus_types::VERSION.into(),
+                        platform: Some(std::env::consts::OS.into()),
+                    },
+                    password,
+                )
+                .await
+                .map_err(AgentError::Enroll)?;
+            let identity = Identity {
+                host_id: answer.host_id,
+                customer_id: answer.customer_id,
+                host_key: Secret::new(answer.host_key),
+                operator_keys: answer.operator_keys,
+                server_url: config.server_url.clone(),
+                enrolled_at_ms: clock.now_ms(),
+            };
+            (identity, None)
+        }
+        Some(host_id) => {
+            let answer = client
+                .re_enroll(
+                    host_id,
+                    &ReEnrollRequest {
+                        hostname: args.hostname.clone(),
+                        agent_version: mftplus_types::VERSION.into(),
+                    },
+                    password,
+                )
+                .await
+                .map_err(AgentError::Enroll)?;
+            let identity = Identity {
+                host_id: answer.host_id,
+                customer_id: answer.customer_id,
+                host_key: Secret::new(answer.host_key),
+                operator_keys: answer.operator_keys,
+                server_url: config.server_url.clone(),
+                enrolled_at_ms: clock.now_ms(),
+            };
+            let directive = answer.restore;
+            (
+                identity,
+                Some((directive.generation, directive.desired_state)),
+            )
+        }
+    };
+    let pinned = AllowedSigners::parse(&identity.operator_keys)
+        .map_err(|e| AgentError::OperatorKeys(e.to_string()))?;
+    db.set_identity(&identity, desired.as_ref().map(|(g, s)| (*g, s)))?;
+    Ok(Enrolled {
+        host_id: identity.host_id,
+        customer_id: identity.customer_id,
+        pinned_keys: pinned.entries().len(),
+        restored: args.restore.is_some(),
+    })
+}

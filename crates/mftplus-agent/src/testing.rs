@@ -1,0 +1,168 @@
+//! Helpers for tests that run guests on the real Docker Engine of the machine (feature
+//! `testing`).
+//!
+//! No registry is reachable from CI or from a developer's sandbox, so the guest image is built
+//! here from nothing: a static C program that only waits for a signal, in a `FROM scratch`
+//! image. It has to handle SIGTERM itself, because PID 1 in a container ignores signals that
+//! have no handler, and `docker stop` would otherwise wait out its whole grace period.
+//!
+//! Tests skip (loudly) when Docker is missing, unless `MFTPLUS_TEST_REQUIRE_DOCKER=1` says that
+//! a missing Docker is itself the failure, as in CI.
+
+use rand::Rng;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The tag of the test guest image; the same content gives the same tag on every run, so
+/// repeated runs reuse it instead of piling up images.
+pub const GUEST_IMAGE: &str = "mftplus-test-guest:1";
+/// Set on the test image so it can be found and removed: `docker images -f label=…`.
+pub const TEST_LABEL: &str = "io.mftplus.test=1";
+const REQUIRE_ENV: &str = "MFTPLUS_TEST_REQUIRE_DOCKER";
+
+const SLEEPER_C: &str = r#"#include <signal.h>
+#include <unistd.h>
+
+/* PID 1 ignores signals without a handler: exit at once on SIGTERM/SIGINT. */
+static void quit(int sig) { (void)sig; _exit(0); }
+
+int main(void) {
+    signal(SIGTERM, quit);
+    signal(SIGINT, quit);
+    for (;;) pause();
+}
+"#;
+
+const DOCKERFILE: &str = "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n";
+
+/// Whether the Docker Engine answers (`docker info`). Prints a skip banner when it does not;
+/// panics instead when `MFTPLUS_TEST_REQUIRE_DOCKER=1`.
+pub fn docker_available() -> bool {
+    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let probe = AVAILABLE.get_or_init(|| match docker(&["info"]) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) => Err(e),
+    });
+    match probe {
+        Ok(()) => true,
+        Err(why) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_ENV}=1 but Docker is not usable: {why}")
+        }
+        Err(why) => {
+            // Written to the stderr handle, not with `eprintln!`, which the test harness
+            // captures: a skip must be seen even when the test "passes".
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n==================== SKIPPED: Docker is not usable ====================\n\
+                 {why}\nset {REQUIRE_ENV}=1 to make this a failure\n\
+                 ======================================================================\n"
+            );
+            false
+        }
+    }
+}
+
+/// Builds the test guest image once per process and returns its tag. Panics with the
+/// compiler's or Docker's output when that fails: every caller needs the image.
+pub fn guest_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            build_guest_image().unwrap_or_else(|e| panic!("building {GUEST_IMAGE}: {e}"))
+        })
+        .clone()
+}
+
+fn build_guest_image() -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "mftplus-test-guest-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = build_in(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map(|()| GUEST_IMAGE.to_string())
+}
+
+fn build_in(dir: &Path) -> Result<(), String> {
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+    };
+    write("sleeper.c", SLEEPER_C)?;
+    write("Dockerfile", DOCKERFILE)?;
+    let gcc = Command::new("gcc")
+        .args(["-static", "-Os", "-o", "sleeper", "sleeper.c"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("running gcc (a C compiler with static libc is needed): {e}"))?;
+    check("gcc -static", &gcc)?;
+    let dir_arg = dir.to_str().ok_or("temp dir is not UTF-8")?;
+    let build = docker(&[
+        "build",
+        "-q",
+        "--label",
+        TEST_LABEL,
+        "-t",
+        GUEST_IMAGE,
+        dir_arg,
+    ])?;
+    check("docker build", &build)
+}
+
+fn check(what: &str, out: &Output) -> Result<(), String> {
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Runs the `docker` CLI with `args`, capturing its output.
+pub fn docker(args: &[&str]) -> Result<Output, String> {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running docker {}: {e}", args.join(" ")))
+}
+
+/// Eight random lowercase hex digits, for names that must not collide between test runs.
+pub fn unique_suffix() -> String {
+    format!("{:08x}", rand::thread_rng().gen::<u32>())
+}
+
+/// Removes the named containers when dropped, so a failing test leaves nothing behind.
+#[derive(Debug, Default)]
+pub struct ContainerCleanup {
+    names: Vec<String>,
+}
+
+impl ContainerCleanup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, name: impl Into<String>) {
+        self.names.push(name.into());
+    }
+}
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        if self.names.is_empty() {
+            return;
+        }
+        let mut args = vec!["rm", "-f"];
+        args.extend(self.names.iter().map(String::as_str));
+        // "No such container" for the ones the test removed itself is expected.
+        let _ = docker(&args);
+    }
+}

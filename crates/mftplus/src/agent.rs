@@ -1,0 +1,215 @@
+//! `mftplus agent`: run the host agent, or enroll this box (`mftplus agent enroll`), or show
+//! what it is doing (`mftplus agent status`). The work is in the `mftplus-agent` library.
+
+use clap::{Args, Subcommand};
+use mftplus_agent::config::{self, AgentConfig};
+use mftplus_agent::enroll::{enroll, hostname, EnrollRequestArgs};
+use mftplus_agent::{Agent, AgentError};
+use mftplus_base::{Secret, SystemClock};
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Agent config [default: $MFT_AGENT_CONFIG, ~/.config/mft-agent/config.yaml, /etc/mftplus/agent.yaml].
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Option<AgentAction>,
+}
+
+#[derive(Subcommand)]
+enum AgentAction {
+    /// Enroll this box with a customer's retrieval password (agent first).
+    Enroll(EnrollArgs),
+    /// Show this box's identity, converged generation and latest journal steps.
+    Status,
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    /// The cloud or an edge hub [default: server.url of the config].
+    #[arg(long)]
+    server: Option<String>,
+    /// The customer this box belongs to.
+    #[arg(long)]
+    customer: String,
+    /// Read the retrieval password from this file (refused when group/other can read it).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password_file: Option<PathBuf>,
+    /// Read the retrieval password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Take over this lost host's identity (the operator must arm recovery mode first).
+    #[arg(long, value_name = "HOST_ID")]
+    restore: Option<String>,
+    /// The name this box enrolls under [default: the system's host name].
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Where the agent keeps its state [default: per user, or /var/lib/mftplus-agent as root].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: AgentArgs) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok();
+    match args.action {
+        None => run_agent(args.config.as_deref()).await,
+        Some(AgentAction::Status) => {
+            let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
+            status(&AgentConfig::load(&path).map_err(|e| e.to_string())?)
+        }
+        Some(AgentAction::Enroll(enroll_args)) => {
+            run_enroll(args.config.as_deref(), enroll_args).await
+        }
+    }
+}
+
+async fn run_agent(explicit: Option<&Path>) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let path = config::locate(explicit, &env).map_err(|e| e.to_string())?;
+    let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
+    let driver = mftplus_agent::select_driver(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let agent = Agent::open(config, driver, Arc::new(SystemClock)).map_err(|e| describe(&e))?;
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        mftplus_hub::shutdown_signal().await;
+        tracing::info!("stop requested: finishing the current step");
+        let _ = stop.send(true);
+    });
+    agent.run(stopping).await.map_err(|e| describe(&e))
+}
+
+fn describe(err: &AgentError) -> String {
+    format!("{err} [{}]", err.code())
+}
+
+async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let is_root = rustix::process::geteuid().is_root();
+    // An existing config supplies the server; a first enrollment writes one.
+    let located = config::locate(explicit, &env).ok().filter(|p| p.exists());
+    let mut config = match (&located, &args.server) {
+        (Some(path), _) => AgentConfig::load(path).map_err(|e| e.to_string())?,
+        (None, Some(server)) => {
+            AgentConfig::for_server(server, config::default_state_dir(&env, is_root))?
+        }
+        (None, None) => {
+            return Err("no agent config yet: pass --server URL (the cloud or an edge hub)".into())
+        }
+    };
+    if let Some(server) = &args.server {
+        config.server_url = config::validate_url(server)?;
+    }
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    let password = read_password(&args)?;
+    let request = EnrollRequestArgs {
+        customer_id: args.customer.clone(),
+        password,
+        restore: args.restore.clone(),
+        hostname: args.hostname.clone().unwrap_or_else(hostname),
+    };
+    let enrolled = enroll(&config, &request, &SystemClock)
+        .await
+        .map_err(|e| describe(&e))?;
+    if located.is_none() || args.server.is_some() || args.state_dir.is_some() {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None if is_root => PathBuf::from(config::SYSTEM_CONFIG),
+            None => config::user_config_path(&env).ok_or("HOME is not set")?,
+        };
+        write_config(&path, &config)?;
+        println!("Config:     {}", path.display());
+    }
+    println!(
+        "{} host {} of customer {} ({} operator key(s) pinned).",
+        if enrolled.restored {
+            "Restored"
+        } else {
+            "Enrolled"
+        },
+        enrolled.host_id,
+        enrolled.customer_id,
+        enrolled.pinned_keys
+    );
+    println!("State:      {}", config.state_dir.display());
+    println!("Next:       mftplus agent   (or start the mftplus-agent service)");
+    Ok(())
+}
+
+fn write_config(path: &Path, config: &AgentConfig) -> Result<(), String> {
+    let text = format!(
+        "# Written by `mftplus agent enroll`. Pointing server.url at an edge hub is the only\n\
+         # change an agent needs to work through it.\nserver:\n  url: {}\n  timeout: {}s\nstate_dir: {}\n",
+        serde_json::to_string(&config.server_url).map_err(|e| e.to_string())?,
+        config.server_timeout.as_secs(),
+        serde_json::to_string(&config.state_dir).map_err(|e| e.to_string())?,
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    mftplus_base::write_private(path, text.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
+    let text = if let Some(file) = &args.password_file {
+        mftplus_base::read_private_to_string(file).map_err(|e| e.to_string())?
+    } else if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        line
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Retrieval password of {}: ", args.customer))
+            .map_err(|e| format!("cannot read the password: {e}"))?
+    } else {
+        return Err(
+            "no retrieval password: use --password-file, --password-stdin, or a terminal".into(),
+        );
+    };
+    let password = text.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err("the retrieval password is empty".into());
+    }
+    Ok(Secret::new(password))
+}
+
+fn status(config: &AgentConfig) -> Result<(), String> {
+    let (db, _) =
+        mftplus_agent::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
+        return Err(describe(&AgentError::NotEnrolled {
+            state_dir: config.state_dir.display().to_string(),
+        }));
+    };
+    let (generation, _) = db.desired().map_err(|e| e.to_string())?;
+    let applied = db.applied_generation().map_err(|e| e.to_string())?;
+    println!(
+        "Host:       {} (customer {})",
+        identity.host_id, identity.customer_id
+    );
+    println!("Server:     {}", config.server_url);
+    println!("Desired:    generation {generation} (cached)");
+    println!("Converged:  generation {applied}");
+    println!("Journal (newest first):");
+    for entry in db.journal(10).map_err(|e| e.to_string())? {
+        println!(
+            "  #{:<5} gen {:<4} {:<10} {:<10} {}{}",
+            entry.seq,
+            entry.generation,
+            entry.guest_id,
+            entry.action,
+            entry.state,
+            entry.detail.map(|d| format!(": {d}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Real processes for the agent's end-to-end tests: the `mftplus agent` and `mftplus hub`
+//! binaries started as an operator would, killed with SIGKILL or stopped with SIGTERM; the
+//! operator's `mftctl` run in-process through its own entry point; a real cloud on port 0.
+
+#![allow(dead_code)]
+
+use clap::Parser;
+use mftplus_client::{Client, Credential};
+use mftplus_cloud::testing::{TestCloud, TestOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mftplus");
+pub const PASSWORD: &str = "alma-korte-szilva-barack-dio";
+
+/// A cloud whose envelope asks agents to come back every second.
+pub async fn fast_cloud() -> TestCloud {
+    let mut options = TestOptions::default();
+    options
+        .config_yaml
+        .push_str("fleet:\n  poll_interval_seconds: 1\n");
+    TestCloud::spawn_with(options).await
+}
+
+pub fn operator(cloud: &TestCloud) -> Client {
+    Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap()
+}
+
+/// `mftctl --server … --api-key … ARGS` in this process, on its own thread; its exit code.
+pub fn mftctl(cloud: &TestCloud, home: &Path, args: &[&str]) -> u8 {
+    let mut line: Vec<String> = vec![
+        "mftctl".into(),
+        "--server".into(),
+        cloud.url.clone(),
+        "--api-key".into(),
+        cloud.admin_api_key.clone(),
+        "--config".into(),
+        home.join("mftctl.yaml").display().to_string(),
+    ];
+    line.extend(args.iter().map(|a| a.to_string()));
+    let cli = mftctl::Cli::try_parse_from(&line).expect("a valid mftctl line");
+    let handle = std::thread::spawn(move || mftctl::main_with(cli));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !handle.is_finished() {
+        assert!(Instant::now() < deadline, "mftctl {args:?} hung");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handle.join().expect("mftctl did not panic")
+}
+
+/// A process of the `mftplus` binary; SIGKILLed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Proc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code within `within`.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {within:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// `mftplus hub` in front of `cloud` with a fresh deploy key; its URL once registered.
+pub async fn hub_process(cloud: &TestCloud, dir: &Path) -> (Proc, String) {
+    let key = operator(cloud)
+        .create_deploy_key("site-agents")
+        .await
+        .unwrap()
+        .key;
+    let data = dir.join("hub-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("hub")
+        .env("CLOUD_API_URL", format!("{}/api", cloud.url))
+        .env("HUB_REGISTRATION_KEY", key)
+        .env("HUB_PORT", "0")
+        .env("HUB_LISTEN_ADDR", "127.0.0.1")
+        .env("HUB_DATA_DIR", data.display().to_string())
+        .env("DIAGNOSE_DISK_PATH", dir.display().to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut port = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        if let Some(rest) = line.strip_prefix("[Hub] Server running on port ") {
+            port = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.starts_with("[PhoneHome] Registered successfully") {
+            break;
+        }
+    }
+    let port = port.expect("the hub announced its port and registered");
+    let proc = Proc {
+        child,
+        log: dir.join("hub.log"),
+    };
+    (proc, format!("http://127.0.0.1:{port}"))
+}
+
+/// A customer `id` with the known retrieval password.
+pub async fn customer(cloud: &TestCloud, id: &str) {
+    operator(cloud)
+        .create_customer(&mftplus_types::fleet::CreateCustomer {
+            id: Some(id.into()),
+            name: format!("Customer {id}"),
+            email: format!("it@{id}.example.com"),
+            domain: None,
+            locale: None,
+            retrieval_password: Some(PASSWORD.into()),
+            config: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// One box: its config file, state folder and log, all under `dir`.
+pub struct Box {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Box {
+    /// Writes a config for `server` that polls every second and backs off quickly.
+    pub fn new(dir: &Path, server: &str) -> Box {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("agent.yaml");
+        let state = dir.join("state");
+        std::fs::write(
+            &config,
+            format!(
+                "server:\n  url: {server}\n  timeout: 10s\nstate_dir: {}\ndriver: docker\n\
+                 poll:\n  min_interval: 1s\nbackoff:\n  initial: 1s\n  max: 2s\nauth_grace: 5s\n\
+                 disk_path: {}\n",
+                state.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        Box {
+            dir: dir.to_path_buf(),
+            config,
+        }
+    }
+
+    /// Points the box at another server: the only change moving behind a hub needs.
+    pub fn set_server(&self, server: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for line in &mut lines {
+            if line.trim_start().starts_with("url:") {
+                *line = format!("  url: {server}");
+            }
+        }
+        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// `mftplus agent enroll` with the password in a 0600 file; the process's output.
+    pub fn enroll(&self, customer: &str, extra: &[&str]) -> std::process::Output {
+        let password = self.dir.join("password");
+        std::fs::write(&password, PASSWORD).unwrap();
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = self.config.display().to_string();
+        let password = password.display().to_string();
+        let mut args = vec![
+            "agent",
+            "enroll",
+            "--config",
+            &config,
+            "--customer",
+            customer,
+            "--password-file",
+            &password,
+        ];
+        args.extend_from_slice(extra);
+        Command::new(BIN).args(&args).output().unwrap()
+    }
+
+    pub fn start(&self) -> Proc {
+        let config = self.config.display().to_string();
+        Proc::spawn(
+            &["agent", "--config", &config],
+            &[],
+            &self.dir.join("agent.log"),
+        )
+    }
+
+    pub fn state(&self) -> mftplus_agent::state::StateDb {
+        mftplus_agent::state::StateDb::open(&self.dir.join("state"))
+            .unwrap()
+            .0
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` and the logs.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, logs: &[&Proc], mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = logs.iter().map(|p| p.logs()).collect();
+            panic!(
+                "{what} did not happen within {within:?}; logs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The containers the agent owns for `guest_id`, by `docker ps` (name, status).
+pub fn containers_of(guest_id: &str) -> Vec<(String, String)> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.mftplus.guest={guest_id}"),
+            "--format",
+            "{{.Names}}\t{{.State}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect()
+}
+
+/// Removes the containers of `guest_ids` whatever happens to the test.
+pub struct ContainerGuard(pub Vec<String>);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        for guest in &self.0 {
+            for (name, _) in containers_of(guest) {
+                let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+            }
+        }
+    }
+}
