@@ -227,3 +227,85 @@ async fn through_a_hub_a_benign_edit_runs_a_container_and_removal_waits_for_a_si
     );
     drop(hub);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_box_takes_over_in_recovery_mode_and_the_old_one_stops_after_its_grace() {
+    let cloud = fast_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let operator = operator(&cloud);
+    let dir = tempfile::tempdir().unwrap();
+    let old_box = Box::with_driver(&dir.path().join("old"), &cloud.url, "none");
+    let host_id = enrolled_host_id(&old_box.enroll("kovacs", &[]));
+    // Enrolling again without --restore is refused with a clear word.
+    let again = old_box.enroll("kovacs", &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already_enrolled"));
+    let mut old_agent = old_box.start();
+    eventually(
+        Duration::from_secs(30),
+        "the old box reporting",
+        &[&old_agent],
+        || async {
+            operator
+                .get_host(&host_id)
+                .await
+                .ok()?
+                .last_report_at
+                .map(|_| ())
+        },
+    )
+    .await;
+
+    // Without recovery mode armed, a restore is refused.
+    let new_box = Box::with_driver(&dir.path().join("new"), &cloud.url, "none");
+    let refused = new_box.enroll("kovacs", &["--restore", &host_id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("recovery_not_armed"));
+
+    let home = dir.path();
+    assert_eq!(
+        mftctl(&cloud, home, &["recovery", "arm", &host_id, "--ttl", "5m"]),
+        0
+    );
+    let restored = new_box.enroll("kovacs", &["--restore", &host_id]);
+    let stdout = String::from_utf8_lossy(&restored.stdout);
+    assert!(
+        restored.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Restored host {host_id}")),
+        "{stdout}"
+    );
+    let new_agent = new_box.start();
+    let since = operator.get_host(&host_id).await.unwrap().last_report_at;
+    eventually(
+        Duration::from_secs(30),
+        "the new box reporting",
+        &[&new_agent],
+        || async {
+            let host = operator.get_host(&host_id).await.ok()?;
+            (host.last_report_at != since).then_some(())
+        },
+    )
+    .await;
+
+    // The old box's key is refused at once; it keeps trying through its grace, then stops
+    // with a message that says what to do.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = old_agent.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", old_agent.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, Some(1), "{}", old_agent.logs());
+    let logs = old_agent.logs();
+    assert!(
+        logs.contains("key_refused") && logs.contains("--restore"),
+        "{logs}"
+    );
+    old_agent.kill_9();
+}

@@ -48,7 +48,11 @@ fn desired_text(image: &str, guests: &[(String, bool, u64)]) -> String {
 
 fn enrolled(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("Enrolled host "))
@@ -99,7 +103,14 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
             }
         }
         std::fs::write(&desired, desired_text(&image, &guests)).unwrap();
-        assert_eq!(mftctl(&cloud, dir.path(), &["desired", "set", &host_id, desired.to_str().unwrap()]), 0);
+        assert_eq!(
+            mftctl(
+                &cloud,
+                dir.path(),
+                &["desired", "set", &host_id, desired.to_str().unwrap()]
+            ),
+            0
+        );
         let delay = Duration::from_millis(rng.below(1600));
         tokio::time::sleep(delay).await;
         agent.kill_9();
@@ -111,23 +122,46 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
     // somewhere around its execution.
     let removed = guests.pop().unwrap();
     std::fs::write(&desired, desired_text(&image, &guests)).unwrap();
-    assert_eq!(mftctl(&cloud, dir.path(), &["desired", "set", &host_id, desired.to_str().unwrap()]), 0);
+    assert_eq!(
+        mftctl(
+            &cloud,
+            dir.path(),
+            &["desired", "set", &host_id, desired.to_str().unwrap()]
+        ),
+        0
+    );
     let key = cloud.operator_key.display().to_string();
-    assert_eq!(mftctl(&cloud, dir.path(), &["ops", "sign", "--pending", "--key", &key, "--yes"]), 0);
+    assert_eq!(
+        mftctl(
+            &cloud,
+            dir.path(),
+            &["ops", "sign", "--pending", "--key", &key, "--yes"]
+        ),
+        0
+    );
     tokio::time::sleep(Duration::from_millis(rng.below(1600))).await;
     agent.kill_9();
     agent = agent_box.start();
 
-    eventually(Duration::from_secs(60), "convergence after the crashes", &[&agent], || async {
-        let host = operator.get_host(&host_id).await.ok()?;
-        let done = host.convergence == "converged" && host.applied_generation == host.desired_generation;
-        let ops = operator
-            .list_ops(&OpQuery { statuses: vec![], host: Some(host_id.clone()) })
-            .await
-            .ok()?;
-        let executed = ops.iter().all(|op| op.status == op_status::EXECUTED);
-        (done && executed).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "convergence after the crashes",
+        &[&agent],
+        || async {
+            let host = operator.get_host(&host_id).await.ok()?;
+            let done = host.convergence == "converged"
+                && host.applied_generation == host.desired_generation;
+            let ops = operator
+                .list_ops(&OpQuery {
+                    statuses: vec![],
+                    host: Some(host_id.clone()),
+                })
+                .await
+                .ok()?;
+            let executed = ops.iter().all(|op| op.status == op_status::EXECUTED);
+            (done && executed).then_some(())
+        },
+    )
     .await;
 
     for (id, running, _) in &guests {
@@ -136,13 +170,19 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
         let state = &found[0].1;
         assert_eq!(state == "running", *running, "{id} is {state}");
     }
-    assert!(containers_of(&removed.0).is_empty(), "the removed guest is gone");
+    assert!(
+        containers_of(&removed.0).is_empty(),
+        "the removed guest is gone"
+    );
 
     assert_eq!(agent.terminate(Duration::from_secs(20)), Some(0));
     let journal = agent_box.state().journal(1000).unwrap();
     assert!(journal.iter().all(|e| e.state != "begun"), "{journal:#?}");
     let interrupted = journal.iter().filter(|e| e.state == "interrupted").count();
-    eprintln!("journal: {} steps, {interrupted} cut short by a kill", journal.len());
+    eprintln!(
+        "journal: {} steps, {interrupted} cut short by a kill",
+        journal.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +201,9 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
             database_url: Some(database_url.clone()),
             ..TestOptions::default()
         };
-        options.config_yaml.push_str("fleet:\n  poll_interval_seconds: 1\n");
+        options
+            .config_yaml
+            .push_str("fleet:\n  poll_interval_seconds: 1\n");
         options
     };
     let cloud = TestCloud::spawn_with(options()).await;
@@ -175,27 +217,49 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
     let behind_host = enrolled(&behind.enroll("szabo", &[]));
     let desired = dir.path().join("desired.yaml");
     std::fs::write(&desired, desired_text(&image, &[(guest.clone(), true, 32)])).unwrap();
-    assert_eq!(mftctl(&cloud, dir.path(), &["desired", "set", &behind_host, desired.to_str().unwrap()]), 0);
+    assert_eq!(
+        mftctl(
+            &cloud,
+            dir.path(),
+            &["desired", "set", &behind_host, desired.to_str().unwrap()]
+        ),
+        0
+    );
     let direct_agent = direct.start();
     let behind_agent = behind.start();
     let operator = operator(&cloud);
-    eventually(Duration::from_secs(30), "both converged", &[&direct_agent, &behind_agent], || async {
-        let a = operator.get_host(&direct_host).await.ok()?;
-        let b = operator.get_host(&behind_host).await.ok()?;
-        (a.last_report_at.is_some() && b.convergence == "converged" && b.applied_generation == 1)
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "both converged",
+        &[&direct_agent, &behind_agent],
+        || async {
+            let a = operator.get_host(&direct_host).await.ok()?;
+            let b = operator.get_host(&behind_host).await.ok()?;
+            (a.last_report_at.is_some()
+                && b.convergence == "converged"
+                && b.applied_generation == 1)
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(containers_of(&guest)[0].1, "running");
 
     // The cloud goes away for a few seconds.
     let address = cloud.url.trim_start_matches("http://").to_string();
-    let before = operator.host_reports(&behind_host, Some(1000)).await.unwrap().len();
+    let before = operator
+        .host_reports(&behind_host, Some(1000))
+        .await
+        .unwrap()
+        .len();
     let down_ms = chrono::Utc::now().timestamp_millis();
     cloud.stop().await;
     let away = Instant::now();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(containers_of(&guest)[0].1, "running", "the guest kept running");
+    assert_eq!(
+        containers_of(&guest)[0].1,
+        "running",
+        "the guest kept running"
+    );
     let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
     let cloud = TestCloud::spawn_on(options(), Some(listener)).await;
     let operator = agent_support::operator(&cloud);
@@ -204,13 +268,28 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
 
     // The direct agent backed off and comes back; the one behind the hub had its reports
     // queued there and replayed once each.
-    let resumed_after = chrono_ms(&operator.get_host(&direct_host).await.unwrap().last_report_at);
-    eventually(Duration::from_secs(30), "direct reports resumed", &[&direct_agent], || async {
-        let host = operator.get_host(&direct_host).await.ok()?;
-        (chrono_ms(&host.last_report_at) > resumed_after).then_some(())
-    })
+    let resumed_after = chrono_ms(
+        &operator
+            .get_host(&direct_host)
+            .await
+            .unwrap()
+            .last_report_at,
+    );
+    eventually(
+        Duration::from_secs(30),
+        "direct reports resumed",
+        &[&direct_agent],
+        || async {
+            let host = operator.get_host(&direct_host).await.ok()?;
+            (chrono_ms(&host.last_report_at) > resumed_after).then_some(())
+        },
+    )
     .await;
-    assert!(direct_agent.logs().contains("cannot report"), "{}", direct_agent.logs());
+    assert!(
+        direct_agent.logs().contains("cannot report"),
+        "{}",
+        direct_agent.logs()
+    );
     let made_while_away = |reports: &[mftplus_types::fleet::HostReportInfo]| {
         reports
             .iter()
@@ -220,10 +299,15 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
             })
             .count()
     };
-    let reports = eventually(Duration::from_secs(30), "queued reports replayed", &[&behind_agent], || async {
-        let reports = operator.host_reports(&behind_host, Some(1000)).await.ok()?;
-        (made_while_away(&reports) >= 3).then_some(reports)
-    })
+    let reports = eventually(
+        Duration::from_secs(30),
+        "queued reports replayed",
+        &[&behind_agent],
+        || async {
+            let reports = operator.host_reports(&behind_host, Some(1000)).await.ok()?;
+            (made_while_away(&reports) >= 3).then_some(reports)
+        },
+    )
     .await;
     let stamps: Vec<String> = reports
         .iter()

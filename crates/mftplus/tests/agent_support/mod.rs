@@ -190,13 +190,17 @@ pub struct Box {
 impl Box {
     /// Writes a config for `server` that polls every second and backs off quickly.
     pub fn new(dir: &Path, server: &str) -> Box {
+        Box::with_driver(dir, server, "docker")
+    }
+
+    pub fn with_driver(dir: &Path, server: &str, driver: &str) -> Box {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("agent.yaml");
         let state = dir.join("state");
         std::fs::write(
             &config,
             format!(
-                "server:\n  url: {server}\n  timeout: 10s\nstate_dir: {}\ndriver: docker\n\
+                "server:\n  url: {server}\n  timeout: 10s\nstate_dir: {}\ndriver: {driver}\n\
                  poll:\n  min_interval: 1s\nbackoff:\n  initial: 1s\n  max: 2s\nauth_grace: 5s\n\
                  disk_path: {}\n",
                 state.display(),
