@@ -140,7 +140,10 @@ async fn setup() -> Option<Bench> {
     )
     .await
     .unwrap();
-    let guest = format!("keep-{}", std::process::id());
+    // Tests of this file run side by side on one Docker Engine: one guest each.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let guest = format!("keep-{}-{n}", std::process::id());
     let desired: DesiredState = serde_yaml_from(&format!(
         "guests:\n  {guest}:\n    spec:\n      kind: container\n      image: {image}\n      memory_mb: 32\n"
     ));
@@ -289,4 +292,57 @@ async fn ops_a_compromised_cloud_injects_are_refused_and_the_container_keeps_run
         (op_status::REJECTED.to_string(), "op_replayed".to_string())
     );
     assert!(running(&bench.guest), "the replay removed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_container_is_restarted_but_not_while_the_customer_is_blocked() {
+    let Some(bench) = setup().await else { return };
+    let _cleanup = ContainerGuard(vec![bench.guest.clone()]);
+    let mut agent = bench.agent();
+    cycles(&mut agent, 2).await;
+    assert!(running(&bench.guest));
+    let name = format!("mftplus-{}", bench.guest);
+    let kill = || {
+        let out = std::process::Command::new("docker")
+            .args(["kill", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+
+    // Blocked: the agent reports the dead container and leaves it alone.
+    operator(&bench.cloud)
+        .block_customer("kovacs")
+        .await
+        .unwrap();
+    kill();
+    cycles(&mut agent, 3).await;
+    assert!(
+        !running(&bench.guest),
+        "a blocked customer's agent changes nothing"
+    );
+    let reports = operator(&bench.cloud)
+        .host_reports(&bench.host_id, Some(1))
+        .await
+        .unwrap();
+    let guests = &reports[0].report["guests"];
+    assert_eq!(guests[0]["guest_id"], bench.guest.as_str());
+    assert_eq!(
+        guests[0]["status"], "stopped",
+        "reported as it is: {guests}"
+    );
+
+    // Unblocked: the next cycle starts it again.
+    operator(&bench.cloud)
+        .unblock_customer("kovacs")
+        .await
+        .unwrap();
+    cycles(&mut agent, 1).await;
+    assert!(running(&bench.guest), "restarted");
+    let journal = agent.state().journal(10).unwrap();
+    assert_eq!(
+        (journal[0].action.as_str(), journal[0].state.as_str()),
+        ("start", "done"),
+        "{journal:#?}"
+    );
 }
