@@ -2,7 +2,8 @@
 # The host agent's own cost and its speed at running an operator's edit, beside what a user
 # would script instead, all on this machine in one run:
 #
-#  1. Idle cost per report cycle: the release `mftplus agent` against a local `mftplus dev`
+#  1. Idle cost per report cycle: the release `mftplus-agent` (AGENT="…/mftplus agent" measures
+#     the all-in-one binary instead) against a local `mftplus dev`
 #     cloud whose envelope asks for a report every second; CPU (utime+stime from
 #     /proc/PID/stat) and VmRSS/VmHWM (/proc/PID/status) over a window, divided by the
 #     reports the cloud recorded in it. Once with no guest, once with GUESTS containers.
@@ -13,7 +14,8 @@
 #     The agent waits for its next poll (POLL seconds) before it acts, so the expected figure
 #     is about half a poll interval plus the container start.
 #
-# Usage: bench/agent.sh                 (ROUNDS=7 WINDOW=30 GUESTS=3 POLL=1)
+# Usage: bench/agent.sh                 (ROUNDS=7 WINDOW=30 GUESTS=3 POLL=1; SKIP_BUILD=1 uses
+#        the release binaries as they are)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-7}"
@@ -32,9 +34,13 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 docker info >/dev/null 2>&1 || { echo "no Docker Engine: nothing to measure" >&2; exit 1; }
 
-echo "building release binaries"
-cargo build --release -q -p mftplus -p mftctl
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "building release binaries"
+  cargo build --release -q -p mftplus -p mftctl -p mftplus-agent
+fi
 MFTPLUS="$PWD/target/release/mftplus"
+# The agent as boxes install it (the slim binary; `mftplus agent` runs the same code).
+AGENT="${AGENT:-$PWD/target/release/mftplus-agent}"
 MFTCTL="$PWD/target/release/mftctl"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mftplus-agent-bench.XXXXXX")"
@@ -91,9 +97,9 @@ driver: docker
 poll:
   min_interval: ${POLL}s
 YAML
-"$MFTPLUS" agent enroll --config "$work/agent.yaml" --customer bench --password-file "$work/password" >"$work/enroll.out"
+$AGENT enroll --config "$work/agent.yaml" --customer bench --password-file "$work/password" >"$work/enroll.out"
 host=$(awk '/^Enrolled host/ {print $3}' "$work/enroll.out")
-RUST_LOG=warn "$MFTPLUS" agent --config "$work/agent.yaml" >"$work/agent.log" 2>&1 &
+RUST_LOG=warn $AGENT --config "$work/agent.yaml" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 reports() { curl -sf "$url/api/v1/hosts/$host/reports?limit=1000" -H "X-API-Key: $key" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 clk=$(getconf CLK_TCK)

@@ -27,6 +27,7 @@ pub mod rbac;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tls;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -29,6 +29,8 @@ pub enum CloudError {
 
 pub struct Cloud {
     state: AppState,
+    /// The listeners' TLS when `tls.enabled`, rebuilt when its files change.
+    tls: Option<Arc<mftplus_pki::TlsServer>>,
 }
 
 impl Cloud {
@@ -48,9 +50,10 @@ impl Cloud {
         blobs: Arc<dyn mftplus_blob::BlobStore>,
         clock: SharedClock,
     ) -> Result<Cloud, CloudError> {
+        let tls = crate::tls::load(&config.config)?;
         let state =
             AppState::new(store, blobs, Arc::new(config), clock).map_err(CloudError::Keys)?;
-        Ok(Cloud { state })
+        Ok(Cloud { state, tls })
     }
 
     pub fn state(&self) -> &AppState {
@@ -85,23 +88,50 @@ impl Cloud {
                 }),
             );
             let mut stop = stop_rx.clone();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
+                let stopped = async move {
+                    let _ = stop.changed().await;
+                };
+                let _ = match tls {
+                    Some(tls) => match mftplus_pki::TlsListener::new(listener, tls) {
+                        Ok(listener) => axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await,
+                        Err(err) => Err(err),
+                    },
+                    None => axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await,
+                };
             });
         }
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(api, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let stopped = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let result = match &self.tls {
+            Some(tls) => {
+                let watcher = tls.watch(mftplus_pki::WATCH_EVERY);
+                let listener = mftplus_pki::TlsListener::new(api, tls.clone()).map_err(|source| {
+                    CloudError::Io {
+                        context: "serving the API over TLS".into(),
+                        source,
+                    }
+                })?;
+                // `tap_io` is how axum hands a custom listener's peer address to ConnectInfo.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                watcher.abort();
+                served
+            }
+            None => axum::serve(api, app).with_graceful_shutdown(stopped).await,
+        };
         let _ = jobs.await;
         let _ = checker.await;
         result.map_err(|source| CloudError::Io {
@@ -179,25 +209,7 @@ impl Cloud {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutdown requested; draining in-flight requests");
-}
+pub use mftplus_process::shutdown_signal;
 
 pub async fn bind(address: &str, what: &str) -> Result<TcpListener, CloudError> {
     TcpListener::bind(address)

@@ -201,25 +201,7 @@ pub async fn bind(config: &HubConfig) -> Result<TcpListener, HubError> {
         })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutdown requested; draining in-flight requests");
-}
+pub use mftplus_process::shutdown_signal;
 
 /// One pooled client for the proxy and phone-home: http or https (rustls with ring and the
 /// webpki roots), HTTP/1.1 so upgrades work.

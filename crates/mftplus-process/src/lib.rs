@@ -1,6 +1,9 @@
 //! Process-wide set-up that every MFTPlus binary does first, before any thread starts.
 //!
-//! What it is not: configuration or logging; those belong to each binary's library.
+//! Also the two things every server and the agent set up the same way: the log output
+//! ([`init_logging`]) and the stop request ([`shutdown_signal`]).
+//!
+//! What it is not: configuration; that belongs to each binary's library.
 
 /// Large buffers (Argon2's 19 MiB, 10 MiB transfer chunks) go straight to the OS and back.
 ///
@@ -22,6 +25,42 @@ pub fn release_large_allocations_to_os() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD_BYTES);
         }
     }
+}
+
+/// Logs to stderr at `RUST_LOG` (default `info`), as JSON with `MFTPLUS_LOG_FORMAT=json`;
+/// colours only for a person at a terminal, not in `docker logs` or journald.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("MFTPLUS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT: the one stop request of every binary.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("stop requested");
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub async fn run(
     // One Ctrl-C stops all of them; each drains or finishes its own work.
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
-        mftplus_hub::shutdown_signal().await;
+        mftplus_process::shutdown_signal().await;
         let _ = stop.send(true);
     });
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-mod agent;
 mod dev;
 mod dev_agent;
 mod healthcheck;
@@ -36,7 +35,7 @@ enum Command {
     },
     /// Run the host agent on this box (`mftplus agent enroll` first). Config:
     /// ~/.config/mft-agent/config.yaml, or /etc/mftplus/agent.yaml for the service.
-    Agent(agent::AgentArgs),
+    Agent(mftplus_agent::cli::AgentArgs),
     /// Run an edge hub: a transparent proxy to the cloud for agents on a local network.
     /// Configured by environment variables (CLOUD_API_URL, HUB_REGISTRATION_KEY, HUB_PORT, …;
     /// see docs/hub.md).
@@ -69,20 +68,6 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colour codes only for a person at a terminal, not in `docker logs` or journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if std::env::var("MFTPLUS_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -126,14 +111,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    init_logging();
+    mftplus_process::init_logging();
     let result = match cli.command {
         Command::Cloud {
             config,
             check_config,
         } => run_cloud(config, check_config).await,
         Command::Hub => run_hub().await,
-        Command::Agent(args) => agent::run(args).await,
+        Command::Agent(args) => mftplus_agent::cli::run(args).await,
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Dev {
             data_dir,
@@ -213,7 +198,7 @@ async fn run_hub() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let hub = mftplus_hub::Hub::build(config).map_err(|e| e.to_string())?;
-    hub.serve(listener, mftplus_hub::shutdown_signal())
+    hub.serve(listener, mftplus_process::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("mftplus hub stopped");

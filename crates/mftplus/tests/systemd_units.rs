@@ -17,7 +17,10 @@ fn unit(name: &str) -> (PathBuf, String) {
 fn runnable_copy(dir: &std::path::Path, name: &str) -> PathBuf {
     let (_, text) = unit(name);
     let copy = dir.join(name);
-    std::fs::write(&copy, text.replace("/usr/bin/mftplus", "/bin/true")).unwrap();
+    let text = text
+        .replace("/usr/bin/mftplus-agent", "/bin/true")
+        .replace("/usr/bin/mftplus", "/bin/true");
+    std::fs::write(&copy, text).unwrap();
     copy
 }
 

@@ -470,12 +470,7 @@ fn validate(
     if config.audit.retention_days < 90 {
         return invalid("audit.retention_days must be at least 90".into());
     }
-    if config.tls.enabled {
-        return invalid(
-            "tls.enabled is not supported by this build yet; terminate TLS in front of the cloud"
-                .into(),
-        );
-    }
+    crate::tls::settings(config)?;
     if let Some(key) = &config.tls.certificate.key {
         if key.exists() {
             check_private_file(key)?;

@@ -1,10 +1,11 @@
-//! `mftplus agent`: run the host agent, or enroll this box (`mftplus agent enroll`), or show
-//! what it is doing (`mftplus agent status`). The work is in the `mftplus-agent` library.
+//! The agent's command line, shared by `mftplus agent` (the all-in-one binary) and the slim
+//! `mftplus-agent` binary boxes install: run the agent, enroll this box (`enroll`), or show
+//! what it is doing (`status`).
 
 use clap::{Args, Subcommand};
-use mftplus_agent::config::{self, AgentConfig};
-use mftplus_agent::enroll::{enroll, hostname, EnrollRequestArgs};
-use mftplus_agent::{Agent, AgentError};
+use crate::config::{self, AgentConfig};
+use crate::enroll::{enroll, hostname, EnrollRequestArgs};
+use crate::{Agent, AgentError};
 use mftplus_base::{Secret, SystemClock};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -71,13 +72,13 @@ async fn run_agent(explicit: Option<&Path>) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
     let path = config::locate(explicit, &env).map_err(|e| e.to_string())?;
     let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
-    let driver = mftplus_agent::select_driver(&config)
+    let driver = crate::select_driver(&config)
         .await
         .map_err(|e| e.to_string())?;
     let agent = Agent::open(config, driver, Arc::new(SystemClock)).map_err(|e| describe(&e))?;
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
-        mftplus_hub::shutdown_signal().await;
+        mftplus_process::shutdown_signal().await;
         tracing::info!("stop requested: finishing the current step");
         let _ = stop.send(true);
     });
@@ -184,7 +185,7 @@ fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
 
 fn status(config: &AgentConfig) -> Result<(), String> {
     let (db, _) =
-        mftplus_agent::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+        crate::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
     let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
         return Err(describe(&AgentError::NotEnrolled {
             state_dir: config.state_dir.display().to_string(),

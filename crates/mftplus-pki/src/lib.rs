@@ -1,0 +1,22 @@
+//! TLS for every MFTPlus listener: TLS 1.3 only, the cipher suites and key-exchange groups the
+//! security guide names, certificates and client-CA files reloaded without a restart, and
+//! mutual TLS for boxes.
+//!
+//! What is here: [`TlsSettings`] (the `tls.*` keys, validated with the offending key named),
+//! [`TlsServer`] (the current `rustls::ServerConfig`, rebuilt from the files when they change or
+//! on SIGHUP), [`TlsListener`] (an `axum::serve` listener that handshakes each connection in
+//! its own task, with a deadline, so a slow or silent client holds up nobody), and
+//! [`TrustStore`] (PEM CA bundles as one root store type).
+//!
+//! What is not (yet): the certificate authority that issues box certificates, and the client
+//! side. No HTTP routing, no database.
+
+mod listener;
+mod server;
+mod settings;
+mod trust;
+
+pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};
+pub use server::{TlsServer, WATCH_EVERY};
+pub use settings::{ClientAuthMode, TlsError, TlsKeys, TlsSettings, CIPHER_SUITES, CURVES};
+pub use trust::TrustStore;
