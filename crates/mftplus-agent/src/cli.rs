@@ -2,10 +2,10 @@
 //! `mftplus-agent` binary boxes install: run the agent, enroll this box (`enroll`), or show
 //! what it is doing (`status`).
 
-use clap::{Args, Subcommand};
 use crate::config::{self, AgentConfig};
 use crate::enroll::{enroll, hostname, EnrollRequestArgs};
 use crate::{Agent, AgentError};
+use clap::{Args, Subcommand};
 use mftplus_base::{Secret, SystemClock};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -184,8 +184,7 @@ fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
 }
 
 fn status(config: &AgentConfig) -> Result<(), String> {
-    let (db, _) =
-        crate::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let (db, _) = crate::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
     let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
         return Err(describe(&AgentError::NotEnrolled {
             state_dir: config.state_dir.display().to_string(),

@@ -27,8 +27,8 @@ pub mod rbac;
 pub mod routes;
 pub mod server;
 pub mod state;
-pub mod tls;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 
 pub use server::Cloud;

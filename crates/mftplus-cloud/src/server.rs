@@ -95,14 +95,18 @@ impl Cloud {
                 };
                 let _ = match tls {
                     Some(tls) => match mftplus_pki::TlsListener::new(listener, tls) {
-                        Ok(listener) => axum::serve(listener, app)
-                            .with_graceful_shutdown(stopped)
-                            .await,
+                        Ok(listener) => {
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(stopped)
+                                .await
+                        }
                         Err(err) => Err(err),
                     },
-                    None => axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await,
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                    }
                 };
             });
         }
@@ -116,12 +120,13 @@ impl Cloud {
         let result = match &self.tls {
             Some(tls) => {
                 let watcher = tls.watch(mftplus_pki::WATCH_EVERY);
-                let listener = mftplus_pki::TlsListener::new(api, tls.clone()).map_err(|source| {
-                    CloudError::Io {
-                        context: "serving the API over TLS".into(),
-                        source,
-                    }
-                })?;
+                let listener =
+                    mftplus_pki::TlsListener::new(api, tls.clone()).map_err(|source| {
+                        CloudError::Io {
+                            context: "serving the API over TLS".into(),
+                            source,
+                        }
+                    })?;
                 // `tap_io` is how axum hands a custom listener's peer address to ConnectInfo.
                 let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
                 let served = axum::serve(listener, app)

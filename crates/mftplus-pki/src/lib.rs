@@ -14,6 +14,8 @@
 mod listener;
 mod server;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod trust;
 
 pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};

@@ -9,8 +9,14 @@ use thiserror::Error;
 
 /// The TLS 1.3 cipher suites by the names the seed writes, in rustls' terms.
 pub const CIPHER_SUITES: [(&str, SupportedCipherSuite); 3] = [
-    ("TLS_AES_128_GCM_SHA256", cipher_suite::TLS13_AES_128_GCM_SHA256),
-    ("TLS_AES_256_GCM_SHA384", cipher_suite::TLS13_AES_256_GCM_SHA384),
+    (
+        "TLS_AES_128_GCM_SHA256",
+        cipher_suite::TLS13_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_AES_256_GCM_SHA384",
+        cipher_suite::TLS13_AES_256_GCM_SHA384,
+    ),
     (
         "TLS_CHACHA20_POLY1305_SHA256",
         cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
@@ -209,7 +215,10 @@ mod tests {
         let curves = strings(&["X25519", "secp256r1", "secp384r1"]);
         let settings = TlsSettings::from_keys(&seed_keys(&ca, &suites, &curves)).unwrap();
         assert_eq!(settings.client_auth, ClientAuthMode::RequireAndVerify);
-        assert_eq!(settings.cipher_suites[0], cipher_suite::TLS13_AES_256_GCM_SHA384);
+        assert_eq!(
+            settings.cipher_suites[0],
+            cipher_suite::TLS13_AES_256_GCM_SHA384
+        );
         assert_eq!(settings.cipher_suites.len(), 2);
         assert_eq!(settings.groups.len(), 3);
     }
@@ -235,7 +244,10 @@ mod tests {
                 },
                 "tls.certificate.cert",
             ),
-            (seed_keys(&none, &ok_suites, &ok_curves), "tls.client_auth.ca_files"),
+            (
+                seed_keys(&none, &ok_suites, &ok_curves),
+                "tls.client_auth.ca_files",
+            ),
             (
                 TlsKeys {
                     client_auth_mode: "requireAnyClientCert",
@@ -253,6 +265,9 @@ mod tests {
         assert!(err.to_string().starts_with("tls.cipher_suites"), "{err}");
         let bad_curve = strings(&["secp521r1"]);
         let err = TlsSettings::from_keys(&seed_keys(&ca, &ok_suites, &bad_curve)).unwrap_err();
-        assert!(err.to_string().starts_with("tls.curve_preferences"), "{err}");
+        assert!(
+            err.to_string().starts_with("tls.curve_preferences"),
+            "{err}"
+        );
     }
 }

@@ -4,47 +4,13 @@
 
 use axum::routing::get;
 use axum::Router;
+use mftplus_pki::testing::{ca, leaf};
 use mftplus_pki::{TlsKeys, TlsListener, TlsServer, TlsSettings};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA named `name` in `dir` (`name.crt`, `name.key`).
-fn ca(dir: &Path, name: &str) {
-    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}.key")]);
-    openssl(
-        dir,
-        &["req", "-x509", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.crt"),
-          "-days", "2", "-subj", &format!("/CN={name}"), "-addext", "basicConstraints=critical,CA:TRUE",
-          "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    );
-}
-
-/// A leaf `name` signed by CA `ca` (server: SAN 127.0.0.1; client: clientAuth).
-fn leaf(dir: &Path, ca: &str, name: &str, server: bool) {
-    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}.key")]);
-    openssl(dir, &["req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
-    let ext = if server {
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-    } else {
-        "extendedKeyUsage=clientAuth\n"
-    };
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-    openssl(
-        dir,
-        &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"),
-          "-CAcreateserial", "-out", &format!("{name}.crt"), "-days", "1", "-extfile", &format!("{name}.ext")],
-    );
-    std::fs::set_permissions(dir.join(format!("{name}.key")), std::fs::Permissions::from_mode(0o600)).unwrap();
-}
 
 struct Served {
     port: u16,
@@ -83,19 +49,36 @@ async fn serve(dir: &Path, mode: &str, client_cas: &[PathBuf]) -> Served {
             .await
             .unwrap();
     });
-    Served { port, tls, _stop: stop }
+    Served {
+        port,
+        tls,
+        _stop: stop,
+    }
 }
 
 fn s_client(dir: &Path, port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .current_dir(dir)
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-CAfile", "ca.crt"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+            "ca.crt",
+        ])
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success() && text.contains("Verify return code: 0"), text)
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && text.contains("Verify return code: 0"),
+        text,
+    )
 }
 
 fn curl(dir: &Path, port: u16, args: &[&str]) -> (bool, String) {
@@ -106,7 +89,14 @@ fn curl(dir: &Path, port: u16, args: &[&str]) -> (bool, String) {
         .arg(format!("https://127.0.0.1:{port}/health"))
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,11 +114,17 @@ async fn tls_1_2_is_refused_and_1_3_speaks_a_seed_suite() {
     .await
     .unwrap();
     assert!(!ok12, "TLS 1.2 must fail: {text12}");
-    for suite in ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"] {
+    for suite in [
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ] {
         let d = d.clone();
-        let (ok13, text13) = tokio::task::spawn_blocking(move || s_client(&d, port, &["-tls1_3", "-ciphersuites", suite]))
-            .await
-            .unwrap();
+        let (ok13, text13) = tokio::task::spawn_blocking(move || {
+            s_client(&d, port, &["-tls1_3", "-ciphersuites", suite])
+        })
+        .await
+        .unwrap();
         assert!(ok13, "{text13}");
         assert!(text13.contains(&format!("Cipher is {suite}")), "{text13}");
         assert!(text13.contains("TLSv1.3"), "{text13}");
@@ -150,15 +146,35 @@ async fn mutual_tls_wants_a_certificate_from_the_client_ca() {
     let results = tokio::task::spawn_blocking(move || {
         (
             curl(&dd, port, &[]),
-            curl(&dd, port, &["--cert", "agent-1.crt", "--key", "agent-1.key"]),
-            curl(&dd, port, &["--cert", "stranger.crt", "--key", "stranger.key"]),
+            curl(
+                &dd,
+                port,
+                &["--cert", "agent-1.crt", "--key", "agent-1.key"],
+            ),
+            curl(
+                &dd,
+                port,
+                &["--cert", "stranger.crt", "--key", "stranger.key"],
+            ),
         )
     })
     .await
     .unwrap();
-    assert!(!results.0 .0, "no client certificate: refused ({})", results.0 .1);
-    assert!(results.1 .0 && results.1 .1 == "ok", "the CA's client: accepted ({})", results.1 .1);
-    assert!(!results.2 .0, "another CA's client: refused ({})", results.2 .1);
+    assert!(
+        !results.0 .0,
+        "no client certificate: refused ({})",
+        results.0 .1
+    );
+    assert!(
+        results.1 .0 && results.1 .1 == "ok",
+        "the CA's client: accepted ({})",
+        results.1 .1
+    );
+    assert!(
+        !results.2 .0,
+        "another CA's client: refused ({})",
+        results.2 .1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +199,8 @@ async fn certificates_replaced_under_load_drop_no_request() {
     let until = Instant::now() + Duration::from_secs(3);
     let mut workers = Vec::new();
     for _ in 0..16 {
-        let (client, url, done, failed) = (client.clone(), url.clone(), done.clone(), failed.clone());
+        let (client, url, done, failed) =
+            (client.clone(), url.clone(), done.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             while Instant::now() < until {
                 match client.get(&url).send().await {
@@ -209,7 +226,12 @@ async fn certificates_replaced_under_load_drop_no_request() {
     served.tls.reload(false).unwrap();
     let port = served.port;
     let dd = d.to_path_buf();
-    let (ok, text) = tokio::task::spawn_blocking(move || s_client(&dd, port, &["-tls1_3"])).await.unwrap();
+    let (ok, text) = tokio::task::spawn_blocking(move || s_client(&dd, port, &["-tls1_3"]))
+        .await
+        .unwrap();
     assert!(ok, "{text}");
-    assert!(text.contains("CN = server2"), "a new connection sees the new certificate: {text}");
+    assert!(
+        text.contains("CN = server2"),
+        "a new connection sees the new certificate: {text}"
+    );
 }

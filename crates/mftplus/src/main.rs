@@ -68,7 +68,6 @@ enum Command {
     },
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A probe runs every few seconds in the container: no runtime, no logging set-up.
@@ -162,8 +161,13 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
             .await
             .map_err(|e| e.to_string())?;
         let fleet = mftplus_cloud::fleet::check(&loaded.config)?;
+        // The certificate, key and client CAs are read for real, as the listener will.
+        let tls = match mftplus_cloud::tls::load(&loaded.config).map_err(|e| e.to_string())? {
+            Some(tls) => format!("TLS 1.3 ({:?} client certificates)", tls.settings().client_auth),
+            None => "off".to_string(),
+        };
         println!(
-            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}",
+            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}",
             loaded.config.mode.as_str()
         );
         for warning in &loaded.warnings {
