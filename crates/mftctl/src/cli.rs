@@ -29,6 +29,10 @@ pub struct GlobalArgs {
     /// API key to authenticate with [env: MFTPLUS_API_KEY]
     #[arg(long, global = true, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// PEM CA certificate(s) that signed the server's TLS certificate, when not a public CA
+    /// [env: MFTPLUS_CA_FILE] [default: ca_file of the config file]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
     /// Machine-readable JSON output
     #[arg(long, global = true)]
     pub json: bool,

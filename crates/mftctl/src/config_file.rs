@@ -28,6 +28,9 @@ pub struct ClientConfig {
     /// Stored by `mftctl login --api-key`; preferred over the tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// PEM CA bundle trusted for the server's TLS certificate besides the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Anything else in the file (the seed keeps other sections, such as `certificates:`, in the
     /// same path), carried through untouched when the file is rewritten.
     #[serde(flatten)]
@@ -43,6 +46,7 @@ impl fmt::Debug for ClientConfig {
             .field("access_token", &secret(&self.access_token))
             .field("refresh_token", &secret(&self.refresh_token))
             .field("api_key", &secret(&self.api_key))
+            .field("ca_file", &self.ca_file)
             .field("other_keys", &self.other.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -157,6 +161,7 @@ mod tests {
             access_token: Some("eyJ.access".into()),
             refresh_token: Some("eyJ.refresh".into()),
             api_key: None,
+            ca_file: None,
             other: BTreeMap::new(),
         }
     }

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use mftplus_client::{Client, ClientError, Credential};
+use mftplus_client::{Client, ClientError, ClientOptions, Credential};
 use mftplus_types::api::RefreshRequest;
 use mftplus_types::ErrorCode;
 
@@ -16,6 +16,7 @@ use crate::output;
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 pub const ENV_SERVER: &str = "MFTPLUS_SERVER";
 pub const ENV_API_KEY: &str = "MFTPLUS_API_KEY";
+pub const ENV_CA_FILE: &str = "MFTPLUS_CA_FILE";
 
 /// Where the credential came from; only a stored login session can be refreshed or renewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct Resolved {
     pub server: String,
     pub credential: Credential,
     pub source: CredentialSource,
+    /// CA bundle for the server's certificate: --cacert > MFTPLUS_CA_FILE > config `ca_file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Server: --server > MFTPLUS_SERVER > config file > default.
@@ -59,10 +62,16 @@ pub fn resolve(
     } else {
         (Credential::None, CredentialSource::None)
     };
+    let ca_file = global
+        .cacert
+        .clone()
+        .or_else(|| present(env(ENV_CA_FILE)).map(PathBuf::from))
+        .or_else(|| config.ca_file.clone());
     Resolved {
         server,
         credential,
         source,
+        ca_file,
     }
 }
 
@@ -102,15 +111,27 @@ impl Context {
         let config = config_file::load(&config_path)?;
         let state_dir = state_dir(env);
         let resolved = resolve(&global, env, &config);
-        let client = Client::new(&resolved.server, resolved.credential).map_err(|e| {
-            CliError::new(
-                e.code(),
-                format!(
-                    "invalid server URL {:?}: expected http://HOST[:PORT] or https://HOST[:PORT]",
-                    resolved.server
+        let extra_roots_pem = match &resolved.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                CliError::new("ca_file", format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let options = ClientOptions {
+            extra_roots_pem,
+            ..ClientOptions::default()
+        };
+        let client = Client::with_options(&resolved.server, resolved.credential, options)
+            .map_err(|e| match e {
+                ClientError::InvalidUrl => CliError::new(
+                    e.code(),
+                    format!(
+                        "invalid server URL {:?}: expected http://HOST[:PORT] or https://HOST[:PORT]",
+                        resolved.server
+                    ),
                 ),
-            )
-        })?;
+                other => CliError::new(other.code(), other.message()),
+            })?;
         Ok(Context {
             global,
             config_path,

@@ -84,7 +84,7 @@ impl Agent {
         let client = AgentClient::with_options(
             &config.server_url,
             Some(identity.host_key.expose()),
-            client_options(&config),
+            client_options(&config)?,
         )
         .map_err(|e| AgentError::Input(format!("server.url: {e}")))?;
         let sampler = SystemSampler::new(config.disk_path.clone());

@@ -52,6 +52,9 @@ struct EnrollArgs {
     /// Where the agent keeps its state [default: per user, or /var/lib/mftplus-agent as root].
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// PEM CA bundle that signed the server's TLS certificate, when it is not a public CA.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 pub async fn run(args: AgentArgs) -> Result<(), String> {
@@ -109,6 +112,9 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
+    if let Some(ca_file) = &args.ca_file {
+        config.server_ca_file = Some(ca_file.clone());
+    }
     let password = read_password(&args)?;
     let request = EnrollRequestArgs {
         customer_id: args.customer.clone(),
@@ -119,7 +125,11 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
     let enrolled = enroll(&config, &request, &SystemClock)
         .await
         .map_err(|e| describe(&e))?;
-    if located.is_none() || args.server.is_some() || args.state_dir.is_some() {
+    if located.is_none()
+        || args.server.is_some()
+        || args.state_dir.is_some()
+        || args.ca_file.is_some()
+    {
         let path = match explicit {
             Some(path) => path.to_path_buf(),
             None if is_root => PathBuf::from(config::SYSTEM_CONFIG),
@@ -144,14 +154,22 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
     Ok(())
 }
 
+/// A YAML scalar for `value`: JSON strings are valid YAML, and quoting keeps odd paths intact.
+fn quoted(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| e.to_string())
+}
+
 fn write_config(path: &Path, config: &AgentConfig) -> Result<(), String> {
-    let text = format!(
+    let mut text = format!(
         "# Written by `mftplus agent enroll`. Pointing server.url at an edge hub is the only\n\
-         # change an agent needs to work through it.\nserver:\n  url: {}\n  timeout: {}s\nstate_dir: {}\n",
-        serde_json::to_string(&config.server_url).map_err(|e| e.to_string())?,
+         # change an agent needs to work through it.\nserver:\n  url: {}\n  timeout: {}s\n",
+        quoted(&config.server_url)?,
         config.server_timeout.as_secs(),
-        serde_json::to_string(&config.state_dir).map_err(|e| e.to_string())?,
     );
+    if let Some(ca_file) = &config.server_ca_file {
+        text.push_str(&format!("  ca_file: {}\n", quoted(ca_file)?));
+    }
+    text.push_str(&format!("state_dir: {}\n", quoted(&config.state_dir)?));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

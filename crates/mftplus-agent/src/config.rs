@@ -46,6 +46,12 @@ pub struct AgentConfig {
     pub server_url: String,
     /// Whole-request timeout for every call to the server.
     pub server_timeout: Duration,
+    /// PEM CA bundle that signed the server's certificate, when it is not a public CA (the
+    /// cloud's own CA, an operator's).
+    pub server_ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) presented for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub driver: DriverChoice,
     /// Docker Engine socket; `None` = `DOCKER_HOST` or `/var/run/docker.sock`.
@@ -87,6 +93,9 @@ struct FileConfig {
 struct FileServer {
     url: Option<String>,
     timeout: Option<String>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -208,6 +217,9 @@ impl AgentConfig {
         let config = AgentConfig {
             server_url,
             server_timeout: duration("server.timeout", file.server.timeout, 30)?,
+            server_ca_file: file.server.ca_file,
+            client_cert: file.server.client_cert,
+            client_key: file.server.client_key,
             state_dir: file
                 .state_dir
                 .unwrap_or_else(|| default_state_dir(env, is_root)),
@@ -220,6 +232,9 @@ impl AgentConfig {
             auth_grace: duration("auth_grace", file.auth_grace, 15 * 60)?,
             disk_path: file.disk_path.unwrap_or_else(|| PathBuf::from("/")),
         };
+        if config.client_cert.is_some() != config.client_key.is_some() {
+            return Err("`server.client_cert` and `server.client_key` go together".into());
+        }
         if config.poll_min > config.poll_max {
             return Err("`poll.min_interval` is above `poll.max_interval`".into());
         }

@@ -8,7 +8,7 @@ use crate::config::AgentConfig;
 use crate::error::AgentError;
 use crate::state::{Identity, StateDb};
 use mftplus_base::{Clock, Secret};
-use mftplus_client::{AgentClient, ClientOptions};
+use mftplus_client::{AgentClient, ClientOptions, TlsIdentity};
 use mftplus_signing::AllowedSigners;
 use mftplus_types::fleet::{EnrollRequest, ReEnrollRequest};
 
@@ -30,11 +30,32 @@ pub struct Enrolled {
     pub restored: bool,
 }
 
-pub fn client_options(config: &AgentConfig) -> ClientOptions {
-    ClientOptions {
+/// The HTTP client settings of the config: timeout, and the CA and client certificate for
+/// TLS when set (the key file must be private).
+pub fn client_options(config: &AgentConfig) -> Result<ClientOptions, AgentError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| AgentError::Input(format!("{}: {e}", path.display())))
+    };
+    let extra_roots_pem = config.server_ca_file.as_deref().map(read).transpose()?;
+    let identity_pem = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend(
+                mftplus_base::read_private_to_string(key)
+                    .map_err(|e| AgentError::Input(format!("server.client_key: {e}")))?
+                    .into_bytes(),
+            );
+            Some(TlsIdentity(pem))
+        }
+        _ => None,
+    };
+    Ok(ClientOptions {
         request_timeout: config.server_timeout,
         user_agent: format!("mftplus-agent/{}", mftplus_types::VERSION),
-    }
+        extra_roots_pem,
+        identity_pem,
+    })
 }
 
 pub fn hostname() -> String {
@@ -58,7 +79,7 @@ pub async fn enroll(
             });
         }
     }
-    let client = AgentClient::with_options(&config.server_url, None, client_options(config))
+    let client = AgentClient::with_options(&config.server_url, None, client_options(config)?)
         .map_err(AgentError::Enroll)?;
     let password = args.password.expose();
     let (identity, desired) = match &args.restore {

@@ -97,6 +97,21 @@ pub struct ClientOptions {
     /// Whole-request limit, connect included.
     pub request_timeout: Duration,
     pub user_agent: String,
+    /// PEM CA certificates trusted besides the public roots: a private CA that signed the
+    /// server's certificate (the cloud's own CA, or an operator's).
+    pub extra_roots_pem: Option<Vec<u8>>,
+    /// PEM client certificate chain followed by its private key, presented for mutual TLS.
+    pub identity_pem: Option<TlsIdentity>,
+}
+
+/// A client certificate and key in PEM; `Debug` never shows the key.
+#[derive(Clone)]
+pub struct TlsIdentity(pub Vec<u8>);
+
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsIdentity(<redacted>)")
+    }
 }
 
 impl Default for ClientOptions {
@@ -104,6 +119,8 @@ impl Default for ClientOptions {
         ClientOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent: format!("mftctl/{}", mftplus_types::VERSION),
+            extra_roots_pem: None,
+            identity_pem: None,
         }
     }
 }
@@ -140,13 +157,32 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let base = normalize_base(base_url)?;
-        let http = reqwest::Client::builder()
+        let tls_error = |what: &str, e: reqwest::Error| {
+            ClientError::Transport(format!("cannot use the {what}: {e}"))
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(options.request_timeout)
             .user_agent(options.user_agent)
+            // The servers speak TLS 1.3 only; refusing older versions here too means a
+            // downgrade is never even offered.
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
             // A redirect would carry X-API-Key to wherever it points (reqwest strips only
             // Authorization on a cross-origin hop); the API never redirects, so refuse to follow.
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &options.extra_roots_pem {
+            for root in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| tls_error("CA certificates", e))?
+            {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        if let Some(identity) = &options.identity_pem {
+            let identity = reqwest::Identity::from_pem(&identity.0)
+                .map_err(|e| tls_error("client certificate", e))?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;
         Ok(Client {

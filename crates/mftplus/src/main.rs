@@ -163,7 +163,10 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
         let fleet = mftplus_cloud::fleet::check(&loaded.config)?;
         // The certificate, key and client CAs are read for real, as the listener will.
         let tls = match mftplus_cloud::tls::load(&loaded.config).map_err(|e| e.to_string())? {
-            Some(tls) => format!("TLS 1.3 ({:?} client certificates)", tls.settings().client_auth),
+            Some(tls) => format!(
+                "TLS 1.3 ({:?} client certificates)",
+                tls.settings().client_auth
+            ),
             None => "off".to_string(),
         };
         println!(
