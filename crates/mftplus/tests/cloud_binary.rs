@@ -132,12 +132,30 @@ fn check_config_accepts_a_good_file_and_names_each_problem() {
     let opt_in = write(
         d,
         "optin.yaml",
-        "mode: production\nauth:\n  jwt:\n    allow_hs256_in_production: true\n",
+        "mode: production\nauth:\n  jwt:\n    allow_hs256_in_production: true\nserver:\n  tls_terminated_by_proxy: true\n  trusted_proxies: [\"10.0.0.1\"]\n",
         0o644,
     );
     let (ok, text) = check(&opt_in, &[("JWT_SECRET", SECRET)]);
     assert!(ok, "{text}");
     assert!(text.contains("WARNING: HS256"), "{text}");
+
+    // Production serves TLS itself, or says that a proxy in front does (and which).
+    let plain = write(
+        d,
+        "plain.yaml",
+        "mode: production\nauth:\n  jwt:\n    allow_hs256_in_production: true\n",
+        0o644,
+    );
+    let (ok, text) = check(&plain, &[("JWT_SECRET", SECRET)]);
+    assert!(!ok && text.contains("production mode serves TLS"), "{text}");
+    let unnamed = write(
+        d,
+        "unnamed.yaml",
+        "mode: production\nauth:\n  jwt:\n    allow_hs256_in_production: true\nserver:\n  tls_terminated_by_proxy: true\n",
+        0o644,
+    );
+    let (ok, text) = check(&unnamed, &[("JWT_SECRET", SECRET)]);
+    assert!(!ok && text.contains("server.trusted_proxies"), "{text}");
 }
 
 /// `--check-config` covers the payload store: an fs folder that cannot work fails, one not

@@ -471,6 +471,21 @@ fn validate(
         return invalid("audit.retention_days must be at least 90".into());
     }
     crate::tls::settings(config)?;
+    if config.server.tls_terminated_by_proxy && config.server.trusted_proxies.is_empty() {
+        return invalid(
+            "server.tls_terminated_by_proxy needs server.trusted_proxies: the proxies that \
+             terminate TLS and forward the requests"
+                .into(),
+        );
+    }
+    if production && !config.tls.enabled && !config.server.tls_terminated_by_proxy {
+        return invalid(
+            "production mode serves TLS: set tls.enabled with tls.certificate.cert and .key, \
+             or, when a proxy in front terminates TLS, server.tls_terminated_by_proxy: true \
+             with server.trusted_proxies"
+                .into(),
+        );
+    }
     if let Some(key) = &config.tls.certificate.key {
         if key.exists() {
             check_private_file(key)?;

@@ -153,6 +153,9 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (edge hubs, load balancers).
     pub trusted_proxies: Vec<String>,
+    /// A proxy in front terminates TLS, so the listener itself may speak plain HTTP in
+    /// production. Requires `trusted_proxies` (only they can have forwarded the request).
+    pub tls_terminated_by_proxy: bool,
 }
 
 impl Default for ServerSection {
@@ -162,6 +165,7 @@ impl Default for ServerSection {
             metrics_listen: "127.0.0.1:9464".into(),
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            tls_terminated_by_proxy: false,
         }
     }
 }
