@@ -6,10 +6,11 @@
 //! number, a URL that is not http or https, a world-readable key file) are errors, because
 //! guessing would hide a typo.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use mftplus_base::Secret;
 
 pub const DEFAULT_PORT: u16 = 3002;
 pub const DEFAULT_VERSION: &str = "0.1.0";
@@ -18,33 +19,6 @@ pub const DEFAULT_PHONE_HOME_INTERVAL_HOURS: u32 = 24;
 pub const DEFAULT_DISK_PATH: &str = "/";
 pub const DEFAULT_DATA_DIR: &str = "/app/data";
 pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0";
-
-/// A value that must never reach a log: `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The only way to the value; grep for it to find every place a secret is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// `NODE_ENV`: kept for compatibility with the seed's deployments; only `production` changes
 /// behaviour (proxy error messages stop carrying upstream details).

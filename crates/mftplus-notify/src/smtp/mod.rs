@@ -4,7 +4,8 @@
 mod conn;
 mod message;
 
-use crate::{NotifyError, Secret};
+use crate::NotifyError;
+use mftplus_base::Secret;
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -6,7 +6,8 @@
 //! and refuses rules without an expression, action or description, so the client is held to
 //! the request shapes it would send for real.
 
-use crate::{CloudflareFirewall, Secret};
+use crate::CloudflareFirewall;
+use mftplus_base::Secret;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{get, patch};
