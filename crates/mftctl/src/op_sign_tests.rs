@@ -2,6 +2,7 @@
 //! by `ssh-keygen -Y verify`.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use mftplus_signing::{

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mftplus_base::Secret;
+use mftplus_base::{PrivateFileError, Secret};
 
 pub const DEFAULT_PORT: u16 = 3002;
 pub const DEFAULT_VERSION: &str = "0.1.0";
@@ -268,24 +268,16 @@ fn secret(
 /// A key file others can read is refused: it means the key has probably leaked already, and
 /// silently accepting it would teach operators that 0644 is fine.
 fn read_secret_file(var: &'static str, path: &Path) -> Result<Secret, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let read_err = |source| ConfigError::Read {
-        var,
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::Invalid {
+    let text = mftplus_base::read_private_to_string(path).map_err(|err| match err {
+        PrivateFileError::Insecure { mode, .. } => ConfigError::Invalid {
             var,
             message: format!(
                 "{} has mode {mode:o}; it must not be readable by group or others (chmod 600)",
                 path.display()
             ),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
+        },
+        PrivateFileError::Io { path, source } => ConfigError::Read { var, path, source },
+    })?;
     let value = text.trim();
     if value.is_empty() {
         return Err(ConfigError::Invalid {

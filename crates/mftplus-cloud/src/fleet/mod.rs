@@ -7,9 +7,9 @@ pub mod checker;
 pub mod geo;
 pub mod notify;
 
-use crate::config::{check_private_file, ServerConfig};
+use crate::config::{private_error, ServerConfig};
 use batcher::Batcher;
-use mftplus_base::Secret;
+use mftplus_base::{PrivateFileError, Secret};
 use mftplus_notify::{
     CloudflareFirewall, EdgeFirewall, HttpWebhookSender, Mailer, SmtpConfig, SmtpMailer, SmtpTls,
     WebhookSender,
@@ -189,8 +189,11 @@ impl FleetFiles {
 
 /// Files the fleet reads that must stay private (webhook secrets).
 pub fn read_private(path: &std::path::Path) -> Result<String, String> {
-    check_private_file(path).map_err(|err| err.to_string())?;
-    std::fs::read_to_string(path)
-        .map(|text| text.trim().to_string())
-        .map_err(|err| format!("{}: {err}", path.display()))
+    match mftplus_base::read_private_to_string(path) {
+        Ok(text) => Ok(text.trim().to_string()),
+        // The base error already reads "<path>: <cause>"; an insecure file keeps the
+        // configuration's own wording.
+        Err(err @ PrivateFileError::Io { .. }) => Err(err.to_string()),
+        Err(err) => Err(private_error("file", err).to_string()),
+    }
 }
