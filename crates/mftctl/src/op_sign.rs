@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use mftplus_signing::{sign_op, KeyError, Op, PrivateKey, Signer};
-use mftplus_types::fleet::{op_status, OpInfo};
+use mftplus_types::fleet::{OpInfo, OpStatus};
 
 use crate::error::CliError;
 use crate::input::read_private;
@@ -83,7 +83,7 @@ pub fn load_key_file(path: &Path) -> Result<PrivateKey, CliError> {
 /// expired, and still waiting for a signature.
 pub fn check_op(info: &OpInfo, now: i64) -> Result<Op, CliError> {
     let id = &info.op_id;
-    if info.status != op_status::PENDING_SIGNATURE {
+    if info.status != OpStatus::PendingSignature {
         return Err(CliError::new(
             "op_state_conflict",
             format!("op {id} is {}, not waiting for a signature", info.status),

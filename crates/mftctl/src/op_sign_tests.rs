@@ -9,6 +9,7 @@ use mftplus_signing::{
     verify_op, AllowedSigners, ExpectedAction, MemoryNonceStore, PublicKey, SshSig, Target,
     VerifyContext, OP_NAMESPACE,
 };
+use mftplus_types::fleet::op_status;
 use serde_json::json;
 
 use super::*;
