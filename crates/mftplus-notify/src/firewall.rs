@@ -4,8 +4,8 @@
 //! never touched.
 
 use crate::NotifyError;
-use mftplus_base::Secret;
 use async_trait::async_trait;
+use mftplus_base::Secret;
 use mftplus_types::fleet::{GeoMode, GeoPolicy};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};

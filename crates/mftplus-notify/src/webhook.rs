@@ -2,9 +2,9 @@
 //! verify before parsing (re-serialising the JSON would change the bytes).
 
 use crate::NotifyError;
-use mftplus_base::Secret;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
+use mftplus_base::Secret;
 use sha2::Sha256;
 use std::time::Duration;
 

@@ -7,11 +7,11 @@
 //! the request shapes it would send for real.
 
 use crate::CloudflareFirewall;
-use mftplus_base::Secret;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
+use mftplus_base::Secret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
