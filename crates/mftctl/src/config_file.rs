@@ -92,8 +92,8 @@ pub fn load(path: &Path) -> Result<ClientConfig, CliError> {
     Ok(config)
 }
 
-/// For files read with a warning rather than refused (the config and the transfer key predate
-/// the refusal, and refusing them would lock a user out of their own data).
+/// Whether group or others can access `path`. The files mftctl writes itself (this config, the
+/// transfer key) are read with a warning when loosened, not refused; this is that test.
 pub fn readable_by_others(path: &Path) -> bool {
     matches!(
         mftplus_base::check_private(path),
