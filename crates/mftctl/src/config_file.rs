@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use mftplus_base::PrivateFileError;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,10 +96,13 @@ pub fn load(path: &Path) -> Result<ClientConfig, CliError> {
     Ok(config)
 }
 
-fn readable_by_others(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o077 != 0)
-        .unwrap_or(false)
+/// Whether group or others can access `path`. The files mftctl writes itself (this config, the
+/// transfer key) are read with a warning when loosened, not refused; this is that test.
+pub fn readable_by_others(path: &Path) -> bool {
+    matches!(
+        mftplus_base::check_private(path),
+        Err(PrivateFileError::Insecure { .. })
+    )
 }
 
 pub fn save(path: &Path, config: &ClientConfig) -> Result<(), CliError> {
@@ -108,51 +111,32 @@ pub fn save(path: &Path, config: &ClientConfig) -> Result<(), CliError> {
     write_private(path, text.as_bytes())
 }
 
-/// Writes `bytes` to `path` readable only by the owner: a 0600 temporary file in the same
-/// directory, synced, then renamed over the target, so readers see the old or the new content,
-/// never a mix, and the secret is never briefly world-readable.
+/// Writes `bytes` to `path` readable only by the owner, atomically
+/// ([`mftplus_base::write_private`]); a missing directory is created 0700. An existing directory
+/// is used as it is: an export may go anywhere the user points it.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
     if !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e))?;
+        mftplus_base::ensure_private_dir(dir)
+            .map_err(|e| CliError::io(format!("cannot create {}", dir.display()), e.into()))?;
     }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| CliError::usage(format!("{} is not a file path", path.display())))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".tmp.{}", std::process::id()));
-    let temp = dir.join(temp_name);
-    // A leftover from a crashed run with the same pid would make create_new fail.
-    let _ = fs::remove_file(&temp);
-
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(CliError::io(format!("cannot write {}", path.display()), e));
+    if path.file_name().is_none() {
+        return Err(CliError::usage(format!(
+            "{} is not a file path",
+            path.display()
+        )));
     }
-    Ok(())
+    mftplus_base::write_private(path, bytes)
+        .map_err(|e| CliError::io(format!("cannot write {}", path.display()), e.into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> ClientConfig {
         ClientConfig {

@@ -2,8 +2,9 @@
 //! scripts (`--password-stdin`), the same convention as `docker login`.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use mftplus_base::PrivateFileError;
 
 use crate::error::CliError;
 
@@ -31,19 +32,12 @@ pub fn password_from_stdin() -> Result<String, CliError> {
 /// The first line of a file holding a secret (`--passphrase-file`). Like every secret file, it
 /// is refused when group or others may read it.
 pub fn secret_from_file(path: &Path, flag: &str) -> Result<String, CliError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::io(format!("{flag} {}", path.display()), e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(CliError::new(
-            "insecure_file",
-            format!(
-                "{flag} {}: readable by other users; run chmod 600 on it",
-                path.display()
-            ),
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::io(format!("{flag} {}", path.display()), e))?;
+    let text = read_private(path, &format!("{flag} {}", path.display()), || {
+        format!(
+            "{flag} {}: readable by other users; run chmod 600 on it",
+            path.display()
+        )
+    })?;
     let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if line.is_empty() {
         return Err(CliError::usage(format!(
@@ -52,6 +46,20 @@ pub fn secret_from_file(path: &Path, flag: &str) -> Result<String, CliError> {
         )));
     }
     Ok(line.to_string())
+}
+
+/// A file only its owner may read (a secret or a private key), refused before a byte is read
+/// when group or others may. The refusal's code `insecure_file` is part of the CLI's contract;
+/// `what` prefixes I/O errors, `refused` words the refusal.
+pub fn read_private(
+    path: &Path,
+    what: &str,
+    refused: impl FnOnce() -> String,
+) -> Result<String, CliError> {
+    mftplus_base::read_private_to_string(path).map_err(|err| match err {
+        PrivateFileError::Insecure { .. } => CliError::new("insecure_file", refused()),
+        PrivateFileError::Io { source, .. } => CliError::io(what, source),
+    })
 }
 
 /// Asks on the terminal without echo.

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use mftplus_crypto::stream::{X25519PublicKey, X25519SecretKey};
@@ -41,7 +40,7 @@ pub fn load(path: &Path) -> Result<Option<X25519SecretKey>, CliError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CliError::io(format!("cannot read {}", path.display()), e)),
     };
-    if fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+    if config_file::readable_by_others(path) {
         note(&format!(
             "warning: {} is readable by other users; run chmod 600 on it",
             path.display()
@@ -151,6 +150,7 @@ fn show(ctx: &Context) -> Result<u8, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_once_private_and_reloaded() {

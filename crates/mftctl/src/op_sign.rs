@@ -6,13 +6,13 @@
 //! the operator reads is what the signature covers. No function here returns or prints key
 //! material; errors about a key file name the file, never its contents.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use mftplus_signing::{sign_op, KeyError, Op, PrivateKey, Signer};
-use mftplus_types::fleet::{op_status, OpInfo};
+use mftplus_types::fleet::{OpInfo, OpStatus};
 
 use crate::error::CliError;
+use crate::input::read_private;
 use crate::output::details;
 
 /// Where the signing key comes from.
@@ -60,16 +60,9 @@ pub fn open_signer(source: &SignerSource) -> Result<Box<dyn Signer>, CliError> {
 /// itself does) before reading a byte of it.
 pub fn load_key_file(path: &Path) -> Result<PrivateKey, CliError> {
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::io(format!("cannot read the key file {shown}"), e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(CliError::new(
-            "insecure_file",
-            format!("key file {shown} is readable by other users; run chmod 600 on it"),
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::io(format!("cannot read the key file {shown}"), e))?;
+    let text = read_private(path, &format!("cannot read the key file {shown}"), || {
+        format!("key file {shown} is readable by other users; run chmod 600 on it")
+    })?;
     PrivateKey::from_openssh(&text).map_err(|e| match e {
         KeyError::Encrypted => CliError::new(
             "key",
@@ -90,7 +83,7 @@ pub fn load_key_file(path: &Path) -> Result<PrivateKey, CliError> {
 /// expired, and still waiting for a signature.
 pub fn check_op(info: &OpInfo, now: i64) -> Result<Op, CliError> {
     let id = &info.op_id;
-    if info.status != op_status::PENDING_SIGNATURE {
+    if info.status != OpStatus::PendingSignature {
         return Err(CliError::new(
             "op_state_conflict",
             format!("op {id} is {}, not waiting for a signature", info.status),

@@ -2,12 +2,14 @@
 //! by `ssh-keygen -Y verify`.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use mftplus_signing::{
     verify_op, AllowedSigners, ExpectedAction, MemoryNonceStore, PublicKey, SshSig, Target,
     VerifyContext, OP_NAMESPACE,
 };
+use mftplus_types::fleet::op_status;
 use serde_json::json;
 
 use super::*;

@@ -3,7 +3,7 @@
 //! key; the cloud only ever sees the signature (`op_sign.rs` does the offline part).
 
 use mftplus_client::OpQuery;
-use mftplus_types::fleet::{op_status, OpInfo};
+use mftplus_types::fleet::{op_status, OpInfo, OpStatus};
 
 use crate::cli::{OpsCommand, OpsSignArgs};
 use crate::context::Context;
@@ -22,23 +22,14 @@ pub async fn run(ctx: &mut Context, command: &OpsCommand) -> Result<u8, CliError
 }
 
 fn statuses(text: Option<&str>) -> Result<Vec<String>, CliError> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if op_status::ALL.contains(&s) {
-                Ok(s.to_string())
-            } else {
-                Err(CliError::usage(format!(
-                    "--status {s}: expected one of {}",
-                    op_status::ALL.join(", ")
-                )))
-            }
-        })
-        .collect()
+    let statuses = OpStatus::parse_list(text.unwrap_or("")).map_err(|unknown| {
+        CliError::usage(format!(
+            "--status {}: expected one of {}",
+            unknown.0,
+            op_status::ALL.join(", ")
+        ))
+    })?;
+    Ok(statuses.iter().map(|s| s.as_str().to_string()).collect())
 }
 
 async fn fetch_list(
@@ -79,10 +70,7 @@ async fn list(ctx: &mut Context, status: Option<&str>, host: Option<&str>) -> Re
         ]);
     }
     emit(&table.render())?;
-    if ops
-        .iter()
-        .any(|op| op.status == op_status::PENDING_SIGNATURE)
-    {
+    if ops.iter().any(|op| op.status == OpStatus::PendingSignature) {
         note("sign the pending ones with `mftctl ops sign --pending`");
     }
     Ok(0)

@@ -95,11 +95,14 @@ fn removal_waits_for_a_signature_and_runs_with_the_matching_op_only() {
             params: json!({"guest_id": "db"}),
         },
     };
-    assert!(
-        plan(&effective, &observed, &[other_guest.clone()], containers)
-            .steps
-            .is_empty()
-    );
+    assert!(plan(
+        &effective,
+        &observed,
+        std::slice::from_ref(&other_guest),
+        containers
+    )
+    .steps
+    .is_empty());
     let matching = Authorization {
         op_id: "op_1".into(),
         action: ExpectedAction {

@@ -31,6 +31,17 @@ impl PrivateFileError {
     }
 }
 
+/// For callers whose own error type carries an `io::Error` and names the path itself: an I/O
+/// failure keeps its kind, an insecure file becomes `PermissionDenied` with the fix in the text.
+impl From<PrivateFileError> for io::Error {
+    fn from(err: PrivateFileError) -> io::Error {
+        match err {
+            PrivateFileError::Io { source, .. } => source,
+            insecure => io::Error::new(io::ErrorKind::PermissionDenied, insecure.to_string()),
+        }
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PrivateFileError + '_ {
     move |source| PrivateFileError::Io {
         path: path.to_path_buf(),
@@ -147,5 +158,18 @@ mod tests {
         fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o755)).unwrap();
         let err = ensure_private_dir(&open_dir).unwrap_err();
         assert!(err.to_string().contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn converts_to_io_error_keeping_the_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = read_private_to_string(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(io::Error::from(missing).kind(), io::ErrorKind::NotFound);
+        let file = dir.path().join("key");
+        fs::write(&file, "x").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o604)).unwrap();
+        let insecure = io::Error::from(check_private(&file).unwrap_err());
+        assert_eq!(insecure.kind(), io::ErrorKind::PermissionDenied);
+        assert!(insecure.to_string().contains("chmod 600"), "{insecure}");
     }
 }

@@ -1,8 +1,12 @@
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-/// A password, key or token. `Debug` and `Display` never show it, it is never serialised, and
-/// its memory is wiped on drop.
+/// A password, key or token. `Debug` and `Display` never show it, serialising writes the
+/// placeholder `[redacted]` instead of the value, and its memory is wiped on drop.
+///
+/// Serialising exists so that a configuration holding secrets can still be serialised whole
+/// (the cloud's `config get` walks its serialised tree); the value itself can only leave
+/// through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Zeroizing<String>);
 
@@ -20,6 +24,12 @@ impl Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
         String::deserialize(d).map(Secret::new)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
     }
 }
 
@@ -45,5 +55,12 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(!format!("{s}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn serde_reads_the_value_and_writes_only_the_placeholder() {
+        let s: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
     }
 }

@@ -12,16 +12,15 @@
 //! (one chunk, at most the caller's `max_len`) before its one `PutObject`: the digest must be
 //! known to be right before anything is sent, and nothing is sent for a refused body.
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::{StreamExt, TryStreamExt};
+use mftplus_base::Secret;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut};
-use zeroize::Zeroize;
 
 use crate::key::{parse_chunk_name, BlobKey};
 use crate::verify::{Digesting, StoredObject};
@@ -30,33 +29,6 @@ use crate::{BlobError, BlobReader, BlobResult, BlobStore, ByteStream, TransferId
 /// Whole-request timeout. object_store's default (30 s) would fail a 64 MiB chunk on a link
 /// slower than ~2 MiB/s; five minutes still bounds a hung connection.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A secret string: `Debug` never shows it and the memory is wiped on drop.
-#[derive(Clone)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(value: impl Into<String>) -> SecretString {
-        SecretString(value.into())
-    }
-
-    /// The secret itself; call only where it is handed to the code that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString([redacted])")
-    }
-}
-
-impl Drop for SecretString {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
 
 /// Where and how to reach the bucket.
 #[derive(Clone, Debug)]
@@ -68,7 +40,7 @@ pub struct S3Config {
     /// e.g. `us-east-1`; services that ignore regions accept any value.
     pub region: String,
     pub access_key_id: String,
-    pub secret_access_key: SecretString,
+    pub secret_access_key: Secret,
     /// Key prefix all objects live under, e.g. `mftplus/blobs`; empty for the bucket root.
     /// Segments are `[A-Za-z0-9_.-]+`, neither `.` nor `..`.
     pub prefix: String,
@@ -289,7 +261,7 @@ mod tests {
             bucket: "b".into(),
             region: "us-east-1".into(),
             access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: SecretString::new("very-secret-value"),
+            secret_access_key: Secret::new("very-secret-value"),
             prefix: prefix.into(),
             allow_http: true,
         }

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{S3BlobStore, S3Config, SecretString};
+use crate::{S3BlobStore, S3Config};
+use mftplus_base::Secret;
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
 /// The bucket every [`Moto`] creates.
@@ -114,7 +115,7 @@ impl Moto {
             bucket: bucket.into(),
             region: "us-east-1".into(),
             access_key_id: "mftplus-test-key".into(),
-            secret_access_key: SecretString::new("mftplus-test-secret"),
+            secret_access_key: Secret::new("mftplus-test-secret"),
             prefix: prefix.into(),
             allow_http: true,
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::{BlobBackend, TransfersSection};
-use mftplus_blob::{BlobStore, FsBlobStore, S3BlobStore, S3Config, SecretString};
+use mftplus_blob::{BlobStore, FsBlobStore, S3BlobStore, S3Config};
 
 /// What is wrong with the payload store, worded for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub async fn open(config: &TransfersSection) -> Result<Arc<dyn BlobStore>, BlobS
                     bucket: s3.bucket.clone(),
                     region: s3.region.clone(),
                     access_key_id: access_key_id.clone(),
-                    secret_access_key: SecretString::new(secret.expose()),
+                    secret_access_key: secret.clone(),
                     prefix: s3.prefix.clone(),
                     allow_http: s3.allow_http,
                 })

@@ -12,6 +12,7 @@ mod load;
 mod model;
 
 pub use fleet::*;
+pub(crate) use load::private_error;
 pub use load::{
     check_private_file, load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH,
 };

@@ -9,7 +9,7 @@ use crate::clock::SystemClock;
 use crate::server::{bind, shutdown_signal, Cloud, CloudError};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -56,14 +56,8 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
 
     let secret_path = data_dir.join("jwt.secret");
     if !secret_path.exists() {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&secret_path)
-            .map_err(io("writing the JWT secret"))?;
-        file.write_all(mftplus_crypto::random_token(48).as_bytes())
-            .map_err(io("writing the JWT secret"))?;
+        mftplus_base::write_private(&secret_path, mftplus_crypto::random_token(48).as_bytes())
+            .map_err(|err| io("writing the JWT secret")(err.into()))?;
     }
     let config_path = data_dir.join("server.yaml");
     if !config_path.exists() {
@@ -165,15 +159,8 @@ impl DevCloud {
             .mode(0o700)
             .create(self.data_dir.join("hub"))
             .map_err(io("creating the hub folder"))?;
-        let _ = std::fs::remove_file(&path);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io("writing the hub's deploy key"))?;
-        file.write_all(key.as_bytes())
-            .map_err(io("writing the hub's deploy key"))?;
+        mftplus_base::write_private(&path, key.as_bytes())
+            .map_err(|err| io("writing the hub's deploy key")(err.into()))?;
         Ok(key)
     }
 

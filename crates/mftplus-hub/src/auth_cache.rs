@@ -15,7 +15,11 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-const SCHEMA: &str = "
+/// `hub.db`'s schema, one entry per `PRAGMA user_version`: append-only, never edited, so a
+/// file is brought forward by running the entries after its version. Version 1 is the schema
+/// hubs created before the file was versioned; its statements are `IF NOT EXISTS`, so an
+/// unversioned file (version 0) from such a hub takes it without change.
+const MIGRATIONS: &[&str] = &["
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS auth_cache (
     token_hash TEXT PRIMARY KEY NOT NULL,
@@ -33,7 +37,10 @@ CREATE TABLE IF NOT EXISTS queue (
     body            BLOB NOT NULL,
     enqueued_at_ms  INTEGER NOT NULL
 );
-";
+"];
+
+/// The schema version this hub writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 const KDF_INFO: &[u8] = b"mftplus-hub offline store v1";
 
@@ -45,6 +52,15 @@ pub enum OfflineError {
     Io {
         path: String,
         source: std::io::Error,
+    },
+    #[error(
+        "{path} has schema version {found}, newer than the {known} this hub knows; it was \
+         written by a newer hub (run that version, or move the file away to start empty)"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
     },
     #[error("no deploy key to derive the database key from")]
     NoSecret,
@@ -133,7 +149,9 @@ pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), Offline
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(io(&path))?;
     }
-    let conn = Connection::open(&path)?;
+    let mut conn = Connection::open(&path)?;
+    // Refused before anything below writes to it: a newer hub's file is not ours to touch.
+    check_not_newer(&conn, &path)?;
     // A queued report (a few KiB) fits in a 16 KiB page with others; in a 4 KiB page it
     // spills into an overflow page and the WAL writes twice its size. Takes effect only when
     // the file is new (an older hub.db keeps its page size, which is merely slower).
@@ -141,7 +159,7 @@ pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), Offline
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(SCHEMA)?;
+    migrate(&mut conn, &path)?;
     let salt: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM meta WHERE name = 'salt'", [], |r| {
             r.get(0)
@@ -160,6 +178,31 @@ pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), Offline
         }
     };
     Ok((conn, Sealer::derive(secret.as_bytes(), &salt)))
+}
+
+fn check_not_newer(conn: &Connection, path: &Path) -> Result<u32, OfflineError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(OfflineError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// Runs the migrations after the file's version, each with its version bump in one
+/// transaction, so a crash leaves the file at a version whose schema it fully has.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OfflineError> {
+    let version = check_not_newer(conn, path)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 /// What a cache entry says once opened.
@@ -282,6 +325,66 @@ mod tests {
         assert_eq!(b.open(&sealed, b"row-1"), None, "another deploy key");
         let c = Sealer::derive(b"mft_dep_one", b"other salt");
         assert_eq!(c.open(&sealed, b"row-1"), None, "another database");
+    }
+
+    fn user_version(dir: &Path) -> u32 {
+        Connection::open(dir.join("hub.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_file_gets_the_current_version_and_an_unversioned_one_is_brought_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_db(dir.path(), "mft_dep_x").unwrap());
+        assert_eq!(user_version(dir.path()), 1);
+        assert_eq!(SCHEMA_VERSION, 1);
+
+        // A hub.db from before versioning: today's tables, a row, user_version 0.
+        let old = tempfile::tempdir().unwrap();
+        let conn = Connection::open(old.path().join("hub.db")).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute("INSERT INTO meta (name, value) VALUES ('salt', x'00')", [])
+            .unwrap();
+        drop(conn);
+        assert_eq!(user_version(old.path()), 0);
+        let (conn, _) = open_db(old.path(), "mft_dep_x").unwrap();
+        let salt: Vec<u8> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'salt'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(salt, vec![0], "kept, so sealed entries still open");
+        drop(conn);
+        assert_eq!(user_version(old.path()), 1);
+    }
+
+    #[test]
+    fn a_file_from_a_newer_hub_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hub.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = open_db(dir.path(), "mft_dep_x").err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                OfflineError::TooNew {
+                    found: 99,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer hub"), "{err}");
+        let tables: i64 = Connection::open(dir.path().join("hub.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "nothing was created in it");
+        assert_eq!(user_version(dir.path()), 99);
     }
 
     #[test]

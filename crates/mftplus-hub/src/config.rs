@@ -6,10 +6,11 @@
 //! number, a URL that is not http or https, a world-readable key file) are errors, because
 //! guessing would hide a typo.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use mftplus_base::{PrivateFileError, Secret};
 
 pub const DEFAULT_PORT: u16 = 3002;
 pub const DEFAULT_VERSION: &str = "0.1.0";
@@ -18,33 +19,6 @@ pub const DEFAULT_PHONE_HOME_INTERVAL_HOURS: u32 = 24;
 pub const DEFAULT_DISK_PATH: &str = "/";
 pub const DEFAULT_DATA_DIR: &str = "/app/data";
 pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0";
-
-/// A value that must never reach a log: `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The only way to the value; grep for it to find every place a secret is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// `NODE_ENV`: kept for compatibility with the seed's deployments; only `production` changes
 /// behaviour (proxy error messages stop carrying upstream details).
@@ -294,24 +268,16 @@ fn secret(
 /// A key file others can read is refused: it means the key has probably leaked already, and
 /// silently accepting it would teach operators that 0644 is fine.
 fn read_secret_file(var: &'static str, path: &Path) -> Result<Secret, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let read_err = |source| ConfigError::Read {
-        var,
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::Invalid {
+    let text = mftplus_base::read_private_to_string(path).map_err(|err| match err {
+        PrivateFileError::Insecure { mode, .. } => ConfigError::Invalid {
             var,
             message: format!(
                 "{} has mode {mode:o}; it must not be readable by group or others (chmod 600)",
                 path.display()
             ),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
+        },
+        PrivateFileError::Io { path, source } => ConfigError::Read { var, path, source },
+    })?;
     let value = text.trim();
     if value.is_empty() {
         return Err(ConfigError::Invalid {

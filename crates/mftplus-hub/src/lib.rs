@@ -31,7 +31,7 @@ pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{HubConfig, Secret};
+pub use config::HubConfig;
 pub use error::{ErrorSource, ProxyError, RetryType};
 pub use server::{bind, shutdown_signal, Hub, HubError};
 pub use state::{Announcer, Timings};

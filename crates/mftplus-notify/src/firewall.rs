@@ -3,8 +3,9 @@
 //! exactly the rules whose description carries its tag, so rules an operator wrote by hand are
 //! never touched.
 
-use crate::{NotifyError, Secret};
+use crate::NotifyError;
 use async_trait::async_trait;
+use mftplus_base::Secret;
 use mftplus_types::fleet::{GeoMode, GeoPolicy};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};

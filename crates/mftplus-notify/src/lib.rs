@@ -22,7 +22,6 @@
 
 mod error;
 mod firewall;
-mod secret;
 mod smtp;
 mod templates;
 #[cfg(feature = "testing")]
@@ -31,7 +30,6 @@ mod webhook;
 
 pub use error::NotifyError;
 pub use firewall::{CloudflareFirewall, EdgeFirewall, RULE_TAG_PREFIX};
-pub use secret::Secret;
 pub use smtp::{EmailMessage, Mailer, SmtpConfig, SmtpMailer, SmtpTls};
 pub use templates::{render, NotifyEvent, Tier, NOTIFIABLE_KINDS};
 pub use webhook::{

@@ -1,9 +1,10 @@
 //! Signed JSON webhooks. The signature covers the exact body bytes sent, so a receiver must
 //! verify before parsing (re-serialising the JSON would change the bytes).
 
-use crate::{NotifyError, Secret};
+use crate::NotifyError;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
+use mftplus_base::Secret;
 use sha2::Sha256;
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! `SmtpMailer` against a real SMTP server (see `mftplus_notify::testing`).
 
+use mftplus_base::Secret;
 use mftplus_notify::testing::{ServerTls, SmtpServer};
-use mftplus_notify::{EmailMessage, Mailer, NotifyError, Secret, SmtpConfig, SmtpMailer, SmtpTls};
+use mftplus_notify::{EmailMessage, Mailer, NotifyError, SmtpConfig, SmtpMailer, SmtpTls};
 use std::time::{Duration, Instant};
 
 fn hungarian_message() -> EmailMessage {

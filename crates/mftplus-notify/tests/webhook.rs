@@ -6,9 +6,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use mftplus_base::Secret;
 use mftplus_notify::{
-    verify_signature, HttpWebhookSender, NotifyError, Secret, WebhookSender, EVENT_HEADER,
-    ID_HEADER, SIGNATURE_HEADER,
+    verify_signature, HttpWebhookSender, NotifyError, WebhookSender, EVENT_HEADER, ID_HEADER,
+    SIGNATURE_HEADER,
 };
 use serde_json::json;
 use std::sync::{Arc, Mutex};

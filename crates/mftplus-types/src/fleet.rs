@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+mod op_state;
+pub use op_state::{OpStatus, UnknownOpStatus};
+
 /// Prefix of a host (agent) key.
 pub const HOST_KEY_PREFIX: &str = "mfth_";
 /// Prefix of a guest (controller) key.
@@ -612,15 +615,17 @@ pub struct HostReportInfo {
 
 // ---------------------------------------------------------------- signed operations
 
-/// Lifecycle: `pending_signature → signed → delivered → executed | failed | expired | rejected`.
+/// [`OpStatus`] as the strings the stores write into their TEXT columns.
 pub mod op_status {
-    pub const PENDING_SIGNATURE: &str = "pending_signature";
-    pub const SIGNED: &str = "signed";
-    pub const DELIVERED: &str = "delivered";
-    pub const EXECUTED: &str = "executed";
-    pub const FAILED: &str = "failed";
-    pub const EXPIRED: &str = "expired";
-    pub const REJECTED: &str = "rejected";
+    use super::OpStatus;
+
+    pub const PENDING_SIGNATURE: &str = OpStatus::PendingSignature.as_str();
+    pub const SIGNED: &str = OpStatus::Signed.as_str();
+    pub const DELIVERED: &str = OpStatus::Delivered.as_str();
+    pub const EXECUTED: &str = OpStatus::Executed.as_str();
+    pub const FAILED: &str = OpStatus::Failed.as_str();
+    pub const EXPIRED: &str = OpStatus::Expired.as_str();
+    pub const REJECTED: &str = OpStatus::Rejected.as_str();
     pub const ALL: [&str; 7] = [
         PENDING_SIGNATURE,
         SIGNED,

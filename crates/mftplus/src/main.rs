@@ -1,7 +1,7 @@
 //! `mftplus`: the server binary. Parses arguments, sets up logging, and hands over to a library.
 
 use clap::{Parser, Subcommand};
-use mftplus_cloud::clock::SystemClock;
+use mftplus_base::SystemClock;
 use mftplus_cloud::server::{bind, shutdown_signal, Cloud};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,8 +12,7 @@ use mftplus_agent::config::AgentConfig;
 use mftplus_agent::driver::{DockerDriver, GuestDriver};
 use mftplus_agent::enroll::{enroll, EnrollRequestArgs};
 use mftplus_agent::{Agent, Cycle};
-use mftplus_base::{Secret, SystemClock};
-use mftplus_cloud::clock::Clock as _;
+use mftplus_base::{Clock as _, Secret, SystemClock};
 use mftplus_cloud::testing::TestCloud;
 use mftplus_signing::{sign_op, KeyAlgorithm, Op, PrivateKey, Target};
 use mftplus_store::{DesiredEdit, NewEvent, NewSignedOp, OpTransition};
@@ -197,7 +196,7 @@ async fn ops_a_compromised_cloud_injects_are_refused_and_the_container_keeps_run
     cycles(&mut agent, 2).await;
     assert!(running(&bench.guest), "the benign create ran");
 
-    let now = mftplus_base::Clock::now_secs(&SystemClock);
+    let now = SystemClock.now_secs();
     let sign = |blob: &str| sign_op(&bench.operator_key, blob.as_bytes()).unwrap();
     let bytes = |op: &Op| String::from_utf8(op.to_canonical_bytes()).unwrap();
 

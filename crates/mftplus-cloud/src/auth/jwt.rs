@@ -295,7 +295,7 @@ fn der_read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use mftplus_base::Secret;
 
     fn hs_keys(secret: &str) -> JwtKeys {
         let section = JwtSection {

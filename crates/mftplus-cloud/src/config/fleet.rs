@@ -1,7 +1,7 @@
 //! Configuration of the fleet control plane: `fleet.*`, `notifications.*`, `edge_firewall.*`
 //! (decision 0009).
 
-use super::model::Secret;
+use mftplus_base::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

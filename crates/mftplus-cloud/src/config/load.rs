@@ -1,6 +1,7 @@
 //! Layering and validation of the server configuration.
 
 use super::model::{BlobBackend, JwtAlgorithm, Mode, ServerConfig};
+use mftplus_base::PrivateFileError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -276,31 +277,28 @@ fn env_value(path: &str, raw: &str) -> Value {
 }
 
 fn read_secret_file(var: &str, path: &Path) -> Result<String, ConfigError> {
-    check_private_file(path)?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-        var: var.to_string(),
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = mftplus_base::read_private_to_string(path).map_err(|err| private_error(var, err))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Refuses secret and private-key files that group or others can access.
 pub fn check_private_file(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|source| ConfigError::SecretFile {
-        var: "file".into(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::InsecurePermissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+    mftplus_base::check_private(path).map_err(|err| private_error("file", err))
+}
+
+/// The base crate's refusal in this crate's stable error variants (`var` names where the path
+/// came from, for the I/O message).
+pub(crate) fn private_error(var: &str, err: PrivateFileError) -> ConfigError {
+    match err {
+        PrivateFileError::Insecure { path, mode, .. } => {
+            ConfigError::InsecurePermissions { path, mode }
+        }
+        PrivateFileError::Io { path, source } => ConfigError::SecretFile {
+            var: var.to_string(),
+            path,
+            source,
+        },
     }
-    Ok(())
 }
 
 fn merge(

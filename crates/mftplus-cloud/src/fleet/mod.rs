@@ -7,11 +7,12 @@ pub mod checker;
 pub mod geo;
 pub mod notify;
 
-use crate::config::{check_private_file, ServerConfig};
+use crate::config::{private_error, ServerConfig};
 use batcher::Batcher;
+use mftplus_base::{PrivateFileError, Secret};
 use mftplus_notify::{
-    CloudflareFirewall, EdgeFirewall, HttpWebhookSender, Mailer, Secret as NotifySecret,
-    SmtpConfig, SmtpMailer, SmtpTls, WebhookSender,
+    CloudflareFirewall, EdgeFirewall, HttpWebhookSender, Mailer, SmtpConfig, SmtpMailer, SmtpTls,
+    WebhookSender,
 };
 use mftplus_signing::AllowedSigners;
 use mftplus_store::{NewGuestReport, NewHostReport, ReportAck, Store};
@@ -32,7 +33,7 @@ pub struct FleetRuntime {
     pub mailer: Option<Arc<dyn Mailer>>,
     pub webhook_sender: Arc<dyn WebhookSender>,
     /// `(url, secret)` of every configured webhook.
-    pub webhooks: Vec<(String, NotifySecret)>,
+    pub webhooks: Vec<(String, Secret)>,
     /// The last event id notifications were sent for; `None` until the checker starts.
     pub notify_cursor: tokio::sync::Mutex<Option<i64>>,
     pub firewall: Option<Arc<dyn EdgeFirewall>>,
@@ -98,7 +99,7 @@ struct FleetFiles {
     controller_template: Option<serde_json::Value>,
     mailer: Option<Arc<dyn Mailer>>,
     webhook_sender: Arc<dyn WebhookSender>,
-    webhooks: Vec<(String, NotifySecret)>,
+    webhooks: Vec<(String, Secret)>,
     firewall: Option<Arc<dyn EdgeFirewall>>,
 }
 
@@ -130,10 +131,7 @@ impl FleetFiles {
                 let smtp = &notifications.smtp;
                 let mut mail = SmtpConfig::new(host.clone(), smtp.port, smtp.from.clone());
                 mail.username = smtp.username.clone();
-                mail.password = smtp
-                    .password
-                    .as_ref()
-                    .map(|secret| NotifySecret::new(secret.expose()));
+                mail.password = smtp.password.clone();
                 mail.tls = match smtp.tls.as_str() {
                     "none" => SmtpTls::None,
                     "tls" => SmtpTls::Tls,
@@ -159,7 +157,7 @@ impl FleetFiles {
                 Some(path) => read_private(path)?,
                 None => return Err(format!("webhook {} has no secret_file", hook.url)),
             };
-            webhooks.push((hook.url.clone(), NotifySecret::new(secret)));
+            webhooks.push((hook.url.clone(), Secret::new(secret)));
         }
         let cloudflare = &config.edge_firewall.cloudflare;
         let firewall: Option<Arc<dyn EdgeFirewall>> = if cloudflare.enabled {
@@ -169,7 +167,7 @@ impl FleetFiles {
             Some(Arc::new(
                 CloudflareFirewall::new(
                     cloudflare.base_url.clone(),
-                    NotifySecret::new(token.expose()),
+                    token.clone(),
                     Duration::from_secs(15),
                 )
                 .map_err(|err| format!("edge_firewall.cloudflare: {err}"))?,
@@ -191,8 +189,11 @@ impl FleetFiles {
 
 /// Files the fleet reads that must stay private (webhook secrets).
 pub fn read_private(path: &std::path::Path) -> Result<String, String> {
-    check_private_file(path).map_err(|err| err.to_string())?;
-    std::fs::read_to_string(path)
-        .map(|text| text.trim().to_string())
-        .map_err(|err| format!("{}: {err}", path.display()))
+    match mftplus_base::read_private_to_string(path) {
+        Ok(text) => Ok(text.trim().to_string()),
+        // The base error already reads "<path>: <cause>"; an insecure file keeps the
+        // configuration's own wording.
+        Err(err @ PrivateFileError::Io { .. }) => Err(err.to_string()),
+        Err(err) => Err(private_error("file", err).to_string()),
+    }
 }

@@ -4,11 +4,12 @@
 mod conn;
 mod message;
 
-use crate::{NotifyError, Secret};
+use crate::NotifyError;
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use conn::{expect_code, Conn};
+use mftplus_base::Secret;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};

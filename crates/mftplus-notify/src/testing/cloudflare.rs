@@ -6,11 +6,12 @@
 //! and refuses rules without an expression, action or description, so the client is held to
 //! the request shapes it would send for real.
 
-use crate::{CloudflareFirewall, Secret};
+use crate::CloudflareFirewall;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
+use mftplus_base::Secret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

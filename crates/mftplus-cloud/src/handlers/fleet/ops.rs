@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use mftplus_signing::{SshSig, OP_NAMESPACE};
 use mftplus_store::{NewEvent, OpFilter, OpTransition, SignedOpRow};
-use mftplus_types::fleet::{op_status, OpInfo, OpStatusUpdate, SignOp};
+use mftplus_types::fleet::{op_status, OpInfo, OpStatus, OpStatusUpdate, SignOp};
 use mftplus_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -34,30 +34,14 @@ pub async fn index(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<OpsQuery>,
 ) -> ApiResult<Json<Vec<OpInfo>>> {
-    let statuses: Vec<String> = query
-        .status
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let Some(bad) = statuses
-        .iter()
-        .find(|s| !op_status::ALL.contains(&s.as_str()))
-    {
-        return Err(ApiError::validation(format!(
-            "unknown op status {bad:?}; statuses are {}",
-            op_status::ALL.join(", ")
-        )));
-    }
+    let statuses = OpStatus::parse_list(query.status.as_deref().unwrap_or(""))
+        .map_err(|unknown| ApiError::validation(unknown.to_string()))?;
     let rows = state
         .store
         .list_ops(&OpFilter {
             host_id: query.host,
             customer_id: query.customer,
-            statuses,
+            statuses: statuses.iter().map(|s| s.as_str().to_string()).collect(),
             limit: query.limit.unwrap_or(100).clamp(1, 1000),
         })
         .await?;
@@ -79,7 +63,7 @@ pub async fn sign(
     ApiJson(body): ApiJson<SignOp>,
 ) -> ApiResult<Json<OpInfo>> {
     let op = find_op(&state, &op_id).await?;
-    if op.status != op_status::PENDING_SIGNATURE {
+    if op.status != OpStatus::PendingSignature {
         return Err(ApiError::new(
             ErrorCode::OpStateConflict,
             format!("the op is {}, not pending_signature", op.status),
@@ -169,13 +153,15 @@ pub async fn report_status(
     if op.host_id != reporter.host_id() {
         return Err(ApiError::not_found("op"));
     }
-    let (kind, severity) = match body.status.as_str() {
-        op_status::EXECUTED => ("op_executed", "info"),
-        op_status::FAILED => ("op_failed", "warning"),
-        op_status::REJECTED => ("op_rejected", "critical"),
-        other => {
+    let verdict = body.status.parse::<OpStatus>().ok();
+    let (kind, severity) = match verdict {
+        Some(OpStatus::Executed) => ("op_executed", "info"),
+        Some(OpStatus::Failed) => ("op_failed", "warning"),
+        Some(OpStatus::Rejected) => ("op_rejected", "critical"),
+        _ => {
             return Err(ApiError::validation(format!(
-                "status {other:?} is not one an agent reports; use executed, failed or rejected"
+                "status {:?} is not one an agent reports; use executed, failed or rejected",
+                body.status
             )))
         }
     };
@@ -188,7 +174,7 @@ pub async fn report_status(
             "result must be at most 64 KiB of JSON",
         ));
     }
-    let (desired_after, specs) = if body.status == op_status::EXECUTED {
+    let (desired_after, specs) = if verdict == Some(OpStatus::Executed) {
         let host = find_host(&state, &op.host_id).await?;
         let current = desired_of(&host)?;
         let parsed =
