@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cloud's TLS listener beside nginx, in one run on one machine. Both serve TLS 1.3 only,
 # with the same EC P-256 certificate and key (a CA and a server leaf for 127.0.0.1, made here
-# with the `openssl` command), the same suites and groups in the same order, HTTP/1.1:
+# with the `openssl` command), the same suites and groups in the same order (both follow the
+# client's suite order: rustls does unless told otherwise, nginx is set to), HTTP/1.1:
 #   the cloud: `mftplus dev --no-hub --no-agent` with `tls.enabled: true`, `GET /api/v1/health`;
 #   nginx:     one worker, `location = /api/v1/health { return 200 '{...}'; }`, a body of the
 #              cloud's shape and size.
@@ -12,7 +13,11 @@
 #        request on a new connection. wrk keeps its OpenSSL session across reconnects, so it
 #        resumes (PSK with a fresh ECDHE, no certificate signature) where the server allows;
 #        the script checks whether each server resumes a session and prints it;
-#   (2)  keep-alive requests: wrk, CONNECTIONS connections, no new handshakes after the first.
+#   (2)  keep-alive requests: wrk, CONNECTIONS connections, no new handshakes after the first;
+#        also against a second cloud without TLS and an nginx server without TLS (same answer),
+#        so the table separates what TLS adds per request from what the handler costs; and the
+#        cloud's `GET /health` over TLS (the same answer without the database ping that
+#        `/api/v1/health` makes on tokio's blocking pool).
 # The server under test has CPU 1 (nginx `worker_processes 1`, the cloud under `taskset -c 1`,
 # so its runtime sees one CPU and is single-threaded); every client has CPU 0. The server's CPU
 # time (utime+stime from /proc) is read around each run, so the table also shows how busy the
@@ -24,6 +29,7 @@
 # Usage: bench/tls.sh [seconds per run] [connections] [rounds]
 #        HANDSHAKE_CLIENTS=4 bench/tls.sh 10 32 3        (the defaults)
 #        SKIP_BUILD=1 bench/tls.sh 3 32 1                (a quick check with the built binary)
+#        PERF_DIR=/tmp/tls-perf bench/tls.sh             (then one profiled run of each kind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -129,10 +135,23 @@ grep -q "API key:" "$work/cloud.out" || { echo "the cloud did not start:"; cat "
 cloud="https://127.0.0.1:$cloud_port"
 wait_for "$cloud/api/v1/health" 100
 
+# The same cloud without TLS (its own data folder), a reference for the keep-alive run only:
+# the difference is what TLS adds per request once the connection is up.
+mkdir -p "$work/plain" && chmod 700 "$work/plain"
+sed '/^tls:/,$d' "$work/cloud/server.yaml" > "$work/plain/server.yaml"
+plain_port="$(free_port)"
+RUST_LOG=warn timeout 3600 taskset -c 1 "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/plain" \
+  --listen "127.0.0.1:$plain_port" --metrics-listen 127.0.0.1:0 >"$work/plain.out" 2>"$work/plain.err" &
+pids+=($!)
+cloud_plain_pid="$(child_of "${pids[-1]}")"
+cloud_plain="http://127.0.0.1:$plain_port"
+wait_for "$cloud_plain/api/v1/health" 300
+
 # --- nginx over TLS with the same certificate -------------------------------------------------
 # The same body shape and length as the cloud's answer, so both write as many bytes.
 body="$(curl -fsS --cacert "$pki/ca.crt" "$cloud/api/v1/health")"
 nginx_port="$(free_port)"
+nginx_plain_port="$(free_port)"
 mkdir -p "$work/nginx/tmp"
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 1;
@@ -165,13 +184,24 @@ http {
       return 200 '$body';
     }
   }
+  # The same answer without TLS: the keep-alive reference.
+  server {
+    listen 127.0.0.1:$nginx_plain_port;
+    location = /api/v1/health {
+      default_type application/json;
+      return 200 '$body';
+    }
+  }
 }
 CONF
 timeout 3600 taskset -c 1 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 pids+=($!)
 nginx_pid="$(child_of "${pids[-1]}")"
+nginx_plain_pid="$nginx_pid"
 via_nginx="https://127.0.0.1:$nginx_port"
 wait_for "$via_nginx/api/v1/health" 50
+nginx_plain="http://127.0.0.1:$nginx_plain_port"
+wait_for "$nginx_plain/api/v1/health" 50
 
 # --- what each side negotiates, and whether it resumes ----------------------------------------
 : > "$work/negotiated"
@@ -236,8 +266,8 @@ errors = 0 if min(bytes_per) > 0 else total
 print("full", name, total / (t1 - t0), "nan", "nan", errors, (c1 - c0) / hz, t1 - t0, total)
 PY
 }
-wrk_run() { # mode (close|keepalive), name, url
-  local mode="$1" name="$2" url="$3/api/v1/health" pid_var="${2}_pid" c0 c1 t0 t1 extra=()
+wrk_run() { # mode (close|keepalive), name, base url[, path, server (whose CPU is read)]
+  local mode="$1" name="$2" url="$3${4:-/api/v1/health}" pid_var="${5:-$2}_pid" c0 c1 t0 t1 extra=()
   [ "$mode" = close ] && extra=(-H 'Connection: close')
   c0="$(cpu_ticks "${!pid_var}")"
   t0="$(date +%s.%N)"
@@ -280,8 +310,37 @@ for round in $(seq 1 "$ROUNDS"); do
     wrk_run close "$name" "$url"
     wrk_run keepalive "$name" "$url"
   done
+  for name in "${order[@]}"; do
+    plain_var="${name}_plain"
+    wrk_run keepalive "${name}_plain" "${!plain_var}"
+  done
+  wrk_run keepalive cloud_health "$cloud" /health cloud
 done
 echo "load average after: $(loadavg)"
+
+# PERF_DIR=folder: after the measured rounds, one more run of each kind per TLS target under
+# `perf record -e cpu-clock` on the server process (not in the table), with a flat report.
+if [ -n "${PERF_DIR:-}" ]; then
+  command -v perf >/dev/null || { echo "PERF_DIR needs perf" >&2; exit 1; }
+  mkdir -p "$PERF_DIR"
+  echo "profiling into $PERF_DIR (not counted)"
+  mv "$work/results" "$work/results.measured"
+  for name in cloud nginx; do
+    port="$cloud_port"; url="$cloud"; [ "$name" = nginx ] && { port="$nginx_port"; url="$via_nginx"; }
+    pid_var="${name}_pid"
+    for mode in full close keepalive; do
+      perf record -q -e cpu-clock -F 1999 -g -p "${!pid_var}" -o "$PERF_DIR/$name.$mode.data" 2>/dev/null &
+      perf_pid=$!
+      pids+=("$perf_pid")
+      sleep 0.5
+      if [ "$mode" = full ]; then full "$name" "$port"; else wrk_run "$mode" "$name" "$url"; fi
+      kill -INT "$perf_pid"; wait "$perf_pid" || true
+      perf report -q -i "$PERF_DIR/$name.$mode.data" --stdio --no-children --sort dso,sym -g none \
+        2>/dev/null | grep -v '^$' | head -80 > "$PERF_DIR/$name.$mode.txt" || true
+    done
+  done
+  mv "$work/results.measured" "$work/results"
+fi
 
 # --- the table ------------------------------------------------------------------------------
 echo
@@ -301,13 +360,15 @@ print("load average before / after: " + open(f"{d}/load.before").read().strip())
 titles = {
     "full": f"(1a) full handshakes, {clients} x openssl s_time -new (one HTTP/1.0 GET each), connections/s",
     "close": f"(1b) wrk -c{conns} -H 'Connection: close' (new connection per request, resumed where offered), req/s",
-    "keepalive": f"(2) wrk -c{conns} keep-alive, req/s",
+    "keepalive": f"(2) wrk -c{conns} keep-alive, req/s (_plain: without TLS; cloud_health: the cloud's /health, no database ping)",
 }
 ok = lambda b: "PASS" if b else "FAIL"
 for mode in ("full", "close", "keepalive"):
     print(f"\n{titles[mode]}, medians of {rounds}")
-    print(f"{'target':7} {'per s':>8} {'p50 ms':>7} {'p99 ms':>7} {'server CPU':>10} {'CPU us/op':>9} {'errors':>6} | per round")
-    for name in ("cloud", "nginx"):
+    print(f"{'target':11} {'per s':>8} {'p50 ms':>7} {'p99 ms':>7} {'server CPU':>10} {'CPU us/op':>9} {'errors':>6} | per round")
+    for name in ("cloud", "nginx", "cloud_plain", "nginx_plain", "cloud_health"):
+        if (mode, name) not in rows:
+            continue
         r = rows[(mode, name)]
         # server CPU share of the wall time, and CPU microseconds per connection or request
         cpu = st.median(x[4] / x[5] for x in r)
@@ -316,11 +377,16 @@ for mode in ("full", "close", "keepalive"):
         lat = lambda v: "-" if math.isnan(v) else f"{v:.3f}"
         errors = sum(int(x[3]) for x in r)
         runs = " ".join(f"{x[0]:.0f}" for x in r)
-        print(f"{name:7} {med((mode, name), 0):8.0f} {lat(p50):>7} {lat(p99):>7} {cpu * 100:9.0f}% "
+        print(f"{name:11} {med((mode, name), 0):8.0f} {lat(p50):>7} {lat(p99):>7} {cpu * 100:9.0f}% "
               f"{per_op:9.1f} {errors:6} | {runs}")
     ratio = med((mode, "cloud"), 0) / med((mode, "nginx"), 0)
     cost = (st.median(x[4] / x[6] for x in rows[(mode, "nginx")])
             / st.median(x[4] / x[6] for x in rows[(mode, "cloud")]))
     print(f"cloud/nginx: {ratio:.2f}x throughput (target >= 0.8x: {ok(ratio >= 0.8)}); "
           f"{cost:.2f}x nginx's server CPU efficiency (nginx CPU per op / cloud CPU per op)")
+    if mode == "keepalive":
+        us = lambda name: st.median(x[4] / x[6] * 1e6 for x in rows[(mode, name)])
+        print(f"what TLS adds per keep-alive request (server CPU): cloud {us('cloud') - us('cloud_plain'):.1f} us, "
+              f"nginx {us('nginx') - us('nginx_plain'):.1f} us; plain HTTP cloud/nginx: "
+              f"{med((mode, 'cloud_plain'), 0) / med((mode, 'nginx_plain'), 0):.2f}x")
 PY
