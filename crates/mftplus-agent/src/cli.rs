@@ -75,7 +75,8 @@ async fn run_agent(explicit: Option<&Path>) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
     let path = config::locate(explicit, &env).map_err(|e| e.to_string())?;
     let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
-    let driver = crate::select_driver(&config)
+    let host_id = crate::enrolled_host(&config).map_err(|e| describe(&e))?;
+    let driver = crate::select_driver(&config, &host_id)
         .await
         .map_err(|e| e.to_string())?;
     let agent = Agent::open(config, driver, Arc::new(SystemClock)).map_err(|e| describe(&e))?;
@@ -202,7 +203,7 @@ fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
 }
 
 fn status(config: &AgentConfig) -> Result<(), String> {
-    let (db, _) = crate::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let db = crate::state::StateDb::open_to_read(&config.state_dir).map_err(|e| e.to_string())?;
     let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
         return Err(describe(&AgentError::NotEnrolled {
             state_dir: config.state_dir.display().to_string(),

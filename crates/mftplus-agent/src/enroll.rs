@@ -82,7 +82,8 @@ pub async fn enroll(
     let client = AgentClient::with_options(&config.server_url, None, client_options(config)?)
         .map_err(AgentError::Enroll)?;
     let password = args.password.expose();
-    let (identity, desired) = match &args.restore {
+    // Both answers carry the same four facts; a restore adds where the lost box stood.
+    let ((host_id, customer_id, host_key, operator_keys), desired) = match &args.restore {
         None => {
             let answer = client
                 .enroll(
@@ -96,15 +97,13 @@ pub async fn enroll(
                 )
                 .await
                 .map_err(AgentError::Enroll)?;
-            let identity = Identity {
-                host_id: answer.host_id,
-                customer_id: answer.customer_id,
-                host_key: Secret::new(answer.host_key),
-                operator_keys: answer.operator_keys,
-                server_url: config.server_url.clone(),
-                enrolled_at_ms: clock.now_ms(),
-            };
-            (identity, None)
+            let facts = (
+                answer.host_id,
+                answer.customer_id,
+                answer.host_key,
+                answer.operator_keys,
+            );
+            (facts, None)
         }
         Some(host_id) => {
             let answer = client
@@ -118,20 +117,23 @@ pub async fn enroll(
                 )
                 .await
                 .map_err(AgentError::Enroll)?;
-            let identity = Identity {
-                host_id: answer.host_id,
-                customer_id: answer.customer_id,
-                host_key: Secret::new(answer.host_key),
-                operator_keys: answer.operator_keys,
-                server_url: config.server_url.clone(),
-                enrolled_at_ms: clock.now_ms(),
-            };
+            let facts = (
+                answer.host_id,
+                answer.customer_id,
+                answer.host_key,
+                answer.operator_keys,
+            );
             let directive = answer.restore;
-            (
-                identity,
-                Some((directive.generation, directive.desired_state)),
-            )
+            (facts, Some((directive.generation, directive.desired_state)))
         }
+    };
+    let identity = Identity {
+        host_id,
+        customer_id,
+        host_key: Secret::new(host_key),
+        operator_keys,
+        server_url: config.server_url.clone(),
+        enrolled_at_ms: clock.now_ms(),
     };
     let pinned = AllowedSigners::parse(&identity.operator_keys)
         .map_err(|e| AgentError::OperatorKeys(e.to_string()))?;

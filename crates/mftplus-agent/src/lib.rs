@@ -35,9 +35,14 @@ pub use error::AgentError;
 use driver::{DockerDriver, GuestDriver, NullDriver};
 use std::sync::Arc;
 
-/// The driver the config asks for. `auto` takes Docker when its socket answers and otherwise
-/// the driver that manages nothing, saying so once, so `mftplus dev` runs on any machine.
-pub async fn select_driver(config: &AgentConfig) -> Result<Arc<dyn GuestDriver>, AgentError> {
+/// The driver the config asks for, acting for the host `owner` (its containers carry that
+/// id, so agents sharing an engine never touch each other's). `auto` takes Docker when its
+/// socket answers and otherwise the driver that manages nothing, saying so once, so
+/// `mftplus dev` runs on any machine.
+pub async fn select_driver(
+    config: &AgentConfig,
+    owner: &str,
+) -> Result<Arc<dyn GuestDriver>, AgentError> {
     if config.driver == DriverChoice::None {
         return Ok(Arc::new(NullDriver));
     }
@@ -46,7 +51,7 @@ pub async fn select_driver(config: &AgentConfig) -> Result<Arc<dyn GuestDriver>,
         None => DockerDriver::from_env(),
     };
     let docker = match (docker, config.driver) {
-        (Ok(docker), _) => docker,
+        (Ok(docker), _) => docker.owned_by(owner),
         (Err(err), DriverChoice::Docker) => return Err(err.into()),
         (Err(err), _) => {
             tracing::warn!("no container engine ({err}); this agent reports but manages no guests");
@@ -73,4 +78,14 @@ pub async fn select_driver(config: &AgentConfig) -> Result<Arc<dyn GuestDriver>,
             }
         },
     }
+}
+
+/// The host id this box enrolled as; [`AgentError::NotEnrolled`] before enrollment.
+pub fn enrolled_host(config: &AgentConfig) -> Result<String, AgentError> {
+    state::StateDb::open_to_read(&config.state_dir)?
+        .identity()?
+        .map(|identity| identity.host_id)
+        .ok_or_else(|| AgentError::NotEnrolled {
+            state_dir: config.state_dir.display().to_string(),
+        })
 }

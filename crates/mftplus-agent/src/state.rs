@@ -186,9 +186,19 @@ pub struct StateDb {
 
 impl StateDb {
     /// Opens (creating when missing) `dir/agent.db`: the directory must be private (0700), the
-    /// file is created 0600 and refused when anyone else may read it. Marks journal steps left
-    /// `begun` by a crash as `interrupted` and returns how many there were.
+    /// file is created 0600 and refused when anyone else may read it. With `recover`, marks
+    /// journal steps left `begun` by a crash as `interrupted` and returns how many there were
+    /// (only the agent that is about to act does that; a look at the state must not).
     pub fn open(dir: &Path) -> Result<(StateDb, usize), StateError> {
+        Self::open_with(dir, true)
+    }
+
+    /// [`StateDb::open`] without touching the journal: for reading the identity or status.
+    pub fn open_to_read(dir: &Path) -> Result<StateDb, StateError> {
+        Self::open_with(dir, false).map(|(db, _)| db)
+    }
+
+    fn open_with(dir: &Path, recover: bool) -> Result<(StateDb, usize), StateError> {
         ensure_private_dir(dir)?;
         let path = dir.join(DB_FILE);
         if !path.exists() {
@@ -217,12 +227,15 @@ impl StateDb {
         )
         .map_err(sql)?;
         migrate(&conn, &path)?;
-        let interrupted = conn
-            .execute(
+        let interrupted = if recover {
+            conn.execute(
                 "UPDATE journal SET state = 'interrupted' WHERE state = 'begun'",
                 [],
             )
-            .map_err(sql)?;
+            .map_err(sql)?
+        } else {
+            0
+        };
         let db = StateDb {
             path: path.clone(),
             conn: Mutex::new(conn),

@@ -269,3 +269,47 @@ async fn an_absent_socket_is_unreachable() {
         assert!(matches!(err, DriverError::Unreachable { .. }), "{err}");
     }
 }
+
+#[tokio::test]
+async fn agents_sharing_an_engine_never_see_or_take_each_others_guests() {
+    if !docker_available() {
+        return;
+    }
+    let image = guest_image();
+    let id = format!("shared-{}", unique_suffix());
+    let mut cleanup = ContainerCleanup::new();
+    cleanup.add(container_name(&id));
+    let mine = driver().owned_by("h-mine");
+    let theirs = driver().owned_by("h-theirs");
+    mine.create(&id, &spec(&image, 1, 32, 1))
+        .await
+        .expect("create");
+    mine.start(&id).await.expect("start");
+    assert!(observed(&mine, &id).await.is_some());
+    assert!(
+        observed(&theirs, &id).await.is_none(),
+        "another agent's guest is not listed"
+    );
+    // The other agent cannot adopt it by creating the same guest id, nor remove or stop it.
+    assert_eq!(
+        theirs
+            .create(&id, &spec(&image, 1, 32, 1))
+            .await
+            .unwrap_err()
+            .code(),
+        "driver_refused"
+    );
+    theirs
+        .stop(&id)
+        .await
+        .expect("stop of a guest it does not own is a no-op");
+    theirs
+        .remove(&id)
+        .await
+        .expect("remove of a guest it does not own is a no-op");
+    assert_eq!(
+        observed(&mine, &id).await.map(|g| g.status),
+        Some(GuestStatus::Running),
+        "still there and running"
+    );
+}

@@ -112,6 +112,13 @@ pub struct HubConfig {
     /// `HUB_SITE_LOCAL`, default `true`: keep the ciphertext of transfers whose sender and
     /// recipients are all behind this hub in `HUB_DATA_DIR/site` (decision 0012).
     pub site_local: bool,
+    /// `HUB_TLS_CERT` + `HUB_TLS_KEY` (PEM): serve TLS 1.3 to agents; with
+    /// `HUB_TLS_CLIENT_AUTH` (`noClientCert`, `verifyClientCertIfGiven`,
+    /// `requireAndVerifyClientCert`) and `HUB_TLS_CLIENT_CA` (PEM files, `:`-separated).
+    pub tls: Option<mftplus_pki::TlsSettings>,
+    /// `CLOUD_CA_FILE`: a PEM CA bundle trusted for the cloud's certificate besides the
+    /// public roots.
+    pub cloud_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +186,12 @@ impl HubConfig {
                 })
             }
         };
+        let tls = tls_settings(&get)?;
         Ok(HubConfig {
+            tls,
+            cloud_ca_file: get("CLOUD_CA_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             site_local,
             auth_cache_ttl_hours,
             queue_max,
@@ -232,6 +244,49 @@ impl HubConfig {
         }
         missing
     }
+}
+
+/// The listener's TLS from `HUB_TLS_*`: both files or neither.
+fn tls_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<mftplus_pki::TlsSettings>, ConfigError> {
+    let cert = get("HUB_TLS_CERT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let key = get("HUB_TLS_KEY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if cert.is_none() && key.is_none() {
+        return Ok(None);
+    }
+    let client_cas: Vec<PathBuf> = get("HUB_TLS_CLIENT_CA")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    let mode = get("HUB_TLS_CLIENT_AUTH").unwrap_or_default();
+    let none: Vec<String> = Vec::new();
+    mftplus_pki::TlsSettings::from_keys(&mftplus_pki::TlsKeys {
+        min_version: "TLSv1.3",
+        max_version: "TLSv1.3",
+        cert: cert.as_deref(),
+        key: key.as_deref(),
+        client_auth_mode: &mode,
+        client_ca_files: &client_cas,
+        cipher_suites: &none,
+        curve_preferences: &none,
+    })
+    .map(Some)
+    .map_err(|err| ConfigError::Invalid {
+        var: "HUB_TLS_*",
+        message: err
+            .to_string()
+            .replace("tls.certificate.cert", "HUB_TLS_CERT")
+            .replace("tls.certificate.key", "HUB_TLS_KEY")
+            .replace("tls.client_auth.mode", "HUB_TLS_CLIENT_AUTH")
+            .replace("tls.client_auth.ca_files", "HUB_TLS_CLIENT_CA"),
+    })
 }
 
 fn number<T: std::str::FromStr>(

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 pub enum HubError {
     #[error("cannot set up TLS for the cloud connection: {0}")]
     Tls(#[from] tokio_rustls::rustls::Error),
+    #[error("TLS: {0}")]
+    Pki(#[from] mftplus_pki::TlsError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -29,6 +31,8 @@ pub enum HubError {
 pub struct Hub {
     state: Arc<HubState>,
     phases: Arc<dyn ProxyPhases>,
+    /// The listener's TLS when `HUB_TLS_CERT`/`HUB_TLS_KEY` are set.
+    tls: Option<Arc<mftplus_pki::TlsServer>>,
 }
 
 impl Hub {
@@ -45,13 +49,18 @@ impl Hub {
         timings: Timings,
         announcer: Announcer,
     ) -> Result<Hub, HubError> {
-        let client = upstream_client(&timings)?;
+        let client = upstream_client(&timings, &config)?;
+        let tls = match &config.tls {
+            Some(settings) => Some(mftplus_pki::TlsServer::load(settings.clone())?),
+            None => None,
+        };
         let mut state = HubState::new(config, timings, client, announcer);
         state.offline = open_offline(&state.config);
         state.site = open_site(&state.config);
         Ok(Hub {
             state: Arc::new(state),
             phases: Arc::new(DefaultPhases),
+            tls,
         })
     }
 
@@ -139,9 +148,30 @@ impl Hub {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match &self.tls {
+            Some(tls) => {
+                let watcher = tls.watch(mftplus_pki::WATCH_EVERY);
+                let listener =
+                    mftplus_pki::TlsListener::new(listener, tls.clone()).map_err(|source| {
+                        HubError::Io {
+                            context: "cannot serve TLS".into(),
+                            source,
+                        }
+                    })?;
+                // `tap_io` is how axum hands a custom listener's peer address to ConnectInfo.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                watcher.abort();
+                served
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         phone_home.abort();
         for task in [replay, collector].into_iter().flatten() {
             task.abort();
@@ -205,13 +235,20 @@ pub use mftplus_process::shutdown_signal;
 
 /// One pooled client for the proxy and phone-home: http or https (rustls with ring and the
 /// webpki roots), HTTP/1.1 so upgrades work.
-fn upstream_client(timings: &Timings) -> Result<UpstreamClient, HubError> {
+fn upstream_client(timings: &Timings, config: &HubConfig) -> Result<UpstreamClient, HubError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(timings.connect_timeout));
+    let extra = match &config.cloud_ca_file {
+        Some(file) => Some(mftplus_pki::TrustStore::from_pem_files(
+            std::slice::from_ref(file),
+        )?),
+        None => None,
+    };
+    let tls = mftplus_pki::client_config(extra.as_ref())?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(tokio_rustls::rustls::crypto::ring::default_provider())?
+        .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);

@@ -8,9 +8,13 @@
 //! its own task, with a deadline, so a slow or silent client holds up nobody), and
 //! [`TrustStore`] (PEM CA bundles as one root store type).
 //!
-//! What is not (yet): the certificate authority that issues box certificates, and the client
-//! side. No HTTP routing, no database.
+//! [`client_config`] is the TLS client side of the connections servers open themselves (the
+//! hub to the cloud).
+//!
+//! What is not (yet): the certificate authority that issues box certificates. No HTTP
+//! routing, no database.
 
+mod client;
 mod listener;
 mod server;
 mod settings;
@@ -18,6 +22,7 @@ mod settings;
 pub mod testing;
 mod trust;
 
+pub use client::client_config;
 pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};
 pub use server::{TlsServer, WATCH_EVERY};
 pub use settings::{ClientAuthMode, TlsError, TlsKeys, TlsSettings, CIPHER_SUITES, CURVES};

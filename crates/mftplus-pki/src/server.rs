@@ -152,5 +152,7 @@ pub(crate) fn build(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErro
         })?;
     // HTTP/1.1 only: the workspace's one HTTP stack serves HTTP/1.1 to every client.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // `tls.cipher_suites` is the server's preference, as the operator wrote it.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }

@@ -31,16 +31,15 @@ pub async fn run(
     config.poll_min = Duration::from_secs(5);
     config.poll_max = Duration::from_secs(10);
     config.disk_path = data_dir.to_path_buf();
-    let enrolled = StateDb::open(&config.state_dir)
+    let enrolled = StateDb::open_to_read(&config.state_dir)
         .map_err(|e| e.to_string())?
-        .0
         .identity()
         .map_err(|e| e.to_string())?;
     let host_id = match enrolled {
         Some(identity) => identity.host_id,
         None => enroll_locally(&config, cloud_url, admin_key).await?,
     };
-    let driver = mftplus_agent::select_driver(&config)
+    let driver = mftplus_agent::select_driver(&config, &host_id)
         .await
         .map_err(|e| e.to_string())?;
     println!(

@@ -34,21 +34,6 @@ fn desired_yaml(guest: &str, image: &str) -> String {
     )
 }
 
-fn enrolled_host_id(output: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "enroll failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Enrolled host "))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no host id in {stdout}"))
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_hub_a_benign_edit_runs_a_container_and_removal_waits_for_a_signature() {
     if !mftplus_agent::testing::docker_available() {

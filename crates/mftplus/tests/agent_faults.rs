@@ -46,21 +46,6 @@ fn desired_text(image: &str, guests: &[(String, bool, u64)]) -> String {
     text
 }
 
-fn enrolled(output: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Enrolled host "))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
     if !mftplus_agent::testing::docker_available() {
@@ -82,7 +67,7 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
     let operator = operator(&cloud);
     let dir = tempfile::tempdir().unwrap();
     let agent_box = Box::new(&dir.path().join("box"), &cloud.url);
-    let host_id = enrolled(&agent_box.enroll("kovacs", &[]));
+    let host_id = enrolled_host_id(&agent_box.enroll("kovacs", &[]));
     let desired = dir.path().join("desired.yaml");
     let mut agent = agent_box.start();
 
@@ -213,8 +198,8 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
     let (hub, hub_url) = hub_process(&cloud, dir.path()).await;
     let direct = Box::new(&dir.path().join("direct"), &cloud.url);
     let behind = Box::new(&dir.path().join("behind"), &hub_url);
-    let direct_host = enrolled(&direct.enroll("kovacs", &[]));
-    let behind_host = enrolled(&behind.enroll("szabo", &[]));
+    let direct_host = enrolled_host_id(&direct.enroll("kovacs", &[]));
+    let behind_host = enrolled_host_id(&behind.enroll("szabo", &[]));
     let desired = dir.path().join("desired.yaml");
     std::fs::write(&desired, desired_text(&image, &[(guest.clone(), true, 32)])).unwrap();
     assert_eq!(

@@ -32,7 +32,8 @@ struct Bench {
 
 impl Bench {
     fn agent(&self) -> Agent {
-        let driver: Arc<dyn GuestDriver> = Arc::new(DockerDriver::from_env().unwrap());
+        let driver: Arc<dyn GuestDriver> =
+            Arc::new(DockerDriver::from_env().unwrap().owned_by(&self.host_id));
         Agent::open(self.config.clone(), driver, Arc::new(SystemClock)).unwrap()
     }
 

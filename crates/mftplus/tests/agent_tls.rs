@@ -1,50 +1,18 @@
 //! The agent and `mftctl` against a cloud that serves TLS 1.3 only with a certificate from a
 //! private CA: both trust it only when told to (`--ca-file` / `server.ca_file`, `--cacert`),
-//! and the enrolled agent reports over HTTPS.
+//! and the enrolled agent reports over HTTPS, directly or through an edge hub that serves TLS
+//! to agents and trusts the cloud's CA (`HUB_TLS_*`, `CLOUD_CA_FILE`).
 
 mod agent_support;
 
 use agent_support::*;
-use mftplus_cloud::testing::{TestCloud, TestOptions};
-use mftplus_pki::testing::{ca, leaf};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    ca(&certs, "ca");
-    leaf(&certs, "ca", "server", true);
-    let mut options = TestOptions::default();
-    options.config_yaml.push_str(&format!(
-        "fleet:\n  poll_interval_seconds: 1\ntls:\n  enabled: true\n  certificate:\n    cert: {0}/server.crt\n    key: {0}/server.key\n  client_auth:\n    mode: noClientCert\n",
-        certs.display()
-    ));
-    let cloud = TestCloud::spawn_with(options).await;
-    let https = cloud.url.replace("http://", "https://");
-    let ca_file = certs.join("ca.crt");
-    let operator = mftplus_client::Client::with_options(
-        &https,
-        mftplus_client::Credential::ApiKey(cloud.admin_api_key.clone()),
-        mftplus_client::ClientOptions {
-            extra_roots_pem: Some(std::fs::read(&ca_file).unwrap()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    operator
-        .create_customer(&mftplus_types::fleet::CreateCustomer {
-            id: Some("kovacs".into()),
-            name: "Kovács Kft".into(),
-            email: "it@kovacs.example.com".into(),
-            domain: None,
-            locale: None,
-            retrieval_password: Some(PASSWORD.into()),
-            config: None,
-        })
-        .await
-        .unwrap();
+    let (cloud, https, operator, ca_file) = tls_cloud(dir.path()).await;
+    customer_via(&operator, "kovacs").await;
 
     // Without the CA the agent refuses the server's certificate, and says so.
     let agent_box = Box::with_driver(&dir.path().join("box"), &https, "none");
@@ -53,19 +21,8 @@ async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 
-    let enrolled = agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&enrolled.stdout);
-    assert!(
-        enrolled.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let host_id = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Enrolled host "))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .to_string();
+    let host_id =
+        enrolled_host_id(&agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]));
     let config = std::fs::read_to_string(&agent_box.config).unwrap();
     assert!(
         config.contains("ca_file:"),
@@ -114,4 +71,37 @@ async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
     };
     assert_ne!(run(line(&[])), 0, "an untrusted certificate is refused");
     assert_eq!(run(line(&["--cacert", ca_file.to_str().unwrap()])), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_tls_hub_to_a_tls_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cloud, https, operator, ca_file) = tls_cloud(dir.path()).await;
+    customer_via(&operator, "kovacs").await;
+    let certs = dir.path().join("certs");
+    let envs = [
+        ("HUB_TLS_CERT", certs.join("hub.crt").display().to_string()),
+        ("HUB_TLS_KEY", certs.join("hub.key").display().to_string()),
+        ("CLOUD_CA_FILE", ca_file.display().to_string()),
+    ];
+    let (hub, hub_url) = hub_process_with(&operator, &https, dir.path(), &envs).await;
+    assert!(hub_url.starts_with("https://"));
+    let agent_box = Box::with_driver(&dir.path().join("box"), &hub_url, "none");
+    let host_id =
+        enrolled_host_id(&agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]));
+    let agent = agent_box.start();
+    eventually(
+        Duration::from_secs(30),
+        "a report through the TLS hub",
+        &[&agent, &hub],
+        || async {
+            operator
+                .get_host(&host_id)
+                .await
+                .ok()?
+                .last_report_at
+                .map(|_| ())
+        },
+    )
+    .await;
 }

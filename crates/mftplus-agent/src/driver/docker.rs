@@ -6,7 +6,7 @@
 //! Docker's `message` say exactly that, while CLI output would have to be scraped.
 //!
 //! Ownership is the whole safety story. A guest is the container named `mftplus-<guest_id>`
-//! carrying the label `io.mftplus.agent=1` and `io.mftplus.guest=<guest_id>`; anything else on
+//! carrying the label `io.mftplus.agent=<owner>` (the agent's host id) and `io.mftplus.guest=<guest_id>`; anything else on
 //! the engine (even a container that merely took that name) is somebody else's and is never
 //! listed, stopped or removed. Every mutating call inspects the name first and then acts on the
 //! container *id* it found, so a name re-used in between cannot redirect the action.
@@ -54,6 +54,9 @@ const MAX_REPLY_BYTES: usize = 16 << 20;
 pub struct DockerDriver {
     socket: PathBuf,
     timeout: Duration,
+    /// The value of `io.mftplus.agent` on this agent's containers (its host id), so two agents
+    /// on one engine never list, adopt or remove each other's guests.
+    owner: String,
 }
 
 /// One HTTP answer from the engine, read in full.
@@ -74,6 +77,7 @@ impl DockerDriver {
         DockerDriver {
             socket: socket.into(),
             timeout: REQUEST_TIMEOUT,
+            owner: "1".into(),
         }
     }
 
@@ -89,6 +93,12 @@ impl DockerDriver {
                 endpoint: value.unwrap_or_default(),
                 why,
             })
+    }
+
+    /// The agent that owns the containers this driver lists and touches (its host id).
+    pub fn owned_by(mut self, owner: &str) -> Self {
+        self.owner = owner.to_string();
+        self
     }
 
     /// Overrides the per-request timeout (30 s by default); `stop` adds its grace period.
@@ -209,7 +219,7 @@ impl DockerDriver {
             return Err(refused("inspect", guest_id, &reply));
         }
         let inspect: Inspect = self.decode(&reply)?;
-        if is_ours(&inspect, guest_id) {
+        if is_ours(&inspect, &self.owner, guest_id) {
             Ok(Holder::Ours(inspect))
         } else {
             tracing::warn!(
@@ -258,7 +268,7 @@ impl GuestDriver for DockerDriver {
     }
 
     async fn list(&self) -> Result<Vec<ObservedGuest>, DriverError> {
-        let filters = json!({ "label": [format!("{LABEL_AGENT}=1")] }).to_string();
+        let filters = json!({ "label": [format!("{LABEL_AGENT}={}", self.owner)] }).to_string();
         let path = format!(
             "/containers/json?all=1&filters={}",
             percent_encode(&filters)
@@ -273,7 +283,7 @@ impl GuestDriver for DockerDriver {
             let Some(inspect) = self.inspect_by_id(&summary.id).await? else {
                 continue;
             };
-            match observe(&inspect) {
+            match observe(&inspect, &self.owner) {
                 Some(guest) => guests.push(guest),
                 None => tracing::warn!(
                     container = %inspect.id,
@@ -288,7 +298,7 @@ impl GuestDriver for DockerDriver {
     }
 
     async fn create(&self, guest_id: &str, spec: &GuestSpec) -> Result<(), DriverError> {
-        let body = create_body(guest_id, spec)?;
+        let body = create_body(&self.owner, guest_id, spec)?;
         let path = format!("/containers/create?name={}", container_name(guest_id));
         let reply = self
             .call(Method::POST, &path, Some(&body), self.timeout)

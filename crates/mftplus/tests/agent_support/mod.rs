@@ -116,16 +116,24 @@ impl Drop for Proc {
 
 /// `mftplus hub` in front of `cloud` with a fresh deploy key; its URL once registered.
 pub async fn hub_process(cloud: &TestCloud, dir: &Path) -> (Proc, String) {
-    let key = operator(cloud)
-        .create_deploy_key("site-agents")
-        .await
-        .unwrap()
-        .key;
+    hub_process_with(&operator(cloud), &cloud.url, dir, &[]).await
+}
+
+/// [`hub_process`] for a cloud at `cloud_url` (reached by `operator`), with extra variables;
+/// the URL is `https://` when `HUB_TLS_CERT` is among them.
+pub async fn hub_process_with(
+    operator: &Client,
+    cloud_url: &str,
+    dir: &Path,
+    envs: &[(&str, String)],
+) -> (Proc, String) {
+    let key = operator.create_deploy_key("site-agents").await.unwrap().key;
     let data = dir.join("hub-data");
     std::fs::create_dir_all(&data).unwrap();
     let mut child = Command::new(BIN)
         .arg("hub")
-        .env("CLOUD_API_URL", format!("{}/api", cloud.url))
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CLOUD_API_URL", format!("{cloud_url}/api"))
         .env("HUB_REGISTRATION_KEY", key)
         .env("HUB_PORT", "0")
         .env("HUB_LISTEN_ADDR", "127.0.0.1")
@@ -134,7 +142,7 @@ pub async fn hub_process(cloud: &TestCloud, dir: &Path) -> (Proc, String) {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("hub.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -157,17 +165,30 @@ pub async fn hub_process(cloud: &TestCloud, dir: &Path) -> (Proc, String) {
             break;
         }
     }
-    let port = port.expect("the hub announced its port and registered");
+    let port = port.unwrap_or_else(|| {
+        let log = std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default();
+        panic!("the hub did not announce its port and register: {log}")
+    });
     let proc = Proc {
         child,
         log: dir.join("hub.log"),
     };
-    (proc, format!("http://127.0.0.1:{port}"))
+    let scheme = if envs.iter().any(|(k, _)| *k == "HUB_TLS_CERT") {
+        "https"
+    } else {
+        "http"
+    };
+    (proc, format!("{scheme}://127.0.0.1:{port}"))
 }
 
 /// A customer `id` with the known retrieval password.
 pub async fn customer(cloud: &TestCloud, id: &str) {
-    operator(cloud)
+    customer_via(&operator(cloud), id).await;
+}
+
+/// [`customer`] through a given operator client (e.g. one that trusts a private CA).
+pub async fn customer_via(operator: &Client, id: &str) {
+    operator
         .create_customer(&mftplus_types::fleet::CreateCustomer {
             id: Some(id.into()),
             name: format!("Customer {id}"),
@@ -179,6 +200,51 @@ pub async fn customer(cloud: &TestCloud, id: &str) {
         })
         .await
         .unwrap();
+}
+
+/// The host id `mftplus agent enroll` printed; panics with its output when it failed.
+pub fn enrolled_host_id(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "enroll failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Enrolled host "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no host id in {stdout}"))
+        .to_string()
+}
+
+/// A cloud serving TLS 1.3 only with a certificate from a private CA made by openssl in
+/// `dir/certs` (`ca.crt`, `server.*`, `hub.*`), polling every second; its `https://` URL and
+/// an operator client that trusts the CA.
+pub async fn tls_cloud(dir: &Path) -> (TestCloud, String, Client, PathBuf) {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    mftplus_pki::testing::ca(&certs, "ca");
+    mftplus_pki::testing::leaf(&certs, "ca", "server", true);
+    mftplus_pki::testing::leaf(&certs, "ca", "hub", true);
+    let mut options = TestOptions::default();
+    options.config_yaml.push_str(&format!(
+        "fleet:\n  poll_interval_seconds: 1\ntls:\n  enabled: true\n  certificate:\n    cert: {0}/server.crt\n    key: {0}/server.key\n  client_auth:\n    mode: noClientCert\n",
+        certs.display()
+    ));
+    let cloud = TestCloud::spawn_with(options).await;
+    let https = cloud.url.replace("http://", "https://");
+    let ca_file = certs.join("ca.crt");
+    let operator = Client::with_options(
+        &https,
+        Credential::ApiKey(cloud.admin_api_key.clone()),
+        mftplus_client::ClientOptions {
+            extra_roots_pem: Some(std::fs::read(&ca_file).unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (cloud, https, operator, ca_file)
 }
 
 /// One box: its config file, state folder and log, all under `dir`.
@@ -257,9 +323,8 @@ impl Box {
     }
 
     pub fn state(&self) -> mftplus_agent::state::StateDb {
-        mftplus_agent::state::StateDb::open(&self.dir.join("state"))
-            .unwrap()
-            .0
+        // Read as it is: opening to act would turn `begun` steps into `interrupted`.
+        mftplus_agent::state::StateDb::open_to_read(&self.dir.join("state")).unwrap()
     }
 }
 

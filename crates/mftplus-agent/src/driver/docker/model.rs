@@ -68,7 +68,11 @@ pub(super) fn limits(guest_id: &str, spec: &GuestSpec) -> Result<(i64, i64), Dri
     Ok((nano_cpus, memory))
 }
 
-pub(super) fn create_body(guest_id: &str, spec: &GuestSpec) -> Result<Value, DriverError> {
+pub(super) fn create_body(
+    owner: &str,
+    guest_id: &str,
+    spec: &GuestSpec,
+) -> Result<Value, DriverError> {
     let (nano_cpus, memory) = limits(guest_id, spec)?;
     let image = &spec.image;
     if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -78,7 +82,7 @@ pub(super) fn create_body(guest_id: &str, spec: &GuestSpec) -> Result<Value, Dri
         });
     }
     let labels: BTreeMap<&str, String> = [
-        (LABEL_AGENT, "1".to_string()),
+        (LABEL_AGENT, owner.to_string()),
         (LABEL_GUEST, guest_id.to_string()),
         (LABEL_IMAGE, spec.image.clone()),
         (LABEL_DISK_GB, spec.disk_gb.to_string()),
@@ -129,19 +133,19 @@ pub(super) fn update_body(
     Ok(body)
 }
 
-pub(super) fn is_ours(inspect: &Inspect, guest_id: &str) -> bool {
+pub(super) fn is_ours(inspect: &Inspect, owner: &str, guest_id: &str) -> bool {
     let labels = inspect.config.labels.as_ref();
     let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-    label(LABEL_AGENT) == Some("1") && label(LABEL_GUEST) == Some(guest_id)
+    label(LABEL_AGENT) == Some(owner) && label(LABEL_GUEST) == Some(guest_id)
 }
 
 /// The guest a container is, when it is one of ours under its guest's name.
-pub(super) fn observe(inspect: &Inspect) -> Option<ObservedGuest> {
+pub(super) fn observe(inspect: &Inspect, owner: &str) -> Option<ObservedGuest> {
     let labels = inspect.config.labels.as_ref()?;
     let guest_id = labels.get(LABEL_GUEST)?;
     validate_guest_id(guest_id).ok()?;
     let name_matches = inspect.name.trim_start_matches('/') == container_name(guest_id);
-    if !is_ours(inspect, guest_id) || !name_matches {
+    if !is_ours(inspect, owner, guest_id) || !name_matches {
         return None;
     }
     let state = &inspect.state;
@@ -306,7 +310,7 @@ mod tests {
 
     #[test]
     fn create_body_carries_labels_and_limits() {
-        let body = create_body("web-1", &spec(2, 512)).unwrap();
+        let body = create_body("1", "web-1", &spec(2, 512)).unwrap();
         assert_eq!(body["Image"], "registry.local/app:1.2");
         assert_eq!(body["Labels"], our_labels());
         let host = &body["HostConfig"];
@@ -315,7 +319,7 @@ mod tests {
         assert_eq!(host["MemorySwap"], 512 * MIB);
         assert_eq!(host["RestartPolicy"]["Name"], "no");
 
-        let unlimited = create_body("web-1", &spec(0, 0)).unwrap();
+        let unlimited = create_body("1", "web-1", &spec(0, 0)).unwrap();
         assert_eq!(unlimited["HostConfig"]["NanoCpus"], 0);
         assert_eq!(unlimited["HostConfig"]["Memory"], 0);
         assert_eq!(unlimited["HostConfig"]["MemorySwap"], 0);
@@ -328,11 +332,11 @@ mod tests {
             ..spec(1, 64)
         };
         assert_eq!(
-            create_body("web-1", &vm).unwrap_err().code(),
+            create_body("1", "web-1", &vm).unwrap_err().code(),
             "driver_unsupported"
         );
         assert_eq!(
-            create_body("Web", &spec(1, 64)).unwrap_err().code(),
+            create_body("1", "Web", &spec(1, 64)).unwrap_err().code(),
             "guest_invalid_spec"
         );
         for image in ["", "  ", "a b", "app\n"] {
@@ -341,13 +345,13 @@ mod tests {
                 ..spec(1, 64)
             };
             assert_eq!(
-                create_body("web-1", &s).unwrap_err().code(),
+                create_body("1", "web-1", &s).unwrap_err().code(),
                 "guest_invalid_spec"
             );
         }
         let huge = spec(1, u64::MAX / 2);
         assert_eq!(
-            create_body("web-1", &huge).unwrap_err().code(),
+            create_body("1", "web-1", &huge).unwrap_err().code(),
             "guest_invalid_spec"
         );
         let max_cpu = limits("web-1", &spec(u32::MAX, 0)).unwrap();
@@ -357,7 +361,7 @@ mod tests {
     #[test]
     fn observes_a_running_guest() {
         let running = json!({ "Status": "running", "Running": true, "ExitCode": 0 });
-        let guest = observe(&inspect_json(our_labels(), running)).unwrap();
+        let guest = observe(&inspect_json(our_labels(), running), "1").unwrap();
         assert_eq!(guest.guest_id, "web-1");
         assert_eq!(guest.status, GuestStatus::Running);
         assert_eq!(guest.spec, spec(2, 512));
@@ -387,32 +391,32 @@ mod tests {
             ),
         ];
         for (state, want) in cases {
-            let guest = observe(&inspect_json(our_labels(), state)).unwrap();
+            let guest = observe(&inspect_json(our_labels(), state), "1").unwrap();
             assert_eq!(guest.status, GuestStatus::Stopped, "{want}");
             assert_eq!(guest.detail.as_deref(), Some(want));
         }
         let restarting = json!({ "Status": "restarting", "Running": true });
-        let guest = observe(&inspect_json(our_labels(), restarting)).unwrap();
+        let guest = observe(&inspect_json(our_labels(), restarting), "1").unwrap();
         assert_eq!(guest.status, GuestStatus::Running);
     }
 
     #[test]
     fn only_our_containers_under_their_names_are_guests() {
         let state = json!({ "Status": "running", "Running": true });
-        assert!(observe(&inspect_json(Value::Null, state.clone())).is_none());
+        assert!(observe(&inspect_json(Value::Null, state.clone()), "1").is_none());
         let mut foreign = our_labels();
         foreign["io.mftplus.agent"] = json!("0");
-        assert!(observe(&inspect_json(foreign, state.clone())).is_none());
+        assert!(observe(&inspect_json(foreign, state.clone()), "1").is_none());
         let mut other_guest = our_labels();
         other_guest["io.mftplus.guest"] = json!("web-2");
-        assert!(observe(&inspect_json(other_guest, state.clone())).is_none());
+        assert!(observe(&inspect_json(other_guest, state.clone()), "1").is_none());
         let mut bad_id = our_labels();
         bad_id["io.mftplus.guest"] = json!("../x");
-        assert!(observe(&inspect_json(bad_id, state.clone())).is_none());
+        assert!(observe(&inspect_json(bad_id, state.clone()), "1").is_none());
 
         let ours = inspect_json(our_labels(), state);
-        assert!(is_ours(&ours, "web-1"));
-        assert!(!is_ours(&ours, "web-2"));
+        assert!(is_ours(&ours, "1", "web-1"));
+        assert!(!is_ours(&ours, "1", "web-2"));
     }
 
     #[test]
@@ -423,7 +427,7 @@ mod tests {
         );
         inspect.host_config.nano_cpus = 500_000_000;
         inspect.host_config.memory = 6 * MIB as i64 + 1;
-        let guest = observe(&inspect).unwrap();
+        let guest = observe(&inspect, "1").unwrap();
         assert_eq!(guest.spec.cpu_cores, 1);
         assert_eq!(guest.spec.memory_mb, 7);
         assert_eq!(guest.spec.disk_gb, 0);
