@@ -6,7 +6,6 @@ use crate::config::{ConfigError, LoadedConfig};
 use crate::state::AppState;
 use mftplus_store::{NewApiKey, NewUser, Store, StoreError, UserRow};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -93,50 +92,22 @@ impl Cloud {
                 let stopped = async move {
                     let _ = stop.changed().await;
                 };
-                let _ = match tls {
-                    Some(tls) => match mftplus_pki::TlsListener::new(listener, tls) {
-                        Ok(listener) => {
-                            axum::serve(listener, app)
-                                .with_graceful_shutdown(stopped)
-                                .await
-                        }
-                        Err(err) => Err(err),
-                    },
-                    None => {
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(stopped)
-                            .await
-                    }
-                };
+                let limits = mftplus_pki::serve::Limits::default();
+                if let Err(err) =
+                    mftplus_pki::serve::serve_tcp(listener, tls, app, limits, stopped).await
+                {
+                    tracing::error!("the metrics listener failed: {err}");
+                }
             });
         }
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
-        let result = match &self.tls {
-            Some(tls) => {
-                let watcher = tls.watch(mftplus_pki::WATCH_EVERY);
-                let listener =
-                    mftplus_pki::TlsListener::new(api, tls.clone()).map_err(|source| {
-                        CloudError::Io {
-                            context: "serving the API over TLS".into(),
-                            source,
-                        }
-                    })?;
-                // `tap_io` is how axum hands a custom listener's peer address to ConnectInfo.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await;
-                watcher.abort();
-                served
-            }
-            None => axum::serve(api, app).with_graceful_shutdown(stopped).await,
-        };
+        let limits = mftplus_pki::serve::Limits::default();
+        let result =
+            mftplus_pki::serve::serve_tcp(api, self.tls.clone(), self.router(), limits, stopped)
+                .await;
         let _ = jobs.await;
         let _ = checker.await;
         result.map_err(|source| CloudError::Io {

@@ -145,33 +145,15 @@ impl Hub {
             .site
             .clone()
             .map(|site| tokio::spawn(crate::site::collect::run(self.state.clone(), site)));
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = match &self.tls {
-            Some(tls) => {
-                let watcher = tls.watch(mftplus_pki::WATCH_EVERY);
-                let listener =
-                    mftplus_pki::TlsListener::new(listener, tls.clone()).map_err(|source| {
-                        HubError::Io {
-                            context: "cannot serve TLS".into(),
-                            source,
-                        }
-                    })?;
-                // `tap_io` is how axum hands a custom listener's peer address to ConnectInfo.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
-                watcher.abort();
-                served
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
+        let limits = mftplus_pki::serve::Limits::default();
+        let served = mftplus_pki::serve::serve_tcp(
+            listener,
+            self.tls.clone(),
+            self.router(),
+            limits,
+            shutdown,
+        )
+        .await;
         phone_home.abort();
         for task in [replay, collector].into_iter().flatten() {
             task.abort();

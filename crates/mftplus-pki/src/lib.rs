@@ -16,6 +16,7 @@
 
 mod client;
 mod listener;
+pub mod serve;
 mod server;
 mod settings;
 #[cfg(feature = "testing")]
