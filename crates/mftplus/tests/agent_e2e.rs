@@ -226,20 +226,7 @@ async fn a_replacement_box_takes_over_in_recovery_mode_and_the_old_one_stops_aft
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already_enrolled"));
     let mut old_agent = old_box.start();
-    eventually(
-        Duration::from_secs(30),
-        "the old box reporting",
-        &[&old_agent],
-        || async {
-            operator
-                .get_host(&host_id)
-                .await
-                .ok()?
-                .last_report_at
-                .map(|_| ())
-        },
-    )
-    .await;
+    first_report(&operator, &host_id, &[&old_agent]).await;
 
     // Without recovery mode armed, a restore is refused.
     let new_box = Box::with_driver(&dir.path().join("new"), &cloud.url, "none");

@@ -6,7 +6,6 @@
 mod agent_support;
 
 use agent_support::*;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
@@ -29,20 +28,7 @@ async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
         "enroll wrote the CA into the config: {config}"
     );
     let agent = agent_box.start();
-    eventually(
-        Duration::from_secs(30),
-        "a report over TLS",
-        &[&agent],
-        || async {
-            operator
-                .get_host(&host_id)
-                .await
-                .ok()?
-                .last_report_at
-                .map(|_| ())
-        },
-    )
-    .await;
+    first_report(&operator, &host_id, &[&agent]).await;
 
     // mftctl the same way: refused without --cacert, fine with it.
     let home = dir.path();
@@ -90,18 +76,5 @@ async fn through_a_tls_hub_to_a_tls_cloud() {
     let host_id =
         enrolled_host_id(&agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]));
     let agent = agent_box.start();
-    eventually(
-        Duration::from_secs(30),
-        "a report through the TLS hub",
-        &[&agent, &hub],
-        || async {
-            operator
-                .get_host(&host_id)
-                .await
-                .ok()?
-                .last_report_at
-                .map(|_| ())
-        },
-    )
-    .await;
+    first_report(&operator, &host_id, &[&agent, &hub]).await;
 }

@@ -468,26 +468,31 @@ fn validate(
     if config.audit.retention_days < 90 {
         return invalid("audit.retention_days must be at least 90".into());
     }
+    validate_listener(config, production)?;
+    if let Some(key) = &config.tls.certificate.key {
+        if key.exists() {
+            check_private_file(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `tls.*` keys, and the production rule: TLS here, or a named proxy in front.
+fn validate_listener(config: &ServerConfig, production: bool) -> Result<(), ConfigError> {
+    let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
     crate::tls::settings(config)?;
     if config.server.tls_terminated_by_proxy && config.server.trusted_proxies.is_empty() {
         return invalid(
             "server.tls_terminated_by_proxy needs server.trusted_proxies: the proxies that \
-             terminate TLS and forward the requests"
-                .into(),
+             terminate TLS and forward the requests",
         );
     }
     if production && !config.tls.enabled && !config.server.tls_terminated_by_proxy {
         return invalid(
             "production mode serves TLS: set tls.enabled with tls.certificate.cert and .key, \
              or, when a proxy in front terminates TLS, server.tls_terminated_by_proxy: true \
-             with server.trusted_proxies"
-                .into(),
+             with server.trusted_proxies",
         );
-    }
-    if let Some(key) = &config.tls.certificate.key {
-        if key.exists() {
-            check_private_file(key)?;
-        }
     }
     Ok(())
 }

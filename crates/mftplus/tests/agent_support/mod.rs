@@ -328,6 +328,19 @@ impl Box {
     }
 }
 
+/// Waits until the cloud has a report from `host_id`.
+pub async fn first_report(operator: &Client, host_id: &str, logs: &[&Proc]) {
+    eventually(Duration::from_secs(30), "a first report", logs, || async {
+        operator
+            .get_host(host_id)
+            .await
+            .ok()?
+            .last_report_at
+            .map(|_| ())
+    })
+    .await;
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics with `what` and the logs.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, logs: &[&Proc], mut check: F) -> T
 where
