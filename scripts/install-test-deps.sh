@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
-# openssl, gcc and e2fsprogs for the agent's tests, and docker-compose where a Docker Engine is installed, for the hub container test)
+# openssl, gcc, e2fsprogs and xfsprogs for the agent's tests, and docker-compose where a Docker Engine is installed, for the hub container test)
 # when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
 # Debian's docker-compose recommends docker.io, which would clash with an engine installed
@@ -23,6 +23,7 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]}; install them (sudo apt-get install ${need[*]}) and re-run" >&2
