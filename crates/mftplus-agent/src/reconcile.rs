@@ -90,14 +90,10 @@ pub async fn reconcile(
             }
         }
         if failed || outcome.interrupted {
-            // One more look so the report shows reality, not what was hoped for.
-            outcome.observed = driver.list().await?;
-            outcome.remaining = plan(effective, &outcome.observed, &authorizations, |kind| {
-                driver.supports(kind)
-            });
-            return Ok(outcome);
+            break;
         }
     }
+    // One more look so the report shows reality, not what was hoped for.
     outcome.observed = driver.list().await?;
     outcome.remaining = plan(effective, &outcome.observed, &authorizations, |kind| {
         driver.supports(kind)

@@ -44,10 +44,6 @@ impl Notifier {
         self.send("STOPPING=1");
     }
 
-    pub fn status(&self, text: &str) {
-        self.send(&format!("STATUS={text}"));
-    }
-
     /// Tells the watchdog this process is alive; call at least every [`Notifier::ping_every`].
     pub fn ping(&self) {
         if self.watchdog.is_some() {

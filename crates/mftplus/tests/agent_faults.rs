@@ -35,6 +35,24 @@ impl Rng {
     }
 }
 
+/// `mftctl desired set HOST` with these guests, as an operator would; must succeed.
+fn set_desired(
+    cloud: &TestCloud,
+    dir: &std::path::Path,
+    host_id: &str,
+    image: &str,
+    guests: &[(String, bool, u64)],
+) {
+    let file = dir.join("desired.yaml");
+    std::fs::write(&file, desired_text(image, guests)).unwrap();
+    let code = mftctl(
+        cloud,
+        dir,
+        &["desired", "set", host_id, file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "mftctl desired set {host_id}");
+}
+
 fn desired_text(image: &str, guests: &[(String, bool, u64)]) -> String {
     let mut text = String::from("guests:\n");
     for (id, running, memory_mb) in guests {
@@ -68,7 +86,6 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
     let dir = tempfile::tempdir().unwrap();
     let agent_box = Box::new(&dir.path().join("box"), &cloud.url);
     let host_id = enrolled_host_id(&agent_box.enroll("kovacs", &[]));
-    let desired = dir.path().join("desired.yaml");
     let mut agent = agent_box.start();
 
     // Each round changes the intent, then kills the agent somewhere in the reconcile that
@@ -87,15 +104,7 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
                 guest.2 = if guest.2 == 32 { 48 } else { 32 };
             }
         }
-        std::fs::write(&desired, desired_text(&image, &guests)).unwrap();
-        assert_eq!(
-            mftctl(
-                &cloud,
-                dir.path(),
-                &["desired", "set", &host_id, desired.to_str().unwrap()]
-            ),
-            0
-        );
+        set_desired(&cloud, dir.path(), &host_id, &image, &guests);
         let delay = Duration::from_millis(rng.below(1600));
         tokio::time::sleep(delay).await;
         agent.kill_9();
@@ -106,15 +115,7 @@ async fn kill_9_at_random_points_of_a_reconcile_then_restart_converges() {
     // A destructive change as well: the last guest removed with a signed op, and a kill
     // somewhere around its execution.
     let removed = guests.pop().unwrap();
-    std::fs::write(&desired, desired_text(&image, &guests)).unwrap();
-    assert_eq!(
-        mftctl(
-            &cloud,
-            dir.path(),
-            &["desired", "set", &host_id, desired.to_str().unwrap()]
-        ),
-        0
-    );
+    set_desired(&cloud, dir.path(), &host_id, &image, &guests);
     let key = cloud.operator_key.display().to_string();
     assert_eq!(
         mftctl(
@@ -200,15 +201,12 @@ async fn with_the_cloud_away_guests_keep_running_and_reports_resume_or_replay_on
     let behind = Box::new(&dir.path().join("behind"), &hub_url);
     let direct_host = enrolled_host_id(&direct.enroll("kovacs", &[]));
     let behind_host = enrolled_host_id(&behind.enroll("szabo", &[]));
-    let desired = dir.path().join("desired.yaml");
-    std::fs::write(&desired, desired_text(&image, &[(guest.clone(), true, 32)])).unwrap();
-    assert_eq!(
-        mftctl(
-            &cloud,
-            dir.path(),
-            &["desired", "set", &behind_host, desired.to_str().unwrap()]
-        ),
-        0
+    set_desired(
+        &cloud,
+        dir.path(),
+        &behind_host,
+        &image,
+        &[(guest.clone(), true, 32)],
     );
     let direct_agent = direct.start();
     let behind_agent = behind.start();

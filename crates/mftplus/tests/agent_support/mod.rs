@@ -280,18 +280,6 @@ impl Box {
         }
     }
 
-    /// Points the box at another server: the only change moving behind a hub needs.
-    pub fn set_server(&self, server: &str) {
-        let text = std::fs::read_to_string(&self.config).unwrap();
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        for line in &mut lines {
-            if line.trim_start().starts_with("url:") {
-                *line = format!("  url: {server}");
-            }
-        }
-        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
-    }
-
     /// `mftplus agent enroll` with the password in a 0600 file; the process's output.
     pub fn enroll(&self, customer: &str, extra: &[&str]) -> std::process::Output {
         let password = self.dir.join("password");
