@@ -77,6 +77,8 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     env.insert("MFTPLUS__SERVER__LISTEN".into(), options.listen.clone());
     env.entry("MFTPLUS__TRANSFERS__BLOB_PATH".into())
         .or_insert_with(|| data_dir.join("blobs").display().to_string());
+    env.entry("MFTPLUS__CERTIFICATES__AUTHORITY__DIR".into())
+        .or_insert_with(|| data_dir.join("ca").display().to_string());
     let config = crate::config::load_from(Some(&config_path), &env)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod ca;
 pub mod chunk_commit;
 pub mod clock;
 pub mod config;

@@ -13,6 +13,8 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mftplus_pki::identity::PeerCertificate;
+use mftplus_types::certificates::BoxIdentity;
 use mftplus_types::ErrorCode;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -96,6 +98,10 @@ async fn admit(
             admit_hub(state, spec, client_ip, request, limits).await?;
             return Ok(None);
         }
+        Access::Certificate => {
+            admit_certificate(state, spec, client_ip, request, limits).await?;
+            return Ok(None);
+        }
         Access::HostOr(_) if presented_reporter_key(request.headers()).is_some() => {
             admit_reporter(state, spec, client_ip, request, limits).await?;
             return Ok(None);
@@ -126,7 +132,8 @@ async fn admit(
         | Access::RetrievalPassword
         | Access::Host
         | Access::Guest
-        | Access::DeployKey => {
+        | Access::DeployKey
+        | Access::Certificate => {
             unreachable!("handled above")
         }
         Access::Authenticated => Scope::All,
@@ -273,7 +280,81 @@ async fn admit_reporter(
             "this key cannot call this route"
         }));
     }
+    if let Reporter::Host { host_id, .. } = &reporter {
+        let own = BoxIdentity::host(host_id);
+        box_certificate(state, spec, client_ip, request, &own, &subject).await?;
+    }
     request.extensions_mut().insert(reporter);
+    Ok(())
+}
+
+/// Mutual TLS on a host route: a presented certificate must be this CA's, unrevoked, and
+/// name the host whose key is used (a host's certificate with another host's key is refused);
+/// under `requireAndVerifyClientCert` one must be presented, except to get the first one.
+async fn box_certificate(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    own: &BoxIdentity,
+    actor: &str,
+) -> Result<(), ApiError> {
+    let Some(peer) = request.extensions().get::<PeerCertificate>().cloned() else {
+        if state.box_certificate_required() && spec.id != "certificates_issue" {
+            let err = ApiError::new(
+                ErrorCode::CertificateRequired,
+                "this route needs the box's client certificate (mutual TLS); get one with \
+                 mftplus agent enroll, or recover with mftplus agent certificate --recover",
+            );
+            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await);
+        }
+        return Ok(());
+    };
+    let certified = match state.certified_box(&peer).await {
+        Ok(certified) => certified,
+        Err(err) => {
+            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
+        }
+    };
+    if &certified.identity != own {
+        denied(
+            state,
+            spec,
+            client_ip,
+            actor,
+            json!({"reason": "certificate names another box", "certificate": certified.identity.to_string()}),
+        )
+        .await;
+        return Err(ApiError::forbidden(
+            "the client certificate names another box than the key",
+        ));
+    }
+    request.extensions_mut().insert(certified);
+    Ok(())
+}
+
+/// A box whose current certificate is the credential (renewal).
+async fn admit_certificate(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    limits: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let Some(peer) = request.extensions().get::<PeerCertificate>().cloned() else {
+        return Err(ApiError::new(
+            ErrorCode::CertificateRequired,
+            "renewal needs the current client certificate over mutual TLS",
+        ));
+    };
+    let certified = match state.certified_box(&peer).await {
+        Ok(certified) => certified,
+        Err(err) => {
+            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
+        }
+    };
+    limit_credential(state, ("certificate", &certified.facts.serial), limits)?;
+    request.extensions_mut().insert(certified);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
 use crate::handlers::{
-    apikeys, audit, auth, config, health, hubs, keys, site, tokens, transfers, users,
+    apikeys, audit, auth, certificates, config, health, hubs, keys, site, tokens, transfers, users,
 };
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
@@ -36,6 +36,9 @@ pub enum Access {
     /// No user credential: the handler checks the customer's retrieval password, rate limited
     /// and audited (enrollment, re-enrollment, controller config).
     RetrievalPassword,
+    /// A client certificate from the built-in CA, presented over mutual TLS and not revoked:
+    /// the box it names is the caller (renewal).
+    Certificate,
     /// An edge hub's deploy key (`mft_dep_…`), never a user credential. A `{hub_id}` in the
     /// path must be a hub registered under this key (else 403); a revoked key is 401
     /// `token_revoked`.
@@ -151,6 +154,12 @@ table! {
     "op_sign"             PUT    paths::OP_SIGNATURE => Access::Permission("ops:sign");
     "events_list"         GET    paths::EVENTS => FLEET_READ;
     "notifications_list"  GET    paths::NOTIFICATIONS => FLEET_READ;
+    "ca_roots"            GET    paths::CA_ROOTS => Access::Public;
+    "ca_crl"              GET    paths::CA_CRL => Access::Public;
+    "certificates_list"   GET    paths::CERTIFICATES => Access::Permission("certificates:read");
+    "certificates_issue"  POST   paths::CERTIFICATES => Access::HostOr("certificates:issue");
+    "certificates_renew"  POST   paths::CERTIFICATES_RENEW => Access::Certificate;
+    "certificate_revoke"  POST   paths::CERTIFICATE_REVOKE => Access::Permission("certificates:revoke");
     "hubs_register"       POST   paths::HUBS_REGISTER => Access::DeployKey;
     "hub_heartbeat"       POST   paths::HUB_HEARTBEAT => Access::DeployKey;
     "hub_validate"        POST   paths::HUB_VALIDATE => Access::DeployKey;
@@ -256,6 +265,12 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "op_sign" => put(ops::sign),
         "events_list" => get(events::index),
         "notifications_list" => get(events::notifications),
+        "ca_roots" => get(certificates::roots),
+        "ca_crl" => get(certificates::crl),
+        "certificates_list" => get(certificates::index),
+        "certificates_issue" => post(certificates::issue),
+        "certificates_renew" => post(certificates::renew),
+        "certificate_revoke" => post(certificates::revoke),
         "hubs_register" => post(hubs::register),
         "hub_heartbeat" => post(hubs::heartbeat),
         "hub_validate" => post(hubs::validate),

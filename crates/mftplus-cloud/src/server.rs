@@ -49,9 +49,10 @@ impl Cloud {
         blobs: Arc<dyn mftplus_blob::BlobStore>,
         clock: SharedClock,
     ) -> Result<Cloud, CloudError> {
+        let ca = crate::ca::CaRuntime::open(&config.config, clock.now_secs())?.map(Arc::new);
         let tls = crate::tls::load(&config.config)?;
         let state =
-            AppState::new(store, blobs, Arc::new(config), clock).map_err(CloudError::Keys)?;
+            AppState::new(store, blobs, Arc::new(config), clock, ca).map_err(CloudError::Keys)?;
         Ok(Cloud { state, tls })
     }
 
@@ -74,6 +75,10 @@ impl Cloud {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let jobs = tokio::spawn(crate::jobs::run(self.state.clone(), stop_rx.clone()));
         let checker = tokio::spawn(crate::fleet::checker::run(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
+        let crl = tokio::spawn(crate::handlers::certificates::refresh_crl(
             self.state.clone(),
             stop_rx.clone(),
         ));
@@ -110,6 +115,7 @@ impl Cloud {
                 .await;
         let _ = jobs.await;
         let _ = checker.await;
+        let _ = crl.await;
         result.map_err(|source| CloudError::Io {
             context: "serving the API".into(),
             source,

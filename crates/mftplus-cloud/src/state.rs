@@ -57,6 +57,8 @@ pub struct CredentialCache {
     pub deploy_keys: TtlMap<[u8; 32], DeployKeyRow>,
     /// Hubs by id, for checking a hub's assertion on transfer requests (decision 0012).
     pub hubs: TtlMap<String, HubRow>,
+    /// Certificates by serial as the guard checks them (`None`: not issued here).
+    pub certificates: TtlMap<String, Option<mftplus_store::CertificateRow>>,
 }
 
 pub struct Inner {
@@ -75,6 +77,8 @@ pub struct Inner {
     /// Commits chunk rows in batches, after syncing their blobs.
     pub chunk_committer: ChunkCommitter,
     pub fleet: crate::fleet::FleetRuntime,
+    /// The built-in CA, unless `certificates.authority.enabled` is false.
+    pub ca: Option<Arc<crate::ca::CaRuntime>>,
     pub started: Instant,
     /// Last-use stamps of API keys, written in batches by a background job.
     pub key_uses: Mutex<HashMap<String, i64>>,
@@ -99,6 +103,7 @@ impl AppState {
         blobs: Arc<dyn mftplus_blob::BlobStore>,
         config: Arc<LoadedConfig>,
         clock: SharedClock,
+        ca: Option<Arc<crate::ca::CaRuntime>>,
     ) -> Result<AppState, String> {
         let jwt = JwtKeys::from_config(&config.config.auth.jwt)?;
         let metrics = Metrics::default();
@@ -119,7 +124,9 @@ impl AppState {
                 reporters: TtlMap::new(CACHE_TTL),
                 deploy_keys: TtlMap::new(CACHE_TTL),
                 hubs: TtlMap::new(CACHE_TTL),
+                certificates: TtlMap::new(CACHE_TTL),
             },
+            ca,
             site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
             metrics,
             chunk_claims: ChunkClaims::default(),

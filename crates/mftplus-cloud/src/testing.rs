@@ -99,6 +99,10 @@ impl TestCloud {
                 "MFTPLUS__TRANSFERS__BLOB_PATH".to_string(),
                 dir.path().join("blobs").display().to_string(),
             ),
+            (
+                "MFTPLUS__CERTIFICATES__AUTHORITY__DIR".to_string(),
+                dir.path().join("ca").display().to_string(),
+            ),
         ]);
         let config = crate::config::load_from(Some(&config_path), &env).expect("test config loads");
         let clock = Arc::new(OffsetClock::default());

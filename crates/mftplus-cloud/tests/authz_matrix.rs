@@ -218,6 +218,23 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
                 _ => (format!("/api/v1/hosts/{h}/recovery"), None),
             }
         }
+        "certificates_list" => ("/api/v1/certificates".into(), None),
+        "certificates_issue" | "certificate_revoke" => {
+            let host = enroll(c).await;
+            let (_, csr) = mftplus_pki::ca::new_key_and_csr("matrix").unwrap();
+            let body = json!({"csr": csr, "subject": format!("host:{}", host.host_id)});
+            if id == "certificates_issue" {
+                ("/api/v1/certificates".into(), Some(body))
+            } else {
+                let issued = call(c, &admin(c), "POST", "/api/v1/certificates", Some(body)).await;
+                assert_eq!(issued.status, 201, "{:?}", issued.body);
+                let serial = issued.body["serial"].as_str().unwrap();
+                (
+                    format!("/api/v1/certificates/{serial}/revoke"),
+                    Some(json!({"reason": "matrix"})),
+                )
+            }
+        }
         "ops_get" | "op_sign" => {
             let host = enroll(c).await;
             let op = pending_op(c, &host).await;
@@ -264,6 +281,8 @@ async fn json_fixture(w: &World, id: &str) -> (String, Option<Value>) {
     let c = &w.cloud;
     match id {
         "health" => ("/health".into(), None),
+        "ca_roots" => ("/api/v1/ca/roots".into(), None),
+        "ca_crl" => ("/api/v1/ca/crl".into(), None),
         "api_health" => ("/api/v1/health".into(), None),
         "jwks" => ("/.well-known/jwks.json".into(), None),
         "auth_login" => (
@@ -483,7 +502,11 @@ fn role_lacks(w: &World, role: &str, access: Access) -> bool {
     match access {
         Access::Public | Access::Authenticated => false,
         Access::Permission(p) | Access::HostOr(p) => !rbac.allows(role, p),
-        Access::Host | Access::Guest | Access::RetrievalPassword | Access::DeployKey => false,
+        Access::Host
+        | Access::Guest
+        | Access::RetrievalPassword
+        | Access::DeployKey
+        | Access::Certificate => false,
         Access::Scoped { all, own } => !rbac.allows(role, all) && !rbac.allows(role, own),
     }
 }
@@ -496,10 +519,15 @@ async fn every_route_enforces_its_access() {
     for spec in ROUTES {
         let method = spec.method.as_str();
         let label = format!("{method} {} ({})", spec.path, spec.id);
-        // No user credential opens these; fleet_authz.rs and hubs_authz.rs cover them.
+        // No user credential opens these; fleet_authz.rs, hubs_authz.rs and
+        // certificates.rs cover them.
         if matches!(
             spec.access,
-            Access::Host | Access::Guest | Access::RetrievalPassword | Access::DeployKey
+            Access::Host
+                | Access::Guest
+                | Access::RetrievalPassword
+                | Access::DeployKey
+                | Access::Certificate
         ) {
             continue;
         }

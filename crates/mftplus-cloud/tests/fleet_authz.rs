@@ -73,6 +73,13 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
             )
         }
         "customer_config" => (format!("/api/v1/config/{}", host.customer_id), None),
+        "certificates_issue" => {
+            let (_, csr) = mftplus_pki::ca::new_key_and_csr("fleet-authz").unwrap();
+            (
+                "/api/v1/certificates".into(),
+                Some(json!({"csr": csr, "subject": format!("host:{h}")})),
+            )
+        }
         other => panic!("route {other} has no fixture in the fleet authorization matrix; add one"),
     }
 }

@@ -274,6 +274,7 @@ fn tls_settings(
         key: key.as_deref(),
         client_auth_mode: &mode,
         client_ca_files: &client_cas,
+        crl_files: &[],
         cipher_suites: &none,
         curve_preferences: &none,
     })

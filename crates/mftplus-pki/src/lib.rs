@@ -11,10 +11,13 @@
 //! [`client_config`] is the TLS client side of the connections servers open themselves (the
 //! hub to the cloud).
 //!
-//! What is not (yet): the certificate authority that issues box certificates. No HTTP
-//! routing, no database.
+//! [`ca::Authority`] is the built-in certificate authority (root, issuing intermediate, leaves
+//! from CSRs, CRLs); [`identity`] reads what a certificate says about the box holding it.
+//! No HTTP routing, no database.
 
+pub mod ca;
 mod client;
+pub mod identity;
 mod listener;
 pub mod serve;
 mod server;

@@ -9,8 +9,10 @@
 //! - a graceful stop: no new connection after the stop request, in-flight requests finish, and
 //!   after [`Limits::drain`] the remaining connections are closed.
 //!
-//! The peer address reaches handlers as `ConnectInfo<SocketAddr>`, as with `axum::serve`.
+//! The peer address reaches handlers as `ConnectInfo<SocketAddr>`, as with `axum::serve`, and
+//! over TLS the verified client certificate as [`PeerCertificate`].
 
+use crate::identity::PeerCertificate;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use axum::Router;
@@ -24,6 +26,26 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt;
+
+/// A connection that may carry a verified client certificate.
+pub trait PeerCertificates {
+    fn peer_certificate(&self) -> Option<PeerCertificate>;
+}
+
+impl PeerCertificates for tokio::net::TcpStream {
+    fn peer_certificate(&self) -> Option<PeerCertificate> {
+        None
+    }
+}
+
+impl PeerCertificates for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn peer_certificate(&self) -> Option<PeerCertificate> {
+        let leaf = self.get_ref().1.peer_certificates()?.first()?;
+        Some(PeerCertificate(std::sync::Arc::new(
+            leaf.clone().into_owned(),
+        )))
+    }
+}
 
 /// Per-connection and per-request limits.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +94,7 @@ pub async fn serve<L>(
     shutdown: impl Future<Output = ()> + Send,
 ) where
     L: Listener<Addr = SocketAddr>,
+    L::Io: PeerCertificates,
 {
     // Told to every connection at the stop request: finish the request in flight, then close.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -89,9 +112,13 @@ pub async fn serve<L>(
         // Reap finished connections so the set holds only live ones.
         while connections.try_join_next().is_some() {}
         let router = router.clone();
+        let peer_certificate = io.peer_certificate();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let (mut parts, body) = request.into_parts();
             parts.extensions.insert(ConnectInfo(peer));
+            if let Some(certificate) = &peer_certificate {
+                parts.extensions.insert(certificate.clone());
+            }
             let body = axum::body::Body::new(IdleTimeoutBody::new(body, limits.body_idle));
             router
                 .clone()

@@ -104,12 +104,35 @@ fn stamp(settings: &TlsSettings) -> Stamp {
     std::iter::once(&settings.cert)
         .chain(std::iter::once(&settings.key))
         .chain(settings.client_ca_files.iter())
+        .chain(settings.crl_files.iter())
         .map(|path| {
             let meta = std::fs::metadata(path).ok();
             let seen = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
             (path.clone(), seen)
         })
         .collect()
+}
+
+fn read_crls(
+    files: &[PathBuf],
+) -> Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for file in files {
+        let found = rustls::pki_types::CertificateRevocationListDer::pem_file_iter(file)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsError::File {
+                path: file.clone(),
+                why: format!("not a PEM CRL: {e}"),
+            })?;
+        if found.is_empty() {
+            return Err(TlsError::File {
+                path: file.clone(),
+                why: "holds no PEM CRL".into(),
+            });
+        }
+        crls.extend(found);
+    }
+    Ok(crls)
 }
 
 /// A server config from the files: TLS 1.3 only, the configured suites and groups in order.
@@ -132,10 +155,19 @@ pub(crate) fn build(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErro
             let trust = TrustStore::from_pem_files(&settings.client_ca_files)?;
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(trust.roots(), provider.clone());
-            let verifier = if mode == ClientAuthMode::VerifyIfGiven {
+            let optional = mode == ClientAuthMode::VerifyIfGiven || !settings.require_at_handshake;
+            let verifier = if optional {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
+            };
+            let verifier = if settings.crl_files.is_empty() {
+                verifier
+            } else {
+                verifier
+                    .with_crls(read_crls(&settings.crl_files)?)
+                    .only_check_end_entity_revocation()
+                    .allow_unknown_revocation_status()
             };
             let verifier = verifier.build().map_err(|e| TlsError::Invalid {
                 key: "tls.client_auth.ca_files".into(),

@@ -106,6 +106,13 @@ pub struct TlsSettings {
     pub client_auth: ClientAuthMode,
     /// PEM bundles of the CAs whose client certificates are accepted.
     pub client_ca_files: Vec<PathBuf>,
+    /// PEM CRLs; a client certificate they list is refused at the handshake. Certificates of
+    /// CAs no CRL covers are accepted (revocation status unknown is not a refusal).
+    pub crl_files: Vec<PathBuf>,
+    /// With `RequireAndVerify`: refuse a connection without a certificate at the handshake
+    /// (`true`), or accept it and let the application require one per route (`false`: the
+    /// cloud, whose people sign in with passwords and tokens while boxes use certificates).
+    pub require_at_handshake: bool,
     pub cipher_suites: Vec<SupportedCipherSuite>,
     pub groups: Vec<&'static dyn SupportedKxGroup>,
 }
@@ -119,6 +126,7 @@ pub struct TlsKeys<'a> {
     pub key: Option<&'a std::path::Path>,
     pub client_auth_mode: &'a str,
     pub client_ca_files: &'a [PathBuf],
+    pub crl_files: &'a [PathBuf],
     pub cipher_suites: &'a [String],
     pub curve_preferences: &'a [String],
 }
@@ -157,6 +165,8 @@ impl TlsSettings {
             key: key.to_path_buf(),
             client_auth,
             client_ca_files: keys.client_ca_files.to_vec(),
+            crl_files: keys.crl_files.to_vec(),
+            require_at_handshake: true,
             cipher_suites,
             groups,
         })
@@ -199,6 +209,7 @@ mod tests {
             key: Some(Path::new("/etc/mftplus/certs/server.key")),
             client_auth_mode: "requireAndVerifyClientCert",
             client_ca_files: ca,
+            crl_files: &[],
             cipher_suites: suites,
             curve_preferences: curves,
         }

@@ -30,6 +30,7 @@ async fn serve(dir: &Path, mode: &str, client_cas: &[PathBuf]) -> Served {
         key: Some(&key),
         client_auth_mode: mode,
         client_ca_files: client_cas,
+        crl_files: &[],
         cipher_suites: &suites,
         curve_preferences: &curves,
     })

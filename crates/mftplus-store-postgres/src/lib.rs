@@ -16,6 +16,7 @@
 
 mod api_keys;
 mod audit;
+mod certificates;
 mod error;
 mod fleet;
 mod hubs;

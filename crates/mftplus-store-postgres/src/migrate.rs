@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0006_idempotency.sql"),
     ),
     ("0007_sites", include_str!("../migrations/0007_sites.sql")),
+    (
+        "0008_certificates",
+        include_str!("../migrations/0008_certificates.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0006_idempotency.sql"),
     ),
     ("0007_sites", include_str!("../migrations/0007_sites.sql")),
+    (
+        "0008_certificates",
+        include_str!("../migrations/0008_certificates.sql"),
+    ),
 ];
 
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {

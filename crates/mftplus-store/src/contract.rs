@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod audit;
+mod certificates;
 mod chunk_batches;
 mod fleet;
 mod fleet_idempotency;
@@ -27,6 +28,10 @@ use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
 pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
+pub use certificates::{
+    certificate_concurrent_revocation, certificate_crl, certificate_registry,
+    certificate_revocation,
+};
 pub use chunk_batches::{concurrent_record_chunks, record_chunk_batches};
 pub use fleet::{fleet_customers, fleet_hosts, fleet_recovery};
 pub use fleet_idempotency::fleet_report_idempotency;
@@ -74,6 +79,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     hub_deploy_keys(&*store).await;
     hub_registry(&*store).await;
     hub_concurrent_registration(store.clone()).await;
+    certificate_registry(&*store).await;
+    certificate_revocation(&*store).await;
+    certificate_crl(&*store).await;
+    certificate_concurrent_revocation(store.clone()).await;
     site_user_paths(&*store).await;
     site_live_transfers(&*store).await;
 }

@@ -6,12 +6,14 @@
 //! `Arc<dyn Store>`. Timestamps are Unix milliseconds (`i64`) so both backends agree to the
 //! millisecond and no time zone ever enters the database.
 
+mod certificates;
 pub mod contract;
 mod fleet;
 mod hubs;
 mod models;
 mod transfer_rules;
 
+pub use certificates::*;
 pub use fleet::*;
 pub use hubs::*;
 pub use models::*;
@@ -38,7 +40,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the cloud persists. Implementations must be safe to share between tasks and, on
 /// PostgreSQL, between several cloud processes on the same database.
 #[async_trait]
-pub trait Store: FleetStore + HubStore + Send + Sync + 'static {
+pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; idempotent.

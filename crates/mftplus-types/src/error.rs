@@ -45,6 +45,17 @@ codes! {
     TokenRevoked => "token_revoked", 401;
     TokenReused => "token_reused", 401;
     Forbidden => "forbidden", 403;
+    // A box route needs a client certificate (mutual TLS) that names the calling box.
+    CertificateRequired => "certificate_required", 401;
+    // The presented client certificate was revoked by an operator.
+    CertificateRevoked => "certificate_revoked", 401;
+    // A certificate signing request that cannot be parsed or whose signature is wrong.
+    InvalidCsr => "invalid_csr", 400;
+    // The host already has a live certificate: renew with it, or recover with the retrieval
+    // password.
+    CertificateExists => "certificate_exists", 409;
+    // The built-in certificate authority is switched off on this cloud.
+    CaDisabled => "ca_disabled", 404;
     NotFound => "not_found", 404;
     MethodNotAllowed => "method_not_allowed", 405;
     Conflict => "conflict", 409;

@@ -5,6 +5,7 @@
 //! crosses a process boundary is defined here once, so the cloud, the client and the tests agree.
 
 pub mod api;
+pub mod certificates;
 pub mod duration;
 pub mod error;
 pub mod fleet;

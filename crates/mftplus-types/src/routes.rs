@@ -72,6 +72,15 @@ pub const OP_SIGNATURE: &str = "/api/v1/ops/{op_id}/signature";
 pub const EVENTS: &str = "/api/v1/events";
 pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 
+// ---- the built-in certificate authority ----
+/// Public: the roots to trust (PEM), and the current CRL (PEM).
+pub const CA_ROOTS: &str = "/api/v1/ca/roots";
+pub const CA_CRL: &str = "/api/v1/ca/crl";
+pub const CERTIFICATES: &str = "/api/v1/certificates";
+/// Renewal: the caller's current client certificate (mutual TLS) is the credential.
+pub const CERTIFICATES_RENEW: &str = "/api/v1/certificates/renew";
+pub const CERTIFICATE_REVOKE: &str = "/api/v1/certificates/{serial}/revoke";
+
 // ---- edge hubs: phone-home (deploy keys) ----
 pub const HUBS_REGISTER: &str = "/api/v1/hubs/register";
 pub const HUB_HEARTBEAT: &str = "/api/v1/hubs/{hub_id}/heartbeat";

@@ -161,6 +161,17 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
             .await
             .map_err(|e| e.to_string())?;
         let fleet = mftplus_cloud::fleet::check(&loaded.config)?;
+        // The CA is opened as the start would (created on first use), so its roots and CRL
+        // exist for the listener check below.
+        let ca = match mftplus_cloud::ca::CaRuntime::open(
+            &loaded.config,
+            mftplus_base::Clock::now_secs(&SystemClock),
+        )
+        .map_err(|e| e.to_string())?
+        {
+            Some(ca) => format!("built-in CA in {}", ca.authority.dir().display()),
+            None => "built-in CA off".to_string(),
+        };
         // The certificate, key and client CAs are read for real, as the listener will.
         let tls = match mftplus_cloud::tls::load(&loaded.config).map_err(|e| e.to_string())? {
             Some(tls) => format!(
@@ -170,7 +181,7 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
             None => "off".to_string(),
         };
         println!(
-            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}",
+            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}, {ca}",
             loaded.config.mode.as_str()
         );
         for warning in &loaded.warnings {

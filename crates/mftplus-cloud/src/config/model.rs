@@ -377,6 +377,9 @@ impl Default for RbacSection {
                 "ops:sign",
                 "hubs:read",
                 "hubs:manage",
+                "certificates:read",
+                "certificates:issue",
+                "certificates:revoke",
             ]),
         );
         roles.insert(
@@ -452,6 +455,9 @@ pub struct TlsCertificate {
 pub struct TlsClientAuth {
     pub mode: String,
     pub ca_files: Vec<PathBuf>,
+    /// PEM CRLs the listener checks client certificates against (the built-in CA's own is
+    /// added by itself).
+    pub crl_files: Vec<PathBuf>,
 }
 
 impl Default for TlsClientAuth {
@@ -459,18 +465,26 @@ impl Default for TlsClientAuth {
         TlsClientAuth {
             mode: "requireAndVerifyClientCert".into(),
             ca_files: Vec::new(),
+            crl_files: Vec::new(),
         }
     }
 }
 
+/// The seed's `certificates.*` block, plus the built-in CA (`certificates.authority`). Leaves
+/// are short-lived by default (24 h, renewed 8 h before expiry); the seed's values apply when
+/// written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CertificatesSection {
     pub ca_url: Option<String>,
     pub auto_renew: bool,
+    /// Told to boxes: renew this long before expiry.
     pub renew_before: String,
+    /// The lifetime of a leaf when the request names none.
     pub validity: String,
+    /// Told to boxes: look at the certificate this often.
     pub watch_interval: String,
+    pub authority: AuthoritySection,
 }
 
 impl Default for CertificatesSection {
@@ -478,9 +492,35 @@ impl Default for CertificatesSection {
         CertificatesSection {
             ca_url: None,
             auto_renew: true,
-            renew_before: "720h".into(),
-            validity: "8760h".into(),
-            watch_interval: "24h".into(),
+            renew_before: "8h".into(),
+            validity: "24h".into(),
+            watch_interval: "1h".into(),
+            authority: AuthoritySection::default(),
+        }
+    }
+}
+
+/// The built-in certificate authority (decision 0016).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthoritySection {
+    pub enabled: bool,
+    /// root.crt/.key, intermediate.crt/.key, roots.pem, crl.pem; created on first start. Put an
+    /// operator-provided root's `root.crt` and `root.key` here before that start to use it.
+    pub dir: PathBuf,
+    /// Names the root and intermediate ("<name> Root CA").
+    pub name: String,
+    /// The longest lifetime a request may ask for.
+    pub max_validity: String,
+}
+
+impl Default for AuthoritySection {
+    fn default() -> Self {
+        AuthoritySection {
+            enabled: true,
+            dir: PathBuf::from("/var/lib/mftplus/ca"),
+            name: "MFTPlus".into(),
+            max_validity: "8760h".into(),
         }
     }
 }

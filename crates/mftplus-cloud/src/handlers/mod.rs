@@ -4,6 +4,7 @@
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod certificates;
 pub mod chunk_upload;
 pub mod config;
 pub mod fleet;
