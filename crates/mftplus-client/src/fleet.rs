@@ -301,9 +301,9 @@ impl Client {
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     /// Carries the key, when there is one, as a bearer credential.
-    keyed: Client,
+    pub(crate) keyed: Client,
     /// Same pool, no credential: for the retrieval-password routes.
-    anonymous: Client,
+    pub(crate) anonymous: Client,
 }
 
 impl AgentClient {

@@ -11,6 +11,7 @@
 //! a server crate.
 
 mod api;
+mod certificates;
 mod error;
 mod fleet;
 mod hubs;

@@ -150,6 +150,12 @@ impl Authority {
         &self.roots_pem
     }
 
+    /// What a box writes as its `ca.crt`: the roots and the issuing intermediate, so the
+    /// seed's `openssl verify -CAfile ca.crt client.crt` works with the leaf alone.
+    pub fn ca_bundle_pem(&self) -> String {
+        format!("{}{}", self.roots_pem, self.intermediate_pem)
+    }
+
     pub fn roots_file(&self) -> PathBuf {
         self.dir.join("roots.pem")
     }

@@ -104,7 +104,8 @@ pub struct IssuedCertificate {
     pub subject: String,
     /// PEM: the leaf, then the issuing intermediate.
     pub certificate: String,
-    /// PEM: the roots to trust for this CA (during a rotation, old and new).
+    /// PEM: the roots to trust for this CA (during a rotation, old and new), then the issuing
+    /// intermediate: a box's `ca.crt`.
     pub ca: String,
     pub not_before: i64,
     pub not_after: i64,

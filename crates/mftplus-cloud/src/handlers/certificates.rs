@@ -49,10 +49,7 @@ fn authority(state: &AppState) -> ApiResult<&Arc<CaRuntime>> {
 
 pub async fn roots(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let ca = authority(&state)?;
-    Ok((
-        [(header::CONTENT_TYPE, PEM)],
-        ca.authority.roots_pem().to_string(),
-    ))
+    Ok(([(header::CONTENT_TYPE, PEM)], ca.authority.ca_bundle_pem()))
 }
 
 pub async fn crl(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -224,7 +221,7 @@ async fn sign(
         serial: issued.serial,
         subject: subject.to_string(),
         certificate: issued.chain_pem,
-        ca: ca.authority.roots_pem().to_string(),
+        ca: ca.authority.ca_bundle_pem(),
         not_before: issued.not_before,
         not_after: issued.not_after,
     })
