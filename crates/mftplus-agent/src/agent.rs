@@ -9,6 +9,7 @@
 //! again. Only a key the server keeps refusing past a grace period, or local state that cannot
 //! be written, stops the agent.
 
+use crate::certificate::{self, StoredCertificate, Upkeep};
 use crate::config::AgentConfig;
 use crate::driver::{GuestDriver, ObservedGuest};
 use crate::enroll::client_options;
@@ -44,6 +45,19 @@ pub enum Cycle {
     Failed(ClientError),
 }
 
+fn build_client(
+    config: &AgentConfig,
+    identity: &Identity,
+    certificate: Option<&StoredCertificate>,
+) -> Result<AgentClient, AgentError> {
+    AgentClient::with_options(
+        &config.server_url,
+        Some(identity.host_key.expose()),
+        client_options(config, certificate)?,
+    )
+    .map_err(|e| AgentError::Input(format!("server.url: {e}")))
+}
+
 pub struct Agent {
     config: AgentConfig,
     db: StateDb,
@@ -59,6 +73,11 @@ pub struct Agent {
     unsupported: Vec<(String, GuestKind)>,
     refetch: bool,
     refused_since_ms: Option<i64>,
+    /// Client-certificate upkeep (`certificate.rs`): the serial the client presents, when to
+    /// look next, and the last recovery notice (said once, not every cycle).
+    presented_serial: Option<String>,
+    next_certificate_look: i64,
+    recovery_notice: Option<String>,
 }
 
 impl Agent {
@@ -81,12 +100,9 @@ impl Agent {
         })?;
         let pinned = AllowedSigners::parse(&identity.operator_keys)
             .map_err(|e| AgentError::OperatorKeys(e.to_string()))?;
-        let client = AgentClient::with_options(
-            &config.server_url,
-            Some(identity.host_key.expose()),
-            client_options(&config)?,
-        )
-        .map_err(|e| AgentError::Input(format!("server.url: {e}")))?;
+        let now = clock.now_secs();
+        let live = db.certificate()?.filter(|cert| cert.not_after > now);
+        let client = build_client(&config, &identity, live.as_ref())?;
         let sampler = SystemSampler::new(config.disk_path.clone());
         Ok(Agent {
             config,
@@ -103,6 +119,9 @@ impl Agent {
             unsupported: Vec::new(),
             refetch: false,
             refused_since_ms: None,
+            presented_serial: live.map(|cert| cert.serial),
+            next_certificate_look: 0,
+            recovery_notice: None,
         })
     }
 
@@ -185,6 +204,7 @@ impl Agent {
     /// One report and what follows from its answer.
     pub async fn cycle(&mut self, stop: &watch::Receiver<bool>) -> Result<Cycle, AgentError> {
         self.notifier.ping();
+        self.certificate_upkeep().await?;
         match self.driver.list().await {
             Ok(observed) => self.observed = observed,
             Err(err) => tracing::warn!(code = err.code(), "cannot list guests: {err}"),
@@ -197,6 +217,9 @@ impl Agent {
             }
             Err(err) => {
                 self.note_refusal(&err)?;
+                // A refused handshake or a certificate error may be cured by what is stored
+                // now (a recovery run from the command line): look again next cycle.
+                self.next_certificate_look = 0;
                 return Ok(Cycle::Failed(err));
             }
         };
@@ -217,8 +240,55 @@ impl Agent {
         }
     }
 
+    /// Asks for, renews or reports on the client certificate when it is time to look.
+    async fn certificate_upkeep(&mut self) -> Result<(), AgentError> {
+        let now = self.clock.now_secs();
+        if self.config.client_cert.is_some() || now < self.next_certificate_look {
+            return Ok(());
+        }
+        let host_id = self.identity.host_id.clone();
+        let outcome = certificate::upkeep(&self.db, &self.client, &host_id, now).await?;
+        self.next_certificate_look = match &outcome {
+            // Look again at least every few minutes: `agent certificate --recover` may have
+            // stored a new one from another process.
+            Upkeep::Current { renew_at } => (*renew_at).min(now + 300),
+            Upkeep::Replaced { .. } => now,
+            Upkeep::NeedsRecovery { .. } | Upkeep::Retry(_) => now + 60,
+            Upkeep::NoAuthority => now + 3600,
+        };
+        match outcome {
+            Upkeep::Replaced { serial, not_after } => {
+                tracing::info!(%serial, not_after, "client certificate stored");
+                self.recovery_notice = None;
+            }
+            Upkeep::NeedsRecovery { why } if self.recovery_notice.as_ref() != Some(&why) => {
+                tracing::error!(
+                    host_id = %host_id,
+                    "{why}; this box keeps running without it. Recover with \
+                     `mftplus agent certificate --recover` (the customer's retrieval password)"
+                );
+                self.recovery_notice = Some(why);
+            }
+            Upkeep::Retry(err) => tracing::warn!(
+                code = err.code(),
+                "cannot reach the certificate authority now: {}",
+                err.message()
+            ),
+            _ => {}
+        }
+        // Present what is stored and live; an expired one would only fail the handshake.
+        let live = self.db.certificate()?.filter(|cert| cert.not_after > now);
+        let serial = live.as_ref().map(|cert| cert.serial.clone());
+        if serial != self.presented_serial {
+            self.client = build_client(&self.config, &self.identity, live.as_ref())?;
+            self.presented_serial = serial;
+        }
+        Ok(())
+    }
+
     fn note_refusal(&mut self, err: &ClientError) -> Result<(), AgentError> {
-        if err.status() != Some(401) {
+        // Only the key being refused counts; a missing or lapsed certificate is not that.
+        if err.status() != Some(401) || err.code().starts_with("certificate_") {
             return Ok(());
         }
         let now = self.clock.now_ms();

@@ -27,6 +27,28 @@ enum AgentAction {
     Enroll(EnrollArgs),
     /// Show this box's identity, converged generation and latest journal steps.
     Status,
+    /// Show the client certificate; `--recover` gets a new one after it lapsed or was revoked.
+    Certificate(CertificateArgs),
+}
+
+#[derive(Args)]
+struct CertificateArgs {
+    /// Get a new certificate with the customer's retrieval password (a box that was offline
+    /// past expiry, or whose certificate was revoked).
+    #[arg(long)]
+    recover: bool,
+    #[command(flatten)]
+    password: PasswordArgs,
+}
+
+#[derive(Args)]
+struct PasswordArgs {
+    /// Read the retrieval password from this file (refused when group/other can read it).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password_file: Option<PathBuf>,
+    /// Read the retrieval password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Args)]
@@ -37,12 +59,8 @@ struct EnrollArgs {
     /// The customer this box belongs to.
     #[arg(long)]
     customer: String,
-    /// Read the retrieval password from this file (refused when group/other can read it).
-    #[arg(long, conflicts_with = "password_stdin")]
-    password_file: Option<PathBuf>,
-    /// Read the retrieval password from the first line of standard input.
-    #[arg(long)]
-    password_stdin: bool,
+    #[command(flatten)]
+    password: PasswordArgs,
     /// Take over this lost host's identity (the operator must arm recovery mode first).
     #[arg(long, value_name = "HOST_ID")]
     restore: Option<String>,
@@ -67,6 +85,11 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
         }
         Some(AgentAction::Enroll(enroll_args)) => {
             run_enroll(args.config.as_deref(), enroll_args).await
+        }
+        Some(AgentAction::Certificate(cert_args)) => {
+            let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
+            let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
+            certificate(&config, &cert_args).await
         }
     }
 }
@@ -116,7 +139,7 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
     if let Some(ca_file) = &args.ca_file {
         config.server_ca_file = Some(ca_file.clone());
     }
-    let password = read_password(&args)?;
+    let password = read_password(&args.password, &args.customer)?;
     let request = EnrollRequestArgs {
         customer_id: args.customer.clone(),
         password,
@@ -150,6 +173,13 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
         enrolled.customer_id,
         enrolled.pinned_keys
     );
+    match &enrolled.certificate {
+        Ok((serial, not_after)) => println!(
+            "Certificate: serial {serial}, valid until {} (renewed automatically)",
+            rfc3339(*not_after)
+        ),
+        Err(why) => println!("Certificate: none yet ({why})"),
+    }
     println!("State:      {}", config.state_dir.display());
     println!("Next:       mftplus agent   (or start the mftplus-agent service)");
     Ok(())
@@ -160,7 +190,20 @@ fn quoted(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
 }
 
+/// Writes what enrollment decided (server, CA, state folder). An existing file keeps every
+/// other key it has (driver, poll, backoff…); only comments are lost.
 fn write_config(path: &Path, config: &AgentConfig) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(existing) => patched_config(&existing, config)?,
+        Err(_) => fresh_config(config)?,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    mftplus_base::write_private(path, text.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn fresh_config(config: &AgentConfig) -> Result<String, String> {
     let mut text = format!(
         "# Written by `mftplus agent enroll`. Pointing server.url at an edge hub is the only\n\
          # change an agent needs to work through it.\nserver:\n  url: {}\n  timeout: {}s\n",
@@ -171,13 +214,33 @@ fn write_config(path: &Path, config: &AgentConfig) -> Result<(), String> {
         text.push_str(&format!("  ca_file: {}\n", quoted(ca_file)?));
     }
     text.push_str(&format!("state_dir: {}\n", quoted(&config.state_dir)?));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    mftplus_base::write_private(path, text.as_bytes()).map_err(|e| e.to_string())
+    Ok(text)
 }
 
-fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
+fn patched_config(existing: &str, config: &AgentConfig) -> Result<String, String> {
+    use serde_yaml::{Mapping, Value};
+    let mut root: Value =
+        serde_yaml::from_str(existing).map_err(|e| format!("the existing config: {e}"))?;
+    let map = root
+        .as_mapping_mut()
+        .ok_or("the existing config is not a YAML mapping")?;
+    let server = map
+        .entry(Value::from("server"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()))
+        .as_mapping_mut()
+        .ok_or("server: is not a mapping")?;
+    server.insert("url".into(), Value::from(config.server_url.clone()));
+    if let Some(ca_file) = &config.server_ca_file {
+        server.insert("ca_file".into(), Value::from(ca_file.display().to_string()));
+    }
+    map.insert(
+        "state_dir".into(),
+        Value::from(config.state_dir.display().to_string()),
+    );
+    serde_yaml::to_string(&root).map_err(|e| e.to_string())
+}
+
+fn read_password(args: &PasswordArgs, customer: &str) -> Result<Secret, String> {
     let text = if let Some(file) = &args.password_file {
         mftplus_base::read_private_to_string(file).map_err(|e| e.to_string())?
     } else if args.password_stdin {
@@ -188,7 +251,7 @@ fn read_password(args: &EnrollArgs) -> Result<Secret, String> {
             .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
         line
     } else if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("Retrieval password of {}: ", args.customer))
+        rpassword::prompt_password(format!("Retrieval password of {customer}: "))
             .map_err(|e| format!("cannot read the password: {e}"))?
     } else {
         return Err(
@@ -218,6 +281,7 @@ fn status(config: &AgentConfig) -> Result<(), String> {
     println!("Server:     {}", config.server_url);
     println!("Desired:    generation {generation} (cached)");
     println!("Converged:  generation {applied}");
+    print_certificate(config, &db)?;
     println!("Journal (newest first):");
     for entry in db.journal(10).map_err(|e| e.to_string())? {
         println!(
@@ -230,5 +294,74 @@ fn status(config: &AgentConfig) -> Result<(), String> {
             entry.detail.map(|d| format!(": {d}")).unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+fn rfc3339(unix: i64) -> String {
+    mftplus_base::clock::rfc3339(unix * 1000)
+}
+
+fn print_certificate(config: &AgentConfig, db: &crate::state::StateDb) -> Result<(), String> {
+    if let Some(cert) = &config.client_cert {
+        println!(
+            "Certificate: {} (from the config; not managed)",
+            cert.display()
+        );
+        return Ok(());
+    }
+    let now = mftplus_base::Clock::now_secs(&SystemClock);
+    match db.certificate().map_err(|e| e.to_string())? {
+        None => println!("Certificate: none (asked for when the agent runs)"),
+        Some(cert) => {
+            let state = if cert.not_after <= now {
+                "EXPIRED: recover with `mftplus agent certificate --recover`"
+            } else if now >= cert.renew_at() {
+                "renewal due"
+            } else {
+                "valid"
+            };
+            println!(
+                "Certificate: serial {}, valid until {}, renews from {} ({state})",
+                cert.serial,
+                rfc3339(cert.not_after),
+                rfc3339(cert.renew_at())
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn certificate(config: &AgentConfig, args: &CertificateArgs) -> Result<(), String> {
+    if !args.recover {
+        let db =
+            crate::state::StateDb::open_to_read(&config.state_dir).map_err(|e| e.to_string())?;
+        return print_certificate(config, &db);
+    }
+    let (db, _) = crate::state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
+        return Err(describe(&AgentError::NotEnrolled {
+            state_dir: config.state_dir.display().to_string(),
+        }));
+    };
+    let password = read_password(&args.password, &identity.customer_id)?;
+    let options = crate::enroll::client_options(config, None).map_err(|e| describe(&e))?;
+    let client = mftplus_client::AgentClient::with_options(
+        &config.server_url,
+        Some(identity.host_key.expose()),
+        options,
+    )
+    .map_err(|e| e.to_string())?;
+    let now_ms = mftplus_base::Clock::now_ms(&SystemClock);
+    let ask = crate::certificate::Ask::Recover {
+        password: password.expose(),
+    };
+    let cert = crate::certificate::obtain(&db, &client, &identity.host_id, ask, now_ms)
+        .await
+        .map_err(|e| format!("{} [{}]", e.message(), e.code()))?;
+    println!(
+        "Recovered: serial {}, valid until {}. A running agent picks it up within minutes.",
+        cert.serial,
+        rfc3339(cert.not_after)
+    );
     Ok(())
 }

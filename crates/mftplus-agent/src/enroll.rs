@@ -4,6 +4,7 @@
 //! box's identity; the old key stops working at once and the new box starts from the restore
 //! directive's desired state.
 
+use crate::certificate::{obtain, Ask, StoredCertificate};
 use crate::config::AgentConfig;
 use crate::error::AgentError;
 use crate::state::{Identity, StateDb};
@@ -28,11 +29,44 @@ pub struct Enrolled {
     pub customer_id: String,
     pub pinned_keys: usize,
     pub restored: bool,
+    /// What became of the first client certificate: its serial and expiry, or why there is
+    /// none yet (the agent asks again when it starts).
+    pub certificate: Result<(String, i64), String>,
+}
+
+/// The host's first certificate, with the key enrollment just returned. Enrollment stands
+/// either way: a cloud without the built-in CA, or one that cannot answer now, leaves the box
+/// enrolled and the agent asks again when it runs.
+async fn first_certificate(
+    config: &AgentConfig,
+    db: &StateDb,
+    identity: &Identity,
+    ask: Ask<'_>,
+    clock: &dyn Clock,
+) -> Result<(String, i64), String> {
+    if config.client_cert.is_some() {
+        return Err("the config names its own client certificate".into());
+    }
+    let options = client_options(config, None).map_err(|e| e.to_string())?;
+    let client = AgentClient::with_options(
+        &config.server_url,
+        Some(identity.host_key.expose()),
+        options,
+    )
+    .map_err(|e| e.to_string())?;
+    obtain(db, &client, &identity.host_id, ask, clock.now_ms())
+        .await
+        .map(|cert| (cert.serial, cert.not_after))
+        .map_err(|e| format!("{} [{}]", e.message(), e.code()))
 }
 
 /// The HTTP client settings of the config: timeout, and the CA and client certificate for
-/// TLS when set (the key file must be private).
-pub fn client_options(config: &AgentConfig) -> Result<ClientOptions, AgentError> {
+/// TLS: the config's own (the key file must be private), else `managed`, the certificate the
+/// agent got from the cloud's CA.
+pub fn client_options(
+    config: &AgentConfig,
+    managed: Option<&StoredCertificate>,
+) -> Result<ClientOptions, AgentError> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| AgentError::Input(format!("{}: {e}", path.display())))
     };
@@ -48,7 +82,7 @@ pub fn client_options(config: &AgentConfig) -> Result<ClientOptions, AgentError>
             );
             Some(TlsIdentity(pem))
         }
-        _ => None,
+        _ => managed.map(StoredCertificate::tls_identity),
     };
     Ok(ClientOptions {
         request_timeout: config.server_timeout,
@@ -79,7 +113,7 @@ pub async fn enroll(
             });
         }
     }
-    let client = AgentClient::with_options(&config.server_url, None, client_options(config)?)
+    let client = AgentClient::with_options(&config.server_url, None, client_options(config, None)?)
         .map_err(AgentError::Enroll)?;
     let password = args.password.expose();
     // Both answers carry the same four facts; a restore adds where the lost box stood.
@@ -138,10 +172,18 @@ pub async fn enroll(
     let pinned = AllowedSigners::parse(&identity.operator_keys)
         .map_err(|e| AgentError::OperatorKeys(e.to_string()))?;
     db.set_identity(&identity, desired.as_ref().map(|(g, s)| (*g, s)))?;
+    // A restored host had certificates before: the retrieval password it just gave is what
+    // a new one needs.
+    let ask = match args.restore {
+        Some(_) => Ask::Recover { password },
+        None => Ask::First,
+    };
+    let certificate = first_certificate(config, &db, &identity, ask, clock).await;
     Ok(Enrolled {
         host_id: identity.host_id,
         customer_id: identity.customer_id,
         pinned_keys: pinned.entries().len(),
         restored: args.restore.is_some(),
+        certificate,
     })
 }

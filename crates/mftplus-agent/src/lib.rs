@@ -14,6 +14,7 @@
 //! verifies operators' signatures against the keys pinned at enrollment.
 
 pub mod agent;
+pub mod certificate;
 pub mod cli;
 pub mod config;
 pub mod driver;

@@ -23,7 +23,8 @@ use thiserror::Error;
 pub const DB_FILE: &str = "agent.db";
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE identity (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     host_id TEXT NOT NULL,
@@ -67,7 +68,20 @@ CREATE TABLE journal (
     detail TEXT,
     finished_at_ms INTEGER
 );
-"#];
+"#,
+    r#"
+CREATE TABLE certificate (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    chain_pem TEXT NOT NULL,
+    key_pem TEXT NOT NULL,
+    ca_pem TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    stored_at_ms INTEGER NOT NULL
+);
+"#,
+];
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -247,14 +261,14 @@ impl StateDb {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+    pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         move |source| StateError::Sqlite {
             path: self.path.clone(),
             source,
@@ -315,6 +329,9 @@ impl StateDb {
         .map_err(self.sql())?;
         tx.execute("DELETE FROM desired", []).map_err(self.sql())?;
         tx.execute("DELETE FROM progress", []).map_err(self.sql())?;
+        // A new identity (a restore) starts without the lost box's certificate.
+        tx.execute("DELETE FROM certificate", [])
+            .map_err(self.sql())?;
         if let Some((generation, state)) = desired {
             let json =
                 serde_json::to_string(state).map_err(|e| StateError::Corrupt(e.to_string()))?;

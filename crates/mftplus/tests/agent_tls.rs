@@ -6,6 +6,8 @@
 mod agent_support;
 
 use agent_support::*;
+use mftplus_client::Client;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_enrolls_and_reports_over_tls_when_it_trusts_the_ca() {
@@ -77,4 +79,137 @@ async fn through_a_tls_hub_to_a_tls_cloud() {
         enrolled_host_id(&agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]));
     let agent = agent_box.start();
     first_report(&operator, &host_id, &[&agent, &hub]).await;
+}
+
+/// The host's reports as the cloud last saw them: (report count so far is not exposed, so the
+/// time of the latest).
+async fn last_report(operator: &Client, host_id: &str) -> Option<String> {
+    operator.get_host(host_id).await.ok()?.last_report_at
+}
+
+/// Waits until the host reports after `after`.
+async fn reports_again(
+    operator: &Client,
+    host_id: &str,
+    after: &Option<String>,
+    logs: &[&Proc],
+    what: &str,
+) {
+    eventually(Duration::from_secs(40), what, logs, || async {
+        let latest = last_report(operator, host_id).await;
+        (latest.is_some() && latest > *after).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_mutual_tls_the_agent_gets_renews_and_recovers_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    // Short-lived leaves so renewal and expiry happen within the test.
+    let (_cloud, https, operator, ca_file) = tls_cloud_with(
+        dir.path(),
+        "requireAndVerifyClientCert",
+        "certificates:\n  validity: 20s\n  renew_before: 5s\n",
+    )
+    .await;
+    customer_via(&operator, "kovacs").await;
+    let agent_box = Box::with_driver(&dir.path().join("box"), &https, "none");
+    let enrolled = agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&enrolled.stdout).to_string();
+    assert!(stdout.contains("Certificate: serial"), "{stdout}");
+    let host_id = enrolled_host_id(&enrolled);
+    let subject = format!("host:{host_id}");
+
+    // Box routes need the certificate here, so a report is proof the agent presents it.
+    let mut agent = agent_box.start();
+    first_report(&operator, &host_id, &[&agent]).await;
+    // Renewed before it lapses, with no one involved, and reporting carries on.
+    eventually(Duration::from_secs(40), "a renewal", &[&agent], || async {
+        let certs = operator.list_certificates(Some(&subject)).await.ok()?;
+        (certs.len() >= 2).then_some(())
+    })
+    .await;
+    let seen = last_report(&operator, &host_id).await;
+    reports_again(
+        &operator,
+        &host_id,
+        &seen,
+        &[&agent],
+        "a report with the renewed certificate",
+    )
+    .await;
+
+    // Revoked: the box is refused until someone recovers it with the retrieval password.
+    let current = operator.list_certificates(Some(&subject)).await.unwrap();
+    let newest = current.iter().find(|c| c.status == "valid").unwrap();
+    operator
+        .revoke_certificate(&newest.serial, Some("drill"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused_since = last_report(&operator, &host_id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        last_report(&operator, &host_id).await,
+        refused_since,
+        "a revoked box still reports"
+    );
+    let recover = |agent_box: &Box| {
+        let config = agent_box.config.display().to_string();
+        let password = agent_box.dir.join("password").display().to_string();
+        std::process::Command::new(BIN)
+            .args([
+                "agent",
+                "certificate",
+                "--recover",
+                "--config",
+                &config,
+                "--password-file",
+                &password,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = recover(&agent_box);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reports_again(
+        &operator,
+        &host_id,
+        &refused_since,
+        &[&agent],
+        "reports after recovery",
+    )
+    .await;
+
+    // Offline past expiry: started again, it says how to recover, and recovery needs no
+    // file deleted.
+    agent.kill_9();
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let offline_since = last_report(&operator, &host_id).await;
+    let agent = agent_box.start();
+    eventually(
+        Duration::from_secs(20),
+        "the recovery notice",
+        &[&agent],
+        || async { agent.logs().contains("certificate --recover").then_some(()) },
+    )
+    .await;
+    let out = recover(&agent_box);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reports_again(
+        &operator,
+        &host_id,
+        &offline_since,
+        &[&agent],
+        "reports after the lapse",
+    )
+    .await;
 }

@@ -222,6 +222,15 @@ pub fn enrolled_host_id(output: &std::process::Output) -> String {
 /// `dir/certs` (`ca.crt`, `server.*`, `hub.*`), polling every second; its `https://` URL and
 /// an operator client that trusts the CA.
 pub async fn tls_cloud(dir: &Path) -> (TestCloud, String, Client, PathBuf) {
+    tls_cloud_with(dir, "noClientCert", "").await
+}
+
+/// [`tls_cloud`] with `client_auth.mode` and more YAML for the server config.
+pub async fn tls_cloud_with(
+    dir: &Path,
+    mode: &str,
+    extra_yaml: &str,
+) -> (TestCloud, String, Client, PathBuf) {
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     mftplus_pki::testing::ca(&certs, "ca");
@@ -229,7 +238,7 @@ pub async fn tls_cloud(dir: &Path) -> (TestCloud, String, Client, PathBuf) {
     mftplus_pki::testing::leaf(&certs, "ca", "hub", true);
     let mut options = TestOptions::default();
     options.config_yaml.push_str(&format!(
-        "fleet:\n  poll_interval_seconds: 1\ntls:\n  enabled: true\n  certificate:\n    cert: {0}/server.crt\n    key: {0}/server.key\n  client_auth:\n    mode: noClientCert\n",
+        "fleet:\n  poll_interval_seconds: 1\ntls:\n  enabled: true\n  certificate:\n    cert: {0}/server.crt\n    key: {0}/server.key\n  client_auth:\n    mode: {mode}\n{extra_yaml}",
         certs.display()
     ));
     let cloud = TestCloud::spawn_with(options).await;

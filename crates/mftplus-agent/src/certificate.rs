@@ -1,0 +1,222 @@
+//! The box's client certificate from the cloud's built-in CA (SPEC §7, decision 0016).
+//!
+//! The agent asks for its first certificate right after enrollment (the host key authorises
+//! that once), presents it on every request, and renews it over mutual TLS when 70–85 % of
+//! its life has passed (the point is fixed per certificate, so restarts do not move it, and
+//! spread, so a fleet issued together does not renew together). The certificate and its key
+//! live in `agent.db` beside the host key: one transaction replaces both, so a crash can never
+//! leave a key that does not match its certificate.
+//!
+//! A box that was offline past expiry, or whose certificate was revoked, cannot renew; it keeps
+//! running without presenting it and says how to recover: `mftplus agent certificate
+//! --recover` with the customer's retrieval password. Nothing needs deleting.
+//!
+//! When the config names `server.client_cert`/`client_key` (an operator-managed certificate),
+//! the agent presents those and manages nothing.
+
+use crate::error::AgentError;
+use crate::state::{StateDb, StateError};
+use mftplus_client::{AgentClient, ClientError, TlsIdentity};
+use mftplus_pki::ca::new_key_and_csr;
+use mftplus_pki::identity::read_certificate_pem;
+use mftplus_types::certificates::{IssueCertificateRequest, IssuedCertificate};
+use rusqlite::{params, OptionalExtension};
+
+#[derive(Clone)]
+pub struct StoredCertificate {
+    pub chain_pem: String,
+    pub key_pem: mftplus_base::Secret,
+    pub ca_pem: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// When this box stored it (unix seconds): the lifetime counts from here, since the CA
+    /// backdates `not_before` for clocks running behind.
+    pub stored_at: i64,
+}
+
+impl std::fmt::Debug for StoredCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCertificate")
+            .field("serial", &self.serial)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredCertificate {
+    /// The PEM chain and key as the HTTP client presents them.
+    pub fn tls_identity(&self) -> TlsIdentity {
+        TlsIdentity(format!("{}\n{}", self.chain_pem, self.key_pem.expose()).into_bytes())
+    }
+
+    /// When to renew: 70–85 % into the lifetime, the exact point derived from the serial.
+    pub fn renew_at(&self) -> i64 {
+        let start = self.not_before.max(self.stored_at.min(self.not_after));
+        let lifetime = (self.not_after - start).max(0);
+        let spread = self
+            .serial
+            .bytes()
+            .fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u64))
+            % 1000;
+        let fraction = 0.70 + 0.15 * (spread as f64 / 1000.0);
+        start + (lifetime as f64 * fraction) as i64
+    }
+}
+
+/// What the maintenance step decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Upkeep {
+    /// Nothing to do until then (unix seconds).
+    Current { renew_at: i64 },
+    /// A new certificate is stored; the client must be rebuilt.
+    Replaced { serial: String, not_after: i64 },
+    /// The box needs a person: the certificate lapsed or was refused. Said once per cause.
+    NeedsRecovery { why: String },
+    /// The cloud has no built-in CA.
+    NoAuthority,
+    /// The server could not be asked; the next look tries again.
+    Retry(ClientError),
+}
+
+impl StateDb {
+    pub fn certificate(&self) -> Result<Option<StoredCertificate>, StateError> {
+        self.conn()
+            .query_row(
+                "SELECT chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms
+                 FROM certificate WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredCertificate {
+                        chain_pem: r.get(0)?,
+                        key_pem: mftplus_base::Secret::new(r.get::<_, String>(1)?),
+                        ca_pem: r.get(2)?,
+                        serial: r.get(3)?,
+                        not_before: r.get(4)?,
+                        not_after: r.get(5)?,
+                        stored_at: r.get::<_, i64>(6)? / 1000,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql())
+    }
+
+    pub fn store_certificate(&self, cert: &StoredCertificate) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO certificate
+                 (id, chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    cert.chain_pem,
+                    cert.key_pem.expose(),
+                    cert.ca_pem,
+                    cert.serial,
+                    cert.not_before,
+                    cert.not_after,
+                    cert.stored_at * 1000
+                ],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+}
+
+/// How a certificate is asked for.
+pub enum Ask<'a> {
+    /// The first one, with the host key.
+    First,
+    /// With the host key and the retrieval password.
+    Recover { password: &'a str },
+    /// With the current certificate (the client presents it).
+    Renew,
+}
+
+/// Makes a key, asks the cloud to certify it, and stores both.
+pub async fn obtain(
+    db: &StateDb,
+    client: &AgentClient,
+    host_id: &str,
+    ask: Ask<'_>,
+    now_ms: i64,
+) -> Result<StoredCertificate, ClientError> {
+    let (key_pem, csr) = new_key_and_csr(host_id)
+        .map_err(|e| ClientError::Decode(format!("cannot make a certificate request: {e}")))?;
+    let request = IssueCertificateRequest {
+        csr,
+        subject: Some(format!("host:{host_id}")),
+        validity: None,
+    };
+    let issued = match ask {
+        Ask::First => client.issue_certificate(&request).await?,
+        Ask::Recover { password } => client.recover_certificate(&request, password).await?,
+        Ask::Renew => client.renew_certificate(&request).await?,
+    };
+    let stored = stored(issued, key_pem, now_ms / 1000)?;
+    db.store_certificate(&stored)
+        .map_err(|e| ClientError::Decode(format!("cannot store the certificate: {e}")))?;
+    Ok(stored)
+}
+
+fn stored(
+    issued: IssuedCertificate,
+    key_pem: String,
+    now: i64,
+) -> Result<StoredCertificate, ClientError> {
+    // What is stored is what the certificate itself says, not what the answer claims.
+    let facts = read_certificate_pem(&issued.certificate)
+        .map_err(|e| ClientError::Decode(format!("the issued certificate: {e}")))?;
+    Ok(StoredCertificate {
+        chain_pem: issued.certificate,
+        key_pem: mftplus_base::Secret::new(key_pem),
+        ca_pem: issued.ca,
+        serial: facts.serial,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        stored_at: now,
+    })
+}
+
+/// One look at the certificate: ask for the first, renew when due, or say recovery is needed.
+/// `client` presents the current certificate (when there is a live one).
+pub async fn upkeep(
+    db: &StateDb,
+    client: &AgentClient,
+    host_id: &str,
+    now: i64,
+) -> Result<Upkeep, AgentError> {
+    let current = db.certificate()?;
+    let (ask, what) = match &current {
+        None => (Ask::First, "asking for this host's first certificate"),
+        Some(cert) if cert.not_after <= now => {
+            return Ok(Upkeep::NeedsRecovery {
+                why: format!(
+                    "the client certificate {} expired at {}",
+                    cert.serial, cert.not_after
+                ),
+            })
+        }
+        Some(cert) if now < cert.renew_at() => {
+            return Ok(Upkeep::Current {
+                renew_at: cert.renew_at(),
+            })
+        }
+        Some(_) => (Ask::Renew, "renewing the client certificate"),
+    };
+    tracing::info!(host_id, "{what}");
+    match obtain(db, client, host_id, ask, now * 1000).await {
+        Ok(cert) => Ok(Upkeep::Replaced {
+            serial: cert.serial,
+            not_after: cert.not_after,
+        }),
+        Err(err) => match err.code() {
+            "ca_disabled" => Ok(Upkeep::NoAuthority),
+            "certificate_exists" | "certificate_revoked" => Ok(Upkeep::NeedsRecovery {
+                why: err.message().to_string(),
+            }),
+            // The network or the server: the next look tries again.
+            _ => Ok(Upkeep::Retry(err)),
+        },
+    }
+}
