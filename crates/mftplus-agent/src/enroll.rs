@@ -70,7 +70,14 @@ pub fn client_options(
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| AgentError::Input(format!("{}: {e}", path.display())))
     };
-    let extra_roots_pem = config.server_ca_file.as_deref().map(read).transpose()?;
+    let mut extra_roots_pem = config.server_ca_file.as_deref().map(read).transpose()?;
+    // The built-in CA's bundle as of the last issuance: during a CA rotation it carries the new
+    // root before the server's own certificate moves to it.
+    if let Some(cert) = managed {
+        let bundle = extra_roots_pem.get_or_insert_with(Vec::new);
+        bundle.push(b'\n');
+        bundle.extend_from_slice(cert.ca_pem.as_bytes());
+    }
     let identity_pem = match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
             let mut pem = read(cert)?;

@@ -4,7 +4,8 @@
 //! mutual TLS ([`AgentClient`]; the identity is set in [`crate::ClientOptions`]).
 
 use mftplus_types::certificates::{
-    CertificateInfo, IssueCertificateRequest, IssuedCertificate, RevokeCertificateRequest,
+    CaStatus, CertificateInfo, IssueCertificateRequest, IssuedCertificate, RetireCaRequest,
+    RevokeCertificateRequest,
 };
 use mftplus_types::fleet::RETRIEVAL_PASSWORD_HEADER;
 use mftplus_types::routes::{self, fill};
@@ -61,9 +62,31 @@ impl Client {
             .await
     }
 
+    /// The roots the CA trusts and whether a rotation is under way.
+    pub async fn ca_status(&self) -> Result<CaStatus, ClientError> {
+        self.fetch(self.builder(Method::GET, routes::CA)).await
+    }
+
+    /// Starts a CA rotation: new root and intermediate, both roots trusted meanwhile.
+    pub async fn rotate_ca(&self) -> Result<CaStatus, ClientError> {
+        self.fetch(self.builder(Method::POST, routes::CA_ROTATE))
+            .await
+    }
+
+    /// Ends a CA rotation; `force` even while certificates still chain to the old root.
+    pub async fn retire_ca(&self, force: bool) -> Result<CaStatus, ClientError> {
+        self.fetch(
+            self.builder(Method::POST, routes::CA_RETIRE)
+                .json(&RetireCaRequest { force }),
+        )
+        .await
+    }
+
     /// The CA's current CRL (PEM).
     pub async fn certificate_revocation_list(&self) -> Result<String, ClientError> {
-        let body = self.exchange(self.builder(Method::GET, routes::CA_CRL)).await?;
+        let body = self
+            .exchange(self.builder(Method::GET, routes::CA_CRL))
+            .await?;
         String::from_utf8(body).map_err(|e| ClientError::Decode(e.to_string()))
     }
 }

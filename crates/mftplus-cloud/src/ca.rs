@@ -11,13 +11,16 @@ use mftplus_store::{CertSubjectKind, CertificateRow, Store};
 use mftplus_types::certificates::{BoxIdentity, BoxKind};
 use mftplus_types::duration::parse_duration_secs;
 use mftplus_types::ErrorCode;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// How long a CRL the cloud writes is valid, and so the longest a listener may go without a
 /// fresh one; it is rewritten well before, and at once on each revocation.
 const CRL_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 pub const CRL_REFRESH_EVERY: Duration = Duration::from_secs(600);
+/// How often each replica looks whether the CA files changed (a rotation elsewhere).
+pub const CA_LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// The lifetimes of `certificates.*`, checked with the key named.
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +60,25 @@ pub fn lifetimes(config: &ServerConfig) -> Result<Lifetimes, ConfigError> {
 }
 
 pub struct CaRuntime {
-    pub authority: Authority,
+    dir: PathBuf,
+    name: String,
+    /// Swapped whole when the files change (a rotation, here or on another replica).
+    authority: RwLock<Arc<Authority>>,
+    stamp: Mutex<Stamp>,
     pub lifetimes: Lifetimes,
+}
+
+/// What the CA files looked like at the last load.
+type Stamp = Vec<Option<(std::time::SystemTime, u64)>>;
+
+fn stamp(dir: &Path) -> Stamp {
+    ["roots.pem", "intermediate.crt", "retiring"]
+        .iter()
+        .map(|file| {
+            let meta = std::fs::metadata(dir.join(file)).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
 }
 
 impl CaRuntime {
@@ -78,20 +98,56 @@ impl CaRuntime {
                 .map_err(|e| ConfigError::Invalid(format!("certificates.authority.dir: {e}")))?;
         }
         Ok(Some(CaRuntime {
-            authority,
+            dir: section.dir.clone(),
+            name: section.name.clone(),
+            stamp: Mutex::new(stamp(&section.dir)),
+            authority: RwLock::new(Arc::new(authority)),
             lifetimes,
         }))
     }
 
-    /// The files a TLS listener with client authentication adds: (roots, CRL).
-    pub fn listener_files(&self) -> (PathBuf, PathBuf) {
-        (self.authority.roots_file(), self.authority.crl_file())
+    /// The authority as of now.
+    pub fn authority(&self) -> Arc<Authority> {
+        self.authority
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the files again when they changed; `Ok(true)` when a new authority is in place.
+    /// A folder caught half-way through a rotation by another replica fails to load and is
+    /// tried again at the next look.
+    pub fn reload_if_changed(&self) -> Result<bool, mftplus_pki::ca::CaError> {
+        let now = stamp(&self.dir);
+        let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == now {
+            return Ok(false);
+        }
+        let authority = Authority::open(&self.dir)?;
+        *last = now;
+        *self.authority.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(authority);
+        Ok(true)
+    }
+
+    /// Starts a rotation (see `Authority::rotate`) and loads the new pair.
+    pub fn rotate(&self, now: i64) -> Result<(), mftplus_pki::ca::CaError> {
+        Authority::rotate(&self.dir, &self.name, now)?;
+        self.reload_if_changed().map(drop)
+    }
+
+    pub fn retire(&self, now: i64) -> Result<(), mftplus_pki::ca::CaError> {
+        Authority::retire(&self.dir, now)?;
+        self.reload_if_changed().map(drop)
     }
 
     /// The CRL as of now, from the store.
     pub async fn crl_pem(&self, store: &dyn Store, now: i64) -> Result<String, ApiError> {
         let revoked = revoked_entries(store, now).await?;
-        self.authority
+        self.authority()
             .crl_pem(&revoked, now, now + CRL_LIFETIME.as_secs() as i64)
             .map_err(ApiError::internal)
     }
@@ -99,7 +155,7 @@ impl CaRuntime {
     /// Rewrites the CRL file the listeners watch.
     pub async fn write_crl(&self, store: &dyn Store, now: i64) -> Result<(), ApiError> {
         let revoked = revoked_entries(store, now).await?;
-        self.authority
+        self.authority()
             .write_crl(&revoked, now, now + CRL_LIFETIME.as_secs() as i64)
             .map_err(ApiError::internal)
     }

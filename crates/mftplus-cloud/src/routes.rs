@@ -156,6 +156,9 @@ table! {
     "notifications_list"  GET    paths::NOTIFICATIONS => FLEET_READ;
     "ca_roots"            GET    paths::CA_ROOTS => Access::Public;
     "ca_crl"              GET    paths::CA_CRL => Access::Public;
+    "ca_status"           GET    paths::CA => Access::Permission("certificates:read");
+    "ca_rotate"           POST   paths::CA_ROTATE => Access::Permission("certificates:rotate");
+    "ca_retire"           POST   paths::CA_RETIRE => Access::Permission("certificates:rotate");
     "certificates_list"   GET    paths::CERTIFICATES => Access::Permission("certificates:read");
     "certificates_issue"  POST   paths::CERTIFICATES => Access::HostOr("certificates:issue");
     "certificates_renew"  POST   paths::CERTIFICATES_RENEW => Access::Certificate;
@@ -267,6 +270,9 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "notifications_list" => get(events::notifications),
         "ca_roots" => get(certificates::roots),
         "ca_crl" => get(certificates::crl),
+        "ca_status" => get(certificates::ca_status),
+        "ca_rotate" => post(certificates::ca_rotate),
+        "ca_retire" => post(certificates::ca_retire),
         "certificates_list" => get(certificates::index),
         "certificates_issue" => post(certificates::issue),
         "certificates_renew" => post(certificates::renew),

@@ -283,6 +283,9 @@ async fn json_fixture(w: &World, id: &str) -> (String, Option<Value>) {
         "health" => ("/health".into(), None),
         "ca_roots" => ("/api/v1/ca/roots".into(), None),
         "ca_crl" => ("/api/v1/ca/crl".into(), None),
+        "ca_status" => ("/api/v1/ca".into(), None),
+        "ca_rotate" => ("/api/v1/ca/rotate".into(), None),
+        "ca_retire" => ("/api/v1/ca/retire".into(), Some(json!({"force": true}))),
         "api_health" => ("/api/v1/health".into(), None),
         "jwks" => ("/.well-known/jwks.json".into(), None),
         "auth_login" => (

@@ -22,6 +22,16 @@ use time::OffsetDateTime;
 
 /// A leaf may be used this long before its stated start, for clocks slightly behind ours.
 const BACKDATE: Duration = Duration::from_secs(300);
+/// The files of one root and intermediate pair.
+const CA_FILES: [&str; 4] = [
+    "root.crt",
+    "root.key",
+    "intermediate.crt",
+    "intermediate.key",
+];
+/// The folder of the pair being rotated out, and the file in it saying since when.
+const RETIRING: &str = "retiring";
+const STARTED: &str = "started_at";
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86_400);
 
@@ -35,6 +45,8 @@ pub enum CaError {
     InvalidCsr(String),
     #[error("certificate authority: {0}")]
     Sign(String),
+    #[error("CA rotation: {0}")]
+    Rotation(String),
 }
 
 impl CaError {
@@ -44,6 +56,7 @@ impl CaError {
             CaError::Private(e) => e.code(),
             CaError::InvalidCsr(_) => "invalid_csr",
             CaError::Sign(_) => "ca_sign",
+            CaError::Rotation(_) => "ca_rotation",
         }
     }
 }
@@ -76,6 +89,9 @@ pub struct Authority {
     dir: PathBuf,
     intermediate_pem: String,
     intermediate: Issuer<'static, KeyPair>,
+    /// During a rotation, the old intermediate: it issues nothing, but signs a CRL for the
+    /// certificates it issued, which are still out there.
+    retiring: Option<Issuer<'static, KeyPair>>,
     roots_pem: String,
 }
 
@@ -85,58 +101,85 @@ impl Authority {
     /// (an operator-provided root: put its `root.crt` and `root.key` there first).
     pub fn open_or_create(dir: &Path, name: &str, now: i64) -> Result<Authority, CaError> {
         mftplus_base::ensure_private_dir(dir)?;
-        let root_crt = dir.join("root.crt");
-        let root_key = dir.join("root.key");
-        let inter_crt = dir.join("intermediate.crt");
-        let inter_key = dir.join("intermediate.key");
-        if !root_crt.exists() {
-            let key = new_key()?;
-            let params = ca_params(&format!("{name} Root CA"), None, now, ROOT_LIFETIME)?;
-            let cert = params.self_signed(&key).map_err(sign_error)?;
-            mftplus_base::write_private(&root_key, key.serialize_pem().as_bytes())?;
-            write_public(&root_crt, &cert.pem())?;
-        }
-        if !inter_crt.exists() {
-            let root_pem = read_text(&root_crt)?;
-            let root_signing = load_key(&root_key)?;
-            let root =
-                Issuer::from_ca_cert_pem(&root_pem, root_signing).map_err(|e| CaError::File {
-                    path: root_crt.clone(),
-                    why: format!("not a usable CA certificate: {e}"),
-                })?;
-            let key = new_key()?;
-            let params = ca_params(
-                &format!("{name} Intermediate CA"),
-                Some(0),
-                now,
-                INTERMEDIATE_LIFETIME,
-            )?;
-            let cert = params.signed_by(&key, &root).map_err(sign_error)?;
-            mftplus_base::write_private(&inter_key, key.serialize_pem().as_bytes())?;
-            write_public(&inter_crt, &cert.pem())?;
-        }
+        create_missing(dir, name, now)?;
         let roots = dir.join("roots.pem");
         if !roots.exists() {
-            write_public(&roots, &read_text(&root_crt)?)?;
+            write_public(&roots, &read_text(&dir.join("root.crt"))?)?;
         }
         Authority::open(dir)
     }
 
+    /// Starts a CA rotation: the current root and intermediate move to `retiring/`, a new
+    /// pair is made, and `roots.pem` trusts both, so certificates of either verify while boxes
+    /// renew onto the new chain. Refused while a rotation is under way.
+    pub fn rotate(dir: &Path, name: &str, now: i64) -> Result<(), CaError> {
+        let retiring = dir.join(RETIRING);
+        if retiring.exists() {
+            return Err(CaError::Rotation(
+                "a rotation is under way already; retire the old root first".into(),
+            ));
+        }
+        let staging = dir.join(format!("{RETIRING}.tmp"));
+        let _ = std::fs::remove_dir_all(&staging);
+        mftplus_base::ensure_private_dir(&staging)?;
+        for file in CA_FILES {
+            if dir.join(file).exists() {
+                std::fs::copy(dir.join(file), staging.join(file))
+                    .map_err(|e| io_error(&staging.join(file), e))?;
+            }
+        }
+        std::fs::write(staging.join(STARTED), now.to_string())
+            .map_err(|e| io_error(&staging.join(STARTED), e))?;
+        // Renaming the staged folder is the commit: before it, the old CA is untouched.
+        std::fs::rename(&staging, &retiring).map_err(|e| io_error(&retiring, e))?;
+        for file in CA_FILES {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        create_missing(dir, name, now)?;
+        let bundle = format!(
+            "{}{}",
+            read_text(&dir.join("root.crt"))?,
+            read_text(&retiring.join("root.crt"))?
+        );
+        write_public(&dir.join("roots.pem"), &bundle)
+    }
+
+    /// Ends a rotation: only the new root is trusted from now on; the old pair is kept in
+    /// `retired-<time>/` for the record.
+    pub fn retire(dir: &Path, now: i64) -> Result<(), CaError> {
+        let retiring = dir.join(RETIRING);
+        if !retiring.exists() {
+            return Err(CaError::Rotation("no rotation is under way".into()));
+        }
+        write_public(&dir.join("roots.pem"), &read_text(&dir.join("root.crt"))?)?;
+        let kept = dir.join(format!("retired-{now}"));
+        std::fs::rename(&retiring, &kept).map_err(|e| io_error(&kept, e))
+    }
+
+    /// When the rotation under way started, if one is.
+    pub fn rotation_started(dir: &Path) -> Option<i64> {
+        std::fs::read_to_string(dir.join(RETIRING).join(STARTED))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Opens an existing CA folder without creating anything.
     pub fn open(dir: &Path) -> Result<Authority, CaError> {
-        let inter_crt = dir.join("intermediate.crt");
-        let intermediate_pem = read_text(&inter_crt)?;
-        let signing = load_key(&dir.join("intermediate.key"))?;
-        let intermediate =
-            Issuer::from_ca_cert_pem(&intermediate_pem, signing).map_err(|e| CaError::File {
-                path: inter_crt.clone(),
-                why: format!("not a usable CA certificate: {e}"),
-            })?;
+        let (intermediate_pem, intermediate) = load_issuer(dir)?;
+        let retiring_dir = dir.join(RETIRING);
+        let retiring = if retiring_dir.exists() {
+            Some(load_issuer(&retiring_dir)?.1)
+        } else {
+            None
+        };
         let roots_pem = read_text(&dir.join("roots.pem"))?;
         Ok(Authority {
             dir: dir.to_path_buf(),
             intermediate_pem,
             intermediate,
+            retiring,
             roots_pem,
         })
     }
@@ -281,11 +324,14 @@ impl Authority {
             revoked_certs,
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        params
-            .signed_by(&self.intermediate)
-            .map_err(sign_error)?
-            .pem()
-            .map_err(sign_error)
+        // A CRL speaks for the certificates of its signer only: during a rotation each
+        // intermediate signs one, listing every revoked serial (a serial is unique anyway).
+        let mut pem = String::new();
+        for issuer in std::iter::once(&self.intermediate).chain(self.retiring.as_ref()) {
+            let crl = params.signed_by(issuer).map_err(sign_error)?;
+            pem.push_str(&crl.pem().map_err(sign_error)?);
+        }
+        Ok(pem)
     }
 
     /// Writes the CRL where the listeners load it from (atomically; public).
@@ -311,6 +357,60 @@ pub fn new_key_and_csr(common_name: &str) -> Result<(String, String), CaError> {
         .push(DnType::CommonName, common_name);
     let csr = params.serialize_request(&key).map_err(sign_error)?;
     Ok((key.serialize_pem(), csr.pem().map_err(sign_error)?))
+}
+
+/// The intermediate of `dir`: (certificate PEM, issuer).
+fn load_issuer(dir: &Path) -> Result<(String, Issuer<'static, KeyPair>), CaError> {
+    let inter_crt = dir.join("intermediate.crt");
+    let pem = read_text(&inter_crt)?;
+    let signing = load_key(&dir.join("intermediate.key"))?;
+    let issuer = Issuer::from_ca_cert_pem(&pem, signing).map_err(|e| CaError::File {
+        path: inter_crt.clone(),
+        why: format!("not a usable CA certificate: {e}"),
+    })?;
+    Ok((pem, issuer))
+}
+
+/// Makes whatever of the root and intermediate is missing in `dir`.
+fn create_missing(dir: &Path, name: &str, now: i64) -> Result<(), CaError> {
+    let root_crt = dir.join("root.crt");
+    let root_key = dir.join("root.key");
+    let inter_crt = dir.join("intermediate.crt");
+    let inter_key = dir.join("intermediate.key");
+    if !root_crt.exists() {
+        let key = new_key()?;
+        let params = ca_params(&format!("{name} Root CA"), None, now, ROOT_LIFETIME)?;
+        let cert = params.self_signed(&key).map_err(sign_error)?;
+        mftplus_base::write_private(&root_key, key.serialize_pem().as_bytes())?;
+        write_public(&root_crt, &cert.pem())?;
+    }
+    if !inter_crt.exists() {
+        let root_pem = read_text(&root_crt)?;
+        let root_signing = load_key(&root_key)?;
+        let root =
+            Issuer::from_ca_cert_pem(&root_pem, root_signing).map_err(|e| CaError::File {
+                path: root_crt.clone(),
+                why: format!("not a usable CA certificate: {e}"),
+            })?;
+        let key = new_key()?;
+        let params = ca_params(
+            &format!("{name} Intermediate CA"),
+            Some(0),
+            now,
+            INTERMEDIATE_LIFETIME,
+        )?;
+        let cert = params.signed_by(&key, &root).map_err(sign_error)?;
+        mftplus_base::write_private(&inter_key, key.serialize_pem().as_bytes())?;
+        write_public(&inter_crt, &cert.pem())?;
+    }
+    Ok(())
+}
+
+fn io_error(path: &Path, err: std::io::Error) -> CaError {
+    CaError::File {
+        path: path.to_path_buf(),
+        why: err.to_string(),
+    }
 }
 
 fn new_key() -> Result<KeyPair, CaError> {

@@ -55,3 +55,28 @@ pub fn read_certificate_pem(pem: &str) -> Result<CertFacts, CertParseError> {
         .map_err(|e| CertParseError(e.to_string()))?;
     read_certificate(&der)
 }
+
+/// One certificate of a bundle, as a person checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSummary {
+    pub subject: String,
+    /// SHA-256 hex of the DER.
+    pub fingerprint: String,
+    pub not_after: i64,
+}
+
+/// Every certificate of a PEM bundle; ones that do not parse are skipped.
+pub fn summaries(pem: &str) -> Vec<CertSummary> {
+    use sha2::Digest;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+            Some(CertSummary {
+                subject: cert.subject().to_string(),
+                fingerprint: hex::encode(sha2::Sha256::digest(&der)),
+                not_after: cert.validity().not_after.timestamp(),
+            })
+        })
+        .collect()
+}

@@ -237,3 +237,67 @@ fn a_csr_that_is_not_one_is_refused_with_its_code() {
         assert_eq!(err.code(), "invalid_csr", "{bad:?}: {err}");
     }
 }
+
+/// `openssl verify` of a chain file (leaf + intermediate) against a CA bundle.
+fn verifies(dir: &Path, roots: &Path, chain: &str) -> bool {
+    run(
+        dir,
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            roots.to_str().unwrap(),
+            "-untrusted",
+            chain,
+            chain,
+        ],
+    )
+    .0
+}
+
+#[test]
+fn a_rotation_trusts_both_roots_until_the_old_one_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca_dir = d.join("ca");
+    let old = Authority::open_or_create(&ca_dir, "Test", now()).unwrap();
+    box_files(d, &old, "h-old", Duration::from_secs(3600), now());
+    let old_root = std::fs::read_to_string(ca_dir.join("root.crt")).unwrap();
+
+    Authority::rotate(&ca_dir, "Test", now()).unwrap();
+    assert!(Authority::rotation_started(&ca_dir).is_some());
+    let err = Authority::rotate(&ca_dir, "Test", now()).unwrap_err();
+    assert_eq!(err.code(), "ca_rotation", "{err}");
+    let new = Authority::open(&ca_dir).unwrap();
+    assert_ne!(
+        std::fs::read_to_string(ca_dir.join("root.crt")).unwrap(),
+        old_root
+    );
+    box_files(d, &new, "h-new", Duration::from_secs(3600), now());
+    let roots = ca_dir.join("roots.pem");
+    assert!(
+        verifies(d, &roots, "h-old.crt"),
+        "the old chain verifies during the rotation"
+    );
+    assert!(verifies(d, &roots, "h-new.crt"));
+    // One CRL per intermediate while both have certificates out.
+    let crl = new.crl_pem(&[], now(), now() + 60).unwrap();
+    assert_eq!(crl.matches("BEGIN X509 CRL").count(), 2, "{crl}");
+
+    Authority::retire(&ca_dir, now()).unwrap();
+    assert!(Authority::rotation_started(&ca_dir).is_none());
+    assert!(
+        !verifies(d, &roots, "h-old.crt"),
+        "the retired root is no longer trusted"
+    );
+    assert!(verifies(d, &roots, "h-new.crt"));
+    let crl = Authority::open(&ca_dir)
+        .unwrap()
+        .crl_pem(&[], now(), now() + 60)
+        .unwrap();
+    assert_eq!(crl.matches("BEGIN X509 CRL").count(), 1);
+    assert_eq!(
+        Authority::retire(&ca_dir, now()).unwrap_err().code(),
+        "ca_rotation"
+    );
+}

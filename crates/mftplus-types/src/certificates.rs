@@ -128,6 +128,35 @@ pub struct CertificateInfo {
     pub revoked_reason: Option<String>,
 }
 
+/// `GET /api/v1/ca`: what the CA trusts and whether a rotation is under way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaStatus {
+    pub roots: Vec<CaRoot>,
+    /// Set while old and new roots are both trusted (unix seconds).
+    #[serde(default)]
+    pub rotation_started_at: Option<i64>,
+    /// Live certificates issued before the rotation started: what still has to renew before
+    /// the old root can be retired.
+    pub on_old_chain: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaRoot {
+    pub subject: String,
+    /// SHA-256 hex of the DER.
+    pub fingerprint: String,
+    pub not_after: i64,
+}
+
+/// `POST /api/v1/ca/retire`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireCaRequest {
+    /// Retire even though live certificates still chain to the old root (they stop working).
+    #[serde(default)]
+    pub force: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeCertificateRequest {

@@ -54,6 +54,9 @@ codes! {
     // The host already has a live certificate: renew with it, or recover with the retrieval
     // password.
     CertificateExists => "certificate_exists", 409;
+    // A CA rotation cannot start (one is under way) or end (none is, or boxes still hold
+    // certificates of the old root).
+    CaRotation => "ca_rotation", 409;
     // The built-in certificate authority is switched off on this cloud.
     CaDisabled => "ca_disabled", 404;
     NotFound => "not_found", 404;

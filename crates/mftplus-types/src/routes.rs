@@ -76,6 +76,10 @@ pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 /// Public: the roots to trust (PEM), and the current CRL (PEM).
 pub const CA_ROOTS: &str = "/api/v1/ca/roots";
 pub const CA_CRL: &str = "/api/v1/ca/crl";
+/// The CA's roots and rotation state; starting and ending a rotation.
+pub const CA: &str = "/api/v1/ca";
+pub const CA_ROTATE: &str = "/api/v1/ca/rotate";
+pub const CA_RETIRE: &str = "/api/v1/ca/retire";
 pub const CERTIFICATES: &str = "/api/v1/certificates";
 /// Renewal: the caller's current client certificate (mutual TLS) is the credential.
 pub const CERTIFICATES_RENEW: &str = "/api/v1/certificates/renew";

@@ -169,7 +169,7 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
         )
         .map_err(|e| e.to_string())?
         {
-            Some(ca) => format!("built-in CA in {}", ca.authority.dir().display()),
+            Some(ca) => format!("built-in CA in {}", ca.dir().display()),
             None => "built-in CA off".to_string(),
         };
         // The certificate, key and client CAs are read for real, as the listener will.

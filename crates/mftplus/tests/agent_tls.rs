@@ -213,3 +213,67 @@ async fn under_mutual_tls_the_agent_gets_renews_and_recovers_its_certificate() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_keeps_connected_agents_reporting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cloud, https, operator, ca_file) = tls_cloud_with(
+        dir.path(),
+        "requireAndVerifyClientCert",
+        "certificates:\n  validity: 20s\n  renew_before: 5s\n",
+    )
+    .await;
+    let mut agents = Vec::new();
+    for customer in ["kovacs", "szabo"] {
+        customer_via(&operator, customer).await;
+        let agent_box = Box::with_driver(&dir.path().join(customer), &https, "none");
+        let host_id = enrolled_host_id(
+            &agent_box.enroll(customer, &["--ca-file", ca_file.to_str().unwrap()]),
+        );
+        let agent = agent_box.start();
+        first_report(&operator, &host_id, &[&agent]).await;
+        agents.push((host_id, agent, agent_box));
+    }
+    let logs: Vec<&Proc> = agents.iter().map(|(_, agent, _)| agent).collect();
+
+    let started = operator.rotate_ca().await.unwrap();
+    assert_eq!(
+        started.roots.len(),
+        2,
+        "old and new roots are trusted together"
+    );
+    assert!(started.rotation_started_at.is_some());
+    assert!(started.on_old_chain >= 2, "{started:?}");
+    // Retiring now would cut the agents off: refused.
+    let early = operator.retire_ca(false).await.unwrap_err();
+    assert_eq!(early.code(), "ca_rotation", "{early:?}");
+
+    // The agents renew onto the new chain by themselves.
+    eventually(
+        Duration::from_secs(40),
+        "every agent on the new chain",
+        &logs,
+        || async {
+            let status = operator.ca_status().await.ok()?;
+            (status.on_old_chain == 0).then_some(())
+        },
+    )
+    .await;
+    let finished = operator.retire_ca(false).await.unwrap();
+    assert_eq!(finished.roots.len(), 1);
+    assert_eq!(
+        finished.roots[0].fingerprint, started.roots[0].fingerprint,
+        "the new root stays"
+    );
+    for (host_id, _, _) in &agents {
+        let seen = last_report(&operator, host_id).await;
+        reports_again(
+            &operator,
+            host_id,
+            &seen,
+            &logs,
+            "a report after the old root was retired",
+        )
+        .await;
+    }
+}

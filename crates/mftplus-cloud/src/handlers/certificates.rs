@@ -25,8 +25,8 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use mftplus_store::{CertSubjectKind, CertificateRow};
 use mftplus_types::certificates::{
-    BoxIdentity, BoxKind, CertificateInfo, IssueCertificateRequest, IssuedCertificate,
-    RevokeCertificateRequest,
+    BoxIdentity, BoxKind, CaRoot, CaStatus, CertificateInfo, IssueCertificateRequest,
+    IssuedCertificate, RetireCaRequest, RevokeCertificateRequest,
 };
 use mftplus_types::duration::parse_duration_secs;
 use mftplus_types::fleet::RETRIEVAL_PASSWORD_HEADER;
@@ -49,7 +49,10 @@ fn authority(state: &AppState) -> ApiResult<&Arc<CaRuntime>> {
 
 pub async fn roots(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let ca = authority(&state)?;
-    Ok(([(header::CONTENT_TYPE, PEM)], ca.authority.ca_bundle_pem()))
+    Ok((
+        [(header::CONTENT_TYPE, PEM)],
+        ca.authority().ca_bundle_pem(),
+    ))
 }
 
 pub async fn crl(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -185,7 +188,7 @@ async fn sign(
     };
     let now = state.clock.now_secs();
     let issued = ca
-        .authority
+        .authority()
         .issue(&body.csr, subject, validity, now)
         .map_err(|e| match e {
             mftplus_pki::ca::CaError::InvalidCsr(why) => {
@@ -221,7 +224,7 @@ async fn sign(
         serial: issued.serial,
         subject: subject.to_string(),
         certificate: issued.chain_pem,
-        ca: ca.authority.ca_bundle_pem(),
+        ca: ca.authority().ca_bundle_pem(),
         not_before: issued.not_before,
         not_after: issued.not_after,
     })
@@ -350,21 +353,149 @@ pub async fn revoke(
     Ok(Json(info(&row, now)))
 }
 
-/// Rewrites the CRL file now and every [`crate::ca::CRL_REFRESH_EVERY`], so revocations made
-/// on other replicas reach this one's listeners.
+pub async fn ca_status(State(state): State<AppState>) -> ApiResult<Json<CaStatus>> {
+    let ca = authority(&state)?;
+    Ok(Json(status_of(&state, ca).await?))
+}
+
+async fn status_of(state: &AppState, ca: &CaRuntime) -> ApiResult<CaStatus> {
+    let started = mftplus_pki::ca::Authority::rotation_started(ca.dir());
+    let on_old_chain = match started {
+        None => 0,
+        Some(started) => {
+            let now = state.clock.now_secs();
+            let rows = state.store.list_certificates(None).await?;
+            rows.iter()
+                .filter(|row| {
+                    row.revoked_at.is_none() && row.not_after > now && row.issued_at <= started
+                })
+                .count() as u64
+        }
+    };
+    let roots = mftplus_pki::identity::summaries(ca.authority().roots_pem())
+        .into_iter()
+        .map(|root| CaRoot {
+            subject: root.subject,
+            fingerprint: root.fingerprint,
+            not_after: root.not_after,
+        })
+        .collect();
+    Ok(CaStatus {
+        roots,
+        rotation_started_at: started,
+        on_old_chain,
+    })
+}
+
+/// Starts a rotation: a new root and intermediate issue from now on, both roots are trusted,
+/// and boxes move to the new chain as they renew.
+pub async fn ca_rotate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+) -> ApiResult<Json<CaStatus>> {
+    let ca = authority(&state)?;
+    ca.rotate(state.clock.now_secs()).map_err(rotation_error)?;
+    rewrite_crl(&state, ca).await;
+    let status = status_of(&state, ca).await?;
+    state
+        .audit(
+            AuditEvent::new("ca_rotation_started")
+                .actor(&caller.email)
+                .target("ca")
+                .ip(&ip)
+                .details(json!({"roots": status.roots.iter().map(|r| &r.fingerprint).collect::<Vec<_>>()})),
+        )
+        .await;
+    Ok(Json(status))
+}
+
+/// Ends a rotation: only the new root is trusted. Refused while live certificates still chain
+/// to the old one, unless forced.
+pub async fn ca_retire(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<CaStatus>> {
+    let ca = authority(&state)?;
+    let request: RetireCaRequest = if body.is_empty() {
+        RetireCaRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?
+    };
+    let before = status_of(&state, ca).await?;
+    if before.rotation_started_at.is_some() && before.on_old_chain > 0 && !request.force {
+        return Err(ApiError::new(
+            ErrorCode::CaRotation,
+            format!(
+                "{} live certificate(s) still chain to the old root; wait for their renewal \
+                 (GET /api/v1/ca shows the count) or retire with force",
+                before.on_old_chain
+            ),
+        ));
+    }
+    ca.retire(state.clock.now_secs()).map_err(rotation_error)?;
+    rewrite_crl(&state, ca).await;
+    state
+        .audit(
+            AuditEvent::new("ca_rotation_finished")
+                .actor(&caller.email)
+                .target("ca")
+                .ip(&ip)
+                .details(json!({"forced": request.force, "on_old_chain": before.on_old_chain})),
+        )
+        .await;
+    Ok(Json(status_of(&state, ca).await?))
+}
+
+fn rotation_error(err: mftplus_pki::ca::CaError) -> ApiError {
+    match err {
+        mftplus_pki::ca::CaError::Rotation(why) => ApiError::new(ErrorCode::CaRotation, why),
+        other => ApiError::internal(other),
+    }
+}
+
+async fn rewrite_crl(state: &AppState, ca: &CaRuntime) {
+    if let Err(err) = ca
+        .write_crl(state.store.as_ref(), state.clock.now_secs())
+        .await
+    {
+        tracing::error!(code = %err.code, "writing the CRL failed");
+    }
+}
+
+/// Keeps this replica's CA and CRL current: the CA files are looked at every few seconds (a
+/// rotation made on another replica is picked up), and the CRL is rewritten at once and then
+/// every [`crate::ca::CRL_REFRESH_EVERY`], so revocations made elsewhere reach the listeners.
 pub async fn refresh_crl(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Some(ca) = state.ca.clone() else {
         return;
     };
+    let mut last_written: Option<tokio::time::Instant> = None;
     loop {
-        if let Err(err) = ca
-            .write_crl(state.store.as_ref(), state.clock.now_secs())
-            .await
-        {
-            tracing::warn!(code = %err.code, "refreshing the CRL failed; will retry");
+        let reloaded = match ca.reload_if_changed() {
+            Ok(reloaded) => reloaded,
+            Err(err) => {
+                tracing::warn!(code = err.code(), "the CA files do not load now: {err}");
+                false
+            }
+        };
+        let due = last_written.is_none_or(|at| at.elapsed() >= crate::ca::CRL_REFRESH_EVERY);
+        if reloaded || due {
+            match ca
+                .write_crl(state.store.as_ref(), state.clock.now_secs())
+                .await
+            {
+                Ok(()) => last_written = Some(tokio::time::Instant::now()),
+                Err(err) => {
+                    tracing::warn!(code = %err.code, "refreshing the CRL failed; will retry")
+                }
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(crate::ca::CRL_REFRESH_EVERY) => {}
+            _ = tokio::time::sleep(crate::ca::CA_LOOK_EVERY) => {}
             _ = stop.changed() => return,
         }
     }
