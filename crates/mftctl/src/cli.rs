@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::cli_certificates::*;
 pub use crate::cli_fleet::*;
 
 #[derive(Debug, Parser)]
@@ -100,6 +101,9 @@ pub enum Command {
     /// Edge hubs that phoned home, and the deploy keys they register with
     #[command(subcommand)]
     Hubs(HubsCommand),
+    /// Box certificates (mutual TLS) from the cloud's built-in CA: issue, renew, list, revoke
+    #[command(subcommand)]
+    Certificates(CertificatesCommand),
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,10 @@
 //! The client's own file, `~/.config/mftplus/config.yaml`: which server, and the credentials
 //! `mftctl login` stored. It holds secrets, so it is only ever written private (0600, directory
 //! 0700) and atomically, so a crash mid-write never leaves half a token behind.
+//!
+//! The seed's `certificates:` block (`mftctl certificates …`) lives in the same file and is
+//! parsed strictly: an unknown key, a wrong type or a malformed duration fails the load with
+//! the key named, instead of being ignored.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,8 +35,11 @@ pub struct ClientConfig {
     /// PEM CA bundle trusted for the server's TLS certificate besides the public roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
-    /// Anything else in the file (the seed keeps other sections, such as `certificates:`, in the
-    /// same path), carried through untouched when the file is rewritten.
+    /// `certificates:`: where `mftctl certificates` asks for box certificates and how long
+    /// they live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesConfig>,
+    /// Anything else in the file, carried through untouched when the file is rewritten.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -47,8 +54,66 @@ impl fmt::Debug for ClientConfig {
             .field("refresh_token", &secret(&self.refresh_token))
             .field("api_key", &secret(&self.api_key))
             .field("ca_file", &self.ca_file)
+            .field("certificates", &self.certificates)
             .field("other_keys", &self.other.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+/// The seed's `certificates:` block. Every key is optional; durations are `<n><unit>` as
+/// everywhere (`720h`, `30d`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesConfig {
+    /// The cloud whose built-in CA issues and renews [default: the server URL].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_url: Option<String>,
+    /// Accepted for the seed's file and checked; mftctl itself has no background loop: run
+    /// `mftctl certificates renew` from a timer every `watch_interval` (it does nothing until
+    /// the certificate is due). Boxes renew by themselves (`mftplus agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_renew: Option<bool>,
+    /// `renew` renews this long before expiry [default: a third of the certificate's lifetime,
+    /// which is the cloud's 8h for its default 24h certificate].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
+    /// Lifetime asked for by `issue` and `renew` [default: the cloud's `certificates.validity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+    /// How often a timer should run `renew`; checked, not used by mftctl itself (see
+    /// `auto_renew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_interval: Option<String>,
+}
+
+impl CertificatesConfig {
+    /// Refuses malformed durations and URLs, naming the key.
+    fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("renew_before", &self.renew_before),
+            ("validity", &self.validity),
+            ("watch_interval", &self.watch_interval),
+        ] {
+            if let Some(text) = value {
+                mftplus_types::duration::parse_duration_secs(text)
+                    .map_err(|e| format!("certificates.{key}: {e}"))?;
+            }
+        }
+        if let Some(url) = &self.ca_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "certificates.ca_url: {url:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `renew_before` in seconds, when set (checked at load).
+    pub fn renew_before_secs(&self) -> Option<u64> {
+        self.renew_before
+            .as_deref()
+            .and_then(|text| mftplus_types::duration::parse_duration_secs(text).ok())
     }
 }
 
@@ -87,6 +152,11 @@ pub fn load(path: &Path) -> Result<ClientConfig, CliError> {
     }
     let config: ClientConfig = serde_yaml::from_str(&text)
         .map_err(|e| CliError::new("config", format!("cannot parse {}: {e}", path.display())))?;
+    if let Some(certificates) = &config.certificates {
+        certificates
+            .check()
+            .map_err(|e| CliError::new("config", format!("{}: {e}", path.display())))?;
+    }
     if config.has_secrets() && readable_by_others(path) {
         crate::output::note(&format!(
             "warning: {} holds credentials and is readable by other users; run chmod 600 on it",
@@ -146,6 +216,7 @@ mod tests {
             refresh_token: Some("eyJ.refresh".into()),
             api_key: None,
             ca_file: None,
+            certificates: None,
             other: BTreeMap::new(),
         }
     }
@@ -206,6 +277,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("api_key: mftpk_x"), "{text}");
+    }
+
+    #[test]
+    fn certificates_block_is_parsed_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        // The seed's block, verbatim.
+        fs::write(
+            &path,
+            "certificates:\n  ca_url: https://ca.example.com:9000\n  auto_renew: true\n  renew_before: 720h # Renew 30 days before expiry\n  validity: 8760h # 1 year validity\n  watch_interval: 24h # Check every 24 hours\n",
+        )
+        .unwrap();
+        let config = load(&path).unwrap();
+        let certificates = config.certificates.clone().unwrap();
+        assert_eq!(
+            certificates.ca_url.as_deref(),
+            Some("https://ca.example.com:9000")
+        );
+        assert_eq!(certificates.auto_renew, Some(true));
+        assert_eq!(certificates.renew_before_secs(), Some(720 * 3600));
+        assert_eq!(certificates.validity.as_deref(), Some("8760h"));
+        // Rewriting the file keeps the block.
+        save(&path, &config).unwrap();
+        assert_eq!(load(&path).unwrap(), config);
+
+        for (text, key) in [
+            ("certificates:\n  renew_befor: 8h\n", "renew_befor"),
+            ("certificates:\n  validity: 24\n", "validity"),
+            ("certificates:\n  watch_interval: soon\n", "watch_interval"),
+            ("certificates:\n  auto_renew: maybe\n", "auto_renew"),
+            ("certificates:\n  ca_url: ca.example.com\n", "ca_url"),
+        ] {
+            fs::write(&path, text).unwrap();
+            let err = load(&path).unwrap_err();
+            assert_eq!(err.code, "config", "{text}");
+            assert!(err.message.contains(key), "{text}: {}", err.message);
+        }
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct Context {
     pub config: ClientConfig,
     pub server: String,
     pub source: CredentialSource,
+    /// The CA bundle trusted for the server's certificate, as [`resolve`] chose it.
+    pub ca_file: Option<PathBuf>,
     client: Client,
 }
 
@@ -121,17 +123,7 @@ impl Context {
             extra_roots_pem,
             ..ClientOptions::default()
         };
-        let client = Client::with_options(&resolved.server, resolved.credential, options)
-            .map_err(|e| match e {
-                ClientError::InvalidUrl => CliError::new(
-                    e.code(),
-                    format!(
-                        "invalid server URL {:?}: expected http://HOST[:PORT] or https://HOST[:PORT]",
-                        resolved.server
-                    ),
-                ),
-                other => CliError::new(other.code(), other.message()),
-            })?;
+        let client = new_client(&resolved.server, resolved.credential, options)?;
         Ok(Context {
             global,
             config_path,
@@ -141,8 +133,26 @@ impl Context {
             config,
             server: resolved.server,
             source: resolved.source,
+            ca_file: resolved.ca_file,
             client,
         })
+    }
+
+    /// Sends this run's requests to `server` instead, trusting `extra_roots_pem` for its TLS
+    /// certificate, with the same credential (and the same refresh of an expired session):
+    /// `mftctl certificates --ca-url`.
+    pub fn point_at(
+        &mut self,
+        server: &str,
+        extra_roots_pem: Option<Vec<u8>>,
+    ) -> Result<(), CliError> {
+        let options = ClientOptions {
+            extra_roots_pem,
+            ..ClientOptions::default()
+        };
+        self.client = new_client(server, self.client.credential(), options)?;
+        self.server = server.to_string();
+        Ok(())
     }
 
     /// The client as configured for this run. Clones share the credential, so a token the
@@ -253,6 +263,23 @@ impl Context {
     pub fn save_config(&self) -> Result<(), CliError> {
         config_file::save(&self.config_path, &self.config)
     }
+}
+
+/// A client for `server`, with the URL error worded for people.
+pub fn new_client(
+    server: &str,
+    credential: Credential,
+    options: ClientOptions,
+) -> Result<Client, CliError> {
+    Client::with_options(server, credential, options).map_err(|e| match e {
+        ClientError::InvalidUrl => CliError::new(
+            e.code(),
+            format!(
+                "invalid server URL {server:?}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+            ),
+        ),
+        other => CliError::new(other.code(), other.message()),
+    })
 }
 
 /// XDG base directory rules: only an absolute `XDG_STATE_HOME` counts.

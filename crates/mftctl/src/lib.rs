@@ -1,8 +1,8 @@
 //! `mftctl`, the command-line client of an MFTPlus server: sign in, manage users, API keys and
 //! tokens, read the server's configuration, verify or export the audit log, send and receive
 //! end-to-end-encrypted files, and operate the fleet (customers, hosts, desired state, signing
-//! destructive ops with the operator's SSH key on this machine, events) and its edge hubs (the
-//! registry and deploy keys).
+//! destructive ops with the operator's SSH key on this machine, events), its edge hubs (the
+//! registry and deploy keys) and the box certificates of the cloud's built-in CA.
 //!
 //! The commands live here as a library so they can be unit-tested; `src/main.rs` only parses the
 //! arguments and calls [`main_with`]. Every request goes through `mftplus-client`.
@@ -10,12 +10,15 @@
 //! This crate is not a server. It keeps the client config file (`~/.config/mftplus/config.yaml`:
 //! server URL and stored credentials, written 0600), the X25519 key pair next to it, and, while
 //! a send is unfinished, its resume state (`~/.local/state/mftplus/uploads/<id>.json`, 0600, no
-//! secrets). It never prints a token or key except when a command's purpose is to hand out a new
-//! one, once.
+//! secrets), and the certificates `mftctl certificates` gets (`~/.config/mftplus/certificates/`:
+//! `client.key` 0600, `client.crt` and `ca.crt` 0644). It never prints a token or key except
+//! when a command's purpose is to hand out a new one, once.
 
 mod apikeys;
 mod audit;
+mod certificates;
 pub mod cli;
+mod cli_certificates;
 mod cli_fleet;
 pub mod config_file;
 pub mod context;
@@ -136,5 +139,6 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         Command::Events(args) => events::run(ctx, args).await,
         Command::Notifications(command) => events::run_notifications(ctx, command).await,
         Command::Hubs(command) => hubs::run(ctx, command).await,
+        Command::Certificates(command) => certificates::run(ctx, command).await,
     }
 }

@@ -2,8 +2,7 @@
 //!
 //! The agent asks for its first certificate right after enrollment (the host key authorises
 //! that once), presents it on every request, and renews it over mutual TLS when 70–85 % of
-//! its life has passed (the point is fixed per certificate, so restarts do not move it, and
-//! spread, so a fleet issued together does not renew together). The certificate and its key
+//! its life has passed (`mftplus_pki::identity::renewal_time`). The certificate and its key
 //! live in `agent.db` beside the host key: one transaction replaces both, so a crash can never
 //! leave a key that does not match its certificate.
 //!
@@ -18,7 +17,7 @@ use crate::error::AgentError;
 use crate::state::{StateDb, StateError};
 use mftplus_client::{AgentClient, ClientError, TlsIdentity};
 use mftplus_pki::ca::new_key_and_csr;
-use mftplus_pki::identity::read_certificate_pem;
+use mftplus_pki::identity::{read_certificate_pem, renewal_time};
 use mftplus_types::certificates::{IssueCertificateRequest, IssuedCertificate};
 use rusqlite::{params, OptionalExtension};
 
@@ -50,17 +49,14 @@ impl StoredCertificate {
         TlsIdentity(format!("{}\n{}", self.chain_pem, self.key_pem.expose()).into_bytes())
     }
 
-    /// When to renew: 70–85 % into the lifetime, the exact point derived from the serial.
+    /// When to renew (see `mftplus_pki::identity::renewal_time`).
     pub fn renew_at(&self) -> i64 {
-        let start = self.not_before.max(self.stored_at.min(self.not_after));
-        let lifetime = (self.not_after - start).max(0);
-        let spread = self
-            .serial
-            .bytes()
-            .fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u64))
-            % 1000;
-        let fraction = 0.70 + 0.15 * (spread as f64 / 1000.0);
-        start + (lifetime as f64 * fraction) as i64
+        renewal_time(
+            self.not_before,
+            self.not_after,
+            self.stored_at,
+            &self.serial,
+        )
     }
 }
 

@@ -369,9 +369,7 @@ async fn admit_hub(
     limits: &mut Option<Decision>,
 ) -> Result<(), ApiError> {
     let Some(key) = presented_deploy_key(request.headers()) else {
-        return Err(ApiError::unauthenticated(
-            "this route needs a deploy key: Authorization: Bearer mft_dep_…",
-        ));
+        return admit_certified_hub(state, spec, client_ip, request, limits).await;
     };
     let hub_key = match state.authenticate_deploy_key(key).await {
         Ok(hub_key) => hub_key,
@@ -403,6 +401,56 @@ async fn admit_hub(
         }
     }
     request.extensions_mut().insert(hub_key);
+    Ok(())
+}
+
+/// A hub that presents its certificate (mutual TLS) instead of the deploy key: it acts on the
+/// hub the certificate names, while the key it registered under is still usable.
+async fn admit_certified_hub(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    request: &mut Request,
+    limits: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let path_hub = path_param(spec.path, request.uri().path(), "hub_id").map(str::to_string);
+    let (Some(peer), Some(hub_id)) = (
+        request.extensions().get::<PeerCertificate>().cloned(),
+        path_hub,
+    ) else {
+        return Err(ApiError::unauthenticated(
+            "this route needs a deploy key (Authorization: Bearer mft_dep_…) or the hub's \
+             client certificate",
+        ));
+    };
+    let certified = match state.certified_box(&peer).await {
+        Ok(certified) => certified,
+        Err(err) => {
+            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
+        }
+    };
+    if certified.identity != BoxIdentity::hub(&hub_id) {
+        denied(
+            state,
+            spec,
+            client_ip,
+            &certified.identity.to_string(),
+            json!({"reason": "certificate names another box", "hub_id": hub_id}),
+        )
+        .await;
+        return Err(ApiError::forbidden(
+            "a hub certificate acts only on its own hub",
+        ));
+    }
+    let hub_key = match state.certified_hub(&hub_id).await {
+        Ok(hub_key) => hub_key,
+        Err(err) => {
+            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
+        }
+    };
+    limit_credential(state, ("certificate", &certified.facts.serial), limits)?;
+    request.extensions_mut().insert(hub_key);
+    request.extensions_mut().insert(certified);
     Ok(())
 }
 

@@ -165,6 +165,7 @@ table! {
     "certificate_revoke"  POST   paths::CERTIFICATE_REVOKE => Access::Permission("certificates:revoke");
     "hubs_register"       POST   paths::HUBS_REGISTER => Access::DeployKey;
     "hub_heartbeat"       POST   paths::HUB_HEARTBEAT => Access::DeployKey;
+    "hub_certificate"     POST   paths::HUB_CERTIFICATE => Access::DeployKey;
     "hub_validate"        POST   paths::HUB_VALIDATE => Access::DeployKey;
     "hub_site_live"       POST   paths::HUB_SITE_TRANSFERS_LIVE => Access::DeployKey;
     "hubs_list"           GET    paths::HUBS => HUBS_READ;
@@ -279,6 +280,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "certificate_revoke" => post(certificates::revoke),
         "hubs_register" => post(hubs::register),
         "hub_heartbeat" => post(hubs::heartbeat),
+        "hub_certificate" => post(certificates::issue_hub),
         "hub_validate" => post(hubs::validate),
         "hub_site_live" => post(site::live),
         "hubs_list" => get(hubs::index),

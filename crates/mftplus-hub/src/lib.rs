@@ -18,6 +18,7 @@
 //! only over HTTP (tests alone use the real cloud, as a dev-dependency).
 
 pub mod auth_cache;
+pub mod certificate;
 pub mod config;
 pub mod diagnose;
 pub mod error;

@@ -95,7 +95,9 @@ async fn register_until_accepted(state: &HubState) -> HubRegisterResponse {
     let mut delay = state.timings.backoff_initial;
     loop {
         let body = register_body(state);
-        match call::<_, HubRegisterResponse>(state, "v1/hubs/register", &body).await {
+        match call::<_, HubRegisterResponse>(state, "v1/hubs/register", &body, Auth::DeployKey)
+            .await
+        {
             Ok(answer) => {
                 let now = chrono::Utc::now();
                 state.update_phone_home(|s| {
@@ -134,6 +136,15 @@ async fn register_until_accepted(state: &HubState) -> HubRegisterResponse {
     }
 }
 
+/// Certificates are asked for only over HTTPS (they prove nothing over plain HTTP).
+fn uses_certificates(state: &HubState) -> bool {
+    state
+        .config
+        .cloud_api_url
+        .as_ref()
+        .is_some_and(|url| url.base.starts_with("https://"))
+}
+
 /// ±20 % so a fleet of hubs restarted together does not knock on the cloud in lockstep.
 fn jittered(delay: Duration) -> Duration {
     let factor = rand::thread_rng().gen_range(0.8..1.2);
@@ -146,12 +157,35 @@ async fn stay_registered(state: &HubState, registered: HubRegisterResponse) {
     let mut heartbeat_every = heartbeat_interval(state, registered.heartbeat_interval_seconds);
     let mut next_heartbeat = Instant::now() + heartbeat_every;
     let mut next_validate = Instant::now() + state.timings.revalidate_every;
+    let mut certificate = crate::certificate::load(state);
+    let mut next_certificate_look = 0;
     loop {
-        tokio::time::sleep_until(next_heartbeat.min(next_validate)).await;
+        let mut wake = next_heartbeat.min(next_validate);
+        if uses_certificates(state) {
+            let unix_now = chrono::Utc::now().timestamp();
+            if unix_now >= next_certificate_look {
+                (certificate, next_certificate_look) =
+                    crate::certificate::upkeep(state, &hub_id, certificate.take()).await;
+            }
+            // Renewal has its own time; a long heartbeat interval must not make it late.
+            let until_look = (next_certificate_look - unix_now).max(1) as u64;
+            wake = wake.min(Instant::now() + Duration::from_secs(until_look));
+        }
+        tokio::time::sleep_until(wake).await;
         let now = Instant::now();
+        if now < next_heartbeat.min(next_validate) {
+            continue;
+        }
         if now >= next_validate {
             let path = format!("v1/hubs/{hub_id}/validate");
-            match call::<_, HubRegisterResponse>(state, &path, &register_body(state)).await {
+            match call::<_, HubRegisterResponse>(
+                state,
+                &path,
+                &register_body(state),
+                Auth::Certificate,
+            )
+            .await
+            {
                 Ok(answer) => {
                     let at = chrono::Utc::now();
                     state.update_phone_home(|s| {
@@ -188,7 +222,7 @@ async fn stay_registered(state: &HubState, registered: HubRegisterResponse) {
                 issues,
             };
             let path = format!("v1/hubs/{hub_id}/heartbeat");
-            match call::<_, HubHeartbeatResponse>(state, &path, &body).await {
+            match call::<_, HubHeartbeatResponse>(state, &path, &body, Auth::Certificate).await {
                 Ok(answer) => {
                     let at = chrono::Utc::now();
                     state.update_phone_home(|s| s.last_heartbeat = Some(at));
@@ -252,30 +286,86 @@ fn register_body(state: &HubState) -> HubRegisterRequest {
     }
 }
 
+/// How a phone-home call proves the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The deploy key, as `Authorization: Bearer` (registration, the first certificate).
+    DeployKey,
+    /// The hub's certificate over mutual TLS while it holds a live one the cloud takes; the
+    /// deploy key otherwise.
+    Certificate,
+}
+
 /// One authenticated JSON POST to `${CLOUD_API_URL}/{path}`.
-async fn call<B: Serialize, T: DeserializeOwned>(
+pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
     state: &HubState,
     path: &str,
     body: &B,
+    auth: Auth,
+) -> Result<T, CallError> {
+    let by_certificate = auth == Auth::Certificate
+        && state.identity.is_set()
+        && !state
+            .certificate_refused
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if !by_certificate {
+        return exchange(state, path, body, true).await;
+    }
+    match exchange(state, path, body, false).await {
+        Err(CallError::Refused { code }) if code != "token_revoked" => {
+            // A cloud that does not ask for client certificates never sees it: use the key.
+            state
+                .certificate_refused
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                code,
+                "the cloud did not take the hub certificate (does it verify client \
+                 certificates?); phone-home uses the deploy key"
+            );
+            exchange(state, path, body, true).await
+        }
+        // A handshake the cloud refused (a lapsed or revoked certificate): this call goes with
+        // the key, and the certificate's upkeep sorts the certificate out.
+        Err(CallError::Transport(why)) if why.contains("alert") => {
+            tracing::warn!("the cloud refused the hub certificate at the handshake ({why})");
+            exchange(state, path, body, true).await
+        }
+        other => other,
+    }
+}
+
+async fn exchange<B: Serialize, T: DeserializeOwned>(
+    state: &HubState,
+    path: &str,
+    body: &B,
+    with_key: bool,
 ) -> Result<T, CallError> {
     let (Some(url), Some(key)) = (&state.config.cloud_api_url, &state.config.registration_key)
     else {
         return Err(CallError::Transport("not configured".into()));
     };
     let json = serde_json::to_vec(body).map_err(|e| CallError::Decode(e.to_string()))?;
-    let request = http::Request::post(url.api(path))
+    let mut request = http::Request::post(url.api(path))
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .header(
+        .header(http::header::ACCEPT, "application/json");
+    if with_key {
+        request = request.header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", key.expose()),
-        )
+        );
+    }
+    let request = request
         .body(Body::from(json))
         .map_err(|e| CallError::Transport(e.to_string()))?;
+    // Only phone-home's own client presents the hub certificate (`certificate.rs`).
+    let client = if with_key {
+        &state.client
+    } else {
+        &state.phone_home_client
+    };
     let limit = state.timings.cloud_call_timeout;
     let exchange = async {
-        let response = state
-            .client
+        let response = client
             .request(request)
             .await
             .map_err(|e| CallError::Transport(crate::error::describe(&e)))?;

@@ -49,12 +49,16 @@ impl Hub {
         timings: Timings,
         announcer: Announcer,
     ) -> Result<Hub, HubError> {
-        let client = upstream_client(&timings, &config)?;
+        let client = upstream_client(&timings, &config, None)?;
+        let identity = Arc::new(mftplus_pki::ClientIdentity::default());
+        let phone_home_client = upstream_client(&timings, &config, Some(identity.clone()))?;
         let tls = match &config.tls {
             Some(settings) => Some(mftplus_pki::TlsServer::load(settings.clone())?),
             None => None,
         };
         let mut state = HubState::new(config, timings, client, announcer);
+        state.phone_home_client = phone_home_client;
+        state.identity = identity;
         state.offline = open_offline(&state.config);
         state.site = open_site(&state.config);
         Ok(Hub {
@@ -215,9 +219,14 @@ pub async fn bind(config: &HubConfig) -> Result<TcpListener, HubError> {
 
 pub use mftplus_process::shutdown_signal;
 
-/// One pooled client for the proxy and phone-home: http or https (rustls with ring and the
-/// webpki roots), HTTP/1.1 so upgrades work.
-fn upstream_client(timings: &Timings, config: &HubConfig) -> Result<UpstreamClient, HubError> {
+/// A client to the cloud: http or https (rustls with ring and the webpki roots), HTTP/1.1 so
+/// upgrades work. The proxy's pools connections; phone-home's presents the hub's `identity`
+/// and opens a connection per call.
+fn upstream_client(
+    timings: &Timings,
+    config: &HubConfig,
+    identity: Option<Arc<mftplus_pki::ClientIdentity>>,
+) -> Result<UpstreamClient, HubError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -228,14 +237,22 @@ fn upstream_client(timings: &Timings, config: &HubConfig) -> Result<UpstreamClie
         )?),
         None => None,
     };
-    let tls = mftplus_pki::client_config(extra.as_ref())?;
+    let pooled = identity.is_none();
+    let tls = match identity {
+        Some(identity) => mftplus_pki::client_config_with_identity(extra.as_ref(), identity)?,
+        None => mftplus_pki::client_config(extra.as_ref())?,
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(timings.pool_idle_timeout)
-        .build(https))
+        .pool_idle_timeout(timings.pool_idle_timeout);
+    if !pooled {
+        builder.pool_max_idle_per_host(0);
+    }
+    Ok(builder.build(https))
 }

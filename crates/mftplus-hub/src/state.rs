@@ -117,6 +117,14 @@ pub struct HubState {
     pub timings: Timings,
     pub started: Instant,
     pub client: UpstreamClient,
+    /// Phone-home's own client: presents `identity`, pools nothing (a connection opened before
+    /// a renewal would present the old certificate).
+    pub phone_home_client: UpstreamClient,
+    /// The hub's certificate from the cloud's CA, when it holds one (`certificate.rs`).
+    pub identity: Arc<mftplus_pki::ClientIdentity>,
+    /// The cloud refused the certificate once (it does not verify client certificates):
+    /// phone-home uses the deploy key until the hub restarts.
+    pub certificate_refused: std::sync::atomic::AtomicBool,
     pub announcer: Announcer,
     pub hostname: String,
     /// The auth cache and offline queue; `None` when `hub.db` could not be opened (the hub
@@ -139,6 +147,9 @@ impl HubState {
             config,
             timings,
             started: Instant::now(),
+            phone_home_client: client.clone(),
+            identity: Arc::default(),
+            certificate_refused: Default::default(),
             client,
             announcer,
             hostname: hostname(),

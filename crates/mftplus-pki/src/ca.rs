@@ -377,9 +377,17 @@ fn create_missing(dir: &Path, name: &str, now: i64) -> Result<(), CaError> {
     let root_key = dir.join("root.key");
     let inter_crt = dir.join("intermediate.crt");
     let inter_key = dir.join("intermediate.key");
+    // Each generation's names differ: verifiers find issuers and CRLs by name, and during a
+    // rotation old and new are trusted side by side.
+    let generation = hex::encode(&random_serial()[..4]);
     if !root_crt.exists() {
         let key = new_key()?;
-        let params = ca_params(&format!("{name} Root CA"), None, now, ROOT_LIFETIME)?;
+        let params = ca_params(
+            &format!("{name} Root CA {generation}"),
+            None,
+            now,
+            ROOT_LIFETIME,
+        )?;
         let cert = params.self_signed(&key).map_err(sign_error)?;
         mftplus_base::write_private(&root_key, key.serialize_pem().as_bytes())?;
         write_public(&root_crt, &cert.pem())?;
@@ -394,7 +402,7 @@ fn create_missing(dir: &Path, name: &str, now: i64) -> Result<(), CaError> {
             })?;
         let key = new_key()?;
         let params = ca_params(
-            &format!("{name} Intermediate CA"),
+            &format!("{name} Intermediate CA {generation}"),
             Some(0),
             now,
             INTERMEDIATE_LIFETIME,

@@ -80,3 +80,35 @@ pub fn summaries(pem: &str) -> Vec<CertSummary> {
         })
         .collect()
 }
+
+/// When a box renews its certificate: 70–85 % into its life as the box received it (the CA
+/// backdates `not_before` for slow clocks, so the lifetime counts from receipt), the exact point
+/// derived from the serial, so restarts do not move it and a fleet issued together does not
+/// renew together.
+pub fn renewal_time(not_before: i64, not_after: i64, received_at: i64, serial: &str) -> i64 {
+    let start = not_before.max(received_at.min(not_after));
+    let lifetime = (not_after - start).max(0);
+    let spread = serial
+        .bytes()
+        .fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u64))
+        % 1000;
+    let fraction = 0.70 + 0.15 * (spread as f64 / 1000.0);
+    start + (lifetime as f64 * fraction) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renewal_time;
+
+    #[test]
+    fn renewal_falls_in_70_to_85_percent_of_the_life_as_received() {
+        for serial in ["01", "7f3a", "deadbeef", "1530b091cf04bb3c"] {
+            // Backdated by five minutes, a one-hour certificate received at 1000.
+            let at = renewal_time(700, 4600, 1000, serial);
+            assert!((1000 + 2520..=1000 + 3060).contains(&at), "{serial}: {at}");
+            assert_eq!(at, renewal_time(700, 4600, 1000, serial), "stable");
+        }
+        // Received after expiry: due at once.
+        assert!(renewal_time(0, 100, 500, "01") <= 100);
+    }
+}

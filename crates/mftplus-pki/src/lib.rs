@@ -26,7 +26,7 @@ mod settings;
 pub mod testing;
 mod trust;
 
-pub use client::client_config;
+pub use client::{client_config, client_config_with_identity, ClientIdentity};
 pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};
 pub use server::{TlsServer, WATCH_EVERY};
 pub use settings::{ClientAuthMode, TlsError, TlsKeys, TlsSettings, CIPHER_SUITES, CURVES};

@@ -89,6 +89,9 @@ pub const CERTIFICATE_REVOKE: &str = "/api/v1/certificates/{serial}/revoke";
 pub const HUBS_REGISTER: &str = "/api/v1/hubs/register";
 pub const HUB_HEARTBEAT: &str = "/api/v1/hubs/{hub_id}/heartbeat";
 pub const HUB_VALIDATE: &str = "/api/v1/hubs/{hub_id}/validate";
+/// A registered hub's certificate from the built-in CA (deploy key; renewal goes through
+/// `CERTIFICATES_RENEW` with the certificate itself).
+pub const HUB_CERTIFICATE: &str = "/api/v1/hubs/{hub_id}/certificate";
 pub const HUB_SITE_TRANSFERS_LIVE: &str = "/api/v1/hubs/{hub_id}/site-transfers/live";
 
 // ---- edge hubs: operators ----

@@ -220,7 +220,22 @@ async fn a_ca_rotation_keeps_connected_agents_reporting() {
     let (_cloud, https, operator, ca_file) = tls_cloud_with(
         dir.path(),
         "requireAndVerifyClientCert",
-        "certificates:\n  validity: 20s\n  renew_before: 5s\n",
+        "certificates:\n  validity: 20s\n  renew_before: 5s\nhubs:\n  heartbeat_interval_seconds: 5\n",
+    )
+    .await;
+    // An edge hub phones home over mutual TLS with its own certificate.
+    let envs = [("CLOUD_CA_FILE", ca_file.display().to_string())];
+    let (hub, _) = hub_process_with(&operator, &https, dir.path(), &envs).await;
+    let hub_id = operator.list_hubs().await.unwrap()[0].hub_id.clone();
+    let hub_subject = format!("hub:{hub_id}");
+    eventually(
+        Duration::from_secs(20),
+        "the hub's certificate",
+        &[&hub],
+        || async {
+            let certs = operator.list_certificates(Some(&hub_subject)).await.ok()?;
+            (!certs.is_empty()).then_some(())
+        },
     )
     .await;
     let mut agents = Vec::new();
@@ -234,7 +249,8 @@ async fn a_ca_rotation_keeps_connected_agents_reporting() {
         first_report(&operator, &host_id, &[&agent]).await;
         agents.push((host_id, agent, agent_box));
     }
-    let logs: Vec<&Proc> = agents.iter().map(|(_, agent, _)| agent).collect();
+    let mut logs: Vec<&Proc> = agents.iter().map(|(_, agent, _)| agent).collect();
+    logs.push(&hub);
 
     let started = operator.rotate_ca().await.unwrap();
     assert_eq!(
@@ -276,4 +292,32 @@ async fn a_ca_rotation_keeps_connected_agents_reporting() {
         )
         .await;
     }
+    // The hub renewed onto the new chain too (it counted in `on_old_chain`) and still
+    // phones home with its certificate, not its deploy key.
+    let seen = operator.get_hub(&hub_id).await.unwrap().last_seen_at;
+    eventually(
+        Duration::from_secs(20),
+        "a hub heartbeat after the retirement",
+        &logs,
+        || async {
+            let hub = operator.get_hub(&hub_id).await.ok()?;
+            (hub.last_seen_at > seen).then_some(())
+        },
+    )
+    .await;
+    let hub_log = std::fs::read_to_string(dir.path().join("hub.log")).unwrap();
+    assert!(!hub_log.contains("uses the deploy key"), "{hub_log}");
+    assert!(
+        !hub_log.contains("refused the hub certificate"),
+        "{hub_log}"
+    );
+    assert!(
+        operator
+            .list_certificates(Some(&hub_subject))
+            .await
+            .unwrap()
+            .len()
+            >= 2,
+        "the hub renewed"
+    );
 }

@@ -67,6 +67,27 @@ impl AppState {
         })
     }
 
+    /// A hub that proved itself with its certificate: the deploy key it registered under
+    /// must still be usable (revoking the key cuts its hubs off, certificate or not).
+    pub async fn certified_hub(&self, hub_id: &str) -> Result<HubKey, ApiError> {
+        let hub = self.store.get_hub(hub_id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "no hub is registered under this id",
+            )
+        })?;
+        let row = self
+            .store
+            .get_deploy_key(&hub.deploy_key_id)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown deploy key"))?;
+        check_usable(&row)?;
+        Ok(HubKey {
+            deploy_key_id: row.id,
+            label: row.label,
+        })
+    }
+
     /// Drops every cached deploy-key lookup after a revocation in this process; other
     /// replicas follow within the cache TTL.
     pub fn forget_deploy_keys(&self) {
@@ -92,12 +113,25 @@ impl AppState {
     pub async fn hub_assertion(
         &self,
         headers: &http::HeaderMap,
+        peer: Option<&mftplus_pki::identity::PeerCertificate>,
     ) -> Result<Option<String>, ApiError> {
         use mftplus_types::transfers::site::{HUB_ID_HEADER, HUB_KEY_HEADER};
         let refused = |why: &str| ApiError::new(ErrorCode::Unauthenticated, why.to_string());
         let (hub_id, key) = match (headers.get(HUB_ID_HEADER), headers.get(HUB_KEY_HEADER)) {
             (None, None) => return Ok(None),
             (Some(hub_id), Some(key)) => (hub_id, key),
+            // The hub's certificate (mutual TLS) proves it in place of the key.
+            (Some(hub_id), None) if peer.is_some() => {
+                let hub_id = hub_id
+                    .to_str()
+                    .map_err(|_| refused("the hub id is not readable"))?;
+                let certified = self.certified_box(peer.expect("checked")).await?;
+                if certified.identity != mftplus_types::certificates::BoxIdentity::hub(hub_id) {
+                    return Err(refused("the hub certificate names another hub"));
+                }
+                self.certified_hub(hub_id).await?;
+                return Ok(Some(hub_id.to_string()));
+            }
             _ => return Err(refused("a hub assertion needs both the hub id and its key")),
         };
         let key = key

@@ -11,6 +11,7 @@
 //! The CA writes the subject from that decision; the CSR contributes only its public key.
 
 use crate::audit::AuditEvent;
+use crate::auth::deploy_key::HubKey;
 use crate::auth::reporter::Reporter;
 use crate::auth::Caller;
 use crate::ca::{row_identity, store_kind, CaRuntime, CertifiedBox};
@@ -141,6 +142,28 @@ async fn first_or_recovery(
     };
     check_retrieval_password(state, headers, customer_id, ip, "certificate_recovery").await?;
     Ok(())
+}
+
+/// A registered hub's certificate, with its deploy key (the guard checked the hub is one of
+/// the key's). The deploy key stays the hub's way back in, so there is no first-time rule.
+pub async fn issue_hub(
+    State(state): State<AppState>,
+    Extension(hub_key): Extension<HubKey>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(hub_id): Path<String>,
+    ApiJson(body): ApiJson<IssueCertificateRequest>,
+) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
+    let ca = authority(&state)?;
+    let subject = BoxIdentity::hub(&hub_id);
+    if let Some(named) = &body.subject {
+        if parse_subject(named)? != subject {
+            return Err(ApiError::forbidden(
+                "a hub gets certificates for itself only",
+            ));
+        }
+    }
+    let issued = sign(&state, ca, &body, &subject, &hub_key.actor(), &ip).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 pub async fn renew(

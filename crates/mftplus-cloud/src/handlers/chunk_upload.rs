@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use futures_util::{StreamExt, TryStreamExt};
 use mftplus_blob::{BlobError, BlobKey, ByteStream};
+use mftplus_pki::identity::PeerCertificate;
 use mftplus_store::{ChunkOutcome, NewChunk};
 use mftplus_types::transfers::{ChunkReceipt, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER};
 use mftplus_types::ErrorCode;
@@ -101,9 +102,10 @@ pub async fn upload_chunk(
     Extension(caller): Extension<Caller>,
     Path((id, index)): Path<(String, u64)>,
     headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     body: Body,
 ) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
-    let via = state.hub_assertion(&headers).await?;
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     let row = own_upload(&state, &caller, &id).await?;
     let declared = declared_sha256(&headers)?;
     let last = last_flag(&headers)?;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use mftplus_blob::{BlobKey, TransferId};
+use mftplus_pki::identity::PeerCertificate;
 use mftplus_store::{
     recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferFilter, TransferRow,
 };
@@ -130,9 +131,10 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     ApiJson(body): ApiJson<CreateTransferRequest>,
 ) -> ApiResult<(http::StatusCode, Json<Transfer>)> {
-    let via = state.hub_assertion(&headers).await?;
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     site::note_path(&state, &caller, via.as_deref()).await?;
     let limits = &state.config.config.transfers;
     if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
@@ -286,11 +288,12 @@ pub async fn index(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<Scope>,
     headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<Transfer>>> {
     // Listing is how a recipient looks for what was sent to them: the path it takes says
     // which site they are on.
-    let via = state.hub_assertion(&headers).await?;
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     site::note_path(&state, &caller, via.as_deref()).await?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
@@ -393,8 +396,9 @@ pub async fn download_chunk(
     Extension(scope): Extension<Scope>,
     Path((id, index)): Path<(String, u64)>,
     headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
-    let via = state.hub_assertion(&headers).await?;
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
@@ -428,8 +432,9 @@ pub async fn verify(
     Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
-    let via = state.hub_assertion(&headers).await?;
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     let row = visible(&state, &caller, scope, &id).await?;
     if row.site.is_some() {
         return site::verify_plan(&state, &row, via.as_deref()).await;

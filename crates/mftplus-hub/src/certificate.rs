@@ -1,0 +1,129 @@
+//! The hub's own client certificate from the cloud's built-in CA (SPEC §7, decision 0016).
+//!
+//! After registering, the hub asks for a certificate naming it (`hub:<hub_id>`) with its
+//! deploy key, keeps it with its key in one 0600 file, `HUB_DATA_DIR/hub-identity.pem`, and
+//! renews it over mutual TLS at 70–85 % of its life. While it holds a live one, heartbeats and
+//! re-validations prove the hub by that certificate and no longer carry the deploy key. A cloud
+//! without the built-in CA, or a certificate that lapsed, leaves the hub on its deploy key.
+//!
+//! Only phone-home presents the certificate: proxied requests are the agents' own, and the
+//! cloud checks the agents' certificates on those, not the hub's.
+
+use crate::state::HubState;
+use mftplus_pki::ca::new_key_and_csr;
+use mftplus_pki::identity::{read_certificate_pem, renewal_time};
+use mftplus_types::certificates::{IssueCertificateRequest, IssuedCertificate};
+use std::path::{Path, PathBuf};
+
+const FILE: &str = "hub-identity.pem";
+
+/// What the hub knows of the certificate it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub serial: String,
+    pub not_after: i64,
+    pub renew_at: i64,
+}
+
+fn file(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Loads a stored certificate into the phone-home client at start; one that lapsed is left out.
+pub fn load(state: &HubState) -> Option<Held> {
+    let path = file(&state.config.data_dir);
+    let text = mftplus_base::read_private_to_string(&path).ok()?;
+    let facts = read_certificate_pem(&text).ok()?;
+    if facts.not_after <= now() {
+        return None;
+    }
+    let received = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(facts.not_before, |d| d.as_secs() as i64);
+    // The file holds the chain, then the key; the identity reads each part it needs.
+    state.identity.set_pem(&text, &text).ok()?;
+    Some(Held {
+        renew_at: renewal_time(facts.not_before, facts.not_after, received, &facts.serial),
+        serial: facts.serial,
+        not_after: facts.not_after,
+    })
+}
+
+/// Asks for a certificate (first: with the deploy key; renewal: with the current one), stores
+/// it and presents it from the next call on.
+pub async fn obtain(
+    state: &HubState,
+    hub_id: &str,
+    renewing: bool,
+) -> Result<Held, crate::phone_home::CallError> {
+    use crate::phone_home::{call, Auth, CallError};
+    let (key_pem, csr) = new_key_and_csr(hub_id)
+        .map_err(|e| CallError::Decode(format!("certificate request: {e}")))?;
+    let request = IssueCertificateRequest {
+        csr,
+        subject: None,
+        validity: None,
+    };
+    let issued: IssuedCertificate = if renewing {
+        call(state, "v1/certificates/renew", &request, Auth::Certificate).await?
+    } else {
+        let path = format!("v1/hubs/{hub_id}/certificate");
+        call(state, &path, &request, Auth::DeployKey).await?
+    };
+    let facts = read_certificate_pem(&issued.certificate)
+        .map_err(|e| CallError::Decode(format!("the issued certificate: {e}")))?;
+    let text = format!("{}{}", issued.certificate, key_pem);
+    mftplus_base::write_private(&file(&state.config.data_dir), text.as_bytes())
+        .map_err(|e| CallError::Decode(format!("storing the certificate: {e}")))?;
+    state
+        .identity
+        .set_pem(&issued.certificate, &key_pem)
+        .map_err(|e| CallError::Decode(format!("the issued certificate: {e}")))?;
+    Ok(Held {
+        renew_at: renewal_time(facts.not_before, facts.not_after, now(), &facts.serial),
+        serial: facts.serial,
+        not_after: facts.not_after,
+    })
+}
+
+/// One look: get the first certificate, renew a due one, drop a lapsed one. `held` is what
+/// the hub presents now; the answer is what it presents next, and when to look again.
+pub async fn upkeep(state: &HubState, hub_id: &str, held: Option<Held>) -> (Option<Held>, i64) {
+    let now = now();
+    let renewing = match &held {
+        Some(h) if h.not_after <= now => {
+            state.identity.clear();
+            tracing::warn!(serial = %h.serial, "the hub certificate lapsed; asking for a new one with the deploy key");
+            false
+        }
+        Some(h) if now < h.renew_at => return (held.clone(), h.renew_at.min(now + 300)),
+        Some(_) => true,
+        None => false,
+    };
+    match obtain(state, hub_id, renewing).await {
+        Ok(new) => {
+            tracing::info!(serial = %new.serial, not_after = new.not_after, "hub certificate stored");
+            let next = new.renew_at.min(now + 300);
+            (Some(new), next)
+        }
+        Err(err) => {
+            let disabled = matches!(
+                &err,
+                crate::phone_home::CallError::Status { status: 404, .. }
+            );
+            if !disabled {
+                tracing::warn!(error = %err, "the hub cannot get its certificate now");
+            }
+            // A cloud without the CA is asked again hourly; anything else soon.
+            let next = if disabled { now + 3600 } else { now + 15 };
+            let still = held.filter(|h| h.not_after > now);
+            (still, next)
+        }
+    }
+}
