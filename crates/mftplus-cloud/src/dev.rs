@@ -19,6 +19,50 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub listen: String,
     pub metrics_listen: String,
+    /// `--tls`: HTTPS with a certificate from the dev cloud's own CA, client certificates
+    /// verified when given (the whole mutual-TLS path; decision 0016).
+    pub tls: bool,
+}
+
+/// How long the dev listeners' certificates last; re-issued at start when less is left
+/// than a week.
+const DEV_SERVER_CERT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// A server certificate for `name` (`cloud`, `hub`) from the dev CA in `data_dir/ca`, for
+/// localhost and 127.0.0.1: `data_dir/tls/<name>.crt` and `.key` (0600), kept while it has
+/// more than a week left. Returns (cert, key, the CA bundle to trust).
+pub fn dev_server_certificate(
+    data_dir: &std::path::Path,
+    name: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf), CloudError> {
+    let fail = |why: String| CloudError::Io {
+        context: format!("the dev {name} certificate"),
+        source: std::io::Error::other(why),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let authority =
+        mftplus_pki::ca::Authority::open_or_create(&data_dir.join("ca"), "MFTPlus Dev", now)
+            .map_err(|e| fail(e.to_string()))?;
+    let dir = data_dir.join("tls");
+    mftplus_base::ensure_private_dir(&dir).map_err(|e| fail(e.to_string()))?;
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let fresh = std::fs::read_to_string(&cert)
+        .ok()
+        .and_then(|pem| mftplus_pki::identity::read_certificate_pem(&pem).ok())
+        .is_some_and(|facts| facts.not_after > now + 7 * 86_400)
+        && key.exists();
+    if !fresh {
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let (chain, private) = authority
+            .issue_server(&names, DEV_SERVER_CERT_LIFETIME, now)
+            .map_err(|e| fail(e.to_string()))?;
+        mftplus_base::write_private(&key, private.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(&cert, chain).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok((cert, key, authority.roots_file()))
 }
 
 /// A prepared dev cloud: built, bound, with its admin credential minted.
@@ -28,6 +72,8 @@ pub struct DevCloud {
     metrics: tokio::net::TcpListener,
     pub url: String,
     pub data_dir: PathBuf,
+    /// With `--tls`: the dev CA's roots, which the hub and the agent trust.
+    pub ca_bundle: Option<PathBuf>,
     summary: String,
     key: String,
 }
@@ -77,8 +123,31 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     env.insert("MFTPLUS__SERVER__LISTEN".into(), options.listen.clone());
     env.entry("MFTPLUS__TRANSFERS__BLOB_PATH".into())
         .or_insert_with(|| data_dir.join("blobs").display().to_string());
-    env.entry("MFTPLUS__CERTIFICATES__AUTHORITY__DIR".into())
-        .or_insert_with(|| data_dir.join("ca").display().to_string());
+    env.insert(
+        "MFTPLUS__CERTIFICATES__AUTHORITY__DIR".into(),
+        data_dir.join("ca").display().to_string(),
+    );
+    let ca_bundle = if options.tls {
+        let (cert, key, roots) = dev_server_certificate(&data_dir, "cloud")?;
+        env.insert("MFTPLUS__TLS__ENABLED".into(), "true".into());
+        env.insert(
+            "MFTPLUS__TLS__CERTIFICATE__CERT".into(),
+            cert.display().to_string(),
+        );
+        env.insert(
+            "MFTPLUS__TLS__CERTIFICATE__KEY".into(),
+            key.display().to_string(),
+        );
+        // Boxes present certificates, people do not; an agent behind the hub reaches the
+        // cloud through the hub's connection (forwarding its certificate is not built yet).
+        env.insert(
+            "MFTPLUS__TLS__CLIENT_AUTH__MODE".into(),
+            "verifyClientCertIfGiven".into(),
+        );
+        Some(roots)
+    } else {
+        None
+    };
     let config = crate::config::load_from(Some(&config_path), &env)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -98,10 +167,19 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
         .mint_api_key(&admin, &format!("mftplus dev {stamp}"), "admin", 86_400)
         .await?;
 
-    let url = format!("http://{api_addr}");
+    let scheme = if ca_bundle.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{api_addr}");
     let mut out = String::new();
     out.push_str(&format!("  API:        {url}\n"));
-    out.push_str(&format!("  Metrics:    http://{metrics_addr}/metrics\n"));
+    out.push_str(&format!(
+        "  Metrics:    {scheme}://{metrics_addr}/metrics\n"
+    ));
+    if let Some(roots) = &ca_bundle {
+        out.push_str(&format!(
+            "  CA:         {}   (the dev CA's roots: trust them to reach the API)\n",
+            roots.display()
+        ));
+    }
     out.push_str(&format!("  Data:       {}\n", data_dir.display()));
     out.push_str(&format!("  Admin:      {}\n", admin.email));
     if let Some(password) = password {
@@ -112,12 +190,19 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     out.push_str(&format!(
         "  API key:    {key}   (admin, valid 24 h; shown once)\n"
     ));
+    if let Some(roots) = &ca_bundle {
+        out.push_str(&format!(
+            "  Try:        mftctl --server {url} --cacert {} --api-key <API key> hosts list\n",
+            roots.display()
+        ));
+    }
     Ok(DevCloud {
         cloud,
         api,
         metrics,
         url,
         data_dir,
+        ca_bundle,
         summary: out,
         key,
     })

@@ -17,6 +17,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let (cloud_url, admin_key) = (dev.url.clone(), dev.admin_api_key().to_string());
     let data_dir = dev.data_dir.clone();
+    let ca_bundle = dev.ca_bundle.clone();
     let hub = match &hub_listen {
         Some(listen) => Some(prepare_hub(&dev, listen).await?),
         None => None,
@@ -57,6 +58,7 @@ pub async fn run(
                 &cloud_url,
                 &admin_key,
                 &agent_server,
+                ca_bundle.as_deref(),
                 stopping.clone(),
             );
             // The agent is a demo of the fleet; the cloud and hub keep serving without it.
@@ -83,7 +85,7 @@ async fn prepare_hub(
         .await
         .map_err(|e| format!("cannot listen on {listen} for the hub: {e}"))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-    let vars = [
+    let mut vars = vec![
         ("CLOUD_API_URL", format!("{}/api", dev.url)),
         ("HUB_REGISTRATION_KEY", key),
         ("HUB_PORT", addr.port().to_string()),
@@ -94,6 +96,18 @@ async fn prepare_hub(
         ("DIAGNOSE_DISK_PATH", dev.data_dir.display().to_string()),
         ("NODE_ENV", "development".to_string()),
     ];
+    if let Some(roots) = &dev.ca_bundle {
+        let (cert, key, _) = mftplus_cloud::dev::dev_server_certificate(&dev.data_dir, "hub")
+            .map_err(|e| e.to_string())?;
+        let roots = roots.display().to_string();
+        vars.extend([
+            ("HUB_TLS_CERT", cert.display().to_string()),
+            ("HUB_TLS_KEY", key.display().to_string()),
+            ("HUB_TLS_CLIENT_AUTH", "verifyClientCertIfGiven".to_string()),
+            ("HUB_TLS_CLIENT_CA", roots.clone()),
+            ("CLOUD_CA_FILE", roots),
+        ]);
+    }
     // The hub's own variables (e.g. HUB_SITE_LOCAL) still apply; the ones above are dev's.
     let config = mftplus_hub::HubConfig::from_lookup(|name| {
         vars.iter()
@@ -103,5 +117,10 @@ async fn prepare_hub(
     })
     .map_err(|e| e.to_string())?;
     let hub = mftplus_hub::Hub::build(config).map_err(|e| e.to_string())?;
-    Ok((hub, listener, format!("http://{addr}")))
+    let scheme = if dev.ca_bundle.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok((hub, listener, format!("{scheme}://{addr}")))
 }

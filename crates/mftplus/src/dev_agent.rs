@@ -23,9 +23,11 @@ pub async fn run(
     cloud_url: &str,
     admin_key: &str,
     server_url: &str,
+    ca_bundle: Option<&Path>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut config = AgentConfig::for_server(server_url, data_dir.join("agent"))?;
+    config.server_ca_file = ca_bundle.map(Path::to_path_buf);
     config.driver = DriverChoice::Auto;
     // A demo should answer an edit in seconds, not in the fleet's 5-minute default.
     config.poll_min = Duration::from_secs(5);
@@ -37,7 +39,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let host_id = match enrolled {
         Some(identity) => identity.host_id,
-        None => enroll_locally(&config, cloud_url, admin_key).await?,
+        None => enroll_locally(&config, cloud_url, admin_key, ca_bundle).await?,
     };
     let driver = mftplus_agent::select_driver(&config, &host_id)
         .await
@@ -59,9 +61,21 @@ async fn enroll_locally(
     config: &AgentConfig,
     cloud_url: &str,
     admin_key: &str,
+    ca_bundle: Option<&Path>,
 ) -> Result<String, String> {
-    let admin = Client::new(cloud_url, Credential::ApiKey(admin_key.to_string()))
-        .map_err(|e| e.to_string())?;
+    let options = mftplus_client::ClientOptions {
+        extra_roots_pem: ca_bundle
+            .map(std::fs::read)
+            .transpose()
+            .map_err(|e| format!("the dev CA: {e}"))?,
+        ..Default::default()
+    };
+    let admin = Client::with_options(
+        cloud_url,
+        Credential::ApiKey(admin_key.to_string()),
+        options,
+    )
+    .map_err(|e| e.to_string())?;
     let password = mftplus_fleet::hungarian_passphrase();
     let created = admin
         .create_customer(&CreateCustomer {

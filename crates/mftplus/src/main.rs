@@ -65,6 +65,10 @@ enum Command {
         /// Run no host agent (by default one enrolls as customer `local` and reports).
         #[arg(long)]
         no_agent: bool,
+        /// Serve HTTPS with the dev cloud's own CA; the hub and the agent get client
+        /// certificates from it.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -126,11 +130,13 @@ async fn run(cli: Cli) -> ExitCode {
             hub_listen,
             no_hub,
             no_agent,
+            tls,
         } => {
             let options = mftplus_cloud::dev::DevOptions {
                 data_dir,
                 listen,
                 metrics_listen,
+                tls,
             };
             dev::run(options, (!no_hub).then_some(hub_listen), !no_agent).await
         }

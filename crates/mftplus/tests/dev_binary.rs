@@ -27,10 +27,15 @@ impl Drop for Dev {
 
 impl Dev {
     fn start(data: &Path, name: &str) -> Dev {
+        Dev::start_with(data, name, &[])
+    }
+
+    fn start_with(data: &Path, name: &str, extra: &[&str]) -> Dev {
         let out = data.with_file_name(format!("{name}.out"));
         let child = Command::new(env!("CARGO_BIN_EXE_mftplus"))
             .args(["dev", "--data-dir"])
             .arg(data)
+            .args(extra)
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--hub-listen", "127.0.0.1:0"])
             .env_clear()
@@ -119,4 +124,75 @@ fn dev_runs_the_cloud_and_a_registered_hub_in_front_of_it() {
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
     // And the agent keeps its identity: enrolled once, not again at every start.
     assert_eq!(again.field("Agent:      host"), host_id);
+}
+
+/// `mftplus dev --tls`: HTTPS from the dev CA on the API and the hub, TLS 1.2 refused, the CA
+/// path and a ready `mftctl` line printed, and the hub and the agent holding certificates
+/// from the dev CA.
+#[test]
+fn dev_tls_runs_the_whole_path_with_its_own_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut dev = Dev::start_with(&data, "tls", &["--tls"]);
+    let api = dev.field("API:");
+    let hub = dev.field("Hub:");
+    let ca = dev.field("CA:");
+    let key = dev.field("API key:");
+    assert!(
+        api.starts_with("https://") && hub.starts_with("https://"),
+        "{api} {hub}"
+    );
+    let try_line = dev.field("Try:");
+    assert_eq!(try_line, "mftctl");
+    let curl = |url: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert", &ca])
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert!(curl(&format!("{api}/api/v1/health"), &[]).0);
+    assert!(
+        curl(&format!("{hub}/api/v1/health"), &[]).0,
+        "the hub serves TLS"
+    );
+    assert!(
+        !curl(
+            &format!("{api}/api/v1/health"),
+            &["--tlsv1.2", "--tls-max", "1.2"]
+        )
+        .0
+    );
+    // The hub and the agent get their certificates from the dev CA.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let (ok, body) = curl(
+            &format!("{api}/api/v1/certificates"),
+            &["-H", &format!("x-api-key: {key}")],
+        );
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let subjects: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["subject"].as_str()).collect())
+            .unwrap_or_default();
+        if ok
+            && subjects.iter().any(|s| s.starts_with("host:"))
+            && subjects.iter().any(|s| s.starts_with("hub:"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "certificates: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mode = std::fs::metadata(data.join("tls").join("cloud.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
 }
