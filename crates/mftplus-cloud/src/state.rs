@@ -77,6 +77,8 @@ pub struct Inner {
     /// Commits chunk rows in batches, after syncing their blobs.
     pub chunk_committer: ChunkCommitter,
     pub fleet: crate::fleet::FleetRuntime,
+    /// The last database ping `/api/v1/health` made, and when (`handlers::health`).
+    pub database_health: Mutex<Option<(Instant, mftplus_types::api::DatabaseHealth)>>,
     /// The built-in CA, unless `certificates.authority.enabled` is false.
     pub ca: Option<Arc<crate::ca::CaRuntime>>,
     pub started: Instant,
@@ -126,6 +128,7 @@ impl AppState {
                 hubs: TtlMap::new(CACHE_TTL),
                 certificates: TtlMap::new(CACHE_TTL),
             },
+            database_health: Mutex::new(None),
             ca,
             site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
             metrics,

@@ -9,7 +9,24 @@ use axum::{Extension, Json};
 use mftplus_types::api::{DatabaseHealth, Health, Jwks, Principal, Status};
 use mftplus_types::ErrorCode;
 
+/// How long a database answer serves `/api/v1/health`: load balancers probe often and an
+/// attacker can too, so the probe costs the database at most one ping a second per replica
+/// (a failing database is reported within that second).
+pub const DATABASE_HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn database(state: &AppState) -> DatabaseHealth {
+    if let Some((at, health)) = &*state.database_health.lock().unwrap_or_else(|p| p.into_inner()) {
+        if at.elapsed() < DATABASE_HEALTH_TTL {
+            return health.clone();
+        }
+    }
+    let health = ping(state).await;
+    *state.database_health.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((std::time::Instant::now(), health.clone()));
+    health
+}
+
+async fn ping(state: &AppState) -> DatabaseHealth {
     let status = match state.store.ping().await {
         Ok(()) => "ok",
         Err(err) => {
