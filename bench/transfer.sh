@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Transfer throughput and memory: the same random file sent and received with mftctl through a
-# local `mftplus dev` cloud (release build), with `scp -c aes256-gcm@openssh.com` and with
+# local `mftplus dev` cloud (release build) over plain HTTP and through a second one with
+# `--tls` (HTTPS, TLS 1.3, its own CA), with `scp -c aes256-gcm@openssh.com` and with
 # `rsync -e ssh` against this script's own sshd on loopback, next to the raw `dd conv=fsync`
 # write rate of the same disk.
 #
@@ -45,8 +46,10 @@ MFTCTL="$PWD/target/release/mftctl"
 work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-bench.XXXXXX")"
 sshd_pid=""
 cloud_pid=""
+tls_pid=""
 cleanup() {
   [ -n "$cloud_pid" ] && kill "$cloud_pid" 2>/dev/null && wait "$cloud_pid" 2>/dev/null
+  [ -n "$tls_pid" ] && kill "$tls_pid" 2>/dev/null && wait "$tls_pid" 2>/dev/null
   [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -121,6 +124,26 @@ done
 
 rss_users="$(awk '/VmRSS/ {print $2}' "/proc/$cloud_pid/status")"
 
+# The same over HTTPS: a second dev cloud with its own CA (`--tls`); mftctl trusts that CA.
+mkdir -p "$work/cloud-tls" && chmod 700 "$work/cloud-tls"
+cp "$work/cloud/server.yaml" "$work/cloud-tls/server.yaml"
+tls_port="$(free_port)"
+RUST_LOG=warn "$MFTPLUS" dev --tls --no-hub --no-agent --data-dir "$work/cloud-tls" \
+  --listen "127.0.0.1:$tls_port" --metrics-listen 127.0.0.1:0 >"$work/cloud-tls.out" 2>"$work/cloud-tls.err" &
+tls_pid=$!
+for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud-tls.out" 2>/dev/null && break; sleep 0.1; done
+tls_key="$(awk '/API key:/ {print $3}' "$work/cloud-tls.out")"
+tls_ca="$(awk '/CA:/ {print $2}' "$work/cloud-tls.out")"
+[ -n "$tls_key" ] && [ -n "$tls_ca" ] || { echo "the TLS cloud did not start:"; cat "$work/cloud-tls.err"; exit 1; }
+TLS_ENV=(MFTPLUS_SERVER="https://127.0.0.1:$tls_port" MFTPLUS_CA_FILE="$tls_ca")
+for who in sender recipient; do
+  mkdir -p "$work/home-tls-$who"
+  printf '%s\n' "$password" | env "${TLS_ENV[@]}" MFTPLUS_API_KEY="$tls_key" HOME="$work/home-tls-$who" \
+    "$MFTCTL" users create --email "$who@example.com" --role user --password-stdin >/dev/null
+  printf '%s\n' "$password" | env "${TLS_ENV[@]}" HOME="$work/home-tls-$who" \
+    "$MFTCTL" login --email "$who@example.com" --password-stdin >/dev/null 2>&1
+done
+
 # --- (d) the file -----------------------------------------------------------------------------
 src="$work/source.bin"
 echo "writing ${SIZE_MIB} MiB of random data"
@@ -171,6 +194,23 @@ for round in $(seq 1 "$ROUNDS"); do
   # Free the disk for the next round (large sizes); the sweeper would do it after expiry.
   HOME="$work/home-sender" "$MFTCTL" transfers cancel "$id" >/dev/null
   rm -rf "$work/cloud/blobs"/*/"$id"
+
+  # Over HTTPS: the same commands against the TLS cloud.
+  t0=$(now)
+  id="$(env "${TLS_ENV[@]}" HOME="$work/home-tls-sender" "$MFTCTL" send "$src" recipient@example.com 2>"$work/send.err")" \
+    || { cat "$work/send.err"; exit 1; }
+  t1=$(now)
+  echo "mftctl_send_tls $(rate "$t0" "$t1") - - -" >> "$results"
+  mkdir -p "$work/recv"
+  t0=$(now)
+  env "${TLS_ENV[@]}" HOME="$work/home-tls-recipient" "$MFTCTL" receive "$id" --dir "$work/recv" >/dev/null 2>"$work/recv.err" \
+    || { cat "$work/recv.err"; exit 1; }
+  t1=$(now)
+  echo "mftctl_receive_tls $(rate "$t0" "$t1") - - -" >> "$results"
+  cmp -s "$src" "$work/recv/source.bin" || { echo "received file differs (TLS)"; exit 1; }
+  rm -rf "$work/recv"
+  env "${TLS_ENV[@]}" HOME="$work/home-tls-sender" "$MFTCTL" transfers cancel "$id" >/dev/null
+  rm -rf "$work/cloud-tls/blobs"/*/"$id"
 done
 
 # --- (f) the table ----------------------------------------------------------------------------
@@ -190,7 +230,8 @@ def peak(name, i):
 dd = med("dd")
 print(f"{'what':16} {'MiB/s':>8} {'vs scp':>7} {'vs dd':>6} {'RSS MiB':>8} {'cloud MiB':>9} {'(at start)':>10}  runs")
 for name, scp in [("dd", None), ("scp_up", None), ("scp_down", None), ("rsync_up", "scp_up"),
-                  ("rsync_down", "scp_down"), ("mftctl_send", "scp_up"), ("mftctl_receive", "scp_down")]:
+                  ("rsync_down", "scp_down"), ("mftctl_send", "scp_up"), ("mftctl_receive", "scp_down"),
+                  ("mftctl_send_tls", "scp_up"), ("mftctl_receive_tls", "scp_down")]:
     m = med(name)
     vs_scp = f"{m / med(scp):.2f}x" if scp else "-"
     runs = " ".join(f"{r[0]:.0f}" for r in rows[name])
@@ -205,4 +246,10 @@ for name, scp in [("mftctl_send", "scp_up"), ("mftctl_receive", "scp_down")]:
     print(f"{name}: {r:.2f}x scp (target >= 1.5x: {ok(r >= 1.5)}), {d * 100:.0f}% of dd "
           f"(target >= 70%: {ok(d >= 0.7)}), mftctl RSS {rss:.1f} MiB and cloud {hwm:.1f} MiB "
           f"(target <= 64 MiB: {ok(rss <= 64 and hwm <= 64)})")
+for name, plain, scp in [("mftctl_send_tls", "mftctl_send", "scp_up"),
+                         ("mftctl_receive_tls", "mftctl_receive", "scp_down")]:
+    r = med(name) / med(plain)
+    s = med(name) / med(scp)
+    print(f"{name}: {r:.2f}x the same over plain HTTP (target >= 0.9x: {ok(r >= 0.9)}), "
+          f"{s:.2f}x scp (target >= 1.5x: {ok(s >= 1.5)})")
 PY

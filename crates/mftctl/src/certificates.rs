@@ -59,6 +59,10 @@ pub async fn run(ctx: &mut Context, command: &CertificatesCommand) -> Result<u8,
         CertificatesCommand::Revoke { serial, reason, ca } => {
             revoke(ctx, serial, reason.as_deref(), ca).await
         }
+        CertificatesCommand::Ca { action, ca } => {
+            use_ca(ctx, ca)?;
+            crate::ca_rotation::run(ctx, action).await
+        }
     }
 }
 

@@ -21,6 +21,14 @@ pub enum CertificatesCommand {
         #[command(flatten)]
         ca: CaArgs,
     },
+    /// The CA itself: its roots, and rotating them without breaking boxes (status, rotate,
+    /// retire)
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+        #[command(flatten)]
+        ca: CaArgs,
+    },
     /// Revoke a certificate: the cloud refuses it at the TLS handshake from now on
     Revoke {
         /// The serial as `openssl x509 -serial` prints it (upper or lower case, with or
@@ -32,6 +40,22 @@ pub enum CertificatesCommand {
         reason: Option<String>,
         #[command(flatten)]
         ca: CaArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaAction {
+    /// The trusted roots, and whether a rotation is under way and how many live certificates
+    /// still chain to the old root
+    Status,
+    /// Start a rotation: a new root and intermediate issue from now on, old and new roots are
+    /// trusted together, boxes move to the new chain as they renew
+    Rotate,
+    /// End a rotation: only the new root is trusted; refused while live certificates still
+    /// chain to the old one, unless --force (they stop working)
+    Retire {
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -16,6 +16,7 @@
 
 mod apikeys;
 mod audit;
+mod ca_rotation;
 mod certificates;
 pub mod cli;
 mod cli_certificates;

@@ -460,3 +460,58 @@ async fn refusals_write_nothing_and_the_config_block_counts() {
         .fails_with("config");
     assert!(run.stderr.contains("renew_befor"), "{run:#?}");
 }
+
+/// `mftctl certificates ca status|rotate|retire`: a rotation trusts both roots until it is
+/// retired; retiring is refused while a live certificate still chains to the old root, and
+/// `--force` overrides that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_rotates_through_the_command_line() {
+    let tls = tls_cloud().await;
+    let op = operator(&tls);
+    let (host_id, _) = enroll(&op, &tls.url, Some(&tls.server_ca)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    op.line(&format!(
+        "mftctl certificates issue --agent-id {host_id} --dir {}",
+        certs.display()
+    ))
+    .await
+    .ok();
+    let status = op
+        .line("mftctl certificates ca status --json")
+        .await
+        .ok()
+        .json();
+    assert_eq!(status["roots"].as_array().unwrap().len(), 1, "{status}");
+    assert!(status["rotation_started_at"].is_null());
+
+    let rotated = op
+        .line("mftctl certificates ca rotate --json")
+        .await
+        .ok()
+        .json();
+    assert_eq!(rotated["roots"].as_array().unwrap().len(), 2, "{rotated}");
+    assert_eq!(rotated["on_old_chain"], 1, "{rotated}");
+    let again = op.line("mftctl certificates ca rotate").await;
+    assert!(again.stderr.contains("ca_rotation"), "{}", again.stderr);
+    let early = op.line("mftctl certificates ca retire").await;
+    assert!(early.stderr.contains("ca_rotation"), "{}", early.stderr);
+    let human = op.line("mftctl certificates ca status").await.ok();
+    assert!(
+        human.stdout.contains("still on the old root"),
+        "{}",
+        human.stdout
+    );
+
+    let retired = op
+        .line("mftctl certificates ca retire --force --json")
+        .await
+        .ok()
+        .json();
+    assert_eq!(retired["roots"].as_array().unwrap().len(), 1, "{retired}");
+    assert_eq!(
+        retired["roots"][0]["fingerprint"],
+        rotated["roots"][0]["fingerprint"]
+    );
+    assert!(retired["rotation_started_at"].is_null());
+}

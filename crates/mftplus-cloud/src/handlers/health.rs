@@ -15,14 +15,20 @@ use mftplus_types::ErrorCode;
 pub const DATABASE_HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn database(state: &AppState) -> DatabaseHealth {
-    if let Some((at, health)) = &*state.database_health.lock().unwrap_or_else(|p| p.into_inner()) {
+    if let Some((at, health)) = &*state
+        .database_health
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+    {
         if at.elapsed() < DATABASE_HEALTH_TTL {
             return health.clone();
         }
     }
     let health = ping(state).await;
-    *state.database_health.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some((std::time::Instant::now(), health.clone()));
+    *state
+        .database_health
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), health.clone()));
     health
 }
 
