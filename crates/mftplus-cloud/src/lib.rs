@@ -23,6 +23,7 @@ pub mod hubs;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod principal;
 pub mod ratelimit;
 pub mod rbac;
 pub mod routes;

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::handlers::fleet::find_customer;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{CustomerRow, NewEvent};
 use mftplus_types::fleet::GeoPolicy;
 use mftplus_types::ErrorCode;
@@ -65,7 +65,7 @@ pub async fn reconcile(state: &AppState, customer_id: &str, policy: &GeoPolicy) 
 /// The self-lockout override: removes every rule the cloud manages for the customer.
 pub async fn remove_all(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(customer_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let customer = find_customer(&state, &customer_id).await?;

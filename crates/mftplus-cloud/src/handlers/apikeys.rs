@@ -9,7 +9,7 @@ use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{ApiKeyRow, NewApiKey};
 use mftplus_types::api::{ApiKey, CreateApiKeyRequest, CreatedApiKey, ResolveApiKeyRequest};
 use mftplus_types::ErrorCode;
@@ -28,8 +28,8 @@ pub struct ListQuery {
 
 pub async fn index(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<ApiKey>>> {
     let owner = (scope == Scope::Own).then_some(caller.user_id.as_str());
@@ -88,8 +88,8 @@ fn new_key(
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateApiKeyRequest>,
 ) -> ApiResult<(http::StatusCode, Json<CreatedApiKey>)> {
     let name = validate_name(&body.name, "name")?;
@@ -140,8 +140,8 @@ fn visible_key(caller: &Caller, scope: Scope, row: Option<ApiKeyRow>) -> ApiResu
 
 pub async fn resolve(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     ApiJson(body): ApiJson<ResolveApiKeyRequest>,
 ) -> ApiResult<Json<ApiKey>> {
     let row = state
@@ -155,8 +155,8 @@ pub async fn resolve(
 
 pub async fn show(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKey>> {
     let row = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
@@ -166,9 +166,9 @@ pub async fn show(
 
 pub async fn destroy(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    scope: Scope,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<http::StatusCode> {
     let row = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
@@ -194,9 +194,9 @@ pub async fn destroy(
 
 pub async fn rotate(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    scope: Scope,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CreatedApiKey>> {
     let old = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;

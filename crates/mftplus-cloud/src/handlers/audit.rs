@@ -10,7 +10,7 @@ use crate::middleware::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::AuditRow;
 use mftplus_types::api::{AuditEntry, AuditPage};
 use serde::Deserialize;
@@ -70,8 +70,8 @@ pub struct ExportQuery {
 
 pub async fn export(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
     let format = query.format.unwrap_or_else(|| "json".into());

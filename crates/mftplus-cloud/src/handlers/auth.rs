@@ -8,7 +8,7 @@ use crate::extract::ApiJson;
 use crate::middleware::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::UserRow;
 use mftplus_types::api::{LoginRequest, RefreshRequest, TokenPair};
 use mftplus_types::ErrorCode;
@@ -16,7 +16,7 @@ use serde_json::json;
 
 pub async fn login(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let email = body.email.trim().to_ascii_lowercase();
@@ -86,7 +86,7 @@ pub async fn login(
 
 pub async fn refresh(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let claims = state
@@ -155,8 +155,8 @@ pub async fn refresh(
 
 pub async fn logout(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
 ) -> ApiResult<http::StatusCode> {
     let CallerKind::Jwt { family, .. } = &caller.kind else {
         return Err(ApiError::new(

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{CertSubjectKind, CertificateRow};
 use mftplus_types::certificates::{
     BoxIdentity, BoxKind, CaRoot, CaStatus, CertificateInfo, IssueCertificateRequest,
@@ -72,17 +72,17 @@ enum Requester {
 
 pub async fn issue(
     State(state): State<AppState>,
-    caller: Option<Extension<Caller>>,
-    reporter: Option<Extension<Reporter>>,
-    certified: Option<Extension<CertifiedBox>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Option<Caller>,
+    reporter: Option<Reporter>,
+    certified: Option<CertifiedBox>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<IssueCertificateRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
     let ca = authority(&state)?;
     let requester = match (caller, reporter) {
-        (Some(Extension(caller)), _) => Requester::Operator(caller),
-        (None, Some(Extension(reporter))) => Requester::Host(reporter),
+        (Some(caller), _) => Requester::Operator(caller),
+        (None, Some(reporter)) => Requester::Host(reporter),
         (None, None) => return Err(ApiError::unauthenticated("no credential")),
     };
     let (subject, actor) = match &requester {
@@ -148,8 +148,8 @@ async fn first_or_recovery(
 /// the key's). The deploy key stays the hub's way back in, so there is no first-time rule.
 pub async fn issue_hub(
     State(state): State<AppState>,
-    Extension(hub_key): Extension<HubKey>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    hub_key: HubKey,
+    ClientIp(ip): ClientIp,
     Path(hub_id): Path<String>,
     ApiJson(body): ApiJson<IssueCertificateRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
@@ -168,8 +168,8 @@ pub async fn issue_hub(
 
 pub async fn renew(
     State(state): State<AppState>,
-    Extension(certified): Extension<CertifiedBox>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    certified: CertifiedBox,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<IssueCertificateRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
     let ca = authority(&state)?;
@@ -326,8 +326,8 @@ fn info(row: &CertificateRow, now: i64) -> CertificateInfo {
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     Path(serial): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<CertificateInfo>> {
@@ -414,8 +414,8 @@ async fn status_of(state: &AppState, ca: &CaRuntime) -> ApiResult<CaStatus> {
 /// and boxes move to the new chain as they renew.
 pub async fn ca_rotate(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
 ) -> ApiResult<Json<CaStatus>> {
     let ca = authority(&state)?;
     ca.rotate(state.clock.now_secs()).map_err(rotation_error)?;
@@ -437,8 +437,8 @@ pub async fn ca_rotate(
 /// to the old one, unless forced.
 pub async fn ca_retire(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<CaStatus>> {
     let ca = authority(&state)?;

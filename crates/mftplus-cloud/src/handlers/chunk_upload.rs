@@ -99,7 +99,7 @@ fn commit_error(index: u64, err: CommitError) -> ApiError {
 
 pub async fn upload_chunk(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path((id, index)): Path<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,

@@ -5,7 +5,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_types::api::{DatabaseHealth, Health, Jwks, Principal, Status};
 use mftplus_types::ErrorCode;
 
@@ -102,17 +102,11 @@ fn principal(state: &AppState, caller: &Caller) -> Principal {
 }
 
 /// Who the credential belongs to and what it may do; no database work.
-pub async fn whoami(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Json<Principal> {
+pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Json<Principal> {
     Json(principal(&state, &caller))
 }
 
-pub async fn status(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Status>> {
+pub async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Status>> {
     let now = state.clock.now_ms();
     let warning_ms = state.config.config.api_keys.warning_days as i64 * 86_400_000;
     let mut warnings = Vec::new();

@@ -13,7 +13,7 @@ use crate::middleware::ClientIp;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{
     DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubValidation, NewDeployKey,
 };
@@ -32,8 +32,8 @@ const MAX_ISSUE_CHARS: usize = 500;
 
 pub async fn register(
     State(state): State<AppState>,
-    Extension(key): Extension<HubKey>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    key: HubKey,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<HubRegisterRequest>,
 ) -> ApiResult<Json<HubRegisterResponse>> {
     let checked = check_registration(&state, &body)?;
@@ -69,8 +69,8 @@ pub async fn register(
 
 pub async fn validate(
     State(state): State<AppState>,
-    Extension(key): Extension<HubKey>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    key: HubKey,
+    ClientIp(ip): ClientIp,
     Path(hub_id): Path<String>,
     ApiJson(body): ApiJson<HubRegisterRequest>,
 ) -> ApiResult<Json<HubRegisterResponse>> {
@@ -284,8 +284,8 @@ pub async fn deploy_keys_index(
 
 pub async fn deploy_keys_create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateDeployKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedDeployKey>)> {
     let label = check_word(&body.label, "label", 100)?;
@@ -336,8 +336,8 @@ pub(crate) async fn new_deploy_key(
 /// process forgets its cached lookups at once; other replicas within the cache TTL.
 pub async fn deploy_keys_revoke(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let changed = state

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_crypto::stream::X25519PublicKey;
 use mftplus_store::UserKeyRow;
 use mftplus_types::transfers::{PublicKeyBody, UserPublicKey};
@@ -16,7 +16,7 @@ use mftplus_types::ErrorCode;
 
 pub async fn put_own(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     ApiJson(body): ApiJson<PublicKeyBody>,
 ) -> ApiResult<Json<UserPublicKey>> {
     let key = X25519PublicKey::from_encoded(body.public_key.trim()).map_err(|_| {

@@ -9,7 +9,7 @@ use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_types::api::{CreateTokenRequest, CreatedToken, RevokedCount, TokenInfo};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,8 +23,8 @@ pub struct ListQuery {
 
 pub async fn index(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<TokenInfo>>> {
     let user_id = match (&query.user, scope) {
@@ -58,8 +58,8 @@ pub async fn index(
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(http::StatusCode, Json<CreatedToken>)> {
     let user = find_user(&state, &body.user).await?;
@@ -110,9 +110,9 @@ pub async fn create(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    scope: Scope,
+    ClientIp(ip): ClientIp,
     Path(token_id): Path<String>,
 ) -> ApiResult<http::StatusCode> {
     let row = state.store.get_token(&token_id).await?;
@@ -137,9 +137,9 @@ pub async fn revoke(
 
 pub async fn revoke_for_user(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    scope: Scope,
+    ClientIp(ip): ClientIp,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<RevokedCount>> {
     let user = find_user(&state, &reference).await?;

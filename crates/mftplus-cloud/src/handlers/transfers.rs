@@ -128,8 +128,8 @@ fn require_complete(row: &TransferRow) -> ApiResult<()> {
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     ApiJson(body): ApiJson<CreateTransferRequest>,
@@ -211,7 +211,7 @@ pub async fn create(
 
 pub async fn list_chunks(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ChunkInfo>>> {
     let row = state
@@ -236,8 +236,8 @@ pub async fn list_chunks(
 
 pub async fn complete(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CompleteTransferRequest>,
 ) -> ApiResult<Json<Transfer>> {
@@ -285,8 +285,8 @@ pub struct ListQuery {
 
 pub async fn index(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -314,8 +314,8 @@ pub async fn index(
 
 pub async fn show(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Transfer>> {
     let row = visible(&state, &caller, scope, &id).await?;
@@ -332,8 +332,8 @@ fn octets(bytes: impl Into<axum::body::Body>) -> Response {
 
 pub async fn header(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let row = visible(&state, &caller, scope, &id).await?;
@@ -343,8 +343,8 @@ pub async fn header(
 
 pub async fn manifest(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let row = visible(&state, &caller, scope, &id).await?;
@@ -358,8 +358,8 @@ pub async fn manifest(
 /// operator) it changes nothing and answers the transfer as it is.
 pub async fn received(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Transfer>> {
     let row = visible(&state, &caller, scope, &id).await?;
@@ -392,8 +392,8 @@ pub async fn received(
 
 pub async fn download_chunk(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path((id, index)): Path<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
@@ -428,8 +428,8 @@ pub async fn download_chunk(
 
 pub async fn verify(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(id): Path<String>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
@@ -482,9 +482,9 @@ pub async fn verify(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    scope: Scope,
+    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Transfer>> {
     // `:own` cancellation is the sender's; recipients may read but not cancel.

@@ -9,7 +9,7 @@ use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{NewUser, UserUpdate};
 use mftplus_types::api::{CreateUserRequest, CreatedUser, UpdateUserRequest, User, UserType};
 use mftplus_types::ErrorCode;
@@ -22,8 +22,8 @@ pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> 
 
 pub async fn show(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(scope): Extension<Scope>,
+    caller: Caller,
+    scope: Scope,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<User>> {
     let user = find_user(&state, &reference).await?;
@@ -44,8 +44,8 @@ async fn hash_password(password: String) -> ApiResult<String> {
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(http::StatusCode, Json<CreatedUser>)> {
     let email = validate_email(&body.email)?;
@@ -109,8 +109,8 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     Path(reference): Path<String>,
     ApiJson(body): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
@@ -189,8 +189,8 @@ pub async fn update(
 
 pub async fn destroy(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
     Path(reference): Path<String>,
 ) -> ApiResult<http::StatusCode> {
     let user = find_user(&state, &reference).await?;

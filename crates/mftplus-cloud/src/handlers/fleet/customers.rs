@@ -11,7 +11,7 @@ use crate::handlers::{validate_email, validate_name};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{CustomerUpdate, NewCustomer, NewEvent};
 use mftplus_types::fleet::{CreateCustomer, CreatedCustomer, CustomerInfo, UpdateCustomer};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ pub async fn show(
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateCustomer>,
 ) -> ApiResult<(StatusCode, Json<CreatedCustomer>)> {
     let id = match body.id {
@@ -79,7 +79,7 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateCustomer>,
 ) -> ApiResult<Json<CustomerInfo>> {
@@ -132,7 +132,7 @@ pub async fn update(
 
 pub async fn destroy(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_customer(&id).await?;
@@ -143,7 +143,7 @@ pub async fn destroy(
 
 pub async fn block(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
     set_status(state, caller, id, "blocked", "customer_blocked").await
@@ -151,7 +151,7 @@ pub async fn block(
 
 pub async fn unblock(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
     set_status(state, caller, id, "active", "customer_unblocked").await
@@ -178,7 +178,7 @@ async fn set_status(
 /// model's version of the seed's "push update").
 pub async fn trigger_update(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     find_customer(&state, &id).await?;

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{DesiredEdit, NewEvent, NewSignedOp};
 use mftplus_types::fleet::{DesiredDiff, DesiredState, PutDesiredState, PutDesiredStateResponse};
 use mftplus_types::ErrorCode;
@@ -30,7 +30,7 @@ pub async fn diff(
 
 pub async fn update(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(host_id): Path<String>,
     ApiJson(body): ApiJson<PutDesiredState>,
 ) -> ApiResult<Json<PutDesiredStateResponse>> {

@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{NewGuest, NewHost, StoreError};
 use mftplus_types::fleet::{
     ArmRecovery, DesiredState, EnrollRequest, EnrollResponse, EscrowUpload, GuestBootstrap,
@@ -29,7 +29,7 @@ const RECOVERY_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=4 * 3600;
 
 pub async fn enroll(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
@@ -79,7 +79,7 @@ pub async fn enroll(
 /// The agent mints a guest controller's identity; the key is shown once.
 pub async fn mint_guest(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
     ApiJson(body): ApiJson<GuestBootstrapRequest>,
 ) -> ApiResult<(StatusCode, Json<GuestBootstrap>)> {
     let guest_id = guest_id(&body.guest_id)?;
@@ -128,7 +128,7 @@ pub struct ConfigQuery {
 /// with every cloud-only secret removed.
 pub async fn controller_config(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(customer_id): Path<String>,
     ApiQuery(query): ApiQuery<ConfigQuery>,
@@ -186,7 +186,7 @@ pub async fn controller_config(
 /// Stores the agent's DR record verbatim; the cloud cannot open the wrapped key.
 pub async fn put_escrow(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
     ApiJson(body): ApiJson<EscrowUpload>,
 ) -> ApiResult<StatusCode> {
     let namespace = short_text(&body.backup_namespace, "backup_namespace", 256)?;
@@ -219,7 +219,7 @@ pub async fn put_escrow(
 
 pub async fn arm_recovery(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(host_id): Path<String>,
     ApiJson(body): ApiJson<ArmRecovery>,
 ) -> ApiResult<Json<RecoveryState>> {
@@ -244,7 +244,7 @@ pub async fn arm_recovery(
 
 pub async fn disarm_recovery(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(host_id): Path<String>,
 ) -> ApiResult<Json<RecoveryState>> {
     let host = state.store.set_recovery_mode(&host_id, None).await?;
@@ -281,7 +281,7 @@ async fn recovery_record(
 /// recovery mode, and the old key stops working in the same transaction.
 pub async fn re_enroll(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(host_id): Path<String>,
     ApiJson(body): ApiJson<ReEnrollRequest>,

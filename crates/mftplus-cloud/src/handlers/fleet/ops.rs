@@ -12,7 +12,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::handlers::fleet::desired::guest_specs;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_signing::{SshSig, OP_NAMESPACE};
 use mftplus_store::{NewEvent, OpFilter, OpTransition, SignedOpRow};
 use mftplus_types::fleet::{op_status, OpInfo, OpStatus, OpStatusUpdate, SignOp};
@@ -58,7 +58,7 @@ pub async fn show(
 /// An operator uploads the armored SSHSIG made on their workstation.
 pub async fn sign(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(op_id): Path<String>,
     ApiJson(body): ApiJson<SignOp>,
 ) -> ApiResult<Json<OpInfo>> {
@@ -132,7 +132,7 @@ fn check_signature(state: &AppState, op: &SignedOpRow, armored: &str) -> ApiResu
 /// The agent's fetch: signed ops become delivered (none for a blocked customer).
 pub async fn fetch(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
 ) -> ApiResult<Json<Vec<OpInfo>>> {
     let rows = state
         .store
@@ -145,7 +145,7 @@ pub async fn fetch(
 /// transaction, so intent and reality agree again.
 pub async fn report_status(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
     Path((_host_id, op_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<OpStatusUpdate>,
 ) -> ApiResult<Json<OpInfo>> {

@@ -11,7 +11,7 @@ use crate::extract::{ApiJsonVerbatim, ApiQuery};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::Json;
 use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
 use mftplus_types::fleet::{ControlEnvelope, GuestReport, GuestStatus, HostReport, HostReportInfo};
 use serde::Deserialize;
@@ -21,7 +21,7 @@ const MAX_TARGETS: usize = 1024;
 
 pub async fn host_report(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
     headers: HeaderMap,
     ApiJsonVerbatim(report, raw): ApiJsonVerbatim<HostReport>,
 ) -> ApiResult<Json<ControlEnvelope>> {
@@ -93,7 +93,7 @@ pub async fn host_report(
 
 pub async fn guest_report(
     State(state): State<AppState>,
-    Extension(reporter): Extension<Reporter>,
+    reporter: Reporter,
     headers: HeaderMap,
     ApiJsonVerbatim(report, raw): ApiJsonVerbatim<GuestReport>,
 ) -> ApiResult<StatusCode> {
