@@ -11,6 +11,9 @@
 # (that needs root and would disturb everyone else on the machine): instead every tool reads
 # the same file, warmed once before the first run, so all of them read from memory alike.
 #
+# The plain and the TLS cloud alternate which goes first from round to round (writeback from
+# one phase can slow the next).
+#
 # Peak RSS: mftctl from `/usr/bin/time -v` ("Maximum resident set size"); the cloud from
 # VmHWM in /proc/PID/status, reset before each phase through /proc/PID/clear_refs when the
 # kernel allows it (otherwise the figure is the peak so far, and the table says so).
@@ -18,6 +21,7 @@
 # Usage: bench/transfer.sh            (1 GiB, 3 rounds; medians are reported)
 #        SIZE_MIB=10240 ROUNDS=1 bench/transfer.sh
 #        BENCH_DIR=/some/disk bench/transfer.sh   (where the temporary folder goes)
+#        SKIP_BUILD=1 bench/transfer.sh            (with target/release as built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${SIZE_MIB:-1024}"
@@ -38,8 +42,10 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # --- (c) binaries -----------------------------------------------------------------------------
-echo "building release binaries"
-cargo build --release -q -p mftplus -p mftctl
+if [ "${SKIP_BUILD:-0}" != 1 ]; then # SKIP_BUILD=1: use target/release as built
+  echo "building release binaries"
+  cargo build --release -q -p mftplus -p mftctl
+fi
 MFTPLUS="$PWD/target/release/mftplus"
 MFTCTL="$PWD/target/release/mftctl"
 
@@ -160,21 +166,7 @@ reset_hwm() { echo 5 > "/proc/$cloud_pid/clear_refs" 2>/dev/null || hwm_reset=no
 cloud_hwm() { awk '/VmHWM/ {print $2}' "/proc/$cloud_pid/status"; }
 cloud_rss() { awk '/VmRSS/ {print $2}' "/proc/$cloud_pid/status"; }
 
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round/$ROUNDS"
-  t0=$(now); dd if=/dev/zero of="$work/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync status=none; t1=$(now)
-  echo "dd $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/dd.bin"
-
-  t0=$(now); scp -q "${SCP_OPTS[@]}" "$src" "127.0.0.1:$work/remote/scp.bin"; sync "$work/remote/scp.bin"; t1=$(now)
-  echo "scp_up $(rate "$t0" "$t1") - - -" >> "$results"
-  t0=$(now); scp -q "${SCP_OPTS[@]}" "127.0.0.1:$work/remote/scp.bin" "$work/local/scp.bin"; sync "$work/local/scp.bin"; t1=$(now)
-  echo "scp_down $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/remote/scp.bin" "$work/local/scp.bin"
-
-  t0=$(now); rsync -q -e "$RSYNC_SSH" "$src" "127.0.0.1:$work/remote/rsync.bin"; sync "$work/remote/rsync.bin"; t1=$(now)
-  echo "rsync_up $(rate "$t0" "$t1") - - -" >> "$results"
-  t0=$(now); rsync -q -e "$RSYNC_SSH" "127.0.0.1:$work/remote/rsync.bin" "$work/local/rsync.bin"; sync "$work/local/rsync.bin"; t1=$(now)
-  echo "rsync_down $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/remote/rsync.bin" "$work/local/rsync.bin"
-
+mftctl_plain() {
   reset_hwm; base=$(cloud_rss)
   t0=$(now)
   id="$(HOME="$work/home-sender" /usr/bin/time -v -o "$work/time-send.txt" "$MFTCTL" send "$src" recipient@example.com 2>"$work/send.err")" \
@@ -195,6 +187,9 @@ for round in $(seq 1 "$ROUNDS"); do
   HOME="$work/home-sender" "$MFTCTL" transfers cancel "$id" >/dev/null
   rm -rf "$work/cloud/blobs"/*/"$id"
 
+}
+
+mftctl_tls() {
   # Over HTTPS: the same commands against the TLS cloud.
   t0=$(now)
   id="$(env "${TLS_ENV[@]}" HOME="$work/home-tls-sender" "$MFTCTL" send "$src" recipient@example.com 2>"$work/send.err")" \
@@ -211,6 +206,24 @@ for round in $(seq 1 "$ROUNDS"); do
   rm -rf "$work/recv"
   env "${TLS_ENV[@]}" HOME="$work/home-tls-sender" "$MFTCTL" transfers cancel "$id" >/dev/null
   rm -rf "$work/cloud-tls/blobs"/*/"$id"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  t0=$(now); dd if=/dev/zero of="$work/dd.bin" bs=1M count="$SIZE_MIB" conv=fsync status=none; t1=$(now)
+  echo "dd $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/dd.bin"
+
+  t0=$(now); scp -q "${SCP_OPTS[@]}" "$src" "127.0.0.1:$work/remote/scp.bin"; sync "$work/remote/scp.bin"; t1=$(now)
+  echo "scp_up $(rate "$t0" "$t1") - - -" >> "$results"
+  t0=$(now); scp -q "${SCP_OPTS[@]}" "127.0.0.1:$work/remote/scp.bin" "$work/local/scp.bin"; sync "$work/local/scp.bin"; t1=$(now)
+  echo "scp_down $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/remote/scp.bin" "$work/local/scp.bin"
+
+  t0=$(now); rsync -q -e "$RSYNC_SSH" "$src" "127.0.0.1:$work/remote/rsync.bin"; sync "$work/remote/rsync.bin"; t1=$(now)
+  echo "rsync_up $(rate "$t0" "$t1") - - -" >> "$results"
+  t0=$(now); rsync -q -e "$RSYNC_SSH" "127.0.0.1:$work/remote/rsync.bin" "$work/local/rsync.bin"; sync "$work/local/rsync.bin"; t1=$(now)
+  echo "rsync_down $(rate "$t0" "$t1") - - -" >> "$results"; rm -f "$work/remote/rsync.bin" "$work/local/rsync.bin"
+
+  if [ $((round % 2)) = 1 ]; then mftctl_plain; mftctl_tls; else mftctl_tls; mftctl_plain; fi
 done
 
 # --- (f) the table ----------------------------------------------------------------------------

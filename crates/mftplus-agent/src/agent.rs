@@ -249,9 +249,12 @@ impl Agent {
         let host_id = self.identity.host_id.clone();
         let outcome = certificate::upkeep(&self.db, &self.client, &host_id, now).await?;
         self.next_certificate_look = match &outcome {
-            // Look again at least every few minutes: `agent certificate --recover` may have
-            // stored a new one from another process.
-            Upkeep::Current { renew_at } => (*renew_at).min(now + 300),
+            // Look again at least every `watch_interval` (five minutes at most):
+            // `agent certificate --recover` may have stored a new one from another process.
+            Upkeep::Current {
+                renew_at,
+                look_every,
+            } => (*renew_at).min(now + look_every),
             Upkeep::Replaced { .. } => now,
             Upkeep::NeedsRecovery { .. } | Upkeep::Retry(_) => now + 60,
             Upkeep::NoAuthority => now + 3600,

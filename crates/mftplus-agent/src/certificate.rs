@@ -17,7 +17,7 @@ use crate::error::AgentError;
 use crate::state::{StateDb, StateError};
 use mftplus_client::{AgentClient, ClientError, TlsIdentity};
 use mftplus_pki::ca::new_key_and_csr;
-use mftplus_pki::identity::{read_certificate_pem, renewal_time};
+use mftplus_pki::identity::{read_certificate_pem, renewal_time_within};
 use mftplus_types::certificates::{IssueCertificateRequest, IssuedCertificate};
 use rusqlite::{params, OptionalExtension};
 
@@ -32,6 +32,10 @@ pub struct StoredCertificate {
     /// When this box stored it (unix seconds): the lifetime counts from here, since the CA
     /// backdates `not_before` for clocks running behind.
     pub stored_at: i64,
+    /// What the CA said with it: renew no later than this long before expiry, and look at
+    /// least this often (seconds).
+    pub renew_before: Option<u64>,
+    pub watch_interval: Option<u64>,
 }
 
 impl std::fmt::Debug for StoredCertificate {
@@ -63,8 +67,8 @@ impl StoredCertificate {
 /// What the maintenance step decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Upkeep {
-    /// Nothing to do until then (unix seconds).
-    Current { renew_at: i64 },
+    /// Nothing to do until `renew_at`; look again after `look_every` seconds at the latest.
+    Current { renew_at: i64, look_every: i64 },
     /// A new certificate is stored; the client must be rebuilt.
     Replaced { serial: String, not_after: i64 },
     /// The box needs a person: the certificate lapsed or was refused. Said once per cause.
@@ -79,7 +83,8 @@ impl StateDb {
     pub fn certificate(&self) -> Result<Option<StoredCertificate>, StateError> {
         self.conn()
             .query_row(
-                "SELECT chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms
+                "SELECT chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms,
+                        renew_before, watch_interval
                  FROM certificate WHERE id = 1",
                 [],
                 |r| {
@@ -91,6 +96,8 @@ impl StateDb {
                         not_before: r.get(4)?,
                         not_after: r.get(5)?,
                         stored_at: r.get::<_, i64>(6)? / 1000,
+                        renew_before: r.get::<_, Option<i64>>(7)?.map(|v| v.max(0) as u64),
+                        watch_interval: r.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
                     })
                 },
             )
@@ -102,8 +109,9 @@ impl StateDb {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO certificate
-                 (id, chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (id, chain_pem, key_pem, ca_pem, serial, not_before, not_after, stored_at_ms,
+                  renew_before, watch_interval)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     cert.chain_pem,
                     cert.key_pem.expose(),
@@ -111,7 +119,9 @@ impl StateDb {
                     cert.serial,
                     cert.not_before,
                     cert.not_after,
-                    cert.stored_at * 1000
+                    cert.stored_at * 1000,
+                    cert.renew_before.map(|v| v as i64),
+                    cert.watch_interval.map(|v| v as i64)
                 ],
             )
             .map(drop)
@@ -164,6 +174,8 @@ fn stored(
     let facts = read_certificate_pem(&issued.certificate)
         .map_err(|e| ClientError::Decode(format!("the issued certificate: {e}")))?;
     Ok(StoredCertificate {
+        renew_before: issued.renew_before,
+        watch_interval: issued.watch_interval,
         chain_pem: issued.certificate,
         key_pem: mftplus_base::Secret::new(key_pem),
         ca_pem: issued.ca,
@@ -196,6 +208,7 @@ pub async fn upkeep(
         Some(cert) if now < cert.renew_at() => {
             return Ok(Upkeep::Current {
                 renew_at: cert.renew_at(),
+                look_every: cert.look_every(),
             })
         }
         Some(_) => (Ask::Renew, "renewing the client certificate"),

@@ -78,7 +78,9 @@ CREATE TABLE certificate (
     serial TEXT NOT NULL,
     not_before INTEGER NOT NULL,
     not_after INTEGER NOT NULL,
-    stored_at_ms INTEGER NOT NULL
+    stored_at_ms INTEGER NOT NULL,
+    renew_before INTEGER,
+    watch_interval INTEGER
 );
 "#,
 ];

@@ -72,6 +72,7 @@ pub async fn run(options: &EnqueueOptions) -> Result<EnqueueSummary, BenchError>
                     idempotency_key: format!("{task:05}-{n:016x}"),
                     body: body.clone(),
                     enqueued_at_ms: 0,
+                    client_cert: None,
                 };
                 let outcome = enqueuer.enqueue(write).await;
                 let done = Instant::now();

@@ -82,6 +82,14 @@ impl Client {
         .await
     }
 
+    /// The roots (and issuing intermediate) boxes trust for the CA's certificates (PEM).
+    pub async fn ca_roots(&self) -> Result<String, ClientError> {
+        let body = self
+            .exchange(self.builder(Method::GET, routes::CA_ROOTS))
+            .await?;
+        String::from_utf8(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// The CA's current CRL (PEM).
     pub async fn certificate_revocation_list(&self) -> Result<String, ClientError> {
         let body = self

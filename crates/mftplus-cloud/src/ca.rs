@@ -236,6 +236,15 @@ impl AppState {
                  (mftplus agent certificate --recover)",
             ));
         }
+        // The listener checked the dates of a certificate presented to it; one an edge hub
+        // forwarded is checked here.
+        if row.not_after <= self.clock.now_secs() {
+            return Err(ApiError::new(
+                ErrorCode::CertificateRequired,
+                "the client certificate expired; recover with the retrieval password \
+                 (mftplus agent certificate --recover)",
+            ));
+        }
         if row_identity(&row) != identity {
             return Err(ApiError::new(
                 ErrorCode::CertificateRequired,

@@ -19,8 +19,8 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub listen: String,
     pub metrics_listen: String,
-    /// `--tls`: HTTPS with a certificate from the dev cloud's own CA, client certificates
-    /// verified when given (the whole mutual-TLS path; decision 0016).
+    /// `--tls`: HTTPS with a certificate from the dev cloud's own CA, and box routes that need
+    /// the box's client certificate (the whole mutual-TLS path; decision 0016).
     pub tls: bool,
 }
 
@@ -138,11 +138,11 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
             "MFTPLUS__TLS__CERTIFICATE__KEY".into(),
             key.display().to_string(),
         );
-        // Boxes present certificates, people do not; an agent behind the hub reaches the
-        // cloud through the hub's connection (forwarding its certificate is not built yet).
+        // Box routes need the box's certificate (the agent behind the hub has its certificate
+        // forwarded by the hub); people sign in as ever.
         env.insert(
             "MFTPLUS__TLS__CLIENT_AUTH__MODE".into(),
-            "verifyClientCertIfGiven".into(),
+            "requireAndVerifyClientCert".into(),
         );
         Some(roots)
     } else {

@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mftplus_pki::identity::PeerCertificate;
-use mftplus_types::certificates::BoxIdentity;
+use mftplus_types::certificates::{BoxIdentity, BoxKind, FORWARDED_CLIENT_CERT_HEADER};
 use mftplus_types::ErrorCode;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -46,7 +46,10 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
     let client_ip = client_ip(state, &request);
     request.extensions_mut().insert(ClientIp(client_ip.clone()));
     let mut limits: Option<Decision> = None;
-    let outcome = admit(state, ctx.spec, &client_ip, &mut request, &mut limits).await;
+    let outcome = match forwarded_certificate(state, &mut request).await {
+        Ok(()) => admit(state, ctx.spec, &client_ip, &mut request, &mut limits).await,
+        Err(err) => Err(err),
+    };
     let mut response = match outcome {
         Ok(caller) => {
             let mut response = next.run(request).await;
@@ -451,6 +454,42 @@ async fn admit_certified_hub(
     limit_credential(state, ("certificate", &certified.facts.serial), limits)?;
     request.extensions_mut().insert(hub_key);
     request.extensions_mut().insert(certified);
+    Ok(())
+}
+
+/// An agent's certificate forwarded by an edge hub (`x-mftplus-client-cert`): believed only on
+/// a connection from a certified hub, where it becomes the request's peer certificate, as if
+/// the agent had connected here. From anyone else the header is dropped unread.
+async fn forwarded_certificate(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let Some(forwarded) = request.headers_mut().remove(FORWARDED_CLIENT_CERT_HEADER) else {
+        return Ok(());
+    };
+    let Some(peer) = request.extensions().get::<PeerCertificate>().cloned() else {
+        return Ok(());
+    };
+    let from_hub = match state.certified_box(&peer).await {
+        Ok(certified) if certified.identity.kind == BoxKind::Hub => {
+            state.certified_hub(&certified.identity.id).await.is_ok()
+        }
+        _ => false,
+    };
+    if !from_hub {
+        return Ok(());
+    }
+    let der = forwarded
+        .to_str()
+        .ok()
+        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                "the forwarded client certificate is not base64 DER",
+            )
+        })?;
+    request
+        .extensions_mut()
+        .insert(PeerCertificate::from_der(der));
     Ok(())
 }
 

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS queue (
     body            BLOB NOT NULL,
     enqueued_at_ms  INTEGER NOT NULL
 );
+", "
+-- The agent's client certificate the hub verified when it took the write (base64 DER), sent
+-- again with the replay: a cloud requiring box certificates checks it as on a live request.
+ALTER TABLE queue ADD COLUMN client_cert TEXT;
 "];
 
 /// The schema version this hub writes.
@@ -338,8 +342,8 @@ mod tests {
     fn a_new_file_gets_the_current_version_and_an_unversioned_one_is_brought_forward() {
         let dir = tempfile::tempdir().unwrap();
         drop(open_db(dir.path(), "mft_dep_x").unwrap());
-        assert_eq!(user_version(dir.path()), 1);
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(user_version(dir.path()), SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 2);
 
         // A hub.db from before versioning: today's tables, a row, user_version 0.
         let old = tempfile::tempdir().unwrap();

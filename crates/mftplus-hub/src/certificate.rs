@@ -11,7 +11,7 @@
 
 use crate::state::HubState;
 use mftplus_pki::ca::new_key_and_csr;
-use mftplus_pki::identity::{read_certificate_pem, renewal_time};
+use mftplus_pki::identity::{read_certificate_pem, renewal_time, renewal_time_within};
 use mftplus_types::certificates::{IssueCertificateRequest, IssuedCertificate};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,8 @@ pub struct Held {
     pub serial: String,
     pub not_after: i64,
     pub renew_at: i64,
+    /// The CA's `watch_interval` (seconds, at most five minutes).
+    pub look_every: i64,
 }
 
 fn file(data_dir: &Path) -> PathBuf {
@@ -52,6 +54,7 @@ pub fn load(state: &HubState) -> Option<Held> {
         renew_at: renewal_time(facts.not_before, facts.not_after, received, &facts.serial),
         serial: facts.serial,
         not_after: facts.not_after,
+        look_every: 300,
     })
 }
 
@@ -78,6 +81,7 @@ pub async fn obtain(
     };
     let facts = read_certificate_pem(&issued.certificate)
         .map_err(|e| CallError::Decode(format!("the issued certificate: {e}")))?;
+    let look_every = issued.watch_interval.map_or(300, |every| every.min(300) as i64);
     let text = format!("{}{}", issued.certificate, key_pem);
     mftplus_base::write_private(&file(&state.config.data_dir), text.as_bytes())
         .map_err(|e| CallError::Decode(format!("storing the certificate: {e}")))?;
@@ -86,9 +90,16 @@ pub async fn obtain(
         .set_pem(&issued.certificate, &key_pem)
         .map_err(|e| CallError::Decode(format!("the issued certificate: {e}")))?;
     Ok(Held {
-        renew_at: renewal_time(facts.not_before, facts.not_after, now(), &facts.serial),
+        renew_at: renewal_time_within(
+            facts.not_before,
+            facts.not_after,
+            now(),
+            &facts.serial,
+            issued.renew_before,
+        ),
         serial: facts.serial,
         not_after: facts.not_after,
+        look_every: look_every.max(1),
     })
 }
 
@@ -102,14 +113,14 @@ pub async fn upkeep(state: &HubState, hub_id: &str, held: Option<Held>) -> (Opti
             tracing::warn!(serial = %h.serial, "the hub certificate lapsed; asking for a new one with the deploy key");
             false
         }
-        Some(h) if now < h.renew_at => return (held.clone(), h.renew_at.min(now + 300)),
+        Some(h) if now < h.renew_at => return (held.clone(), h.renew_at.min(now + h.look_every)),
         Some(_) => true,
         None => false,
     };
     match obtain(state, hub_id, renewing).await {
         Ok(new) => {
             tracing::info!(serial = %new.serial, not_after = new.not_after, "hub certificate stored");
-            let next = new.renew_at.min(now + 300);
+            let next = new.renew_at.min(now + new.look_every);
             (Some(new), next)
         }
         Err(err) => {

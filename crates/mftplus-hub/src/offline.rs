@@ -279,7 +279,14 @@ impl Offline {
     }
 
     /// Queues the write if its credential is cached, and answers from cached state.
-    async fn accept(&self, route: &str, token: Option<&str>, key: String, body: Bytes) -> Response {
+    async fn accept(
+        &self,
+        route: &str,
+        token: Option<&str>,
+        key: String,
+        body: Bytes,
+        client_cert: Option<String>,
+    ) -> Response {
         let Some(token) = token.filter(|t| self.is_cached(Some(t))) else {
             return error(
                 ErrorCode::CloudUnreachable,
@@ -300,6 +307,7 @@ impl Offline {
             idempotency_key: key,
             body: body.to_vec(),
             enqueued_at_ms: now_ms(),
+            client_cert,
         };
         if let Err(err) = self.enqueuer.enqueue(write).await {
             tracing::error!(error = %err, "cannot write to the offline queue");
@@ -362,6 +370,7 @@ impl Offline {
                     headers,
                     &write.idempotency_key,
                     Bytes::from(write.body.clone()),
+                    write.client_cert.as_deref(),
                 )
                 .await;
                 let (status, body) = match answer {
@@ -471,6 +480,7 @@ pub async fn handle(
         }
     };
     let token = credential(&parts.headers);
+    let client_cert = crate::proxy::forwarded_client_cert(&state, &parts.extensions);
     let key = match parts.headers.get("idempotency-key") {
         None => uuid_like(),
         Some(value) => match value.to_str() {
@@ -488,14 +498,25 @@ pub async fn handle(
     // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
     // wait, and the cloud may well be back.
     if offline.queued() > 0 && offline.is_cached(token.as_deref()) {
-        return offline.accept(&route, token.as_deref(), key, body).await;
+        return offline
+            .accept(&route, token.as_deref(), key, body, client_cert)
+            .await;
     }
     let mut headers = parts.headers;
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     // An agent cannot claim to be a hub; transfer routes carry this hub's own assertion.
     crate::site::prepare_upstream_headers(&state, &route, &mut headers);
-    match send(&state, &route, headers, &key, body.clone()).await {
+    match send(
+        &state,
+        &route,
+        headers,
+        &key,
+        body.clone(),
+        client_cert.as_deref(),
+    )
+    .await
+    {
         Ok((mut parts, answer)) => {
             offline.observe(&route, token.as_deref(), parts.status, &answer);
             crate::proxy::remove_hop_by_hop(&mut parts.headers);
@@ -510,7 +531,9 @@ pub async fn handle(
             ) =>
         {
             // The key went with the attempt: if the cloud did act on it, the replay is a no-op.
-            offline.accept(&route, token.as_deref(), key, body).await
+            offline
+            .accept(&route, token.as_deref(), key, body, client_cert)
+            .await
         }
         Err(err) => err.into_response_with(show_detail),
     }
@@ -523,7 +546,9 @@ async fn send(
     mut headers: HeaderMap,
     key: &str,
     body: Bytes,
+    client_cert: Option<&str>,
 ) -> Result<(http::response::Parts, Bytes), ProxyError> {
+    let client = crate::proxy::with_client_cert(state, &mut headers, client_cert);
     let Some(cloud) = &state.config.cloud_api_url else {
         return Err(ProxyError::new(
             ProxyErrorKind::NotRegistered,
@@ -544,7 +569,7 @@ async fn send(
     })?;
     *request.headers_mut() = headers;
     let limit = state.timings.upstream_timeout;
-    let response = match tokio::time::timeout(limit, state.client.request(request)).await {
+    let response = match tokio::time::timeout(limit, client.request(request)).await {
         Err(_) => {
             return Err(ProxyError::new(
                 ProxyErrorKind::Timeout,

@@ -10,6 +10,9 @@
 //! on the transfer routes still teach the auth cache (a 2xx vouches for the caller's
 //! credential, a 401 evicts it).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use mftplus_types::certificates::FORWARDED_CLIENT_CERT_HEADER;
 use crate::error::{classify, ProxyError, ProxyErrorKind};
 use crate::state::HubState;
 use axum::body::Body;
@@ -173,13 +176,17 @@ async fn forward(
     }
     crate::site::prepare_upstream_headers(state, &ctx.target, &mut parts.headers);
     phases.upstream_request_filter(ctx, &mut parts.headers);
+    // Only what this listener verified is forwarded, and only on the connection that proves
+    // the hub (its certificate): the cloud believes the header from a certified hub alone.
+    let forwarded = forwarded_client_cert(state, &parts.extensions);
+    let client = with_client_cert(state, &mut parts.headers, forwarded.as_deref());
 
     let progress = Arc::new(Progress::new());
     let body = Body::new(ProgressBody {
         inner: body,
         progress: progress.clone(),
     });
-    let pending = state.client.request(Request::from_parts(parts, body));
+    let pending = client.request(Request::from_parts(parts, body));
     let mut response = wait_for_answer(pending, &progress, state.timings.upstream_timeout)
         .await?
         .map_err(|e| classify(&e))?;
@@ -288,6 +295,36 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 
 /// RFC 9110 §7.6.1: headers meant for one connection only. Upgrades put `Connection` and
 /// `Upgrade` back afterwards.
+/// The client certificate this listener verified, to forward (base64 DER): only while the
+/// hub holds its own certificate, the one thing that makes the cloud believe the header.
+pub(crate) fn forwarded_client_cert(
+    state: &HubState,
+    extensions: &http::Extensions,
+) -> Option<String> {
+    let peer = extensions.get::<mftplus_pki::identity::PeerCertificate>()?;
+    state
+        .identity
+        .is_set()
+        .then(|| BASE64.encode(peer.0.as_ref()))
+}
+
+/// Puts the forwarded certificate on the request (dropping whatever a client sent under that
+/// name) and picks the client to send it with: one that presents the hub's certificate.
+pub(crate) fn with_client_cert<'a>(
+    state: &'a HubState,
+    headers: &mut HeaderMap,
+    forwarded: Option<&str>,
+) -> &'a crate::state::UpstreamClient {
+    headers.remove(FORWARDED_CLIENT_CERT_HEADER);
+    match forwarded.and_then(|cert| HeaderValue::from_str(cert).ok()) {
+        Some(value) => {
+            headers.insert(FORWARDED_CLIENT_CERT_HEADER, value);
+            &state.phone_home_client
+        }
+        None => &state.client,
+    }
+}
+
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<String> = connection_tokens(headers).collect();
     for name in named {

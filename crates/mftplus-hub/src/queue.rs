@@ -19,6 +19,8 @@ pub struct QueuedWrite {
     pub idempotency_key: String,
     pub body: Vec<u8>,
     pub enqueued_at_ms: i64,
+    /// The client certificate the hub verified and forwards (base64 DER), if any.
+    pub client_cert: Option<String>,
 }
 
 /// A stored row, token opened.
@@ -85,8 +87,8 @@ fn insert_batch(
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO queue (route, credential, idempotency_key, body, enqueued_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO queue (route, credential, idempotency_key, body, enqueued_at_ms, \
+             client_cert) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for (write, _) in batch {
             let credential =
@@ -96,7 +98,8 @@ fn insert_batch(
                 credential,
                 write.idempotency_key,
                 write.body,
-                write.enqueued_at_ms
+                write.enqueued_at_ms,
+                write.client_cert
             ])?;
         }
     }
@@ -119,8 +122,8 @@ pub fn oldest(
 ) -> Result<Vec<QueuedRow>, OfflineError> {
     let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, route, credential, idempotency_key, body, enqueued_at_ms FROM queue \
-         ORDER BY seq LIMIT ?1",
+        "SELECT seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert \
+         FROM queue ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map(params![limit as i64], |r| {
         Ok((
@@ -130,11 +133,12 @@ pub fn oldest(
             r.get::<_, String>(3)?,
             r.get::<_, Vec<u8>>(4)?,
             r.get::<_, i64>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, route, credential, idempotency_key, body, enqueued_at_ms) = row?;
+        let (seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert) = row?;
         let token = sealer
             .open(&credential, idempotency_key.as_bytes())
             .and_then(|t| String::from_utf8(t).ok())
@@ -147,6 +151,7 @@ pub fn oldest(
                 idempotency_key,
                 body,
                 enqueued_at_ms,
+                client_cert,
             },
         });
     }

@@ -13,6 +13,14 @@ use x509_parser::extensions::GeneralName;
 #[derive(Debug, Clone)]
 pub struct PeerCertificate(pub Arc<CertificateDer<'static>>);
 
+impl PeerCertificate {
+    /// A certificate that reached this process some other way than its own handshake (an edge
+    /// hub forwarding the one it verified).
+    pub fn from_der(der: Vec<u8>) -> PeerCertificate {
+        PeerCertificate(Arc::new(CertificateDer::from(der)))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFacts {
     /// The box named by a `urn:mftplus:` subject alternative name, if any.
@@ -86,6 +94,26 @@ pub fn summaries(pem: &str) -> Vec<CertSummary> {
 /// derived from the serial, so restarts do not move it and a fleet issued together does not
 /// renew together.
 pub fn renewal_time(not_before: i64, not_after: i64, received_at: i64, serial: &str) -> i64 {
+    renewal_time_within(not_before, not_after, received_at, serial, None)
+}
+
+/// [`renewal_time`], and no later than `renew_before` seconds before expiry when the CA says
+/// so (the seed's `renew_before`).
+pub fn renewal_time_within(
+    not_before: i64,
+    not_after: i64,
+    received_at: i64,
+    serial: &str,
+    renew_before: Option<u64>,
+) -> i64 {
+    let spread = fraction_point(not_before, not_after, received_at, serial);
+    match renew_before {
+        Some(before) => spread.min(not_after - before.min(i64::MAX as u64) as i64),
+        None => spread,
+    }
+}
+
+fn fraction_point(not_before: i64, not_after: i64, received_at: i64, serial: &str) -> i64 {
     let start = not_before.max(received_at.min(not_after));
     let lifetime = (not_after - start).max(0);
     let spread = serial
@@ -110,5 +138,11 @@ mod tests {
         }
         // Received after expiry: due at once.
         assert!(renewal_time(0, 100, 500, "01") <= 100);
+        // The CA's renew_before is the latest point: the seed's 720h of an 8760h certificate
+        // comes after 70-85 %, so the earlier point stands; a long renew_before wins.
+        let year = 8760 * 3600;
+        let spread = renewal_time(0, year, 0, "ab");
+        assert_eq!(renewal_time_within(0, year, 0, "ab", Some(720 * 3600)), spread);
+        assert_eq!(renewal_time_within(0, 100, 0, "ab", Some(50)), 50);
     }
 }

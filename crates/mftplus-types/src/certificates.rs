@@ -11,6 +11,11 @@ use std::fmt;
 
 pub const IDENTITY_URI_PREFIX: &str = "urn:mftplus:";
 
+/// The client certificate an edge hub verified at its own listener and forwards to the cloud
+/// (base64 of the DER). The cloud believes it only on a connection from a certified hub, and
+/// the hub drops whatever a client sent under this name.
+pub const FORWARDED_CLIENT_CERT_HEADER: &str = "x-mftplus-client-cert";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BoxKind {
@@ -109,6 +114,14 @@ pub struct IssuedCertificate {
     pub ca: String,
     pub not_before: i64,
     pub not_after: i64,
+    /// The cloud's `certificates.renew_before` (seconds): renew no later than this long before
+    /// `not_after` (boxes renew earlier, at 70-85 % of the life, when that comes first).
+    #[serde(default)]
+    pub renew_before: Option<u64>,
+    /// The cloud's `certificates.watch_interval` (seconds): look at the certificate at least
+    /// this often.
+    #[serde(default)]
+    pub watch_interval: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

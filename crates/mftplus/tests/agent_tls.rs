@@ -321,3 +321,63 @@ async fn a_ca_rotation_keeps_connected_agents_reporting() {
         "the hub renewed"
     );
 }
+
+/// Under `requireAndVerifyClientCert`, an agent reporting through an edge hub: the hub verifies
+/// the agent's certificate at its own listener and forwards it on its own mutual-TLS
+/// connection, and the cloud checks it as if the agent had connected directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_certified_hub_the_agents_certificate_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cloud, https, operator, ca_file) = tls_cloud_with(
+        dir.path(),
+        "requireAndVerifyClientCert",
+        "hubs:\n  heartbeat_interval_seconds: 5\n",
+    )
+    .await;
+    customer_via(&operator, "kovacs").await;
+    // The hub verifies agents against the cloud's CA (its roots, as any box can fetch them).
+    let roots = operator.ca_roots().await.unwrap();
+    let cloud_ca = dir.path().join("cloud-ca.pem");
+    std::fs::write(&cloud_ca, roots).unwrap();
+    let certs = dir.path().join("certs");
+    let envs = [
+        ("HUB_TLS_CERT", certs.join("hub.crt").display().to_string()),
+        ("HUB_TLS_KEY", certs.join("hub.key").display().to_string()),
+        ("HUB_TLS_CLIENT_AUTH", "verifyClientCertIfGiven".to_string()),
+        ("HUB_TLS_CLIENT_CA", cloud_ca.display().to_string()),
+        ("CLOUD_CA_FILE", ca_file.display().to_string()),
+    ];
+    let (hub, hub_url) = hub_process_with(&operator, &https, dir.path(), &envs).await;
+    let hub_id = operator.list_hubs().await.unwrap()[0].hub_id.clone();
+    eventually(Duration::from_secs(20), "the hub's certificate", &[&hub], || async {
+        let certs = operator
+            .list_certificates(Some(&format!("hub:{hub_id}")))
+            .await
+            .ok()?;
+        (!certs.is_empty()).then_some(())
+    })
+    .await;
+    let agent_box = Box::with_driver(&dir.path().join("box"), &hub_url, "none");
+    let enrolled = agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&enrolled.stdout).to_string();
+    assert!(stdout.contains("Certificate: serial"), "{stdout}");
+    let host_id = enrolled_host_id(&enrolled);
+    let agent = agent_box.start();
+    first_report(&operator, &host_id, &[&agent, &hub]).await;
+
+    // Revoked, the forwarded certificate is refused like a direct one.
+    let subject = format!("host:{host_id}");
+    let current = operator.list_certificates(Some(&subject)).await.unwrap();
+    operator
+        .revoke_certificate(&current[0].serial, Some("drill"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let refused_since = last_report(&operator, &host_id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        last_report(&operator, &host_id).await,
+        refused_since,
+        "a revoked certificate still reports through the hub"
+    );
+}

@@ -189,6 +189,20 @@ fn dev_tls_runs_the_whole_path_with_its_own_ca() {
         assert!(Instant::now() < deadline, "certificates: {body}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Box routes need the agent's certificate; the hub forwards it, and the agent reports.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let (_, body) = curl(
+            &format!("{api}/api/v1/hosts"),
+            &["-H", &format!("x-api-key: {key}")],
+        );
+        let hosts: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if hosts[0]["last_report_at"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no report from the dev agent: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let mode = std::fs::metadata(data.join("tls").join("cloud.key"))
         .unwrap()
         .permissions()

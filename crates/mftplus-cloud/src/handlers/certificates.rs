@@ -250,6 +250,8 @@ async fn sign(
         ca: ca.authority().ca_bundle_pem(),
         not_before: issued.not_before,
         not_after: issued.not_after,
+        renew_before: Some(ca.lifetimes.renew_before.as_secs()),
+        watch_interval: Some(ca.lifetimes.watch_interval.as_secs()),
     })
 }
 
