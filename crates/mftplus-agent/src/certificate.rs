@@ -53,14 +53,23 @@ impl StoredCertificate {
         TlsIdentity(format!("{}\n{}", self.chain_pem, self.key_pem.expose()).into_bytes())
     }
 
-    /// When to renew (see `mftplus_pki::identity::renewal_time`).
+    /// When to renew (see `mftplus_pki::identity::renewal_time_within`).
     pub fn renew_at(&self) -> i64 {
-        renewal_time(
+        renewal_time_within(
             self.not_before,
             self.not_after,
             self.stored_at,
             &self.serial,
+            self.renew_before,
         )
+    }
+
+    /// The longest the agent goes without looking at it: the CA's `watch_interval`, at most
+    /// five minutes (a recovery run from the command line is picked up within that).
+    pub fn look_every(&self) -> i64 {
+        self.watch_interval
+            .map_or(300, |every| every.min(300) as i64)
+            .max(1)
     }
 }
 

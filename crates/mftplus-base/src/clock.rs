@@ -42,6 +42,14 @@ impl Clock for OffsetClock {
     }
 }
 
+/// RFC 3339 in UTC with millisecond precision, the one timestamp format of the API and the
+/// command lines.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,12 +69,4 @@ mod tests {
         assert_eq!(Fixed(-1).now_secs(), -1);
         assert_eq!(Fixed(1999).now_secs(), 1);
     }
-}
-
-/// RFC 3339 in UTC with millisecond precision, the one timestamp format of the API and the
-/// command lines.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 /// file is brought forward by running the entries after its version. Version 1 is the schema
 /// hubs created before the file was versioned; its statements are `IF NOT EXISTS`, so an
 /// unversioned file (version 0) from such a hub takes it without change.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS auth_cache (
     token_hash TEXT PRIMARY KEY NOT NULL,
@@ -37,11 +38,13 @@ CREATE TABLE IF NOT EXISTS queue (
     body            BLOB NOT NULL,
     enqueued_at_ms  INTEGER NOT NULL
 );
-", "
+",
+    "
 -- The agent's client certificate the hub verified when it took the write (base64 DER), sent
 -- again with the replay: a cloud requiring box certificates checks it as on a live request.
 ALTER TABLE queue ADD COLUMN client_cert TEXT;
-"];
+",
+];
 
 /// The schema version this hub writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -360,8 +363,11 @@ mod tests {
             })
             .unwrap();
         assert_eq!(salt, vec![0], "kept, so sealed entries still open");
+        // Brought forward to today's schema: the queue has the forwarded-certificate column.
+        conn.execute_batch("SELECT client_cert FROM queue LIMIT 0")
+            .unwrap();
         drop(conn);
-        assert_eq!(user_version(old.path()), 1);
+        assert_eq!(user_version(old.path()), SCHEMA_VERSION);
     }
 
     #[test]
@@ -376,7 +382,7 @@ mod tests {
                 err,
                 OfflineError::TooNew {
                     found: 99,
-                    known: 1,
+                    known: SCHEMA_VERSION,
                     ..
                 }
             ),

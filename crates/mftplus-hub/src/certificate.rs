@@ -81,7 +81,9 @@ pub async fn obtain(
     };
     let facts = read_certificate_pem(&issued.certificate)
         .map_err(|e| CallError::Decode(format!("the issued certificate: {e}")))?;
-    let look_every = issued.watch_interval.map_or(300, |every| every.min(300) as i64);
+    let look_every = issued
+        .watch_interval
+        .map_or(300, |every| every.min(300) as i64);
     let text = format!("{}{}", issued.certificate, key_pem);
     mftplus_base::write_private(&file(&state.config.data_dir), text.as_bytes())
         .map_err(|e| CallError::Decode(format!("storing the certificate: {e}")))?;

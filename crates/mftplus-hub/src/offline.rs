@@ -532,8 +532,8 @@ pub async fn handle(
         {
             // The key went with the attempt: if the cloud did act on it, the replay is a no-op.
             offline
-            .accept(&route, token.as_deref(), key, body, client_cert)
-            .await
+                .accept(&route, token.as_deref(), key, body, client_cert)
+                .await
         }
         Err(err) => err.into_response_with(show_detail),
     }

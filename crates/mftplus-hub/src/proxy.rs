@@ -10,17 +10,17 @@
 //! on the transfer routes still teach the auth cache (a 2xx vouches for the caller's
 //! credential, a 401 evicts it).
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use mftplus_types::certificates::FORWARDED_CLIENT_CERT_HEADER;
 use crate::error::{classify, ProxyError, ProxyErrorKind};
 use crate::state::HubState;
 use axum::body::Body;
 use axum::response::Response;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
+use mftplus_types::certificates::FORWARDED_CLIENT_CERT_HEADER;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

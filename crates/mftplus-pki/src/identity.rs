@@ -126,7 +126,7 @@ fn fraction_point(not_before: i64, not_after: i64, received_at: i64, serial: &st
 
 #[cfg(test)]
 mod tests {
-    use super::renewal_time;
+    use super::{renewal_time, renewal_time_within};
 
     #[test]
     fn renewal_falls_in_70_to_85_percent_of_the_life_as_received() {
@@ -142,7 +142,10 @@ mod tests {
         // comes after 70-85 %, so the earlier point stands; a long renew_before wins.
         let year = 8760 * 3600;
         let spread = renewal_time(0, year, 0, "ab");
-        assert_eq!(renewal_time_within(0, year, 0, "ab", Some(720 * 3600)), spread);
+        assert_eq!(
+            renewal_time_within(0, year, 0, "ab", Some(720 * 3600)),
+            spread
+        );
         assert_eq!(renewal_time_within(0, 100, 0, "ab", Some(50)), 50);
     }
 }

@@ -349,13 +349,18 @@ async fn through_a_certified_hub_the_agents_certificate_still_counts() {
     ];
     let (hub, hub_url) = hub_process_with(&operator, &https, dir.path(), &envs).await;
     let hub_id = operator.list_hubs().await.unwrap()[0].hub_id.clone();
-    eventually(Duration::from_secs(20), "the hub's certificate", &[&hub], || async {
-        let certs = operator
-            .list_certificates(Some(&format!("hub:{hub_id}")))
-            .await
-            .ok()?;
-        (!certs.is_empty()).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the hub's certificate",
+        &[&hub],
+        || async {
+            let certs = operator
+                .list_certificates(Some(&format!("hub:{hub_id}")))
+                .await
+                .ok()?;
+            (!certs.is_empty()).then_some(())
+        },
+    )
     .await;
     let agent_box = Box::with_driver(&dir.path().join("box"), &hub_url, "none");
     let enrolled = agent_box.enroll("kovacs", &["--ca-file", ca_file.to_str().unwrap()]);

@@ -200,7 +200,10 @@ fn dev_tls_runs_the_whole_path_with_its_own_ca() {
         if hosts[0]["last_report_at"].is_string() {
             break;
         }
-        assert!(Instant::now() < deadline, "no report from the dev agent: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "no report from the dev agent: {body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let mode = std::fs::metadata(data.join("tls").join("cloud.key"))
