@@ -158,31 +158,35 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let base = normalize_base(base_url)?;
-        let tls_error = |what: &str, e: reqwest::Error| {
-            ClientError::Transport(format!("cannot use the {what}: {e}"))
-        };
-        let mut builder = reqwest::Client::builder()
+        // The workspace's one TLS client config (`mftplus_pki`): TLS 1.3 only, so a downgrade
+        // is never even offered; the public roots plus the operator's CAs; the client
+        // certificate when there is one.
+        let tls_error =
+            |e: mftplus_pki::TlsError| ClientError::Transport(format!("cannot use {e}"));
+        let extra = options
+            .extra_roots_pem
+            .as_deref()
+            .map(|pem| mftplus_pki::TrustStore::from_pem(pem, "the CA certificates"))
+            .transpose()
+            .map_err(tls_error)?;
+        let tls = match &options.identity_pem {
+            Some(identity) => {
+                let presented = Arc::new(mftplus_pki::ClientIdentity::default());
+                let pem = String::from_utf8_lossy(&identity.0);
+                presented.set_pem(&pem, &pem).map_err(tls_error)?;
+                mftplus_pki::client_config_with_identity(extra.as_ref(), presented)
+            }
+            None => mftplus_pki::client_config(extra.as_ref()),
+        }
+        .map_err(tls_error)?;
+        let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(options.request_timeout)
             .user_agent(options.user_agent)
-            // The servers speak TLS 1.3 only; refusing older versions here too means a
-            // downgrade is never even offered.
-            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .use_preconfigured_tls((*tls).clone())
             // A redirect would carry X-API-Key to wherever it points (reqwest strips only
             // Authorization on a cross-origin hop); the API never redirects, so refuse to follow.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &options.extra_roots_pem {
-            for root in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| tls_error("CA certificates", e))?
-            {
-                builder = builder.add_root_certificate(root);
-            }
-        }
-        if let Some(identity) = &options.identity_pem {
-            let identity = reqwest::Identity::from_pem(&identity.0)
-                .map_err(|e| tls_error("client certificate", e))?;
-            builder = builder.identity(identity);
-        }
         let http = builder
             .build()
             .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;

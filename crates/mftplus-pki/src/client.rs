@@ -1,9 +1,11 @@
-//! The TLS client config for connections the servers make themselves (the hub to the cloud):
-//! TLS 1.3 only, the public roots plus any private CA the operator names.
+//! The TLS client config of every connection the workspace opens (mftctl and the agent through
+//! `mftplus-client`, the hub to the cloud): TLS 1.3 only, the public roots plus any private CA
+//! the operator names, and a client certificate when there is one.
 
 use crate::settings::TlsError;
 use crate::trust::TrustStore;
 use rustls::{ClientConfig, RootCertStore};
+
 use std::sync::Arc;
 
 /// Public roots (webpki) plus `extra` when given. No ALPN: the HTTP connector sets the
@@ -18,14 +20,7 @@ pub fn client_config(extra: Option<&TrustStore>) -> Result<Arc<ClientConfig>, Tl
 }
 
 fn roots(extra: Option<&TrustStore>) -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(extra) = extra {
-        for anchor in extra.roots().roots.iter() {
-            roots.roots.push(anchor.clone());
-        }
-    }
-    roots
+    TrustStore::public_and(extra)
 }
 
 /// The client certificate a process presents on connections it opens, replaceable while it

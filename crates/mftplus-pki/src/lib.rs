@@ -18,8 +18,11 @@
 pub mod ca;
 mod client;
 pub mod identity;
+#[cfg(feature = "server")]
 mod listener;
+#[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
 mod server;
 mod settings;
 #[cfg(feature = "testing")]
@@ -27,7 +30,9 @@ pub mod testing;
 mod trust;
 
 pub use client::{client_config, client_config_with_identity, ClientIdentity};
+#[cfg(feature = "server")]
 pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};
+#[cfg(feature = "server")]
 pub use server::{TlsServer, WATCH_EVERY};
 pub use settings::{ClientAuthMode, TlsError, TlsKeys, TlsSettings, CIPHER_SUITES, CURVES};
 pub use trust::TrustStore;

@@ -1,5 +1,6 @@
 //! One type for "the CAs we trust", loaded from PEM bundles, for every verifier in the
-//! workspace (client certificates here; servers' certificates on the client side later).
+//! workspace: client certificates at the listeners, and servers' certificates on every client
+//! (`mftplus-client` for mftctl and the agent, the hub's upstream, the SMTP client).
 
 use crate::settings::TlsError;
 use rustls::pki_types::pem::PemObject;
@@ -30,6 +31,37 @@ impl TrustStore {
         Ok(TrustStore {
             roots: Arc::new(roots),
         })
+    }
+
+    /// Every certificate of a PEM text (`what` names it in errors); none is an error.
+    pub fn from_pem(pem: &[u8], what: &str) -> Result<TrustStore, TlsError> {
+        let bad = |why: String| TlsError::Invalid {
+            key: what.to_string(),
+            why,
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        Ok(TrustStore {
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// The public roots (webpki's), plus `extra`: what a client trusts for a server.
+    pub fn public_and(extra: Option<&TrustStore>) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(extra) = extra {
+            roots.roots.extend(extra.roots.roots.iter().cloned());
+        }
+        roots
     }
 
     pub fn roots(&self) -> Arc<RootCertStore> {

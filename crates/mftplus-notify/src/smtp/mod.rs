@@ -12,7 +12,7 @@ use conn::{expect_code, Conn};
 use mftplus_base::Secret;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{self, ClientConfig};
 use zeroize::Zeroizing;
 
 /// Sends one email. The cloud holds a `dyn Mailer`; tests of the cloud may record instead.
@@ -215,25 +215,12 @@ fn extensions(reply: &conn::Reply) -> Vec<String> {
 }
 
 fn tls_config(extra_roots_pem: Option<&str>) -> Result<ClientConfig, NotifyError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = extra_roots_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| NotifyError::Invalid(format!("extra SMTP root: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| NotifyError::Invalid(format!("extra SMTP root: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(NotifyError::Invalid(
-                "extra SMTP roots hold no PEM certificate".into(),
-            ));
-        }
-    }
+    // The workspace's one trust store: the public roots plus the operator's extra CAs.
+    let extra = extra_roots_pem
+        .map(|pem| mftplus_pki::TrustStore::from_pem(pem.as_bytes(), "extra SMTP roots"))
+        .transpose()
+        .map_err(|e| NotifyError::Invalid(e.to_string()))?;
+    let roots = mftplus_pki::TrustStore::public_and(extra.as_ref());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
