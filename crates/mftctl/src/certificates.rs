@@ -266,9 +266,9 @@ fn operator_hint(subject: Option<&BoxIdentity>) -> String {
     format!("or have an operator run `mftctl certificates issue --agent-id {id} --force`")
 }
 
-async fn renew(ctx: &mut Context, args: &CertificateRenewArgs) -> Result<u8, CliError> {
-    let files = Files::in_dir(&cert_dir(ctx, args.dir.as_deref()));
-    files.finish_interrupted()?;
+/// The certificate in `files`, read and checked to be still alive (an expired one cannot renew
+/// itself: the cloud refuses it at the handshake).
+fn current_certificate(files: &Files) -> Result<(String, CertFacts), CliError> {
     let chain = match fs::read_to_string(&files.cert) {
         Ok(text) => text,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -290,8 +290,7 @@ async fn renew(ctx: &mut Context, args: &CertificateRenewArgs) -> Result<u8, Cli
     };
     let facts = read_certificate_pem(&chain)
         .map_err(|e| CliError::new(CODE_UNREADABLE, format!("{}: {e}", files.cert.display())))?;
-    let now = now_secs();
-    if now >= facts.not_after {
+    if now_secs() >= facts.not_after {
         return Err(CliError::new(
             CODE_EXPIRED,
             format!(
@@ -304,25 +303,37 @@ async fn renew(ctx: &mut Context, args: &CertificateRenewArgs) -> Result<u8, Cli
             ),
         ));
     }
+    Ok((chain, facts))
+}
+
+/// Says when renewal is due, without contacting anyone.
+fn not_due(ctx: &Context, files: &Files, facts: &CertFacts, due_at: i64) -> Result<u8, CliError> {
+    if ctx.json() {
+        emit_json(&json!({
+            "renewed": false,
+            "serial": facts.serial,
+            "not_after": facts.not_after,
+            "due_at": due_at,
+        }))?;
+    } else {
+        emit(&format!(
+            "not due until {}: {} (serial {}) expires at {}; --force renews now",
+            unix_to_rfc3339(due_at),
+            files.cert.display(),
+            facts.serial,
+            unix_to_rfc3339(facts.not_after)
+        ))?;
+    }
+    Ok(0)
+}
+
+async fn renew(ctx: &mut Context, args: &CertificateRenewArgs) -> Result<u8, CliError> {
+    let files = Files::in_dir(&cert_dir(ctx, args.dir.as_deref()));
+    files.finish_interrupted()?;
+    let (chain, facts) = current_certificate(&files)?;
     let due_at = facts.not_after.saturating_sub(renew_before(ctx, &facts));
-    if now < due_at && !args.force {
-        if ctx.json() {
-            emit_json(&json!({
-                "renewed": false,
-                "serial": facts.serial,
-                "not_after": facts.not_after,
-                "due_at": due_at,
-            }))?;
-        } else {
-            emit(&format!(
-                "not due until {}: {} (serial {}) expires at {}; --force renews now",
-                unix_to_rfc3339(due_at),
-                files.cert.display(),
-                facts.serial,
-                unix_to_rfc3339(facts.not_after)
-            ))?;
-        }
-        return Ok(0);
+    if now_secs() < due_at && !args.force {
+        return not_due(ctx, &files, &facts, due_at);
     }
     let key = mftplus_base::read_private_to_string(&files.key).map_err(|e| {
         let code = if matches!(&e, mftplus_base::PrivateFileError::Io { source, .. } if source.kind() == ErrorKind::NotFound)

@@ -28,6 +28,31 @@ pub struct DevOptions {
 /// than a week.
 const DEV_SERVER_CERT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
+/// `--tls`: the cloud's certificate from the dev CA and the settings that serve it; returns the
+/// CA bundle to trust.
+fn tls_env(
+    data_dir: &std::path::Path,
+    env: &mut BTreeMap<String, String>,
+) -> Result<PathBuf, CloudError> {
+    let (cert, key, roots) = dev_server_certificate(data_dir, "cloud")?;
+    env.insert("MFTPLUS__TLS__ENABLED".into(), "true".into());
+    env.insert(
+        "MFTPLUS__TLS__CERTIFICATE__CERT".into(),
+        cert.display().to_string(),
+    );
+    env.insert(
+        "MFTPLUS__TLS__CERTIFICATE__KEY".into(),
+        key.display().to_string(),
+    );
+    // Box routes need the box's certificate (the agent behind the hub has its certificate
+    // forwarded by the hub); people sign in as ever.
+    env.insert(
+        "MFTPLUS__TLS__CLIENT_AUTH__MODE".into(),
+        "requireAndVerifyClientCert".into(),
+    );
+    Ok(roots)
+}
+
 /// A server certificate for `name` (`cloud`, `hub`) from the dev CA in `data_dir/ca`, for
 /// localhost and 127.0.0.1: `data_dir/tls/<name>.crt` and `.key` (0600), kept while it has
 /// more than a week left. Returns (cert, key, the CA bundle to trust).
@@ -128,23 +153,7 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
         data_dir.join("ca").display().to_string(),
     );
     let ca_bundle = if options.tls {
-        let (cert, key, roots) = dev_server_certificate(&data_dir, "cloud")?;
-        env.insert("MFTPLUS__TLS__ENABLED".into(), "true".into());
-        env.insert(
-            "MFTPLUS__TLS__CERTIFICATE__CERT".into(),
-            cert.display().to_string(),
-        );
-        env.insert(
-            "MFTPLUS__TLS__CERTIFICATE__KEY".into(),
-            key.display().to_string(),
-        );
-        // Box routes need the box's certificate (the agent behind the hub has its certificate
-        // forwarded by the hub); people sign in as ever.
-        env.insert(
-            "MFTPLUS__TLS__CLIENT_AUTH__MODE".into(),
-            "requireAndVerifyClientCert".into(),
-        );
-        Some(roots)
+        Some(tls_env(&data_dir, &mut env)?)
     } else {
         None
     };

@@ -313,12 +313,7 @@ async fn box_certificate(
         }
         return Ok(());
     };
-    let certified = match state.certified_box(&peer).await {
-        Ok(certified) => certified,
-        Err(err) => {
-            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
-        }
-    };
+    let certified = certified(state, spec, client_ip, &peer).await?;
     if &certified.identity != own {
         denied(
             state,
@@ -336,6 +331,19 @@ async fn box_certificate(
     Ok(())
 }
 
+/// The box a peer certificate speaks for; a refusal is counted and audited.
+async fn certified(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    peer: &PeerCertificate,
+) -> Result<crate::ca::CertifiedBox, ApiError> {
+    match state.certified_box(peer).await {
+        Ok(certified) => Ok(certified),
+        Err(err) => Err(auth_failed(state, spec, client_ip, "client_certificate", err).await),
+    }
+}
+
 /// A box whose current certificate is the credential (renewal).
 async fn admit_certificate(
     state: &AppState,
@@ -350,12 +358,7 @@ async fn admit_certificate(
             "renewal needs the current client certificate over mutual TLS",
         ));
     };
-    let certified = match state.certified_box(&peer).await {
-        Ok(certified) => certified,
-        Err(err) => {
-            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
-        }
-    };
+    let certified = certified(state, spec, client_ip, &peer).await?;
     limit_credential(state, ("certificate", &certified.facts.serial), limits)?;
     request.extensions_mut().insert(certified);
     Ok(())
@@ -426,12 +429,7 @@ async fn admit_certified_hub(
              client certificate",
         ));
     };
-    let certified = match state.certified_box(&peer).await {
-        Ok(certified) => certified,
-        Err(err) => {
-            return Err(auth_failed(state, spec, client_ip, "client_certificate", err).await)
-        }
-    };
+    let certified = certified(state, spec, client_ip, &peer).await?;
     if certified.identity != BoxIdentity::hub(&hub_id) {
         denied(
             state,
