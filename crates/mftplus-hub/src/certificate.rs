@@ -109,14 +109,20 @@ pub async fn obtain(
 /// the hub presents now; the answer is what it presents next, and when to look again.
 pub async fn upkeep(state: &HubState, hub_id: &str, held: Option<Held>) -> (Option<Held>, i64) {
     let now = now();
+    // Renew with the current certificate while it is live and presented; otherwise (none yet,
+    // lapsed, or refused by the cloud) ask again with the deploy key.
     let renewing = match &held {
-        Some(h) if h.not_after <= now => {
+        Some(h) if h.not_after > now && state.identity.is_set() => {
+            if now < h.renew_at {
+                return (held.clone(), h.renew_at.min(now + h.look_every));
+            }
+            true
+        }
+        Some(h) => {
             state.identity.clear();
-            tracing::warn!(serial = %h.serial, "the hub certificate lapsed; asking for a new one with the deploy key");
+            tracing::warn!(serial = %h.serial, "the hub certificate lapsed or was refused; asking for a new one with the deploy key");
             false
         }
-        Some(h) if now < h.renew_at => return (held.clone(), h.renew_at.min(now + h.look_every)),
-        Some(_) => true,
         None => false,
     };
     match obtain(state, hub_id, renewing).await {

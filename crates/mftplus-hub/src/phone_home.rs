@@ -163,7 +163,9 @@ async fn stay_registered(state: &HubState, registered: HubRegisterResponse) {
         let mut wake = next_heartbeat.min(next_validate);
         if uses_certificates(state) {
             let unix_now = chrono::Utc::now().timestamp();
-            if unix_now >= next_certificate_look {
+            // A certificate the cloud refused is replaced at once, not at its next look.
+            let refused = certificate.is_some() && !state.identity.is_set();
+            if unix_now >= next_certificate_look || refused {
                 (certificate, next_certificate_look) =
                     crate::certificate::upkeep(state, &hub_id, certificate.take()).await;
             }
@@ -312,21 +314,30 @@ pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
         return exchange(state, path, body, true).await;
     }
     match exchange(state, path, body, false).await {
-        Err(CallError::Refused { code }) if code != "token_revoked" => {
-            // A cloud that does not ask for client certificates never sees it: use the key.
+        // The cloud saw no certificate at all: it does not ask for client certificates.
+        Err(CallError::Refused { code }) if code == "unauthenticated" => {
             state
                 .certificate_refused
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
-                code,
                 "the cloud did not take the hub certificate (does it verify client \
                  certificates?); phone-home uses the deploy key"
             );
             exchange(state, path, body, true).await
         }
-        // A handshake the cloud refused (a lapsed or revoked certificate): this call goes with
-        // the key, and the certificate's upkeep sorts the certificate out.
+        // The certificate itself was refused (lapsed, revoked, unknown), at the handshake or
+        // after it: this call goes with the key, and the hub stops presenting the certificate,
+        // so its next look asks for a new one with the deploy key.
+        Err(CallError::Refused { code }) if code.starts_with("certificate_") => {
+            state.identity.clear();
+            tracing::warn!(
+                code,
+                "the cloud refused the hub certificate; asking for a new one"
+            );
+            exchange(state, path, body, true).await
+        }
         Err(CallError::Transport(why)) if why.contains("alert") => {
+            state.identity.clear();
             tracing::warn!("the cloud refused the hub certificate at the handshake ({why})");
             exchange(state, path, body, true).await
         }
@@ -385,6 +396,11 @@ async fn exchange<B: Serialize, T: DeserializeOwned>(
     }
     let error = serde_json::from_slice::<mftplus_types::error::ApiErrorBody>(&bytes).ok();
     let code = error.as_ref().map(|e| e.error.code.clone());
+    if status.as_u16() == 401 {
+        if let Some(error) = &error {
+            tracing::warn!(path, code = %error.error.code, "the cloud refused the call: {}", error.error.message);
+        }
+    }
     match status.as_u16() {
         401 => Err(CallError::Refused {
             code: code.unwrap_or_else(|| "unauthenticated".into()),

@@ -92,7 +92,11 @@ pub fn client_config_with_identity(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(extra))
-        .with_client_cert_resolver(identity);
+        .with_root_certificates(roots(extra));
+    let mut config = config.with_client_cert_resolver(identity);
+    // A resumed TLS 1.3 session carries the client certificate of the handshake it came
+    // from: after a renewal the server would still see the old certificate (and, once that
+    // lapsed, refuse it). Every connection presents the current one in a full handshake.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }

@@ -139,7 +139,7 @@ pub async fn hub_process_with(
         .env("HUB_LISTEN_ADDR", "127.0.0.1")
         .env("HUB_DATA_DIR", data.display().to_string())
         .env("DIAGNOSE_DISK_PATH", dir.display().to_string())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("hub.log")).unwrap())
