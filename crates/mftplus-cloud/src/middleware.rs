@@ -52,7 +52,15 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
     };
     let mut response = match outcome {
         Ok(caller) => {
-            let mut response = next.run(request).await;
+            // The handler runs to its end even when the client goes away mid-request (a hub
+            // stopped, a connection cut): a change and its audit record are never parted by a
+            // dropped connection, and nothing is applied without being recorded.
+            let mut response = match tokio::spawn(next.run(request)).await {
+                Ok(response) => response,
+                Err(err) => {
+                    ApiError::internal(format!("the handler failed: {err}")).into_response()
+                }
+            };
             if let Some(caller) = caller.filter(|_| response.status().is_success()) {
                 renew(state, &caller, &mut response).await;
             }
