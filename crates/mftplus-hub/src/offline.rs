@@ -24,6 +24,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mftplus_types::error::ErrorCode;
+use mftplus_types::fleet::{
+    is_valid_idempotency_key, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE,
+};
 use mftplus_types::routes;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -481,18 +484,16 @@ pub async fn handle(
     };
     let token = credential(&parts.headers);
     let client_cert = crate::proxy::forwarded_client_cert(&state, &parts.extensions);
-    let key = match parts.headers.get("idempotency-key") {
+    // The cloud's own rule: a key accepted and queued here is never refused at replay.
+    let key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => uuid_like(),
-        Some(value) => match value.to_str() {
-            Ok(key) if (1..=128).contains(&key.len()) => key.to_string(),
-            _ => {
-                return ProxyError::new(
-                    ProxyErrorKind::BadRequest,
-                    "Idempotency-Key must be 1–128 printable ASCII characters",
-                )
+        Some(value) if is_valid_idempotency_key(value.as_bytes()) => {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        }
+        Some(_) => {
+            return ProxyError::new(ProxyErrorKind::BadRequest, IDEMPOTENCY_KEY_RULE)
                 .into_response_with(show_detail)
-            }
-        },
+        }
     };
     // Rows still waiting go first: a write overtaking them would break per-host order. A
     // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
@@ -556,7 +557,7 @@ async fn send(
         ));
     };
     if let Ok(value) = HeaderValue::from_str(key) {
-        headers.insert("idempotency-key", value);
+        headers.insert(IDEMPOTENCY_KEY_HEADER, value);
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let mut request = Request::new(Body::from(body));

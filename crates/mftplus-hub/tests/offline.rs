@@ -149,6 +149,32 @@ async fn a_repeated_idempotency_key_is_stored_once_and_the_file_holds_no_token()
     hub.stop().await;
 }
 
+/// A key the cloud would refuse at replay is refused by the hub at once, online and offline:
+/// never answered "accepted" and then dropped.
+#[tokio::test]
+async fn an_idempotency_key_the_cloud_would_refuse_is_refused_up_front() {
+    let (site, cloud) = Site::start().await;
+    let host = site.enroll(&cloud, 1).await.remove(0);
+    let hub = site.hub(&[]).await;
+    let (status, body) = raw_report(
+        &hub,
+        &host.host_key,
+        &report(&host.host_id, 0),
+        Some("has space"),
+    )
+    .await;
+    assert_eq!(status, 400, "online: {body}");
+    cloud.stop().await;
+    for bad in ["has space", &"k".repeat(129)] {
+        let (status, body) =
+            raw_report(&hub, &host.host_key, &report(&host.host_id, 1), Some(bad)).await;
+        assert_eq!(status, 400, "offline, {bad:?}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    }
+    assert_eq!(queued(&hub), 0, "nothing was queued");
+    hub.stop().await;
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -24,6 +24,18 @@ pub const MAX_HOST_REPORT_BYTES: usize = 4 * 1024 * 1024;
 /// Header carrying a customer's retrieval password (enrollment, config retrieval, re-enroll).
 pub const RETRIEVAL_PASSWORD_HEADER: &str = "x-retrieval-password";
 
+/// The header a write is deduplicated by (decision 0011): an edge hub queues under it and the
+/// cloud stores a write once per key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENCY_KEY_RULE: &str =
+    "Idempotency-Key must be 1–128 printable ASCII characters, without spaces";
+
+/// The one rule for an `Idempotency-Key`, at the hub and at the cloud alike: a key the hub
+/// accepted and queued is never refused by the cloud at replay.
+pub fn is_valid_idempotency_key(key: &[u8]) -> bool {
+    (1..=128).contains(&key.len()) && key.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
 // ---------------------------------------------------------------- reports (box → cloud)
 
 /// `POST /api/v1/host-report`: the agent's heartbeat, poll and mirror of the box in one.
@@ -716,4 +728,24 @@ pub struct NotificationInfo {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod idempotency_tests {
+    use super::is_valid_idempotency_key;
+
+    #[test]
+    fn keys_are_1_to_128_visible_ascii_characters() {
+        assert!(is_valid_idempotency_key(b"00042-000000000000abcd"));
+        assert!(is_valid_idempotency_key(&[b'k'; 128]));
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"tab\there",
+            "ékezet".as_bytes(),
+            &[b'k'; 129],
+        ] {
+            assert!(!is_valid_idempotency_key(bad), "{bad:?}");
+        }
+    }
 }

@@ -13,7 +13,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
-use mftplus_types::fleet::{ControlEnvelope, GuestReport, GuestStatus, HostReport, HostReportInfo};
+use mftplus_types::fleet::{
+    is_valid_idempotency_key, ControlEnvelope, GuestReport, GuestStatus, HostReport,
+    HostReportInfo, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE,
+};
 use serde::Deserialize;
 
 const MAX_GUESTS: usize = 1024;
@@ -166,16 +169,13 @@ pub async fn index(
 /// An edge hub replaying its offline queue sends the key each report was queued under, so a
 /// report delivered twice is stored once.
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 128 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::validation(
-            "Idempotency-Key must be 1–128 printable ASCII characters",
-        ));
+    if !is_valid_idempotency_key(value.as_bytes()) {
+        return Err(ApiError::validation(IDEMPOTENCY_KEY_RULE));
     }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    Ok(Some(String::from_utf8_lossy(value.as_bytes()).into_owned()))
 }
 
 fn clamp_i64(value: u64) -> i64 {
