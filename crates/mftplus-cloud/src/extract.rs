@@ -39,6 +39,24 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// Path parameters (`{id}`, `{index}`): one that does not parse (a chunk index that is not a
+/// number, a broken percent-encoding) is a coded JSON 400, like every other bad input.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::validation(format!(
+                "path: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {

@@ -230,3 +230,24 @@ async fn unknown_routes_and_methods_answer_json() {
     .await;
     assert_eq!((unknown_key.status, unknown_key.code()), (404, "not_found"));
 }
+
+/// A path parameter that does not parse (a chunk index that is not a number, one past u64, a
+/// broken percent-encoding) is a coded JSON 400, never a plain-text answer.
+#[tokio::test]
+async fn bad_path_parameters_answer_coded_json() {
+    let cloud = TestCloud::spawn().await;
+    for path in [
+        "/api/v1/transfers/some-id/chunks/not-a-number",
+        "/api/v1/transfers/some-id/chunks/99999999999999999999999",
+        "/api/v1/transfers/some-id/chunks/-1",
+        "/api/v1/users/%FF%FE",
+    ] {
+        let reply = call(&cloud, &admin(&cloud), "GET", path, None).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "validation_failed"),
+            "{path}: {:?}",
+            reply.body
+        );
+    }
+}

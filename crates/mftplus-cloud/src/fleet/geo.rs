@@ -5,9 +5,10 @@
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
 use crate::handlers::fleet::find_customer;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_store::{CustomerRow, NewEvent};
 use mftplus_types::fleet::GeoPolicy;
@@ -66,7 +67,7 @@ pub async fn reconcile(state: &AppState, customer_id: &str, policy: &GeoPolicy) 
 pub async fn remove_all(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let customer = find_customer(&state, &customer_id).await?;
     let Some(firewall) = &state.fleet.firewall else {

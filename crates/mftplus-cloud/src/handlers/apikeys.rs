@@ -4,11 +4,11 @@ use super::{api_key_to_api, email_of, parse_expiry, validate_name, validate_role
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_store::{ApiKeyRow, NewApiKey};
 use mftplus_types::api::{ApiKey, CreateApiKeyRequest, CreatedApiKey, ResolveApiKeyRequest};
@@ -157,7 +157,7 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKey>> {
     let row = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
     let email = email_of(&state, &row.owner_id).await?;
@@ -169,7 +169,7 @@ pub async fn destroy(
     caller: Caller,
     scope: Scope,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<http::StatusCode> {
     let row = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
     if !state
@@ -197,7 +197,7 @@ pub async fn rotate(
     caller: Caller,
     scope: Scope,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CreatedApiKey>> {
     let old = visible_key(&caller, scope, state.store.get_api_key(&id).await?)?;
     if old.revoked_at_ms.is_some() {

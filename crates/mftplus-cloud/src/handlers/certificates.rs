@@ -16,11 +16,11 @@ use crate::auth::reporter::Reporter;
 use crate::auth::Caller;
 use crate::ca::{row_identity, store_kind, CaRuntime, CertifiedBox};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::handlers::fleet::check_retrieval_password;
 use crate::middleware::ClientIp;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -150,7 +150,7 @@ pub async fn issue_hub(
     State(state): State<AppState>,
     hub_key: HubKey,
     ClientIp(ip): ClientIp,
-    Path(hub_id): Path<String>,
+    ApiPath(hub_id): ApiPath<String>,
     ApiJson(body): ApiJson<IssueCertificateRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
     let ca = authority(&state)?;
@@ -330,7 +330,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<CertificateInfo>> {
     let ca = authority(&state)?;

@@ -8,9 +8,10 @@ use super::transfers::{own_upload, transfer_key};
 use crate::auth::Caller;
 use crate::chunk_commit::CommitError;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use futures_util::{StreamExt, TryStreamExt};
 use mftplus_blob::{BlobError, BlobKey, ByteStream};
@@ -100,7 +101,7 @@ fn commit_error(index: u64, err: CommitError) -> ApiError {
 pub async fn upload_chunk(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, index)): Path<(String, u64)>,
+    ApiPath((id, index)): ApiPath<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     body: Body,

@@ -1,14 +1,15 @@
 //! `mftctl config get KEY`: the effective server value, secrets never shown.
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_types::api::ConfigValue;
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<ConfigValue>> {
     let (value, secret, display, source) = state
         .config

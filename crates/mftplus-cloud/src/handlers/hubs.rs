@@ -7,11 +7,11 @@ use crate::auth::deploy_key::{generate_deploy_key, HubKey};
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::hubs::{license_mode, parse_version, status, version_warning, versions_behind};
 use crate::middleware::ClientIp;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mftplus_store::{
@@ -71,7 +71,7 @@ pub async fn validate(
     State(state): State<AppState>,
     key: HubKey,
     ClientIp(ip): ClientIp,
-    Path(hub_id): Path<String>,
+    ApiPath(hub_id): ApiPath<String>,
     ApiJson(body): ApiJson<HubRegisterRequest>,
 ) -> ApiResult<Json<HubRegisterResponse>> {
     let checked = check_registration(&state, &body)?;
@@ -104,7 +104,7 @@ pub async fn validate(
 /// Not audited (one a minute per hub); it only moves `last_seen` and the reported health.
 pub async fn heartbeat(
     State(state): State<AppState>,
-    Path(hub_id): Path<String>,
+    ApiPath(hub_id): ApiPath<String>,
     ApiJson(body): ApiJson<HubHeartbeatRequest>,
 ) -> ApiResult<Json<HubHeartbeatResponse>> {
     let hub_version = check_version(&body.hub_version)?;
@@ -242,7 +242,7 @@ pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<HubInfo>
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(hub_id): Path<String>,
+    ApiPath(hub_id): ApiPath<String>,
 ) -> ApiResult<Json<HubInfo>> {
     let hub = state
         .store
@@ -338,7 +338,7 @@ pub async fn deploy_keys_revoke(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let changed = state
         .store

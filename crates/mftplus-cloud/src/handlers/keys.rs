@@ -5,9 +5,9 @@ use super::find_user;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_crypto::stream::X25519PublicKey;
 use mftplus_store::UserKeyRow;
@@ -45,7 +45,7 @@ pub async fn put_own(
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> ApiResult<Json<UserPublicKey>> {
     let user = find_user(&state, &reference).await?;
     let row = state.store.get_user_key(&user.id).await?.ok_or_else(|| {

@@ -207,7 +207,7 @@ pub async fn verify_plan(
 /// hub is the key's): which of the transfers a hub holds files for are still live.
 pub async fn live(
     State(state): State<AppState>,
-    axum::extract::Path(hub_id): axum::extract::Path<String>,
+    crate::extract::ApiPath(hub_id): crate::extract::ApiPath<String>,
     ApiJson(body): ApiJson<SiteTransfersQuery>,
 ) -> ApiResult<Json<SiteTransfersLive>> {
     if body.transfer_ids.len() > MAX_LIVE_QUERY {

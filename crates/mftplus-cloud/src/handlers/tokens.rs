@@ -4,11 +4,11 @@ use super::{find_user, parse_expiry, token_to_api, validate_role};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_types::api::{CreateTokenRequest, CreatedToken, RevokedCount, TokenInfo};
 use serde::Deserialize;
@@ -113,7 +113,7 @@ pub async fn revoke(
     caller: Caller,
     scope: Scope,
     ClientIp(ip): ClientIp,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> ApiResult<http::StatusCode> {
     let row = state.store.get_token(&token_id).await?;
     let row = row
@@ -140,7 +140,7 @@ pub async fn revoke_for_user(
     caller: Caller,
     scope: Scope,
     ClientIp(ip): ClientIp,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> ApiResult<Json<RevokedCount>> {
     let user = find_user(&state, &reference).await?;
     if scope == Scope::Own && user.id != caller.user_id {

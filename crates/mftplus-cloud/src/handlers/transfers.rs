@@ -7,10 +7,10 @@ use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::{ClientIp, Scope};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
@@ -212,7 +212,7 @@ pub async fn create(
 pub async fn list_chunks(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<ChunkInfo>>> {
     let row = state
         .store
@@ -238,7 +238,7 @@ pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteTransferRequest>,
 ) -> ApiResult<Json<Transfer>> {
     let row = own_upload(&state, &caller, &id).await?;
@@ -316,7 +316,7 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
     let row = visible(&state, &caller, scope, &id).await?;
     Ok(Json(to_api(&state, &row).await?))
@@ -334,7 +334,7 @@ pub async fn header(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
@@ -345,7 +345,7 @@ pub async fn manifest(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
@@ -360,7 +360,7 @@ pub async fn received(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
     let row = visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
@@ -394,7 +394,7 @@ pub async fn download_chunk(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path((id, index)): Path<(String, u64)>,
+    ApiPath((id, index)): ApiPath<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
@@ -430,7 +430,7 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
@@ -485,7 +485,7 @@ pub async fn cancel(
     caller: Caller,
     scope: Scope,
     ClientIp(ip): ClientIp,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
     // `:own` cancellation is the sender's; recipients may read but not cancel.
     let row = state

@@ -4,11 +4,11 @@ use super::{find_user, user_to_api, validate_email, validate_name, validate_role
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::{ClientIp, Scope};
 use crate::rbac::may_grant;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_store::{NewUser, UserUpdate};
 use mftplus_types::api::{CreateUserRequest, CreatedUser, UpdateUserRequest, User, UserType};
@@ -24,7 +24,7 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> ApiResult<Json<User>> {
     let user = find_user(&state, &reference).await?;
     if scope == Scope::Own && user.id != caller.user_id {
@@ -111,7 +111,7 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
     let user = find_user(&state, &reference).await?;
@@ -191,7 +191,7 @@ pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> ApiResult<http::StatusCode> {
     let user = find_user(&state, &reference).await?;
     if user.id == caller.user_id {

@@ -6,10 +6,10 @@ use super::{customer_to_api, find_customer};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::handlers::{validate_email, validate_name};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mftplus_store::{CustomerUpdate, NewCustomer, NewEvent};
@@ -23,7 +23,7 @@ pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<Customer
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
     Ok(Json(customer_to_api(&find_customer(&state, &id).await?)))
 }
@@ -80,7 +80,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateCustomer>,
 ) -> ApiResult<Json<CustomerInfo>> {
     let mut update = CustomerUpdate {
@@ -133,7 +133,7 @@ pub async fn update(
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_customer(&id).await?;
     state.forget_reporters();
@@ -144,7 +144,7 @@ pub async fn destroy(
 pub async fn block(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
     set_status(state, caller, id, "blocked", "customer_blocked").await
 }
@@ -152,7 +152,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
     set_status(state, caller, id, "active", "customer_unblocked").await
 }
@@ -179,7 +179,7 @@ async fn set_status(
 pub async fn trigger_update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     find_customer(&state, &id).await?;
     let hosts = state

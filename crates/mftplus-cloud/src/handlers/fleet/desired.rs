@@ -6,9 +6,9 @@ use super::{desired_of, find_host, fleet_conflict, op_to_api};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_store::{DesiredEdit, NewEvent, NewSignedOp};
 use mftplus_types::fleet::{DesiredDiff, DesiredState, PutDesiredState, PutDesiredStateResponse};
@@ -17,7 +17,7 @@ use serde_json::json;
 
 pub async fn diff(
     State(state): State<AppState>,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
     ApiJson(body): ApiJson<PutDesiredState>,
 ) -> ApiResult<Json<DesiredDiff>> {
     let host = find_host(&state, &host_id).await?;
@@ -31,7 +31,7 @@ pub async fn diff(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
     ApiJson(body): ApiJson<PutDesiredState>,
 ) -> ApiResult<Json<PutDesiredStateResponse>> {
     let host = find_host(&state, &host_id).await?;

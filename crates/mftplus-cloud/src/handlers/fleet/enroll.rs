@@ -7,10 +7,10 @@ use crate::audit::AuditEvent;
 use crate::auth::reporter::{generate_key, Reporter};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::ClientIp;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -130,7 +130,7 @@ pub async fn controller_config(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ConfigQuery>,
 ) -> ApiResult<Response> {
     let format = query.format.unwrap_or_else(|| "yaml".into());
@@ -220,7 +220,7 @@ pub async fn put_escrow(
 pub async fn arm_recovery(
     State(state): State<AppState>,
     caller: Caller,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
     ApiJson(body): ApiJson<ArmRecovery>,
 ) -> ApiResult<Json<RecoveryState>> {
     let ttl = body
@@ -245,7 +245,7 @@ pub async fn arm_recovery(
 pub async fn disarm_recovery(
     State(state): State<AppState>,
     caller: Caller,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
 ) -> ApiResult<Json<RecoveryState>> {
     let host = state.store.set_recovery_mode(&host_id, None).await?;
     recovery_record(&state, &caller, &host, "recovery_disarmed", json!({})).await?;
@@ -283,7 +283,7 @@ pub async fn re_enroll(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
     ApiJson(body): ApiJson<ReEnrollRequest>,
 ) -> ApiResult<Json<ReEnrollResponse>> {
     let hostname = short_text(&body.hostname, "hostname", 253)?;

@@ -3,9 +3,9 @@
 
 use super::{desired_of, find_host, guest_to_api, host_to_api};
 use crate::error::ApiResult;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_types::fleet::{DesiredStateResponse, GuestInfo, HostInfo};
 use serde::Deserialize;
@@ -28,7 +28,7 @@ pub async fn index(
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
 ) -> ApiResult<Json<HostInfo>> {
     Ok(Json(host_to_api(
         &state,
@@ -39,7 +39,7 @@ pub async fn show(
 /// The agent fetches this only when the envelope's generation passed its own.
 pub async fn desired_state(
     State(state): State<AppState>,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
 ) -> ApiResult<Json<DesiredStateResponse>> {
     let host = find_host(&state, &host_id).await?;
     Ok(Json(DesiredStateResponse {

@@ -8,10 +8,10 @@ use crate::audit::AuditEvent;
 use crate::auth::reporter::Reporter;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::handlers::fleet::desired::guest_specs;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mftplus_signing::{SshSig, OP_NAMESPACE};
 use mftplus_store::{NewEvent, OpFilter, OpTransition, SignedOpRow};
@@ -50,7 +50,7 @@ pub async fn index(
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(op_id): Path<String>,
+    ApiPath(op_id): ApiPath<String>,
 ) -> ApiResult<Json<OpInfo>> {
     Ok(Json(op_to_api(&find_op(&state, &op_id).await?)))
 }
@@ -59,7 +59,7 @@ pub async fn show(
 pub async fn sign(
     State(state): State<AppState>,
     caller: Caller,
-    Path(op_id): Path<String>,
+    ApiPath(op_id): ApiPath<String>,
     ApiJson(body): ApiJson<SignOp>,
 ) -> ApiResult<Json<OpInfo>> {
     let op = find_op(&state, &op_id).await?;
@@ -146,7 +146,7 @@ pub async fn fetch(
 pub async fn report_status(
     State(state): State<AppState>,
     reporter: Reporter,
-    Path((_host_id, op_id)): Path<(String, String)>,
+    ApiPath((_host_id, op_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<OpStatusUpdate>,
 ) -> ApiResult<Json<OpInfo>> {
     let op = find_op(&state, &op_id).await?;

@@ -7,9 +7,9 @@ use super::find_host;
 use crate::auth::reporter::Reporter;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJsonVerbatim, ApiQuery};
+use crate::extract::{ApiJsonVerbatim, ApiPath, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
@@ -147,7 +147,7 @@ pub struct ReportsQuery {
 
 pub async fn index(
     State(state): State<AppState>,
-    Path(host_id): Path<String>,
+    ApiPath(host_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ReportsQuery>,
 ) -> ApiResult<Json<Vec<HostReportInfo>>> {
     find_host(&state, &host_id).await?;
