@@ -322,21 +322,33 @@ async fn box_certificate(
         return Ok(());
     };
     let certified = certified(state, spec, client_ip, &peer).await?;
-    if &certified.identity != own {
-        denied(
-            state,
-            spec,
-            client_ip,
-            actor,
-            json!({"reason": "certificate names another box", "certificate": certified.identity.to_string()}),
-        )
-        .await;
-        return Err(ApiError::forbidden(
-            "the client certificate names another box than the key",
-        ));
-    }
+    names(state, spec, client_ip, actor, &certified, own).await?;
     request.extensions_mut().insert(certified);
     Ok(())
+}
+
+/// A certificate acts only for the box it names: another box's is 403, audited.
+async fn names(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    actor: &str,
+    certified: &crate::ca::CertifiedBox,
+    expected: &BoxIdentity,
+) -> Result<(), ApiError> {
+    if &certified.identity == expected {
+        return Ok(());
+    }
+    let details = json!({
+        "reason": "certificate names another box",
+        "certificate": certified.identity.to_string(),
+        "expected": expected.to_string(),
+    });
+    denied(state, spec, client_ip, actor, details).await;
+    Err(ApiError::forbidden(format!(
+        "the client certificate names {}, not {expected}",
+        certified.identity
+    )))
 }
 
 /// The box a peer certificate speaks for; a refusal is counted and audited.
@@ -438,19 +450,16 @@ async fn admit_certified_hub(
         ));
     };
     let certified = certified(state, spec, client_ip, &peer).await?;
-    if certified.identity != BoxIdentity::hub(&hub_id) {
-        denied(
-            state,
-            spec,
-            client_ip,
-            &certified.identity.to_string(),
-            json!({"reason": "certificate names another box", "hub_id": hub_id}),
-        )
-        .await;
-        return Err(ApiError::forbidden(
-            "a hub certificate acts only on its own hub",
-        ));
-    }
+    let actor = certified.identity.to_string();
+    names(
+        state,
+        spec,
+        client_ip,
+        &actor,
+        &certified,
+        &BoxIdentity::hub(&hub_id),
+    )
+    .await?;
     let hub_key = match state.certified_hub(&hub_id).await {
         Ok(hub_key) => hub_key,
         Err(err) => {

@@ -146,3 +146,30 @@ pub async fn upkeep(state: &HubState, hub_id: &str, held: Option<Held>) -> (Opti
         }
     }
 }
+
+/// The certificate the hub holds and when to look at it next, for phone-home's loop.
+pub struct Keeper {
+    held: Option<Held>,
+    next_look: i64,
+}
+
+impl Keeper {
+    pub fn load(state: &HubState) -> Keeper {
+        Keeper {
+            held: load(state),
+            next_look: 0,
+        }
+    }
+
+    /// Looks when it is time (at once when the cloud refused the certificate); returns the
+    /// latest moment phone-home should wake for the next look.
+    pub async fn look(&mut self, state: &HubState, hub_id: &str) -> tokio::time::Instant {
+        let unix_now = now();
+        let refused = self.held.is_some() && !state.identity.is_set();
+        if unix_now >= self.next_look || refused {
+            (self.held, self.next_look) = upkeep(state, hub_id, self.held.take()).await;
+        }
+        let until = (self.next_look - unix_now).max(1) as u64;
+        tokio::time::Instant::now() + std::time::Duration::from_secs(until)
+    }
+}

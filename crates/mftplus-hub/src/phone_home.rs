@@ -157,21 +157,12 @@ async fn stay_registered(state: &HubState, registered: HubRegisterResponse) {
     let mut heartbeat_every = heartbeat_interval(state, registered.heartbeat_interval_seconds);
     let mut next_heartbeat = Instant::now() + heartbeat_every;
     let mut next_validate = Instant::now() + state.timings.revalidate_every;
-    let mut certificate = crate::certificate::load(state);
-    let mut next_certificate_look = 0;
+    let mut certificate = crate::certificate::Keeper::load(state);
     loop {
         let mut wake = next_heartbeat.min(next_validate);
         if uses_certificates(state) {
-            let unix_now = chrono::Utc::now().timestamp();
-            // A certificate the cloud refused is replaced at once, not at its next look.
-            let refused = certificate.is_some() && !state.identity.is_set();
-            if unix_now >= next_certificate_look || refused {
-                (certificate, next_certificate_look) =
-                    crate::certificate::upkeep(state, &hub_id, certificate.take()).await;
-            }
             // Renewal has its own time; a long heartbeat interval must not make it late.
-            let until_look = (next_certificate_look - unix_now).max(1) as u64;
-            wake = wake.min(Instant::now() + Duration::from_secs(until_look));
+            wake = wake.min(certificate.look(state, &hub_id).await);
         }
         tokio::time::sleep_until(wake).await;
         let now = Instant::now();

@@ -70,12 +70,7 @@ impl AppState {
     /// A hub that proved itself with its certificate: the deploy key it registered under
     /// must still be usable (revoking the key cuts its hubs off, certificate or not).
     pub async fn certified_hub(&self, hub_id: &str) -> Result<HubKey, ApiError> {
-        let hub = self.store.get_hub(hub_id).await?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "no hub is registered under this id",
-            )
-        })?;
+        let hub = self.registered_hub(hub_id).await?;
         let row = self
             .store
             .get_deploy_key(&hub.deploy_key_id)
@@ -86,6 +81,23 @@ impl AppState {
             deploy_key_id: row.id,
             label: row.label,
         })
+    }
+
+    /// A registered hub's row, cached like credentials (it is read on every request a hub
+    /// asserts or forwards); an unknown id is 401.
+    async fn registered_hub(&self, hub_id: &str) -> Result<Arc<mftplus_store::HubRow>, ApiError> {
+        if let Some(hub) = self.cache.hubs.get(hub_id) {
+            return Ok(hub);
+        }
+        let hub = self.store.get_hub(hub_id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "no hub is registered under this id",
+            )
+        })?;
+        let hub = Arc::new(hub);
+        self.cache.hubs.insert(hub_id.to_string(), hub.clone());
+        Ok(hub)
     }
 
     /// Drops every cached deploy-key lookup after a revocation in this process; other
@@ -143,19 +155,7 @@ impl AppState {
         let hub_id = hub_id
             .to_str()
             .map_err(|_| refused("the hub id is not readable"))?;
-        let hub = match self.cache.hubs.get(hub_id) {
-            Some(hub) => hub,
-            None => {
-                let hub = self
-                    .store
-                    .get_hub(hub_id)
-                    .await?
-                    .ok_or_else(|| refused("no hub is registered under this id"))?;
-                let hub = Arc::new(hub);
-                self.cache.hubs.insert(hub_id.to_string(), hub.clone());
-                hub
-            }
-        };
+        let hub = self.registered_hub(hub_id).await?;
         if hub.deploy_key_id != hub_key.deploy_key_id {
             return Err(refused("the hub is registered under another deploy key"));
         }
