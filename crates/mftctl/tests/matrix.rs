@@ -428,7 +428,17 @@ async fn resume_refuses_a_changed_file_and_unknown_sends() {
     let (_, state) = saved_state(&lab.alice);
     let id = state["transfer_id"].as_str().unwrap().to_string();
     let client = lab.client(&lab.alice);
-    let stored = client.list_chunks(&id).await.unwrap();
+    // A chunk whose body had fully arrived when the client stopped is still committed (the
+    // server finishes a request the client walked away from): read the list once it settled.
+    let mut stored = client.list_chunks(&id).await.unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let again = client.list_chunks(&id).await.unwrap();
+        if again == stored {
+            break;
+        }
+        stored = again;
+    }
 
     // Same size and modification time, different content in a chunk already on the server:
     // caught by its hash, and nothing is uploaded.
