@@ -168,3 +168,27 @@ mod tests {
         );
     }
 }
+
+/// How an edge hub tells the cloud whose request it forwards (issue 13). The hub strips any of
+/// these a client sent and sets all three on every request it forwards (proxy, offline queue,
+/// site paths); the cloud believes the address only when the hub id and its deploy key prove a
+/// registered hub, and then limits, throttles and audits the request as that client's.
+pub mod forwarding {
+    /// The address of the client the hub serves (an IP address, no port).
+    pub const CLIENT_ADDR_HEADER: &str = "x-mftplus-client-addr";
+    /// The id of the registered hub that forwarded the request.
+    pub const PROXY_HUB_HEADER: &str = "x-mftplus-proxy-hub";
+    /// The forwarding hub's deploy key, proving the two headers above.
+    pub const PROXY_KEY_HEADER: &str = "x-mftplus-proxy-key";
+    /// Every forwarding header a client might send to be believed; a hub drops them all
+    /// before setting its own.
+    pub const CLIENT_SUPPLIED: [&str; 7] = [
+        "x-forwarded-for",
+        "x-real-ip",
+        "forwarded",
+        "true-client-ip",
+        CLIENT_ADDR_HEADER,
+        PROXY_HUB_HEADER,
+        PROXY_KEY_HEADER,
+    ];
+}
