@@ -1,6 +1,6 @@
 //! Foundations every MFTPlus component shares, so each has one definition instead of a copy
-//! per crate: the clock ([`clock`]), secrets that never print ([`Secret`]), and files only
-//! their owner may read ([`private_file`]).
+//! per crate: the clock ([`clock`]), secrets that never print ([`Secret`]), files only
+//! their owner may read ([`private_file`]) and the lock-poisoning policy ([`sync`]).
 //!
 //! What it is not: no HTTP, no database, no async runtime, no wire types (those are
 //! `mftplus-types`). Anything here must be small enough that every crate can depend on it.
@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod private_file;
 mod secret;
+pub mod sync;
 
 pub use clock::{Clock, OffsetClock, SharedClock, SystemClock};
 pub use private_file::{

@@ -33,7 +33,7 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP mftplus_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE mftplus_http_requests_total counter\n");
-        for ((route, status), count) in self.requests.lock().expect("metrics lock").iter() {
+        for ((route, status), count) in mftplus_base::sync::lock(&self.requests).iter() {
             let _ = writeln!(
                 out,
                 "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"

@@ -32,7 +32,7 @@ impl RateLimiter {
         let key = hasher.finish();
         let window = now_secs - now_secs.rem_euclid(WINDOW_SECS);
         let reset_secs = (window + WINDOW_SECS - now_secs) as u64;
-        let mut windows = self.windows.lock().expect("rate limiter lock");
+        let mut windows = mftplus_base::sync::lock(&self.windows);
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, (start, _)| *start == window);
         }
@@ -77,7 +77,7 @@ impl LoginThrottle {
 
     /// `Some(retry_after_secs)` when any of the keys is locked out.
     pub fn locked(&self, keys: &[String], now_secs: i64) -> Option<u64> {
-        let failures = self.failures.lock().expect("throttle lock");
+        let failures = mftplus_base::sync::lock(&self.failures);
         keys.iter()
             .filter_map(|key| failures.get(key))
             .filter(|(first, count)| {
@@ -88,7 +88,7 @@ impl LoginThrottle {
     }
 
     pub fn record_failure(&self, keys: &[String], now_secs: i64) {
-        let mut failures = self.failures.lock().expect("throttle lock");
+        let mut failures = mftplus_base::sync::lock(&self.failures);
         if failures.len() >= MAX_TRACKED {
             let lockout = self.lockout_secs;
             failures.retain(|_, (first, _)| now_secs - *first < lockout);
@@ -103,7 +103,7 @@ impl LoginThrottle {
     }
 
     pub fn clear(&self, key: &str) {
-        self.failures.lock().expect("throttle lock").remove(key);
+        mftplus_base::sync::lock(&self.failures).remove(key);
     }
 }
 

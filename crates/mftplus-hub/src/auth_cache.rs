@@ -12,7 +12,7 @@ use rand::RngCore;
 use ring::{aead, digest, hkdf};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// `hub.db`'s schema, one entry per `PRAGMA user_version`: append-only, never edited, so a
@@ -229,7 +229,7 @@ pub struct AuthCache<'a> {
 
 impl AuthCache<'_> {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        mftplus_base::sync::lock(&self.conn)
     }
 
     /// Records that the cloud accepted `token` now.

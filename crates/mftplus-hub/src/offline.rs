@@ -31,7 +31,7 @@ use mftplus_types::routes;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const HOST_REPORT: &str = routes::HOST_REPORT;
@@ -201,9 +201,7 @@ impl Offline {
     }
 
     fn validated(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
-        self.validated
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        mftplus_base::sync::lock(&self.validated)
     }
 
     /// Whether `token` may be accepted offline now: known in memory and younger than the TTL,
@@ -228,10 +226,7 @@ impl Offline {
     /// (it changes with desired state or blocking, not with every report).
     fn keep_envelope(&self, hash: &str, body: &Bytes) {
         let changed = {
-            let mut envelopes = self
-                .envelopes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut envelopes = mftplus_base::sync::lock(&self.envelopes);
             let changed = envelopes.get(hash) != Some(body);
             if changed {
                 envelopes.insert(hash.to_string(), body.clone());
@@ -248,12 +243,7 @@ impl Offline {
     /// The last envelope for a host key: from memory, else as kept in `hub.db` by an earlier
     /// run of the hub.
     fn last_envelope(&self, hash: &str) -> Option<Bytes> {
-        if let Some(found) = self
-            .envelopes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(hash)
-        {
+        if let Some(found) = mftplus_base::sync::lock(&self.envelopes).get(hash) {
             return Some(found.clone());
         }
         let kept = match self.cache().envelope(hash) {
@@ -263,10 +253,7 @@ impl Offline {
                 return None;
             }
         };
-        self.envelopes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(hash.to_string(), kept.clone());
+        mftplus_base::sync::lock(&self.envelopes).insert(hash.to_string(), kept.clone());
         Some(kept)
     }
 
@@ -275,10 +262,7 @@ impl Offline {
         if let Err(err) = self.cache().evict_hash(hash) {
             tracing::warn!(error = %err, "cannot evict from the auth cache");
         }
-        self.envelopes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(hash);
+        mftplus_base::sync::lock(&self.envelopes).remove(hash);
     }
 
     /// Queues the write if its credential is cached, and answers from cached state.

@@ -8,7 +8,7 @@
 
 use crate::auth_cache::{token_hash, OfflineError, Sealer};
 use rusqlite::{params, Connection};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// One write to replay.
@@ -83,7 +83,7 @@ fn insert_batch(
     sealer: &Sealer,
     batch: &[Pending],
 ) -> Result<(), OfflineError> {
-    let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut conn = mftplus_base::sync::lock(&conn);
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
@@ -108,7 +108,7 @@ fn insert_batch(
 }
 
 pub fn count(conn: &Mutex<Connection>) -> Result<u64, OfflineError> {
-    let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    let conn = mftplus_base::sync::lock(&conn);
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
     Ok(n as u64)
 }
@@ -120,7 +120,7 @@ pub fn oldest(
     sealer: &Sealer,
     limit: usize,
 ) -> Result<Vec<QueuedRow>, OfflineError> {
-    let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    let conn = mftplus_base::sync::lock(&conn);
     let mut stmt = conn.prepare_cached(
         "SELECT seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert \
          FROM queue ORDER BY seq LIMIT ?1",
@@ -159,7 +159,7 @@ pub fn oldest(
 }
 
 pub fn delete(conn: &Mutex<Connection>, seq: i64) -> Result<(), OfflineError> {
-    let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    let conn = mftplus_base::sync::lock(&conn);
     conn.execute("DELETE FROM queue WHERE seq = ?1", params![seq])?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The pooled keep-alive client every upstream request goes through (proxy and phone-home).
@@ -162,19 +162,11 @@ impl HubState {
     pub fn phone_home(&self) -> PhoneHomeStatus {
         // A panic while holding the lock leaves plain data behind, still consistent enough to
         // report; refusing to answer diagnose because of it would help nobody.
-        self.phone_home
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        mftplus_base::sync::read(&self.phone_home).clone()
     }
 
     pub fn update_phone_home(&self, change: impl FnOnce(&mut PhoneHomeStatus)) {
-        change(
-            &mut self
-                .phone_home
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        change(&mut mftplus_base::sync::write(&self.phone_home))
     }
 
     /// Why the hub must not proxy right now, in the seed's issue wording; `None` means go.

@@ -28,7 +28,7 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let entries = self.entries.lock().expect("cache lock");
+        let entries = mftplus_base::sync::lock(&self.entries);
         entries
             .get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
@@ -36,7 +36,7 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
     }
 
     pub fn insert(&self, key: K, value: Arc<V>) {
-        let mut entries = self.entries.lock().expect("cache lock");
+        let mut entries = mftplus_base::sync::lock(&self.entries);
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -51,10 +51,10 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.entries.lock().expect("cache lock").remove(key);
+        mftplus_base::sync::lock(&self.entries).remove(key);
     }
 
     pub fn clear(&self) {
-        self.entries.lock().expect("cache lock").clear();
+        mftplus_base::sync::lock(&self.entries).clear();
     }
 }

@@ -215,7 +215,7 @@ impl AppState {
 
     /// Only allocates the first time a key is seen between two flushes.
     fn record_key_use(&self, id: &str, now_ms: i64) {
-        let mut uses = self.key_uses.lock().expect("key use lock");
+        let mut uses = mftplus_base::sync::lock(&self.key_uses);
         match uses.get_mut(id) {
             Some(stamp) => *stamp = now_ms,
             None => {
@@ -227,7 +227,7 @@ impl AppState {
     /// Writes the batched last-use stamps of API keys.
     pub async fn flush_key_uses(&self) -> Result<(), mftplus_store::StoreError> {
         let batch: Vec<(String, i64)> = {
-            let mut uses = self.key_uses.lock().expect("key use lock");
+            let mut uses = mftplus_base::sync::lock(&self.key_uses);
             uses.drain().collect()
         };
         if batch.is_empty() {

@@ -34,7 +34,7 @@ use mftplus_types::transfers::{max_sealed_len, Transfer, VerifyReport, CHUNK_SHA
 use mftplus_types::{routes, ErrorCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Remembered site answers; past this the memory is simply cleared and asked again.
 const MAX_KNOWN: usize = 10_000;
@@ -123,7 +123,7 @@ impl Site {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<u64>>> {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+        mftplus_base::sync::lock(&self.known)
     }
 
     pub(crate) fn forget(&self, transfer: &str) {
