@@ -30,7 +30,8 @@ pub enum Scope {
     Own,
 }
 
-/// The client's address as the server believes it (see `server.trusted_proxies`).
+/// The client's address as the server believes it: the address a registered edge hub proves
+/// it forwards for, else the `server.trusted_proxies` rule, else the connection's.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -43,7 +44,12 @@ pub struct RouteCtx {
 pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let state = &ctx.state;
-    let client_ip = client_ip(state, &request);
+    // Through an edge hub, the agent's address the hub proves it forwards for: limits,
+    // throttles and the audit then see each agent, and the hub's own calls stay its own.
+    let client_ip = match state.hub_forwarded_client(request.headers_mut()).await {
+        Some(forwarded) => forwarded,
+        None => client_ip(state, &request),
+    };
     request.extensions_mut().insert(ClientIp(client_ip.clone()));
     let mut limits: Option<Decision> = None;
     let outcome = match forwarded_certificate(state, &mut request).await {

@@ -162,3 +162,29 @@ impl AppState {
         Ok(Some(hub.id.clone()))
     }
 }
+
+impl AppState {
+    /// The client address an edge hub forwards for (issue 13): believed only when the hub id
+    /// and deploy key that come with it prove a hub registered under that key. The headers
+    /// are removed either way, so no handler reads an unproven address. `None` means "use the
+    /// connection's own address".
+    pub async fn hub_forwarded_client(&self, headers: &mut http::HeaderMap) -> Option<String> {
+        use mftplus_types::hubs::forwarding::{
+            CLIENT_ADDR_HEADER, PROXY_HUB_HEADER, PROXY_KEY_HEADER,
+        };
+        let addr = headers.remove(CLIENT_ADDR_HEADER);
+        let hub_id = headers.remove(PROXY_HUB_HEADER);
+        let key = headers.remove(PROXY_KEY_HEADER);
+        let (addr, hub_id, key) = (addr?, hub_id?, key?);
+        let addr = addr.to_str().ok()?.trim().parse::<std::net::IpAddr>().ok()?;
+        let hub_id = hub_id.to_str().ok()?;
+        let key = key.to_str().ok().filter(|k| k.starts_with(DEPLOY_KEY_PREFIX))?;
+        let hub_key = self.authenticate_deploy_key(key).await.ok()?;
+        let hub = self.registered_hub(hub_id).await.ok()?;
+        if hub.deploy_key_id != hub_key.deploy_key_id {
+            tracing::warn!(hub_id, "a forwarded client address came with another key's hub id");
+            return None;
+        }
+        Some(addr.to_string())
+    }
+}
