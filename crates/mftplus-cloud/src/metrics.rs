@@ -15,16 +15,15 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub audit_events: AtomicU64,
     pub audit_write_failures: AtomicU64,
+    /// Chunks a transfer recorded that the payload store no longer has (an alert).
+    pub chunks_missing: AtomicU64,
     /// Shared with the chunk committer, which counts into it.
     pub chunk_commits: Arc<CommitStats>,
 }
 
 impl Metrics {
     pub fn record_request(&self, route: &'static str, status: u16) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
+        *mftplus_base::sync::lock(&self.requests)
             .entry((route, status))
             .or_insert(0) += 1;
     }
@@ -64,6 +63,11 @@ impl Metrics {
                 "mftplus_audit_write_failures_total",
                 "Audit entries that could not be written.",
                 &self.audit_write_failures,
+            ),
+            (
+                "mftplus_chunks_missing_total",
+                "Recorded chunks the payload store no longer has; alert on any increase.",
+                &self.chunks_missing,
             ),
             (
                 "mftplus_chunk_commit_batches_total",

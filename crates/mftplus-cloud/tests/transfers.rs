@@ -443,3 +443,45 @@ async fn expired_transfers_lose_payload_and_rows() {
         .iter()
         .any(|e| e.event == "transfer_expired" && e.target == short));
 }
+
+#[tokio::test]
+async fn a_recorded_chunk_gone_from_the_store_is_its_own_code_and_an_alert() {
+    let cloud = TestCloud::spawn().await;
+    let (_, alice) = user_with_token(&cloud, "alice@example.com", "user").await;
+    let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
+    let id = complete_transfer(&cloud, &alice, "bob@example.com").await;
+    let store =
+        mftplus_blob::FsBlobStore::open(&cloud.state.config.config.transfers.blob_path).unwrap();
+    let tid = mftplus_blob::TransferId::new(id.clone()).unwrap();
+    std::fs::remove_file(store.object_path(&mftplus_blob::BlobKey::chunk(&tid, 0))).unwrap();
+
+    let reply = call(
+        &cloud,
+        &bob,
+        "GET",
+        &format!("/api/v1/transfers/{id}/chunks/0"),
+        None,
+    )
+    .await;
+    assert_eq!((reply.status, reply.code()), (410, "chunk_missing"));
+    let rendered = cloud.state.metrics.render(0);
+    assert!(
+        rendered.contains("mftplus_chunks_missing_total 1"),
+        "{rendered}"
+    );
+    let audit = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        "/api/v1/audit?limit=1000",
+        None,
+    )
+    .await;
+    let alert = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "chunk_missing")
+        .expect("the missing chunk is audited");
+    assert_eq!(alert["target"], json!(id));
+}

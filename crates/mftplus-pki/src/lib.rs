@@ -23,6 +23,8 @@ mod listener;
 #[cfg(feature = "server")]
 pub mod serve;
 #[cfg(feature = "server")]
+mod gate;
+#[cfg(feature = "server")]
 mod server;
 mod settings;
 #[cfg(feature = "testing")]

@@ -53,6 +53,16 @@ pub struct Limits {
     pub header_read: Duration,
     pub body_idle: Duration,
     pub drain: Duration,
+    /// Open connections overall; beyond it a new one gets 503 `too_many_connections`.
+    pub max_connections: usize,
+    /// Open connections from one client address (the TCP peer): a slowloris from one
+    /// address cannot take every slot.
+    pub max_connections_per_address: usize,
+    /// Longest request target (414 `uri_too_long` beyond).
+    pub max_uri_bytes: usize,
+    /// Most header fields, and their total size (431 `headers_too_large` beyond).
+    pub max_header_count: usize,
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +71,21 @@ impl Default for Limits {
             header_read: Duration::from_secs(30),
             body_idle: Duration::from_secs(60),
             drain: Duration::from_secs(30),
+            max_connections: 20_000,
+            max_connections_per_address: 1_024,
+            max_uri_bytes: 8 * 1024,
+            max_header_count: 100,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    fn head(&self) -> crate::gate::HeadLimits {
+        crate::gate::HeadLimits {
+            max_uri_bytes: self.max_uri_bytes,
+            max_header_count: self.max_header_count,
+            max_header_bytes: self.max_header_bytes,
         }
     }
 }
@@ -102,7 +127,14 @@ pub async fn serve<L>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
+        // hyper's own parse limits sit above ours, so a client meets the coded 431 first.
+        .max_headers(limits.max_header_count.saturating_mul(2).max(100))
         .keep_alive(true);
+    let gate = crate::gate::ConnectionGate::new(
+        limits.max_connections,
+        limits.max_connections_per_address,
+    );
+    let head_limits = limits.head();
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
@@ -111,6 +143,11 @@ pub async fn serve<L>(
         };
         // Reap finished connections so the set holds only live ones.
         while connections.try_join_next().is_some() {}
+        let Some(slot) = gate.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open");
+            connections.spawn(crate::gate::refuse_connection(io));
+            continue;
+        };
         let router = router.clone();
         let peer_certificate = io.peer_certificate();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
@@ -119,10 +156,15 @@ pub async fn serve<L>(
             if let Some(certificate) = &peer_certificate {
                 parts.extensions.insert(certificate.clone());
             }
+            let refused = crate::gate::refuse_head(&parts, head_limits);
             let body = axum::body::Body::new(IdleTimeoutBody::new(body, limits.body_idle));
-            router
-                .clone()
-                .oneshot(http::Request::from_parts(parts, body))
+            let router = router.clone();
+            async move {
+                match refused {
+                    Some(refused) => Ok(refused),
+                    None => router.oneshot(http::Request::from_parts(parts, body)).await,
+                }
+            }
         });
         // Upgrades (the hub's tunnels) need the connection kept after the 101.
         let connection = http
@@ -130,6 +172,7 @@ pub async fn serve<L>(
             .with_upgrades();
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
+            let _slot = slot;
             tokio::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,

@@ -38,6 +38,12 @@ codes! {
     InvalidRole => "invalid_role", 400;
     UnsupportedMediaType => "unsupported_media_type", 415;
     PayloadTooLarge => "payload_too_large", 413;
+    // The request target is longer than the server reads (`server.limits.max_uri_bytes`).
+    UriTooLong => "uri_too_long", 414;
+    // The request's header fields are larger or more numerous than the server reads.
+    HeadersTooLarge => "headers_too_large", 431;
+    // The server holds as many connections as it allows, overall or from this address.
+    TooManyConnections => "too_many_connections", 503;
     ChecksumMismatch => "checksum_mismatch", 422;
     Unauthenticated => "unauthenticated", 401;
     InvalidCredentials => "invalid_credentials", 401;
@@ -75,6 +81,9 @@ codes! {
     UnsupportedProtocol => "unsupported_protocol", 400;
     RateLimited => "rate_limited", 429;
     Internal => "internal", 500;
+    // A chunk the transfer recorded is gone from the payload store: an operator is alerted;
+    // only the sender can restore it (send again).
+    ChunkMissing => "chunk_missing", 410;
     Unavailable => "unavailable", 503;
     // Edge hub: the cloud could not be reached, or did not answer in time.
     BadGateway => "bad_gateway", 502;

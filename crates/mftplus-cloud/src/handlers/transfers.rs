@@ -411,19 +411,46 @@ pub async fn download_chunk(
         .blobs
         .get_stream(&BlobKey::chunk(&transfer_key(&row.id)?, index))
         .await
-        .map_err(blob_error)?
-        .ok_or_else(|| {
-            ApiError::internal(format!(
-                "chunk {index} of {} is recorded but missing",
-                row.id
-            ))
-        })?;
+        .map_err(blob_error)?;
+    let Some(reader) = reader else {
+        return Err(chunk_missing(&state, &row.id, index).await);
+    };
     let body = axum::body::Body::from_stream(reader.stream);
     let mut response = octets(body);
     response
         .headers_mut()
         .insert(http::header::CONTENT_LENGTH, reader.len.into());
     Ok(response)
+}
+
+/// A recorded chunk the payload store no longer has: data was lost under the cloud (a deleted
+/// file, a bucket lifecycle rule). Its own code for the client, and an alert for operators —
+/// counted, logged at error and audited — rather than an anonymous internal error.
+async fn chunk_missing(state: &AppState, transfer_id: &str, index: u64) -> ApiError {
+    state
+        .metrics
+        .chunks_missing
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(
+        transfer_id,
+        index,
+        "a recorded chunk is missing from the payload store"
+    );
+    state
+        .audit(
+            AuditEvent::new("chunk_missing")
+                .outcome("failure")
+                .target(transfer_id)
+                .details(json!({"index": index})),
+        )
+        .await;
+    ApiError::new(
+        ErrorCode::ChunkMissing,
+        format!(
+            "chunk {index} of transfer {transfer_id} is recorded but missing from the payload \
+             store; the operator has been alerted, and the sender must send the file again"
+        ),
+    )
 }
 
 pub async fn verify(
