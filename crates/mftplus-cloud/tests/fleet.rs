@@ -548,3 +548,64 @@ async fn the_checker_runs_once_across_replicas_on_postgres() {
         1
     );
 }
+
+/// Ops waiting for this host, as `GET /api/v1/ops?host=…&status=pending_signature` shows.
+async fn pending_ops_of(cloud: &TestCloud, host_id: &str) -> Vec<String> {
+    let reply = call(
+        cloud,
+        &admin(cloud),
+        "GET",
+        &format!("/api/v1/ops?host={host_id}&status=pending_signature"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let list = reply.body.get("ops").unwrap_or(&reply.body);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["op_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_same_destructive_edit_twice_keeps_one_pending_op() {
+    let cloud = TestCloud::spawn().await;
+    let host = enroll(&cloud).await;
+    let op = pending_op(&cloud, &host).await;
+    let path = format!("/api/v1/hosts/{}/desired-state", host.host_id);
+    // The operator runs the same `desired set` again: the answer names the waiting op.
+    let again = call(
+        &cloud,
+        &admin(&cloud),
+        "PUT",
+        &path,
+        Some(json!({"desired_state": {}})),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["pending_ops"][0]["op_id"], json!(op));
+    assert_eq!(again.body["pending_ops"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        pending_ops_of(&cloud, &host.host_id).await,
+        vec![op.clone()]
+    );
+
+    // Once that op is no longer in flight (expired), the same edit makes a new one.
+    cloud.clock.advance_secs(8 * 86_400);
+    checker::pass(&cloud.state, cloud.state.clock.now_ms()).await;
+    let fresh = call(
+        &cloud,
+        &admin(&cloud),
+        "PUT",
+        &path,
+        Some(json!({"desired_state": {}})),
+    )
+    .await;
+    let fresh_id = fresh.body["pending_ops"][0]["op_id"].as_str().unwrap();
+    assert_ne!(fresh_id, op);
+    assert_eq!(
+        pending_ops_of(&cloud, &host.host_id).await,
+        vec![fresh_id.to_string()]
+    );
+}

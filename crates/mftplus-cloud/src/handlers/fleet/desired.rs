@@ -57,7 +57,15 @@ pub async fn update(
 
     let mut ops = Vec::new();
     let mut events = Vec::new();
+    let in_flight = in_flight_ops(&state, &host.id, now_ms).await?;
+    let mut reused = Vec::new();
     for change in &plan.destructive {
+        // The same change already waiting (an operator re-running `desired set`): its op,
+        // not a twin that `ops sign --pending` would sign a second time.
+        if let Some(existing) = in_flight.iter().find(|op| op.carries(change)) {
+            reused.push(existing.id.clone());
+            continue;
+        }
         let op = mftplus_fleet::build_op(
             change,
             &host.id,
@@ -114,7 +122,7 @@ pub async fn update(
         return Ok(Json(PutDesiredStateResponse {
             generation: host.desired_generation as u64,
             published: Vec::new(),
-            pending_ops: Vec::new(),
+            pending_ops: ops_by_id(&state, &reused).await?,
         }));
     }
     let op_ids: Vec<String> = ops.iter().map(|op| op.id.clone()).collect();
@@ -136,24 +144,75 @@ pub async fn update(
             AuditEvent::new("desired_state_edited")
                 .actor(&caller.email)
                 .target(&host.id)
-                .details(json!({"published": plan.benign.len(), "pending_ops": op_ids, "generation": after.desired_generation})),
+                .details(json!({"published": plan.benign.len(), "pending_ops": op_ids, "already_pending": reused, "generation": after.desired_generation})),
         )
         .await;
-    let mut pending_ops = Vec::with_capacity(op_ids.len());
-    for id in &op_ids {
-        let row = state
-            .store
-            .get_op(id)
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "op vanished after insert"))?;
-        pending_ops.push(op_to_api(&row));
-    }
+    let pending_ops = ops_by_id(
+        &state,
+        &reused.iter().chain(&op_ids).cloned().collect::<Vec<_>>(),
+    )
+    .await?;
     crate::fleet::notify::notify_soon(&state);
     Ok(Json(PutDesiredStateResponse {
         generation: after.desired_generation as u64,
         published: plan.benign,
         pending_ops,
     }))
+}
+
+/// An op still on its way to the agent (awaiting signature, signed or delivered, unexpired),
+/// with what it would do.
+struct InFlightOp {
+    id: String,
+    op: String,
+    guest_id: Option<String>,
+    params: serde_json::Value,
+}
+
+impl InFlightOp {
+    fn carries(&self, change: &mftplus_types::fleet::DesiredChange) -> bool {
+        self.op == change.op && self.guest_id == change.guest_id && self.params == change.params
+    }
+}
+
+async fn in_flight_ops(state: &AppState, host_id: &str, now_ms: i64) -> ApiResult<Vec<InFlightOp>> {
+    use mftplus_types::fleet::op_status::{DELIVERED, PENDING_SIGNATURE, SIGNED};
+    let rows = state
+        .store
+        .list_ops(&mftplus_store::OpFilter {
+            host_id: Some(host_id.to_string()),
+            customer_id: None,
+            statuses: vec![PENDING_SIGNATURE.into(), SIGNED.into(), DELIVERED.into()],
+            limit: 1000,
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.expires_at_ms >= now_ms)
+        .filter_map(|row| {
+            let blob: serde_json::Value = serde_json::from_str(&row.op_blob).ok()?;
+            Some(InFlightOp {
+                id: row.id,
+                op: blob["op"].as_str()?.to_string(),
+                guest_id: blob["target"]["guest_id"].as_str().map(str::to_string),
+                params: blob["params"].clone(),
+            })
+        })
+        .collect())
+}
+
+async fn ops_by_id(
+    state: &AppState,
+    ids: &[String],
+) -> ApiResult<Vec<mftplus_types::fleet::OpInfo>> {
+    let mut ops = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = state.store.get_op(id).await?.ok_or_else(|| {
+            ApiError::new(ErrorCode::Internal, "an op vanished while being listed")
+        })?;
+        ops.push(op_to_api(&row));
+    }
+    Ok(ops)
 }
 
 /// The guest rows' mirror of their spec in the new state (`None` for guests that left it).
