@@ -8,10 +8,12 @@
 //! `MFTPLUS__AUTH__JWT__EXPIRATION`. Every secret can also come from `NAME_FILE`.
 
 mod fleet;
+mod limits;
 mod load;
 mod model;
 
 pub use fleet::*;
+pub use limits::LimitsSection;
 pub(crate) use load::private_error;
 pub use load::{
     check_private_file, load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH,

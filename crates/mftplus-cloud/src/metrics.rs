@@ -17,6 +17,8 @@ pub struct Metrics {
     pub audit_write_failures: AtomicU64,
     /// Chunks a transfer recorded that the payload store no longer has (an alert).
     pub chunks_missing: AtomicU64,
+    /// Handlers that overran `server.limits.handler_seconds` (answered 503, finished later).
+    pub handler_timeouts: AtomicU64,
     /// Shared with the chunk committer, which counts into it.
     pub chunk_commits: Arc<CommitStats>,
 }
@@ -68,6 +70,11 @@ impl Metrics {
                 "mftplus_chunks_missing_total",
                 "Recorded chunks the payload store no longer has; alert on any increase.",
                 &self.chunks_missing,
+            ),
+            (
+                "mftplus_handler_timeouts_total",
+                "Requests answered 503 because their handler overran its budget.",
+                &self.handler_timeouts,
             ),
             (
                 "mftplus_chunk_commit_batches_total",

@@ -61,12 +61,7 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
             // The handler runs to its end even when the client goes away mid-request (a hub
             // stopped, a connection cut): a change and its audit record are never parted by a
             // dropped connection, and nothing is applied without being recorded.
-            let mut response = match tokio::spawn(next.run(request)).await {
-                Ok(response) => response,
-                Err(err) => {
-                    ApiError::internal(format!("the handler failed: {err}")).into_response()
-                }
-            };
+            let mut response = run_within_budget(state, ctx.spec, next.run(request)).await;
             if let Some(caller) = caller.filter(|_| response.status().is_success()) {
                 renew(state, &caller, &mut response).await;
             }
@@ -85,6 +80,57 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
     // Route id, never the URI or headers: those can carry identifiers and credentials.
     tracing::debug!(route = ctx.spec.id, status, client_ip = %client_ip, latency_us = started.elapsed().as_micros() as u64, "request");
     response
+}
+
+/// Routes whose handler may rightly take as long as the client's upload or the export does;
+/// their bodies are bounded by the serve loop's body-idle deadline instead.
+const UNBUDGETED_ROUTES: [&str; 2] = ["transfer_chunk_put", "audit_export"];
+
+/// Runs the handler on its own task and waits at most the route's budget
+/// (`server.limits.handler_seconds`) for its answer. Past the budget the client is told so
+/// (503 `unavailable`), while the handler still runs to its end: a change and its audit record
+/// are never parted, and a retry with the same Idempotency-Key finds the outcome.
+async fn run_within_budget(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    handler: impl std::future::Future<Output = Response> + Send + 'static,
+) -> Response {
+    let task = tokio::spawn(handler);
+    let joined = if UNBUDGETED_ROUTES.contains(&spec.id) {
+        task.await
+    } else {
+        let budget =
+            std::time::Duration::from_secs(state.config.config.server.limits.handler_seconds);
+        match tokio::time::timeout(budget, task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                state
+                    .metrics
+                    .handler_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    route = spec.id,
+                    budget_s = budget.as_secs(),
+                    "a handler overran its budget; it goes on in the background"
+                );
+                return ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the server did not finish this request within {} s; it goes on in the \
+                         background and may still take effect: read the state back, or retry \
+                         with the same Idempotency-Key",
+                        budget.as_secs()
+                    ),
+                )
+                .with_retry_after(1)
+                .into_response();
+            }
+        }
+    };
+    match joined {
+        Ok(response) => response,
+        Err(err) => ApiError::internal(format!("the handler failed: {err}")).into_response(),
+    }
 }
 
 async fn admit(

@@ -109,7 +109,7 @@ impl Cloud {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
-        let limits = mftplus_pki::serve::Limits::default();
+        let limits = self.state.config.config.server.limits.serve();
         let result =
             mftplus_pki::serve::serve_tcp(api, self.tls.clone(), self.router(), limits, stopped)
                 .await;

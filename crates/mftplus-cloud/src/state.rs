@@ -117,7 +117,7 @@ impl AppState {
         let login = &config.config.auth.login;
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::default(),
-            login_throttle: LoginThrottle::new(login.max_failures, login.lockout_seconds),
+            login_throttle: LoginThrottle::from_config(login),
             cache: CredentialCache {
                 verified: TtlMap::new(CACHE_TTL),
                 keys: TtlMap::new(CACHE_TTL),

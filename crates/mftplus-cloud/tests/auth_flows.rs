@@ -121,7 +121,16 @@ async fn token_close_to_expiry_is_renewed() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_and_audited() {
-    let cloud = TestCloud::spawn().await;
+    // A first delay longer than the test, so a slow machine still sees the throttle.
+    let cloud =
+        mftplus_cloud::testing::TestCloud::spawn_with(mftplus_cloud::testing::TestOptions {
+            config_yaml: format!(
+                "{}auth:\n  login:\n    base_delay_seconds: 60\n    account_max_delay_seconds: 60\n",
+                mftplus_cloud::testing::TestOptions::default().config_yaml
+            ),
+            ..Default::default()
+        })
+        .await;
     user_with_token(&cloud, "gus@example.com", "user").await;
     for _ in 0..5 {
         let reply = call(
@@ -134,7 +143,8 @@ async fn failed_logins_are_throttled_and_audited() {
         .await;
         assert_eq!((reply.status, reply.code()), (401, "invalid_credentials"));
     }
-    // Now even the right password is refused until the lockout passes.
+    // Now even the right password is refused from this address until its delay passes
+    // (other addresses are not affected: tests/login_throttle.rs).
     let locked = call(
         &cloud,
         &Cred::None,

@@ -251,3 +251,155 @@ async fn bad_path_parameters_answer_coded_json() {
         );
     }
 }
+
+/// One raw HTTP/1.1 exchange on a fresh connection: (status, body as JSON or text).
+async fn raw_exchange(cloud: &TestCloud, head: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = cloud.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes")
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let body = serde_json::from_str(body).unwrap_or(json!(body));
+    (status, body)
+}
+
+#[tokio::test]
+async fn oversized_heads_and_too_many_connections_answer_coded_json() {
+    let cloud = TestCloud::spawn_with(mftplus_cloud::testing::TestOptions {
+        config_yaml: format!(
+            "{}server:\n  limits:\n    max_connections_per_address: 4\n    max_uri_bytes: 2048\n    max_header_count: 20\n    max_header_bytes: 8192\n",
+            mftplus_cloud::testing::TestOptions::default().config_yaml
+        ),
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = raw_exchange(
+        &cloud,
+        &format!(
+            "GET /api/v1/health?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "a".repeat(3000)
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (414, Some("uri_too_long"))
+    );
+
+    let many: String = (0..30).map(|i| format!("x-filler-{i}: 1\r\n")).collect();
+    let (status, body) = raw_exchange(
+        &cloud,
+        &format!("GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (431, Some("headers_too_large"))
+    );
+
+    let big = format!("x-big: {}\r\n", "b".repeat(9000));
+    let (status, body) = raw_exchange(
+        &cloud,
+        &format!("GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{big}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (431, Some("headers_too_large"))
+    );
+
+    // Four idle connections from this address hold every slot it may have: the fifth is
+    // answered 503 and closed; once they go, requests are served again.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let addr = cloud.url.trim_start_matches("http://");
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = raw_exchange(
+        &cloud,
+        "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("too_many_connections"))
+    );
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = raw_exchange(
+        &cloud,
+        "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_handler_past_its_budget_is_told_to_the_client_and_still_finishes() {
+    let cloud = TestCloud::spawn_with(mftplus_cloud::testing::TestOptions {
+        config_yaml: format!(
+            "{}server:\n  limits:\n    handler_seconds: 1\n",
+            mftplus_cloud::testing::TestOptions::default().config_yaml
+        ),
+        ..Default::default()
+    })
+    .await;
+    let before = user_count(&cloud).await;
+    // Another writer holds the database: the handler waits on it past its budget.
+    let url = cloud.state.config.config.database.url.clone().unwrap();
+    let path = url.expose().trim_start_matches("sqlite://").to_string();
+    let blocker = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let reply = call(
+        &cloud,
+        &admin(&cloud),
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "late@example.com", "password": "a long enough password", "role": "user"})),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert_eq!(
+        (reply.status, reply.code()),
+        (503, "unavailable"),
+        "{:?}",
+        reply.body
+    );
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(
+        waited < std::time::Duration::from_millis(2500),
+        "answered after {waited:?}"
+    );
+    blocker.join().unwrap();
+    // The work went on in the background: the user exists once the database is free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while user_count(&cloud).await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(cloud
+        .state
+        .metrics
+        .render(0)
+        .contains("mftplus_handler_timeouts_total 1"));
+}

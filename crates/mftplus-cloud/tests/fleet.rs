@@ -314,7 +314,15 @@ async fn host_reports_are_bounded_and_stored_verbatim() {
 
 #[tokio::test]
 async fn one_host_per_customer_and_the_password_is_checked() {
-    let cloud = TestCloud::spawn().await;
+    // A first delay longer than the test, so a slow machine still sees the throttle.
+    let cloud = TestCloud::spawn_with(TestOptions {
+        config_yaml: format!(
+            "{}auth:\n  login:\n    base_delay_seconds: 60\n    account_max_delay_seconds: 60\n",
+            TestOptions::default().config_yaml
+        ),
+        ..TestOptions::default()
+    })
+    .await;
     let host = enroll(&cloud).await;
     let second = with_password(
         &cloud,

@@ -410,6 +410,8 @@ fn validate(
         }
     }
 
+    validate_login(&config.auth.login)?;
+
     let keys = &config.api_keys;
     if keys.prefix != mftplus_types::API_KEY_PREFIX {
         return invalid(format!(
@@ -477,10 +479,45 @@ fn validate(
     Ok(())
 }
 
+/// The `auth.login.*` throttle: every threshold, the window and the delays must be positive,
+/// and no cap may be below the first delay.
+fn validate_login(login: &super::model::LoginSection) -> Result<(), ConfigError> {
+    let positive = [
+        ("max_failures", u64::from(login.max_failures)),
+        ("lockout_seconds", login.lockout_seconds),
+        (
+            "per_address_failures",
+            u64::from(login.per_address_failures),
+        ),
+        (
+            "per_account_failures",
+            u64::from(login.per_account_failures),
+        ),
+        ("base_delay_seconds", login.base_delay_seconds),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+        return Err(ConfigError::Invalid(format!(
+            "auth.login.{key} must be positive"
+        )));
+    }
+    for (key, cap) in [
+        ("max_delay_seconds", login.max_delay_seconds),
+        ("account_max_delay_seconds", login.account_max_delay_seconds),
+    ] {
+        if cap < login.base_delay_seconds {
+            return Err(ConfigError::Invalid(format!(
+                "auth.login.{key} must be at least auth.login.base_delay_seconds"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The `tls.*` keys, and the production rule: TLS here, or a named proxy in front.
 fn validate_listener(config: &ServerConfig, production: bool) -> Result<(), ConfigError> {
     let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
     crate::tls::settings(config)?;
+    config.server.limits.validate()?;
     if config.server.tls_terminated_by_proxy && config.server.trusted_proxies.is_empty() {
         return invalid(
             "server.tls_terminated_by_proxy needs server.trusted_proxies: the proxies that \
@@ -753,6 +790,54 @@ mod tests {
             ("MFTPLUS__TRANSFERS__S3__ALLOW_HTTP", "true"),
         ]);
         assert!(local.is_ok(), "{local:?}");
+    }
+
+    #[test]
+    fn login_throttle_keys_default_load_and_are_validated() {
+        let defaults = load_from(None, &env(&[("JWT_SECRET", SECRET)])).unwrap();
+        let login = &defaults.config.auth.login;
+        assert_eq!(
+            (login.max_failures, login.lockout_seconds),
+            (5, 900),
+            "the old keys keep their defaults"
+        );
+        assert_eq!(
+            (login.per_address_failures, login.per_account_failures),
+            (20, 100)
+        );
+        assert_eq!(
+            (
+                login.base_delay_seconds,
+                login.max_delay_seconds,
+                login.account_max_delay_seconds
+            ),
+            (1, 900, 30)
+        );
+        // A file written for the old lock still loads.
+        let old = file("auth:\n  login:\n    max_failures: 3\n    lockout_seconds: 600\n");
+        let loaded = load_from(Some(old.path()), &env(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!(loaded.config.auth.login.max_failures, 3);
+        assert_eq!(loaded.config.auth.login.lockout_seconds, 600);
+        for (key, value) in [
+            ("MAX_FAILURES", "0"),
+            ("LOCKOUT_SECONDS", "0"),
+            ("PER_ADDRESS_FAILURES", "0"),
+            ("PER_ACCOUNT_FAILURES", "0"),
+            ("BASE_DELAY_SECONDS", "0"),
+            ("MAX_DELAY_SECONDS", "0"),
+            ("ACCOUNT_MAX_DELAY_SECONDS", "0"),
+        ] {
+            let var = format!("MFTPLUS__AUTH__LOGIN__{key}");
+            let err =
+                load_from(None, &env(&[("JWT_SECRET", SECRET), (&var, value)])).expect_err(&var);
+            let ConfigError::Invalid(message) = err else {
+                panic!("{var}: {err:?}");
+            };
+            assert!(
+                message.contains(&format!("auth.login.{}", key.to_ascii_lowercase())),
+                "{var}: {message}"
+            );
+        }
     }
 
     #[test]

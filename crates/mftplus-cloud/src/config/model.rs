@@ -131,6 +131,8 @@ pub struct ServerSection {
     /// A proxy in front terminates TLS, so the listener itself may speak plain HTTP in
     /// production. Requires `trusted_proxies` (only they can have forwarded the request).
     pub tls_terminated_by_proxy: bool,
+    /// Connection and request-head limits of the API listener.
+    pub limits: super::LimitsSection,
 }
 
 impl Default for ServerSection {
@@ -141,6 +143,7 @@ impl Default for ServerSection {
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
             tls_terminated_by_proxy: false,
+            limits: super::LimitsSection::default(),
         }
     }
 }
@@ -220,10 +223,26 @@ impl Default for JwtSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginSection {
-    /// Failed logins per account (and per client address) before throttling.
+    /// Failed logins of one account from one client address, within the window, before that
+    /// address waits `base_delay_seconds`, doubled with each further failure, before its next
+    /// try for that account. The name is kept from when this locked the account.
     pub max_failures: u32,
-    /// How long failures are remembered and how long throttling lasts.
+    /// The counting window in seconds: failures are forgotten this long after the first one.
+    /// The name is kept from when this was also the lock's length.
     pub lockout_seconds: u64,
+    /// Failed logins from one client address, any account, within the window before that
+    /// address waits (growing delays as for `max_failures`).
+    pub per_address_failures: u32,
+    /// Failed logins of one account, from any address, within the window before attempts from
+    /// addresses that have not signed in to it lately wait a short, growing delay.
+    pub per_account_failures: u32,
+    /// The first delay past a threshold, in seconds; each further failure doubles it.
+    pub base_delay_seconds: u64,
+    /// The longest delay of an (account, address) pair or of an address, in seconds.
+    pub max_delay_seconds: u64,
+    /// The longest delay of an account, in seconds: short, so an attacker cannot lock out the
+    /// account's owner.
+    pub account_max_delay_seconds: u64,
 }
 
 impl Default for LoginSection {
@@ -231,6 +250,11 @@ impl Default for LoginSection {
         LoginSection {
             max_failures: 5,
             lockout_seconds: 900,
+            per_address_failures: 20,
+            per_account_failures: 100,
+            base_delay_seconds: 1,
+            max_delay_seconds: 900,
+            account_max_delay_seconds: 30,
         }
     }
 }

@@ -21,21 +21,27 @@ pub async fn login(
 ) -> ApiResult<Json<TokenPair>> {
     let email = body.email.trim().to_ascii_lowercase();
     let now = state.clock.now_secs();
-    let throttle_keys = vec![format!("email:{email}"), format!("ip:{ip}")];
-    if let Some(retry_after) = state.login_throttle.locked(&throttle_keys, now) {
+    // Throttled per (account, address), per address and per account, never locked: an
+    // attacker's failures delay the attacker, not the account's owner (decision 0007).
+    let (account, address) = (format!("email:{email}"), format!("ip:{ip}"));
+    if let Err(throttled) = state.login_throttle.check(&account, &address, now) {
         state
             .audit(
                 AuditEvent::new("login_throttled")
                     .actor(&email)
                     .outcome("denied")
-                    .ip(&ip),
+                    .ip(&ip)
+                    .details(json!({
+                        "throttle": throttled.kind.as_str(),
+                        "retry_after": throttled.retry_after,
+                    })),
             )
             .await;
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many failed logins; try again later",
         )
-        .with_retry_after(retry_after));
+        .with_retry_after(throttled.retry_after));
     }
 
     let user = state.store.get_user_by_email(&email).await?;
@@ -52,7 +58,9 @@ pub async fn login(
     .map_err(ApiError::internal)?;
 
     let Some(user) = user.filter(|_| verified) else {
-        state.login_throttle.record_failure(&throttle_keys, now);
+        state
+            .login_throttle
+            .record_failure(&account, &address, state.clock.now_secs());
         state
             .audit(
                 AuditEvent::new("login_failed")
@@ -66,7 +74,9 @@ pub async fn login(
             "invalid email or password",
         ));
     };
-    state.login_throttle.clear(&throttle_keys[0]);
+    state
+        .login_throttle
+        .record_success(&account, &address, state.clock.now_secs());
     state
         .store
         .record_login(&user.id, state.clock.now_ms())

@@ -188,9 +188,11 @@ pub fn desired_of(host: &HostRow) -> ApiResult<DesiredState> {
     serde_json::from_str(&host.desired_json).map_err(ApiError::internal)
 }
 
-/// Checks the retrieval password of a customer for a public route. Failures count against the
-/// customer and the address in the login throttle; both outcomes are audited. Unknown
-/// customers cost the same Argon2 verification as known ones.
+/// Checks the retrieval password of a customer for a public route. Failures count in the login
+/// throttle against the (customer, address) pair, the address and the customer, which delays
+/// the guessing address rather than locking the customer out (decision 0007); both outcomes
+/// and every refusal are audited. Unknown customers cost the same Argon2 verification as known
+/// ones.
 pub async fn check_retrieval_password(
     state: &AppState,
     headers: &http::HeaderMap,
@@ -199,25 +201,27 @@ pub async fn check_retrieval_password(
     purpose: &str,
 ) -> ApiResult<CustomerRow> {
     let now = state.clock.now_secs();
-    let throttle_keys = vec![
-        format!("customer:{customer_id}"),
-        format!("retrieval-ip:{client_ip}"),
-    ];
-    if let Some(retry_after) = state.login_throttle.locked(&throttle_keys, now) {
+    let account = format!("customer:{customer_id}");
+    let address = format!("retrieval-ip:{client_ip}");
+    if let Err(throttled) = state.login_throttle.check(&account, &address, now) {
         state
             .audit(
                 AuditEvent::new("retrieval_password_throttled")
                     .actor(customer_id)
                     .outcome("denied")
                     .ip(client_ip)
-                    .details(json!({"purpose": purpose})),
+                    .details(json!({
+                        "purpose": purpose,
+                        "throttle": throttled.kind.as_str(),
+                        "retry_after": throttled.retry_after,
+                    })),
             )
             .await;
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many failed attempts; try again later",
         )
-        .with_retry_after(retry_after));
+        .with_retry_after(throttled.retry_after));
     }
     // Generated passphrases are Hungarian words: the header carries UTF-8, which
     // `HeaderValue::to_str` (visible ASCII only) would refuse.
@@ -237,7 +241,9 @@ pub async fn check_retrieval_password(
     .await
     .map_err(ApiError::internal)?;
     let Some(customer) = customer.filter(|_| verified) else {
-        state.login_throttle.record_failure(&throttle_keys, now);
+        state
+            .login_throttle
+            .record_failure(&account, &address, state.clock.now_secs());
         state
             .audit(
                 AuditEvent::new("retrieval_password_failed")
@@ -252,7 +258,9 @@ pub async fn check_retrieval_password(
             "unknown customer or wrong retrieval password",
         ));
     };
-    state.login_throttle.clear(&throttle_keys[0]);
+    state
+        .login_throttle
+        .record_success(&account, &address, state.clock.now_secs());
     if customer.status == "blocked" {
         return Err(ApiError::new(
             ErrorCode::CustomerBlocked,
