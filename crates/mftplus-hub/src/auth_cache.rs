@@ -44,6 +44,28 @@ CREATE TABLE IF NOT EXISTS queue (
 -- again with the replay: a cloud requiring box certificates checks it as on a live request.
 ALTER TABLE queue ADD COLUMN client_cert TEXT;
 ",
+    "
+-- Issue 13. The agent's IP address when the hub took the write, so the replay is attributed to
+-- the agent (NULL for rows queued before this version).
+ALTER TABLE queue ADD COLUMN client_addr TEXT;
+-- Queued writes the cloud refused on replay (a 4xx other than 409), kept until an operator
+-- replays them instead of dropped. `seq` is the row's seq in the queue; the credential stays
+-- sealed as it was there (bound to the idempotency key).
+CREATE TABLE dead_letter (
+    seq             INTEGER PRIMARY KEY NOT NULL,
+    route           TEXT NOT NULL,
+    credential      BLOB NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    enqueued_at_ms  INTEGER NOT NULL,
+    client_cert     TEXT,
+    client_addr     TEXT,
+    status          INTEGER NOT NULL,
+    code            TEXT,
+    reason          TEXT NOT NULL,
+    dead_at_ms      INTEGER NOT NULL
+);
+",
 ];
 
 /// The schema version this hub writes.
@@ -229,7 +251,7 @@ pub struct AuthCache<'a> {
 
 impl AuthCache<'_> {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        mftplus_base::sync::lock(&self.conn)
+        mftplus_base::sync::lock(self.conn)
     }
 
     /// Records that the cloud accepted `token` now.
@@ -346,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(open_db(dir.path(), "mft_dep_x").unwrap());
         assert_eq!(user_version(dir.path()), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
 
         // A hub.db from before versioning: today's tables, a row, user_version 0.
         let old = tempfile::tempdir().unwrap();
@@ -363,11 +385,54 @@ mod tests {
             })
             .unwrap();
         assert_eq!(salt, vec![0], "kept, so sealed entries still open");
-        // Brought forward to today's schema: the queue has the forwarded-certificate column.
-        conn.execute_batch("SELECT client_cert FROM queue LIMIT 0")
-            .unwrap();
+        // Brought forward to today's schema: the queue has the forwarded-certificate and
+        // client-address columns, and the dead letter exists.
+        conn.execute_batch(
+            "SELECT client_cert, client_addr FROM queue LIMIT 0; \
+             SELECT seq, status, code FROM dead_letter LIMIT 0",
+        )
+        .unwrap();
         drop(conn);
         assert_eq!(user_version(old.path()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_schema_2_file_keeps_its_queued_rows_on_the_way_to_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hub.db")).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO queue (route, credential, idempotency_key, body, enqueued_at_ms, \
+             client_cert) VALUES ('/api/v1/report', x'01', 'k1', x'7b7d', 7, 'cert')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let (conn, _) = open_db(dir.path(), "mft_dep_x").unwrap();
+        assert_eq!(user_version(dir.path()), 3);
+        let row: (i64, String, String, Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT seq, route, idempotency_key, client_cert, client_addr FROM queue",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                1,
+                "/api/v1/report".into(),
+                "k1".into(),
+                Some("cert".into()),
+                None
+            )
+        );
+        let dead: i64 = conn
+            .query_row("SELECT count(*) FROM dead_letter", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(dead, 0);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub const DEFAULT_PHONE_HOME_INTERVAL_HOURS: u32 = 24;
 pub const DEFAULT_DISK_PATH: &str = "/";
 pub const DEFAULT_DATA_DIR: &str = "/app/data";
 pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0";
+pub const DEFAULT_QUEUE_ANSWER_BUDGET_SECONDS: u64 = 5;
 
 /// `NODE_ENV`: kept for compatibility with the seed's deployments; only `production` changes
 /// behaviour (proxy error messages stop carrying upstream details).
@@ -107,6 +108,9 @@ pub struct HubConfig {
     pub auth_cache_ttl_hours: u32,
     /// `HUB_QUEUE_MAX`, default 100000: offline queue rows before writes get `hub_queue_full`.
     pub queue_max: u64,
+    /// `HUB_QUEUE_ANSWER_BUDGET_SECONDS`, default 5: how long a queueable write waits for the
+    /// cloud's answer before the hub queues it and answers itself, as for an unreachable cloud.
+    pub queue_answer_budget_seconds: u64,
     /// `HUB_LISTEN_ADDR`, default `0.0.0.0`.
     pub listen_addr: String,
     /// `HUB_SITE_LOCAL`, default `true`: keep the ciphertext of transfers whose sender and
@@ -176,6 +180,11 @@ impl HubConfig {
             24_u32,
         )?;
         let queue_max = number("HUB_QUEUE_MAX", get("HUB_QUEUE_MAX"), 100_000_u64)?;
+        let queue_answer_budget_seconds = positive(
+            "HUB_QUEUE_ANSWER_BUDGET_SECONDS",
+            get("HUB_QUEUE_ANSWER_BUDGET_SECONDS"),
+            DEFAULT_QUEUE_ANSWER_BUDGET_SECONDS,
+        )?;
         let site_local = match get("HUB_SITE_LOCAL").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
@@ -195,6 +204,7 @@ impl HubConfig {
             site_local,
             auth_cache_ttl_hours,
             queue_max,
+            queue_answer_budget_seconds,
             cloud_api_url,
             registration_key,
             port,
@@ -304,6 +314,21 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A whole number of at least 1 (seconds, for a timeout that must not be zero).
+fn positive(var: &'static str, raw: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    let invalid = |raw: &str| ConfigError::Invalid {
+        var,
+        message: format!("{raw:?} is not a positive whole number of seconds"),
+    };
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(0) | Err(_) => Err(invalid(&raw)),
+            Ok(value) => Ok(value),
+        },
+    }
+}
+
 fn secret(
     var: &'static str,
     file_var: &'static str,
@@ -402,6 +427,21 @@ mod tests {
         assert_eq!(c.port, 4000);
         assert!(config(&[("HUB_PORT", "http")]).is_err());
         assert!(config(&[("PHONE_HOME_INTERVAL_HOURS", "0")]).is_err());
+    }
+
+    #[test]
+    fn the_queue_answer_budget_is_a_positive_number_of_seconds() {
+        assert_eq!(config(&[]).unwrap().queue_answer_budget_seconds, 5);
+        let c = config(&[("HUB_QUEUE_ANSWER_BUDGET_SECONDS", "2")]).unwrap();
+        assert_eq!(c.queue_answer_budget_seconds, 2);
+        for bad in ["0", "-1", "1.5", "soon"] {
+            let err = config(&[("HUB_QUEUE_ANSWER_BUDGET_SECONDS", bad)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("HUB_QUEUE_ANSWER_BUDGET_SECONDS: ") && text.contains("positive"),
+                "{bad}: {text}"
+            );
+        }
     }
 
     #[test]

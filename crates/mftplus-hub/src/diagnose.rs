@@ -68,6 +68,17 @@ pub struct Diagnosis {
     pub phone_home: PhoneHomeReport,
     pub healthy: bool,
     pub issues: Vec<String>,
+    /// Not in the seed: the offline queue's and the dead letter's depths (`null` when `hub.db`
+    /// is not open). Added last, leaving every seed field as it was.
+    pub offline: Option<OfflineReport>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfflineReport {
+    pub queued: u64,
+    /// Queued writes the cloud refused on replay, waiting for an operator.
+    pub dead_letter: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +176,10 @@ pub async fn run(state: &HubState) -> Diagnosis {
         },
         healthy: issues.is_empty(),
         issues,
+        offline: state.offline.as_ref().map(|o| OfflineReport {
+            queued: o.queued(),
+            dead_letter: o.dead_letter(),
+        }),
     }
 }
 

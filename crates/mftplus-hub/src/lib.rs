@@ -11,7 +11,8 @@
 //! - `diagnose`: the seed's health and diagnosis JSON and issue strings.
 //!
 //! - `auth_cache`, `queue`, `offline`: the encrypted auth cache and the offline queue in
-//!   `HUB_DATA_DIR/hub.db`, so agents keep reporting while the cloud is unreachable.
+//!   `HUB_DATA_DIR/hub.db`, so agents keep reporting while the cloud is unreachable, or
+//!   stalled; the queue's replay and its dead letter (writes the cloud refused on replay).
 //! - `site`: site-local transfers, whose sealed chunks stay in `HUB_DATA_DIR/site`.
 //!
 //! It never opens the cloud's database and does not depend on the cloud or store crates: it speaks to the cloud

@@ -10,8 +10,21 @@
 //! or cancel by the cloud's state machine (409, dropped), a repeated `received` is a no-op.
 //!
 //! While rows wait, new writes queue behind them even if the cloud is back, so per-host order
-//! holds. A 401 during replay drops the row and evicts the token: that is how a revocation
-//! made while the hub was cut off applies when it reconnects.
+//! holds. A cloud that accepts the connection but does not answer within the queue answer
+//! budget (`HUB_QUEUE_ANSWER_BUDGET_SECONDS`) counts as unreachable: the write is queued under
+//! the key it was sent with, so if the cloud did apply it the replay is a no-op.
+//!
+//! A write is accepted for the queue only if the cloud would accept its body
+//! ([`validate_queueable`], the cloud's own rules), so a queued answer is a promise. What the
+//! cloud still refuses on replay (a credential revoked meanwhile: 401, which also evicts the
+//! token; a report naming another host: 403) goes to the dead letter ([`dead_letter`]), never
+//! silently dropped. Every send carries the agent's address ([`crate::proxy::set_forwarding`]),
+//! the replay too.
+
+pub mod dead_letter;
+mod replay;
+
+pub use replay::replay;
 
 use crate::auth_cache::{open_db, token_hash, AuthCache, OfflineError, Sealer};
 use crate::error::{ProxyError, ProxyErrorKind};
@@ -24,40 +37,30 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mftplus_types::error::ErrorCode;
+use mftplus_types::fleet::queueable::QueueableRoute;
 use mftplus_types::fleet::{
-    is_valid_idempotency_key, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE,
+    is_valid_idempotency_key, validate_queueable, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE,
 };
 use mftplus_types::routes;
 use rusqlite::Connection;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const HOST_REPORT: &str = routes::HOST_REPORT;
 pub const GUEST_REPORT: &str = routes::GUEST_REPORT;
-/// Writes queued while the cloud is down besides the two reports; the cloud applies a repeat of
-/// any of them at most once without a key (decision 0011).
-const STATUS_UPDATES: [&str; 3] = [
-    routes::HOST_SIGNED_OP_STATUS,
-    routes::TRANSFER_RECEIVED,
-    routes::TRANSFER_CANCEL,
-];
 /// On an answer the hub gave from its queue instead of the cloud's (value `queued`).
 pub const OFFLINE_HEADER: &str = "x-hub-offline";
 /// Reports are small; the cloud's own limit is far below this.
 const MAX_BODY: usize = 4 << 20;
-const REPLAY_BATCH: usize = 64;
 const REFRESH_EVERY_MS: i64 = 60_000;
 
-/// Whether the request is a write the hub may accept while the cloud is down.
+/// Whether the request is a write the hub may accept while the cloud is down: the two reports,
+/// and the status updates the cloud applies at most once without a key (decision 0011).
 pub fn queueable(method: &http::Method, path: &str) -> bool {
-    method == http::Method::POST
-        && (path == HOST_REPORT
-            || path == GUEST_REPORT
-            || STATUS_UPDATES
-                .iter()
-                .any(|t| routes::captures(t, path).is_some()))
+    method == http::Method::POST && QueueableRoute::of(path).is_some()
 }
 
 /// Whether a proxied 2xx on `path` vouches for the caller's credential: only under
@@ -75,6 +78,8 @@ pub struct Offline {
     ttl: Duration,
     max: u64,
     queued: AtomicU64,
+    /// Rows in the dead letter.
+    dead: AtomicU64,
     full_total: AtomicU64,
     enqueuer: Enqueuer,
     /// Token hash → the last envelope the cloud answered that host key with.
@@ -93,6 +98,7 @@ impl std::fmt::Debug for Offline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Offline")
             .field("queued", &self.queued())
+            .field("dead_letter", &self.dead_letter())
             .field("max", &self.max)
             .finish_non_exhaustive()
     }
@@ -113,6 +119,7 @@ impl Offline {
         let conn = Arc::new(Mutex::new(conn));
         let sealer = Arc::new(sealer);
         let queued = queue::count(&conn)?;
+        let dead = dead_letter::count(&conn)?;
         Ok(Offline {
             enqueuer: Enqueuer::start(conn.clone(), sealer.clone()),
             conn,
@@ -120,6 +127,7 @@ impl Offline {
             ttl,
             max,
             queued: AtomicU64::new(queued),
+            dead: AtomicU64::new(dead),
             full_total: AtomicU64::new(0),
             envelopes: Mutex::new(HashMap::new()),
             validated: Mutex::new(HashMap::new()),
@@ -137,6 +145,11 @@ impl Offline {
     /// Rows waiting for the cloud.
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Rows the cloud refused on replay, waiting for an operator.
+    pub fn dead_letter(&self) -> u64 {
+        self.dead.load(Ordering::SeqCst)
     }
 
     /// Writes refused with `hub_queue_full` since start (the metric).
@@ -265,21 +278,30 @@ impl Offline {
         mftplus_base::sync::lock(&self.envelopes).remove(hash);
     }
 
-    /// Queues the write if its credential is cached, and answers from cached state.
-    async fn accept(
-        &self,
-        route: &str,
-        token: Option<&str>,
-        key: String,
-        body: Bytes,
-        client_cert: Option<String>,
-    ) -> Response {
-        let Some(token) = token.filter(|t| self.is_cached(Some(t))) else {
+    /// Queues the write if its credential is cached and the cloud would accept its body, and
+    /// answers from cached state.
+    async fn accept(&self, taken: Taken) -> Response {
+        let Taken {
+            route,
+            token,
+            key,
+            body,
+            client_cert,
+            content_type,
+            client,
+        } = taken;
+        let route = route.as_str();
+        let Some(token) = token.as_deref().filter(|t| self.is_cached(Some(t))) else {
             return error(
                 ErrorCode::CloudUnreachable,
                 "the cloud is unreachable and this credential is not in the hub's auth cache",
             );
         };
+        // Refused now with the cloud's own code rather than answered "accepted" and refused
+        // at replay.
+        if let Err(invalid) = validate_queueable(route, content_type.as_deref(), &body) {
+            return error(invalid.code, &invalid.message);
+        }
         if self.queued() >= self.max {
             self.full_total.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(max = self.max, "offline queue full; refusing a write");
@@ -296,7 +318,7 @@ impl Offline {
             enqueued_at_ms: now_ms(),
             client_cert,
         };
-        if let Err(err) = self.enqueuer.enqueue(write).await {
+        if let Err(err) = self.enqueuer.enqueue_from(write, Some(client)).await {
             tracing::error!(error = %err, "cannot write to the offline queue");
             return error(
                 ErrorCode::CloudUnreachable,
@@ -331,86 +353,17 @@ impl Offline {
             .insert(OFFLINE_HEADER, HeaderValue::from_static("queued"));
         response
     }
-
-    /// Sends queued rows until the queue is empty (`Ok`) or the cloud fails (`Err`).
-    async fn drain(&self, state: &HubState) -> Result<(), ()> {
-        loop {
-            let rows = queue::oldest(&self.conn, &self.sealer, REPLAY_BATCH).map_err(|err| {
-                tracing::error!(error = %err, "cannot read the offline queue");
-            })?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for row in rows {
-                let write = &row.write;
-                let mut headers = HeaderMap::new();
-                if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", write.token)) {
-                    headers.insert(header::AUTHORIZATION, value);
-                }
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                let answer = send(
-                    state,
-                    &write.route,
-                    headers,
-                    &write.idempotency_key,
-                    Bytes::from(write.body.clone()),
-                    write.client_cert.as_deref(),
-                )
-                .await;
-                let (status, body) = match answer {
-                    Ok((parts, body)) => (parts.status, body),
-                    Err(err) => {
-                        tracing::info!(error = %err, "replay paused: the cloud is unreachable");
-                        return Err(());
-                    }
-                };
-                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                    tracing::info!(status = status.as_u16(), "replay paused by the cloud");
-                    return Err(());
-                }
-                let token = Some(write.token.as_str()).filter(|t| !t.is_empty());
-                self.observe(&write.route, token, status, &body);
-                if status == StatusCode::UNAUTHORIZED {
-                    self.evict(&queue::hash_of(write));
-                    tracing::warn!(seq = row.seq, "queued write refused (credential revoked?)");
-                } else if status == StatusCode::CONFLICT {
-                    // A verdict or cancel the cloud already applied (an earlier send that broke
-                    // off, a duplicate, a replay repeated after a crash): applied once already.
-                    tracing::info!(
-                        seq = row.seq,
-                        "queued write conflicts with the cloud's state (already applied?); dropped"
-                    );
-                } else if !status.is_success() {
-                    tracing::warn!(
-                        seq = row.seq,
-                        status = status.as_u16(),
-                        "queued write rejected by the cloud; dropped"
-                    );
-                }
-                queue::delete(&self.conn, row.seq).map_err(|err| {
-                    tracing::error!(error = %err, "cannot delete a replayed row");
-                })?;
-                let _ = self
-                    .queued
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        Some(n.saturating_sub(1))
-                    });
-            }
-        }
-    }
 }
 
-/// `GET /hub/offline`: the queue's depth and the `hub_queue_full` counter (the metric). Kept
-/// out of `/hub/diagnose`, whose shape is the seed's.
+/// `GET /hub/offline`: the queue's depth, the dead letter's and the `hub_queue_full` counter
+/// (the metric). `/hub/diagnose` shows the two depths too, in a field of its own.
 pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<HubState>>) -> Response {
     match &state.offline {
         Some(o) => axum::Json(serde_json::json!({
             "queued": o.queued(),
             "queueMax": o.queue_max(),
             "queueFullTotal": o.queue_full_total(),
+            "deadLetter": o.dead_letter(),
         }))
         .into_response(),
         None => error(
@@ -420,32 +373,22 @@ pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<HubSt
     }
 }
 
-/// Replays the queue whenever rows wait, backing off while the cloud stays away.
-pub async fn replay(state: Arc<HubState>, offline: Arc<Offline>) {
-    let mut delay = state.timings.backoff_initial;
-    loop {
-        if offline.queued() == 0 {
-            // The timeout covers a wake-up lost to a race with the counter.
-            let _ = tokio::time::timeout(Duration::from_secs(1), offline.wake.notified()).await;
-            continue;
-        }
-        match offline.drain(&state).await {
-            Ok(()) => delay = state.timings.backoff_initial,
-            Err(()) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = offline.back.notified() => {}
-                }
-                delay = (delay * 2).min(state.timings.backoff_max);
-            }
-        }
-    }
+/// A queueable write as the hub took it, for the queue.
+struct Taken {
+    route: String,
+    token: Option<String>,
+    key: String,
+    body: Bytes,
+    client_cert: Option<String>,
+    content_type: Option<String>,
+    client: IpAddr,
 }
 
-/// Handles one queueable write.
+/// Handles one queueable write from `client`.
 pub async fn handle(
     state: Arc<HubState>,
     offline: Arc<Offline>,
+    client: SocketAddr,
     request: Request<Body>,
 ) -> Response {
     let show_detail = state.config.mode() != crate::config::Mode::Production;
@@ -479,29 +422,57 @@ pub async fn handle(
                 .into_response_with(show_detail)
         }
     };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let cached = offline.is_cached(token.as_deref());
+    let taken = Taken {
+        route: route.clone(),
+        token: token.clone(),
+        key: key.clone(),
+        body: body.clone(),
+        client_cert: client_cert.clone(),
+        content_type,
+        client: client.ip().to_canonical(),
+    };
     // Rows still waiting go first: a write overtaking them would break per-host order. A
     // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
     // wait, and the cloud may well be back.
-    if offline.queued() > 0 && offline.is_cached(token.as_deref()) {
-        return offline
-            .accept(&route, token.as_deref(), key, body, client_cert)
-            .await;
+    if offline.queued() > 0 && cached {
+        return offline.accept(taken).await;
     }
     let mut headers = parts.headers;
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     // An agent cannot claim to be a hub; transfer routes carry this hub's own assertion.
     crate::site::prepare_upstream_headers(&state, &route, &mut headers);
-    match send(
+    let sent = send(
         &state,
         &route,
         headers,
         &key,
-        body.clone(),
+        body,
         client_cert.as_deref(),
-    )
-    .await
-    {
+        Some(taken.client),
+    );
+    // A write the hub could queue waits for the cloud only as long as the budget: a cloud that
+    // took the connection and stays silent is as good as unreachable. One the hub cannot queue
+    // waits for the cloud's answer, however slow.
+    let budget = state.timings.queue_answer_budget;
+    let answer = if cached {
+        tokio::time::timeout(budget, sent).await.unwrap_or_else(|_| {
+            tracing::info!(?budget, route = %route, "the cloud did not answer in time; write queued");
+            Err(ProxyError::new(
+                ProxyErrorKind::Timeout,
+                "the cloud did not answer within the queue answer budget",
+            ))
+        })
+    } else {
+        sent.await
+    };
+    match answer {
         Ok((mut parts, answer)) => {
             offline.observe(&route, token.as_deref(), parts.status, &answer);
             crate::proxy::remove_hop_by_hop(&mut parts.headers);
@@ -516,15 +487,15 @@ pub async fn handle(
             ) =>
         {
             // The key went with the attempt: if the cloud did act on it, the replay is a no-op.
-            offline
-                .accept(&route, token.as_deref(), key, body, client_cert)
-                .await
+            offline.accept(taken).await
         }
         Err(err) => err.into_response_with(show_detail),
     }
 }
 
-/// One buffered POST to the cloud with the idempotency key.
+/// One buffered POST to the cloud with the idempotency key, on behalf of the agent at
+/// `client_addr`; each of the two waits (for the answer's headers, for its body) is bounded by
+/// the upstream timeout.
 async fn send(
     state: &HubState,
     route: &str,
@@ -532,7 +503,9 @@ async fn send(
     key: &str,
     body: Bytes,
     client_cert: Option<&str>,
+    client_addr: Option<IpAddr>,
 ) -> Result<(http::response::Parts, Bytes), ProxyError> {
+    crate::proxy::set_forwarding(state, client_addr, &mut headers);
     let client = crate::proxy::with_client_cert(state, &mut headers, client_cert);
     let Some(cloud) = &state.config.cloud_api_url else {
         return Err(ProxyError::new(

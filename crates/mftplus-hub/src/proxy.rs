@@ -21,7 +21,10 @@ use http::{Request, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use mftplus_types::certificates::FORWARDED_CLIENT_CERT_HEADER;
-use std::net::SocketAddr;
+use mftplus_types::hubs::forwarding::{
+    CLIENT_ADDR_HEADER, CLIENT_SUPPLIED, PROXY_HUB_HEADER, PROXY_KEY_HEADER,
+};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,10 +54,10 @@ pub trait ProxyPhases: Send + Sync + 'static {
         }
     }
 
-    /// Adjusts the request headed for the cloud, after hop-by-hop headers were removed.
-    fn upstream_request_filter(&self, ctx: &RequestContext, headers: &mut HeaderMap) {
-        add_forwarded(ctx, headers);
-    }
+    /// Adjusts the request headed for the cloud, after hop-by-hop headers were removed and the
+    /// hub set its forwarding headers ([`set_forwarding`], not a phase: no phase may forward
+    /// an address a client chose).
+    fn upstream_request_filter(&self, _ctx: &RequestContext, _headers: &mut HeaderMap) {}
 
     /// Adjusts the cloud's answer, after hop-by-hop headers were removed.
     fn response_filter(&self, _ctx: &RequestContext, _headers: &mut HeaderMap) {}
@@ -175,6 +178,7 @@ async fn forward(
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
     crate::site::prepare_upstream_headers(state, &ctx.target, &mut parts.headers);
+    set_forwarding(state, Some(ctx.client.ip()), &mut parts.headers);
     phases.upstream_request_filter(ctx, &mut parts.headers);
     // Only what this listener verified is forwarded, and only on the connection that proves
     // the hub (its certificate): the cloud believes the header from a certified hub alone.
@@ -352,24 +356,69 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// `X-Forwarded-For` gets the agent's address appended; `X-Forwarded-Proto` is what the agent
-/// used to reach the hub, which serves plain HTTP.
-fn add_forwarded(ctx: &RequestContext, headers: &mut HeaderMap) {
-    let client = ctx.client.ip().to_string();
-    let prior: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if prior.is_empty() {
-        client
-    } else {
-        format!("{}, {client}", prior.join(", "))
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
+/// [`CLIENT_SUPPLIED`] as parsed names: removing by `&str` would parse each name every time.
+const CLIENT_SUPPLIED_NAMES: [HeaderName; 7] = [
+    HeaderName::from_static(CLIENT_SUPPLIED[0]),
+    HeaderName::from_static(CLIENT_SUPPLIED[1]),
+    HeaderName::from_static(CLIENT_SUPPLIED[2]),
+    HeaderName::from_static(CLIENT_SUPPLIED[3]),
+    HeaderName::from_static(CLIENT_SUPPLIED[4]),
+    HeaderName::from_static(CLIENT_SUPPLIED[5]),
+    HeaderName::from_static(CLIENT_SUPPLIED[6]),
+];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// What proves to the cloud that this hub forwards a request: its registered id and its
+/// deploy key (issue 13).
+#[derive(Clone)]
+struct HubProof {
+    hub_id: HeaderValue,
+    /// Marked sensitive: never logged or indexed by an HTTP/2 encoder.
+    key: HeaderValue,
+}
+
+impl HubProof {
+    /// `None` until the hub has registered (a hub id) with a deploy key.
+    fn of(state: &HubState) -> Option<HubProof> {
+        let hub_id = HeaderValue::from_str(&state.phone_home().hub_id?).ok()?;
+        let mut key =
+            HeaderValue::from_str(state.config.registration_key.as_ref()?.expose()).ok()?;
+        key.set_sensitive(true);
+        Some(HubProof { hub_id, key })
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+}
+
+/// The forwarding headers of every request the hub sends to the cloud on a client's behalf
+/// (the proxy, the queueable writes and their replay, the site paths); never on the hub's own
+/// calls (phone-home), which the cloud then limits by the hub's own address.
+///
+/// Every forwarding header the client sent is removed: the hub is the first hop it trusts, so
+/// `X-Forwarded-For` is exactly `client` (replaced, not appended). Once registered the hub adds
+/// the client's address with its id and deploy key, which is what makes the cloud believe it.
+/// `client` is `None` only for a write queued by a hub that did not record addresses yet.
+pub fn set_forwarding(state: &HubState, client: Option<IpAddr>, headers: &mut HeaderMap) {
+    apply_forwarding(client, HubProof::of(state).as_ref(), headers);
+}
+
+fn apply_forwarding(client: Option<IpAddr>, proof: Option<&HubProof>, headers: &mut HeaderMap) {
+    for name in &CLIENT_SUPPLIED_NAMES {
+        headers.remove(name);
+    }
+    // What the agent used to reach the hub, which serves plain HTTP.
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let Some(client) = client.map(|ip| ip.to_canonical()) else {
+        return;
+    };
+    let Ok(address) = HeaderValue::from_str(&client.to_string()) else {
+        return;
+    };
+    headers.insert(X_FORWARDED_FOR, address.clone());
+    if let Some(proof) = proof {
+        headers.insert(CLIENT_ADDR_HEADER, address);
+        headers.insert(PROXY_HUB_HEADER, proof.hub_id.clone());
+        headers.insert(PROXY_KEY_HEADER, proof.key.clone());
+    }
 }
 
 /// When the request body last moved, as milliseconds since `base`.
@@ -451,19 +500,62 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends_the_client() {
-        let ctx = RequestContext {
-            client: "10.0.0.7:5555".parse().unwrap(),
-            method: http::Method::GET,
-            target: "/".into(),
-            started: Instant::now(),
+    fn forwarded_for_is_the_client_and_what_the_client_forged_is_dropped() {
+        let client: IpAddr = "10.0.0.7".parse().unwrap();
+        let forged = |h: &mut HeaderMap| {
+            for (name, value) in [
+                ("x-forwarded-for", "1.2.3.4"),
+                ("x-real-ip", "1.2.3.4"),
+                ("forwarded", "for=1.2.3.4"),
+                ("true-client-ip", "1.2.3.4"),
+                (CLIENT_ADDR_HEADER, "1.2.3.4"),
+                (PROXY_HUB_HEADER, "hub_forged"),
+                (PROXY_KEY_HEADER, "mft_dep_forged"),
+            ] {
+                h.append(name, value.parse().unwrap());
+            }
+            h.append("x-forwarded-for", "5.6.7.8".parse().unwrap());
+        };
+
+        // Not registered yet: the address in X-Forwarded-For only, nothing to prove it with.
+        let mut h = HeaderMap::new();
+        forged(&mut h);
+        apply_forwarding(Some(client), None, &mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, vec!["x-forwarded-for", "x-forwarded-proto"]);
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7", "replaced, not appended");
+        assert_eq!(h["x-forwarded-proto"], "http");
+
+        // Registered: the address again, with the hub's id and key.
+        let mut key = HeaderValue::from_static("mft_dep_real");
+        key.set_sensitive(true);
+        let proof = HubProof {
+            hub_id: HeaderValue::from_static("hub_real"),
+            key,
         };
         let mut h = HeaderMap::new();
-        add_forwarded(&ctx, &mut h);
-        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
-        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
-        add_forwarded(&ctx, &mut h);
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
-        assert_eq!(h["x-forwarded-proto"], "http");
+        forged(&mut h);
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        apply_forwarding(Some(mapped), Some(&proof), &mut h);
+        assert_eq!(
+            h["x-forwarded-for"], "10.0.0.7",
+            "an IPv4-mapped address as IPv4"
+        );
+        assert_eq!(h[CLIENT_ADDR_HEADER], "10.0.0.7");
+        assert_eq!(h[PROXY_HUB_HEADER], "hub_real");
+        assert_eq!(h[PROXY_KEY_HEADER], "mft_dep_real");
+        assert!(h[PROXY_KEY_HEADER].is_sensitive());
+        for gone in ["x-real-ip", "forwarded", "true-client-ip"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+
+        // A replayed row with no recorded address: the forged headers still go.
+        let mut h = HeaderMap::new();
+        forged(&mut h);
+        apply_forwarding(None, Some(&proof), &mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-forwarded-proto"]);
     }
 }

@@ -5,9 +5,14 @@
 //! Inserts go through one writer thread that commits whatever has piled up in one transaction
 //! (group commit): a hundred agents reporting during an outage cost one fsync per batch, not
 //! one each.
+//!
+//! Each row also keeps the agent's address (schema 3), so the replay is attributed to the
+//! agent rather than to the hub. It travels beside [`QueuedWrite`] rather than in it, so code
+//! that builds a `QueuedWrite` (the queue benchmark) keeps compiling.
 
 use crate::auth_cache::{token_hash, OfflineError, Sealer};
 use rusqlite::{params, Connection};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,9 +33,15 @@ pub struct QueuedWrite {
 pub struct QueuedRow {
     pub seq: i64,
     pub write: QueuedWrite,
+    /// The agent's address when the hub took the write; `None` for rows an older hub queued.
+    pub client_addr: Option<IpAddr>,
 }
 
-type Pending = (QueuedWrite, oneshot::Sender<Result<(), String>>);
+struct Pending {
+    write: QueuedWrite,
+    client_addr: Option<IpAddr>,
+    done: oneshot::Sender<Result<(), String>>,
+}
 
 /// Sends writes to the group-commit thread.
 #[derive(Clone)]
@@ -56,8 +67,8 @@ impl Enqueuer {
                         }
                     }
                     let result = insert_batch(&conn, &sealer, &batch).map_err(|e| e.to_string());
-                    for (_, done) in batch {
-                        let _ = done.send(result.clone());
+                    for pending in batch {
+                        let _ = pending.done.send(result.clone());
                     }
                 }
             })
@@ -67,9 +78,22 @@ impl Enqueuer {
 
     /// Returns once the row is committed.
     pub async fn enqueue(&self, write: QueuedWrite) -> Result<(), String> {
+        self.enqueue_from(write, None).await
+    }
+
+    /// Like [`Enqueuer::enqueue`], recording the address of the agent that sent the write.
+    pub async fn enqueue_from(
+        &self,
+        write: QueuedWrite,
+        client_addr: Option<IpAddr>,
+    ) -> Result<(), String> {
         let (done, committed) = oneshot::channel();
         self.tx
-            .send((write, done))
+            .send(Pending {
+                write,
+                client_addr,
+                done,
+            })
             .await
             .map_err(|_| "the queue writer stopped".to_string())?;
         committed
@@ -83,14 +107,17 @@ fn insert_batch(
     sealer: &Sealer,
     batch: &[Pending],
 ) -> Result<(), OfflineError> {
-    let mut conn = mftplus_base::sync::lock(&conn);
+    let mut conn = mftplus_base::sync::lock(conn);
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO queue (route, credential, idempotency_key, body, enqueued_at_ms, \
-             client_cert) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             client_cert, client_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (write, _) in batch {
+        for Pending {
+            write, client_addr, ..
+        } in batch
+        {
             let credential =
                 sealer.seal(write.token.as_bytes(), write.idempotency_key.as_bytes())?;
             insert.execute(params![
@@ -99,7 +126,8 @@ fn insert_batch(
                 write.idempotency_key,
                 write.body,
                 write.enqueued_at_ms,
-                write.client_cert
+                write.client_cert,
+                client_addr.map(|ip| ip.to_string())
             ])?;
         }
     }
@@ -108,7 +136,7 @@ fn insert_batch(
 }
 
 pub fn count(conn: &Mutex<Connection>) -> Result<u64, OfflineError> {
-    let conn = mftplus_base::sync::lock(&conn);
+    let conn = mftplus_base::sync::lock(conn);
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
     Ok(n as u64)
 }
@@ -120,10 +148,10 @@ pub fn oldest(
     sealer: &Sealer,
     limit: usize,
 ) -> Result<Vec<QueuedRow>, OfflineError> {
-    let conn = mftplus_base::sync::lock(&conn);
+    let conn = mftplus_base::sync::lock(conn);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert \
-         FROM queue ORDER BY seq LIMIT ?1",
+        "SELECT seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert, \
+         client_addr FROM queue ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map(params![limit as i64], |r| {
         Ok((
@@ -134,11 +162,13 @@ pub fn oldest(
             r.get::<_, Vec<u8>>(4)?,
             r.get::<_, i64>(5)?,
             r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert) = row?;
+        let (seq, route, credential, idempotency_key, body, enqueued_at_ms, client_cert, addr) =
+            row?;
         let token = sealer
             .open(&credential, idempotency_key.as_bytes())
             .and_then(|t| String::from_utf8(t).ok())
@@ -153,13 +183,14 @@ pub fn oldest(
                 enqueued_at_ms,
                 client_cert,
             },
+            client_addr: addr.and_then(|a| a.parse().ok()),
         });
     }
     Ok(out)
 }
 
 pub fn delete(conn: &Mutex<Connection>, seq: i64) -> Result<(), OfflineError> {
-    let conn = mftplus_base::sync::lock(&conn);
+    let conn = mftplus_base::sync::lock(conn);
     conn.execute("DELETE FROM queue WHERE seq = ?1", params![seq])?;
     Ok(())
 }

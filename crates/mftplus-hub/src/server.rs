@@ -5,7 +5,7 @@ use crate::config::HubConfig;
 use crate::proxy::{DefaultPhases, ProxyPhases};
 use crate::state::{Announcer, HubState, Timings, UpstreamClient};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -72,13 +72,22 @@ impl Hub {
         &self.state
     }
 
-    /// `/health`, `/hub/diagnose`, and the proxy for everything else.
+    /// `/health`, `/hub/diagnose`, `/hub/offline` (with the dead letter), and the proxy for
+    /// everything else.
     pub fn router(&self) -> Router {
         let phases = self.phases.clone();
         Router::new()
             .route("/health", get(crate::diagnose::health))
             .route("/hub/diagnose", get(crate::diagnose::diagnose))
             .route("/hub/offline", get(crate::offline::metrics))
+            .route(
+                "/hub/offline/dead-letter",
+                get(crate::offline::dead_letter::list_rows),
+            )
+            .route(
+                "/hub/offline/dead-letter/replay",
+                post(crate::offline::dead_letter::replay),
+            )
             .fallback(
                 move |State(state): State<Arc<HubState>>,
                       ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -99,7 +108,9 @@ impl Hub {
                             crate::offline::queueable(request.method(), request.uri().path())
                         });
                         match offline {
-                            Some(offline) => crate::offline::handle(state, offline, request).await,
+                            Some(offline) => {
+                                crate::offline::handle(state, offline, client, request).await
+                            }
                             None => crate::proxy::handle(state, phases, client, request).await,
                         }
                     }

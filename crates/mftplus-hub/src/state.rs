@@ -35,6 +35,10 @@ pub struct Timings {
     pub pool_idle_timeout: Duration,
     /// How often the site store asks the cloud which transfers ended (decision 0012).
     pub site_collect_every: Duration,
+    /// How long a queueable write waits for the cloud's answer before the hub queues it and
+    /// answers itself (`HUB_QUEUE_ANSWER_BUDGET_SECONDS`): a cloud that accepts connections
+    /// and never answers is an offline cloud for these writes.
+    pub queue_answer_budget: Duration,
 }
 
 impl Timings {
@@ -49,6 +53,7 @@ impl Timings {
             cloud_call_timeout: Duration::from_secs(15),
             pool_idle_timeout: Duration::from_secs(90),
             site_collect_every: Duration::from_secs(3600),
+            queue_answer_budget: Duration::from_secs(config.queue_answer_budget_seconds),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `StandInCloud`: a small local cloud (axum on 127.0.0.1) that speaks phone-home protocol v1
 //! (register, heartbeat, validate, 401 `token_revoked`/`unauthenticated`) and offers a few
 //! routes for proxy tests: echo, a streamed download, a streaming sink, a slow answer and a raw
-//! upgrade echo. It counts accepted TCP connections so tests can see keep-alive reuse.
+//! upgrade echo. It counts accepted TCP connections so tests can see keep-alive reuse, records
+//! the host reports it gets (headers and body; answered as the test chooses) for the offline
+//! tests, and counts phone-home calls that carried a client's forwarding headers.
 //!
 //! It stands in for the real cloud until both sides of the protocol meet; it is not the cloud.
 
@@ -45,6 +47,30 @@ pub struct CloudState {
     pub connections: AtomicUsize,
     pub last_register: Mutex<Option<Value>>,
     pub last_heartbeat: Mutex<Option<Value>>,
+    /// Every `POST /api/v1/host-report`, in arrival order, with what it was answered.
+    pub reports: Mutex<Vec<Recorded>>,
+    /// The answer to host reports: status and JSON body; `None` is 200 with an envelope.
+    pub report_answer: Mutex<Option<(u16, Value)>>,
+    /// Phone-home calls that carried a forwarding header (`hubs::forwarding::CLIENT_SUPPLIED`):
+    /// the hub's own calls must carry none.
+    pub phone_home_forwarded: AtomicUsize,
+}
+
+/// A request as the stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Header name → every value, as received.
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: Value,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Recorded {
+    /// The values of header `name`.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.headers.get(name).cloned().unwrap_or_default()
+    }
 }
 
 pub struct StandInCloud {
@@ -63,9 +89,20 @@ impl StandInCloud {
 
     /// On a listener the test bound (to come up on an address a hub already tries).
     pub async fn start_on(listener: TcpListener, keys: &[&str]) -> StandInCloud {
+        StandInCloud::start_answering(listener, keys, None).await
+    }
+
+    /// Like [`StandInCloud::start_on`], answering host reports with `report_answer` from the
+    /// first one on (see [`CloudState::report_answer`]).
+    pub async fn start_answering(
+        listener: TcpListener,
+        keys: &[&str],
+        report_answer: Option<(u16, Value)>,
+    ) -> StandInCloud {
         let state = Arc::new(CloudState {
             keys: Mutex::new(keys.iter().map(|k| (k.to_string(), false)).collect()),
             heartbeat_interval_seconds: 60,
+            report_answer: Mutex::new(report_answer),
             ..CloudState::default()
         });
         let addr = listener.local_addr().expect("address");
@@ -81,6 +118,7 @@ impl StandInCloud {
             .route("/api/v1/hubs/register", post(register))
             .route("/api/v1/hubs/{hub_id}/heartbeat", post(heartbeat))
             .route("/api/v1/hubs/{hub_id}/validate", post(validate))
+            .route("/api/v1/host-report", post(host_report))
             .route("/api/v1/echo", any(echo))
             .route("/api/v1/echo/{*rest}", any(echo))
             .route("/api/v1/stream", get(stream))
@@ -109,6 +147,16 @@ impl StandInCloud {
         format!("http://{}/api", self.addr)
     }
 
+    /// The host reports received so far.
+    pub fn reports(&self) -> Vec<Recorded> {
+        self.state.reports.lock().expect("reports").clone()
+    }
+
+    /// From now on, answer host reports with `answer` (`None`: 200 with an envelope).
+    pub fn answer_reports_with(&self, answer: Option<(u16, Value)>) {
+        *self.state.report_answer.lock().expect("answer") = answer;
+    }
+
     pub fn revoke(&self, key: &str) {
         self.state
             .keys
@@ -134,6 +182,10 @@ fn refuse(code: &str) -> Response {
 
 /// The caller's deploy key, or the 401 the protocol prescribes.
 fn authenticate(state: &CloudState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let forwarding = mftplus_types::hubs::forwarding::CLIENT_SUPPLIED;
+    if forwarding.iter().any(|name| headers.contains_key(*name)) {
+        state.phone_home_forwarded.fetch_add(1, Ordering::SeqCst);
+    }
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -224,6 +276,39 @@ async fn validate(
     Json(registered(&state, &hub_id)).into_response()
 }
 
+/// Records the report and answers as [`CloudState::report_answer`] says.
+async fn host_report(State(state): State<Arc<CloudState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let answer = state.report_answer.lock().expect("answer").clone();
+    let (status, answer) = answer.unwrap_or_else(|| {
+        let envelope = json!({"poll_interval_seconds": 60, "blocked": false,
+            "desired_generation": 0, "has_signed_ops": false});
+        (200, envelope)
+    });
+    state.reports.lock().expect("reports").push(Recorded {
+        headers: header_map(&parts.headers),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        status,
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(answer)).into_response()
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        map.entry(name.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    map
+}
+
 /// Answers with what arrived: method, path, query, every header (all values), the body. With
 /// `x-echo-hop` it also answers with hop-by-hop headers the hub must drop.
 async fn echo(request: Request) -> Response {
@@ -248,13 +333,7 @@ async fn echo(request: Request) -> Response {
 
 async fn echo_body(request: Request) -> Json<Value> {
     let (parts, body) = request.into_parts();
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        headers
-            .entry(name.as_str().to_string())
-            .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-    }
+    let headers = header_map(&parts.headers);
     let bytes = body
         .collect()
         .await

@@ -270,6 +270,15 @@ async fn a_key_revoked_while_the_hub_was_cut_off_is_refused_on_reconnect() {
         "the revoked key's queued report was refused"
     );
     assert_eq!(stored_seqs(&cloud, &bystander.host_id).await, seqs(0..2));
+    // Refused, not dropped: kept in the dead letter with the cloud's answer.
+    let offline = hub.state.offline.clone().unwrap();
+    assert_eq!(offline.dead_letter(), 1);
+    let dead = offline.dead_letter_rows().unwrap();
+    assert_eq!(
+        (dead[0].route.as_str(), dead[0].status),
+        ("/api/v1/host-report", 401)
+    );
+    assert!(dead[0].reason.contains("credential"), "{dead:?}");
     let (status, body) = raw_report(&hub, &host.host_key, &report(&host.host_id, 2), None).await;
     assert_eq!(status, 401, "{body}");
 
@@ -311,7 +320,7 @@ async fn a_full_queue_answers_hub_queue_full_and_counts_it() {
         .unwrap();
     assert_eq!(
         metric,
-        json!({"queued": 2, "queueMax": 2, "queueFullTotal": 1}),
+        json!({"queued": 2, "queueMax": 2, "queueFullTotal": 1, "deadLetter": 0}),
         "the metric is visible"
     );
     hub.stop().await;

@@ -115,6 +115,11 @@ async fn op_verdicts_are_queued_offline_and_each_applied_once() {
 
     let cloud = site.restart_cloud().await;
     wait_drained(&hub).await;
+    assert_eq!(
+        hub.state.offline.as_ref().unwrap().dead_letter(),
+        0,
+        "a 409 means already applied: dropped, not dead"
+    );
     let op = operator(&cloud);
     assert_eq!(op.get_op(executed).await.unwrap().status, "executed");
     assert_eq!(op.get_op(failed).await.unwrap().status, "failed");
@@ -269,6 +274,7 @@ async fn transfer_updates_are_queued_offline_and_each_applied_once() {
 
     let cloud = site.restart_cloud().await;
     wait_drained(&hub).await;
+    assert_eq!(hub.state.offline.as_ref().unwrap().dead_letter(), 0);
     // `people.sender` speaks to the old cloud's address, which the new cloud took over.
     let shown = people.sender.get_transfer(&received).await.unwrap();
     assert!(

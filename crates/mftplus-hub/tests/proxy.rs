@@ -65,7 +65,8 @@ async fn forwards_methods_paths_queries_and_end_to_end_headers() {
         if let Some(connection) = headers.get("connection") {
             assert!(!connection.to_string().contains("x-drop"), "{connection}");
         }
-        assert_eq!(headers["x-forwarded-for"][0], "203.0.113.9, 127.0.0.1");
+        // Replaced, not appended: the hub is the first hop it trusts (issue 13).
+        assert_eq!(headers["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
         assert_eq!(headers["x-forwarded-proto"][0], "http");
         assert_eq!(headers["x-forwarded-host"][0], "hub.example:3002");
         assert_eq!(headers["host"][0], cloud.addr.to_string());

@@ -13,7 +13,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 mod op_state;
+pub mod queueable;
 pub use op_state::{OpStatus, UnknownOpStatus};
+pub use queueable::{validate_queueable, ValidationError};
 
 /// Prefix of a host (agent) key.
 pub const HOST_KEY_PREFIX: &str = "mfth_";

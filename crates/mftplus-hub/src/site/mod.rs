@@ -33,7 +33,7 @@ use mftplus_types::transfers::site::{
 use mftplus_types::transfers::{max_sealed_len, Transfer, VerifyReport, CHUNK_SHA256_HEADER};
 use mftplus_types::{routes, ErrorCode};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// Remembered site answers; past this the memory is simply cleared and asked again.
@@ -87,7 +87,13 @@ impl Site {
     /// The chunk size of `transfer` if it is kept on this site, asking the cloud (as the
     /// agent) the first time. `None` also when the cloud cannot say: the request is then
     /// proxied, and the cloud's own answer tells the agent what is wrong.
-    async fn lookup(&self, state: &HubState, transfer: &str, agent: &HeaderMap) -> Option<u64> {
+    async fn lookup(
+        &self,
+        state: &HubState,
+        transfer: &str,
+        agent: &HeaderMap,
+        client: IpAddr,
+    ) -> Option<u64> {
         if let Some(known) = self.lock().get(transfer) {
             return *known;
         }
@@ -101,6 +107,7 @@ impl Site {
             }
         }
         let hub_id = add_assertion(state, request.headers_mut())?;
+        crate::proxy::set_forwarding(state, Some(client), request.headers_mut());
         let answer = tokio::time::timeout(
             state.timings.cloud_call_timeout,
             state.client.request(request),
@@ -178,9 +185,13 @@ pub async fn handle(
 ) -> Response {
     match route {
         SiteRoute::ChunkPut { transfer, index } => {
-            match site.lookup(&state, &transfer, request.headers()).await {
+            match site
+                .lookup(&state, &transfer, request.headers(), client.ip())
+                .await
+            {
                 Some(chunk_size) => {
-                    upload(&state, &site, request, &transfer, index, chunk_size).await
+                    let client = client.ip();
+                    upload(&state, &site, request, client, &transfer, index, chunk_size).await
                 }
                 None => crate::proxy::handle(state, phases, client, request).await,
             }
@@ -223,6 +234,7 @@ async fn upload(
     state: &HubState,
     site: &Site,
     request: Request<Body>,
+    client: IpAddr,
     transfer: &str,
     index: u64,
     chunk_size: u64,
@@ -261,6 +273,7 @@ async fn upload(
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     prepare_upstream_headers(state, parts.uri.path(), &mut headers);
+    crate::proxy::set_forwarding(state, Some(client), &mut headers);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     headers.insert(STORED_SIZE_HEADER, HeaderValue::from(stored));
     let mut record = Request::new(Body::empty());

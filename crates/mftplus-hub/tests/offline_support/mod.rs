@@ -81,6 +81,10 @@ impl Site {
     }
 
     pub async fn hub(&self, extra: &[(&str, &str)]) -> TestHub {
+        self.hub_with(extra, fast_timings()).await
+    }
+
+    pub async fn hub_with(&self, extra: &[(&str, &str)], timings: mftplus_hub::Timings) -> TestHub {
         let cloud_api = format!("http://{}/api", self.addr);
         let data_dir = self.data_dir.display().to_string();
         let mut vars = vec![
@@ -90,7 +94,7 @@ impl Site {
             ("NODE_ENV", "development"),
         ];
         vars.extend_from_slice(extra);
-        let hub = TestHub::start(config(&vars), fast_timings()).await;
+        let hub = TestHub::start(config(&vars), timings).await;
         hub.wait_registered().await;
         assert!(hub.state.offline.is_some(), "hub.db opened");
         hub

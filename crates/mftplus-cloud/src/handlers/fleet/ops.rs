@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::Json;
 use mftplus_signing::{SshSig, OP_NAMESPACE};
 use mftplus_store::{NewEvent, OpFilter, OpTransition, SignedOpRow};
+use mftplus_types::fleet::queueable::check_op_status;
 use mftplus_types::fleet::{op_status, OpInfo, OpStatus, OpStatusUpdate, SignOp};
 use mftplus_types::ErrorCode;
 use serde::Deserialize;
@@ -153,28 +154,16 @@ pub async fn report_status(
     if op.host_id != reporter.host_id() {
         return Err(ApiError::not_found("op"));
     }
-    let verdict = body.status.parse::<OpStatus>().ok();
+    // The rules an edge hub also applies before it queues a verdict (issue 13).
+    let verdict = check_op_status(&body).map_err(|err| ApiError::new(err.code, err.message))?;
     let (kind, severity) = match verdict {
-        Some(OpStatus::Executed) => ("op_executed", "info"),
-        Some(OpStatus::Failed) => ("op_failed", "warning"),
-        Some(OpStatus::Rejected) => ("op_rejected", "critical"),
-        _ => {
-            return Err(ApiError::validation(format!(
-                "status {:?} is not one an agent reports; use executed, failed or rejected",
-                body.status
-            )))
-        }
+        OpStatus::Executed => ("op_executed", "info"),
+        OpStatus::Failed => ("op_failed", "warning"),
+        // `check_op_status` passes only an agent's three verdicts: this is `rejected`.
+        _ => ("op_rejected", "critical"),
     };
     let result_json = body.result.as_ref().map(|value| value.to_string());
-    if result_json
-        .as_ref()
-        .is_some_and(|text| text.len() > 64 * 1024)
-    {
-        return Err(ApiError::validation(
-            "result must be at most 64 KiB of JSON",
-        ));
-    }
-    let (desired_after, specs) = if verdict == Some(OpStatus::Executed) {
+    let (desired_after, specs) = if verdict == OpStatus::Executed {
         let host = find_host(&state, &op.host_id).await?;
         let current = desired_of(&host)?;
         let parsed =

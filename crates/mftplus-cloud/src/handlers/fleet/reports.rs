@@ -13,14 +13,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use mftplus_store::{GuestReality, NewGuestReport, NewHostReport};
+use mftplus_types::fleet::queueable::check_host_report;
 use mftplus_types::fleet::{
     is_valid_idempotency_key, ControlEnvelope, GuestReport, GuestStatus, HostReport,
     HostReportInfo, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE,
 };
 use serde::Deserialize;
-
-const MAX_GUESTS: usize = 1024;
-const MAX_TARGETS: usize = 1024;
 
 pub async fn host_report(
     State(state): State<AppState>,
@@ -41,16 +39,8 @@ pub async fn host_report(
             "the report names another host than the key's",
         ));
     }
-    if report.guests.len() > MAX_GUESTS || report.storage_targets.len() > MAX_TARGETS {
-        return Err(ApiError::validation(format!(
-            "a report lists at most {MAX_GUESTS} guests and {MAX_TARGETS} storage targets"
-        )));
-    }
-    if report.agent_version.is_empty() || report.agent_version.len() > 64 {
-        return Err(ApiError::validation(
-            "agent_version must be 1–64 characters",
-        ));
-    }
+    // The rules an edge hub also applies before it queues a report (issue 13).
+    check_host_report(&report).map_err(|err| ApiError::new(err.code, err.message))?;
     let report_json = String::from_utf8(raw.to_vec())
         .map_err(|_| ApiError::validation("the report is not UTF-8"))?;
     let row = NewHostReport {
