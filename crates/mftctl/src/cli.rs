@@ -48,6 +48,9 @@ pub enum Command {
     Login(LoginArgs),
     /// End the session and forget stored credentials
     Logout,
+    /// Change your own password (asks for the current one, then the new one twice); your
+    /// other sessions end, this one stays. Needs a login session, not an API key
+    Passwd(PasswdArgs),
     /// Show the server's version and database, and who you are; with an ID, one transfer
     Status(StatusArgs),
     /// Manage users
@@ -266,6 +269,16 @@ pub struct LoginArgs {
     pub password_stdin: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Read the current password from the first line of this file (mode 0600) instead of asking
+    #[arg(long, value_name = "PATH")]
+    pub current_file: Option<PathBuf>,
+    /// Read the new password from the first line of this file (mode 0600) instead of asking
+    #[arg(long, value_name = "PATH")]
+    pub new_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user; a generated initial password is shown once
@@ -284,6 +297,18 @@ pub enum UsersCommand {
         /// Email or id
         user: String,
     },
+    /// Set a user's password; without --password-file the server generates one, printed once.
+    /// The user's sessions end
+    ResetPassword(UserResetPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserResetPasswordArgs {
+    /// Email or id
+    pub user: String,
+    /// Read the new password from the first line of this file (mode 0600)
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -592,6 +617,10 @@ pub(crate) mod tests {
         assert!(parse("mftctl audit export --format csv --output /tmp/x.csv").is_ok());
         assert!(parse("mftctl audit verify").is_ok());
         assert!(parse("mftctl logout").is_ok());
+        assert!(parse("mftctl passwd").is_ok());
+        assert!(parse("mftctl passwd --current-file /a --new-file /b").is_ok());
+        assert!(parse("mftctl users reset-password a@b.c").is_ok());
+        assert!(parse("mftctl users reset-password a@b.c --password-file /p --json").is_ok());
         assert!(
             parse("mftctl send f a@b.c,d@e.f --compress --chunk-size 64KiB --progress").is_ok()
         );
@@ -620,6 +649,7 @@ pub(crate) mod tests {
             "mftctl auth token revoke --token-id x --user y --all",
             "mftctl users update user@example.com",
             "mftctl users create --name x",
+            "mftctl users reset-password",
             "mftctl users create --email a@b.c --type robot",
             "mftctl audit export --format xml",
             "mftctl apikeys create --role readonly",

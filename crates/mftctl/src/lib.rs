@@ -35,6 +35,7 @@ mod keys;
 mod op_sign;
 mod ops;
 mod output;
+mod passwords;
 mod progress;
 mod receive;
 mod resume;
@@ -117,6 +118,7 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
             Ok(status)
         }
         Command::Logout => session::logout(ctx).await,
+        Command::Passwd(args) => passwords::passwd(ctx, args).await,
         Command::Status(args) => match &args.id {
             Some(id) if args.watch => transfers::watch(ctx, id, args.interval).await,
             Some(id) => transfers::show(ctx, id).await,

@@ -16,6 +16,7 @@ pub async fn run(ctx: &mut Context, command: &UsersCommand) -> Result<u8, CliErr
         UsersCommand::List => list(ctx).await,
         UsersCommand::Get { user } => get(ctx, user).await,
         UsersCommand::Delete { user } => delete(ctx, user).await,
+        UsersCommand::ResetPassword(args) => crate::passwords::reset(ctx, args).await,
     }
 }
 

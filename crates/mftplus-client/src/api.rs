@@ -1,9 +1,10 @@
 //! One method per API route. Bodies and answers are the wire types of `mftplus_types::api`.
 
 use mftplus_types::api::{
-    ApiKey, AuditPage, ConfigValue, CreateApiKeyRequest, CreateTokenRequest, CreateUserRequest,
-    CreatedApiKey, CreatedToken, CreatedUser, Health, Jwks, LoginRequest, RefreshRequest,
-    ResolveApiKeyRequest, RevokedCount, Status, TokenInfo, TokenPair, UpdateUserRequest, User,
+    ApiKey, AuditPage, ChangePasswordRequest, ConfigValue, CreateApiKeyRequest, CreateTokenRequest,
+    CreateUserRequest, CreatedApiKey, CreatedToken, CreatedUser, Health, Jwks, LoginRequest,
+    PasswordChanged, PasswordReset, RefreshRequest, ResetPasswordRequest, ResolveApiKeyRequest,
+    RevokedCount, Status, TokenInfo, TokenPair, UpdateUserRequest, User,
 };
 use mftplus_types::routes::{self, fill};
 
@@ -50,6 +51,19 @@ impl Client {
     pub async fn logout(&self) -> Result<(), ClientError> {
         self.fetch_nothing(self.builder(Method::POST, routes::AUTH_LOGOUT))
             .await
+    }
+
+    /// `POST /api/v1/auth/password`: the signed-in person's own password. Needs a session
+    /// (bearer token); an API key is refused with 403.
+    pub async fn change_password(
+        &self,
+        request: ChangePasswordRequest,
+    ) -> Result<PasswordChanged, ClientError> {
+        self.fetch(
+            self.builder(Method::POST, routes::AUTH_PASSWORD)
+                .json(&request),
+        )
+        .await
     }
 
     /// Tokens of one user (email or id), or of every user when `None` (admins only).
@@ -109,6 +123,18 @@ impl Client {
     ) -> Result<User, ClientError> {
         let path = fill(routes::USER, "user", user);
         self.fetch(self.builder(Method::PATCH, &path).json(&request))
+            .await
+    }
+
+    /// Sets a user's (email or id) password, or has the server generate one when
+    /// `request.password` is `None`; the generated one is in the answer, once.
+    pub async fn reset_password(
+        &self,
+        user: &str,
+        request: ResetPasswordRequest,
+    ) -> Result<PasswordReset, ClientError> {
+        let path = fill(routes::USER_PASSWORD, "user", user);
+        self.fetch(self.builder(Method::POST, &path).json(&request))
             .await
     }
 

@@ -4,7 +4,8 @@
 
 use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
 use crate::handlers::{
-    apikeys, audit, auth, certificates, config, health, hubs, keys, site, tokens, transfers, users,
+    apikeys, audit, auth, certificates, config, health, hubs, keys, passwords, site, tokens,
+    transfers, users,
 };
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
@@ -90,6 +91,7 @@ table! {
     "auth_logout"         POST   paths::AUTH_LOGOUT => Access::Authenticated;
     "status"              GET    paths::STATUS => Access::Authenticated;
     "auth_whoami"         GET    paths::AUTH_WHOAMI => Access::Authenticated;
+    "auth_password"       POST   paths::AUTH_PASSWORD => Access::Authenticated;
     "tokens_list"         GET    paths::AUTH_TOKENS => TOKENS;
     "tokens_create"       POST   paths::AUTH_TOKENS => Access::Permission("tokens:manage");
     "tokens_revoke"       DELETE paths::AUTH_TOKEN => TOKENS;
@@ -99,6 +101,7 @@ table! {
     "users_get"           GET    paths::USER => Access::Scoped { all: "users:read", own: "users:read:own" };
     "users_update"        PATCH  paths::USER => Access::Permission("users:manage");
     "users_delete"        DELETE paths::USER => Access::Permission("users:manage");
+    "users_password"      POST   paths::USER_PASSWORD => Access::Permission("users:manage");
     "apikeys_list"        GET    paths::API_KEYS => KEYS;
     "apikeys_create"      POST   paths::API_KEYS => KEYS;
     "apikeys_resolve"     POST   paths::API_KEYS_RESOLVE => KEYS;
@@ -205,6 +208,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "auth_logout" => post(auth::logout),
         "status" => get(health::status),
         "auth_whoami" => get(health::whoami),
+        "auth_password" => post(passwords::change),
         "tokens_list" => get(tokens::index),
         "tokens_create" => post(tokens::create),
         "tokens_revoke" => delete(tokens::revoke),
@@ -214,6 +218,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "users_get" => get(users::show),
         "users_update" => patch(users::update),
         "users_delete" => delete(users::destroy),
+        "users_password" => post(passwords::reset),
         "apikeys_list" => get(apikeys::index),
         "apikeys_create" => post(apikeys::create),
         "apikeys_resolve" => post(apikeys::resolve),

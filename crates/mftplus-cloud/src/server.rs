@@ -24,6 +24,12 @@ pub enum CloudError {
         context: String,
         source: std::io::Error,
     },
+    /// `mftplus cloud init` on a database that already has an administrator: nothing changed.
+    #[error("an administrator already exists ({0}); `mftplus cloud init` only creates the first one — sign in as an administrator and use `mftctl users` instead")]
+    AdminExists(String),
+    /// A refused email or password given to `mftplus cloud init`; nothing changed.
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 pub struct Cloud {
@@ -152,6 +158,63 @@ impl Cloud {
             )
             .await;
         Ok((user, Some(password)))
+    }
+
+    /// `mftplus cloud init`: creates the first administrator with a password the operator chose,
+    /// once. Refused with [`CloudError::AdminExists`] when any user already has the admin role
+    /// (stored, or given by `rbac` in the config), and with [`CloudError::InvalidInput`] for an
+    /// invalid email or a password the policy refuses; either way nothing is written. Audited as
+    /// `admin_bootstrapped` (actor `system`, target the email; never the password).
+    pub async fn init_first_admin(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<UserRow, CloudError> {
+        let store = &self.state.store;
+        let email = crate::handlers::validate_email(email)
+            .map_err(|err| CloudError::InvalidInput(err.message))?;
+        mftplus_crypto::password::check_password_policy(password)
+            .map_err(CloudError::InvalidInput)?;
+        if let Some(admin) = store
+            .list_users()
+            .await?
+            .into_iter()
+            .find(|u| self.state.rbac.user_role(&u.email, &u.role) == "admin")
+        {
+            return Err(CloudError::AdminExists(admin.email));
+        }
+        let owned = password.to_string();
+        let hash =
+            tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&owned))
+                .await
+                .map_err(|err| CloudError::Keys(err.to_string()))?
+                .map_err(|err| CloudError::Keys(err.to_string()))?;
+        let user = store
+            .create_user(&NewUser {
+                id: uuid::Uuid::now_v7().to_string(),
+                email: email.clone(),
+                name: "Administrator".into(),
+                role: "admin".into(),
+                user_type: "user".into(),
+                password_hash: Some(hash),
+                created_at_ms: self.state.clock.now_ms(),
+            })
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict(_) => CloudError::InvalidInput(format!(
+                    "a user {email} already exists without the admin role; choose another email"
+                )),
+                other => other.into(),
+            })?;
+        self.state
+            .audit(
+                crate::audit::AuditEvent::new("admin_bootstrapped")
+                    .actor("system")
+                    .target(&user.email)
+                    .details(serde_json::json!({"role": "admin", "via": "mftplus cloud init"})),
+            )
+            .await;
+        Ok(user)
     }
 
     /// Mints an API key for a user outside the HTTP API (first start, tests).

@@ -78,6 +78,39 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `POST /api/v1/auth/password`: a person changes their own password. A JWT session only; an
+/// API key is refused (decision 0017).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// The answer to a password change: the caller's own session stays, every other one ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    /// Tokens (access and refresh) of the user's other sessions that were revoked.
+    pub revoked_tokens: u64,
+}
+
+/// `POST /api/v1/users/{user}/password`: an administrator sets a new password for someone.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// When absent, the server generates one and returns it once.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordReset {
+    pub user: User,
+    /// Present only when the server generated the password; shown once.
+    pub generated_password: Option<String>,
+    /// Tokens of the user's sessions that were revoked (all of them).
+    pub revoked_tokens: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {

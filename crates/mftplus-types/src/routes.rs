@@ -9,6 +9,8 @@ pub const AUTH_LOGIN: &str = "/api/v1/auth/login";
 pub const AUTH_REFRESH: &str = "/api/v1/auth/refresh";
 pub const AUTH_LOGOUT: &str = "/api/v1/auth/logout";
 pub const AUTH_WHOAMI: &str = "/api/v1/auth/whoami";
+/// The caller changes their own password (a JWT session, never an API key).
+pub const AUTH_PASSWORD: &str = "/api/v1/auth/password";
 pub const AUTH_TOKENS: &str = "/api/v1/auth/tokens";
 pub const AUTH_TOKEN: &str = "/api/v1/auth/tokens/{token_id}";
 
@@ -16,6 +18,8 @@ pub const USERS: &str = "/api/v1/users";
 /// `{user}` is an id or an email.
 pub const USER: &str = "/api/v1/users/{user}";
 pub const USER_TOKENS: &str = "/api/v1/users/{user}/tokens";
+/// An administrator sets (or has the server generate) a user's password.
+pub const USER_PASSWORD: &str = "/api/v1/users/{user}/password";
 
 pub const API_KEYS: &str = "/api/v1/apikeys";
 pub const API_KEYS_RESOLVE: &str = "/api/v1/apikeys/resolve";

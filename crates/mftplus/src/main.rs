@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod cloud_init;
 mod dev;
 mod dev_agent;
 mod healthcheck;
@@ -24,14 +25,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane.
+    /// Run the control plane (`mftplus cloud init` first on a new database).
     Cloud {
         /// Server config file [default: /etc/mftplus/server.yaml when present].
-        #[arg(long, env = "MFTPLUS_CONFIG")]
+        #[arg(long, env = "MFTPLUS_CONFIG", global = true)]
         config: Option<PathBuf>,
         /// Validate the configuration, print the problems, and exit.
         #[arg(long)]
         check_config: bool,
+        #[command(subcommand)]
+        action: Option<CloudAction>,
     },
     /// Run the host agent on this box (`mftplus agent enroll` first). Config:
     /// ~/.config/mft-agent/config.yaml, or /etc/mftplus/agent.yaml for the service.
@@ -69,6 +72,22 @@ enum Command {
         /// certificates from it.
         #[arg(long)]
         tls: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CloudAction {
+    /// Create the first administrator, once: refused (exit status 3, nothing changed) when the
+    /// database already has an administrator. Uses the same configuration as `mftplus cloud`
+    /// and applies the migrations. The password comes from --password-file, else the terminal
+    /// (visible as typed), else one line of standard input; it must be at least 12 characters.
+    Init {
+        /// Email of the administrator to create.
+        #[arg(long)]
+        admin_email: String,
+        /// File whose first line is the password; refused when group or others can read it.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -118,7 +137,20 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Cloud {
             config,
+            check_config: false,
+            action:
+                Some(CloudAction::Init {
+                    admin_email,
+                    password_file,
+                }),
+        } => return cloud_init::run(config, &admin_email, password_file.as_deref()).await,
+        Command::Cloud {
+            action: Some(_), ..
+        } => Err("--check-config checks the running configuration; give it without `init`".into()),
+        Command::Cloud {
+            config,
             check_config,
+            action: None,
         } => run_cloud(config, check_config).await,
         Command::Hub => run_hub().await,
         Command::Agent(args) => mftplus_agent::cli::run(args).await,

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod health;
 pub mod hubs;
 pub mod keys;
+pub mod passwords;
 pub mod site;
 pub mod tokens;
 pub mod transfers;

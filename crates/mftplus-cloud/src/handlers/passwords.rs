@@ -1,0 +1,229 @@
+//! Passwords after the account exists (decision 0017): a person changes their own
+//! (`mftctl passwd`), an administrator sets or generates someone's
+//! (`mftctl users reset-password`). The first administrator is made by `mftplus cloud init`
+//! (`Cloud::init_first_admin`), not here.
+//!
+//! A change proves knowledge of the current password, so it runs through the same login
+//! throttle as a sign-in (a stolen session cannot be used to guess the password faster than
+//! the login form would allow), and only a JWT session may do it: an API key is not a person.
+
+use super::{find_user, user_to_api};
+use crate::audit::AuditEvent;
+use crate::auth::{Caller, CallerKind};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::middleware::ClientIp;
+use crate::rbac::may_grant;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use mftplus_store::UserUpdate;
+use mftplus_types::api::{
+    ChangePasswordRequest, PasswordChanged, PasswordReset, ResetPasswordRequest,
+};
+use mftplus_types::ErrorCode;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// The policy check, then Argon2id off the async threads.
+async fn policy_and_hash(password: String) -> ApiResult<String> {
+    mftplus_crypto::password::check_password_policy(&password)
+        .map_err(|msg| ApiError::new(ErrorCode::WeakPassword, msg))?;
+    tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// `POST /api/v1/auth/password`: the caller's own password. The current one must be right
+/// (a wrong one counts as a failed sign-in), the new one must pass the policy. Every other
+/// session of the user is revoked; the caller's own stays.
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<Json<PasswordChanged>> {
+    let CallerKind::Jwt { family, .. } = &caller.kind else {
+        state
+            .audit(
+                AuditEvent::new("password_change_failed")
+                    .actor(&caller.email)
+                    .target(&caller.email)
+                    .outcome("denied")
+                    .ip(&ip)
+                    .details(json!({"reason": "api_key"})),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "an API key cannot change a password; sign in with the password (`mftctl login`) \
+             and run `mftctl passwd`",
+        ));
+    };
+    let email = caller.email.to_ascii_lowercase();
+    let (account, address) = (format!("email:{email}"), format!("ip:{ip}"));
+    if let Err(throttled) = state
+        .login_throttle
+        .check(&account, &address, state.clock.now_secs())
+    {
+        state
+            .audit(
+                AuditEvent::new("login_throttled")
+                    .actor(&email)
+                    .outcome("denied")
+                    .ip(&ip)
+                    .details(json!({
+                        "throttle": throttled.kind.as_str(),
+                        "retry_after": throttled.retry_after,
+                        "via": "password_change",
+                    })),
+            )
+            .await;
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many failed password checks; try again later",
+        )
+        .with_retry_after(throttled.retry_after));
+    }
+    let user = state
+        .store
+        .get_user(&caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
+    let Some(hash) = user.password_hash.clone() else {
+        return Err(ApiError::validation(
+            "this account has no password (service accounts sign in with API keys)",
+        ));
+    };
+    let current = body.current_password;
+    let verified = tokio::task::spawn_blocking(move || {
+        mftplus_crypto::password::verify_password(&current, &hash)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if !verified {
+        state
+            .login_throttle
+            .record_failure(&account, &address, state.clock.now_secs());
+        state
+            .audit(
+                AuditEvent::new("password_change_failed")
+                    .actor(&email)
+                    .target(&user.email)
+                    .outcome("failure")
+                    .ip(&ip)
+                    .details(json!({"reason": "wrong_current_password"})),
+            )
+            .await;
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the current password is wrong",
+        ));
+    }
+    state
+        .login_throttle
+        .record_success(&account, &address, state.clock.now_secs());
+    let new_hash = policy_and_hash(body.new_password).await?;
+    let now = state.clock.now_ms();
+    state
+        .store
+        .update_user(
+            &user.id,
+            &UserUpdate {
+                name: None,
+                role: None,
+                password_hash: Some(new_hash),
+                updated_at_ms: now,
+            },
+        )
+        .await?;
+    // Listed after the update, so a session opened with the old password before it is seen
+    // here; the caller's own login family is kept.
+    let others: BTreeSet<String> = state
+        .store
+        .list_active_tokens(Some(&user.id), now)
+        .await?
+        .into_iter()
+        .map(|t| t.family_id)
+        .filter(|f| f != family)
+        .collect();
+    let mut revoked = 0;
+    for other in &others {
+        revoked += state.store.revoke_token_family(other, now).await?;
+    }
+    state.invalidate_user(&user.id);
+    state
+        .audit(
+            AuditEvent::new("password_changed")
+                .actor(&email)
+                .target(&user.email)
+                .ip(&ip)
+                .details(json!({"revoked_tokens": revoked, "sessions_ended": others.len()})),
+        )
+        .await;
+    Ok(Json(PasswordChanged {
+        revoked_tokens: revoked,
+    }))
+}
+
+/// `POST /api/v1/users/{user}/password`: sets the given password, or generates one that is
+/// answered once. Nothing else about the account changes; its sessions end, since a reset
+/// usually means the old password is lost or known to someone else.
+pub async fn reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    ApiPath(reference): ApiPath<String>,
+    ApiJson(body): ApiJson<ResetPasswordRequest>,
+) -> ApiResult<Json<PasswordReset>> {
+    let user = find_user(&state, &reference).await?;
+    if user.user_type == "service" {
+        return Err(ApiError::validation(
+            "service accounts log in with API keys, not passwords",
+        ));
+    }
+    let target_role = state.rbac.user_role(&user.email, &user.role);
+    if !may_grant(&caller.role, &target_role) {
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot reset the password of a {target_role} user",
+            caller.role
+        )));
+    }
+    let (password, generated) = match body.password {
+        Some(password) => (password, None),
+        None => {
+            let generated = mftplus_crypto::secrets::random_base62(20);
+            (generated.clone(), Some(generated))
+        }
+    };
+    let hash = policy_and_hash(password).await?;
+    let now = state.clock.now_ms();
+    let updated = state
+        .store
+        .update_user(
+            &user.id,
+            &UserUpdate {
+                name: None,
+                role: None,
+                password_hash: Some(hash),
+                updated_at_ms: now,
+            },
+        )
+        .await?;
+    let revoked = state.store.revoke_user_tokens(&user.id, now).await?;
+    state.invalidate_user(&user.id);
+    state
+        .audit(
+            AuditEvent::new("password_reset")
+                .actor(&caller.email)
+                .target(&user.email)
+                .ip(&ip)
+                .details(json!({"generated": generated.is_some(), "revoked_tokens": revoked})),
+        )
+        .await;
+    Ok(Json(PasswordReset {
+        user: user_to_api(&state, &updated),
+        generated_password: generated,
+        revoked_tokens: revoked,
+    }))
+}
