@@ -113,6 +113,9 @@ pub struct HubConfig {
     pub queue_answer_budget_seconds: u64,
     /// `HUB_LISTEN_ADDR`, default `0.0.0.0`.
     pub listen_addr: String,
+    /// The listener's limits: `HUB_HEADER_READ_SECONDS` (30), `HUB_BODY_IDLE_SECONDS` (60),
+    /// `HUB_MAX_CONNECTIONS` (20000), `HUB_MAX_CONNECTIONS_PER_ADDRESS` (1024).
+    pub listener_limits: mftplus_pki::serve::Limits,
     /// `HUB_SITE_LOCAL`, default `true`: keep the ciphertext of transfers whose sender and
     /// recipients are all behind this hub in `HUB_DATA_DIR/site` (decision 0012).
     pub site_local: bool,
@@ -196,7 +199,9 @@ impl HubConfig {
             }
         };
         let tls = tls_settings(&get)?;
+        let listener_limits = listener_limits(&get)?;
         Ok(HubConfig {
+            listener_limits,
             tls,
             cloud_ca_file: get("CLOUD_CA_FILE")
                 .filter(|v| !v.is_empty())
@@ -315,6 +320,43 @@ fn number<T: std::str::FromStr>(
 }
 
 /// A whole number of at least 1 (seconds, for a timeout that must not be zero).
+/// What one agent's connections and request heads may hold on the hub's listener (issue 13).
+fn listener_limits(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<mftplus_pki::serve::Limits, ConfigError> {
+    let defaults = mftplus_pki::serve::Limits::default();
+    let seconds = |var: &'static str, default: std::time::Duration| {
+        positive(var, get(var), default.as_secs()).map(std::time::Duration::from_secs)
+    };
+    let count = |var: &'static str, default: usize| match get(var) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(0) | Err(_) => Err(ConfigError::Invalid {
+                var,
+                message: format!("{raw:?} is not a positive whole number of connections"),
+            }),
+            Ok(value) => Ok(value),
+        },
+    };
+    let limits = mftplus_pki::serve::Limits {
+        header_read: seconds("HUB_HEADER_READ_SECONDS", defaults.header_read)?,
+        body_idle: seconds("HUB_BODY_IDLE_SECONDS", defaults.body_idle)?,
+        max_connections: count("HUB_MAX_CONNECTIONS", defaults.max_connections)?,
+        max_connections_per_address: count(
+            "HUB_MAX_CONNECTIONS_PER_ADDRESS",
+            defaults.max_connections_per_address,
+        )?,
+        ..defaults
+    };
+    if limits.max_connections_per_address > limits.max_connections {
+        return Err(ConfigError::Invalid {
+            var: "HUB_MAX_CONNECTIONS_PER_ADDRESS",
+            message: "must not exceed HUB_MAX_CONNECTIONS".into(),
+        });
+    }
+    Ok(limits)
+}
+
 fn positive(var: &'static str, raw: Option<String>, default: u64) -> Result<u64, ConfigError> {
     let invalid = |raw: &str| ConfigError::Invalid {
         var,
@@ -432,6 +474,29 @@ mod tests {
     #[test]
     fn the_queue_answer_budget_is_a_positive_number_of_seconds() {
         assert_eq!(config(&[]).unwrap().queue_answer_budget_seconds, 5);
+        let limits = config(&[
+            ("HUB_HEADER_READ_SECONDS", "7"),
+            ("HUB_MAX_CONNECTIONS_PER_ADDRESS", "64"),
+        ])
+        .unwrap()
+        .listener_limits;
+        assert_eq!(limits.header_read, std::time::Duration::from_secs(7));
+        assert_eq!(limits.max_connections_per_address, 64);
+        for (var, bad) in [
+            ("HUB_MAX_CONNECTIONS", "0"),
+            ("HUB_MAX_CONNECTIONS_PER_ADDRESS", "many"),
+            ("HUB_BODY_IDLE_SECONDS", "-1"),
+        ] {
+            let err = config(&[(var, bad)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
+        let err = config(&[
+            ("HUB_MAX_CONNECTIONS", "10"),
+            ("HUB_MAX_CONNECTIONS_PER_ADDRESS", "11"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("HUB_MAX_CONNECTIONS_PER_ADDRESS"), "{err}");
         let c = config(&[("HUB_QUEUE_ANSWER_BUDGET_SECONDS", "2")]).unwrap();
         assert_eq!(c.queue_answer_budget_seconds, 2);
         for bad in ["0", "-1", "1.5", "soon"] {

@@ -160,7 +160,7 @@ impl Hub {
             .site
             .clone()
             .map(|site| tokio::spawn(crate::site::collect::run(self.state.clone(), site)));
-        let limits = mftplus_pki::serve::Limits::default();
+        let limits = self.state.config.listener_limits;
         let served = mftplus_pki::serve::serve_tcp(
             listener,
             self.tls.clone(),
