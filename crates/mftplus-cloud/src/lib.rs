@@ -6,6 +6,7 @@
 //! server on port 0. This crate never talks to an agent or hub on its own initiative: every
 //! connection starts from the box. It reaches storage only through `mftplus_store::Store`.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod blobs;

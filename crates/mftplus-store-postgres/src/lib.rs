@@ -243,6 +243,10 @@ impl Store for PostgresStore {
         tokens::mark_refresh_used(&self.client().await?, jti, at_ms).await
     }
 
+    async fn touch_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
+        tokens::touch(&self.client().await?, jti, at_ms).await
+    }
+
     async fn prune_tokens(&self, expired_before_ms: i64) -> StoreResult<u64> {
         tokens::prune(&self.client().await?, expired_before_ms).await
     }

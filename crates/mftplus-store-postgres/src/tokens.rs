@@ -129,6 +129,21 @@ pub(crate) async fn mark_refresh_used<C: GenericClient>(
     Ok(changed > 0)
 }
 
+pub(crate) async fn touch<C: GenericClient>(
+    client: &C,
+    jti: &str,
+    at_ms: i64,
+) -> StoreResult<bool> {
+    let changed = sql::execute(
+        client,
+        "UPDATE auth_tokens SET used_at_ms = $2 WHERE jti = $1 AND revoked_at_ms IS NULL \
+         AND (used_at_ms IS NULL OR used_at_ms < $2)",
+        &[&jti, &at_ms],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
 pub(crate) async fn prune<C: GenericClient>(
     client: &C,
     expired_before_ms: i64,

@@ -392,6 +392,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn touch_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
+        let jti = jti.to_owned();
+        self.write(move |conn| tokens::touch(conn, &jti, at_ms))
+            .await
+    }
+
     async fn prune_tokens(&self, expired_before_ms: i64) -> StoreResult<u64> {
         self.write(move |conn| tokens::prune(conn, expired_before_ms))
             .await

@@ -104,6 +104,16 @@ pub(crate) fn mark_refresh_used(conn: &Connection, jti: &str, at_ms: i64) -> Sto
     .map(|changed| changed > 0)
 }
 
+pub(crate) fn touch(conn: &Connection, jti: &str, at_ms: i64) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "UPDATE auth_tokens SET used_at_ms = ?2 WHERE jti = ?1 AND revoked_at_ms IS NULL \
+         AND (used_at_ms IS NULL OR used_at_ms < ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![jti, at_ms]))
+    .db()
+    .map(|changed| changed > 0)
+}
+
 pub(crate) fn prune(conn: &Connection, expired_before_ms: i64) -> StoreResult<u64> {
     conn.prepare_cached("DELETE FROM auth_tokens WHERE expires_at_ms < ?1")
         .and_then(|mut stmt| stmt.execute(params![expired_before_ms]))

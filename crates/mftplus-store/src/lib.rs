@@ -106,6 +106,10 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     /// Atomically marks a refresh token used. `true` the first time; `false` if it was already
     /// used (a replay: the caller revokes the family).
     async fn mark_refresh_used(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
+    /// Records that a dashboard session was used at `at_ms` (its idle expiry counts from the
+    /// latest use): moves `used_at_ms` forward only, on an unrevoked row. `false` for an
+    /// unknown, revoked or already later-touched row.
+    async fn touch_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
     /// Deletes token rows that expired before the cutoff.
     async fn prune_tokens(&self, expired_before_ms: i64) -> StoreResult<u64>;
 

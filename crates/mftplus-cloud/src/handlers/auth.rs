@@ -19,68 +19,7 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let email = body.email.trim().to_ascii_lowercase();
-    let now = state.clock.now_secs();
-    // Throttled per (account, address), per address and per account, never locked: an
-    // attacker's failures delay the attacker, not the account's owner (decision 0007).
-    let (account, address) = (format!("email:{email}"), format!("ip:{ip}"));
-    if let Err(throttled) = state.login_throttle.check(&account, &address, now) {
-        state
-            .audit(
-                AuditEvent::new("login_throttled")
-                    .actor(&email)
-                    .outcome("denied")
-                    .ip(&ip)
-                    .details(json!({
-                        "throttle": throttled.kind.as_str(),
-                        "retry_after": throttled.retry_after,
-                    })),
-            )
-            .await;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed logins; try again later",
-        )
-        .with_retry_after(throttled.retry_after));
-    }
-
-    let user = state.store.get_user_by_email(&email).await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password = body.password;
-    // Unknown accounts are checked against a dummy hash so the answer takes as long either way.
-    let verified = tokio::task::spawn_blocking(move || {
-        let phc = hash
-            .as_deref()
-            .unwrap_or_else(|| mftplus_crypto::password::dummy_hash());
-        mftplus_crypto::password::verify_password(&password, phc) && hash.is_some()
-    })
-    .await
-    .map_err(ApiError::internal)?;
-
-    let Some(user) = user.filter(|_| verified) else {
-        state
-            .login_throttle
-            .record_failure(&account, &address, state.clock.now_secs());
-        state
-            .audit(
-                AuditEvent::new("login_failed")
-                    .actor(&email)
-                    .outcome("failure")
-                    .ip(&ip),
-            )
-            .await;
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "invalid email or password",
-        ));
-    };
-    state
-        .login_throttle
-        .record_success(&account, &address, state.clock.now_secs());
-    state
-        .store
-        .record_login(&user.id, state.clock.now_ms())
-        .await?;
+    let user = crate::app::sign_in::check_password(&state, &body.email, body.password, &ip).await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
     let pair = issue_pair(&state, &user, &family, "login").await?;
     state

@@ -23,7 +23,6 @@ use mftplus_types::hubs::{
 };
 use mftplus_types::ErrorCode;
 use serde_json::json;
-use std::collections::HashMap;
 
 const MAX_ISSUES: usize = 64;
 const MAX_ISSUE_CHARS: usize = 500;
@@ -182,7 +181,7 @@ fn check_version(version: &str) -> ApiResult<String> {
 }
 
 /// Hostnames and platforms are shown to operators: printable, no spaces, bounded.
-fn check_word(value: &str, what: &str, max: usize) -> ApiResult<String> {
+pub(crate) fn check_word(value: &str, what: &str, max: usize) -> ApiResult<String> {
     let value = value.trim();
     if value.is_empty()
         || value.len() > max
@@ -225,19 +224,7 @@ fn answer(state: &AppState, row: &HubRow, license_warning: Option<&str>) -> HubR
 // ---------------------------------------------------------------- operators
 
 pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<HubInfo>>> {
-    let keys: HashMap<String, DeployKeyRow> = state
-        .store
-        .list_deploy_keys()
-        .await?
-        .into_iter()
-        .map(|key| (key.id.clone(), key))
-        .collect();
-    let hubs = state.store.list_hubs().await?;
-    Ok(Json(
-        hubs.iter()
-            .map(|hub| hub_to_api(&state, hub, keys.get(&hub.deploy_key_id)))
-            .collect(),
-    ))
+    Ok(Json(crate::app::deploy_keys::hubs(&state).await?))
 }
 
 pub async fn show(
@@ -256,30 +243,7 @@ pub async fn show(
 pub async fn deploy_keys_index(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<DeployKeyInfo>>> {
-    let mut counts: HashMap<String, u32> = HashMap::new();
-    for hub in state.store.list_hubs().await? {
-        *counts.entry(hub.deploy_key_id).or_default() += 1;
-    }
-    let keys = state.store.list_deploy_keys().await?;
-    Ok(Json(
-        keys.iter()
-            .map(|key| DeployKeyInfo {
-                id: key.id.clone(),
-                label: key.label.clone(),
-                prefix: key.prefix.clone(),
-                created_by: key.created_by.clone(),
-                created_at: rfc3339(key.created_at_ms),
-                revoked_at: key.revoked_at_ms.map(rfc3339),
-                status: if key.revoked_at_ms.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                }
-                .into(),
-                hubs: counts.get(&key.id).copied().unwrap_or(0),
-            })
-            .collect(),
-    ))
+    Ok(Json(crate::app::deploy_keys::keys(&state).await?))
 }
 
 pub async fn deploy_keys_create(
@@ -288,27 +252,8 @@ pub async fn deploy_keys_create(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateDeployKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedDeployKey>)> {
-    let label = check_word(&body.label, "label", 100)?;
-    let (row, key) = new_deploy_key(&state, label, &caller.email).await?;
-    state
-        .audit(
-            AuditEvent::new("deploy_key_created")
-                .actor(&caller.email)
-                .target(&row.id)
-                .ip(&ip)
-                .details(json!({"label": row.label, "prefix": row.prefix})),
-        )
-        .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedDeployKey {
-            id: row.id,
-            label: row.label,
-            key,
-            prefix: row.prefix,
-            created_at: rfc3339(row.created_at_ms),
-        }),
-    ))
+    let created = crate::app::deploy_keys::create(&state, &caller.email, &ip, &body.label).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// Stores a fresh deploy key; the key itself exists only in the answer.
@@ -332,33 +277,13 @@ pub(crate) async fn new_deploy_key(
     Ok((row, key))
 }
 
-/// Revokes the key; its hubs are refused (401 `token_revoked`) at their next contact. This
-/// process forgets its cached lookups at once; other replicas within the cache TTL.
 pub async fn deploy_keys_revoke(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let changed = state
-        .store
-        .revoke_deploy_key(&id, state.clock.now_ms())
-        .await
-        .map_err(|err| match err {
-            mftplus_store::StoreError::NotFound => ApiError::not_found("deploy key"),
-            other => other.into(),
-        })?;
-    state.forget_deploy_keys();
-    if changed {
-        state
-            .audit(
-                AuditEvent::new("deploy_key_revoked")
-                    .actor(&caller.email)
-                    .target(&id)
-                    .ip(&ip),
-            )
-            .await;
-    }
+    crate::app::deploy_keys::revoke(&state, &caller.email, &ip, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

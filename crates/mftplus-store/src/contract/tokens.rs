@@ -73,6 +73,28 @@ pub async fn tokens(store: &dyn Store) {
         Some(7_000),
         "a replay does not move used_at"
     );
+    assert!(
+        store.touch_token(&refresh.jti, 7_500).await.unwrap(),
+        "a later use moves on"
+    );
+    assert!(
+        !store.touch_token(&refresh.jti, 7_400).await.unwrap(),
+        "an earlier one does not move it back"
+    );
+    assert_eq!(
+        store
+            .get_token(&refresh.jti)
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at_ms,
+        Some(7_500)
+    );
+    assert!(
+        !store.touch_token(&access.jti, 8_000).await.unwrap(),
+        "a revoked row is not touched"
+    );
+    assert!(!store.touch_token(&uid("missing"), 8_000).await.unwrap());
     assert_eq!(used.revoked_at_ms, None, "marking used does not revoke");
 
     assert_eq!(store.revoke_token_family(&family, 8_000).await.unwrap(), 2);

@@ -1,0 +1,7 @@
+//! The application layer: business flows that the API handlers and the dashboard both call,
+//! so a rule (a throttle, an audit record, a validation) is written once. A flow takes typed
+//! input and the acting principal and answers with store rows or an `ApiError`; the callers
+//! only translate to and from their wire (JSON or HTML).
+
+pub mod deploy_keys;
+pub mod sign_in;
