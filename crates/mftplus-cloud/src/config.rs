@@ -11,6 +11,7 @@ mod fleet;
 mod limits;
 mod load;
 mod model;
+mod web;
 
 pub use fleet::*;
 pub use limits::LimitsSection;
@@ -19,3 +20,4 @@ pub use load::{
     check_private_file, load, load_from, ConfigError, LoadedConfig, Source, DEFAULT_CONFIG_PATH,
 };
 pub use model::*;
+pub use web::WebSection;

@@ -7,7 +7,7 @@ use mftplus_types::{ApiErrorBody, ErrorCode, ErrorInfo};
 
 /// An error answered to a client: a stable code, a message safe to show, and, for internal
 /// failures, a cause that goes to the log only.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,

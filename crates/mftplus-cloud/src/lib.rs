@@ -33,5 +33,6 @@ pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod web;
 
 pub use server::Cloud;

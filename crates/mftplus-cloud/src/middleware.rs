@@ -51,6 +51,14 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
         None => client_ip(state, &request),
     };
     request.extensions_mut().insert(ClientIp(client_ip.clone()));
+    let page = crate::web::is_page(ctx.spec);
+    let (method, target) = (
+        request.method().clone(),
+        request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+    );
     let mut limits: Option<Decision> = None;
     let outcome = match forwarded_certificate(state, &mut request).await {
         Ok(()) => admit(state, ctx.spec, &client_ip, &mut request, &mut limits).await,
@@ -67,8 +75,12 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
             }
             response
         }
+        Err(err) if page => crate::web::refusal(err, &method, &target),
         Err(err) => err.into_response(),
     };
+    if page {
+        crate::web::secure_headers(&mut response);
+    }
     if let Some(decision) = limits {
         let headers = response.headers_mut();
         headers.insert("x-ratelimit-limit", decision.limit.into());
@@ -172,7 +184,18 @@ async fn admit(
         _ => {}
     }
 
-    let caller = match state.authenticate(request.headers()).await {
+    // Pages take the session cookie and only it; the API never reads the cookie, so another
+    // site cannot make a browser call the API with it.
+    let page = crate::web::is_page(spec);
+    if page && spec.method != http::Method::GET {
+        same_site(request.headers())?;
+    }
+    let authenticated = if page {
+        crate::web::session::authenticate(state, request.headers()).await
+    } else {
+        state.authenticate(request.headers()).await
+    };
+    let caller = match authenticated {
         Ok(Some(caller)) => caller,
         Ok(None) => {
             return Err(ApiError::unauthenticated(
@@ -181,6 +204,7 @@ async fn admit(
         }
         Err(err) => {
             let kind = match presented(request.headers()) {
+                _ if page => "session",
                 Presented::ApiKey(_) => "api_key",
                 _ => "jwt",
             };
@@ -229,6 +253,34 @@ async fn admit(
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(scope);
     Ok(renewal)
+}
+
+/// A page write must come from a page of this site: a browser names the requesting origin
+/// (`Origin`, `Sec-Fetch-Site`), and another site's is refused before the session is read —
+/// a second wall behind `SameSite=Strict` and the CSRF token.
+fn same_site(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let cross = || {
+        ApiError::forbidden("a form of another site cannot act here (cross-site request refused)")
+    };
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err(cross());
+        }
+    }
+    if let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if origin == "null" || origin_host != host {
+            return Err(cross());
+        }
+    }
+    Ok(())
 }
 
 /// Counts and audits a refused credential (never an internal failure) and passes the error on.
@@ -577,7 +629,7 @@ fn renewal_due(state: &AppState, caller: &Caller) -> bool {
             jwt.rotation_enabled
                 && expires_at - state.clock.now_secs() <= jwt.rotation_threshold as i64
         }
-        CallerKind::ApiKey { .. } => false,
+        CallerKind::ApiKey { .. } | CallerKind::Session { .. } => false,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::handlers::{
 };
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
+use crate::web;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use http::Method;
@@ -176,6 +177,16 @@ table! {
     "deploy_keys_list"    GET    paths::DEPLOY_KEYS => HUBS_READ;
     "deploy_keys_create"  POST   paths::DEPLOY_KEYS => HUBS_MANAGE;
     "deploy_keys_revoke"  DELETE paths::DEPLOY_KEY => HUBS_MANAGE;
+    // The dashboard (crate::web): a session cookie is the credential here, never on the API.
+    "web_home"            GET    "/" => Access::Authenticated;
+    "web_login"           GET    "/login" => Access::Public;
+    "web_login_submit"    POST   "/login" => Access::Public;
+    "web_logout"          POST   "/logout" => Access::Authenticated;
+    "web_asset"           GET    "/static/{name}" => Access::Public;
+    "web_hubs"            GET    "/hubs" => HUBS_READ;
+    "web_live_hubs"       GET    "/live/hubs" => HUBS_READ;
+    "web_deploy_key_create" POST "/hubs/deploy-keys" => HUBS_MANAGE;
+    "web_deploy_key_revoke" POST "/hubs/deploy-keys/{id}/revoke" => HUBS_MANAGE;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -293,6 +304,15 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "deploy_keys_list" => get(hubs::deploy_keys_index),
         "deploy_keys_create" => post(hubs::deploy_keys_create),
         "deploy_keys_revoke" => delete(hubs::deploy_keys_revoke),
+        "web_home" => get(web::pages::home),
+        "web_login" => get(web::pages::login::show),
+        "web_login_submit" => post(web::pages::login::submit),
+        "web_logout" => post(web::pages::login::sign_out),
+        "web_asset" => get(web::assets::serve),
+        "web_hubs" => get(web::pages::hubs::index),
+        "web_live_hubs" => get(web::live::hubs),
+        "web_deploy_key_create" => post(web::pages::hubs::create),
+        "web_deploy_key_revoke" => post(web::pages::hubs::revoke),
         other => panic!("route {other} is in the table but has no handler"),
     }
 }
@@ -300,6 +320,9 @@ fn handler(id: &str) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for spec in ROUTES.iter().chain(BENCH_ROUTES) {
+        if web::is_page(spec) && !state.config.config.web.enabled {
+            continue;
+        }
         let ctx = RouteCtx {
             state: state.clone(),
             spec,

@@ -176,13 +176,24 @@ impl AppState {
         let hub_id = headers.remove(PROXY_HUB_HEADER);
         let key = headers.remove(PROXY_KEY_HEADER);
         let (addr, hub_id, key) = (addr?, hub_id?, key?);
-        let addr = addr.to_str().ok()?.trim().parse::<std::net::IpAddr>().ok()?;
+        let addr = addr
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .ok()?;
         let hub_id = hub_id.to_str().ok()?;
-        let key = key.to_str().ok().filter(|k| k.starts_with(DEPLOY_KEY_PREFIX))?;
+        let key = key
+            .to_str()
+            .ok()
+            .filter(|k| k.starts_with(DEPLOY_KEY_PREFIX))?;
         let hub_key = self.authenticate_deploy_key(key).await.ok()?;
         let hub = self.registered_hub(hub_id).await.ok()?;
         if hub.deploy_key_id != hub_key.deploy_key_id {
-            tracing::warn!(hub_id, "a forwarded client address came with another key's hub id");
+            tracing::warn!(
+                hub_id,
+                "a forwarded client address came with another key's hub id"
+            );
             return None;
         }
         Some(addr.to_string())

@@ -24,6 +24,9 @@ pub enum CallerKind {
         id: String,
         expires_at_ms: Option<i64>,
     },
+    /// A dashboard session (`crate::web::session`): the cookie's row and the CSRF token its
+    /// forms must carry.
+    Session { jti: String, csrf: String },
 }
 
 /// An authenticated principal: a user acting through a JWT or one of its API keys.
@@ -40,7 +43,7 @@ impl Caller {
     /// The subject of per-credential rate limiting: the user for JWTs, the key for API keys.
     pub fn credential_id(&self) -> (&'static str, &str) {
         match &self.kind {
-            CallerKind::Jwt { .. } => ("user", &self.user_id),
+            CallerKind::Jwt { .. } | CallerKind::Session { .. } => ("user", &self.user_id),
             CallerKind::ApiKey { id, .. } => ("key", id),
         }
     }

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub notifications: super::fleet::NotificationsSection,
     pub edge_firewall: super::fleet::EdgeFirewallSection,
     pub hubs: super::fleet::HubsSection,
+    /// The dashboard at `/`.
+    pub web: super::WebSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -83,7 +83,7 @@ pub async fn jwks(State(state): State<AppState>) -> Json<Jwks> {
 fn principal(state: &AppState, caller: &Caller) -> Principal {
     let (api_key_id, token_id) = match &caller.kind {
         CallerKind::ApiKey { id, .. } => (Some(id.clone()), None),
-        CallerKind::Jwt { jti, .. } => (None, Some(jti.clone())),
+        CallerKind::Jwt { jti, .. } | CallerKind::Session { jti, .. } => (None, Some(jti.clone())),
     };
     Principal {
         kind: if api_key_id.is_some() {

@@ -1,0 +1,92 @@
+//! The frame every page shares: the head (one stylesheet, one deferred script), the main
+//! navigation, who is signed in and the sign-out button, and the error page.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use maud::{html, Markup, DOCTYPE};
+
+/// A whole page around `body`.
+pub fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · MFTPlus" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "MFTPlus" }
+                    @if let Some(caller) = caller {
+                        nav aria-label="Main" {
+                            a href="/hubs" { "Hubs" }
+                        }
+                        div.who {
+                            span { (caller.email) " · " (caller.role) }
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(super::session::csrf(caller));
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// The page for a refused or failed request: what happened, in words and as the stable code.
+pub fn error_page(status: http::StatusCode, err: &ApiError) -> Markup {
+    let title = status.canonical_reason().unwrap_or("Error");
+    page(
+        title,
+        None,
+        html! {
+            p.error role="alert" { (err.message) }
+            p.muted { "Code: " code { (err.code.as_str()) } " (HTTP " (status.as_u16()) ")" }
+            p { a href="/" { "Back to the dashboard" } }
+        },
+    )
+}
+
+/// A time for people: relative ("3 min ago") with the exact RFC 3339 time on hover.
+pub fn when(rfc3339: &str, now_ms: i64) -> Markup {
+    let relative = chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|at| ago(now_ms - at.timestamp_millis()))
+        .unwrap_or_else(|_| rfc3339.to_string());
+    html! { time datetime=(rfc3339) title=(rfc3339) { (relative) } }
+}
+
+fn ago(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..=9 => "just now".into(),
+        10..=59 => format!("{secs} s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => format!("{} d ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_page_shows_is_escaped() {
+        let err = ApiError::forbidden("<script>alert(1)</script>");
+        let text = error_page(http::StatusCode::FORBIDDEN, &err).into_string();
+        assert!(!text.contains("<script>alert"), "{text}");
+        assert!(text.contains("&lt;script&gt;"));
+        assert_eq!(ago(5_000), "just now");
+        assert_eq!(ago(125_000), "2 min ago");
+    }
+}

@@ -1,0 +1,100 @@
+//! Server-sent events that tell a page its data changed (`event: changed`); the page then
+//! re-reads its fragment (`assets/app.js`). Each stream looks at its data once a second — one
+//! bounded query per open page, the same on every replica — and ends after a few minutes, when
+//! the browser reconnects (and a session that ended meanwhile is refused).
+
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderValue};
+use std::collections::hash_map::DefaultHasher;
+use std::convert::Infallible;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+const STREAM_FOR: Duration = Duration::from_secs(300);
+
+/// `GET /live/hubs`: changes of the hubs page (statuses, versions, last contact, keys).
+pub async fn hubs(State(state): State<AppState>) -> Response {
+    stream(state, |state| async move {
+        let hubs = crate::app::deploy_keys::hubs(&state).await.ok()?;
+        let keys = crate::app::deploy_keys::keys(&state).await.ok()?;
+        let mut hasher = DefaultHasher::new();
+        for hub in &hubs {
+            (
+                &hub.hub_id,
+                &hub.status,
+                &hub.hub_version,
+                &hub.last_seen_at,
+            )
+                .hash(&mut hasher);
+        }
+        for key in &keys {
+            (&key.id, &key.status, key.hubs).hash(&mut hasher);
+        }
+        Some(hasher.finish())
+    })
+}
+
+fn stream<F, Fut>(state: AppState, fingerprint: F) -> Response
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<u64>> + Send + 'static,
+{
+    let events = async_stream(state, fingerprint);
+    let mut response = Body::from_stream(events).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The event stream: a `changed` event at the first look (whatever changed between the page's
+/// rendering and the stream's start is not lost) and whenever the fingerprint moves, and a
+/// comment every 15 s to keep proxies from closing a quiet stream.
+fn async_stream<F, Fut>(
+    state: AppState,
+    fingerprint: F,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<u64>> + Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    futures_util::stream::unfold(
+        (state, fingerprint, None::<u64>, 0u64),
+        move |(state, fingerprint, mut last, mut ticks)| async move {
+            loop {
+                if started.elapsed() >= STREAM_FOR {
+                    return None;
+                }
+                if last.is_some() {
+                    tokio::time::sleep(LOOK_EVERY).await;
+                }
+                ticks += 1;
+                let now = fingerprint(state.clone()).await;
+                let first = last.is_none();
+                let changed = now.is_some() && now != last;
+                if now.is_some() || first {
+                    last = Some(now.unwrap_or(0));
+                }
+                if changed {
+                    let event = format!("event: changed\ndata: {ticks}\n\n");
+                    return Some((Ok(Bytes::from(event)), (state, fingerprint, last, ticks)));
+                }
+                if ticks % 15 == 0 {
+                    return Some((
+                        Ok(Bytes::from_static(b": still here\n\n")),
+                        (state, fingerprint, last, ticks),
+                    ));
+                }
+            }
+        },
+    )
+}

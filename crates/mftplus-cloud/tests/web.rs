@@ -1,0 +1,381 @@
+//! The dashboard over HTTP (its browser tests are in `web_browser.rs`): sessions as a
+//! principal (cookie flags, idle and absolute expiry, sign-out that ends the session on the
+//! server), CSRF and cross-site refusals, the security headers on every page, the API never
+//! taking the cookie, and the authorization matrix of every page route × every role.
+
+mod common;
+
+use common::*;
+use mftplus_cloud::routes::{Access, ROUTES};
+use mftplus_cloud::testing::TestCloud;
+use mftplus_cloud::web::is_page;
+use serde_json::json;
+
+const PASSWORD: &str = "a sufficiently long password";
+
+/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+async fn get(cloud: &TestCloud, path: &str, cookie: Option<&str>) -> Page {
+    let mut request = browser().get(format!("{}{path}", cloud.url));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn post(cloud: &TestCloud, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Page {
+    let mut request = browser()
+        .post(format!("{}{path}", cloud.url))
+        .form(form)
+        .header("origin", &cloud.url)
+        .header("sec-fetch-site", "same-origin");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn read(response: reqwest::Response) -> Page {
+    Page {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+/// Signs in through the page; returns the `name=value` cookie to send back.
+async fn sign_in(cloud: &TestCloud, email: &str, password: &str) -> String {
+    let page = post(
+        cloud,
+        "/login",
+        None,
+        &[("email", email), ("password", password), ("next", "/hubs")],
+    )
+    .await;
+    assert_eq!(page.status, 303, "sign-in: {}", page.body);
+    let set = page.headers["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{flag} missing from {set}");
+    }
+    set.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token the page's forms carry.
+fn csrf_of(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[at..].split('"').next().unwrap().to_string()
+}
+
+async fn signed_in_as(cloud: &TestCloud, role: &str) -> (String, String) {
+    let email = format!("{role}-web@example.com");
+    user_with_token(cloud, &email, role).await;
+    let cookie = sign_in(cloud, &email, PASSWORD).await;
+    let home = get(cloud, "/", Some(&cookie)).await;
+    let page = match home.status {
+        200 => home,
+        _ => get(cloud, "/hubs", Some(&cookie)).await,
+    };
+    (cookie, csrf_of(&page.body))
+}
+
+#[tokio::test]
+async fn a_session_is_a_principal_with_its_own_lifetime() {
+    let cloud = TestCloud::spawn().await;
+    // No session: a page view goes to the sign-in page, and back afterwards.
+    let anonymous = get(&cloud, "/hubs", None).await;
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.headers["location"], "/login?next=/hubs");
+    let login = get(&cloud, "/login?next=/hubs", None).await;
+    assert_eq!(login.status, 200);
+    for header in [
+        "content-security-policy",
+        "x-frame-options",
+        "referrer-policy",
+        "x-content-type-options",
+    ] {
+        assert!(login.headers.contains_key(header), "{header} missing");
+    }
+    assert!(login.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+
+    let wrong = post(
+        &cloud,
+        "/login",
+        None,
+        &[
+            ("email", "admin@example.com"),
+            ("password", "not it at all"),
+            ("next", "/"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("invalid email or password"));
+    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let hubs = get(&cloud, "/hubs", Some(&cookie)).await;
+    assert_eq!(hubs.status, 200);
+    assert!(
+        hubs.body.contains("No hub has registered yet"),
+        "{}",
+        hubs.body
+    );
+
+    // The API never takes the cookie.
+    let api = get(&cloud, "/api/v1/hubs", Some(&cookie)).await;
+    assert_eq!(api.status, 401);
+
+    // Idle expiry: unused for longer than web.session_idle_minutes (30), the session is over.
+    cloud.clock.advance_secs(31 * 60);
+    let idle = get(&cloud, "/hubs", Some(&cookie)).await;
+    assert_eq!(idle.status, 303, "an idle session ends");
+
+    // Absolute expiry: used all along, it still ends after web.session_absolute_hours (12).
+    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    for _ in 0..26 {
+        cloud.clock.advance_secs(29 * 60);
+        if get(&cloud, "/hubs", Some(&cookie)).await.status != 200 {
+            break;
+        }
+    }
+    assert_eq!(get(&cloud, "/hubs", Some(&cookie)).await.status, 303);
+
+    // Sign-out ends the session on the server: the same cookie is refused afterwards.
+    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let csrf = csrf_of(&get(&cloud, "/hubs", Some(&cookie)).await.body);
+    let out = post(&cloud, "/logout", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert!(out.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(get(&cloud, "/hubs", Some(&cookie)).await.status, 303);
+}
+
+#[tokio::test]
+async fn writes_need_the_csrf_token_and_this_site() {
+    let cloud = TestCloud::spawn().await;
+    let (cookie, csrf) = signed_in_as(&cloud, "admin").await;
+    let missing = post(
+        &cloud,
+        "/hubs/deploy-keys",
+        Some(&cookie),
+        &[("label", "site-a")],
+    )
+    .await;
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    let wrong = post(
+        &cloud,
+        "/hubs/deploy-keys",
+        Some(&cookie),
+        &[
+            ("label", "site-a"),
+            ("csrf", "0123456789abcdef0123456789abcdef"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    let cross = browser()
+        .post(format!("{}/hubs/deploy-keys", cloud.url))
+        .form(&[("label", "site-a"), ("csrf", csrf.as_str())])
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(cloud
+        .state
+        .store
+        .list_deploy_keys()
+        .await
+        .unwrap()
+        .is_empty());
+
+    // With the token: the key is shown once, then only its prefix.
+    let made = post(
+        &cloud,
+        "/hubs/deploy-keys",
+        Some(&cookie),
+        &[("label", "site-a"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let at = made.body.find("mft_dep_").expect("the key is shown");
+    let key = &made.body[at..at + 48];
+    let listed = get(&cloud, "/hubs", Some(&cookie)).await;
+    assert!(listed.body.contains("site-a") && !listed.body.contains(key));
+    let audit = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        "/api/v1/audit?limit=1000",
+        None,
+    )
+    .await;
+    assert!(audit.body.to_string().contains("deploy_key_created"));
+    assert!(
+        !audit.body.to_string().contains(key),
+        "the key never reaches the audit log"
+    );
+}
+
+/// What the route expects when `role` calls it with a valid session and CSRF token.
+fn allowed(cloud: &TestCloud, role: &str, access: Access) -> bool {
+    match access {
+        Access::Public | Access::Authenticated => true,
+        Access::Permission(permission) => cloud.state.rbac.allows(role, permission),
+        other => panic!("a page with access {other:?} needs a rule here"),
+    }
+}
+
+fn concrete(path: &str, key_id: &str) -> String {
+    path.replace("{id}", key_id).replace("{name}", "app.css")
+}
+
+#[tokio::test]
+async fn every_page_route_enforces_its_access() {
+    let cloud = TestCloud::spawn().await;
+    let mut checked = 0;
+    for role in ["readonly", "user", "operator", "admin"] {
+        let (cookie, csrf) = signed_in_as(&cloud, role).await;
+        for spec in ROUTES.iter().filter(|spec| is_page(spec)) {
+            if spec.id == "web_logout" || spec.id == "web_login_submit" {
+                continue; // ending this session / signing in: covered above
+            }
+            let key = mftplus_cloud::app::deploy_keys::create(&cloud.state, "t", "127.0.0.1", "k")
+                .await
+                .unwrap();
+            let path = concrete(spec.path, &key.id);
+            let label = format!("{} {} as {role}", spec.method, spec.path);
+            let is_get = spec.method == http::Method::GET;
+            let anonymous = if is_get {
+                get(&cloud, &path, None).await
+            } else {
+                post(&cloud, &path, None, &[("csrf", &csrf), ("label", "x")]).await
+            };
+            if spec.access != Access::Public {
+                // A page view goes to the sign-in page; a write or a stream is refused.
+                let expected = if is_get && !path.starts_with("/live/") {
+                    303
+                } else {
+                    401
+                };
+                assert_eq!(anonymous.status, expected, "{label} without a session");
+            }
+            if is_get && spec.id == "web_live_hubs" {
+                // A stream: its head says whether it was allowed.
+                let response = browser()
+                    .get(format!("{}{path}", cloud.url))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                let expected = if allowed(&cloud, role, spec.access) {
+                    200
+                } else {
+                    403
+                };
+                assert_eq!(response.status().as_u16(), expected, "{label}");
+                checked += 1;
+                continue;
+            }
+            let page = if is_get {
+                get(&cloud, &path, Some(&cookie)).await
+            } else {
+                let without = post(&cloud, &path, Some(&cookie), &[("label", "x")]).await;
+                assert_eq!(without.status, 403, "{label} without its CSRF token");
+                post(
+                    &cloud,
+                    &path,
+                    Some(&cookie),
+                    &[("csrf", &csrf), ("label", "x")],
+                )
+                .await
+            };
+            if allowed(&cloud, role, spec.access) {
+                assert!(
+                    page.status == 200 || page.status == 303,
+                    "{label}: {} {}",
+                    page.status,
+                    page.body
+                );
+            } else {
+                assert_eq!(page.status, 403, "{label}: {}", page.body);
+                assert!(
+                    page.body.contains("forbidden"),
+                    "{label}: a page, with the code"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 28, "{checked} checks");
+}
+
+#[tokio::test]
+async fn a_readonly_user_sees_no_write_controls() {
+    let cloud = TestCloud::spawn().await;
+    call(
+        &cloud,
+        &admin(&cloud),
+        "POST",
+        "/api/v1/hubs/deploy-keys",
+        Some(json!({"label": "site-a"})),
+    )
+    .await;
+    let (cookie, _) = signed_in_as(&cloud, "readonly").await;
+    let page = get(&cloud, "/hubs", Some(&cookie)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("site-a"));
+    assert!(!page.body.contains("action=\"/hubs/deploy-keys") && !page.body.contains("Revoke"));
+}
+
+#[tokio::test]
+async fn the_live_stream_says_when_the_hubs_change() {
+    let cloud = TestCloud::spawn().await;
+    let (cookie, _) = signed_in_as(&cloud, "admin").await;
+    let mut stream = browser()
+        .get(format!("{}/live/hubs", cloud.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: changed"));
+    call(
+        &cloud,
+        &admin(&cloud),
+        "POST",
+        "/api/v1/hubs/deploy-keys",
+        Some(json!({"label": "site-b"})),
+    )
+    .await;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let chunk = stream.chunk().await.unwrap().unwrap();
+            if String::from_utf8_lossy(&chunk).contains("event: changed") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(next.is_ok(), "a change was announced within 5 s");
+}
