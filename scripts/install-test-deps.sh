@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
-# openssl, gcc, e2fsprogs and xfsprogs for the agent's tests, and docker-compose where a Docker Engine is installed, for the hub container test)
+# openssl, gcc, e2fsprogs and xfsprogs for the agent's tests, iproute2, iptables and faketime for
+# the fault-injection suite, chromium and chromium-driver for the dashboard's browser tests,
+# and docker-compose where a Docker Engine is installed, for the hub container test)
 # when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
 # Debian's docker-compose recommends docker.io, which would clash with an engine installed
@@ -24,6 +26,13 @@ command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
+# The fault-injection suite: network namespaces and veth pairs, iptables rules (partitions,
+# NFQUEUE for delay and loss), libfaketime for skewed clocks.
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -f /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
+# The dashboard's browser tests: headless Chromium driven through chromedriver (WebDriver).
+command -v chromedriver >/dev/null && command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing: ${need[*]}; install them (sudo apt-get install ${need[*]}) and re-run" >&2
