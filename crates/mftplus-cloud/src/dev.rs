@@ -180,6 +180,11 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     let url = format!("{scheme}://{api_addr}");
     let mut out = String::new();
     out.push_str(&format!("  API:        {url}\n"));
+    if cloud.state().config.config.web.enabled {
+        out.push_str(&format!(
+            "  Dashboard:  {url}/   (sign in as the admin below)\n"
+        ));
+    }
     out.push_str(&format!(
         "  Metrics:    {scheme}://{metrics_addr}/metrics\n"
     ));
@@ -191,10 +196,14 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
     }
     out.push_str(&format!("  Data:       {}\n", data_dir.display()));
     out.push_str(&format!("  Admin:      {}\n", admin.email));
-    if let Some(password) = password {
-        out.push_str(&format!(
+    match password {
+        Some(password) => out.push_str(&format!(
             "  Password:   {password}   (first start only; shown once)\n"
-        ));
+        )),
+        None => out.push_str(
+            "  Password:   the one shown at the first start (forgotten? mftctl users \
+             reset-password with the API key below)\n",
+        ),
     }
     out.push_str(&format!(
         "  API key:    {key}   (admin, valid 24 h; shown once)\n"
