@@ -28,6 +28,7 @@ pub mod principal;
 pub mod ratelimit;
 pub mod rbac;
 pub mod routes;
+pub mod seed_paths;
 pub mod server;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]

@@ -344,11 +344,12 @@ pub fn router(state: AppState) -> Router {
         }
         router = router.route(spec.path, method_router);
     }
-    router
+    let router = router
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.config.server.max_body_bytes,
         ))
-        .with_state(state)
+        .with_state(state);
+    crate::seed_paths::wrap(router)
 }

@@ -403,3 +403,33 @@ async fn a_handler_past_its_budget_is_told_to_the_client_and_still_finishes() {
         .render(0)
         .contains("mftplus_handler_timeouts_total 1"));
 }
+
+#[tokio::test]
+async fn the_seeds_paths_are_the_apis_with_the_same_authorization() {
+    let cloud = TestCloud::spawn().await;
+    let listed = call(&cloud, &admin(&cloud), "GET", "/v1/transfers", None).await;
+    let api = call(&cloud, &admin(&cloud), "GET", "/api/v1/transfers", None).await;
+    assert_eq!((listed.status, &listed.body), (200, &api.body));
+    let anonymous = call(&cloud, &Cred::None, "GET", "/v1/transfers?limit=5", None).await;
+    assert_eq!(
+        (anonymous.status, anonymous.code()),
+        (401, "unauthenticated")
+    );
+    // Seed 002's controller config: the retrieval password is checked as on the API path.
+    let config = call_raw(
+        &cloud,
+        &Cred::None,
+        "GET",
+        "/config/c-unknown",
+        vec![],
+        &[("x-retrieval-password".into(), "wrong".into())],
+    )
+    .await;
+    assert_eq!((config.status, config.code()), (401, "invalid_credentials"));
+    let lost = call(&cloud, &admin(&cloud), "GET", "/nowhere", None).await;
+    assert_eq!((lost.status, lost.code()), (404, "not_found"));
+    assert!(lost.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/api/v1/"));
+}

@@ -137,7 +137,11 @@ pub async fn status(State(state): State<AppState>, caller: Caller) -> ApiResult<
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such endpoint: the API is under /api/v1/ (for example /api/v1/transfers), the \
+         dashboard at /",
+    )
 }
 
 pub async fn method_not_allowed() -> ApiError {
