@@ -6,7 +6,7 @@ use crate::auth::Caller;
 use crate::extract::ApiPath;
 use crate::middleware::ClientIp;
 use crate::state::AppState;
-use crate::web::layout::{page, when};
+use crate::web::layout::{page, when, Nav};
 use crate::web::{see_other, session, WebResult};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
@@ -64,7 +64,8 @@ pub async fn index(
             }
         }
     };
-    Ok(Html(page("Hubs", Some(&caller), body).into_string()).into_response())
+    let nav = Nav::of(&state, &caller);
+    Ok(Html(page("Hubs", Some((&caller, nav)), body).into_string()).into_response())
 }
 
 /// What the live region shows: hubs, then deploy keys.
@@ -85,7 +86,7 @@ fn live_region(
             }
         } @else {
             table #hubs {
-                caption.muted { (hubs.len()) " hubs" }
+                caption.muted { (hubs.len()) @if hubs.len() == 1 { " hub" } @else { " hubs" } }
                 thead { tr { th { "Hub" } th { "Status" } th { "Version" } th { "Last seen" } th { "Deploy key" } } }
                 tbody {
                     @for hub in hubs {
@@ -146,8 +147,10 @@ pub async fn create(
     session::check_csrf(&caller, &fields.csrf)?;
     let created =
         crate::app::deploy_keys::create(&state, &caller.email, &ip, &fields.label).await?;
+    let nav = Nav::of(&state, &caller);
+    let body = shown_once(&created);
     Ok(
-        Html(page("Deploy key generated", Some(&caller), shown_once(&created)).into_string())
+        Html(page("Deploy key generated", Some((&caller, nav)), body).into_string())
             .into_response(),
     )
 }
