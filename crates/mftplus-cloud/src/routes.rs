@@ -187,6 +187,11 @@ table! {
     "web_live_hubs"       GET    "/live/hubs" => HUBS_READ;
     "web_deploy_key_create" POST "/hubs/deploy-keys" => HUBS_MANAGE;
     "web_deploy_key_revoke" POST "/hubs/deploy-keys/{id}/revoke" => HUBS_MANAGE;
+    "web_hosts"           GET    "/hosts" => FLEET_READ;
+    "web_live_hosts"      GET    "/live/hosts" => FLEET_READ;
+    "web_host"            GET    "/hosts/{host_id}" => FLEET_READ;
+    "web_ops"             GET    "/ops" => FLEET_READ;
+    "web_live_ops"        GET    "/live/ops" => FLEET_READ;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -313,6 +318,11 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "web_live_hubs" => get(web::live::hubs),
         "web_deploy_key_create" => post(web::pages::hubs::create),
         "web_deploy_key_revoke" => post(web::pages::hubs::revoke),
+        "web_hosts" => get(web::pages::hosts::index),
+        "web_live_hosts" => get(web::live::hosts),
+        "web_host" => get(web::pages::hosts::show),
+        "web_ops" => get(web::pages::ops::index),
+        "web_live_ops" => get(web::live::ops),
         other => panic!("route {other} is in the table but has no handler"),
     }
 }

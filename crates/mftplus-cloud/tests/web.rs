@@ -4,6 +4,7 @@
 //! taking the cookie, and the authorization matrix of every page route × every role.
 
 mod common;
+mod fleet_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, ROUTES};
@@ -245,13 +246,16 @@ fn allowed(cloud: &TestCloud, role: &str, access: Access) -> bool {
     }
 }
 
-fn concrete(path: &str, key_id: &str) -> String {
-    path.replace("{id}", key_id).replace("{name}", "app.css")
+fn concrete(path: &str, key_id: &str, host_id: &str) -> String {
+    path.replace("{id}", key_id)
+        .replace("{host_id}", host_id)
+        .replace("{name}", "app.css")
 }
 
 #[tokio::test]
 async fn every_page_route_enforces_its_access() {
     let cloud = TestCloud::spawn().await;
+    let host = fleet_support::enroll(&cloud).await;
     let mut checked = 0;
     for role in ["readonly", "user", "operator", "admin"] {
         let (cookie, csrf) = signed_in_as(&cloud, role).await;
@@ -262,7 +266,7 @@ async fn every_page_route_enforces_its_access() {
             let key = mftplus_cloud::app::deploy_keys::create(&cloud.state, "t", "127.0.0.1", "k")
                 .await
                 .unwrap();
-            let path = concrete(spec.path, &key.id);
+            let path = concrete(spec.path, &key.id, &host.host_id);
             let label = format!("{} {} as {role}", spec.method, spec.path);
             let is_get = spec.method == http::Method::GET;
             let anonymous = if is_get {
@@ -279,7 +283,7 @@ async fn every_page_route_enforces_its_access() {
                 };
                 assert_eq!(anonymous.status, expected, "{label} without a session");
             }
-            if is_get && spec.id == "web_live_hubs" {
+            if is_get && path.starts_with("/live/") {
                 // A stream: its head says whether it was allowed.
                 let response = browser()
                     .get(format!("{}{path}", cloud.url))

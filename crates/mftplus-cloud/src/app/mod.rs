@@ -4,4 +4,5 @@
 //! only translate to and from their wire (JSON or HTML).
 
 pub mod deploy_keys;
+pub mod fleet;
 pub mod sign_in;

@@ -3,10 +3,36 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::state::AppState;
 use maud::{html, Markup, DOCTYPE};
 
-/// A whole page around `body`.
-pub fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
+/// Which sections the main navigation links to: only those the caller's role may open, with
+/// the permissions their routes require (`routes.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Nav {
+    /// Hubs and deploy keys (`hubs:read`).
+    pub hubs: bool,
+    /// Hosts and operations (`fleet:read`).
+    pub fleet: bool,
+}
+
+impl Nav {
+    /// The sections `caller`'s role may see.
+    pub fn of(state: &AppState, caller: &Caller) -> Nav {
+        Nav::from_permissions(|permission| state.rbac.allows(&caller.role, permission))
+    }
+
+    /// The sections a role that holds the permissions `allows` says yes to may see.
+    pub fn from_permissions(allows: impl Fn(&str) -> bool) -> Nav {
+        Nav {
+            hubs: allows("hubs:read"),
+            fleet: allows("fleet:read"),
+        }
+    }
+}
+
+/// A whole page around `body`; `signed_in` is who is signed in with what they may open.
+pub fn page(title: &str, signed_in: Option<(&Caller, Nav)>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -21,9 +47,13 @@ pub fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/" { "MFTPlus" }
-                    @if let Some(caller) = caller {
+                    @if let Some((caller, nav)) = signed_in {
                         nav aria-label="Main" {
-                            a href="/hubs" { "Hubs" }
+                            @if nav.hubs { a href="/hubs" { "Hubs" } }
+                            @if nav.fleet {
+                                a href="/hosts" { "Hosts" }
+                                a href="/ops" { "Operations" }
+                            }
                         }
                         div.who {
                             span { (caller.email) " · " (caller.role) }
@@ -57,7 +87,7 @@ pub fn error_page(status: http::StatusCode, err: &ApiError) -> Markup {
     )
 }
 
-/// A time for people: relative ("3 min ago") with the exact RFC 3339 time on hover.
+/// A time for people: relative ("3 min ago", "in 2 h") with the exact RFC 3339 time on hover.
 pub fn when(rfc3339: &str, now_ms: i64) -> Markup {
     let relative = chrono::DateTime::parse_from_rfc3339(rfc3339)
         .map(|at| ago(now_ms - at.timestamp_millis()))
@@ -65,7 +95,12 @@ pub fn when(rfc3339: &str, now_ms: i64) -> Markup {
     html! { time datetime=(rfc3339) title=(rfc3339) { (relative) } }
 }
 
+/// `ms` milliseconds ago; a negative age is a time to come ("in 5 min").
 fn ago(ms: i64) -> String {
+    if ms <= -10_000 {
+        let span = ago(-ms);
+        return format!("in {}", span.trim_end_matches(" ago"));
+    }
     let secs = ms.max(0) / 1000;
     match secs {
         0..=9 => "just now".into(),
@@ -88,5 +123,22 @@ mod tests {
         assert!(text.contains("&lt;script&gt;"));
         assert_eq!(ago(5_000), "just now");
         assert_eq!(ago(125_000), "2 min ago");
+        assert_eq!(ago(-3 * 3_600_000), "in 3 h");
+        assert_eq!(ago(-2_000), "just now");
+    }
+
+    #[test]
+    fn the_navigation_follows_the_permissions() {
+        let readonly = Nav::from_permissions(|p| p == "fleet:read" || p == "hubs:read");
+        assert_eq!(
+            readonly,
+            Nav {
+                hubs: true,
+                fleet: true
+            }
+        );
+        let hubs_only = Nav::from_permissions(|p| p == "hubs:read");
+        assert!(hubs_only.hubs && !hubs_only.fleet);
+        assert_eq!(Nav::from_permissions(|_| false), Nav::default());
     }
 }

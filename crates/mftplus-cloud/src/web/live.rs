@@ -5,7 +5,7 @@
 
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderValue};
@@ -37,6 +37,59 @@ pub async fn hubs(State(state): State<AppState>) -> Response {
         }
         Some(hasher.finish())
     })
+}
+
+/// `GET /live/hosts`: changes of the hosts page (liveness, reports, generations, hostnames),
+/// for the customer the page is narrowed to, if any.
+pub async fn hosts(
+    State(state): State<AppState>,
+    Query(view): Query<crate::web::pages::hosts::View>,
+) -> Response {
+    let customer = view.customer().map(str::to_string);
+    stream(state, move |state| {
+        let customer = customer.clone();
+        async move {
+            let hosts = crate::app::fleet::hosts(&state, customer.as_deref())
+                .await
+                .ok()?;
+            let mut hasher = DefaultHasher::new();
+            for host in &hosts {
+                (
+                    &host.host_id,
+                    &host.hostname,
+                    &host.liveness,
+                    &host.last_report_at,
+                    &host.convergence,
+                    host.applied_generation,
+                    host.desired_generation,
+                    &host.agent_version,
+                    host.pending_signature.len(),
+                )
+                    .hash(&mut hasher);
+            }
+            Some(hasher.finish())
+        }
+    })
+}
+
+/// `GET /live/ops`: changes of the operations page with the same filters (an op's status or
+/// a new op). An unknown status filter is the page's 400, here as there.
+pub async fn ops(
+    State(state): State<AppState>,
+    Query(view): Query<crate::web::pages::ops::View>,
+) -> Result<Response, crate::web::WebError> {
+    let listing = crate::web::pages::ops::listing(&view)?;
+    Ok(stream(state, move |state| {
+        let listing = listing.clone();
+        async move {
+            let ops = crate::app::fleet::ops(&state, &listing).await.ok()?;
+            let mut hasher = DefaultHasher::new();
+            for op in &ops {
+                (&op.op_id, &op.status, &op.signed_at, &op.finished_at).hash(&mut hasher);
+            }
+            Some(hasher.finish())
+        }
+    }))
 }
 
 fn stream<F, Fut>(state: AppState, fingerprint: F) -> Response

@@ -1,6 +1,6 @@
 //! The events timeline and the notification log.
 
-use super::{event_to_api, notification_to_api};
+use super::notification_to_api;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -25,17 +25,14 @@ pub async fn index(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<Vec<EventInfo>>> {
-    let rows = state
-        .store
-        .list_events(&EventFilter {
-            customer_id: query.customer,
-            host_id: query.host,
-            kind: query.kind,
-            after_id: query.after_id,
-            limit: query.limit.unwrap_or(100).clamp(1, 1000),
-        })
-        .await?;
-    Ok(Json(rows.iter().map(event_to_api).collect()))
+    let filter = EventFilter {
+        customer_id: query.customer,
+        host_id: query.host,
+        kind: query.kind,
+        after_id: query.after_id,
+        limit: query.limit.unwrap_or(100),
+    };
+    Ok(Json(crate::app::fleet::events(&state, filter).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,7 +1,7 @@
 //! Hosts and guests as operators see them, and the desired state as both operators and the
 //! host's own agent read it.
 
-use super::{desired_of, find_host, guest_to_api, host_to_api};
+use super::{desired_of, find_host};
 use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -20,9 +20,8 @@ pub async fn index(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HostsQuery>,
 ) -> ApiResult<Json<Vec<HostInfo>>> {
-    let rows = state.store.list_hosts(query.customer.as_deref()).await?;
     Ok(Json(
-        rows.iter().map(|row| host_to_api(&state, row)).collect(),
+        crate::app::fleet::hosts(&state, query.customer.as_deref()).await?,
     ))
 }
 
@@ -30,10 +29,7 @@ pub async fn show(
     State(state): State<AppState>,
     ApiPath(host_id): ApiPath<String>,
 ) -> ApiResult<Json<HostInfo>> {
-    Ok(Json(host_to_api(
-        &state,
-        &find_host(&state, &host_id).await?,
-    )))
+    Ok(Json(crate::app::fleet::host(&state, &host_id).await?))
 }
 
 /// The agent fetches this only when the envelope's generation passed its own.
@@ -59,9 +55,7 @@ pub async fn guests(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<GuestsQuery>,
 ) -> ApiResult<Json<Vec<GuestInfo>>> {
-    let rows = state
-        .store
-        .list_guests(query.host.as_deref(), query.customer.as_deref())
-        .await?;
-    Ok(Json(rows.iter().map(guest_to_api).collect()))
+    Ok(Json(
+        crate::app::fleet::guests(&state, query.host.as_deref(), query.customer.as_deref()).await?,
+    ))
 }

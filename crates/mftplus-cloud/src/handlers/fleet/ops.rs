@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use mftplus_signing::{SshSig, OP_NAMESPACE};
-use mftplus_store::{NewEvent, OpFilter, OpTransition, SignedOpRow};
+use mftplus_store::{NewEvent, OpTransition, SignedOpRow};
 use mftplus_types::fleet::queueable::check_op_status;
 use mftplus_types::fleet::{op_status, OpInfo, OpStatus, OpStatusUpdate, SignOp};
 use mftplus_types::ErrorCode;
@@ -35,18 +35,13 @@ pub async fn index(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<OpsQuery>,
 ) -> ApiResult<Json<Vec<OpInfo>>> {
-    let statuses = OpStatus::parse_list(query.status.as_deref().unwrap_or(""))
-        .map_err(|unknown| ApiError::validation(unknown.to_string()))?;
-    let rows = state
-        .store
-        .list_ops(&OpFilter {
-            host_id: query.host,
-            customer_id: query.customer,
-            statuses: statuses.iter().map(|s| s.as_str().to_string()).collect(),
-            limit: query.limit.unwrap_or(100).clamp(1, 1000),
-        })
-        .await?;
-    Ok(Json(rows.iter().map(op_to_api).collect()))
+    let listing = crate::app::fleet::OpsListing {
+        statuses: crate::app::fleet::op_statuses(query.status.as_deref().unwrap_or(""))?,
+        host_id: query.host,
+        customer_id: query.customer,
+        limit: query.limit.unwrap_or(100),
+    };
+    Ok(Json(crate::app::fleet::ops(&state, &listing).await?))
 }
 
 pub async fn show(

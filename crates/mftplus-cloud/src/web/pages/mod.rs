@@ -1,7 +1,9 @@
 //! The dashboard's pages, one module per resource.
 
+pub mod hosts;
 pub mod hubs;
 pub mod login;
+pub mod ops;
 
 use crate::error::ApiError;
 use axum::extract::rejection::FormRejection;
@@ -23,8 +25,12 @@ pub async fn home(
     caller: crate::auth::Caller,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if state.rbac.allows(&caller.role, "hubs:read") {
+    let nav = super::layout::Nav::of(&state, &caller);
+    if nav.hubs {
         return super::see_other("/hubs");
+    }
+    if nav.fleet {
+        return super::see_other("/hosts");
     }
     let body = maud::html! {
         p.empty {
@@ -32,6 +38,6 @@ pub async fn home(
             "are in " code { "mftctl" } "."
         }
     };
-    axum::response::Html(super::layout::page("MFTPlus", Some(&caller), body).into_string())
+    axum::response::Html(super::layout::page("MFTPlus", Some((&caller, nav)), body).into_string())
         .into_response()
 }
