@@ -147,9 +147,10 @@ pub async fn update(
                 .details(json!({"published": plan.benign.len(), "pending_ops": op_ids, "already_pending": reused, "generation": after.desired_generation})),
         )
         .await;
+    // The ops this edit made first, then those of its changes already in flight.
     let pending_ops = ops_by_id(
         &state,
-        &reused.iter().chain(&op_ids).cloned().collect::<Vec<_>>(),
+        &op_ids.iter().chain(&reused).cloned().collect::<Vec<_>>(),
     )
     .await?;
     crate::fleet::notify::notify_soon(&state);
