@@ -5,7 +5,8 @@
 //! requirement (holding `transfers:read` covers `transfers:read:own`).
 
 use crate::config::RbacSection;
-use std::collections::BTreeMap;
+use crate::routes::{Access, ROUTES};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The fixed order of the built-in roles, used to stop anyone from minting a credential above
 /// their own role. Custom roles have no rank and can only be granted to themselves.
@@ -49,6 +50,36 @@ pub fn grant_satisfies(granted: &str, required: &str) -> bool {
         return grant_satisfies(granted, unscoped);
     }
     false
+}
+
+/// Every permission a route checks: all a role can usefully grant (the route table is the only
+/// place permissions are required).
+pub fn known_permissions() -> BTreeSet<&'static str> {
+    let mut known = BTreeSet::new();
+    for route in ROUTES {
+        match route.access {
+            Access::Permission(permission) | Access::HostOr(permission) => {
+                known.insert(permission);
+            }
+            Access::Scoped { all, own } => {
+                known.extend([all, own]);
+            }
+            _ => {}
+        }
+    }
+    known
+}
+
+/// Whether a grant in `rbac.roles` means something: `*`, a permission some route checks, or
+/// `resource:*` over a resource some route checks.
+pub fn grant_is_known(grant: &str, known: &BTreeSet<&str>) -> bool {
+    if grant == "*" || known.contains(grant) {
+        return true;
+    }
+    grant
+        .strip_suffix(":*")
+        .filter(|resource| !resource.is_empty() && !resource.contains(':'))
+        .is_some_and(|resource| known.iter().any(|p| p.split(':').next() == Some(resource)))
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +172,39 @@ mod tests {
         assert!(rbac.allows("readonly", "transfers:read"));
         assert!(!rbac.allows("readonly", "transfers:create"));
         assert!(!rbac.allows("ghost", "transfers:read"));
+    }
+
+    #[test]
+    fn known_grants_come_from_the_route_table() {
+        let known = known_permissions();
+        for grant in [
+            "*",
+            "transfers:*",
+            "transfers:read",
+            "transfers:read:own",
+            "fleet:manage",
+            "certificates:issue",
+        ] {
+            assert!(grant_is_known(grant, &known), "{grant}");
+        }
+        for grant in [
+            "transfers:retry",
+            "config:edit",
+            "users:manage:own",
+            "nothing:*",
+            "trans*",
+            ":*",
+            "transfers:read:*",
+            "",
+        ] {
+            assert!(!grant_is_known(grant, &known), "{grant}");
+        }
+        // The built-in roles grant only what exists.
+        for (role, spec) in RbacSection::default().roles {
+            for grant in spec.permissions {
+                assert!(grant_is_known(&grant, &known), "{role}: {grant}");
+            }
+        }
     }
 
     #[test]

@@ -193,31 +193,57 @@ async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(),
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(no file)".into());
-        // The payload store is checked for real (folder writable, bucket listable): a wrong
-        // bucket or credential would otherwise only show at the first upload.
-        let blobs = mftplus_cloud::blobs::check(&loaded.config.transfers)
-            .await
-            .map_err(|e| e.to_string())?;
-        let fleet = mftplus_cloud::fleet::check(&loaded.config)?;
+        // Past the configuration itself, each check runs even when another failed, so one
+        // run shows everything. The payload store is checked for real (folder writable, bucket
+        // listable): a wrong bucket or credential would otherwise only show at the first upload.
+        let mut failed = Vec::new();
+        let mut report = |result: Result<String, String>| {
+            result.unwrap_or_else(|problem| {
+                failed.push(problem);
+                String::new()
+            })
+        };
+        let blobs = report(
+            mftplus_cloud::blobs::check(&loaded.config.transfers)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+        let fleet = report(mftplus_cloud::fleet::check(&loaded.config));
         // The CA is opened as the start would (created on first use), so its roots and CRL
         // exist for the listener check below.
-        let ca = match mftplus_cloud::ca::CaRuntime::open(
-            &loaded.config,
-            mftplus_base::Clock::now_secs(&SystemClock),
-        )
-        .map_err(|e| e.to_string())?
-        {
-            Some(ca) => format!("built-in CA in {}", ca.dir().display()),
-            None => "built-in CA off".to_string(),
-        };
+        let ca = report(
+            mftplus_cloud::ca::CaRuntime::open(
+                &loaded.config,
+                mftplus_base::Clock::now_secs(&SystemClock),
+            )
+            .map(|ca| match ca {
+                Some(ca) => format!("built-in CA in {}", ca.dir().display()),
+                None => "built-in CA off".to_string(),
+            })
+            .map_err(|e| e.to_string()),
+        );
         // The certificate, key and client CAs are read for real, as the listener will.
-        let tls = match mftplus_cloud::tls::load(&loaded.config).map_err(|e| e.to_string())? {
-            Some(tls) => format!(
-                "TLS 1.3 ({:?} client certificates)",
-                tls.settings().client_auth
-            ),
-            None => "off".to_string(),
-        };
+        let tls = report(
+            mftplus_cloud::tls::load(&loaded.config)
+                .map(|tls| match tls {
+                    Some(tls) => format!(
+                        "TLS 1.3 ({:?} client certificates)",
+                        tls.settings().client_auth
+                    ),
+                    None => "off".to_string(),
+                })
+                .map_err(|e| e.to_string()),
+        );
+        if !failed.is_empty() {
+            let count = match failed.len() {
+                1 => "1 problem".to_string(),
+                n => format!("{n} problems"),
+            };
+            return Err(format!(
+                "configuration check failed, {count}:\n  {}",
+                failed.join("\n  ")
+            ));
+        }
         println!(
             "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}, {ca}",
             loaded.config.mode.as_str()
