@@ -15,6 +15,11 @@ const LIMITS: Limits = Limits {
     header_read: Duration::from_millis(500),
     body_idle: Duration::from_millis(500),
     drain: Duration::from_secs(5),
+    max_connections: 20_000,
+    max_connections_per_address: 1_024,
+    max_uri_bytes: 8 * 1024,
+    max_header_count: 100,
+    max_header_bytes: 32 * 1024,
 };
 
 async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
