@@ -17,13 +17,13 @@
 
 pub mod ca;
 mod client;
+#[cfg(feature = "server")]
+mod gate;
 pub mod identity;
 #[cfg(feature = "server")]
 mod listener;
 #[cfg(feature = "server")]
 pub mod serve;
-#[cfg(feature = "server")]
-mod gate;
 #[cfg(feature = "server")]
 mod server;
 mod settings;

@@ -106,7 +106,10 @@ fn dev_runs_the_cloud_and_a_registered_hub_in_front_of_it() {
     let dashboard = dev.field("Dashboard:");
     assert_eq!(dashboard.trim_end_matches('/'), api);
     let page = get(&api, "/login");
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("Sign in"), "{page}");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("Sign in"),
+        "{page}"
+    );
     let key_file = data.join("hub").join("deploy.key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

@@ -121,7 +121,10 @@ pub async fn pending_op(cloud: &TestCloud, host: &Enrolled) -> String {
     // A guest of its own each time: the same change on the same host while its op is in flight
     // finds that op instead of making a new one (decision 0009), and callers want a new one.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let guest = format!("web-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let guest = format!(
+        "web-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let path = format!("/api/v1/hosts/{}/desired-state", host.host_id);
     let with_guest = json!({"desired_state": {"guests": {guest: web_guest()}}});
     let reply = call(cloud, &admin(cloud), "PUT", &path, Some(with_guest)).await;
