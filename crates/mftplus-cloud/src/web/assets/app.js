@@ -6,7 +6,12 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const region of document.querySelectorAll("[data-live]")) {
     follow(region);
   }
-  for (const button of document.querySelectorAll("[data-copy]")) {
+  wireCopyButtons(document);
+});
+
+// Shows and wires the copy buttons under `root` (the page, or a region just refreshed).
+function wireCopyButtons(root) {
+  for (const button of root.querySelectorAll("[data-copy]")) {
     button.hidden = false;
     button.addEventListener("click", async () => {
       const source = document.getElementById(button.dataset.copy);
@@ -14,7 +19,7 @@ document.addEventListener("DOMContentLoaded", () => {
       button.textContent = "Copied";
     });
   }
-});
+}
 
 // Re-reads the region's fragment whenever the server says its data changed. The fragment is
 // rendered and escaped by the server, like the page it came from.
@@ -33,6 +38,7 @@ function follow(region) {
       });
       if (answer.ok && !answer.redirected) {
         region.innerHTML = await answer.text();
+        wireCopyButtons(region);
         region.dataset.updated = String(Date.now());
       } else {
         // The session ended: stop following; the next navigation asks to sign in.
