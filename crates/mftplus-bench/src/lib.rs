@@ -8,8 +8,11 @@
 //! For the edge hub (`bench/hub_proxy.sh`), `ws-echo` and `ws-hold` hold many upgraded
 //! connections through a proxy; for its offline queue (`bench/hub_queue.sh`), `load` posts to
 //! a hub whose cloud is down and `hub-enqueue` drives the queue's writer without HTTP.
+//! For the serve loop's limits (`bench/slowloris.sh`), `slowloris` holds thousands of
+//! connections that trickle a request head while it measures legitimate requests beside them.
 //!
-//! It is not a general-purpose load tool (it speaks only `POST /api/v1/host-report`, and raw bytes after an upgrade), and it
+//! It is not a general-purpose load tool (it speaks only `POST /api/v1/host-report`, raw bytes
+//! after an upgrade, and the hand-written `GET`s and unfinished heads of `slowloris`), and it
 //! contains no SQL: everything goes through `mftplus_cloud::db::open` and the `Store` trait (and
 //! the hub's own `queue::Enqueuer`).
 
@@ -19,6 +22,7 @@ pub mod liveness;
 pub mod load;
 pub mod report;
 pub mod seed;
+pub mod slowloris;
 pub mod ws;
 
 use mftplus_store::StoreError;

@@ -1,8 +1,9 @@
-//! `mftplus-bench seed | load | liveness | ws-echo | ws-hold | hub-enqueue`: see the library
-//! docs, `bench/fleet_load.sh`, `bench/hub_proxy.sh` and `bench/hub_queue.sh`.
+//! `mftplus-bench seed | load | liveness | ws-echo | ws-hold | hub-enqueue | slowloris`: see the
+//! library docs, `bench/fleet_load.sh`, `bench/hub_proxy.sh`, `bench/hub_queue.sh` and
+//! `bench/slowloris.sh`.
 
 use clap::{Parser, Subcommand};
-use mftplus_bench::{hub_enqueue, liveness, load, seed, ws, BenchError};
+use mftplus_bench::{hub_enqueue, liveness, load, seed, slowloris, ws, BenchError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -101,6 +102,58 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         hold: u64,
     },
+    /// Legitimate requests at a fixed rate, alone and then beside N connections trickling a
+    /// request head that never ends; latency, rate and what the attack met, per phase.
+    Slowloris {
+        /// `ip:port` of the server.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        #[arg(long, default_value = "/api/v1/health")]
+        path: String,
+        #[arg(long, default_value_t = 2000)]
+        attack_connections: usize,
+        /// Local address the attacking connections are bound to; several, comma-separated,
+        /// are used round-robin (a slowloris from many clients).
+        #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
+        attack_source: Vec<std::net::IpAddr>,
+        /// Local address the legitimate connections are bound to (another client).
+        #[arg(long, default_value = "127.0.0.2")]
+        legit_source: std::net::IpAddr,
+        /// Legitimate requests per second (open loop, over all legitimate connections).
+        #[arg(long, default_value_t = 200.0)]
+        legit_rate: f64,
+        #[arg(long, default_value_t = 8)]
+        legit_connections: usize,
+        /// Legitimate traffic before the baseline, not counted.
+        #[arg(long, default_value_t = 2.0)]
+        warmup_seconds: f64,
+        #[arg(long, default_value_t = 20.0)]
+        baseline_seconds: f64,
+        #[arg(long, default_value_t = 60.0)]
+        attack_seconds: f64,
+        /// Between two header lines on an attacking connection.
+        #[arg(long, default_value_t = 5.0)]
+        trickle_seconds: f64,
+        /// After the server closed an attacking connection, before it connects again.
+        #[arg(long, default_value_t = 1.0)]
+        reconnect_seconds: f64,
+        /// A legitimate request unanswered this long is an error.
+        #[arg(long, default_value_t = 10.0)]
+        request_timeout_seconds: f64,
+        /// The server's process id, to read its CPU, memory and descriptors from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Processes whose scheduler statistics explain the slowest requests (comma-separated;
+        /// by default the server's).
+        #[arg(long, value_delimiter = ',')]
+        watch_pid: Vec<u32>,
+    },
+}
+
+/// A non-negative, finite number of seconds from the command line.
+fn seconds(name: &str, value: f64) -> Result<Duration, BenchError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| BenchError::Invalid(format!("--{name} must be a number of seconds >= 0")))
 }
 
 fn runtime(single_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
@@ -271,6 +324,69 @@ fn run(args: Args) -> Result<(), BenchError> {
                     .as_deref()
                     .map(|e| format!("; first error: {e}"))
                     .unwrap_or_default()
+            );
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Slowloris {
+            target,
+            path,
+            attack_connections,
+            attack_source,
+            legit_source,
+            legit_rate,
+            legit_connections,
+            warmup_seconds,
+            baseline_seconds,
+            attack_seconds,
+            trickle_seconds,
+            reconnect_seconds,
+            request_timeout_seconds,
+            server_pid,
+            watch_pid,
+        } => {
+            let options = slowloris::SlowlorisOptions {
+                target,
+                path,
+                attack_connections,
+                attack_sources: attack_source,
+                legit_source,
+                legit_rate,
+                legit_connections,
+                warmup: seconds("warmup-seconds", warmup_seconds)?,
+                baseline: seconds("baseline-seconds", baseline_seconds)?,
+                attack: seconds("attack-seconds", attack_seconds)?,
+                trickle: seconds("trickle-seconds", trickle_seconds)?,
+                reconnect_wait: seconds("reconnect-seconds", reconnect_seconds)?,
+                refused_within: Duration::from_secs(1),
+                request_timeout: seconds("request-timeout-seconds", request_timeout_seconds)?,
+                server_pid,
+                watch_pids: if watch_pid.is_empty() {
+                    server_pid.into_iter().collect()
+                } else {
+                    watch_pid
+                },
+            };
+            // One thread: the script pins the tool to one CPU.
+            let summary = runtime(true)?.block_on(slowloris::run(options))?;
+            let (b, u, a) = (&summary.baseline, &summary.under_attack, &summary.attack);
+            eprintln!(
+                "{}: baseline p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s, {} errors; under attack p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {:.0} req/s, {} errors; attack: {} opened, {} closed by the server ({} refused at once), lifetime p50 {:.1} s, max {:.1} s, {:.0} held on average",
+                summary.target,
+                b.p50_ms,
+                b.p99_ms,
+                b.rate_per_s,
+                b.error_count,
+                u.p50_ms,
+                u.p99_ms,
+                u.max_ms,
+                u.rate_per_s,
+                u.error_count,
+                a.opened,
+                a.closed_by_server,
+                a.refused_at_once,
+                a.lifetime_p50_s,
+                a.lifetime_max_s,
+                a.held_avg
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
