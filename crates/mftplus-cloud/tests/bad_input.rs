@@ -335,6 +335,16 @@ async fn oversized_heads_and_too_many_connections_answer_coded_json() {
         (status, body["error"]["code"].as_str()),
         (503, Some("too_many_connections"))
     );
+    // An HTTP client library reads the refusal as an answer, not as a broken connection: the
+    // server waits for the request before it answers.
+    let client = reqwest::Client::new()
+        .get(format!("{}/api/v1/health", cloud.url))
+        .send()
+        .await
+        .expect("a 503, not a protocol error");
+    assert_eq!(client.status(), 503);
+    let body: serde_json::Value = client.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_connections");
     drop(held);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (status, _) = raw_exchange(

@@ -76,10 +76,13 @@ impl Drop for Slot {
 }
 
 /// Answers a connection over the limits with a 503 and closes it; bounded, so a flood of
-/// refused connections cannot pile up tasks.
+/// refused connections cannot pile up tasks. The answer waits for the request's head (up to
+/// a second and a few KiB): an HTTP client that is sent a response before its request reports
+/// a protocol error instead of the 503, so a legitimate client (a hub sharing an address with
+/// an attacker) would not learn why, nor when to retry.
 pub(crate) async fn refuse_connection<Io>(mut io: Io)
 where
-    Io: tokio::io::AsyncWrite + Unpin,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let response = raw_response(
         503,
@@ -87,11 +90,28 @@ where
         ErrorCode::TooManyConnections,
         "too many connections are open (overall or from this address); retry later",
     );
+    let _ = tokio::time::timeout(Duration::from_secs(1), read_head(&mut io)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = io.write_all(response.as_bytes()).await;
         let _ = io.shutdown().await;
     })
     .await;
+}
+
+/// Reads until the end of a request head, end of stream, or 8 KiB.
+async fn read_head<Io: tokio::io::AsyncRead + Unpin>(io: &mut Io) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while seen.len() < 8 * 1024 {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            return;
+        }
+    }
 }
 
 /// The limits on a request's head that the router never sees past.
