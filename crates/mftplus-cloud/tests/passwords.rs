@@ -208,9 +208,10 @@ async fn changing_your_own_password() {
         .collect();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].actor, "alice@example.com");
-    assert!(entries
-        .iter()
-        .any(|e| e.event == "password_change_failed" && e.outcome == "failure"));
+    // A wrong current password is a failed password check like a sign-in's, said so.
+    assert!(entries.iter().any(|e| e.event == "login_failed"
+        && e.outcome == "failure"
+        && e.details["purpose"] == "password_change"));
     for entry in &entries {
         let details = entry.details.to_string();
         assert!(

@@ -8,6 +8,23 @@ use mftplus_store::UserRow;
 use mftplus_types::ErrorCode;
 use serde_json::json;
 
+/// Why a password is being checked: named in the audit records, and only a sign-in counts as
+/// the account's latest login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    PasswordChange,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::PasswordChange => "password_change",
+        }
+    }
+}
+
 /// Checks `email`/`password` from `ip`. Throttled per (account, address), per address and per
 /// account, never locked: an attacker's failures delay the attacker, not the account's owner
 /// (decision 0007). Unknown accounts cost the same Argon2 time as known ones. Failures and
@@ -17,6 +34,7 @@ pub async fn check_password(
     email: &str,
     password: String,
     ip: &str,
+    purpose: Purpose,
 ) -> ApiResult<UserRow> {
     let email = email.trim().to_ascii_lowercase();
     let now = state.clock.now_secs();
@@ -31,6 +49,7 @@ pub async fn check_password(
                     .details(json!({
                         "throttle": throttled.kind.as_str(),
                         "retry_after": throttled.retry_after,
+                        "purpose": purpose.as_str(),
                     })),
             )
             .await;
@@ -61,7 +80,8 @@ pub async fn check_password(
                 AuditEvent::new("login_failed")
                     .actor(&email)
                     .outcome("failure")
-                    .ip(ip),
+                    .ip(ip)
+                    .details(json!({"purpose": purpose.as_str()})),
             )
             .await;
         return Err(ApiError::new(
@@ -72,9 +92,11 @@ pub async fn check_password(
     state
         .login_throttle
         .record_success(&account, &address, state.clock.now_secs());
-    state
-        .store
-        .record_login(&user.id, state.clock.now_ms())
-        .await?;
+    if purpose == Purpose::SignIn {
+        state
+            .store
+            .record_login(&user.id, state.clock.now_ms())
+            .await?;
+    }
     Ok(user)
 }

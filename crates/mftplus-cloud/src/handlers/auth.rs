@@ -19,7 +19,14 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    let user = crate::app::sign_in::check_password(&state, &body.email, body.password, &ip).await?;
+    let user = crate::app::sign_in::check_password(
+        &state,
+        &body.email,
+        body.password,
+        &ip,
+        crate::app::sign_in::Purpose::SignIn,
+    )
+    .await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
     let pair = issue_pair(&state, &user, &family, "login").await?;
     state

@@ -60,69 +60,21 @@ pub async fn change(
              and run `mftctl passwd`",
         ));
     };
-    let email = caller.email.to_ascii_lowercase();
-    let (account, address) = (format!("email:{email}"), format!("ip:{ip}"));
-    if let Err(throttled) = state
-        .login_throttle
-        .check(&account, &address, state.clock.now_secs())
-    {
-        state
-            .audit(
-                AuditEvent::new("login_throttled")
-                    .actor(&email)
-                    .outcome("denied")
-                    .ip(&ip)
-                    .details(json!({
-                        "throttle": throttled.kind.as_str(),
-                        "retry_after": throttled.retry_after,
-                        "via": "password_change",
-                    })),
-            )
-            .await;
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed password checks; try again later",
-        )
-        .with_retry_after(throttled.retry_after));
-    }
-    let user = state
-        .store
-        .get_user(&caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
-    let Some(hash) = user.password_hash.clone() else {
-        return Err(ApiError::validation(
-            "this account has no password (service accounts sign in with API keys)",
-        ));
-    };
-    let current = body.current_password;
-    let verified = tokio::task::spawn_blocking(move || {
-        mftplus_crypto::password::verify_password(&current, &hash)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    if !verified {
-        state
-            .login_throttle
-            .record_failure(&account, &address, state.clock.now_secs());
-        state
-            .audit(
-                AuditEvent::new("password_change_failed")
-                    .actor(&email)
-                    .target(&user.email)
-                    .outcome("failure")
-                    .ip(&ip)
-                    .details(json!({"reason": "wrong_current_password"})),
-            )
-            .await;
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "the current password is wrong",
+    // The current password is checked as a sign-in's is: the same throttle, the same audit.
+    let user = crate::app::sign_in::check_password(
+        &state,
+        &caller.email,
+        body.current_password,
+        &ip,
+        crate::app::sign_in::Purpose::PasswordChange,
+    )
+    .await?;
+    if user.id != caller.user_id {
+        return Err(ApiError::unauthenticated(
+            "the token's user no longer exists",
         ));
     }
-    state
-        .login_throttle
-        .record_success(&account, &address, state.clock.now_secs());
+    let email = user.email.clone();
     let new_hash = policy_and_hash(body.new_password).await?;
     let now = state.clock.now_ms();
     state

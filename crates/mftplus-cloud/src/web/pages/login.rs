@@ -74,6 +74,7 @@ pub async fn submit(
         &fields.email,
         fields.password,
         &ip,
+        crate::app::sign_in::Purpose::SignIn,
     )
     .await
     {
