@@ -21,19 +21,8 @@ use mftplus_store::UserUpdate;
 use mftplus_types::api::{
     ChangePasswordRequest, PasswordChanged, PasswordReset, ResetPasswordRequest,
 };
-use mftplus_types::ErrorCode;
 use serde_json::json;
 use std::collections::BTreeSet;
-
-/// The policy check, then Argon2id off the async threads.
-async fn policy_and_hash(password: String) -> ApiResult<String> {
-    mftplus_crypto::password::check_password_policy(&password)
-        .map_err(|msg| ApiError::new(ErrorCode::WeakPassword, msg))?;
-    tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
-}
 
 /// `POST /api/v1/auth/password`: the caller's own password. The current one must be right
 /// (a wrong one counts as a failed sign-in), the new one must pass the policy. Every other
@@ -75,7 +64,7 @@ pub async fn change(
         ));
     }
     let email = user.email.clone();
-    let new_hash = policy_and_hash(body.new_password).await?;
+    let new_hash = super::users::hash_password(body.new_password).await?;
     let now = state.clock.now_ms();
     state
         .store
@@ -148,7 +137,7 @@ pub async fn reset(
             (generated.clone(), Some(generated))
         }
     };
-    let hash = policy_and_hash(password).await?;
+    let hash = super::users::hash_password(password).await?;
     let now = state.clock.now_ms();
     let updated = state
         .store

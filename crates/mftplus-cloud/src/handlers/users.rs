@@ -33,7 +33,9 @@ pub async fn show(
     Ok(Json(user_to_api(&state, &user)))
 }
 
-async fn hash_password(password: String) -> ApiResult<String> {
+/// The password policy, then Argon2id off the async threads: every password a person sets
+/// (created, changed, reset) goes through here.
+pub(crate) async fn hash_password(password: String) -> ApiResult<String> {
     mftplus_crypto::password::check_password_policy(&password)
         .map_err(|msg| ApiError::new(ErrorCode::WeakPassword, msg))?;
     tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&password))
