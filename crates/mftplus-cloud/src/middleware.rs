@@ -184,34 +184,7 @@ async fn admit(
         _ => {}
     }
 
-    // Pages take the session cookie and only it; the API never reads the cookie, so another
-    // site cannot make a browser call the API with it.
-    let page = crate::web::is_page(spec);
-    if page && spec.method != http::Method::GET {
-        same_site(request.headers())?;
-    }
-    let authenticated = if page {
-        crate::web::session::authenticate(state, request.headers()).await
-    } else {
-        state.authenticate(request.headers()).await
-    };
-    let caller = match authenticated {
-        Ok(Some(caller)) => caller,
-        Ok(None) => {
-            return Err(ApiError::unauthenticated(
-                "authentication required: use Authorization: Bearer <token> or X-API-Key",
-            ))
-        }
-        Err(err) => {
-            let kind = match presented(request.headers()) {
-                _ if page => "session",
-                Presented::ApiKey(_) => "api_key",
-                _ => "jwt",
-            };
-            return Err(auth_failed(state, spec, client_ip, kind, err).await);
-        }
-    };
-
+    let caller = authenticate_person(state, spec, client_ip, request.headers()).await?;
     limit_credential(state, caller.credential_id(), limits)?;
 
     let scope = match spec.access {
@@ -281,6 +254,43 @@ fn same_site(headers: &http::HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The person behind a route that needs one: a page's session cookie, or the API's header
+/// credentials. Pages take the cookie and only it; the API never reads the cookie, so another
+/// site cannot make a browser call the API with it.
+async fn authenticate_person(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    headers: &http::HeaderMap,
+) -> Result<Caller, ApiError> {
+    let page = crate::web::is_page(spec);
+    if page && spec.method != http::Method::GET {
+        same_site(headers)?;
+    }
+    let authenticated = if page {
+        crate::web::session::authenticate(state, headers).await
+    } else {
+        state.authenticate(headers).await
+    };
+    match authenticated {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) if page => Err(ApiError::unauthenticated(
+            "sign in first: this page needs a session",
+        )),
+        Ok(None) => Err(ApiError::unauthenticated(
+            "authentication required: use Authorization: Bearer <token> or X-API-Key",
+        )),
+        Err(err) => {
+            let kind = match presented(headers) {
+                _ if page => "session",
+                Presented::ApiKey(_) => "api_key",
+                _ => "jwt",
+            };
+            Err(auth_failed(state, spec, client_ip, kind, err).await)
+        }
+    }
 }
 
 /// Counts and audits a refused credential (never an internal failure) and passes the error on.
