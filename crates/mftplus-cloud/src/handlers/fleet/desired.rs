@@ -46,7 +46,6 @@ pub async fn update(
     let current = desired_of(&host)?;
     let plan = mftplus_fleet::plan_edit(&current, &body.desired_state);
     let now_ms = state.clock.now_ms();
-    let fleet = &state.config.config.fleet;
     let key_id = state
         .fleet
         .allowed_signers
@@ -66,38 +65,9 @@ pub async fn update(
             reused.push(existing.id.clone());
             continue;
         }
-        let op = mftplus_fleet::build_op(
-            change,
-            &host.id,
-            now_ms / 1000,
-            fleet.op_ttl_seconds as i64,
-            &key_id,
-        )
-        .map_err(|err| ApiError::validation(err.to_string()))?;
-        let op_id = format!("op-{}", uuid::Uuid::now_v7().simple());
-        let blob = String::from_utf8(op.to_canonical_bytes()).map_err(ApiError::internal)?;
-        events.push(NewEvent {
-            at_ms: now_ms,
-            kind: "op_pending_signature".into(),
-            severity: "warning".into(),
-            customer_id: Some(host.customer_id.clone()),
-            host_id: Some(host.id.clone()),
-            guest_id: change.guest_id.clone(),
-            op_id: Some(op_id.clone()),
-            details_json: json!({"op": change.op, "path": change.path, "params": change.params, "by": caller.email}).to_string(),
-        });
-        ops.push(NewSignedOp {
-            id: op_id,
-            customer_id: host.customer_id.clone(),
-            host_id: host.id.clone(),
-            guest_id: change.guest_id.clone(),
-            op_type: change.op.clone(),
-            op_blob: blob,
-            nonce: op.nonce.clone(),
-            issued_at_ms: op.issued_at * 1000,
-            expires_at_ms: op.expires_at * 1000,
-            created_by: caller.email.clone(),
-        });
+        let (op, event) = new_op(&state, &host, change, &caller.email, now_ms, &key_id)?;
+        ops.push(op);
+        events.push(event);
     }
     let (desired_json, guest_specs) = match &plan.published {
         Some(published) => {
@@ -159,6 +129,52 @@ pub async fn update(
         published: plan.benign,
         pending_ops,
     }))
+}
+
+/// The op awaiting an offline signature for one destructive change, with its event.
+fn new_op(
+    state: &AppState,
+    host: &mftplus_store::HostRow,
+    change: &mftplus_types::fleet::DesiredChange,
+    by: &str,
+    now_ms: i64,
+    key_id: &str,
+) -> ApiResult<(NewSignedOp, NewEvent)> {
+    let op = mftplus_fleet::build_op(
+        change,
+        &host.id,
+        now_ms / 1000,
+        state.config.config.fleet.op_ttl_seconds as i64,
+        key_id,
+    )
+    .map_err(|err| ApiError::validation(err.to_string()))?;
+    let op_id = format!("op-{}", uuid::Uuid::now_v7().simple());
+    let blob = String::from_utf8(op.to_canonical_bytes()).map_err(ApiError::internal)?;
+    let event = NewEvent {
+        at_ms: now_ms,
+        kind: "op_pending_signature".into(),
+        severity: "warning".into(),
+        customer_id: Some(host.customer_id.clone()),
+        host_id: Some(host.id.clone()),
+        guest_id: change.guest_id.clone(),
+        op_id: Some(op_id.clone()),
+        details_json:
+            json!({"op": change.op, "path": change.path, "params": change.params, "by": by})
+                .to_string(),
+    };
+    let signed_op = NewSignedOp {
+        id: op_id,
+        customer_id: host.customer_id.clone(),
+        host_id: host.id.clone(),
+        guest_id: change.guest_id.clone(),
+        op_type: change.op.clone(),
+        op_blob: blob,
+        nonce: op.nonce.clone(),
+        issued_at_ms: op.issued_at * 1000,
+        expires_at_ms: op.expires_at * 1000,
+        created_by: by.to_string(),
+    };
+    Ok((signed_op, event))
 }
 
 /// An op still on its way to the agent (awaiting signature, signed or delivered, unexpired),
