@@ -65,6 +65,9 @@ pub struct CaRuntime {
     /// Swapped whole when the files change (a rotation, here or on another replica).
     authority: RwLock<Arc<Authority>>,
     stamp: Mutex<Stamp>,
+    /// Held through a rotation's start or end: both rewrite the folder's files, and two at once
+    /// (a double click, two operators) left it half-written.
+    changing: Mutex<()>,
     pub lifetimes: Lifetimes,
 }
 
@@ -101,6 +104,7 @@ impl CaRuntime {
             dir: section.dir.clone(),
             name: section.name.clone(),
             stamp: Mutex::new(stamp(&section.dir)),
+            changing: Mutex::new(()),
             authority: RwLock::new(Arc::new(authority)),
             lifetimes,
         }))
@@ -135,11 +139,13 @@ impl CaRuntime {
 
     /// Starts a rotation (see `Authority::rotate`) and loads the new pair.
     pub fn rotate(&self, now: i64) -> Result<(), mftplus_pki::ca::CaError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         Authority::rotate(&self.dir, &self.name, now)?;
         self.reload_if_changed().map(drop)
     }
 
     pub fn retire(&self, now: i64) -> Result<(), mftplus_pki::ca::CaError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         Authority::retire(&self.dir, now)?;
         self.reload_if_changed().map(drop)
     }

@@ -2,40 +2,22 @@
 //! never turns into a plain-text 400 or a 500.
 
 use crate::error::ApiError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use mftplus_types::ErrorCode;
 use serde::de::DeserializeOwned;
 
+/// A JSON request body. Every request body of the API is an object: serde would also read a
+/// struct from an array (`[null, null]`), which no client means, so that is refused too.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        JsonRejection::JsonSyntaxError(err) => ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("malformed JSON: {}", err.body_text()),
-        ),
-        JsonRejection::JsonDataError(err) => ApiError::validation(err.body_text()),
-        other if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
-        }
-        other => ApiError::new(ErrorCode::BadRequest, other.body_text()),
+        let ApiJsonVerbatim(value, _) = ApiJsonVerbatim::from_request(request, state).await?;
+        Ok(ApiJson(value))
     }
 }
 
@@ -105,6 +87,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonVerbatim<T> 
                     ApiError::new(ErrorCode::BadRequest, rejection.body_text())
                 }
             })?;
+        let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+        if first.is_some_and(|byte| *byte != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(ApiError::validation("the body must be a JSON object"));
+        }
         let value = serde_json::from_slice(&bytes).map_err(|err| {
             if err.is_data() {
                 ApiError::validation(err.to_string())

@@ -24,6 +24,7 @@ pub mod hubs;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod principal;
 pub mod ratelimit;
 pub mod rbac;

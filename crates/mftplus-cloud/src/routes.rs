@@ -87,6 +87,7 @@ table! {
     "health"              GET    paths::HEALTH => Access::Public;
     "api_health"          GET    paths::API_HEALTH => Access::Public;
     "jwks"                GET    paths::JWKS => Access::Public;
+    "openapi"             GET    paths::OPENAPI => Access::Public;
     "auth_login"          POST   paths::AUTH_LOGIN => Access::Public;
     "auth_refresh"        POST   paths::AUTH_REFRESH => Access::Public;
     "auth_logout"         POST   paths::AUTH_LOGOUT => Access::Authenticated;
@@ -219,6 +220,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "health" | "bench_public" | "bench_authenticated" => get(health::health),
         "api_health" => get(health::api_health),
         "jwks" => get(health::jwks),
+        "openapi" => get(crate::openapi::serve),
         "auth_login" => post(auth::login),
         "auth_refresh" => post(auth::refresh),
         "auth_logout" => post(auth::logout),

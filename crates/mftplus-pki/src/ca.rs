@@ -152,7 +152,14 @@ impl Authority {
             return Err(CaError::Rotation("no rotation is under way".into()));
         }
         write_public(&dir.join("roots.pem"), &read_text(&dir.join("root.crt"))?)?;
-        let kept = dir.join(format!("retired-{now}"));
+        // Two rotations can end within one second: the record of the first is never replaced.
+        let kept = (0..)
+            .map(|n| match n {
+                0 => dir.join(format!("retired-{now}")),
+                n => dir.join(format!("retired-{now}-{n}")),
+            })
+            .find(|candidate| !candidate.exists())
+            .expect("an unbounded range always yields a free name");
         std::fs::rename(&retiring, &kept).map_err(|e| io_error(&kept, e))
     }
 
@@ -499,7 +506,10 @@ pub(crate) fn write_public(path: &Path, text: &str) -> Result<(), CaError> {
         path: path.to_path_buf(),
         why: format!("cannot write: {e}"),
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // One temporary name per write, not per process: the CRL is rewritten from several tasks.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{write}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o644))

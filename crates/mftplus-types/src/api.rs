@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `user` for people, `service` for accounts used by scripts and integrations (no password login).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UserType {
     #[default]
@@ -30,6 +31,7 @@ impl UserType {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -43,6 +45,7 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub email: String,
@@ -57,6 +60,7 @@ pub struct CreateUserRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedUser {
     pub user: User,
     /// Present only when the server generated the password; shown once.
@@ -64,6 +68,7 @@ pub struct CreatedUser {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub name: Option<String>,
@@ -72,6 +77,7 @@ pub struct UpdateUserRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -81,6 +87,7 @@ pub struct LoginRequest {
 /// `POST /api/v1/auth/password`: a person changes their own password. A JWT session only; an
 /// API key is refused (decision 0017).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -89,6 +96,7 @@ pub struct ChangePasswordRequest {
 
 /// The answer to a password change: the caller's own session stays, every other one ends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PasswordChanged {
     /// Tokens (access and refresh) of the user's other sessions that were revoked.
     pub revoked_tokens: u64,
@@ -96,6 +104,7 @@ pub struct PasswordChanged {
 
 /// `POST /api/v1/users/{user}/password`: an administrator sets a new password for someone.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// When absent, the server generates one and returns it once.
@@ -103,6 +112,7 @@ pub struct ResetPasswordRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PasswordReset {
     pub user: User,
     /// Present only when the server generated the password; shown once.
@@ -112,12 +122,14 @@ pub struct PasswordReset {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -129,6 +141,7 @@ pub struct TokenPair {
 
 /// `mftctl auth token create --user EMAIL [--role ROLE] [--expires 1h]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// Email or id of the user the token acts as.
@@ -140,12 +153,14 @@ pub struct CreateTokenRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedToken {
     pub token: String,
     pub info: TokenInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenInfo {
     /// The JWT `jti`.
     pub token_id: String,
@@ -162,6 +177,7 @@ pub struct TokenInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RevokedCount {
     pub revoked: u64,
 }
@@ -169,6 +185,7 @@ pub struct RevokedCount {
 /// Derived, never stored: `active`, `expiring_soon` (within `api_keys.warning_days`), `expired`,
 /// `revoked`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
@@ -185,6 +202,7 @@ pub struct ApiKey {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     pub name: String,
@@ -196,6 +214,7 @@ pub struct CreateApiKeyRequest {
 
 /// Returned by create and rotate: the only time the secret is ever sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedApiKey {
     pub key: String,
     pub api_key: ApiKey,
@@ -203,12 +222,14 @@ pub struct CreatedApiKey {
 
 /// Finds a key by its full secret (sent in a body, never in a URL, so it stays out of logs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResolveApiKeyRequest {
     pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigValue {
     pub key: String,
     /// `null` for secrets.
@@ -221,6 +242,7 @@ pub struct ConfigValue {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: String,
@@ -232,6 +254,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DatabaseHealth {
     pub backend: String,
     /// `ok` or `error`.
@@ -239,6 +262,7 @@ pub struct DatabaseHealth {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Principal {
     /// `user` (password or JWT) or `api_key`.
     pub kind: String,
@@ -251,6 +275,7 @@ pub struct Principal {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Status {
     pub version: String,
     pub server_time: String,
@@ -263,6 +288,7 @@ pub struct Status {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     pub seq: i64,
     /// Unix milliseconds; the hashed form. `time` is the same instant for humans.
@@ -280,6 +306,7 @@ pub struct AuditEntry {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `after_seq` for the next page; `null` at the end.
@@ -287,11 +314,13 @@ pub struct AuditPage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Jwk {
     pub kty: String,
     pub kid: String,

@@ -17,6 +17,7 @@ pub const IDENTITY_URI_PREFIX: &str = "urn:mftplus:";
 pub const FORWARDED_CLIENT_CERT_HEADER: &str = "x-mftplus-client-cert";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BoxKind {
     Host,
@@ -90,6 +91,7 @@ impl fmt::Display for BoxIdentity {
 
 /// `POST /api/v1/certificates` and `POST /api/v1/certificates/renew`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IssueCertificateRequest {
     /// PEM `CERTIFICATE REQUEST`; only its public key is used.
@@ -104,6 +106,7 @@ pub struct IssueCertificateRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IssuedCertificate {
     pub serial: String,
     pub subject: String,
@@ -125,6 +128,7 @@ pub struct IssuedCertificate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CertificateInfo {
     pub serial: String,
     pub subject: String,
@@ -143,6 +147,7 @@ pub struct CertificateInfo {
 
 /// `GET /api/v1/ca`: what the CA trusts and whether a rotation is under way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaStatus {
     pub roots: Vec<CaRoot>,
     /// Set while old and new roots are both trusted (unix seconds).
@@ -154,6 +159,7 @@ pub struct CaStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaRoot {
     pub subject: String,
     /// SHA-256 hex of the DER.
@@ -163,6 +169,7 @@ pub struct CaRoot {
 
 /// `POST /api/v1/ca/retire`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetireCaRequest {
     /// Retire even though live certificates still chain to the old root (they stop working).
@@ -171,6 +178,7 @@ pub struct RetireCaRequest {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeCertificateRequest {
     #[serde(default)]

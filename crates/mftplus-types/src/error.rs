@@ -68,6 +68,9 @@ codes! {
     NotFound => "not_found", 404;
     MethodNotAllowed => "method_not_allowed", 405;
     Conflict => "conflict", 409;
+    // The request needs a part of the server its configuration leaves out (the edge firewall,
+    // say): retrying does not help, configuring it does.
+    NotConfigured => "not_configured", 409;
     // The desired state moved on since the generation the edit was based on.
     GenerationConflict => "generation_conflict", 409;
     // The signed op is not in a state that allows this transition.
@@ -123,11 +126,13 @@ impl<'de> Deserialize<'de> for ErrorCode {
 
 /// The body of every non-2xx answer: `{"error":{"code":"…","message":"…"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiErrorBody {
     pub error: ErrorInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorInfo {
     /// Kept as a string on the wire so an older client still reads a newer server's codes.
     pub code: String,

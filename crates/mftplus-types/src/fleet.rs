@@ -42,6 +42,7 @@ pub fn is_valid_idempotency_key(key: &[u8]) -> bool {
 
 /// `POST /api/v1/host-report`: the agent's heartbeat, poll and mirror of the box in one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostReport {
     /// Must be the host the presented key belongs to.
     pub host_id: String,
@@ -70,6 +71,7 @@ pub struct HostReport {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostSystem {
     #[serde(default)]
     pub cpu_percent: f64,
@@ -86,6 +88,7 @@ pub struct HostSystem {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GuestStatus {
     Running,
@@ -106,6 +109,7 @@ impl GuestStatus {
 
 /// One guest as the host sees it: authoritative up/down, every poll.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestStatusReport {
     pub guest_id: String,
     pub status: GuestStatus,
@@ -117,6 +121,7 @@ pub struct GuestStatusReport {
 
 /// An attached drive or other storage target, identified by a durable id (filesystem UUID).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StorageTarget {
     pub durable_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +140,7 @@ pub struct StorageTarget {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunOutcome {
     Ok,
@@ -143,6 +149,7 @@ pub enum RunOutcome {
 
 /// One backup or restore-test run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BackupRun {
     /// RFC 3339.
     pub at: String,
@@ -154,6 +161,7 @@ pub struct BackupRun {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SnapshotPointer {
     /// `durable_id` of the target the snapshot belongs to.
     pub target: String,
@@ -163,6 +171,7 @@ pub struct SnapshotPointer {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TunnelHealth {
     pub healthy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +180,7 @@ pub struct TunnelHealth {
 
 /// A destructive change the agent will not make without a signature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PendingChange {
     pub op: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +191,7 @@ pub struct PendingChange {
 
 /// The reply to every host report: the report is the heartbeat and the poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ControlEnvelope {
     pub poll_interval_seconds: u64,
     /// The customer is blocked: keep reporting, change nothing.
@@ -192,6 +203,7 @@ pub struct ControlEnvelope {
 
 /// `POST /api/v1/report`: the guest controller's slimmed, app-domain report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestReport {
     /// Must be the guest the presented key belongs to, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +228,7 @@ pub struct GuestReport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GeoMode {
     /// Only the listed countries may reach the customer's sites.
@@ -227,6 +240,7 @@ pub enum GeoMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GeoPolicy {
     pub mode: GeoMode,
     /// ISO 3166-1 alpha-2 codes, upper case.
@@ -238,6 +252,7 @@ pub struct GeoPolicy {
 
 /// `GET /api/v1/hosts/{id}/desired-state`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredStateResponse {
     pub generation: u64,
     pub desired_state: DesiredState,
@@ -245,6 +260,7 @@ pub struct DesiredStateResponse {
 
 /// The operator's intent for one host. Maps are keyed by guest id and storage `durable_id`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredState {
     #[serde(default)]
     pub guests: BTreeMap<String, GuestDesired>,
@@ -258,6 +274,7 @@ pub struct DesiredState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestDesired {
     pub spec: GuestSpec,
     #[serde(default)]
@@ -267,6 +284,7 @@ pub struct GuestDesired {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestSpec {
     /// What runs the guest. An agent refuses a kind its driver cannot run, and an unknown
     /// kind is refused when the desired state is read, never classified by guesswork.
@@ -290,6 +308,7 @@ pub struct GuestSpec {
 
 /// The kind of a guest, which decides the driver that runs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GuestKind {
     /// A virtual machine from a golden image (the Proxmox VE driver).
@@ -315,6 +334,7 @@ impl std::fmt::Display for GuestKind {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     #[default]
@@ -323,6 +343,7 @@ pub enum RunState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StoragePolicy {
     /// e.g. `bulk`, `system`, `backup`.
     pub role: String,
@@ -338,6 +359,7 @@ pub struct StoragePolicy {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BackupSchedule {
     #[default]
@@ -361,6 +383,7 @@ impl BackupSchedule {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Versions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
@@ -374,6 +397,7 @@ pub struct Versions {
 
 /// One difference between two desired states, as the cloud classified it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredChange {
     /// `benign` (published at once) or `destructive` (needs a signed op).
     pub kind: ChangeKind,
@@ -388,6 +412,7 @@ pub struct DesiredChange {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Benign,
@@ -396,6 +421,8 @@ pub enum ChangeKind {
 
 /// `PUT /api/v1/hosts/{id}/desired-state` (and the body of the dry-run diff).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PutDesiredState {
     pub desired_state: DesiredState,
     /// Refuse with 409 unless the current generation is this one (optimistic locking).
@@ -404,6 +431,7 @@ pub struct PutDesiredState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PutDesiredStateResponse {
     pub generation: u64,
     /// Benign changes, now in the published desired state.
@@ -413,6 +441,7 @@ pub struct PutDesiredStateResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredDiff {
     pub generation: u64,
     pub changes: Vec<DesiredChange>,
@@ -422,6 +451,7 @@ pub struct DesiredDiff {
 
 /// `POST /api/v1/enroll`, with the customer's retrieval password in `X-Retrieval-Password`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnrollRequest {
     pub customer_id: String,
     pub hostname: String,
@@ -431,6 +461,7 @@ pub struct EnrollRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnrollResponse {
     pub host_id: String,
     pub customer_id: String,
@@ -443,12 +474,14 @@ pub struct EnrollResponse {
 
 /// `POST /api/v1/hosts/{id}/guests`: the agent mints a guest controller's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestBootstrapRequest {
     pub guest_id: String,
     pub display_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestBootstrap {
     pub guest_id: String,
     pub host_id: String,
@@ -459,6 +492,7 @@ pub struct GuestBootstrap {
 
 /// `PUT /api/v1/hosts/{id}/escrow`: stored verbatim; the cloud cannot open the wrapped key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EscrowUpload {
     pub backup_namespace: String,
     pub repository_fingerprint: String,
@@ -467,11 +501,14 @@ pub struct EscrowUpload {
 
 /// `POST /api/v1/hosts/{id}/recovery`: arm recovery mode (TTL clamped to 60 s – 4 h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ArmRecovery {
     pub ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RecoveryState {
     pub host_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -480,12 +517,14 @@ pub struct RecoveryState {
 
 /// `POST /api/v1/hosts/{id}/re-enroll` (retrieval password, recovery mode armed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReEnrollRequest {
     pub hostname: String,
     pub agent_version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReEnrollResponse {
     pub host_id: String,
     pub customer_id: String,
@@ -497,6 +536,7 @@ pub struct ReEnrollResponse {
 
 /// What a fresh box needs to rebuild the lost one, from the durable sources only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RestoreDirective {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_namespace: Option<String>,
@@ -512,6 +552,8 @@ pub struct RestoreDirective {
 // ---------------------------------------------------------------- operator views
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
     /// A slug (`[a-z0-9-]`, 2–63); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -532,6 +574,8 @@ pub struct CreateCustomer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -549,6 +593,7 @@ pub struct UpdateCustomer {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CustomerInfo {
     pub id: String,
     pub name: String,
@@ -564,6 +609,7 @@ pub struct CustomerInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedCustomer {
     pub customer: CustomerInfo,
     /// Shown once.
@@ -571,6 +617,7 @@ pub struct CreatedCustomer {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostInfo {
     pub host_id: String,
     pub customer_id: String,
@@ -603,6 +650,7 @@ pub struct HostInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GuestInfo {
     pub guest_id: String,
     pub customer_id: String,
@@ -620,6 +668,7 @@ pub struct GuestInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostReportInfo {
     pub id: i64,
     pub host_id: String,
@@ -652,6 +701,7 @@ pub mod op_status {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OpInfo {
     pub op_id: String,
     pub customer_id: String,
@@ -679,6 +729,8 @@ pub struct OpInfo {
 
 /// `PUT /api/v1/ops/{id}/signature`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SignOp {
     /// Armored SSHSIG over the exact blob bytes, namespace `mftplus-op-v1`.
     pub signature: String,
@@ -686,6 +738,7 @@ pub struct SignOp {
 
 /// `POST /api/v1/hosts/{id}/signed-ops/{op_id}/status` (agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OpStatusUpdate {
     /// `executed`, `failed` or `rejected`.
     pub status: String,
@@ -696,6 +749,7 @@ pub struct OpStatusUpdate {
 // ---------------------------------------------------------------- events and notifications
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventInfo {
     pub id: i64,
     pub at: String,
@@ -714,6 +768,7 @@ pub struct EventInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NotificationInfo {
     pub id: i64,
     pub at: String,

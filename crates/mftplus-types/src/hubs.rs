@@ -32,6 +32,7 @@ fn default_protocol() -> u32 {
 
 /// `POST /api/v1/hubs/register` and `POST /api/v1/hubs/{hub_id}/validate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HubRegisterRequest {
     #[serde(default = "default_protocol")]
     pub protocol: u32,
@@ -44,6 +45,7 @@ pub struct HubRegisterRequest {
 
 /// The answer to register and validate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HubRegisterResponse {
     pub hub_id: String,
     pub heartbeat_interval_seconds: u64,
@@ -57,6 +59,7 @@ pub struct HubRegisterResponse {
 
 /// `POST /api/v1/hubs/{hub_id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HubHeartbeatRequest {
     pub hub_version: String,
     #[serde(default)]
@@ -68,6 +71,7 @@ pub struct HubHeartbeatRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HubHeartbeatResponse {
     /// `ok`.
     pub status: String,
@@ -76,12 +80,15 @@ pub struct HubHeartbeatResponse {
 
 /// `POST /api/v1/hubs/deploy-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateDeployKey {
     pub label: String,
 }
 
 /// The answer to creating a deploy key: `key` is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedDeployKey {
     pub id: String,
     pub label: String,
@@ -92,6 +99,7 @@ pub struct CreatedDeployKey {
 
 /// A deploy key as listed: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeployKeyInfo {
     pub id: String,
     pub label: String,
@@ -107,6 +115,7 @@ pub struct DeployKeyInfo {
 
 /// A hub as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HubInfo {
     pub hub_id: String,
     pub hostname: String,

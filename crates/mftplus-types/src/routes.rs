@@ -2,6 +2,8 @@
 
 pub const HEALTH: &str = "/health";
 pub const API_HEALTH: &str = "/api/v1/health";
+/// The OpenAPI 3.1 document of this API, generated from the route table.
+pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const JWKS: &str = "/.well-known/jwks.json";
 pub const STATUS: &str = "/api/v1/status";
 

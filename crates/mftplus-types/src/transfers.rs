@@ -5,12 +5,14 @@ use serde::{Deserialize, Serialize};
 
 /// `PUT /api/v1/users/me/key`: the caller's X25519 public key (`mftx25519_…`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyBody {
     pub public_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserPublicKey {
     pub user_id: String,
     pub email: String,
@@ -26,6 +28,7 @@ pub fn max_sealed_len(chunk_size: u64) -> u64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTransferRequest {
     /// Recipient users by email.
@@ -38,6 +41,7 @@ pub struct CreateTransferRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TransferRecipient {
     /// `user` or `agent`.
     pub kind: String,
@@ -47,6 +51,7 @@ pub struct TransferRecipient {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Transfer {
     pub id: String,
     pub sender_id: String,
@@ -68,6 +73,7 @@ pub struct Transfer {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChunkInfo {
     pub index: u64,
     pub size: u64,
@@ -78,12 +84,14 @@ pub struct ChunkInfo {
 
 /// Answer to a chunk upload: `stored`, or `already_stored` for an identical retry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChunkReceipt {
     pub index: u64,
     pub status: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CompleteTransferRequest {
     /// The sealed manifest, base64 (standard alphabet).
@@ -91,6 +99,7 @@ pub struct CompleteTransferRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerifyReport {
     pub transfer_id: String,
     pub chunks_checked: u64,
@@ -135,6 +144,7 @@ pub mod site {
 
     /// The cloud's recorded chunks of a site transfer, for the hub's verify.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     pub struct SiteVerifyPlan {
         pub transfer_id: String,
         pub chunk_count: Option<u64>,
@@ -143,6 +153,7 @@ pub mod site {
 
     /// `POST /api/v1/hubs/{hub_id}/site-transfers/live`: the transfers a hub holds files for.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     #[serde(deny_unknown_fields)]
     pub struct SiteTransfersQuery {
         pub transfer_ids: Vec<String>,
@@ -151,6 +162,7 @@ pub mod site {
     /// Which of them still need their files (uploading, or complete and not expired); the hub
     /// deletes the rest.
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     pub struct SiteTransfersLive {
         pub live: Vec<String>,
     }

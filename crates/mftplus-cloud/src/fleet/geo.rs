@@ -72,7 +72,7 @@ pub async fn remove_all(
     let customer = find_customer(&state, &customer_id).await?;
     let Some(firewall) = &state.fleet.firewall else {
         return Err(ApiError::new(
-            ErrorCode::Unavailable,
+            ErrorCode::NotConfigured,
             "no edge firewall is configured (edge_firewall.cloudflare)",
         ));
     };

@@ -19,7 +19,7 @@ use serde_json::json;
 /// Characters of the key kept for display: the prefix and six more.
 const DISPLAY_PREFIX_LEN: usize = 12;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]

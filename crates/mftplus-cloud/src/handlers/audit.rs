@@ -34,7 +34,7 @@ pub fn audit_to_api(row: AuditRow) -> AuditEntry {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     #[serde(default)]
@@ -62,7 +62,7 @@ pub async fn index(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     format: Option<String>,

@@ -281,7 +281,7 @@ async fn subject_exists(state: &AppState, subject: &BoxIdentity) -> ApiResult<()
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub subject: Option<String>,

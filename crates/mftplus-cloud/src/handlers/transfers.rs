@@ -276,7 +276,7 @@ pub async fn complete(
     Ok(Json(to_api(&state, &row).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 /// `pending_signature → signed → delivered → executed | failed | expired | rejected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
     PendingSignature,

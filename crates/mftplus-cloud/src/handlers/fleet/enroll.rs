@@ -117,7 +117,7 @@ pub async fn mint_guest(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigQuery {
     /// `yaml` (default) or `json`.

@@ -10,7 +10,7 @@ use mftplus_store::EventFilter;
 use mftplus_types::fleet::{EventInfo, NotificationInfo};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub customer: Option<String>,
@@ -35,7 +35,7 @@ pub async fn index(
     Ok(Json(crate::app::fleet::events(&state, filter).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationsQuery {
     pub limit: Option<u32>,

@@ -10,7 +10,7 @@ use axum::Json;
 use mftplus_types::fleet::{DesiredStateResponse, GuestInfo, HostInfo};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostsQuery {
     pub customer: Option<String>,
@@ -44,7 +44,7 @@ pub async fn desired_state(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuestsQuery {
     pub host: Option<String>,

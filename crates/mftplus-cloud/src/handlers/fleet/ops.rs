@@ -21,7 +21,7 @@ use mftplus_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpsQuery {
     /// Comma-separated statuses.

@@ -129,7 +129,7 @@ pub async fn guest_report(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportsQuery {
     pub limit: Option<u32>,
