@@ -85,6 +85,9 @@ CREATE TABLE certificate (
 "#,
 ];
 
+/// The schema version this agent writes ([`StateDb::schema_version`] of a file it opened).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
 #[derive(Debug, Error)]
 pub enum StateError {
     #[error(transparent)]
@@ -277,6 +280,7 @@ impl StateDb {
         }
     }
 
+    /// The file's `PRAGMA user_version`: [`SCHEMA_VERSION`] once opened (migrated).
     pub fn schema_version(&self) -> Result<u32, StateError> {
         self.conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -620,7 +624,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sql)?;
-    let known = MIGRATIONS.len() as u32;
+    let known = SCHEMA_VERSION;
     if version > known {
         return Err(StateError::TooNew {
             path: path.to_path_buf(),

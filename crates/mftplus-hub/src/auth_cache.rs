@@ -209,8 +209,14 @@ pub fn open_db(dir: &Path, secret: &str) -> Result<(Connection, Sealer), Offline
     Ok((conn, Sealer::derive(secret.as_bytes(), &salt)))
 }
 
+/// The schema version of an open `hub.db` (`PRAGMA user_version`): [`SCHEMA_VERSION`] once
+/// [`open_db`] has brought it forward; 0 for a file from before versioning.
+pub fn schema_version(conn: &Connection) -> Result<u32, OfflineError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
 fn check_not_newer(conn: &Connection, path: &Path) -> Result<u32, OfflineError> {
-    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found = schema_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(OfflineError::TooNew {
             path: path.display().to_string(),

@@ -39,7 +39,7 @@ use mftplus_store::{
 };
 use tokio_postgres::NoTls;
 
-pub use migrate::MIGRATIONS;
+pub use migrate::{MIGRATIONS, NEWER_SCHEMA};
 
 use crate::error::ResultExt;
 

@@ -1,4 +1,6 @@
-//! Embedded, append-only migrations, applied under an advisory lock.
+//! Embedded, append-only migrations, applied under an advisory lock. A database that records a
+//! migration this release does not ship was written by a newer release and is refused before
+//! anything is changed (`docs/upgrading.md`).
 
 use mftplus_store::{StoreError, StoreResult};
 use tokio_postgres::{Client, NoTls};
@@ -32,6 +34,28 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting
 /// together apply each migration exactly once, one after the other.
 const MIGRATION_LOCK: i64 = 0x6d66_7470_6c75_7301;
+
+/// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can
+/// tell it from a migration that failed. Same text in `mftplus-store-sqlite`.
+pub const NEWER_SCHEMA: &str = "the database schema is newer than this release";
+
+/// Refuses a database migrated by a newer release: its schema is not ours to guess at, and
+/// older code writing to it could damage rows the newer one relies on.
+fn refuse_newer(applied: &[String]) -> StoreResult<()> {
+    let unknown: Vec<&str> = applied
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !MIGRATIONS.iter().any(|(known, _)| known == name))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Migration(format!(
+        "{NEWER_SCHEMA}: it records migrations this release does not have ({}); run the \
+         release that wrote it, or restore the backup taken before the upgrade",
+        unknown.join(", ")
+    )))
+}
 
 fn failed(context: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Migration(format!("{context}: {err}"))
@@ -70,6 +94,14 @@ async fn apply_pending(client: &mut Client, now_ms: i64) -> StoreResult<()> {
         )
         .await
         .map_err(|err| failed("schema_migrations", err))?;
+    let applied: Vec<String> = client
+        .query("SELECT name FROM schema_migrations", &[])
+        .await
+        .map_err(|err| failed("schema_migrations", err))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    refuse_newer(&applied)?;
     for (name, sql) in MIGRATIONS {
         let tx = client
             .transaction()

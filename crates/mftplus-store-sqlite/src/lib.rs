@@ -34,7 +34,7 @@ use mftplus_store::{
 };
 use rusqlite::{Connection, OpenFlags};
 
-pub use migrate::MIGRATIONS;
+pub use migrate::{MIGRATIONS, NEWER_SCHEMA};
 
 use crate::error::ResultExt;
 use crate::pool::Pool;

@@ -1,4 +1,6 @@
-//! Embedded, append-only migrations.
+//! Embedded, append-only migrations. A database that records a migration this release does
+//! not ship was written by a newer release and is refused before anything is changed
+//! (`docs/upgrading.md`).
 
 use mftplus_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -27,6 +29,28 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can
+/// tell it from a migration that failed. Same text in `mftplus-store-postgres`.
+pub const NEWER_SCHEMA: &str = "the database schema is newer than this release";
+
+/// Refuses a database migrated by a newer release: its schema is not ours to guess at, and
+/// older code writing to it could damage rows the newer one relies on.
+fn refuse_newer(applied: &[String]) -> StoreResult<()> {
+    let unknown: Vec<&str> = applied
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !MIGRATIONS.iter().any(|(known, _)| known == name))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Migration(format!(
+        "{NEWER_SCHEMA}: it records migrations this release does not have ({}); run the \
+         release that wrote it, or restore the backup taken before the upgrade",
+        unknown.join(", ")
+    )))
+}
+
 fn migration_error(name: &str, err: rusqlite::Error) -> StoreError {
     StoreError::Migration(format!("{name}: {err}"))
 }
@@ -39,6 +63,7 @@ pub(crate) fn run(conn: &mut Connection, now_ms: i64) -> StoreResult<()> {
          )",
     )
     .map_err(|err| migration_error("schema_migrations", err))?;
+    refuse_newer(&applied(conn)?)?;
 
     for (name, sql) in MIGRATIONS {
         // IMMEDIATE takes the write lock before the check, so two processes opening the same

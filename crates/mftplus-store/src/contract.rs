@@ -1,9 +1,10 @@
 //! The backend-agnostic contract every [`Store`] implementation must pass.
 //!
 //! Backends call [`run_all`] from their own integration tests on a freshly created, empty
-//! database. Each section can also be called on its own; sections use random ids and only assert
-//! about the rows they created, except the audit sections, which own the whole audit log and so
-//! expect nobody else to append while they run.
+//! database, and on the [`fixture`] of every earlier release after upgrading it. Each section can
+//! also be called on its own; sections use random ids and only assert about the rows they
+//! created, so rows already in the database do not disturb them, except the audit sections,
+//! which continue the chain already there and expect nobody else to append while they run.
 //!
 //! Failures panic with a message naming the broken rule, like any test assertion.
 
@@ -11,6 +12,8 @@ mod api_keys;
 mod audit;
 mod certificates;
 mod chunk_batches;
+pub mod fixture;
+mod fixture_check;
 mod fleet;
 mod fleet_idempotency;
 mod fleet_jobs;

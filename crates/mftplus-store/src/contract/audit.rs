@@ -53,7 +53,7 @@ async fn read_all(store: &dyn Store, page: u32) -> Vec<AuditRow> {
 
 /// Verifies a contiguous run read back from the store, anchored at its first entry's link.
 #[track_caller]
-fn verify(rows: &[AuditRow]) {
+pub(super) fn verify(rows: &[AuditRow]) {
     let Some(first) = rows.first() else { return };
     let anchor = if first.seq == 1 {
         assert_eq!(
