@@ -2,7 +2,8 @@
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
 # openssl, gcc, e2fsprogs and xfsprogs for the agent's tests, iproute2, iptables and faketime for
 # the fault-injection suite, chromium and chromium-driver for the dashboard's browser tests,
-# and docker-compose where a Docker Engine is installed, for the hub container test)
+# debootstrap, dpkg-dev and groff-base for the package test, and docker-compose where a Docker
+# Engine is installed, for the hub container test)
 # when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
 # Debian's docker-compose recommends docker.io, which would clash with an engine installed
@@ -31,6 +32,11 @@ command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -f /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
+# The package test: a Debian root made with debootstrap, dpkg-shlibdeps for the packages'
+# Depends, groff to render mftctl's man pages.
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v groff >/dev/null || need+=(groff-base)
 # The dashboard's browser tests: headless Chromium driven through chromedriver (WebDriver).
 command -v chromedriver >/dev/null && command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -107,6 +107,11 @@ pub enum Command {
     /// Box certificates (mutual TLS) from the cloud's built-in CA: issue, renew, list, revoke
     #[command(subcommand)]
     Certificates(CertificatesCommand),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    Completions(crate::completions::CompletionsArgs),
+    /// Write the man pages into a directory (used to build the packages)
+    #[command(hide = true)]
+    Man(crate::completions::ManArgs),
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ mod certificates;
 pub mod cli;
 mod cli_certificates;
 mod cli_fleet;
+pub mod completions;
 pub mod config_file;
 pub mod context;
 mod customers;
@@ -83,6 +84,9 @@ fn report(err: &CliError) {
 /// Runs one command. `Ok` carries the exit status, which is not always 0: `audit verify` reports
 /// a broken chain itself and exits 1.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    if let Some(result) = completions::run_local(&cli.command) {
+        return result;
+    }
     let mut ctx = Context::load(cli.global)?;
     run_in(&mut ctx, &cli.command).await
 }
@@ -98,6 +102,9 @@ pub struct RunOptions<'a> {
 }
 
 pub async fn run_with(cli: Cli, options: RunOptions<'_>) -> Result<u8, CliError> {
+    if let Some(result) = completions::run_local(&cli.command) {
+        return result;
+    }
     let mut ctx = Context::load_with_env(cli.global, options.env)?;
     ctx.interrupt_send_after = options.interrupt_send_after;
     run_in(&mut ctx, &cli.command).await
@@ -143,5 +150,8 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         Command::Notifications(command) => events::run_notifications(ctx, command).await,
         Command::Hubs(command) => hubs::run(ctx, command).await,
         Command::Certificates(command) => certificates::run(ctx, command).await,
+        // Answered by `run`/`run_with` before a context is loaded; kept here for completeness.
+        Command::Completions(args) => completions::print(args),
+        Command::Man(args) => completions::man(args),
     }
 }

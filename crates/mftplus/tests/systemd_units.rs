@@ -1,6 +1,7 @@
-//! The shipped systemd units are valid and hardened: `systemd-analyze verify` accepts them,
-//! they carry the directives SPEC §6 names, and `systemd-analyze security` rates the agent's
-//! exposure low. Skipped loudly where systemd-analyze is missing.
+//! The shipped systemd units (the cloud, the edge hub, the agent) are valid and hardened:
+//! `systemd-analyze verify` accepts them, they carry the directives SPEC §6 names, and
+//! `systemd-analyze security` rates each one's exposure low. Skipped loudly where
+//! systemd-analyze is missing. That they really start, as packaged, is `deb_package.rs`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -62,10 +63,42 @@ fn the_agent_unit_is_notify_with_a_watchdog_and_only_its_state_writable() {
     }
 }
 
+const UNITS: [&str; 3] = [
+    "mftplus-agent.service",
+    "mftplus-cloud.service",
+    "mftplus-hub.service",
+];
+
 #[test]
-fn systemd_accepts_the_units_and_rates_the_agent_hardened() {
+fn the_hub_unit_runs_as_mftplus_from_its_env_file_with_only_its_data_writable() {
+    let (_, hub) = unit("mftplus-hub.service");
+    for line in [
+        "User=mftplus",
+        "Group=mftplus",
+        "ExecStart=/usr/bin/mftplus hub",
+        // Secrets as files (HUB_REGISTRATION_KEY_FILE), named in the root-only env file.
+        "EnvironmentFile=/etc/mftplus/hub.env",
+        "Environment=HUB_DATA_DIR=/var/lib/mftplus/hub",
+        "StateDirectory=mftplus/hub",
+        "ReadWritePaths=/var/lib/mftplus/hub",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(hub.lines().any(|l| l == line), "hub unit: missing {line}");
+    }
+    let (_, cloud) = unit("mftplus-cloud.service");
+    // The same hardening, line for line, as the cloud's.
+    let hardening = |text: &str| -> Vec<String> {
+        let start = text.find("NoNewPrivileges=").unwrap();
+        let end = text.find("ReadWritePaths=").unwrap();
+        text[start..end].lines().map(str::to_string).collect()
+    };
+    assert_eq!(hardening(&hub), hardening(&cloud));
+}
+
+#[test]
+fn systemd_accepts_the_units_and_rates_them_hardened() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["mftplus-agent.service", "mftplus-cloud.service"] {
+    for name in UNITS {
         let copy = runnable_copy(dir.path(), name);
         let Some(out) = analyze(&["verify", copy.to_str().unwrap()]) else {
             return;
@@ -75,17 +108,16 @@ fn systemd_accepts_the_units_and_rates_the_agent_hardened() {
             out.status.success() && stderr.trim().is_empty(),
             "{name}: {stderr}"
         );
+        let Some(out) = analyze(&["security", "--offline=true", copy.to_str().unwrap()]) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split(&format!("exposure level for {name}: ")).nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in {text}"));
+        assert!(score <= 3.0, "{name}: exposure {score} (OK is below 3.0)");
     }
-    let copy = runnable_copy(dir.path(), "mftplus-agent.service");
-    let Some(out) = analyze(&["security", "--offline=true", copy.to_str().unwrap()]) else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let score: f64 = text
-        .lines()
-        .find_map(|l| l.split("exposure level for mftplus-agent.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in {text}"));
-    assert!(score <= 3.0, "exposure {score} (OK is below 3.0)");
 }
