@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod handlers;
 pub mod hubs;
 pub mod jobs;
+pub mod jwt_rotation;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

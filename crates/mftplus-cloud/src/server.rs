@@ -84,6 +84,10 @@ impl Cloud {
             self.state.clone(),
             stop_rx.clone(),
         ));
+        tokio::spawn(crate::auth::keyring::watch(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let crl = tokio::spawn(crate::handlers::certificates::refresh_crl(
             self.state.clone(),
             stop_rx.clone(),

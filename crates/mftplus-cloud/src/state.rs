@@ -66,7 +66,8 @@ pub struct Inner {
     /// Ciphertext of transfers; rows about them live in `store`.
     pub blobs: Arc<dyn mftplus_blob::BlobStore>,
     pub config: Arc<LoadedConfig>,
-    pub jwt: JwtKeys,
+    /// The JWT keys in force; replaced when their files change (`auth::keyring`).
+    pub jwt: crate::auth::keyring::JwtKeyring,
     pub rbac: Rbac,
     pub clock: SharedClock,
     pub limiter: RateLimiter,
@@ -107,7 +108,10 @@ impl AppState {
         clock: SharedClock,
         ca: Option<Arc<crate::ca::CaRuntime>>,
     ) -> Result<AppState, String> {
-        let jwt = JwtKeys::from_config(&config.config.auth.jwt)?;
+        let jwt = crate::auth::keyring::JwtKeyring::watching(
+            JwtKeys::from_config(&config.config.auth.jwt)?,
+            &config,
+        );
         let metrics = Metrics::default();
         // Needs the runtime: AppState is only built inside it (Cloud::build / with_store).
         let chunk_committer =

@@ -89,6 +89,16 @@ enum CloudAction {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Rotate the HS256 JWT signing secret without logging anyone out: the current secret moves
+    /// to JWT_PREVIOUS_SECRET_FILE, a new one to JWT_SECRET_FILE; running clouds reading those
+    /// files switch within seconds. Refused (exit status 3) while the previous secret still
+    /// verifies live tokens, unless --force (docs/key-rotation.md).
+    RotateJwt {
+        /// Rotate even though tokens signed before the last rotation are still live; their
+        /// sessions must sign in again.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -145,8 +155,15 @@ async fn run(cli: Cli) -> ExitCode {
                 }),
         } => return cloud_init::run(config, &admin_email, password_file.as_deref()).await,
         Command::Cloud {
+            config,
+            check_config: false,
+            action: Some(CloudAction::RotateJwt { force }),
+        } => return cloud_init::rotate_jwt(config, force).await,
+        Command::Cloud {
             action: Some(_), ..
-        } => Err("--check-config checks the running configuration; give it without `init`".into()),
+        } => Err(
+            "--check-config checks the running configuration; give it without a subcommand".into(),
+        ),
         Command::Cloud {
             config,
             check_config,

@@ -74,7 +74,12 @@ impl JwtKeys {
                         key: DecodingKey::from_secret(secret.expose().as_bytes()),
                     },
                 );
-                if let Some(previous) = &jwt.previous_secret {
+                // An empty previous secret means none: an empty HMAC key would let anyone sign.
+                let previous = jwt
+                    .previous_secret
+                    .as_ref()
+                    .filter(|p| !p.expose().is_empty());
+                if let Some(previous) = previous {
                     verifying.insert(
                         hs256_kid(previous.expose().as_bytes()),
                         VerifyKey {
@@ -163,6 +168,10 @@ impl JwtKeys {
     pub fn jwks(&self) -> &[Jwk] {
         &self.jwks
     }
+    /// The `kid` new tokens carry.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
+    }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, String> {
         let mut header = Header::new(self.algorithm);
@@ -215,7 +224,7 @@ impl JwtKeys {
     }
 }
 
-fn hs256_kid(secret: &[u8]) -> String {
+pub(crate) fn hs256_kid(secret: &[u8]) -> String {
     let mut material = b"mftplus-hs256-kid:".to_vec();
     material.extend_from_slice(secret);
     mftplus_crypto::sha256_hex(&material)[..16].to_string()

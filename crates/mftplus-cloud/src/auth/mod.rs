@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod deploy_key;
 pub mod jwt;
+pub mod keyring;
 pub mod reporter;
 
 use crate::error::ApiError;
@@ -177,10 +178,10 @@ impl AppState {
     fn verified_claims(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
         let now = self.clock.now_secs();
         if let Some(claims) = self.cache.verified.get(token) {
-            self.jwt.check_times(&claims, now).map_err(jwt_error)?;
+            self.jwt.current().check_times(&claims, now).map_err(jwt_error)?;
             return Ok(claims);
         }
-        let claims = Arc::new(self.jwt.verify(token, now).map_err(jwt_error)?);
+        let claims = Arc::new(self.jwt.current().verify(token, now).map_err(jwt_error)?);
         self.cache
             .verified
             .insert(token.to_string(), claims.clone());
@@ -253,8 +254,8 @@ impl AppState {
         let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sub: user.id.clone(),
-            iss: self.jwt.issuer().to_string(),
-            aud: self.jwt.audience().to_string(),
+            iss: self.jwt.current().issuer().to_string(),
+            aud: self.jwt.current().audience().to_string(),
             exp: now + ttl_secs as i64,
             nbf: now,
             iat: now,
@@ -276,7 +277,7 @@ impl AppState {
             used_at_ms: None,
         };
         self.store.insert_token(&row).await?;
-        let token = self.jwt.sign(&claims).map_err(ApiError::internal)?;
+        let token = self.jwt.current().sign(&claims).map_err(ApiError::internal)?;
         Ok((token, row))
     }
 

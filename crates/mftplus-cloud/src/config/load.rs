@@ -107,6 +107,14 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The file a secret was read from, when it came from a `NAME_FILE` variable.
+    pub fn secret_file(&self, key: &str) -> Option<PathBuf> {
+        match self.sources.get(key)? {
+            Source::EnvFile { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    }
+
     /// The effective value at a dotted path, with secrets (also inside sections) redacted.
     /// Returns `(value, secret, display, source)`; `None` when no such key exists.
     pub fn lookup(&self, key: &str) -> Option<(Option<Value>, bool, String, String)> {

@@ -113,6 +113,17 @@ fn validate_jwt(
                 }
                 Some(_) => {}
             }
+            // A weak previous secret would be a way to forge tokens as good as a weak current
+            // one; empty means "no previous secret" (a fresh JWT_PREVIOUS_SECRET_FILE).
+            if let Some(previous) = &jwt.previous_secret {
+                let length = previous.expose().len();
+                if length > 0 && length < min {
+                    problems.push(
+                        "auth.jwt.previous_secret",
+                        format!("must be at least {min} bytes (or empty for none)"),
+                    )
+                }
+            }
             if production {
                 if jwt.allow_hs256_in_production {
                     warnings.push(

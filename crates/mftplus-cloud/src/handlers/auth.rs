@@ -47,6 +47,7 @@ pub async fn refresh(
 ) -> ApiResult<Json<TokenPair>> {
     let claims = state
         .jwt
+        .current()
         .verify(&body.refresh_token, state.clock.now_secs())
         .map_err(|err| match err {
             JwtError::Expired => ApiError::new(

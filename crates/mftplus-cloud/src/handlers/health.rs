@@ -76,7 +76,7 @@ pub async fn api_health(State(state): State<AppState>) -> (http::StatusCode, Jso
 
 pub async fn jwks(State(state): State<AppState>) -> Json<Jwks> {
     Json(Jwks {
-        keys: state.jwt.jwks().to_vec(),
+        keys: state.jwt.current().jwks().to_vec(),
     })
 }
 
