@@ -53,8 +53,9 @@ check_layout() {
   expect "server.yaml" "$(owner_mode /etc/mftplus/server.yaml)" "root:mftplus 640"
   expect "cloud.env" "$(owner_mode /etc/mftplus/cloud.env)" "root:root 600"
   expect "hub.env" "$(owner_mode /etc/mftplus/hub.env)" "root:root 600"
-  expect "jwt-secret" "$(owner_mode /etc/mftplus/jwt-secret)" "mftplus:mftplus 600"
-  [ "$(stat -c %s /etc/mftplus/jwt-secret)" -ge 32 ] || fail "jwt-secret is too short"
+  expect "jwt/" "$(owner_mode /etc/mftplus/jwt)" "mftplus:mftplus 700"
+  expect "jwt/secret" "$(owner_mode /etc/mftplus/jwt/secret)" "mftplus:mftplus 600"
+  [ "$(stat -c %s /etc/mftplus/jwt/secret)" -ge 32 ] || fail "jwt-secret is too short"
   pass "jwt-secret is long enough"
   local conffiles
   conffiles=$(dpkg-query -W -f='${Conffiles}\n' mftplus)
@@ -109,6 +110,13 @@ start_cloud() {
   printf '%s\n' "$admin_password" | mftctl --server "$cloud" login --email admin@example.com \
     --password-stdin >/tmp/login.log 2>&1 || { cat /tmp/login.log >&2; fail "mftctl login"; }
   pass "mftctl signs in to the packaged cloud"
+  as_mftplus mftplus cloud rotate-jwt --config /etc/mftplus/server.yaml >/tmp/rotate.log 2>&1 \
+    || { cat /tmp/rotate.log >&2; fail "mftplus cloud rotate-jwt"; }
+  expect "jwt-previous-secret after a rotation" \
+    "$(owner_mode /etc/mftplus/jwt/previous-secret)" "mftplus:mftplus 600"
+  mftctl --server "$cloud" status >/tmp/status.log 2>&1 \
+    || { cat /tmp/status.log >&2; fail "the session ended with the JWT rotation"; }
+  pass "mftplus cloud rotate-jwt: the signed-in session goes on"
 }
 
 start_hub() {
@@ -161,7 +169,7 @@ upgrade_remove_purge() {
   getent passwd mftplus >/dev/null || fail "dpkg -r removed the user"
   pass "dpkg -r keeps /var/lib/mftplus, /etc/mftplus and the user"
   dpkg -P mftplus >/dev/null 2>&1 || fail "dpkg -P mftplus"
-  [ ! -e /etc/mftplus/server.yaml ] && [ ! -e /etc/mftplus/jwt-secret ] \
+  [ ! -e /etc/mftplus/server.yaml ] && [ ! -e /etc/mftplus/jwt/secret ] \
     || fail "purge left the configuration"
   [ -s /var/lib/mftplus/cloud.db ] || fail "purge removed the data"
   [ -z "$(dpkg-statoverride --list '*mftplus*')" ] || fail "purge left statoverrides"
