@@ -178,7 +178,10 @@ impl AppState {
     fn verified_claims(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
         let now = self.clock.now_secs();
         if let Some(claims) = self.cache.verified.get(token) {
-            self.jwt.current().check_times(&claims, now).map_err(jwt_error)?;
+            self.jwt
+                .current()
+                .check_times(&claims, now)
+                .map_err(jwt_error)?;
             return Ok(claims);
         }
         let claims = Arc::new(self.jwt.current().verify(token, now).map_err(jwt_error)?);
@@ -277,7 +280,11 @@ impl AppState {
             used_at_ms: None,
         };
         self.store.insert_token(&row).await?;
-        let token = self.jwt.current().sign(&claims).map_err(ApiError::internal)?;
+        let token = self
+            .jwt
+            .current()
+            .sign(&claims)
+            .map_err(ApiError::internal)?;
         Ok((token, row))
     }
 
