@@ -116,6 +116,9 @@ pub enum HostsCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: Option<u32>,
     },
+    /// Ask the host's agent to rotate its host key; it does at its next report, and the old key
+    /// keeps working for the cloud's grace
+    RotateKey { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +285,9 @@ mod tests {
             "mftctl recovery arm h-1",
             "mftctl recovery disarm h-1",
             "mftctl notifications list",
+            "mftctl hosts rotate-key h-1",
+            "mftctl hubs deploy-keys rotate dk_1",
+            "mftctl hubs deploy-keys rotate dk_1 --grace 24h --json",
         ] {
             if let Err(e) = parse(line) {
                 panic!("{line}\n{e}");
@@ -302,6 +308,8 @@ mod tests {
             "mftctl recovery arm h-1 --ttl soon",
             "mftctl hosts reports h-1 --limit 0",
             "mftctl desired set h-1",
+            "mftctl hubs deploy-keys rotate",
+            "mftctl hubs deploy-keys rotate dk_1 --grace soon",
         ] {
             assert!(parse(line).is_err(), "{line} accepted");
         }
@@ -362,4 +370,13 @@ pub enum DeployKeysCommand {
     List,
     /// Revoke a deploy key: its hubs stop at their next contact with the cloud
     Revoke { id: String },
+    /// Replace a deploy key with a new one of the same label (printed once); the old key keeps
+    /// working until the grace ends, then is refused as revoked
+    Rotate {
+        id: String,
+        /// How long the old key keeps working, e.g. 24h [default: the cloud's
+        /// hubs.deploy_key_grace_seconds]
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        grace: Option<u64>,
+    },
 }

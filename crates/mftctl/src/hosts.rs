@@ -1,5 +1,6 @@
 //! `mftctl hosts …`, `mftctl guests list` and `mftctl recovery arm|disarm`: what the fleet's
-//! boxes reported, and the recovery switch that lets a new box take over a lost host.
+//! boxes reported, the recovery switch that lets a new box take over a lost host, and asking a
+//! host's agent for a new key (`hosts rotate-key`).
 
 use mftplus_client::GuestQuery;
 use mftplus_types::fleet::HostInfo;
@@ -18,7 +19,24 @@ pub async fn run(ctx: &mut Context, command: &HostsCommand) -> Result<u8, CliErr
         HostsCommand::List { customer } => list(ctx, customer.as_deref()).await,
         HostsCommand::Show { id } => show(ctx, id).await,
         HostsCommand::Reports { id, limit } => reports(ctx, id, *limit).await,
+        HostsCommand::RotateKey { id } => rotate_key(ctx, id).await,
     }
+}
+
+/// The cloud flags the host; its agent rotates at its next report (`docs/key-rotation.md`).
+async fn rotate_key(ctx: &mut Context, id: &str) -> Result<u8, CliError> {
+    let requested = ctx
+        .call(|c| async move { c.request_host_key_rotation(id).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&requested)?;
+    } else {
+        emit(&format!(
+            "asked host {id} to rotate its key: its agent does at its next report (audited as \
+             host_key_rotated); the old key keeps working for the cloud's grace"
+        ))?;
+    }
+    Ok(0)
 }
 
 async fn list(ctx: &mut Context, customer: Option<&str>) -> Result<u8, CliError> {

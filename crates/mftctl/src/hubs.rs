@@ -134,7 +134,10 @@ async fn run_keys(ctx: &mut Context, command: &DeployKeysCommand) -> Result<u8, 
                     key.id.clone(),
                     key.label.clone(),
                     key.prefix.clone(),
-                    key.status.clone(),
+                    match (key.status.as_str(), &key.expires_at) {
+                        ("rotated", Some(until)) => format!("rotated (until {until})"),
+                        _ => key.status.clone(),
+                    },
                     key.hubs.to_string(),
                     key.created_at.clone(),
                     key.created_by.clone(),
@@ -143,6 +146,7 @@ async fn run_keys(ctx: &mut Context, command: &DeployKeysCommand) -> Result<u8, 
             emit(&table.render())?;
             Ok(0)
         }
+        DeployKeysCommand::Rotate { id, grace } => rotate_key(ctx, id, *grace).await,
         DeployKeysCommand::Revoke { id } => {
             ctx.call(|c| async move { c.revoke_deploy_key(id).await })
                 .await?;
@@ -156,4 +160,28 @@ async fn run_keys(ctx: &mut Context, command: &DeployKeysCommand) -> Result<u8, 
             Ok(0)
         }
     }
+}
+
+/// The new key is printed once; the hub needs it as `HUB_REGISTRATION_KEY` and the old one as
+/// `HUB_PREVIOUS_REGISTRATION_KEY` for its restart (`docs/key-rotation.md`).
+async fn rotate_key(ctx: &mut Context, id: &str, grace: Option<u64>) -> Result<u8, CliError> {
+    let rotated = ctx
+        .call(|c| async move { c.rotate_deploy_key(id, grace).await })
+        .await?;
+    if ctx.json() {
+        emit_json(&rotated)?;
+        return Ok(0);
+    }
+    emit(&details(&[
+        ("id", rotated.id.clone()),
+        ("label", rotated.label.clone()),
+        ("replaces", rotated.replaces.clone()),
+        ("old key valid until", rotated.previous_valid_until.clone()),
+        ("key", rotated.key.clone()),
+    ]))?;
+    note(
+        "the new deploy key is shown only once: restart the hub with it as HUB_REGISTRATION_KEY \
+         and the old key as HUB_PREVIOUS_REGISTRATION_KEY before the old one's grace ends",
+    );
+    Ok(0)
 }

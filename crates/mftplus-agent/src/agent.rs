@@ -14,6 +14,7 @@ use crate::config::AgentConfig;
 use crate::driver::{GuestDriver, ObservedGuest};
 use crate::enroll::client_options;
 use crate::error::AgentError;
+use crate::key_rotation::{self, RotateError};
 use crate::ops::{self, FOLDED};
 use crate::probe::storage::storage_targets;
 use crate::probe::system::SystemSampler;
@@ -204,6 +205,7 @@ impl Agent {
     /// One report and what follows from its answer.
     pub async fn cycle(&mut self, stop: &watch::Receiver<bool>) -> Result<Cycle, AgentError> {
         self.notifier.ping();
+        self.key_upkeep().await?;
         self.certificate_upkeep().await?;
         match self.driver.list().await {
             Ok(observed) => self.observed = observed,
@@ -223,6 +225,9 @@ impl Agent {
                 return Ok(Cycle::Failed(err));
             }
         };
+        if envelope.rotate_key {
+            self.rotate_as_asked().await?;
+        }
         if envelope.blocked {
             // A blocked customer's box keeps reporting and changes nothing.
             return Ok(Cycle::Reported {
@@ -238,6 +243,64 @@ impl Agent {
             Err(CycleError::Client(err)) => Ok(Cycle::Failed(err)),
             Err(CycleError::Agent(err)) => Err(err),
         }
+    }
+
+    /// Uses a host key another process stored (`mftplus agent rotate-key`), and finishes a
+    /// rotation that a crash, or that command, left pending (`key_rotation.rs`).
+    async fn key_upkeep(&mut self) -> Result<(), AgentError> {
+        self.reload_key()?;
+        let host_id = self.identity.host_id.clone();
+        match key_rotation::resume(&self.db, &self.client, &host_id).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(rotated)) => tracing::info!(
+                old_key_valid_until = %rotated.previous_key_valid_until,
+                repeated = rotated.repeated,
+                "host key rotated; the new key is in use"
+            ),
+            Err(RotateError::State(err)) => return Err(err.into()),
+            Err(err @ RotateError::Retry(_)) => {
+                tracing::warn!(code = err.code(), "{err}; trying again next cycle")
+            }
+            Err(err @ RotateError::Refused(_)) => tracing::error!(
+                code = err.code(),
+                "{err}; the rotation is dropped and the stored key stays in use"
+            ),
+        }
+        self.reload_key()
+    }
+
+    /// The operator asked for a new host key (`mftctl hosts rotate-key`): the same crash-safe
+    /// rotation as `mftplus agent rotate-key`; one already pending is finished instead.
+    async fn rotate_as_asked(&mut self) -> Result<(), AgentError> {
+        let host_id = self.identity.host_id.clone();
+        let now = self.clock.now_ms();
+        match key_rotation::rotate(&self.db, &self.client, &host_id, now).await {
+            Ok(rotated) => tracing::info!(
+                old_key_valid_until = %rotated.previous_key_valid_until,
+                "host key rotated as the operator asked; the new key is in use"
+            ),
+            Err(RotateError::State(err)) => return Err(err.into()),
+            Err(err) => tracing::warn!(code = err.code(), "{err}"),
+        }
+        self.reload_key()
+    }
+
+    /// Rebuilds the client when `agent.db` holds another host key than the one in use.
+    fn reload_key(&mut self) -> Result<(), AgentError> {
+        let Some(stored) = self.db.identity()? else {
+            return Ok(());
+        };
+        if same_secret(stored.host_key.expose(), self.identity.host_key.expose()) {
+            return Ok(());
+        }
+        self.identity.host_key = stored.host_key;
+        let now = self.clock.now_secs();
+        let live = self.db.certificate()?.filter(|cert| cert.not_after > now);
+        self.client = build_client(&self.config, &self.identity, live.as_ref())?;
+        self.presented_serial = live.map(|cert| cert.serial);
+        self.refused_since_ms = None;
+        tracing::info!("using the host key stored in agent.db");
+        Ok(())
     }
 
     /// Asks for, renews or reports on the client certificate when it is time to look.
@@ -488,6 +551,15 @@ impl From<crate::state::StateError> for CycleError {
     fn from(err: crate::state::StateError) -> Self {
         CycleError::Agent(err.into())
     }
+}
+
+/// Compares two keys without an early exit.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `base` ± `fraction`, at random.

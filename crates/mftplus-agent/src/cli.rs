@@ -1,6 +1,6 @@
 //! The agent's command line, shared by `mftplus agent` (the all-in-one binary) and the slim
-//! `mftplus-agent` binary boxes install: run the agent, enroll this box (`enroll`), or show
-//! what it is doing (`status`).
+//! `mftplus-agent` binary boxes install: run the agent, enroll this box (`enroll`), show
+//! what it is doing (`status`), or replace its host key (`rotate-key`).
 
 use crate::config::{self, AgentConfig};
 use crate::enroll::{enroll, hostname, EnrollRequestArgs};
@@ -29,6 +29,9 @@ enum AgentAction {
     Status,
     /// Show the client certificate; `--recover` gets a new one after it lapsed or was revoked.
     Certificate(CertificateArgs),
+    /// Replace this box's host key; the old one keeps working at the cloud for its grace, and
+    /// a running agent switches to the new one at its next cycle.
+    RotateKey,
 }
 
 #[derive(Args)]
@@ -85,6 +88,10 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
         }
         Some(AgentAction::Enroll(enroll_args)) => {
             run_enroll(args.config.as_deref(), enroll_args).await
+        }
+        Some(AgentAction::RotateKey) => {
+            let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
+            rotate_key(&AgentConfig::load(&path).map_err(|e| e.to_string())?).await
         }
         Some(AgentAction::Certificate(cert_args)) => {
             let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
@@ -282,6 +289,12 @@ fn status(config: &AgentConfig) -> Result<(), String> {
     println!("Desired:    generation {generation} (cached)");
     println!("Converged:  generation {applied}");
     print_certificate(config, &db)?;
+    if let Some(pending) = db.pending_key_rotation().map_err(|e| e.to_string())? {
+        println!(
+            "Key rotation: pending since {} (finished by the running agent or `mftplus agent rotate-key`)",
+            mftplus_base::clock::rfc3339(pending.begun_at_ms)
+        );
+    }
     println!("Journal (newest first):");
     for entry in db.journal(10).map_err(|e| e.to_string())? {
         println!(
@@ -328,6 +341,56 @@ fn print_certificate(config: &AgentConfig, db: &crate::state::StateDb) -> Result
             );
         }
     }
+    Ok(())
+}
+
+/// `mftplus agent rotate-key`: one command, safe against a crash at any point (a rotation left
+/// pending is finished by the next run of this command or by the running agent). The new key
+/// goes to `agent.db` only; it is never printed.
+async fn rotate_key(config: &AgentConfig) -> Result<(), String> {
+    // Does not touch the journal, so it is safe beside a running agent.
+    let db = crate::state::StateDb::open_to_read(&config.state_dir).map_err(|e| e.to_string())?;
+    let Some(identity) = db.identity().map_err(|e| e.to_string())? else {
+        return Err(describe(&AgentError::NotEnrolled {
+            state_dir: config.state_dir.display().to_string(),
+        }));
+    };
+    let now_ms = mftplus_base::Clock::now_ms(&SystemClock);
+    let now = mftplus_base::Clock::now_secs(&SystemClock);
+    let live = db
+        .certificate()
+        .map_err(|e| e.to_string())?
+        .filter(|cert| cert.not_after > now);
+    let options = crate::enroll::client_options(config, live.as_ref()).map_err(|e| describe(&e))?;
+    let client = mftplus_client::AgentClient::with_options(
+        &config.server_url,
+        Some(identity.host_key.expose()),
+        options,
+    )
+    .map_err(|e| e.to_string())?;
+    let rotated = crate::key_rotation::rotate(&db, &client, &identity.host_id, now_ms)
+        .await
+        .map_err(|e| match e {
+            crate::key_rotation::RotateError::Retry(_) => format!(
+                "{e} [{}]; the rotation stays pending: run this again, or let the running agent                  finish it",
+                e.code()
+            ),
+            other => format!("{other} [{}]", other.code()),
+        })?;
+    println!(
+        "Rotated the host key of host {}{}; the new key is in {}.",
+        identity.host_id,
+        if rotated.repeated {
+            " (finishing an interrupted rotation)"
+        } else {
+            ""
+        },
+        db.path().display()
+    );
+    println!(
+        "The old key keeps working until {}; a running agent switches at its next cycle.",
+        rotated.previous_key_valid_until
+    );
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 //! (what to do, a pure function over `mftplus_fleet::diff`), [`reconcile`] (doing it, one
 //! journaled queue per guest), [`ops`] (verifying signed ops and the verdicts owed),
 //! [`driver`] (Docker Engine and the driver that manages nothing), [`probe`] (this machine's
-//! CPU, memory, disks and filesystem UUIDs), [`sd_notify`] (systemd readiness and watchdog).
+//! CPU, memory, disks and filesystem UUIDs), [`sd_notify`] (systemd readiness and watchdog),
+//! [`key_rotation`] (replacing the host key, crash-safe).
 //!
 //! What it is not: it never opens the cloud's database and speaks to the cloud (or an edge hub
 //! in front of it) only through `mftplus_client::AgentClient`. It holds no signing key: it only
@@ -20,6 +21,7 @@ pub mod config;
 pub mod driver;
 pub mod enroll;
 mod error;
+pub mod key_rotation;
 pub mod ops;
 pub mod plan;
 pub mod probe;

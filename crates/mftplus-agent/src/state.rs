@@ -9,7 +9,8 @@
 //! round (and it could run twice).
 //!
 //! The schema is versioned with `PRAGMA user_version`; migrations are append-only and a file
-//! from a newer agent is refused rather than guessed at.
+//! from a newer agent is refused rather than guessed at. Version 3 adds `key_rotation`, the
+//! host-key rotation in flight (`key_rotation.rs`).
 
 use mftplus_base::{ensure_private_dir, PrivateFileError};
 use mftplus_signing::{NonceStore, NonceStoreError};
@@ -81,6 +82,13 @@ CREATE TABLE certificate (
     stored_at_ms INTEGER NOT NULL,
     renew_before INTEGER,
     watch_interval INTEGER
+);
+"#,
+    r#"
+CREATE TABLE key_rotation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    idempotency_key TEXT NOT NULL,
+    begun_at_ms INTEGER NOT NULL
 );
 "#,
 ];

@@ -12,10 +12,10 @@
 use mftplus_types::fleet::{
     ArmRecovery, ControlEnvelope, CreateCustomer, CreatedCustomer, CustomerInfo, DesiredDiff,
     DesiredStateResponse, EnrollRequest, EnrollResponse, EscrowUpload, EventInfo, GuestBootstrap,
-    GuestBootstrapRequest, GuestInfo, GuestReport, HostInfo, HostReport, HostReportInfo,
-    NotificationInfo, OpInfo, OpStatusUpdate, PutDesiredState, PutDesiredStateResponse,
-    ReEnrollRequest, ReEnrollResponse, RecoveryState, SignOp, UpdateCustomer,
-    RETRIEVAL_PASSWORD_HEADER,
+    GuestBootstrapRequest, GuestInfo, GuestReport, HostInfo, HostKeyRotated,
+    HostKeyRotationRequested, HostReport, HostReportInfo, NotificationInfo, OpInfo, OpStatusUpdate,
+    PutDesiredState, PutDesiredStateResponse, ReEnrollRequest, ReEnrollResponse, RecoveryState,
+    SignOp, UpdateCustomer, IDEMPOTENCY_KEY_HEADER, RETRIEVAL_PASSWORD_HEADER,
 };
 use mftplus_types::routes::{self, fill};
 
@@ -249,6 +249,16 @@ impl Client {
             .await
     }
 
+    /// Asks the host's agent to rotate its key; it does at its next report
+    /// (`docs/key-rotation.md`).
+    pub async fn request_host_key_rotation(
+        &self,
+        host_id: &str,
+    ) -> Result<HostKeyRotationRequested, ClientError> {
+        let path = host_path(routes::HOST_KEY_ROTATION, host_id);
+        self.fetch(self.builder(Method::POST, &path)).await
+    }
+
     pub async fn disarm_recovery(&self, host_id: &str) -> Result<(), ClientError> {
         let path = host_path(routes::HOST_RECOVERY, host_id);
         self.fetch_nothing(self.builder(Method::DELETE, &path))
@@ -413,6 +423,24 @@ impl AgentClient {
         let c = &self.keyed;
         let path = host_path(routes::HOST_GUESTS, host_id);
         c.fetch(c.builder(Method::POST, &path).json(request)).await
+    }
+
+    /// Replaces this box's host key (`docs/key-rotation.md`). The key the client holds keeps
+    /// working until `previous_key_valid_until`. Store `idempotency_key` durably before calling:
+    /// repeating the call with the old key and the same idempotency key answers the same new
+    /// key, so an answer lost to a crash is not lost for good. 409 `key_rotated` when the key
+    /// was already replaced by another call.
+    pub async fn rotate_host_key(
+        &self,
+        host_id: &str,
+        idempotency_key: &str,
+    ) -> Result<HostKeyRotated, ClientError> {
+        let c = &self.keyed;
+        let path = host_path(routes::HOST_KEY_ROTATE, host_id);
+        let builder = c
+            .builder(Method::POST, &path)
+            .header(IDEMPOTENCY_KEY_HEADER, idempotency_key);
+        c.fetch(builder).await
     }
 
     /// Enrolls a new box with the customer's retrieval password; the host key in the answer is

@@ -6,7 +6,7 @@
 
 use mftplus_types::hubs::{
     CreateDeployKey, CreatedDeployKey, DeployKeyInfo, HubHeartbeatRequest, HubHeartbeatResponse,
-    HubInfo, HubRegisterRequest, HubRegisterResponse,
+    HubInfo, HubRegisterRequest, HubRegisterResponse, RotateDeployKey, RotatedDeployKey,
 };
 use mftplus_types::routes::{self, fill};
 
@@ -35,6 +35,20 @@ impl Client {
     pub async fn revoke_deploy_key(&self, id: &str) -> Result<(), ClientError> {
         let path = fill(routes::DEPLOY_KEY, "id", id);
         self.fetch_nothing(self.builder(Method::DELETE, &path))
+            .await
+    }
+
+    /// Replaces a deploy key with a new one of the same label, shown this once; the old key
+    /// keeps working for `grace_seconds` (the cloud's default when `None`), then is refused as
+    /// revoked (`docs/key-rotation.md`).
+    pub async fn rotate_deploy_key(
+        &self,
+        id: &str,
+        grace_seconds: Option<u64>,
+    ) -> Result<RotatedDeployKey, ClientError> {
+        let path = fill(routes::DEPLOY_KEY_ROTATE, "id", id);
+        let request = RotateDeployKey { grace_seconds };
+        self.fetch(self.builder(Method::POST, &path).json(&request))
             .await
     }
 

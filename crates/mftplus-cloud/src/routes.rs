@@ -2,7 +2,9 @@
 //! from this table and nothing else, so a route cannot exist without declaring its access, and
 //! the authorization tests iterate the same table.
 
-use crate::handlers::fleet::{customers, desired, enroll, events, hosts, ops, reports};
+use crate::handlers::fleet::{
+    customers, desired, enroll, events, hosts, keys as host_keys, ops, reports,
+};
 use crate::handlers::{
     apikeys, audit, auth, certificates, config, health, hubs, keys, passwords, site, tokens,
     transfers, users,
@@ -134,6 +136,7 @@ table! {
     "host_op_status"      POST   paths::HOST_SIGNED_OP_STATUS => Access::Host;
     "host_escrow_put"     PUT    paths::HOST_ESCROW => Access::Host;
     "host_guest_mint"     POST   paths::HOST_GUESTS => Access::Host;
+    "host_key_rotate"     POST   paths::HOST_KEY_ROTATE => Access::Host;
     "enroll"              POST   paths::ENROLL => Access::RetrievalPassword;
     "host_re_enroll"      POST   paths::HOST_RE_ENROLL => Access::RetrievalPassword;
     "customer_config"     GET    paths::CUSTOMER_CONFIG => Access::RetrievalPassword;
@@ -153,6 +156,7 @@ table! {
     "host_reports"        GET    paths::HOST_REPORTS => FLEET_READ;
     "host_recovery_arm"   POST   paths::HOST_RECOVERY => FLEET_MANAGE;
     "host_recovery_disarm" DELETE paths::HOST_RECOVERY => FLEET_MANAGE;
+    "host_key_rotation_request" POST paths::HOST_KEY_ROTATION => FLEET_MANAGE;
     "guests_list"         GET    paths::GUESTS => FLEET_READ;
     "ops_list"            GET    paths::OPS => FLEET_READ;
     "ops_get"             GET    paths::OP => FLEET_READ;
@@ -178,6 +182,7 @@ table! {
     "deploy_keys_list"    GET    paths::DEPLOY_KEYS => HUBS_READ;
     "deploy_keys_create"  POST   paths::DEPLOY_KEYS => HUBS_MANAGE;
     "deploy_keys_revoke"  DELETE paths::DEPLOY_KEY => HUBS_MANAGE;
+    "deploy_keys_rotate"  POST   paths::DEPLOY_KEY_ROTATE => HUBS_MANAGE;
     // The dashboard (crate::web): a session cookie is the credential here, never on the API.
     "web_home"            GET    "/" => Access::Authenticated;
     "web_login"           GET    "/login" => Access::Public;
@@ -267,6 +272,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "host_op_status" => post(ops::report_status),
         "host_escrow_put" => put(enroll::put_escrow),
         "host_guest_mint" => post(enroll::mint_guest),
+        "host_key_rotate" => post(host_keys::rotate),
         "enroll" => post(enroll::enroll),
         "host_re_enroll" => post(enroll::re_enroll),
         "customer_config" => get(enroll::controller_config),
@@ -286,6 +292,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "host_reports" => get(reports::index),
         "host_recovery_arm" => post(enroll::arm_recovery),
         "host_recovery_disarm" => delete(enroll::disarm_recovery),
+        "host_key_rotation_request" => post(host_keys::request_rotation),
         "guests_list" => get(hosts::guests),
         "ops_list" => get(ops::index),
         "ops_get" => get(ops::show),
@@ -311,6 +318,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "deploy_keys_list" => get(hubs::deploy_keys_index),
         "deploy_keys_create" => post(hubs::deploy_keys_create),
         "deploy_keys_revoke" => delete(hubs::deploy_keys_revoke),
+        "deploy_keys_rotate" => post(hubs::deploy_keys_rotate),
         "web_home" => get(web::pages::home),
         "web_login" => get(web::pages::login::show),
         "web_login_submit" => post(web::pages::login::submit),

@@ -196,7 +196,8 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
         | "host_desired_diff"
         | "host_desired_put"
         | "host_recovery_arm"
-        | "host_recovery_disarm" => {
+        | "host_recovery_disarm"
+        | "host_key_rotation_request" => {
             let host = enroll(c).await;
             let h = &host.host_id;
             match id {
@@ -215,6 +216,7 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
                     format!("/api/v1/hosts/{h}/recovery"),
                     Some(json!({"ttl_seconds": 300})),
                 ),
+                "host_key_rotation_request" => (format!("/api/v1/hosts/{h}/key/rotation"), None),
                 _ => (format!("/api/v1/hosts/{h}/recovery"), None),
             }
         }
@@ -271,6 +273,13 @@ async fn hub_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
         "deploy_keys_revoke" => {
             let key = deploy_key(c, "to-revoke").await;
             (format!("/api/v1/hubs/deploy-keys/{}", key.id), None)
+        }
+        "deploy_keys_rotate" => {
+            let key = deploy_key(c, "to-rotate").await;
+            (
+                format!("/api/v1/hubs/deploy-keys/{}/rotate", key.id),
+                Some(json!({"grace_seconds": 60})),
+            )
         }
         _ => return None,
     };

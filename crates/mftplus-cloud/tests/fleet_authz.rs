@@ -46,6 +46,7 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
             format!("/api/v1/hosts/{h}/guests"),
             Some(json!({"guest_id": unique("g"), "display_name": "Web"})),
         ),
+        "host_key_rotate" => (format!("/api/v1/hosts/{h}/key/rotate"), None),
         "guest_report" => (
             "/api/v1/report".into(),
             Some(json!({"controller_version": "1.0.0", "apps": [{"name": "nextcloud"}]})),

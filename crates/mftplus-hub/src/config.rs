@@ -89,6 +89,10 @@ pub struct HubConfig {
     pub cloud_api_url: Option<CloudUrl>,
     /// `HUB_REGISTRATION_KEY` or `HUB_REGISTRATION_KEY_FILE`: the deploy key (`mft_dep_…`).
     pub registration_key: Option<Secret>,
+    /// `HUB_PREVIOUS_REGISTRATION_KEY` or `…_FILE`: after a deploy-key rotation, the old key,
+    /// so `hub.db` is re-sealed under the new one at start (`docs/key-rotation.md`). Used for
+    /// nothing else; drop it once the old key's grace is over.
+    pub previous_registration_key: Option<Secret>,
     /// `HUB_PORT`, default 3002.
     pub port: u16,
     /// `HUB_VERSION`, default 0.1.0: what the hub reports to the cloud and on `/health`.
@@ -159,6 +163,12 @@ impl HubConfig {
             get("HUB_REGISTRATION_KEY"),
             get("HUB_REGISTRATION_KEY_FILE"),
         )?;
+        let previous_registration_key = secret(
+            "HUB_PREVIOUS_REGISTRATION_KEY",
+            "HUB_PREVIOUS_REGISTRATION_KEY_FILE",
+            get("HUB_PREVIOUS_REGISTRATION_KEY"),
+            get("HUB_PREVIOUS_REGISTRATION_KEY_FILE"),
+        )?;
         let license_key = secret(
             "HUB_LICENSE_KEY",
             "HUB_LICENSE_KEY_FILE",
@@ -212,6 +222,7 @@ impl HubConfig {
             queue_answer_budget_seconds,
             cloud_api_url,
             registration_key,
+            previous_registration_key,
             port,
             hub_version: get("HUB_VERSION").unwrap_or_else(|| DEFAULT_VERSION.into()),
             license_key,

@@ -12,7 +12,8 @@
 //!
 //! - `auth_cache`, `queue`, `offline`: the encrypted auth cache and the offline queue in
 //!   `HUB_DATA_DIR/hub.db`, so agents keep reporting while the cloud is unreachable, or
-//!   stalled; the queue's replay and its dead letter (writes the cloud refused on replay).
+//!   stalled; the queue's replay and its dead letter (writes the cloud refused on replay);
+//!   `rewrap`: re-sealing that file under a rotated deploy key.
 //! - `site`: site-local transfers, whose sealed chunks stay in `HUB_DATA_DIR/site`.
 //!
 //! It never opens the cloud's database and does not depend on the cloud or store crates: it speaks to the cloud
@@ -27,6 +28,7 @@ pub mod offline;
 pub mod phone_home;
 pub mod proxy;
 pub mod queue;
+pub mod rewrap;
 pub mod server;
 pub mod site;
 pub mod state;

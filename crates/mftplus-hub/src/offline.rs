@@ -112,10 +112,40 @@ impl Offline {
         ttl: Duration,
         max: u64,
     ) -> Result<Offline, OfflineError> {
+        Self::open_rotated(dir, secret, None, ttl, max)
+    }
+
+    /// [`Offline::open`] after a deploy-key rotation: rows sealed under `previous` (the key
+    /// before the rotation) are sealed again under `secret` first (`rewrap.rs`), so the queue
+    /// and the auth cache survive the change of key.
+    pub fn open_rotated(
+        dir: &std::path::Path,
+        secret: &str,
+        previous: Option<&str>,
+        ttl: Duration,
+        max: u64,
+    ) -> Result<Offline, OfflineError> {
         if secret.is_empty() {
             return Err(OfflineError::NoSecret);
         }
-        let (conn, sealer) = open_db(dir, secret)?;
+        let (mut conn, sealer) = open_db(dir, secret)?;
+        if let Some(previous) = previous.filter(|previous| !previous.is_empty()) {
+            let old = crate::rewrap::sealer_for(&conn, previous)?;
+            let done = crate::rewrap::rewrap(&mut conn, &old, &sealer)?;
+            tracing::info!(
+                resealed = done.resealed,
+                already_current = done.current,
+                unreadable = done.unreadable,
+                "hub.db sealed under the new deploy key (HUB_PREVIOUS_REGISTRATION_KEY is no \
+                 longer needed once the old key's grace is over)"
+            );
+            if done.unreadable > 0 {
+                tracing::warn!(
+                    rows = done.unreadable,
+                    "hub.db rows that neither deploy key opens are left as they are and ignored"
+                );
+            }
+        }
         let conn = Arc::new(Mutex::new(conn));
         let sealer = Arc::new(sealer);
         let queued = queue::count(&conn)?;

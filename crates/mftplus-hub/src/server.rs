@@ -181,11 +181,22 @@ impl Hub {
 }
 
 /// The auth cache and offline queue need the deploy key (their encryption key derives from
-/// it) and a writable `HUB_DATA_DIR`; without either the hub still proxies, online only.
+/// it) and a writable `HUB_DATA_DIR`; without either the hub still proxies, online only. After
+/// a rotation, `HUB_PREVIOUS_REGISTRATION_KEY` re-seals what the old key sealed.
 fn open_offline(config: &HubConfig) -> Option<Arc<crate::offline::Offline>> {
     let secret = config.registration_key.as_ref()?;
     let ttl = std::time::Duration::from_secs(u64::from(config.auth_cache_ttl_hours) * 3600);
-    match crate::offline::Offline::open(&config.data_dir, secret.expose(), ttl, config.queue_max) {
+    let previous = config
+        .previous_registration_key
+        .as_ref()
+        .map(|key| key.expose());
+    match crate::offline::Offline::open_rotated(
+        &config.data_dir,
+        secret.expose(),
+        previous,
+        ttl,
+        config.queue_max,
+    ) {
         Ok(offline) => Some(Arc::new(offline)),
         Err(err) => {
             tracing::error!(

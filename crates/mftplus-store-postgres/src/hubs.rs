@@ -5,15 +5,16 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
-    transfer_status, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation,
-    NewDeployKey, StoreError, StoreResult, UserSite,
+    transfer_status, DeployKeyRotation, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow,
+    HubStore, HubValidation, NewDeployKey, StoreError, StoreResult, UserSite,
 };
 use tokio_postgres::Row;
 
 use crate::error::ResultExt;
 use crate::{sql, PostgresStore};
 
-const KEY_COLUMNS: &str = "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms";
+const KEY_COLUMNS: &str =
+    "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms, replaces, expires_at_ms";
 const HUB_COLUMNS: &str = "id, deploy_key_id, hostname, hub_version, platform, license_mode, \
      registered_at_ms, last_seen_at_ms, last_validated_at_ms, healthy, issues_json";
 
@@ -26,6 +27,8 @@ fn key_from_row(row: &Row) -> StoreResult<DeployKeyRow> {
         created_by: row.try_get(4).db()?,
         created_at_ms: row.try_get(5).db()?,
         revoked_at_ms: row.try_get(6).db()?,
+        replaces: row.try_get(7).db()?,
+        expires_at_ms: row.try_get(8).db()?,
     })
 }
 
@@ -59,27 +62,99 @@ async fn load_key<C: GenericClient>(
         .transpose()
 }
 
+async fn insert_key<C: GenericClient>(
+    client: &C,
+    key: &NewDeployKey,
+    replaces: Option<&str>,
+) -> StoreResult<DeployKeyRow> {
+    let sql = format!(
+        "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms, \
+         replaces) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}"
+    );
+    let row = sql::query_one(
+        client,
+        &sql,
+        &[
+            &key.id,
+            &key.label,
+            &key.key_hash,
+            &key.prefix,
+            &key.created_by,
+            &key.created_at_ms,
+            &replaces,
+        ],
+    )
+    .await?;
+    key_from_row(&row)
+}
+
+/// Inside a transaction: the old key's row is locked, so two rotations of one key (or a
+/// rotation and a revocation) are serialized.
+async fn rotate_key<C: GenericClient>(
+    tx: &C,
+    rotation: &DeployKeyRotation,
+) -> StoreResult<DeployKeyRow> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM deploy_keys WHERE id = $1 FOR UPDATE");
+    let old = sql::query_opt(tx, &sql, &[&rotation.old_id])
+        .await?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+    if !old.usable_at(rotation.new.created_at_ms) {
+        return Err(StoreError::Conflict("revoked".into()));
+    }
+    sql::execute(
+        tx,
+        "UPDATE deploy_keys SET expires_at_ms = LEAST(COALESCE(expires_at_ms, $2), $2) \
+         WHERE id = $1",
+        &[&old.id, &rotation.old_expires_at_ms],
+    )
+    .await?;
+    let new = NewDeployKey {
+        label: old.label.clone(),
+        ..rotation.new.clone()
+    };
+    insert_key(tx, &new, Some(&old.id)).await
+}
+
+/// Moves the hub of `hostname` registered under a key that `key_id` replaced (directly or
+/// through earlier rotations) to `key_id`, unless `key_id` already has one: a hub restarted
+/// with its rotated key keeps its id.
+async fn adopt_rotated_hub<C: GenericClient>(
+    tx: &C,
+    key_id: &str,
+    hostname: &str,
+) -> StoreResult<()> {
+    sql::execute(
+        tx,
+        "WITH RECURSIVE chain (id) AS ( \
+             SELECT replaces FROM deploy_keys WHERE id = $1 AND replaces IS NOT NULL \
+             UNION \
+             SELECT k.replaces FROM deploy_keys k JOIN chain c ON k.id = c.id \
+             WHERE k.replaces IS NOT NULL) \
+         UPDATE hubs SET deploy_key_id = $1 WHERE id = ( \
+             SELECT id FROM hubs WHERE hostname = $2 AND deploy_key_id IN (SELECT id FROM chain) \
+             ORDER BY last_seen_at_ms DESC, id COLLATE \"C\" LIMIT 1) \
+         AND NOT EXISTS (SELECT 1 FROM hubs WHERE deploy_key_id = $1 AND hostname = $2)",
+        &[&key_id, &hostname],
+    )
+    .await
+    .map(|_| ())
+}
+
 #[async_trait]
 impl HubStore for PostgresStore {
     async fn create_deploy_key(&self, key: &NewDeployKey) -> StoreResult<DeployKeyRow> {
-        let sql = format!(
-            "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
-        );
-        let row = sql::query_one(
-            &self.client().await?,
-            &sql,
-            &[
-                &key.id,
-                &key.label,
-                &key.key_hash,
-                &key.prefix,
-                &key.created_by,
-                &key.created_at_ms,
-            ],
-        )
-        .await?;
-        key_from_row(&row)
+        insert_key(&self.client().await?, key, None).await
+    }
+
+    async fn rotate_deploy_key(&self, rotation: &DeployKeyRotation) -> StoreResult<DeployKeyRow> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let row = rotate_key(&tx, rotation).await?;
+        tx.commit().await.db()?;
+        Ok(row)
     }
 
     async fn get_deploy_key(&self, id: &str) -> StoreResult<Option<DeployKeyRow>> {
@@ -120,11 +195,13 @@ impl HubStore for PostgresStore {
     }
 
     async fn register_hub(&self, reg: &HubRegistration) -> StoreResult<HubRow> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
         // Keys are never deleted, so a key that exists now still exists at the insert.
-        if load_key(&client, "id", &reg.deploy_key_id).await?.is_none() {
+        if load_key(&tx, "id", &reg.deploy_key_id).await?.is_none() {
             return Err(StoreError::NotFound);
         }
+        adopt_rotated_hub(&tx, &reg.deploy_key_id, &reg.hostname).await?;
         let sql = format!(
             "INSERT INTO hubs (id, deploy_key_id, hostname, hub_version, platform, \
              license_mode, registered_at_ms, last_seen_at_ms) \
@@ -135,7 +212,7 @@ impl HubStore for PostgresStore {
              RETURNING {HUB_COLUMNS}"
         );
         let row = sql::query_one(
-            &client,
+            &tx,
             &sql,
             &[
                 &reg.new_id,
@@ -148,7 +225,9 @@ impl HubStore for PostgresStore {
             ],
         )
         .await?;
-        hub_from_row(&row)
+        let hub = hub_from_row(&row)?;
+        tx.commit().await.db()?;
+        Ok(hub)
     }
 
     async fn validate_hub(&self, hub_id: &str, v: &HubValidation) -> StoreResult<HubRow> {

@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_certificates",
         include_str!("../migrations/0008_certificates.sql"),
     ),
+    (
+        "0009_key_rotation",
+        include_str!("../migrations/0009_key_rotation.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -4,15 +4,16 @@
 
 use async_trait::async_trait;
 use mftplus_store::{
-    transfer_status, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubStore, HubValidation,
-    NewDeployKey, StoreError, StoreResult, UserSite,
+    transfer_status, DeployKeyRotation, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow,
+    HubStore, HubValidation, NewDeployKey, StoreError, StoreResult, UserSite,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::ResultExt;
 use crate::SqliteStore;
 
-const KEY_COLUMNS: &str = "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms";
+const KEY_COLUMNS: &str =
+    "id, label, key_hash, prefix, created_by, created_at_ms, revoked_at_ms, replaces, expires_at_ms";
 const HUB_COLUMNS: &str = "id, deploy_key_id, hostname, hub_version, platform, license_mode, \
      registered_at_ms, last_seen_at_ms, last_validated_at_ms, healthy, issues_json";
 
@@ -25,6 +26,8 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<DeployKeyRow> {
         created_by: row.get(4)?,
         created_at_ms: row.get(5)?,
         revoked_at_ms: row.get(6)?,
+        replaces: row.get(7)?,
+        expires_at_ms: row.get(8)?,
     })
 }
 
@@ -60,9 +63,17 @@ fn load_hub(conn: &Connection, id: &str) -> StoreResult<Option<HubRow>> {
 }
 
 fn create_key(conn: &Connection, key: &NewDeployKey) -> StoreResult<DeployKeyRow> {
+    insert_key(conn, key, None)
+}
+
+fn insert_key(
+    conn: &Connection,
+    key: &NewDeployKey,
+    replaces: Option<&str>,
+) -> StoreResult<DeployKeyRow> {
     let sql = format!(
-        "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {KEY_COLUMNS}"
+        "INSERT INTO deploy_keys (id, label, key_hash, prefix, created_by, created_at_ms, \
+         replaces) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {KEY_COLUMNS}"
     );
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| {
@@ -73,7 +84,8 @@ fn create_key(conn: &Connection, key: &NewDeployKey) -> StoreResult<DeployKeyRow
                     key.key_hash,
                     key.prefix,
                     key.created_by,
-                    key.created_at_ms
+                    key.created_at_ms,
+                    replaces
                 ],
                 key_from_row,
             )
@@ -94,10 +106,63 @@ fn revoke_key(conn: &Connection, id: &str, at_ms: i64) -> StoreResult<bool> {
     Ok(changed > 0)
 }
 
-fn register(conn: &Connection, reg: &HubRegistration) -> StoreResult<HubRow> {
-    if load_key(conn, "id", &reg.deploy_key_id)?.is_none() {
+fn rotate_key(conn: &mut Connection, rotation: &DeployKeyRotation) -> StoreResult<DeployKeyRow> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .db()?;
+    let old = load_key(&tx, "id", &rotation.old_id)?.ok_or(StoreError::NotFound)?;
+    if !old.usable_at(rotation.new.created_at_ms) {
+        return Err(StoreError::Conflict("revoked".into()));
+    }
+    tx.prepare_cached(
+        "UPDATE deploy_keys SET expires_at_ms = MIN(COALESCE(expires_at_ms, ?2), ?2) \
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![old.id, rotation.old_expires_at_ms]))
+    .db()?;
+    let new = NewDeployKey {
+        label: old.label.clone(),
+        ..rotation.new.clone()
+    };
+    let row = insert_key(&tx, &new, Some(&old.id))?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+/// Moves the hub of `hostname` registered under a key that `key_id` replaced (directly or
+/// through earlier rotations) to `key_id`, unless `key_id` already has one: a hub restarted
+/// with its rotated key keeps its id.
+fn adopt_rotated_hub(conn: &Connection, key_id: &str, hostname: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "WITH RECURSIVE chain (id) AS ( \
+             SELECT replaces FROM deploy_keys WHERE id = ?1 AND replaces IS NOT NULL \
+             UNION \
+             SELECT k.replaces FROM deploy_keys k JOIN chain c ON k.id = c.id \
+             WHERE k.replaces IS NOT NULL) \
+         UPDATE hubs SET deploy_key_id = ?1 WHERE id = ( \
+             SELECT id FROM hubs WHERE hostname = ?2 AND deploy_key_id IN (SELECT id FROM chain) \
+             ORDER BY last_seen_at_ms DESC, id LIMIT 1) \
+         AND NOT EXISTS (SELECT 1 FROM hubs WHERE deploy_key_id = ?1 AND hostname = ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![key_id, hostname]))
+    .db()
+    .map(|_| ())
+}
+
+fn register(conn: &mut Connection, reg: &HubRegistration) -> StoreResult<HubRow> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .db()?;
+    if load_key(&tx, "id", &reg.deploy_key_id)?.is_none() {
         return Err(StoreError::NotFound);
     }
+    adopt_rotated_hub(&tx, &reg.deploy_key_id, &reg.hostname)?;
+    let row = upsert_hub(&tx, reg)?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+fn upsert_hub(conn: &Connection, reg: &HubRegistration) -> StoreResult<HubRow> {
     let sql = format!(
         "INSERT INTO hubs (id, deploy_key_id, hostname, hub_version, platform, license_mode, \
          registered_at_ms, last_seen_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
@@ -196,6 +261,11 @@ impl HubStore for SqliteStore {
     async fn revoke_deploy_key(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
         let id = id.to_owned();
         self.write(move |conn| revoke_key(conn, &id, at_ms)).await
+    }
+
+    async fn rotate_deploy_key(&self, rotation: &DeployKeyRotation) -> StoreResult<DeployKeyRow> {
+        let rotation = rotation.clone();
+        self.write(move |conn| rotate_key(conn, &rotation)).await
     }
 
     async fn register_hub(&self, registration: &HubRegistration) -> StoreResult<HubRow> {

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_certificates",
         include_str!("../migrations/0008_certificates.sql"),
     ),
+    (
+        "0009_key_rotation",
+        include_str!("../migrations/0009_key_rotation.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

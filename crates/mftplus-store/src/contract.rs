@@ -20,6 +20,7 @@ mod fleet_jobs;
 mod fleet_ops;
 mod fleet_reports;
 mod hubs;
+mod key_rotation;
 mod sites;
 mod tokens;
 mod transfers;
@@ -47,6 +48,7 @@ pub use fleet_ops::{
 };
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
 pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
+pub use key_rotation::{deploy_key_rotation, host_key_rotation};
 pub use sites::{site_live_transfers, site_user_paths};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfers::{
@@ -82,6 +84,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     hub_deploy_keys(&*store).await;
     hub_registry(&*store).await;
     hub_concurrent_registration(store.clone()).await;
+    deploy_key_rotation(&*store).await;
     certificate_registry(&*store).await;
     certificate_revocation(&*store).await;
     certificate_crl(&*store).await;
@@ -96,6 +99,7 @@ pub async fn run_fleet(store: &dyn Store) {
     fleet_customers(store).await;
     fleet_hosts(store).await;
     fleet_recovery(store).await;
+    host_key_rotation(store).await;
     fleet_report_ingest(store).await;
     fleet_report_idempotency(store).await;
     fleet_intent_and_reality_are_separate(store).await;

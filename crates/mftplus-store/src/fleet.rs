@@ -111,6 +111,35 @@ pub struct HostRow {
     pub enrolled_at_ms: i64,
 }
 
+/// A host key replaced with a grace for the old one (`docs/key-rotation.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyRotation {
+    pub host_id: String,
+    /// The hash the rotation replaces; it must still be the host's key.
+    pub expected_key_hash: String,
+    pub new_key_hash: String,
+    /// Until when the replaced key still authenticates.
+    pub previous_valid_until_ms: i64,
+    /// The caller's `Idempotency-Key`: a repeat with the old key and this key gets the same
+    /// new key.
+    pub idempotency_key: String,
+    /// The new key sealed under a key derived from the replaced one, which the cloud does not
+    /// keep: only a caller presenting the old key can have it opened again.
+    pub sealed_new_key: String,
+    pub at_ms: i64,
+}
+
+/// The kept record of a host's latest graced key rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyRotationRow {
+    pub host_id: String,
+    pub previous_key_hash: String,
+    pub previous_valid_until_ms: i64,
+    pub idempotency_key: String,
+    pub sealed_new_key: String,
+    pub rotated_at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewGuest {
     pub id: String,
@@ -185,6 +214,8 @@ pub struct ReportAck {
     pub blocked: bool,
     /// Ops in `signed` or `delivered` wait for this host (never for a blocked customer).
     pub has_signed_ops: bool,
+    /// An operator asked the agent to rotate its host key, and it has not yet.
+    pub rotate_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -459,7 +490,9 @@ pub trait FleetStore: Send + Sync {
     async fn set_recovery_mode(&self, host_id: &str, until_ms: Option<i64>)
         -> StoreResult<HostRow>;
     /// Replaces the host key if recovery mode is armed at `now_ms` (`until > now`), clearing
-    /// it in the same transaction; `Conflict("recovery_not_armed")` otherwise.
+    /// it, any key kept through an earlier rotation's grace and any rotation request in the
+    /// same transaction (the old keys stop at once); `Conflict("recovery_not_armed")`
+    /// otherwise.
     async fn rotate_host_key(
         &self,
         host_id: &str,
@@ -468,6 +501,34 @@ pub trait FleetStore: Send + Sync {
         agent_version: &str,
         now_ms: i64,
     ) -> StoreResult<HostRow>;
+    /// Replaces the host key with `rotation.new_key_hash` and keeps the replaced hash valid
+    /// until `previous_valid_until_ms`, with the sealed new key for a repeated call, and clears
+    /// an operator's rotation request, in one transaction; a later rotation replaces the kept
+    /// row, and the recovery rotation ([`FleetStore::rotate_host_key`]) drops it. `NotFound` when the host is gone,
+    /// `Conflict("key_rotated")` when its key is no longer `expected_key_hash` (another
+    /// rotation won).
+    async fn rotate_host_key_with_grace(
+        &self,
+        rotation: &HostKeyRotation,
+    ) -> StoreResult<HostKeyRotationRow>;
+    /// Asks the host's agent to rotate its key: report acks say `rotate_key` until
+    /// [`FleetStore::rotate_host_key_with_grace`] (or a recovery rotation) clears it. Asking
+    /// again keeps the first request's time. `NotFound` when the host does not exist.
+    async fn request_host_key_rotation(
+        &self,
+        host_id: &str,
+        requested_by: &str,
+        at_ms: i64,
+    ) -> StoreResult<()>;
+    /// The host's latest graced rotation, if one is kept.
+    async fn get_host_key_rotation(&self, host_id: &str)
+        -> StoreResult<Option<HostKeyRotationRow>>;
+    /// The kept rotation whose replaced key has this hash, whether or not its grace is over
+    /// (the caller compares with its clock).
+    async fn get_host_key_rotation_by_previous_hash(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<HostKeyRotationRow>>;
     /// Stores the DR record verbatim. `NotFound` when absent.
     async fn put_escrow(
         &self,

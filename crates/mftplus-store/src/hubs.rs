@@ -31,6 +31,28 @@ pub struct DeployKeyRow {
     pub created_by: String,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
+    /// The key this one replaced, when it came from a rotation.
+    pub replaces: Option<String>,
+    /// Set when the key was replaced by a rotation: it is refused from then on.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl DeployKeyRow {
+    /// Whether the key still opens the deploy-key routes at `now_ms`: not revoked, and not
+    /// past the grace of a rotation that replaced it.
+    pub fn usable_at(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|until| until > now_ms)
+    }
+}
+
+/// A deploy key replaced by a new one with the same label (`docs/key-rotation.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployKeyRotation {
+    pub old_id: String,
+    /// The new key; its label is the old key's, whatever this says.
+    pub new: NewDeployKey,
+    /// When the old key stops being accepted (an earlier end already set is kept).
+    pub old_expires_at_ms: i64,
 }
 
 /// A registration (or re-registration) as the hub reported it, with the license mode the cloud
@@ -97,11 +119,18 @@ pub trait HubStore: Send + Sync {
     /// absent.
     async fn revoke_deploy_key(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
 
+    /// In one transaction: stamps the old key's `expires_at` and inserts the new one (the old
+    /// key's label, `replaces` = the old id). `NotFound` when the old key does not exist,
+    /// `Conflict("revoked")` when it is revoked or already past its grace at `new.created_at_ms`.
+    async fn rotate_deploy_key(&self, rotation: &DeployKeyRotation) -> StoreResult<DeployKeyRow>;
+
     // ---- hubs ----
     /// Inserts the hub, or, when the deploy key already has a hub of this hostname, keeps its
     /// id and `registered_at` and updates version, platform, license mode and `last_seen`.
-    /// Atomic, so two registrations racing for one hostname end with one row. `NotFound` when
-    /// the deploy key does not exist.
+    /// When the key has no hub of this hostname but a key it replaced (directly or through
+    /// earlier rotations) has, that hub moves to this key first, keeping its id (the most
+    /// recently seen one, if several). Atomic, so two registrations racing for one hostname
+    /// end with one row. `NotFound` when the deploy key does not exist.
     async fn register_hub(&self, registration: &HubRegistration) -> StoreResult<HubRow>;
     /// Updates version, platform and license mode and stamps `last_seen` and `last_validated`.
     /// `NotFound` when absent.

@@ -102,6 +102,9 @@ codes! {
     SiteLocal => "site_local", 409;
     // Edge hub: a site-local chunk the cloud recorded is not in the hub's store.
     SiteChunkMissing => "site_chunk_missing", 500;
+    // The presented key was already replaced by a rotation: use the new key, or repeat the
+    // rotation with the same `Idempotency-Key` to get it again (docs/key-rotation.md).
+    KeyRotated => "key_rotated", 409;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+mod key_rotation;
 mod op_state;
 pub mod queueable;
+pub use key_rotation::{HostKeyRotated, HostKeyRotationRequested};
 pub use op_state::{OpStatus, UnknownOpStatus};
 pub use queueable::{validate_queueable, ValidationError};
 
@@ -199,6 +201,10 @@ pub struct ControlEnvelope {
     pub desired_generation: u64,
     /// Signed ops wait at `GET /hosts/{id}/signed-ops`.
     pub has_signed_ops: bool,
+    /// An operator asked for a new host key: rotate it (`POST /hosts/{id}/key/rotate`).
+    /// Absent (false) from older clouds; older agents ignore it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotate_key: bool,
 }
 
 /// `POST /api/v1/report`: the guest controller's slimmed, app-domain report.

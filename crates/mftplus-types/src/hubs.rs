@@ -107,10 +107,43 @@ pub struct DeployKeyInfo {
     pub created_by: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
-    /// `active` or `revoked`.
+    /// `active`, `rotated` (replaced, still accepted until `expires_at`) or `revoked`
+    /// (revoked, or past its grace after a rotation).
     pub status: String,
     /// Hubs registered with this key.
     pub hubs: u32,
+    /// After a rotation: when this (old) key stops being accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The id of the key this one replaced, when it came from a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+}
+
+/// `POST /api/v1/hubs/deploy-keys/{id}/rotate`; without a body the cloud's
+/// `hubs.deploy_key_grace_seconds` applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateDeployKey {
+    /// How long the old key keeps working (at most 30 days; 0 stops it at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u64>,
+}
+
+/// The answer to a rotation: the new key, shown this once, and when the old one stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RotatedDeployKey {
+    pub id: String,
+    pub label: String,
+    pub key: String,
+    pub prefix: String,
+    pub created_at: String,
+    /// The id of the key it replaces.
+    pub replaces: String,
+    /// RFC 3339: when the replaced key stops being accepted.
+    pub previous_valid_until: String,
 }
 
 /// A hub as operators see it.

@@ -55,6 +55,9 @@ pub const HOST_SIGNED_OPS: &str = "/api/v1/hosts/{host_id}/signed-ops";
 pub const HOST_SIGNED_OP_STATUS: &str = "/api/v1/hosts/{host_id}/signed-ops/{op_id}/status";
 pub const HOST_ESCROW: &str = "/api/v1/hosts/{host_id}/escrow";
 pub const HOST_GUESTS: &str = "/api/v1/hosts/{host_id}/guests";
+/// The agent replaces its own host key; the old one keeps working through a grace
+/// (`docs/key-rotation.md`).
+pub const HOST_KEY_ROTATE: &str = "/api/v1/hosts/{host_id}/key/rotate";
 // ---- fleet: retrieval-password routes (public, rate limited, audited) ----
 pub const ENROLL: &str = "/api/v1/enroll";
 pub const HOST_RE_ENROLL: &str = "/api/v1/hosts/{host_id}/re-enroll";
@@ -71,6 +74,8 @@ pub const HOST: &str = "/api/v1/hosts/{host_id}";
 pub const HOST_DESIRED_DIFF: &str = "/api/v1/hosts/{host_id}/desired-state/diff";
 pub const HOST_REPORTS: &str = "/api/v1/hosts/{host_id}/reports";
 pub const HOST_RECOVERY: &str = "/api/v1/hosts/{host_id}/recovery";
+/// An operator asks the host's agent to rotate its key (at its next report).
+pub const HOST_KEY_ROTATION: &str = "/api/v1/hosts/{host_id}/key/rotation";
 pub const GUESTS: &str = "/api/v1/guests";
 pub const OPS: &str = "/api/v1/ops";
 pub const OP: &str = "/api/v1/ops/{op_id}";
@@ -105,6 +110,8 @@ pub const HUBS: &str = "/api/v1/hubs";
 pub const HUB: &str = "/api/v1/hubs/{hub_id}";
 pub const DEPLOY_KEYS: &str = "/api/v1/hubs/deploy-keys";
 pub const DEPLOY_KEY: &str = "/api/v1/hubs/deploy-keys/{id}";
+/// A new deploy key with the same label; the old one keeps working through a grace.
+pub const DEPLOY_KEY_ROTATE: &str = "/api/v1/hubs/deploy-keys/{id}/rotate";
 
 /// The values of `template`'s `{…}` segments when `path` matches it segment for segment, each
 /// non-empty; `None` when it does not match. For code that routes without a router (the hub).

@@ -216,6 +216,7 @@ fn envelope_matches_golden() {
         blocked: false,
         desired_generation: 18,
         has_signed_ops: true,
+        rotate_key: false,
     };
     check_golden(ENVELOPE, &envelope);
 }

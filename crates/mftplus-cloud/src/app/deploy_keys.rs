@@ -35,6 +35,7 @@ pub async fn keys(state: &AppState) -> ApiResult<Vec<DeployKeyInfo>> {
         *counts.entry(hub.deploy_key_id).or_default() += 1;
     }
     let keys = state.store.list_deploy_keys().await?;
+    let now = state.clock.now_ms();
     Ok(keys
         .iter()
         .map(|key| DeployKeyInfo {
@@ -44,13 +45,17 @@ pub async fn keys(state: &AppState) -> ApiResult<Vec<DeployKeyInfo>> {
             created_by: key.created_by.clone(),
             created_at: rfc3339(key.created_at_ms),
             revoked_at: key.revoked_at_ms.map(rfc3339),
-            status: if key.revoked_at_ms.is_some() {
+            status: if !key.usable_at(now) {
                 "revoked"
+            } else if key.expires_at_ms.is_some() {
+                "rotated"
             } else {
                 "active"
             }
             .into(),
             hubs: counts.get(&key.id).copied().unwrap_or(0),
+            expires_at: key.expires_at_ms.map(rfc3339),
+            replaces: key.replaces.clone(),
         })
         .collect())
 }

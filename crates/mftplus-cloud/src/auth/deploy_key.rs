@@ -60,7 +60,7 @@ impl AppState {
                 row
             }
         };
-        check_usable(&row)?;
+        check_usable(&row, self.clock.now_ms())?;
         Ok(HubKey {
             deploy_key_id: row.id.clone(),
             label: row.label.clone(),
@@ -76,7 +76,7 @@ impl AppState {
             .get_deploy_key(&hub.deploy_key_id)
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown deploy key"))?;
-        check_usable(&row)?;
+        check_usable(&row, self.clock.now_ms())?;
         Ok(HubKey {
             deploy_key_id: row.id,
             label: row.label,
@@ -107,8 +107,9 @@ impl AppState {
     }
 }
 
-fn check_usable(row: &DeployKeyRow) -> Result<(), ApiError> {
-    if row.revoked_at_ms.is_some() {
+/// Revoked keys, and keys a rotation replaced once its grace is over, are refused alike.
+fn check_usable(row: &DeployKeyRow, now_ms: i64) -> Result<(), ApiError> {
+    if !row.usable_at(now_ms) {
         return Err(ApiError::new(
             ErrorCode::TokenRevoked,
             "this deploy key has been revoked",

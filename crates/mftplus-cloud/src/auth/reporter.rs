@@ -64,7 +64,9 @@ pub fn generate_key(prefix: &str) -> String {
 }
 
 impl AppState {
-    /// Resolves a host or guest key. Unknown (or rotated) keys are 401.
+    /// Resolves a host or guest key. Unknown keys are 401 `unauthenticated`; a host key
+    /// replaced by a rotation keeps resolving to its host until the rotation's grace ends,
+    /// then it is 401 `token_revoked` (`docs/key-rotation.md`).
     pub async fn authenticate_reporter(&self, key: &str) -> Result<Reporter, ApiError> {
         let digest = mftplus_crypto::api_key_digest(key);
         if let Some(hit) = self.cache.reporters.get(&digest) {
@@ -72,13 +74,14 @@ impl AppState {
         }
         let hash = hex::encode(digest);
         let reporter = if key.starts_with(HOST_KEY_PREFIX) {
-            self.store
-                .get_host_by_key_hash(&hash)
-                .await?
-                .map(|host| Reporter::Host {
+            match self.store.get_host_by_key_hash(&hash).await? {
+                Some(host) => Some(Reporter::Host {
                     host_id: host.id,
                     customer_id: host.customer_id,
-                })
+                }),
+                // Not cached: the grace ends by the clock, and only stragglers use an old key.
+                None => return self.previous_host_key(&hash).await,
+            }
         } else {
             self.store
                 .get_guest_by_key_hash(&hash)
@@ -99,6 +102,38 @@ impl AppState {
             .reporters
             .insert(digest, Arc::new(reporter.clone()));
         Ok(reporter)
+    }
+
+    /// A host key a rotation replaced: its host while the grace lasts.
+    async fn previous_host_key(&self, hash: &str) -> Result<Reporter, ApiError> {
+        let unknown = || {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "unknown or revoked host or guest key",
+            )
+        };
+        let Some(rotation) = self
+            .store
+            .get_host_key_rotation_by_previous_hash(hash)
+            .await?
+        else {
+            return Err(unknown());
+        };
+        if rotation.previous_valid_until_ms <= self.clock.now_ms() {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "this host key was replaced by a rotation and its grace has ended",
+            ));
+        }
+        let host = self
+            .store
+            .get_host(&rotation.host_id)
+            .await?
+            .ok_or_else(unknown)?;
+        Ok(Reporter::Host {
+            host_id: host.id,
+            customer_id: host.customer_id,
+        })
     }
 
     /// Drops every cached reporter lookup after a key rotation or deletion in this process;

@@ -33,6 +33,10 @@ pub struct FleetSection {
     pub event_retention_days: u64,
     /// Reports committed in one transaction at most (group commit).
     pub ingest_batch_max: usize,
+    /// After an agent rotates its host key, how long the old key keeps working (it covers
+    /// requests already in flight or queued on an edge hub, and an agent that must repeat the
+    /// rotation after a crash). 0 refuses the old key at once (`docs/key-rotation.md`).
+    pub host_key_grace_seconds: u64,
 }
 
 impl Default for FleetSection {
@@ -51,6 +55,7 @@ impl Default for FleetSection {
             report_retention_days: 30,
             event_retention_days: 365,
             ingest_batch_max: 1024,
+            host_key_grace_seconds: 86_400,
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct HubsSection {
     /// runs in enterprise mode, every other hub in evaluation mode. Hashes, so the config never
     /// holds a usable license key.
     pub license_keys: Vec<String>,
+    /// How long a rotated deploy key keeps working when the rotation names no grace.
+    pub deploy_key_grace_seconds: u64,
 }
 
 impl Default for HubsSection {
@@ -164,6 +171,7 @@ impl Default for HubsSection {
             latest_version: None,
             heartbeat_interval_seconds: 60,
             license_keys: Vec::new(),
+            deploy_key_grace_seconds: 86_400,
         }
     }
 }

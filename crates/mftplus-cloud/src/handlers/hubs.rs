@@ -15,11 +15,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mftplus_store::{
-    DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubValidation, NewDeployKey,
+    DeployKeyRotation, DeployKeyRow, HubHeartbeat, HubRegistration, HubRow, HubValidation,
+    NewDeployKey, StoreError,
 };
 use mftplus_types::hubs::{
     CreateDeployKey, CreatedDeployKey, DeployKeyInfo, HubHeartbeatRequest, HubHeartbeatResponse,
-    HubInfo, HubRegisterRequest, HubRegisterResponse, PROTOCOL_VERSION,
+    HubInfo, HubRegisterRequest, HubRegisterResponse, RotateDeployKey, RotatedDeployKey,
+    PROTOCOL_VERSION,
 };
 use mftplus_types::ErrorCode;
 use serde_json::json;
@@ -50,6 +52,9 @@ pub async fn register(
             at_ms: now,
         })
         .await?;
+    // A registration with a rotated key may have moved this hub to the key: this process's
+    // cached row (read by hub assertions) must not keep naming the old one.
+    state.cache.hubs.remove(&row.id);
     state
         .audit(
             AuditEvent::new("hub_registered")
@@ -256,6 +261,89 @@ pub async fn deploy_keys_create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The longest grace a rotation may give the old key.
+const MAX_DEPLOY_KEY_GRACE_SECONDS: u64 = 30 * 86_400;
+
+/// A new key with the old one's label, shown once; the old key keeps working until the grace
+/// (the body's `grace_seconds`, else `hubs.deploy_key_grace_seconds`) ends, then it is refused
+/// as revoked. The old key's hubs move to the new key, keeping their ids, when they register
+/// with it (`docs/key-rotation.md`).
+pub async fn deploy_keys_rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<RotatedDeployKey>)> {
+    let request: RotateDeployKey = if body.is_empty() {
+        RotateDeployKey::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?
+    };
+    let grace = request
+        .grace_seconds
+        .unwrap_or(state.config.config.hubs.deploy_key_grace_seconds);
+    if grace > MAX_DEPLOY_KEY_GRACE_SECONDS {
+        return Err(ApiError::validation(format!(
+            "grace_seconds must be at most {MAX_DEPLOY_KEY_GRACE_SECONDS} (30 days)"
+        )));
+    }
+    let key = generate_deploy_key();
+    let now = state.clock.now_ms();
+    let until = now.saturating_add(grace as i64 * 1000);
+    let row = state
+        .store
+        .rotate_deploy_key(&DeployKeyRotation {
+            old_id: id.clone(),
+            new: NewDeployKey {
+                id: format!("dk_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                label: String::new(),
+                key_hash: mftplus_crypto::hash_api_key(&key),
+                prefix: key[..12].to_string(),
+                created_by: caller.email.clone(),
+                created_at_ms: now,
+            },
+            old_expires_at_ms: until,
+        })
+        .await
+        .map_err(|err| match err {
+            StoreError::NotFound => ApiError::not_found("deploy key"),
+            StoreError::Conflict(_) => ApiError::new(
+                ErrorCode::Conflict,
+                "this deploy key is revoked or past its grace: create a new one instead",
+            ),
+            other => other.into(),
+        })?;
+    let old = state.store.get_deploy_key(&id).await?;
+    let previous_valid_until = old.and_then(|old| old.expires_at_ms).unwrap_or(until);
+    state.forget_deploy_keys();
+    state
+        .audit(
+            AuditEvent::new("deploy_key_rotated")
+                .actor(&caller.email)
+                .target(&id)
+                .ip(&ip)
+                .details(json!({
+                    "label": row.label, "new_id": row.id, "prefix": row.prefix,
+                    "previous_valid_until": rfc3339(previous_valid_until),
+                })),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedDeployKey {
+            id: row.id,
+            label: row.label,
+            key,
+            prefix: row.prefix,
+            created_at: rfc3339(row.created_at_ms),
+            replaces: id,
+            previous_valid_until: rfc3339(previous_valid_until),
+        }),
+    ))
+}
+
 /// Stores a fresh deploy key; the key itself exists only in the answer.
 pub(crate) async fn new_deploy_key(
     state: &AppState,
@@ -289,7 +377,7 @@ pub async fn deploy_keys_revoke(
 
 pub fn hub_to_api(state: &AppState, row: &HubRow, key: Option<&DeployKeyRow>) -> HubInfo {
     let hubs = &state.config.config.hubs;
-    let revoked = key.is_none_or(|key| key.revoked_at_ms.is_some());
+    let revoked = key.is_none_or(|key| !key.usable_at(state.clock.now_ms()));
     let behind = versions_behind(&row.hub_version, &latest_version(state));
     HubInfo {
         hub_id: row.id.clone(),

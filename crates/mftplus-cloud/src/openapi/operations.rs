@@ -244,6 +244,10 @@ fn describe_fleet(id: &str) -> Option<Operation> {
         )
         .body(schema::<ArmRecovery>),
         "host_recovery_disarm" => op("Disarm recovery", ok(schema::<RecoveryState>)),
+        "host_key_rotation_request" => op(
+            "Ask the host's agent to rotate its key at its next report",
+            ok(schema::<HostKeyRotationRequested>),
+        ),
         "guests_list" => {
             op("List guests", ok(schema::<Vec<GuestInfo>>)).query(schema::<hosts::GuestsQuery>)
         }
@@ -268,6 +272,11 @@ fn describe_fleet(id: &str) -> Option<Operation> {
         )
         .body(schema::<CreateDeployKey>),
         "deploy_keys_revoke" => op("Revoke a deploy key", no_content()),
+        "deploy_keys_rotate" => op(
+            "Replace a deploy key; the old one works until the grace ends (new key shown once)",
+            created(schema::<RotatedDeployKey>),
+        )
+        .optional_body(schema::<RotateDeployKey>),
         "ca_roots" => op(
             "The built-in CA's roots (PEM)",
             vec![(200, Content::Text("application/x-pem-file"))],
@@ -308,6 +317,10 @@ fn describe_boxes(id: &str) -> Option<Operation> {
             .body(schema::<OpStatusUpdate>),
         "host_escrow_put" => op("Escrow the host's sealed recovery material", no_content())
             .body(schema::<EscrowUpload>),
+        "host_key_rotate" => op(
+            "Replace the host's own key; the old one works until the grace ends",
+            ok(schema::<HostKeyRotated>),
+        ),
         "host_guest_mint" => op(
             "Mint a guest key for a controller",
             created(schema::<GuestBootstrap>),

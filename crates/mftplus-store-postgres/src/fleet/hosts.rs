@@ -225,6 +225,7 @@ pub(crate) async fn rotate_key<C: GenericClient>(
         ],
     )
     .await?;
+    super::key_rotation::forget(tx, rotation.host_id).await?;
     host_from_row(&row)
 }
 

@@ -8,6 +8,7 @@
 mod customers;
 mod hosts;
 mod jobs;
+mod key_rotation;
 mod ops;
 mod reports;
 
@@ -15,9 +16,10 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
     BackupFacts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow, FleetStore,
-    GuestReportRow, GuestRow, HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent,
-    NewGuest, NewGuestReport, NewHost, NewHostReport, NewNotificationLog, NotificationLogRow,
-    OpFilter, OpTransition, PruneCounts, ReportAck, SignedOpRow, StoreResult,
+    GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostReportRow, HostRow,
+    LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport, NewHost, NewHostReport,
+    NewNotificationLog, NotificationLogRow, OpFilter, OpTransition, PruneCounts, ReportAck,
+    SignedOpRow, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -315,6 +317,36 @@ impl FleetStore for PostgresStore {
             now_ms,
         };
         in_tx!(self, |tx| hosts::rotate_key(&tx, &rotation))
+    }
+
+    async fn rotate_host_key_with_grace(
+        &self,
+        rotation: &HostKeyRotation,
+    ) -> StoreResult<HostKeyRotationRow> {
+        in_tx!(self, |tx| key_rotation::rotate(&tx, rotation))
+    }
+
+    async fn request_host_key_rotation(
+        &self,
+        host_id: &str,
+        requested_by: &str,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        key_rotation::request(&self.client().await?, host_id, requested_by, at_ms).await
+    }
+
+    async fn get_host_key_rotation(
+        &self,
+        host_id: &str,
+    ) -> StoreResult<Option<HostKeyRotationRow>> {
+        key_rotation::load(&self.client().await?, "host_id", host_id).await
+    }
+
+    async fn get_host_key_rotation_by_previous_hash(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<HostKeyRotationRow>> {
+        key_rotation::load(&self.client().await?, "previous_key_hash", key_hash).await
     }
 
     async fn put_escrow(

@@ -28,7 +28,8 @@ pub(crate) async fn ingest_host<C: GenericClient>(
         tx,
         "SELECT h.id, h.desired_generation, c.status = $2, \
          c.status <> $2 AND EXISTS (SELECT 1 FROM signed_ops o \
-           WHERE o.host_id = h.id AND o.status IN ($3, $4)) \
+           WHERE o.host_id = h.id AND o.status IN ($3, $4)), \
+         EXISTS (SELECT 1 FROM host_key_rotation_requests r WHERE r.host_id = h.id) \
          FROM hosts h JOIN customers c ON c.id = h.customer_id \
          WHERE h.id = ANY($1) ORDER BY h.id FOR UPDATE OF h",
         &[&ids, &BLOCKED, &op_status::SIGNED, &op_status::DELIVERED],
@@ -42,6 +43,7 @@ pub(crate) async fn ingest_host<C: GenericClient>(
                 desired_generation: row.try_get(1).db()?,
                 blocked: row.try_get(2).db()?,
                 has_signed_ops: row.try_get(3).db()?,
+                rotate_key: row.try_get(4).db()?,
             },
         );
     }

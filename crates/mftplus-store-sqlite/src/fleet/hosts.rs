@@ -221,6 +221,7 @@ pub(crate) fn rotate_key(conn: &mut Connection, rotation: &KeyRotation) -> Store
         ])
     })
     .db()?;
+    super::key_rotation::forget(&tx, &rotation.host_id)?;
     let row = load_existing(&tx, &rotation.host_id)?;
     tx.commit().db()?;
     Ok(row)

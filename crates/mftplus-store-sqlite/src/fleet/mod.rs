@@ -8,15 +8,17 @@
 mod customers;
 mod hosts;
 mod jobs;
+mod key_rotation;
 mod ops;
 mod reports;
 
 use async_trait::async_trait;
 use mftplus_store::{
     BackupFacts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow, FleetStore,
-    GuestReportRow, GuestRow, HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent,
-    NewGuest, NewGuestReport, NewHost, NewHostReport, NewNotificationLog, NotificationLogRow,
-    OpFilter, OpTransition, PruneCounts, ReportAck, SignedOpRow, StoreResult,
+    GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostReportRow, HostRow,
+    LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport, NewHost, NewHostReport,
+    NewNotificationLog, NotificationLogRow, OpFilter, OpTransition, PruneCounts, ReportAck,
+    SignedOpRow, StoreResult,
 };
 use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 
@@ -305,6 +307,44 @@ impl FleetStore for SqliteStore {
             now_ms,
         };
         self.write(move |conn| hosts::rotate_key(conn, &rotation))
+            .await
+    }
+
+    async fn rotate_host_key_with_grace(
+        &self,
+        rotation: &HostKeyRotation,
+    ) -> StoreResult<HostKeyRotationRow> {
+        let rotation = rotation.clone();
+        self.write(move |conn| key_rotation::rotate(conn, &rotation))
+            .await
+    }
+
+    async fn request_host_key_rotation(
+        &self,
+        host_id: &str,
+        requested_by: &str,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        let (host_id, requested_by) = (host_id.to_owned(), requested_by.to_owned());
+        self.write(move |conn| key_rotation::request(conn, &host_id, &requested_by, at_ms))
+            .await
+    }
+
+    async fn get_host_key_rotation(
+        &self,
+        host_id: &str,
+    ) -> StoreResult<Option<HostKeyRotationRow>> {
+        let host_id = host_id.to_owned();
+        self.read(move |conn| key_rotation::load(conn, "host_id", &host_id))
+            .await
+    }
+
+    async fn get_host_key_rotation_by_previous_hash(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<HostKeyRotationRow>> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |conn| key_rotation::load(conn, "previous_key_hash", &key_hash))
             .await
     }
 

@@ -142,10 +142,12 @@ fn ack_for(
     desired_generation: i64,
     host_id: &str,
 ) -> StoreResult<ReportAck> {
-    let (blocked, has_signed_ops) = tx
+    let (blocked, has_signed_ops, rotate_key) = tx
         .prepare_cached(
             "SELECT status = ?3, status <> ?3 AND EXISTS (SELECT 1 FROM signed_ops \
-             WHERE host_id = ?2 AND status IN (?4, ?5)) FROM customers WHERE id = ?1",
+             WHERE host_id = ?2 AND status IN (?4, ?5)), \
+             EXISTS (SELECT 1 FROM host_key_rotation_requests WHERE host_id = ?2) \
+             FROM customers WHERE id = ?1",
         )
         .and_then(|mut stmt| {
             stmt.query_row(
@@ -156,7 +158,7 @@ fn ack_for(
                     op_status::SIGNED,
                     op_status::DELIVERED
                 ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
         })
         .db()?;
@@ -164,6 +166,7 @@ fn ack_for(
         desired_generation,
         blocked,
         has_signed_ops,
+        rotate_key,
     })
 }
 

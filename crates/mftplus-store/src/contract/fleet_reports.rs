@@ -44,6 +44,7 @@ pub async fn fleet_report_ingest(store: &dyn Store) {
         desired_generation: 0,
         blocked: false,
         has_signed_ops: false,
+        rotate_key: false,
     };
     assert_eq!(acks[0].as_ref().ok(), Some(&expected));
     assert!(

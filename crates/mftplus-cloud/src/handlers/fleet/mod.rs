@@ -8,6 +8,7 @@ pub mod desired;
 pub mod enroll;
 pub mod events;
 pub mod hosts;
+pub mod keys;
 pub mod ops;
 pub mod reports;
 

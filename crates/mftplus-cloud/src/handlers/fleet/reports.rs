@@ -81,6 +81,7 @@ pub async fn host_report(
         blocked: ack.blocked,
         desired_generation: ack.desired_generation as u64,
         has_signed_ops: ack.has_signed_ops,
+        rotate_key: ack.rotate_key,
     }))
 }
 
@@ -158,7 +159,7 @@ pub async fn index(
 /// The optional `Idempotency-Key` header (decision 0011): 1–128 printable ASCII characters.
 /// An edge hub replaying its offline queue sends the key each report was queued under, so a
 /// report delivered twice is stored once.
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
