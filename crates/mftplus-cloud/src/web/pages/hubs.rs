@@ -115,12 +115,17 @@ fn live_region(
                         tr data-key=(key.id) {
                             td { (key.label) }
                             td { code { (key.prefix) "…" } }
-                            td { span class={"status " (key.status)} { (title_case(&key.status)) } }
+                            td {
+                                span class={"status " (key.status)} { (title_case(&key.status)) }
+                                @if let Some(until) = &key.expires_at { " until " (until) }
+                            }
                             td { (key.hubs) }
                             td { (when(&key.created_at, now_ms)) " by " (key.created_by) }
                             @if manage {
                                 td {
-                                    @if key.status == "active" {
+                                    // A rotated key is still accepted until its grace ends;
+                                    // ending that early is a revocation like any other.
+                                    @if key.status != "revoked" {
                                         form.inline method="post" action={"/hubs/deploy-keys/" (key.id) "/revoke"} {
                                             input type="hidden" name="csrf" value=(session::csrf(caller));
                                             button.secondary type="submit" aria-label={"Revoke " (key.label)} { "Revoke" }
