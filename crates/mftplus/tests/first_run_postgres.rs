@@ -4,12 +4,12 @@
 //! second `init` is refused. Runs when MFTPLUS_TEST_PG_URL names a server (scripts/test.sh
 //! starts one).
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+mod cloud_process;
+
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 const SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 const PASSWORD: &str = "a sufficiently long password";
@@ -70,38 +70,6 @@ fn ok(output: Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
-fn start(mut command: Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["fields"]["message"] == "mftplus cloud listening" {
-            let api = event["fields"]["api"].as_str().unwrap().to_string();
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                while stderr.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                    sink.clear();
-                }
-            });
-            return (child, format!("http://{api}"));
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the cloud did not announce its address");
-}
-
 #[tokio::test]
 async fn a_fresh_cloud_on_postgresql_is_initialised_signed_into_and_runs_the_seed_commands() {
     let Some(database) = mftplus_store_postgres::testing::fresh_database().await else {
@@ -136,7 +104,7 @@ async fn a_fresh_cloud_on_postgresql_is_initialised_signed_into_and_runs_the_see
     .unwrap();
     assert!(init.status.success(), "{}", text(&init));
 
-    let (mut cloud, server) = start(mftplus(d, &url, &[]));
+    let (mut cloud, server) = cloud_process::start(mftplus(d, &url, &[]));
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let run = |line: &[&str]| mftctl(h, &server, line, None);

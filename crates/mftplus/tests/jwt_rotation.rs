@@ -3,12 +3,13 @@
 //! without a restart, a rotation too soon is refused and changes nothing, and a forced one ends
 //! the oldest key's sessions only.
 
+mod cloud_process;
+
 use base64::Engine;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,37 +68,7 @@ impl Deployment {
 
     /// Starts `mftplus cloud` and returns it with its API address.
     fn start(&self) -> (Child, String) {
-        let mut child = self
-            .command(&[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if event["fields"]["message"] == "mftplus cloud listening" {
-                let api = event["fields"]["api"].as_str().unwrap().to_string();
-                // Keep draining the log so the cloud never blocks on a full pipe.
-                std::thread::spawn(move || {
-                    let mut sink = String::new();
-                    while stderr.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                        sink.clear();
-                    }
-                });
-                return (child, format!("http://{api}"));
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the cloud did not announce its address");
+        cloud_process::start(self.command(&[]))
     }
 }
 

@@ -61,98 +61,16 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn from_config(jwt: &JwtSection) -> Result<JwtKeys, String> {
-        let mut verifying = HashMap::new();
-        let mut jwks = Vec::new();
-        let (algorithm, signing, signing_kid) = match jwt.algorithm {
-            JwtAlgorithm::HS256 => {
-                let secret = jwt.secret.as_ref().ok_or("auth.jwt.secret is not set")?;
-                let kid = hs256_kid(secret.expose().as_bytes());
-                verifying.insert(
-                    kid.clone(),
-                    VerifyKey {
-                        algorithm: Algorithm::HS256,
-                        key: DecodingKey::from_secret(secret.expose().as_bytes()),
-                    },
-                );
-                // An empty previous secret means none: an empty HMAC key would let anyone sign.
-                let previous = jwt
-                    .previous_secret
-                    .as_ref()
-                    .filter(|p| !p.expose().is_empty());
-                if let Some(previous) = previous {
-                    verifying.insert(
-                        hs256_kid(previous.expose().as_bytes()),
-                        VerifyKey {
-                            algorithm: Algorithm::HS256,
-                            key: DecodingKey::from_secret(previous.expose().as_bytes()),
-                        },
-                    );
-                }
-                (
-                    Algorithm::HS256,
-                    EncodingKey::from_secret(secret.expose().as_bytes()),
-                    kid,
-                )
-            }
-            JwtAlgorithm::RS256 => {
-                let private_path = jwt
-                    .private_key
-                    .as_ref()
-                    .ok_or("auth.jwt.private_key is not set")?;
-                let public_path = jwt
-                    .public_key
-                    .as_ref()
-                    .ok_or("auth.jwt.public_key is not set")?;
-                let private_pem = std::fs::read(private_path)
-                    .map_err(|e| format!("cannot read {}: {e}", private_path.display()))?;
-                let signing = EncodingKey::from_rsa_pem(&private_pem).map_err(|e| {
-                    format!("{} is not an RSA private key: {e}", private_path.display())
-                })?;
-                let mut signing_kid = String::new();
-                for (index, path) in std::iter::once(public_path)
-                    .chain(&jwt.previous_public_keys)
-                    .enumerate()
-                {
-                    let pem = std::fs::read_to_string(path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    let (n, e) = rsa_public_components(&pem)
-                        .ok_or_else(|| format!("{} is not an RSA public key", path.display()))?;
-                    let kid = mftplus_crypto::sha256_hex(&[n.as_slice(), e.as_slice()].concat())
-                        [..16]
-                        .to_string();
-                    let b64 = |bytes: &[u8]| {
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-                    };
-                    let key = DecodingKey::from_rsa_components(&b64(&n), &b64(&e))
-                        .map_err(|e| format!("bad RSA key {}: {e}", path.display()))?;
-                    verifying.insert(
-                        kid.clone(),
-                        VerifyKey {
-                            algorithm: Algorithm::RS256,
-                            key,
-                        },
-                    );
-                    jwks.push(Jwk {
-                        kty: "RSA".into(),
-                        kid: kid.clone(),
-                        use_: "sig".into(),
-                        alg: "RS256".into(),
-                        n: b64(&n),
-                        e: b64(&e),
-                    });
-                    if index == 0 {
-                        signing_kid = kid;
-                    }
-                }
-                (Algorithm::RS256, signing, signing_kid)
-            }
+        let keys = match jwt.algorithm {
+            JwtAlgorithm::HS256 => hs256_keys(jwt)?,
+            JwtAlgorithm::RS256 => rs256_keys(jwt)?,
         };
         Ok(JwtKeys {
-            algorithm,
-            signing,
-            signing_kid,
-            verifying,
-            jwks,
+            algorithm: keys.algorithm,
+            signing: keys.signing,
+            signing_kid: keys.signing_kid,
+            verifying: keys.verifying,
+            jwks: keys.jwks,
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
             leeway: jwt.leeway as i64,
@@ -222,6 +140,97 @@ impl JwtKeys {
         }
         Ok(())
     }
+}
+
+/// The keys of one algorithm: what signs, and every key that verifies by its `kid`.
+struct KeySet {
+    algorithm: Algorithm,
+    signing: EncodingKey,
+    signing_kid: String,
+    verifying: HashMap<String, VerifyKey>,
+    jwks: Vec<Jwk>,
+}
+
+fn hs256_keys(jwt: &JwtSection) -> Result<KeySet, String> {
+    let secret = jwt.secret.as_ref().ok_or("auth.jwt.secret is not set")?;
+    // An empty previous secret means none: an empty HMAC key would let anyone sign.
+    let previous = jwt
+        .previous_secret
+        .as_ref()
+        .filter(|p| !p.expose().is_empty());
+    let verifying = std::iter::once(secret)
+        .chain(previous)
+        .map(|secret| {
+            let key = VerifyKey {
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret.expose().as_bytes()),
+            };
+            (hs256_kid(secret.expose().as_bytes()), key)
+        })
+        .collect();
+    Ok(KeySet {
+        algorithm: Algorithm::HS256,
+        signing: EncodingKey::from_secret(secret.expose().as_bytes()),
+        signing_kid: hs256_kid(secret.expose().as_bytes()),
+        verifying,
+        jwks: Vec::new(),
+    })
+}
+
+/// The private key signs; the public key and every previous one verify and are published.
+fn rs256_keys(jwt: &JwtSection) -> Result<KeySet, String> {
+    let private_path = jwt
+        .private_key
+        .as_ref()
+        .ok_or("auth.jwt.private_key is not set")?;
+    let public_path = jwt
+        .public_key
+        .as_ref()
+        .ok_or("auth.jwt.public_key is not set")?;
+    let private_pem = std::fs::read(private_path)
+        .map_err(|e| format!("cannot read {}: {e}", private_path.display()))?;
+    let signing = EncodingKey::from_rsa_pem(&private_pem)
+        .map_err(|e| format!("{} is not an RSA private key: {e}", private_path.display()))?;
+    let mut set = KeySet {
+        algorithm: Algorithm::RS256,
+        signing,
+        signing_kid: String::new(),
+        verifying: HashMap::new(),
+        jwks: Vec::new(),
+    };
+    for path in std::iter::once(public_path).chain(&jwt.previous_public_keys) {
+        let (kid, key, jwk) = rs256_public(path)?;
+        if set.signing_kid.is_empty() {
+            set.signing_kid = kid.clone();
+        }
+        set.verifying.insert(kid, key);
+        set.jwks.push(jwk);
+    }
+    Ok(set)
+}
+
+fn rs256_public(path: &std::path::Path) -> Result<(String, VerifyKey, Jwk), String> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (n, e) = rsa_public_components(&pem)
+        .ok_or_else(|| format!("{} is not an RSA public key", path.display()))?;
+    let kid = mftplus_crypto::sha256_hex(&[n.as_slice(), e.as_slice()].concat())[..16].to_string();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = DecodingKey::from_rsa_components(&b64(&n), &b64(&e))
+        .map_err(|e| format!("bad RSA key {}: {e}", path.display()))?;
+    let jwk = Jwk {
+        kty: "RSA".into(),
+        kid: kid.clone(),
+        use_: "sig".into(),
+        alg: "RS256".into(),
+        n: b64(&n),
+        e: b64(&e),
+    };
+    let key = VerifyKey {
+        algorithm: Algorithm::RS256,
+        key,
+    };
+    Ok((kid, key, jwk))
 }
 
 pub(crate) fn hs256_kid(secret: &[u8]) -> String {

@@ -91,6 +91,7 @@ pub fn describe(id: &str) -> Option<Operation> {
     describe_identity(id)
         .or_else(|| describe_transfers(id))
         .or_else(|| describe_fleet(id))
+        .or_else(|| describe_hubs_and_certificates(id))
         .or_else(|| describe_boxes(id))
 }
 
@@ -263,6 +264,13 @@ fn describe_fleet(id: &str) -> Option<Operation> {
         }
         "notifications_list" => op("Notifications sent", ok(schema::<Vec<NotificationInfo>>))
             .query(schema::<events::NotificationsQuery>),
+        _ => return None,
+    })
+}
+
+/// The operator's routes for edge hubs, deploy keys and the built-in CA.
+fn describe_hubs_and_certificates(id: &str) -> Option<Operation> {
+    Some(match id {
         "hubs_list" => op("List edge hubs", ok(schema::<Vec<HubInfo>>)),
         "hubs_get" => op("One edge hub", ok(schema::<HubInfo>)),
         "deploy_keys_list" => op("List deploy keys", ok(schema::<Vec<DeployKeyInfo>>)),
