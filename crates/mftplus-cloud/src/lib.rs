@@ -9,6 +9,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod ca;
 pub mod chunk_commit;

@@ -12,6 +12,7 @@
 
 mod api_keys;
 mod audit;
+pub mod backup;
 mod certificates;
 mod error;
 mod fleet;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod admin;
 mod cloud_init;
 mod dev;
 mod dev_agent;
@@ -50,6 +51,9 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Back up the cloud's data while it runs, or restore a backup onto an empty deployment
+    /// (docs/backup.md).
+    Admin(admin::AdminArgs),
     /// Run the product locally on embedded SQLite and print an admin credential.
     Dev {
         /// Folder for the database and generated secrets.
@@ -170,6 +174,7 @@ async fn run(cli: Cli) -> ExitCode {
             action: None,
         } => run_cloud(config, check_config).await,
         Command::Hub => run_hub().await,
+        Command::Admin(args) => return admin::run(args).await,
         Command::Agent(args) => mftplus_agent::cli::run(args).await,
         Command::Healthcheck { .. } => unreachable!("answered before the runtime starts"),
         Command::Dev {
