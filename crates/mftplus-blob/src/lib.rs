@@ -62,6 +62,10 @@ pub enum BlobError {
     /// The local filesystem failed (permissions, full disk, I/O error).
     #[error("blob store I/O error: {0}")]
     Io(String),
+    /// The local filesystem has no space (or quota) left; nothing was stored. Kept apart from
+    /// `Io` so the API can say so instead of answering an anonymous internal error.
+    #[error("blob store is out of space: {0}")]
+    StorageFull(String),
     /// The remote service failed or answered with an error; details are in the string.
     #[error("blob store backend error: {0}")]
     Backend(String),
@@ -84,7 +88,12 @@ pub enum BlobError {
 
 impl From<std::io::Error> for BlobError {
     fn from(err: std::io::Error) -> BlobError {
-        BlobError::Io(err.to_string())
+        match err.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                BlobError::StorageFull(err.to_string())
+            }
+            _ => BlobError::Io(err.to_string()),
+        }
     }
 }
 
@@ -183,4 +192,26 @@ pub trait BlobStore: Send + Sync + 'static {
     /// flight as long as `older_than` is longer than any write takes. A no-op where a write
     /// leaves nothing behind (S3 single-part uploads).
     async fn sweep_incomplete(&self, older_than: Duration) -> BlobResult<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlobError;
+    use std::io::Write;
+
+    /// A real ENOSPC, from the kernel's always-full device, is reported as a full store.
+    #[test]
+    fn a_full_disk_is_not_an_anonymous_io_error() {
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let err = full
+            .write_all(b"x")
+            .and_then(|()| full.flush())
+            .unwrap_err();
+        assert!(matches!(BlobError::from(err), BlobError::StorageFull(_)));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(matches!(BlobError::from(other), BlobError::Io(_)));
+    }
 }

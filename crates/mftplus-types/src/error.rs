@@ -88,6 +88,9 @@ codes! {
     // only the sender can restore it (send again).
     ChunkMissing => "chunk_missing", 410;
     Unavailable => "unavailable", 503;
+    // The server's payload store has no space left: nothing was stored; retry once an
+    // operator has made room.
+    InsufficientStorage => "insufficient_storage", 507;
     // Edge hub: the cloud could not be reached, or did not answer in time.
     BadGateway => "bad_gateway", 502;
     GatewayTimeout => "gateway_timeout", 504;

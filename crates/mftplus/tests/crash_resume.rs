@@ -124,6 +124,45 @@ impl Drop for Cloud {
     }
 }
 
+/// Prints the tail of every cloud log when the test fails, so a failure in CI (where the
+/// temporary folder is gone afterwards) says what the server saw.
+struct LogsOnPanic(PathBuf);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .map(|dir| dir.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for name in names {
+            let text = std::fs::read_to_string(&name).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("--- {} (last {} lines)", name.display(), tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Free bytes on the filesystem holding `dir`, by `df` (no libc binding needed for one number).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = Command::new("df").args(["-Pk"]).arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// A user as `mftctl` sees them: a config folder (and so a key pair) and an API key.
 struct Person {
     email: String,
@@ -294,10 +333,19 @@ fn kill_9_during_upload_then_resume() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    let size_mib: u64 = std::env::var("MFTPLUS_CRASH_SIZE_MIB")
+    let mut size_mib: u64 = std::env::var("MFTPLUS_CRASH_SIZE_MIB")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1024);
+    // The source, its ciphertext on the server and the received copy, with room to spare: a
+    // full disk would fail the upload for a reason this test is not about.
+    if let Some(free) = free_bytes(root.path()) {
+        let fits = free / 4 >> 20;
+        if fits < size_mib {
+            size_mib = fits.max(80);
+            eprintln!("crash_resume: only {} MiB free; file shrunk", free >> 20);
+        }
+    }
     eprintln!("crash_resume: seed {seed} (MFTPLUS_CRASH_SEED={seed} replays), {size_mib} MiB");
     let began = Instant::now();
     let mut rng = Rng(seed);
@@ -322,6 +370,7 @@ fn kill_9_during_upload_then_resume() {
     let data = root.path().join("data");
     let logs = root.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
+    let _logs_on_panic = LogsOnPanic(logs.clone());
     std::fs::create_dir_all(&data).unwrap();
     // `mftplus dev` keeps an existing server.yaml; the polling below must not hit rate limits.
     std::fs::write(

@@ -79,6 +79,13 @@ fn upload_error(index: u64, declared: &[u8; 32], err: BlobError) -> ApiError {
             ErrorCode::BadRequest,
             format!("reading the chunk failed: {why}"),
         ),
+        BlobError::StorageFull(why) => {
+            tracing::error!(error = %why, "the payload store is full: a chunk was refused");
+            ApiError::new(
+                ErrorCode::InsufficientStorage,
+                format!("chunk {index} not stored: the server has no space left; retry later"),
+            )
+        }
         other => ApiError::internal(other),
     }
 }
