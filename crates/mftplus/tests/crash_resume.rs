@@ -340,7 +340,7 @@ fn kill_9_during_upload_then_resume() {
     // The source, its ciphertext on the server and the received copy, with room to spare: a
     // full disk would fail the upload for a reason this test is not about.
     if let Some(free) = free_bytes(root.path()) {
-        let fits = free / 4 >> 20;
+        let fits = (free / 4) >> 20;
         if fits < size_mib {
             size_mib = fits.max(80);
             eprintln!("crash_resume: only {} MiB free; file shrunk", free >> 20);
