@@ -1,7 +1,7 @@
 //! The `api_keys` table.
 
 use deadpool_postgres::GenericClient;
-use mftplus_store::{ApiKeyRow, NewApiKey, StoreError, StoreResult};
+use mftplus_store::{ApiKeyPage, ApiKeyRow, NewApiKey, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::error::ResultExt;
@@ -95,6 +95,42 @@ pub(crate) async fn list<C: GenericClient>(
         .iter()
         .map(from_row)
         .collect()
+}
+
+/// One statement per shape (all owners or one), so the one-owner page uses its index.
+pub(crate) async fn list_page<C: GenericClient>(
+    client: &C,
+    page: &ApiKeyPage,
+) -> StoreResult<Vec<ApiKeyRow>> {
+    let owner = match page.owner_id {
+        Some(_) => "owner_id = $1",
+        None => "$1::text IS NULL",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE {owner} AND ($2 OR revoked_at_ms IS NULL) \
+         AND ($3::bigint IS NULL OR created_at_ms < $3 \
+              OR (created_at_ms = $3 AND id COLLATE \"C\" < $4::text COLLATE \"C\")) \
+         ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC LIMIT $5"
+    );
+    let (at, id) = match &page.before {
+        Some(cursor) => (Some(cursor.at_ms), Some(cursor.id.as_str())),
+        None => (None, None),
+    };
+    sql::query(
+        client,
+        &sql,
+        &[
+            &page.owner_id,
+            &page.include_revoked,
+            &at,
+            &id,
+            &i64::from(page.limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 pub(crate) async fn revoke<C: GenericClient>(

@@ -1,7 +1,7 @@
 //! The hash-chained `audit_log` and its `audit_head`.
 
 use deadpool_postgres::GenericClient;
-use mftplus_store::{AuditRow, NewAuditEntry, StoreError, StoreResult};
+use mftplus_store::{AuditFilter, AuditRow, NewAuditEntry, StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::error::ResultExt;
@@ -93,6 +93,38 @@ pub(crate) async fn list<C: GenericClient>(
         "SELECT seq, ts_ms, event, actor, target, outcome, client_ip, details, prev_hash, hash \
          FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[&after_seq, &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// The filtered page: an absent condition is a `NULL` parameter that matches every row.
+pub(crate) async fn search<C: GenericClient>(
+    client: &C,
+    filter: &AuditFilter,
+) -> StoreResult<Vec<AuditRow>> {
+    let order = if filter.newest_first { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT seq, ts_ms, event, actor, target, outcome, client_ip, details, prev_hash, hash \
+         FROM audit_log WHERE ($1::text IS NULL OR event = $1) \
+         AND ($2::text IS NULL OR actor = $2) AND ($3::bigint IS NULL OR ts_ms >= $3) \
+         AND ($4::bigint IS NULL OR ts_ms < $4) AND ($5::bigint IS NULL OR seq > $5) \
+         AND ($6::bigint IS NULL OR seq < $6) ORDER BY seq {order} LIMIT $7"
+    );
+    sql::query(
+        client,
+        &sql,
+        &[
+            &filter.event,
+            &filter.actor,
+            &filter.from_ms,
+            &filter.until_ms,
+            &filter.after_seq,
+            &filter.before_seq,
+            &i64::from(filter.limit),
+        ],
     )
     .await?
     .iter()

@@ -34,9 +34,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mftplus_store::{
-    ApiKeyRow, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk,
-    NewTransfer, NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow,
-    UserKeyRow, UserRow, UserUpdate,
+    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
+    NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
+    TokenRow, TransferFilter, TransferRow, UserKeyRow, UserRow, UserUpdate,
 };
 use tokio_postgres::NoTls;
 
@@ -152,6 +152,18 @@ impl Store for PostgresStore {
         users::list(&self.client().await?).await
     }
 
+    async fn list_users_page(
+        &self,
+        after_email: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRow>> {
+        users::list_page(&self.client().await?, after_email, limit).await
+    }
+
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRow>> {
+        users::get_many(&self.client().await?, ids).await
+    }
+
     async fn count_users(&self) -> StoreResult<u64> {
         users::count(&self.client().await?).await
     }
@@ -182,6 +194,10 @@ impl Store for PostgresStore {
 
     async fn list_api_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<ApiKeyRow>> {
         api_keys::list(&self.client().await?, owner_id).await
+    }
+
+    async fn list_api_keys_page(&self, page: &ApiKeyPage) -> StoreResult<Vec<ApiKeyRow>> {
+        api_keys::list_page(&self.client().await?, page).await
     }
 
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
@@ -228,6 +244,16 @@ impl Store for PostgresStore {
         tokens::list_active(&self.client().await?, user_id, now_ms).await
     }
 
+    async fn list_sign_ins(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+        before: Option<&TimeCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<TokenRow>> {
+        tokens::list_sign_ins(&self.client().await?, user_id, now_ms, before, limit).await
+    }
+
     async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
         tokens::revoke(&self.client().await?, jti, at_ms).await
     }
@@ -258,6 +284,10 @@ impl Store for PostgresStore {
 
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
         audit::list(&self.client().await?, after_seq, limit).await
+    }
+
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+        audit::search(&self.client().await?, filter).await
     }
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
@@ -305,6 +335,13 @@ impl Store for PostgresStore {
 
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {
         transfers::list_chunks(&self.client().await?, transfer_id).await
+    }
+
+    async fn count_stored_chunks(
+        &self,
+        transfer_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, u64>> {
+        transfers::count_stored_chunks(&self.client().await?, transfer_ids).await
     }
 
     async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>> {

@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_key_rotation",
         include_str!("../migrations/0009_key_rotation.sql"),
     ),
+    (
+        "0010_transfer_listing",
+        include_str!("../migrations/0010_transfer_listing.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -1,7 +1,7 @@
 //! The `auth_tokens` table.
 
 use deadpool_postgres::GenericClient;
-use mftplus_store::{StoreResult, TokenRow};
+use mftplus_store::{StoreResult, TimeCursor, TokenRow};
 use tokio_postgres::Row;
 
 use crate::error::ResultExt;
@@ -74,6 +74,37 @@ pub(crate) async fn list_active<C: GenericClient>(
         .iter()
         .map(from_row)
         .collect()
+}
+
+pub(crate) async fn list_sign_ins<C: GenericClient>(
+    client: &C,
+    user_id: &str,
+    now_ms: i64,
+    before: Option<&TimeCursor>,
+    limit: u32,
+) -> StoreResult<Vec<TokenRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM auth_tokens \
+         WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2 \
+         AND (kind = 'session' OR (kind = 'refresh' AND used_at_ms IS NULL) \
+              OR created_via = 'admin') \
+         AND ($3::bigint IS NULL OR issued_at_ms < $3 \
+              OR (issued_at_ms = $3 AND jti COLLATE \"C\" < $4::text COLLATE \"C\")) \
+         ORDER BY issued_at_ms DESC, jti COLLATE \"C\" DESC LIMIT $5"
+    );
+    let (at, id) = match before {
+        Some(cursor) => (Some(cursor.at_ms), Some(cursor.id.as_str())),
+        None => (None, None),
+    };
+    sql::query(
+        client,
+        &sql,
+        &[&user_id, &now_ms, &at, &id, &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 async fn revoke_where<C: GenericClient>(

@@ -11,6 +11,7 @@ use mftplus_store::{
     ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult,
     TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
+use std::collections::HashMap;
 use tokio_postgres::Row;
 
 use crate::error::ResultExt;
@@ -210,19 +211,25 @@ pub(crate) async fn list<C: GenericClient>(
     } else {
         "AND $1::text IS NULL".to_string()
     };
+    // The keyset `before` compares ids in byte order, as the ordering does.
     let sql = format!(
         "SELECT {COLUMNS} FROM transfers \
-         WHERE ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR created_at_ms < $3) \
+         WHERE ($2::text IS NULL OR status = $2) \
+         AND ($3::bigint IS NULL OR created_at_ms < $3 \
+              OR (created_at_ms = $3 AND id COLLATE \"C\" < $4::text COLLATE \"C\")) \
          {visible} \
-         ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC LIMIT $4"
+         ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC LIMIT $5"
     );
+    let before_ms = filter.before.as_ref().map(|cursor| cursor.at_ms);
+    let before_id = filter.before.as_ref().map(|cursor| cursor.id.as_str());
     let mut rows = sql::query(
         client,
         &sql,
         &[
             &filter.visible_to_user,
             &filter.status,
-            &filter.before_ms,
+            &before_ms,
+            &before_id,
             &i64::from(filter.limit),
         ],
     )
@@ -232,6 +239,28 @@ pub(crate) async fn list<C: GenericClient>(
     .collect::<StoreResult<Vec<_>>>()?;
     attach_recipients(client, &mut rows).await?;
     Ok(rows)
+}
+
+pub(crate) async fn count_stored_chunks<C: GenericClient>(
+    client: &C,
+    transfer_ids: &[String],
+) -> StoreResult<HashMap<String, u64>> {
+    if transfer_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sql::query(
+        client,
+        "SELECT transfer_id, COUNT(*) FROM transfer_chunks WHERE transfer_id = ANY($1) \
+         GROUP BY transfer_id",
+        &[&transfer_ids],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let count: i64 = row.try_get(1).db()?;
+            Ok((row.try_get(0).db()?, count as u64))
+        })
+        .collect()
 }
 
 /// Locks the transfer row until the caller's transaction ends. `NotFound`, or

@@ -85,6 +85,39 @@ pub(crate) async fn list<C: GenericClient>(client: &C) -> StoreResult<Vec<UserRo
         .collect()
 }
 
+pub(crate) async fn list_page<C: GenericClient>(
+    client: &C,
+    after_email: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users \
+         WHERE $1::text IS NULL OR email COLLATE \"C\" > $1 COLLATE \"C\" \
+         ORDER BY email COLLATE \"C\" LIMIT $2"
+    );
+    let after = after_email.map(normalize_email);
+    sql::query(client, &sql, &[&after, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+pub(crate) async fn get_many<C: GenericClient>(
+    client: &C,
+    ids: &[String],
+) -> StoreResult<Vec<UserRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ANY($1)");
+    sql::query(client, &sql, &[&ids])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 pub(crate) async fn count<C: GenericClient>(client: &C) -> StoreResult<u64> {
     let row = sql::query_one(client, "SELECT COUNT(*) FROM users", &[]).await?;
     let count: i64 = row.try_get(0).db()?;

@@ -1,6 +1,6 @@
 //! The `api_keys` table.
 
-use mftplus_store::{ApiKeyRow, NewApiKey, StoreError, StoreResult};
+use mftplus_store::{ApiKeyPage, ApiKeyRow, NewApiKey, StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::error::ResultExt;
@@ -74,6 +74,32 @@ pub(crate) fn list(conn: &Connection, owner_id: Option<&str>) -> StoreResult<Vec
     );
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_map(params![owner_id], from_row)?.collect())
+        .db()
+}
+
+/// One statement per shape (all owners or one), so the one-owner page uses its index.
+pub(crate) fn list_page(conn: &Connection, page: &ApiKeyPage) -> StoreResult<Vec<ApiKeyRow>> {
+    let owner = match page.owner_id {
+        Some(_) => "owner_id = ?1",
+        None => "?1 IS NULL",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE {owner} AND (?2 OR revoked_at_ms IS NULL) \
+         AND (?3 IS NULL OR created_at_ms < ?3 OR (created_at_ms = ?3 AND id < ?4)) \
+         ORDER BY created_at_ms DESC, id DESC LIMIT ?5"
+    );
+    let (at, id) = match &page.before {
+        Some(cursor) => (Some(cursor.at_ms), Some(cursor.id.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![page.owner_id, page.include_revoked, at, id, page.limit],
+                from_row,
+            )?
+            .collect()
+        })
         .db()
 }
 

@@ -1,7 +1,8 @@
 //! The hash-chained `audit_log` and its `audit_head`.
 
-use mftplus_store::{AuditRow, NewAuditEntry, StoreError, StoreResult};
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use mftplus_store::{AuditFilter, AuditRow, NewAuditEntry, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, Row, TransactionBehavior};
 
 use crate::error::ResultExt;
 
@@ -86,6 +87,54 @@ pub(crate) fn list(conn: &Connection, after_seq: i64, limit: u32) -> StoreResult
                 .collect()
         })
         .db()?;
+    with_details(raw)
+}
+
+/// The filtered page: each condition present becomes a `WHERE` term with its own parameter.
+pub(crate) fn search(conn: &Connection, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let texts = [("event =", &filter.event), ("actor =", &filter.actor)];
+    for (term, value) in texts {
+        if let Some(value) = value {
+            values.push(Value::Text(value.clone()));
+            conditions.push(format!("{term} ?{}", values.len()));
+        }
+    }
+    let numbers = [
+        ("ts_ms >=", filter.from_ms),
+        ("ts_ms <", filter.until_ms),
+        ("seq >", filter.after_seq),
+        ("seq <", filter.before_seq),
+    ];
+    for (term, value) in numbers {
+        if let Some(value) = value {
+            values.push(Value::Integer(value));
+            conditions.push(format!("{term} ?{}", values.len()));
+        }
+    }
+    values.push(Value::Integer(i64::from(filter.limit)));
+    let filter_sql = match conditions.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {}", conditions.join(" AND ")),
+    };
+    let order = if filter.newest_first { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT seq, ts_ms, event, actor, target, outcome, client_ip, details, prev_hash, hash \
+         FROM audit_log {filter_sql} ORDER BY seq {order} LIMIT ?{}",
+        values.len()
+    );
+    let raw: Vec<(AuditRow, String)> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(values), from_row)?
+                .collect()
+        })
+        .db()?;
+    with_details(raw)
+}
+
+fn with_details(raw: Vec<(AuditRow, String)>) -> StoreResult<Vec<AuditRow>> {
     raw.into_iter()
         .map(|(mut row, details)| {
             row.details = serde_json::from_str(&details).map_err(|err| {

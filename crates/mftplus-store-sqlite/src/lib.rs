@@ -29,9 +29,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mftplus_store::{
-    ApiKeyRow, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey, NewAuditEntry, NewChunk,
-    NewTransfer, NewUser, Store, StoreError, StoreResult, TokenRow, TransferFilter, TransferRow,
-    UserKeyRow, UserRow, UserUpdate,
+    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
+    NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
+    TokenRow, TransferFilter, TransferRow, UserKeyRow, UserRow, UserUpdate,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -271,6 +271,21 @@ impl Store for SqliteStore {
         self.read(|conn| users::list(conn)).await
     }
 
+    async fn list_users_page(
+        &self,
+        after_email: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRow>> {
+        let after = after_email.map(users::normalize_email);
+        self.read(move |conn| users::list_page(conn, after.as_deref(), limit))
+            .await
+    }
+
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRow>> {
+        let ids = ids.to_vec();
+        self.read(move |conn| users::get_many(conn, &ids)).await
+    }
+
     async fn count_users(&self) -> StoreResult<u64> {
         self.read(|conn| users::count(conn)).await
     }
@@ -312,6 +327,12 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<ApiKeyRow>> {
         let owner_id = owner_id.map(str::to_owned);
         self.read(move |conn| api_keys::list(conn, owner_id.as_deref()))
+            .await
+    }
+
+    async fn list_api_keys_page(&self, page: &ApiKeyPage) -> StoreResult<Vec<ApiKeyRow>> {
+        let page = page.clone();
+        self.read(move |conn| api_keys::list_page(conn, &page))
             .await
     }
 
@@ -369,6 +390,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_sign_ins(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+        before: Option<&TimeCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<TokenRow>> {
+        let (user_id, before) = (user_id.to_owned(), before.cloned());
+        self.read(move |conn| tokens::list_sign_ins(conn, &user_id, now_ms, before.as_ref(), limit))
+            .await
+    }
+
     async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool> {
         let jti = jti.to_owned();
         self.write(move |conn| tokens::revoke(conn, &jti, at_ms))
@@ -412,6 +445,11 @@ impl Store for SqliteStore {
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
         self.read(move |conn| audit::list(conn, after_seq, limit))
             .await
+    }
+
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
+        let filter = filter.clone();
+        self.read(move |conn| audit::search(conn, &filter)).await
     }
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
@@ -467,6 +505,15 @@ impl Store for SqliteStore {
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>> {
         let transfer_id = transfer_id.to_owned();
         self.read(move |conn| transfers::list_chunks(conn, &transfer_id))
+            .await
+    }
+
+    async fn count_stored_chunks(
+        &self,
+        transfer_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, u64>> {
+        let transfer_ids = transfer_ids.to_vec();
+        self.read(move |conn| transfers::count_stored_chunks(conn, &transfer_ids))
             .await
     }
 

@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_key_rotation",
         include_str!("../migrations/0009_key_rotation.sql"),
     ),
+    (
+        "0010_transfer_listing",
+        include_str!("../migrations/0010_transfer_listing.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

@@ -1,6 +1,6 @@
 //! The `auth_tokens` table.
 
-use mftplus_store::{StoreResult, TokenRow};
+use mftplus_store::{StoreResult, TimeCursor, TokenRow};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::ResultExt;
@@ -66,6 +66,33 @@ pub(crate) fn list_active(
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| {
             stmt.query_map(params![user_id, now_ms], from_row)?
+                .collect()
+        })
+        .db()
+}
+
+pub(crate) fn list_sign_ins(
+    conn: &Connection,
+    user_id: &str,
+    now_ms: i64,
+    before: Option<&TimeCursor>,
+    limit: u32,
+) -> StoreResult<Vec<TokenRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM auth_tokens \
+         WHERE user_id = ?1 AND revoked_at_ms IS NULL AND expires_at_ms > ?2 \
+         AND (kind = 'session' OR (kind = 'refresh' AND used_at_ms IS NULL) \
+              OR created_via = 'admin') \
+         AND (?3 IS NULL OR issued_at_ms < ?3 OR (issued_at_ms = ?3 AND jti < ?4)) \
+         ORDER BY issued_at_ms DESC, jti DESC LIMIT ?5"
+    );
+    let (at, id) = match before {
+        Some(cursor) => (Some(cursor.at_ms), Some(cursor.id.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![user_id, now_ms, at, id, limit], from_row)?
                 .collect()
         })
         .db()

@@ -10,6 +10,7 @@ use mftplus_store::{
     TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 
 use crate::error::ResultExt;
 
@@ -184,7 +185,8 @@ pub(crate) fn get(conn: &mut Connection, id: &str) -> StoreResult<Option<Transfe
 }
 
 /// Visibility is a union of two index lookups (sent, received) rather than an `OR`, which
-/// SQLite could only answer by scanning every transfer.
+/// SQLite could only answer by scanning every transfer. Two statements whatever the page's
+/// size: the rows (a keyset after `before`), then the recipients of all of them.
 pub(crate) fn list(
     conn: &mut Connection,
     filter: &TransferFilter,
@@ -201,10 +203,10 @@ pub(crate) fn list(
     if filter.status.is_some() {
         conditions.push("status = ?2".to_string());
     }
-    if filter.before_ms.is_some() {
-        conditions.push("created_at_ms < ?3".to_string());
+    if filter.before.is_some() {
+        conditions.push("(created_at_ms < ?3 OR (created_at_ms = ?3 AND id < ?4))".to_string());
     }
-    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?4`.
+    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?5`.
     let filter_sql = if conditions.is_empty() {
         String::new()
     } else {
@@ -212,7 +214,7 @@ pub(crate) fn list(
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM transfers {filter_sql} \
-         ORDER BY created_at_ms DESC, id DESC LIMIT ?4"
+         ORDER BY created_at_ms DESC, id DESC LIMIT ?5"
     );
     let tx = conn.transaction().db()?;
     let mut rows: Vec<TransferRow> = tx
@@ -222,7 +224,8 @@ pub(crate) fn list(
                 params![
                     filter.visible_to_user,
                     filter.status,
-                    filter.before_ms,
+                    filter.before.as_ref().map(|cursor| cursor.at_ms),
+                    filter.before.as_ref().map(|cursor| cursor.id.as_str()),
                     filter.limit
                 ],
                 from_row,
@@ -230,10 +233,71 @@ pub(crate) fn list(
             .collect()
         })
         .db()?;
-    for row in &mut rows {
-        row.recipients = recipients(&tx, &row.id)?;
-    }
+    attach_recipients(&tx, &mut rows)?;
     Ok(rows)
+}
+
+/// `ids` as one JSON array parameter, so a statement over a set of ids is prepared once
+/// whatever the set's size (`json_each`).
+fn id_set(ids: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.as_ref().to_owned()).collect();
+    serde_json::Value::from(ids).to_string()
+}
+
+/// Fills in the recipients of every row with one statement.
+fn attach_recipients(conn: &Connection, rows: &mut [TransferRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids = id_set(rows.iter().map(|row| row.id.as_str()));
+    let found: Vec<(String, RecipientRow)> = conn
+        .prepare_cached(
+            "SELECT transfer_id, recipient_kind, recipient_id, display, downloaded_at_ms \
+             FROM transfer_recipients \
+             WHERE transfer_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY recipient_kind, recipient_id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![ids], |row| {
+                Ok((
+                    row.get(0)?,
+                    RecipientRow {
+                        kind: row.get(1)?,
+                        id: row.get(2)?,
+                        display: row.get(3)?,
+                        downloaded_at_ms: row.get(4)?,
+                    },
+                ))
+            })?
+            .collect()
+        })
+        .db()?;
+    for (transfer_id, recipient) in found {
+        for row in rows.iter_mut().filter(|row| row.id == transfer_id) {
+            row.recipients.push(recipient.clone());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn count_stored_chunks(
+    conn: &Connection,
+    transfer_ids: &[String],
+) -> StoreResult<HashMap<String, u64>> {
+    if transfer_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    conn.prepare_cached(
+        "SELECT transfer_id, COUNT(*) FROM transfer_chunks \
+         WHERE transfer_id IN (SELECT value FROM json_each(?1)) GROUP BY transfer_id",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(params![id_set(transfer_ids)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+        })?
+        .collect()
+    })
+    .db()
 }
 
 /// `NotFound`, or `Conflict(NOT_UPLOADING)` unless the transfer is `uploading`.

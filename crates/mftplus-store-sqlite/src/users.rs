@@ -1,7 +1,7 @@
 //! The `users` table.
 
 use mftplus_store::{NewUser, StoreError, StoreResult, UserRow, UserUpdate};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::error::ResultExt;
 
@@ -72,6 +72,34 @@ pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY email");
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_map([], from_row)?.collect())
+        .db()
+}
+
+pub(crate) fn list_page(
+    conn: &Connection,
+    after_email: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE ?1 IS NULL OR email > ?1 ORDER BY email LIMIT ?2"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![after_email, limit], from_row)?
+                .collect()
+        })
+        .db()
+}
+
+/// One statement per list length (a page holds at most a few hundred ids).
+pub(crate) fn get_many(conn: &Connection, ids: &[String]) -> StoreResult<Vec<UserRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id IN ({marks})");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_map(params_from_iter(ids), from_row)?.collect())
         .db()
 }
 

@@ -21,8 +21,10 @@ mod fleet_ops;
 mod fleet_reports;
 mod hubs;
 mod key_rotation;
+mod people_pages;
 mod sites;
 mod tokens;
+mod transfer_pages;
 mod transfers;
 mod users;
 
@@ -31,13 +33,13 @@ use std::sync::Arc;
 use crate::{NewApiKey, NewUser, Store, StoreError, TokenRow};
 
 pub use api_keys::{api_keys, revoke_inactive_api_keys};
-pub use audit::{audit_chain, audit_concurrent_appends, audit_prune};
+pub use audit::{audit_chain, audit_concurrent_appends, audit_prune, audit_search};
 pub use certificates::{
     certificate_concurrent_revocation, certificate_crl, certificate_registry,
     certificate_revocation,
 };
 pub use chunk_batches::{concurrent_record_chunks, record_chunk_batches};
-pub use fleet::{fleet_customers, fleet_hosts, fleet_recovery};
+pub use fleet::{fleet_customers, fleet_host_pages, fleet_hosts, fleet_recovery};
 pub use fleet_idempotency::fleet_report_idempotency;
 pub use fleet_jobs::{
     fleet_backup_facts, fleet_events, fleet_leases, fleet_liveness, fleet_notifications,
@@ -49,8 +51,10 @@ pub use fleet_ops::{
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
 pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
 pub use key_rotation::{deploy_key_rotation, host_key_rotation};
+pub use people_pages::people_pages;
 pub use sites::{site_live_transfers, site_user_paths};
 pub use tokens::{tokens, tokens_concurrent_refresh};
+pub use transfer_pages::transfer_pages;
 pub use transfers::{
     cancel_transfer, complete_transfer, delete_transfer, expire_transfers, mark_downloaded,
     record_chunks, transfers_create, transfers_list, user_keys,
@@ -65,13 +69,16 @@ pub async fn run_all(store: Arc<dyn Store>) {
     api_keys(&*store).await;
     revoke_inactive_api_keys(&*store).await;
     tokens(&*store).await;
+    people_pages(&*store).await;
     tokens_concurrent_refresh(store.clone()).await;
     audit_chain(&*store).await;
     audit_prune(&*store).await;
     audit_concurrent_appends(store.clone()).await;
+    audit_search(&*store).await;
     user_keys(&*store).await;
     transfers_create(&*store).await;
     transfers_list(&*store).await;
+    transfer_pages(&*store).await;
     record_chunks(&*store).await;
     record_chunk_batches(&*store).await;
     complete_transfer(&*store).await;
@@ -98,6 +105,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
 pub async fn run_fleet(store: &dyn Store) {
     fleet_customers(store).await;
     fleet_hosts(store).await;
+    fleet_host_pages(store).await;
     fleet_recovery(store).await;
     host_key_rotation(store).await;
     fleet_report_ingest(store).await;

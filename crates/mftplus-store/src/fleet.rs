@@ -367,6 +367,8 @@ pub struct EventFilter {
     pub kind: Option<String>,
     /// Only events with `id > after_id` (for following the timeline).
     pub after_id: Option<i64>,
+    /// Only events with `id < before_id` (the cursor of the timeline, read backwards).
+    pub before_id: Option<i64>,
     pub limit: u32,
 }
 
@@ -481,6 +483,14 @@ pub trait FleetStore: Send + Sync {
     async fn get_host_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<HostRow>>;
     /// Ordered by id; all hosts, or one customer's.
     async fn list_hosts(&self, customer_id: Option<&str>) -> StoreResult<Vec<HostRow>>;
+    /// At most `limit` hosts whose id sorts after `after_id` (bytewise), ordered by id; all
+    /// hosts or one customer's. The listing's keyset cursor: bounded whatever the fleet holds.
+    async fn list_hosts_page(
+        &self,
+        customer_id: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<HostRow>>;
     /// Applies an operator edit atomically (see [`DesiredEdit`]); returns the host after it.
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow>;
     /// Republishes every host of the customer (generation + 1, same desired state) so agents

@@ -57,6 +57,16 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
     /// Ordered by email.
     async fn list_users(&self) -> StoreResult<Vec<UserRow>>;
+    /// A page of [`Store::list_users`]: at most `limit` users ordered by email, only those
+    /// whose email sorts after `after_email` (the last of the previous page) when given.
+    async fn list_users_page(
+        &self,
+        after_email: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRow>>;
+    /// The users among `ids` that exist, in any order (the owners shown on a page of keys, in
+    /// one query).
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRow>>;
     async fn count_users(&self) -> StoreResult<u64>;
     /// Applies the `Some` fields; `NotFound` when the id does not exist.
     async fn update_user(&self, id: &str, update: &UserUpdate) -> StoreResult<UserRow>;
@@ -71,6 +81,10 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
     /// All keys (revoked included), or only those of one owner; newest first.
     async fn list_api_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<ApiKeyRow>>;
+    /// A page of [`Store::list_api_keys`] in the same order (newest first): at most
+    /// `page.limit` keys, revoked ones only when `page.include_revoked`, only those after
+    /// `page.before` (the last key of the previous page) when given.
+    async fn list_api_keys_page(&self, page: &ApiKeyPage) -> StoreResult<Vec<ApiKeyRow>>;
     /// Sets `revoked_at` if not yet revoked; returns whether it changed anything.
     async fn revoke_api_key(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
     /// In one transaction: revokes `old_id` (which must be unrevoked, else `NotFound`) and inserts
@@ -100,6 +114,18 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
         user_id: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Vec<TokenRow>>;
+    /// A page of a person's live sign-ins, newest first: the unrevoked, unexpired tokens of
+    /// `user_id` that a person signed in with, i.e. dashboard sessions, refresh tokens not yet
+    /// exchanged (one per live `mftctl login`) and tokens an administrator issued; never the
+    /// short access tokens a login or refresh pairs with its refresh token. At most `limit`,
+    /// only those after `before` (the last of the previous page) when given.
+    async fn list_sign_ins(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+        before: Option<&TimeCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<TokenRow>>;
     async fn revoke_token(&self, jti: &str, at_ms: i64) -> StoreResult<bool>;
     async fn revoke_user_tokens(&self, user_id: &str, at_ms: i64) -> StoreResult<u64>;
     async fn revoke_token_family(&self, family_id: &str, at_ms: i64) -> StoreResult<u64>;
@@ -121,6 +147,10 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditRow>;
     /// Entries with `seq > after_seq`, ascending, at most `limit`.
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>>;
+    /// Entries matching `filter` (every condition is part of the query, so a page stays
+    /// bounded whatever the log holds), by `seq` ascending or, with `newest_first`,
+    /// descending; at most `filter.limit`.
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRow>>;
     /// Deletes entries older than the cutoff; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
 
@@ -175,6 +205,13 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     }
     /// The stored chunks, by ascending index; empty for an unknown transfer.
     async fn list_chunks(&self, transfer_id: &str) -> StoreResult<Vec<ChunkRow>>;
+    /// How many chunks are stored for each of `transfer_ids`, in one statement whatever their
+    /// number (a page of the transfer listing shows its progress). A transfer without chunks,
+    /// or unknown, is absent from the map.
+    async fn count_stored_chunks(
+        &self,
+        transfer_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, u64>>;
     /// One stored chunk, by the primary key: what every upload checks, so its cost must not
     /// grow with the transfer.
     async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>>;

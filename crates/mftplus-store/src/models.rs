@@ -129,6 +129,26 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// Which audit entries [`crate::Store::search_audit`] answers with; `None` narrows nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Exactly this event name.
+    pub event: Option<String>,
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Only entries with `ts_ms >= from_ms`.
+    pub from_ms: Option<i64>,
+    /// Only entries with `ts_ms < until_ms`.
+    pub until_ms: Option<i64>,
+    /// Only entries with `seq > after_seq` (the cursor, reading forwards).
+    pub after_seq: Option<i64>,
+    /// Only entries with `seq < before_seq` (the cursor, reading backwards).
+    pub before_seq: Option<i64>,
+    /// Descending `seq` instead of ascending.
+    pub newest_first: bool,
+    pub limit: u32,
+}
+
 /// An account's X25519 public key, to which senders wrap transfer file keys. One per user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserKeyRow {
@@ -226,9 +246,10 @@ pub struct TransferFilter {
     pub visible_to_user: Option<String>,
     /// Only transfers in this [`transfer_status`].
     pub status: Option<String>,
-    /// Only transfers created strictly before this instant (the next page starts at the last
-    /// row's `created_at_ms`).
-    pub before_ms: Option<i64>,
+    /// Only transfers after this one in the listing's order (`created_at_ms`, then id, both
+    /// descending): the previous page's last row. A keyset, so rows created in the same
+    /// millisecond are neither skipped nor repeated across pages.
+    pub before: Option<TimeCursor>,
     /// At most this many rows.
     pub limit: u32,
 }
@@ -272,4 +293,23 @@ pub enum ChunkOutcome {
     AlreadyStored,
     /// A row with the same index but other content exists and was kept.
     Conflict,
+}
+
+/// Where a newest-first page ended: its last row's time and id (`Store::list_api_keys_page`,
+/// `Store::list_sign_ins`). The next page holds the rows strictly older, ties broken by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeCursor {
+    pub at_ms: i64,
+    pub id: String,
+}
+
+/// Which API keys a page lists (`Store::list_api_keys_page`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPage {
+    /// Only this owner's keys; every owner's when `None`.
+    pub owner_id: Option<String>,
+    pub include_revoked: bool,
+    /// The previous page's last key (`created_at_ms`, `id`).
+    pub before: Option<TimeCursor>,
+    pub limit: u32,
 }

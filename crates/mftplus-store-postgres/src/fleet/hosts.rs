@@ -103,6 +103,27 @@ pub(crate) async fn list<C: GenericClient>(
         .collect()
 }
 
+/// `COLLATE "C"` on both sides: the cursor is defined bytewise, whatever the database's
+/// default collation.
+pub(crate) async fn list_page<C: GenericClient>(
+    client: &C,
+    customer_id: Option<&str>,
+    after_id: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<HostRow>> {
+    let sql = format!(
+        "SELECT {HOST_COLUMNS} FROM hosts WHERE ($1::text IS NULL OR customer_id = $1) \
+         AND ($2::text IS NULL OR id COLLATE \"C\" > $2::text COLLATE \"C\") \
+         ORDER BY id COLLATE \"C\" LIMIT $3"
+    );
+    let limit = i64::from(limit);
+    sql::query(client, &sql, &[&customer_id, &after_id, &limit])
+        .await?
+        .iter()
+        .map(host_from_row)
+        .collect()
+}
+
 /// The caller wraps this in a transaction; the host row is locked before its generation is
 /// compared, so two edits from the same generation cannot both pass.
 pub(crate) async fn apply_desired_edit<C: GenericClient>(

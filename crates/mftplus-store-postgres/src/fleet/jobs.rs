@@ -24,7 +24,8 @@ pub(crate) async fn list_events<C: GenericClient>(
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE ($1::text IS NULL OR customer_id = $1) \
          AND ($2::text IS NULL OR host_id = $2) AND ($3::text IS NULL OR kind = $3) \
-         AND ($4::bigint IS NULL OR id > $4) ORDER BY id {order} LIMIT $5"
+         AND ($4::bigint IS NULL OR id > $4) AND ($5::bigint IS NULL OR id < $5) \
+         ORDER BY id {order} LIMIT $6"
     );
     sql::query(
         client,
@@ -34,6 +35,7 @@ pub(crate) async fn list_events<C: GenericClient>(
             &filter.host_id,
             &filter.kind,
             &filter.after_id,
+            &filter.before_id,
             &i64::from(filter.limit),
         ],
     )

@@ -285,6 +285,15 @@ impl FleetStore for PostgresStore {
         hosts::list(&self.client().await?, customer_id).await
     }
 
+    async fn list_hosts_page(
+        &self,
+        customer_id: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<HostRow>> {
+        hosts::list_page(&self.client().await?, customer_id, after_id, limit).await
+    }
+
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow> {
         in_tx!(self, |tx| hosts::apply_desired_edit(&tx, edit))
     }

@@ -102,6 +102,26 @@ pub(crate) fn list(conn: &Connection, customer_id: Option<&str>) -> StoreResult<
         .db()
 }
 
+/// SQLite compares TEXT bytewise (BINARY), the order the cursor is defined in.
+pub(crate) fn list_page(
+    conn: &Connection,
+    customer_id: Option<&str>,
+    after_id: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<HostRow>> {
+    let sql = format!(
+        "SELECT {HOST_COLUMNS} FROM hosts \
+         WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR id > ?2) \
+         ORDER BY id LIMIT ?3"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![customer_id, after_id, limit], host_from_row)?
+                .collect()
+        })
+        .db()
+}
+
 pub(crate) fn apply_desired_edit(
     conn: &mut Connection,
     edit: &DesiredEdit,

@@ -39,6 +39,10 @@ pub(crate) fn list_events(conn: &Connection, filter: &EventFilter) -> StoreResul
         values.push(Value::Integer(after_id));
         conditions.push(format!("id > ?{}", values.len()));
     }
+    if let Some(before_id) = filter.before_id {
+        values.push(Value::Integer(before_id));
+        conditions.push(format!("id < ?{}", values.len()));
+    }
     values.push(Value::Integer(i64::from(filter.limit)));
     let filter_sql = if conditions.is_empty() {
         String::new()

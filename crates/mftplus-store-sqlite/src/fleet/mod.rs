@@ -269,6 +269,20 @@ impl FleetStore for SqliteStore {
             .await
     }
 
+    async fn list_hosts_page(
+        &self,
+        customer_id: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<HostRow>> {
+        let customer_id = customer_id.map(str::to_owned);
+        let after_id = after_id.map(str::to_owned);
+        self.read(move |conn| {
+            hosts::list_page(conn, customer_id.as_deref(), after_id.as_deref(), limit)
+        })
+        .await
+    }
+
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow> {
         let edit = edit.clone();
         self.write(move |conn| hosts::apply_desired_edit(conn, &edit))

@@ -611,3 +611,61 @@ pub async fn fleet_recovery(store: &dyn Store) {
         "rotation of an unknown host",
     );
 }
+
+/// The hosts listing's keyset cursor: pages in bytewise id order (upper case before lower
+/// case, whatever the database's collation), no host twice or skipped, narrowed by customer.
+pub async fn fleet_host_pages(store: &dyn Store) {
+    let customer = store
+        .create_customer(&new_customer(T0))
+        .await
+        .expect("create customer");
+    let stem = uid("hst");
+    let mut ours = Vec::new();
+    for suffix in ["b", "B", "a", "A", "_"] {
+        let mut host = new_host(&customer.id, T0);
+        host.id = format!("{stem}{suffix}");
+        host.key_hash = mftplus_crypto::sha256_hex(host.id.as_bytes());
+        ours.push(store.create_host(&host, 100).await.expect("host").id);
+    }
+    ours.sort();
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_hosts_page(Some(&customer.id), after.as_deref(), 2)
+            .await
+            .expect("a page");
+        assert!(page.len() <= 2, "a page is bounded by its limit");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        walked.extend(page.into_iter().map(|row| row.id));
+    }
+    assert_eq!(walked, ours, "every host once, bytewise by id");
+
+    let (_, outsider) = customer_with_host(store, T0).await;
+    let mut everyone = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_hosts_page(None, after.as_deref(), 3)
+            .await
+            .expect("a page of all hosts");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        everyone.extend(page.into_iter().map(|row| row.id));
+    }
+    assert!(everyone.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(ours.iter().all(|id| everyone.contains(id)));
+    assert!(everyone.contains(&outsider.id));
+    let from_middle = store
+        .list_hosts_page(Some(&customer.id), Some(&ours[2]), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        from_middle
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        ours[3..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}

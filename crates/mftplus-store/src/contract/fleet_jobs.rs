@@ -72,12 +72,33 @@ pub async fn fleet_events(store: &dyn Store) {
     );
     let limited = list(EventFilter {
         limit: 1,
-        ..of_customer
+        ..of_customer.clone()
     })
     .await;
     assert_eq!(
         limited.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![ids[2]]
+    );
+    let older = list(EventFilter {
+        before_id: Some(ids[2]),
+        limit: 1,
+        ..of_customer.clone()
+    })
+    .await;
+    assert_eq!(
+        older.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[1]],
+        "the cursor going back stays newest first"
+    );
+    let older_alphas = list(EventFilter {
+        kind: Some("alpha".into()),
+        before_id: Some(ids[2]),
+        ..of_customer
+    })
+    .await;
+    assert_eq!(
+        older_alphas.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[0]]
     );
     let global = list(EventFilter {
         limit: 2,
