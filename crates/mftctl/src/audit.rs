@@ -1,8 +1,7 @@
 //! `mftctl audit verify` and `mftctl audit export`. Verification happens here, on the client:
 //! trusting the server to say its own log is intact would prove nothing.
 
-use mftplus_crypto::audit::{verify_run, ChainBreak, GENESIS_HASH};
-use mftplus_types::api::AuditEntry;
+use mftplus_crypto::audit::{ChainBreak, ChainCheck};
 use serde_json::json;
 
 use crate::cli::{AuditCommand, AuditExportArgs};
@@ -21,44 +20,14 @@ pub async fn run(ctx: &mut Context, command: &AuditCommand) -> Result<u8, CliErr
     }
 }
 
-/// The chain seen so far, fed one page at a time in order.
-#[derive(Debug, Default)]
-struct ChainCheck {
-    head: Option<(String, i64)>,
-    first_seq: Option<i64>,
-    count: u64,
-}
-
-impl ChainCheck {
-    fn feed(&mut self, entries: &[AuditEntry]) -> Result<(), ChainBreak> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        if self.first_seq.is_none() {
-            // The log may have been pruned, so its first entry's prev_hash is the anchor; but an
-            // entry numbered 1 has nothing before it and must link to the genesis hash.
-            if first.seq == 1 && first.prev_hash != GENESIS_HASH {
-                return Err(ChainBreak {
-                    seq: 1,
-                    reason: "the first entry does not link to the genesis hash".into(),
-                });
-            }
-            self.first_seq = Some(first.seq);
-        }
-        let anchor = self.head.as_ref().map(|(hash, seq)| (hash.as_str(), *seq));
-        self.head = verify_run(anchor, entries)?;
-        self.count += entries.len() as u64;
-        Ok(())
-    }
-
-    fn summary(&self) -> String {
-        match (&self.head, self.first_seq) {
-            (Some((hash, last)), Some(first)) => format!(
-                "audit log intact: {} entries (seq {first}..{last}), head {hash}",
-                self.count
-            ),
-            _ => "audit log intact: 0 entries (the log is empty)".to_string(),
-        }
+/// What `mftctl audit verify` prints for an intact log.
+fn summary(check: &ChainCheck) -> String {
+    match (check.head(), check.first_seq()) {
+        (Some((hash, last)), Some(first)) => format!(
+            "audit log intact: {} entries (seq {first}..{last}), head {hash}",
+            check.count()
+        ),
+        _ => "audit log intact: 0 entries (the log is empty)".to_string(),
     }
 }
 
@@ -89,13 +58,13 @@ async fn verify(ctx: &mut Context) -> Result<u8, CliError> {
     if ctx.json() {
         emit_json(&json!({
             "intact": true,
-            "entries": check.count,
-            "first_seq": check.first_seq,
-            "last_seq": check.head.as_ref().map(|(_, seq)| seq),
-            "head": check.head.as_ref().map(|(hash, _)| hash),
+            "entries": check.count(),
+            "first_seq": check.first_seq(),
+            "last_seq": check.head().map(|(_, seq)| seq),
+            "head": check.head().map(|(hash, _)| hash),
         }))?;
     } else {
-        emit(&check.summary())?;
+        emit(&summary(&check))?;
     }
     Ok(0)
 }
@@ -134,7 +103,8 @@ async fn export(ctx: &mut Context, args: &AuditExportArgs) -> Result<u8, CliErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mftplus_crypto::audit::{entry_hash, AuditFields};
+    use mftplus_crypto::audit::{entry_hash, AuditFields, GENESIS_HASH};
+    use mftplus_types::api::AuditEntry;
 
     fn chain(first_seq: i64, n: i64, first_prev: &str) -> Vec<AuditEntry> {
         let mut prev = first_prev.to_string();
@@ -180,7 +150,7 @@ mod tests {
         check.feed(&[]).unwrap();
         let head = &entries[4].hash;
         assert_eq!(
-            check.summary(),
+            summary(&check),
             format!("audit log intact: 5 entries (seq 1..5), head {head}")
         );
     }
@@ -190,7 +160,7 @@ mod tests {
         let entries = chain(7, 3, &"ab".repeat(32));
         let mut check = ChainCheck::default();
         check.feed(&entries).unwrap();
-        assert!(check.summary().contains("3 entries (seq 7..9)"));
+        assert!(summary(&check).contains("3 entries (seq 7..9)"));
     }
 
     #[test]
@@ -219,7 +189,7 @@ mod tests {
     fn empty_log() {
         let check = ChainCheck::default();
         assert_eq!(
-            check.summary(),
+            summary(&check),
             "audit log intact: 0 entries (the log is empty)"
         );
     }

@@ -38,10 +38,37 @@ pub fn entry_hash(prev_hash: &str, fields: &AuditFields<'_>) -> String {
     crate::sha256_hex(material.as_bytes())
 }
 
+/// What is wrong with the first entry that does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakKind {
+    /// The entry does not follow the previous one's number: entries were removed.
+    Gap,
+    /// The entry's `prev_hash` is not the previous entry's hash.
+    PrevHashMismatch,
+    /// The entry's content does not hash to its `hash`: it was modified.
+    HashMismatch,
+    /// Entry #1 does not link to [`GENESIS_HASH`].
+    NotGenesis,
+}
+
+impl BreakKind {
+    /// The stable code, as the API answers it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakKind::Gap => "gap",
+            BreakKind::PrevHashMismatch => "prev_hash_mismatch",
+            BreakKind::HashMismatch => "hash_mismatch",
+            BreakKind::NotGenesis => "not_genesis",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {
     /// Sequence number of the first entry that does not verify.
     pub seq: i64,
+    pub kind: BreakKind,
+    /// The problem in words.
     pub reason: String,
 }
 
@@ -58,6 +85,7 @@ pub fn verify_run(
             if entry.seq != prev_seq + 1 {
                 return Err(ChainBreak {
                     seq: entry.seq,
+                    kind: BreakKind::Gap,
                     reason: format!(
                         "sequence gap: entry {} follows entry {} (entries removed)",
                         entry.seq, prev_seq
@@ -67,6 +95,7 @@ pub fn verify_run(
             if entry.prev_hash != *prev_hash {
                 return Err(ChainBreak {
                     seq: entry.seq,
+                    kind: BreakKind::PrevHashMismatch,
                     reason: "prev_hash does not match the previous entry's hash".into(),
                 });
             }
@@ -85,12 +114,76 @@ pub fn verify_run(
         if recomputed != entry.hash {
             return Err(ChainBreak {
                 seq: entry.seq,
+                kind: BreakKind::HashMismatch,
                 reason: "content does not match its hash (entry modified)".into(),
             });
         }
         previous = Some((entry.hash.clone(), entry.seq));
     }
     Ok(previous)
+}
+
+/// A whole log checked one page at a time, in order, holding only the last hash: the one walk
+/// `mftctl audit verify` (on the client, the independent check) and the cloud's own
+/// convenience check (`POST /api/v1/audit/verify`) both run, so they cannot disagree.
+#[derive(Debug, Default)]
+pub struct ChainCheck {
+    head: Option<(String, i64)>,
+    first_seq: Option<i64>,
+    count: u64,
+}
+
+impl ChainCheck {
+    /// Checks the next page (consecutive entries, ascending). On a break, the entries before
+    /// the broken one still count as checked.
+    pub fn feed(&mut self, entries: &[AuditEntry]) -> Result<(), ChainBreak> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        if self.first_seq.is_none() {
+            // The log may have been pruned, so its first entry's prev_hash is the anchor; but an
+            // entry numbered 1 has nothing before it and must link to the genesis hash.
+            if first.seq == 1 && first.prev_hash != GENESIS_HASH {
+                return Err(ChainBreak {
+                    seq: 1,
+                    kind: BreakKind::NotGenesis,
+                    reason: "the first entry does not link to the genesis hash".into(),
+                });
+            }
+            self.first_seq = Some(first.seq);
+        }
+        let anchor = self.head.as_ref().map(|(hash, seq)| (hash.as_str(), *seq));
+        match verify_run(anchor, entries) {
+            Ok(head) => {
+                self.head = head;
+                self.count += entries.len() as u64;
+                Ok(())
+            }
+            Err(broken) => {
+                let before = entries.iter().take_while(|e| e.seq != broken.seq).count();
+                self.count += before as u64;
+                if let Some(last_good) = before.checked_sub(1).map(|index| &entries[index]) {
+                    self.head = Some((last_good.hash.clone(), last_good.seq));
+                }
+                Err(broken)
+            }
+        }
+    }
+
+    /// Entries that verified (up to the first broken one).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first entry's number (above 1 when the log was pruned).
+    pub fn first_seq(&self) -> Option<i64> {
+        self.first_seq
+    }
+
+    /// The last verified entry's hash and number (before the first broken one, if any).
+    pub fn head(&self) -> Option<(&str, i64)> {
+        self.head.as_ref().map(|(hash, seq)| (hash.as_str(), *seq))
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +243,38 @@ mod tests {
 
         let mut entries = chain(5);
         entries.remove(3);
-        assert_eq!(verify_run(None, &entries).unwrap_err().seq, 5);
+        let broken = verify_run(None, &entries).unwrap_err();
+        assert_eq!((broken.seq, broken.kind), (5, BreakKind::Gap));
+    }
+
+    #[test]
+    fn a_check_counts_what_verified_across_pages() {
+        let entries = chain(6);
+        let mut check = ChainCheck::default();
+        check.feed(&entries[..4]).unwrap();
+        check.feed(&entries[4..]).unwrap();
+        assert_eq!(check.count(), 6);
+        assert_eq!(check.first_seq(), Some(1));
+        assert_eq!(check.head(), Some((entries[5].hash.as_str(), 6)));
+
+        let mut tampered = chain(6);
+        tampered[4].details = json!({"n": 99});
+        let mut check = ChainCheck::default();
+        check.feed(&tampered[..3]).unwrap();
+        let broken = check.feed(&tampered[3..]).unwrap_err();
+        assert_eq!((broken.seq, broken.kind), (5, BreakKind::HashMismatch));
+        assert_eq!(check.count(), 4, "entries 1-4 verified");
+        assert_eq!(check.head(), Some((tampered[3].hash.as_str(), 4)));
+
+        let mut relinked = chain(3);
+        relinked[1].prev_hash = GENESIS_HASH.into();
+        let broken = ChainCheck::default().feed(&relinked).unwrap_err();
+        assert_eq!((broken.seq, broken.kind), (2, BreakKind::PrevHashMismatch));
+
+        let mut forged = chain(2);
+        forged[0].prev_hash = "ab".repeat(32);
+        let broken = ChainCheck::default().feed(&forged).unwrap_err();
+        assert_eq!((broken.seq, broken.kind), (1, BreakKind::NotGenesis));
+        assert_eq!(BreakKind::NotGenesis.as_str(), "not_genesis");
     }
 }

@@ -313,6 +313,37 @@ pub struct AuditPage {
     pub next_after_seq: Option<i64>,
 }
 
+/// The cloud's own check of the audit chain (`POST /api/v1/audit/verify`). A convenience: a
+/// compromised server could answer anything, so the independent check is `mftctl audit
+/// verify`, which recomputes the chain on the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditVerification {
+    /// Entries that verified (before the first broken one, if any).
+    pub checked: u64,
+    /// Whether every entry verified.
+    pub ok: bool,
+    /// The first entry checked (above 1 when old entries were pruned); `null` for an empty log.
+    pub first_seq: Option<i64>,
+    /// The last entry that verified and its hash, the chain's head when `ok`.
+    pub last_seq: Option<i64>,
+    pub head: Option<String>,
+    /// The first entry that does not verify; `null` when `ok`.
+    pub first_broken: Option<AuditBreak>,
+}
+
+/// Where and why an audit chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditBreak {
+    pub seq: i64,
+    /// `hash_mismatch` (the entry was modified), `prev_hash_mismatch` (it does not link to the
+    /// entry before), `gap` (entries removed) or `not_genesis` (entry #1 links elsewhere).
+    pub reason: String,
+    /// The same in words.
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Jwks {

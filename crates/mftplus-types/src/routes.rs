@@ -46,6 +46,8 @@ pub const TRANSFER_CANCEL: &str = "/api/v1/transfers/{id}/cancel";
 
 pub const AUDIT: &str = "/api/v1/audit";
 pub const AUDIT_EXPORT: &str = "/api/v1/audit/export";
+/// The cloud's own check of the chain; the independent one is `mftctl audit verify`.
+pub const AUDIT_VERIFY: &str = "/api/v1/audit/verify";
 
 // ---- fleet: agents and guest controllers (host and guest keys) ----
 pub const HOST_REPORT: &str = "/api/v1/host-report";
@@ -67,6 +69,9 @@ pub const CUSTOMERS: &str = "/api/v1/customers";
 pub const CUSTOMER: &str = "/api/v1/customers/{customer_id}";
 pub const CUSTOMER_BLOCK: &str = "/api/v1/customers/{customer_id}/block";
 pub const CUSTOMER_UNBLOCK: &str = "/api/v1/customers/{customer_id}/unblock";
+/// A generated retrieval password replaces the customer's (answered once).
+pub const CUSTOMER_RETRIEVAL_PASSWORD_RESET: &str =
+    "/api/v1/customers/{customer_id}/retrieval-password/reset";
 pub const CUSTOMER_TRIGGER_UPDATE: &str = "/api/v1/customers/{customer_id}/trigger-update";
 pub const CUSTOMER_GEO_REMOVE_ALL: &str = "/api/v1/customers/{customer_id}/geo/remove-all";
 pub const HOSTS: &str = "/api/v1/hosts";
