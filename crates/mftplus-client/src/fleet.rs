@@ -166,12 +166,27 @@ impl Client {
 
     // ---------------------------------------------------------------- hosts and guests
 
+    /// Every host (or one customer's), page after page of the server's keyset listing.
     pub async fn list_hosts(&self, customer: Option<&str>) -> Result<Vec<HostInfo>, ClientError> {
-        let mut builder = self.builder(Method::GET, routes::HOSTS);
-        if let Some(customer) = customer {
-            builder = builder.query(&[("customer", customer)]);
+        const PAGE: usize = 1000;
+        let mut hosts: Vec<HostInfo> = Vec::new();
+        loop {
+            let mut builder = self
+                .builder(Method::GET, routes::HOSTS)
+                .query(&[("limit", PAGE)]);
+            if let Some(customer) = customer {
+                builder = builder.query(&[("customer", customer)]);
+            }
+            if let Some(last) = hosts.last() {
+                builder = builder.query(&[("after", last.host_id.as_str())]);
+            }
+            let page: Vec<HostInfo> = self.fetch(builder).await?;
+            let full = page.len() == PAGE;
+            hosts.extend(page);
+            if !full {
+                return Ok(hosts);
+            }
         }
-        self.fetch(builder).await
     }
 
     pub async fn get_host(&self, host_id: &str) -> Result<HostInfo, ClientError> {

@@ -73,6 +73,9 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
             if let Some(caller) = caller.filter(|_| response.status().is_success()) {
                 renew(state, &caller, &mut response).await;
             }
+            if method != http::Method::GET && response.status().is_success() {
+                state.writes.send_modify(|n| *n = n.wrapping_add(1));
+            }
             response
         }
         Err(err) if page => crate::web::refusal(err, &method, &target),

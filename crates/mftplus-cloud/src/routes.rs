@@ -67,6 +67,10 @@ const READ: Access = Access::Scoped {
     all: "transfers:read",
     own: "transfers:read:own",
 };
+const CANCEL: Access = Access::Scoped {
+    all: "transfers:cancel",
+    own: "transfers:cancel:own",
+};
 const KEYS: Access = Access::Scoped {
     all: "apikeys:manage",
     own: "apikeys:manage:own",
@@ -126,9 +130,10 @@ table! {
     "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => READ;
     "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
     "transfer_received"   POST   paths::TRANSFER_RECEIVED => READ;
-    "transfer_cancel"     POST   paths::TRANSFER_CANCEL => Access::Scoped { all: "transfers:cancel", own: "transfers:cancel:own" };
+    "transfer_cancel"     POST   paths::TRANSFER_CANCEL => CANCEL;
     "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
+    "audit_verify"        POST   paths::AUDIT_VERIFY => Access::Permission("logs:read");
     "host_report"         POST   paths::HOST_REPORT => Access::Host;
     "guest_report"        POST   paths::GUEST_REPORT => Access::Guest;
     "host_desired_get"    GET    paths::HOST_DESIRED_STATE => Access::HostOr("fleet:read");
@@ -147,6 +152,7 @@ table! {
     "customers_delete"    DELETE paths::CUSTOMER => FLEET_MANAGE;
     "customer_block"      POST   paths::CUSTOMER_BLOCK => FLEET_MANAGE;
     "customer_unblock"    POST   paths::CUSTOMER_UNBLOCK => FLEET_MANAGE;
+    "customer_retrieval_password_reset" POST paths::CUSTOMER_RETRIEVAL_PASSWORD_RESET => FLEET_MANAGE;
     "customer_trigger_update" POST paths::CUSTOMER_TRIGGER_UPDATE => FLEET_MANAGE;
     "customer_geo_remove_all" POST paths::CUSTOMER_GEO_REMOVE_ALL => FLEET_MANAGE;
     "hosts_list"          GET    paths::HOSTS => FLEET_READ;
@@ -198,6 +204,37 @@ table! {
     "web_host"            GET    "/hosts/{host_id}" => FLEET_READ;
     "web_ops"             GET    "/ops" => FLEET_READ;
     "web_live_ops"        GET    "/live/ops" => FLEET_READ;
+    "web_users"           GET    "/users" => Access::Permission("users:read");
+    "web_user_create"     POST   "/users" => Access::Permission("users:manage");
+    "web_user"            GET    "/users/{user_id}" => Access::Scoped { all: "users:read", own: "users:read:own" };
+    "web_user_update"     POST   "/users/{user_id}/role" => Access::Permission("users:manage");
+    "web_user_password"   POST   "/users/{user_id}/password" => Access::Permission("users:manage");
+    "web_user_delete"     POST   "/users/{user_id}/delete" => Access::Permission("users:manage");
+    "web_user_tokens_revoke" POST "/users/{user_id}/tokens/revoke" => TOKENS;
+    "web_api_keys"        GET    "/keys" => KEYS;
+    "web_api_key_create"  POST   "/keys" => KEYS;
+    "web_api_key_rotate"  POST   "/keys/{key_id}/rotate" => KEYS;
+    "web_api_key_revoke"  POST   "/keys/{key_id}/revoke" => KEYS;
+    "web_sessions"        GET    "/sessions" => Access::Authenticated;
+    "web_session_revoke"  POST   "/sessions/{session_id}/revoke" => Access::Authenticated;
+    "web_audit"           GET    "/audit" => Access::Permission("logs:read");
+    "web_audit_verify"    POST   "/audit/verify" => Access::Permission("logs:read");
+    "web_audit_export"    GET    "/audit/export" => Access::Permission("logs:read");
+    "web_events"          GET    "/events" => FLEET_READ;
+    "web_live_events"     GET    "/live/events" => FLEET_READ;
+    "web_desired"         GET    "/hosts/{host_id}/desired" => FLEET_READ;
+    "web_desired_preview" POST   "/hosts/{host_id}/desired/preview" => FLEET_READ;
+    "web_desired_publish" POST   "/hosts/{host_id}/desired" => FLEET_MANAGE;
+    "web_customer_block"  POST   "/hosts/{host_id}/customer/block" => FLEET_MANAGE;
+    "web_customer_unblock" POST  "/hosts/{host_id}/customer/unblock" => FLEET_MANAGE;
+    "web_retrieval_password_reset" POST "/hosts/{host_id}/customer/retrieval-password" => FLEET_MANAGE;
+    "web_recovery_arm"    POST   "/hosts/{host_id}/recovery/arm" => FLEET_MANAGE;
+    "web_recovery_disarm" POST   "/hosts/{host_id}/recovery/disarm" => FLEET_MANAGE;
+    "web_transfers"       GET    "/transfers" => READ;
+    "web_live_transfers"  GET    "/live/transfers" => READ;
+    "web_transfer"        GET    "/transfers/{transfer_id}" => READ;
+    "web_transfer_verify" POST   "/transfers/{transfer_id}/verify" => READ;
+    "web_transfer_cancel" POST   "/transfers/{transfer_id}/cancel" => CANCEL;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -265,6 +302,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "transfer_cancel" => post(transfers::cancel),
         "audit_list" => get(audit::index),
         "audit_export" => get(audit::export),
+        "audit_verify" => post(audit::verify),
         "host_report" => post(reports::host_report),
         "guest_report" => post(reports::guest_report),
         "host_desired_get" => get(hosts::desired_state),
@@ -283,6 +321,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "customers_delete" => delete(customers::destroy),
         "customer_block" => post(customers::block),
         "customer_unblock" => post(customers::unblock),
+        "customer_retrieval_password_reset" => post(customers::reset_retrieval_password),
         "customer_trigger_update" => post(customers::trigger_update),
         "customer_geo_remove_all" => post(crate::fleet::geo::remove_all),
         "hosts_list" => get(hosts::index),
@@ -333,6 +372,37 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "web_host" => get(web::pages::hosts::show),
         "web_ops" => get(web::pages::ops::index),
         "web_live_ops" => get(web::live::ops),
+        "web_users" => get(web::pages::users::index),
+        "web_user_create" => post(web::pages::users::create),
+        "web_user" => get(web::pages::users::show),
+        "web_user_update" => post(web::pages::users::update),
+        "web_user_password" => post(web::pages::users::password),
+        "web_user_delete" => post(web::pages::users::delete),
+        "web_user_tokens_revoke" => post(web::pages::users::revoke_tokens),
+        "web_api_keys" => get(web::pages::api_keys::index),
+        "web_api_key_create" => post(web::pages::api_keys::create),
+        "web_api_key_rotate" => post(web::pages::api_keys::rotate),
+        "web_api_key_revoke" => post(web::pages::api_keys::revoke),
+        "web_sessions" => get(web::pages::sessions::index),
+        "web_session_revoke" => post(web::pages::sessions::revoke),
+        "web_audit" => get(web::pages::audit::index),
+        "web_audit_verify" => post(web::pages::audit::verify),
+        "web_audit_export" => get(web::pages::audit::export),
+        "web_events" => get(web::pages::events::index),
+        "web_live_events" => get(web::live::events),
+        "web_desired" => get(web::pages::desired::edit),
+        "web_desired_preview" => post(web::pages::desired::preview),
+        "web_desired_publish" => post(web::pages::desired::publish),
+        "web_customer_block" => post(web::pages::customer_actions::block),
+        "web_customer_unblock" => post(web::pages::customer_actions::unblock),
+        "web_retrieval_password_reset" => post(web::pages::customer_actions::reset_password),
+        "web_recovery_arm" => post(web::pages::customer_actions::arm_recovery),
+        "web_recovery_disarm" => post(web::pages::customer_actions::disarm_recovery),
+        "web_transfers" => get(web::pages::transfers::index),
+        "web_live_transfers" => get(web::live::transfers),
+        "web_transfer" => get(web::pages::transfers::show),
+        "web_transfer_verify" => post(web::pages::transfers::verify),
+        "web_transfer_cancel" => post(web::pages::transfers::cancel),
         other => panic!("route {other} is in the table but has no handler"),
     }
 }

@@ -88,6 +88,10 @@ pub struct Inner {
     /// The path last recorded for each user (decision 0012), so an unchanged path is written
     /// again only after a while rather than on every request.
     pub site_paths: TtlMap<String, Option<String>>,
+    /// Moves after every successful write request this replica answers, so a live page looks
+    /// at its data at once instead of at its next tick (`web::live`). Other replicas' writes
+    /// and background jobs are still seen at the tick.
+    pub writes: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -135,6 +139,7 @@ impl AppState {
             database_health: Mutex::new(None),
             ca,
             site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
+            writes: tokio::sync::watch::Sender::new(0),
             metrics,
             chunk_claims: ChunkClaims::default(),
             chunk_committer,

@@ -172,12 +172,16 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
         | "customers_delete"
         | "customer_block"
         | "customer_unblock"
+        | "customer_retrieval_password_reset"
         | "customer_trigger_update"
         | "customer_geo_remove_all" => {
             let customer = fresh_customer().await;
             let path = match id {
                 "customer_block" => format!("/api/v1/customers/{customer}/block"),
                 "customer_unblock" => format!("/api/v1/customers/{customer}/unblock"),
+                "customer_retrieval_password_reset" => {
+                    format!("/api/v1/customers/{customer}/retrieval-password/reset")
+                }
                 "customer_trigger_update" => format!("/api/v1/customers/{customer}/trigger-update"),
                 "customer_geo_remove_all" => format!("/api/v1/customers/{customer}/geo/remove-all"),
                 _ => format!("/api/v1/customers/{customer}"),
@@ -378,6 +382,7 @@ async fn json_fixture(w: &World, id: &str) -> (String, Option<Value>) {
         "server_config_get" => ("/api/v1/server-config/auth.jwt.issuer".into(), None),
         "audit_list" => ("/api/v1/audit?limit=5".into(), None),
         "audit_export" => ("/api/v1/audit/export?format=csv".into(), None),
+        "audit_verify" => ("/api/v1/audit/verify".into(), None),
         other => panic!("route {other} has no fixture in the authorization matrix; add one"),
     }
 }

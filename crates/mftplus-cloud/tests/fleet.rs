@@ -617,3 +617,73 @@ async fn the_same_destructive_edit_twice_keeps_one_pending_op() {
         vec![fresh_id.to_string()]
     );
 }
+
+/// The API's hosts listing is bounded: pages by a keyset cursor, says where the next page
+/// starts (`x-next-after`) only when one follows, and the client walks every page.
+#[tokio::test]
+async fn the_hosts_listing_pages_by_cursor() {
+    let cloud = TestCloud::spawn().await;
+    let customer = customer(&cloud, json!({})).await;
+    for n in 0..7 {
+        let host = mftplus_store::NewHost {
+            id: format!("h-api-{n}"),
+            customer_id: customer.clone(),
+            key_hash: format!("hash-api-{n}"),
+            hostname: format!("box-{n}"),
+            platform: None,
+            agent_version: "0.1.0".into(),
+            desired_json: "{}".into(),
+            enrolled_at_ms: cloud.state.clock.now_ms(),
+        };
+        cloud.state.store.create_host(&host, 1000).await.unwrap();
+    }
+    let ids = |reply: &common::Reply| -> Vec<String> {
+        reply
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["host_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = format!("/api/v1/hosts?customer={customer}&limit=3");
+    let first = call(&cloud, &admin(&cloud), "GET", &base, None).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(ids(&first), ["h-api-0", "h-api-1", "h-api-2"]);
+    assert_eq!(first.headers["x-next-after"], "h-api-2");
+    let last = call(
+        &cloud,
+        &admin(&cloud),
+        "GET",
+        &format!("{base}&after=h-api-5"),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&last), ["h-api-6"]);
+    assert!(
+        last.headers.get("x-next-after").is_none(),
+        "no page follows the last"
+    );
+    for bad in ["0", "1001"] {
+        let refused = call(
+            &cloud,
+            &admin(&cloud),
+            "GET",
+            &format!("/api/v1/hosts?limit={bad}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (400, "validation_failed"),
+            "limit={bad}"
+        );
+    }
+    let client = mftplus_client::Client::new(
+        &cloud.url,
+        mftplus_client::Credential::ApiKey(cloud.admin_api_key.clone()),
+    )
+    .unwrap();
+    let all = client.list_hosts(Some(&customer)).await.unwrap();
+    assert_eq!(all.len(), 7);
+}

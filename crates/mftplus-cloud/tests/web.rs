@@ -7,7 +7,7 @@ mod common;
 mod fleet_support;
 
 use common::*;
-use mftplus_cloud::routes::{Access, ROUTES};
+use mftplus_cloud::routes::{Access, RouteSpec, ROUTES};
 use mftplus_cloud::testing::TestCloud;
 use mftplus_cloud::web::is_page;
 use serde_json::json;
@@ -85,12 +85,14 @@ fn csrf_of(body: &str) -> String {
 async fn signed_in_as(cloud: &TestCloud, role: &str) -> (String, String) {
     let email = format!("{role}-web@example.com");
     user_with_token(cloud, &email, role).await;
-    let cookie = sign_in(cloud, &email, PASSWORD).await;
-    let home = get(cloud, "/", Some(&cookie)).await;
-    let page = match home.status {
-        200 => home,
-        _ => get(cloud, "/hubs", Some(&cookie)).await,
-    };
+    signed_in_again(cloud, role).await
+}
+
+/// A new session of the role's user made by `signed_in_as`.
+async fn signed_in_again(cloud: &TestCloud, role: &str) -> (String, String) {
+    let cookie = sign_in(cloud, &format!("{role}-web@example.com"), PASSWORD).await;
+    // Every signed-in role may open its sessions page, whose forms carry the token.
+    let page = get(cloud, "/sessions", Some(&cookie)).await;
     (cookie, csrf_of(&page.body))
 }
 
@@ -242,6 +244,10 @@ fn allowed(cloud: &TestCloud, role: &str, access: Access) -> bool {
     match access {
         Access::Public | Access::Authenticated => true,
         Access::Permission(permission) => cloud.state.rbac.allows(role, permission),
+        // The matrix names the caller's own resource when the role holds only `own`.
+        Access::Scoped { all, own } => {
+            cloud.state.rbac.allows(role, all) || cloud.state.rbac.allows(role, own)
+        }
         other => panic!("a page with access {other:?} needs a rule here"),
     }
 }
@@ -251,6 +257,28 @@ fn allowed(cloud: &TestCloud, role: &str, access: Access) -> bool {
 fn form_fields(route_id: &str) -> Vec<(&'static str, &'static str)> {
     match route_id {
         "web_deploy_key_create" => vec![("label", "x")],
+        // The published state itself at its generation: nothing changes, so every role
+        // allowed finds the host as the previous one left it.
+        "web_desired_preview" | "web_desired_publish" => {
+            vec![("desired", "{}"), ("base_generation", "0")]
+        }
+        // Destructive actions need their "I understand" box.
+        "web_customer_block" | "web_retrieval_password_reset" | "web_recovery_arm" => {
+            vec![("confirm", "yes")]
+        }
+        // The verification takes nothing but the CSRF token.
+        "web_audit_verify" => vec![],
+        "web_user_create" => vec![
+            ("email", "made-by-the-matrix@example.com"),
+            ("role", "readonly"),
+            ("kind", "person"),
+        ],
+        "web_user_update" => vec![("role", "readonly")],
+        "web_user_password" => vec![("password", "")],
+        "web_user_delete" => vec![("confirm", "yes")],
+        "web_api_key_create" => vec![("name", "matrix key")],
+        // Cancelling a transfer needs its confirmation box.
+        "web_transfer_cancel" => vec![("confirm", "yes")],
         _ => vec![],
     }
 }
@@ -261,13 +289,99 @@ fn concrete(path: &str, key_id: &str, host_id: &str) -> String {
         .replace("{name}", "app.css")
 }
 
+/// Fills the people pages' ids with fresh fixtures of the signed-in `role`'s reach: another
+/// user where the role holds the route's `all` permission (else its own account), an API
+/// key and a sign-in of its own. Answers whether the route then ends the session in use.
+async fn people(cloud: &TestCloud, role: &str, spec: &RouteSpec, path: String) -> (String, bool) {
+    use mftplus_cloud::auth::{Caller, CallerKind};
+    static FRESH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let me = cloud
+        .state
+        .store
+        .get_user_by_email(&format!("{role}-web@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = match spec.access {
+        Access::Scoped { all, .. } => cloud.state.rbac.allows(role, all),
+        _ => true,
+    };
+    let mut ends_session = false;
+    let mut path = path;
+    if path.contains("{user_id}") {
+        let user_id = if all {
+            let n = FRESH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let email = format!("matrix-{n}@example.com");
+            user_with_token(cloud, &email, "readonly").await.0
+        } else {
+            ends_session = spec.id == "web_user_tokens_revoke" && allowed(cloud, role, spec.access);
+            me.id.clone()
+        };
+        path = path.replace("{user_id}", &user_id);
+    }
+    if path.contains("{key_id}") {
+        let caller = Caller {
+            user_id: me.id.clone(),
+            email: me.email.clone(),
+            role: role.to_string(),
+            kind: CallerKind::ApiKey {
+                id: "fixture".into(),
+                expires_at_ms: None,
+            },
+        };
+        let request = mftplus_types::api::CreateApiKeyRequest {
+            name: "matrix".into(),
+            ..Default::default()
+        };
+        let key = mftplus_cloud::app::api_keys::create(&cloud.state, &caller, "127.0.0.1", request)
+            .await
+            .unwrap();
+        path = path.replace("{key_id}", &key.api_key.id);
+    }
+    if path.contains("{session_id}") {
+        let family = format!("matrix-{role}");
+        let (_, row) = cloud
+            .state
+            .issue_token(&me, role, "refresh", &family, "login", 3_600)
+            .await
+            .unwrap();
+        path = path.replace("{session_id}", &row.jti);
+    }
+    (path, ends_session)
+}
+
+/// Fills a transfer page's id with a transfer the role's user sent: a fresh one each time, as
+/// a cancel ends it, and the user's own, so a role with only `:own` permissions may open,
+/// verify and cancel it.
+async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
+    if !path.contains("{transfer_id}") {
+        return path;
+    }
+    let store = &cloud.state.store;
+    let email = format!("{role}-web@example.com");
+    let sender = store.get_user_by_email(&email).await.unwrap().unwrap();
+    let now = cloud.state.clock.now_ms();
+    let transfer = mftplus_store::NewTransfer {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        sender_id: sender.id,
+        header: b"MFTP".to_vec(),
+        chunk_size: 65_536,
+        created_at_ms: now,
+        expires_at_ms: now + 86_400_000,
+        site: None,
+        recipients: Vec::new(),
+    };
+    let id = store.create_transfer(&transfer).await.unwrap().id;
+    path.replace("{transfer_id}", &id)
+}
+
 #[tokio::test]
 async fn every_page_route_enforces_its_access() {
     let cloud = TestCloud::spawn().await;
     let host = fleet_support::enroll(&cloud).await;
     let mut checked = 0;
     for role in ["readonly", "user", "operator", "admin"] {
-        let (cookie, csrf) = signed_in_as(&cloud, role).await;
+        let (mut cookie, mut csrf) = signed_in_as(&cloud, role).await;
         for spec in ROUTES.iter().filter(|spec| is_page(spec)) {
             if spec.id == "web_logout" || spec.id == "web_login_submit" {
                 continue; // ending this session / signing in: covered above
@@ -276,6 +390,8 @@ async fn every_page_route_enforces_its_access() {
                 .await
                 .unwrap();
             let path = concrete(spec.path, &key.id, &host.host_id);
+            let (path, ends_session) = people(&cloud, role, spec, path).await;
+            let path = with_transfer(&cloud, role, path).await;
             let label = format!("{} {} as {role}", spec.method, spec.path);
             let is_get = spec.method == http::Method::GET;
             let anonymous = if is_get {
@@ -333,6 +449,9 @@ async fn every_page_route_enforces_its_access() {
                     page.body.contains("forbidden"),
                     "{label}: a page, with the code"
                 );
+            }
+            if ends_session {
+                (cookie, csrf) = signed_in_again(&cloud, role).await;
             }
             checked += 1;
         }

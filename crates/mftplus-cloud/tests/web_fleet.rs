@@ -264,9 +264,20 @@ async fn only_a_role_with_fleet_read_sees_the_fleet() {
         let page = get(&cloud, path, &user).await;
         assert_eq!(page.status, 403, "{path} as user");
     }
-    let home = get(&cloud, "/", &user).await;
-    assert_eq!(home.status, 200);
-    assert!(!home.body.contains("href=\"/hosts\"") && !home.body.contains("href=\"/ops\""));
+    // A user's home is their transfers, and no page of theirs links to the fleet.
+    let home = browser()
+        .get(format!("{}/", cloud.url))
+        .header("cookie", &user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status().as_u16(), 303);
+    assert_eq!(home.headers()["location"], "/transfers");
+    let transfers = get(&cloud, "/transfers", &user).await;
+    assert_eq!(transfers.status, 200);
+    assert!(
+        !transfers.body.contains("href=\"/hosts\"") && !transfers.body.contains("href=\"/ops\"")
+    );
 }
 
 #[tokio::test]

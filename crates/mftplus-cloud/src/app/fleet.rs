@@ -17,12 +17,6 @@ use mftplus_types::fleet::{
 /// The most rows any listing answers with.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// Every host, or one customer's, ordered by id, with liveness and convergence.
-pub async fn hosts(state: &AppState, customer: Option<&str>) -> ApiResult<Vec<HostInfo>> {
-    let rows = state.store.list_hosts(customer).await?;
-    Ok(rows.iter().map(|row| host_to_api(state, row)).collect())
-}
-
 /// One page of [`hosts`]: at most `limit` hosts whose id sorts after `after`.
 #[derive(Debug, Clone)]
 pub struct HostPage {
@@ -31,28 +25,25 @@ pub struct HostPage {
     pub next_after: Option<String>,
 }
 
-/// A page of hosts after the cursor `after` (a host id), ordered by id. The store's listing
-/// has no cursor of its own yet: it is read once and cut here, so the page stays bounded
-/// while the query does not.
+/// A page of hosts after the cursor `after` (a host id, compared bytewise), ordered by id:
+/// one keyset query for one row more than the page, which says whether another page follows.
 pub async fn hosts_page(
     state: &AppState,
     customer: Option<&str>,
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<HostPage> {
-    let rows = state.store.list_hosts(customer).await?;
     let limit = limit.clamp(1, MAX_LIMIT as usize);
-    let mut rest = rows
-        .iter()
-        .filter(|row| after.is_none_or(|after| row.id.as_str() > after));
-    let hosts: Vec<HostInfo> = rest
-        .by_ref()
-        .take(limit)
-        .map(|row| host_to_api(state, row))
-        .collect();
-    let next_after = match rest.next() {
-        Some(_) => hosts.last().map(|host| host.host_id.clone()),
-        None => None,
+    let mut rows = state
+        .store
+        .list_hosts_page(customer, after, limit as u32 + 1)
+        .await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let hosts: Vec<HostInfo> = rows.iter().map(|row| host_to_api(state, row)).collect();
+    let next_after = match more {
+        true => hosts.last().map(|host| host.host_id.clone()),
+        false => None,
     };
     Ok(HostPage { hosts, next_after })
 }

@@ -7,13 +7,11 @@
 //! throttle as a sign-in (a stolen session cannot be used to guess the password faster than
 //! the login form would allow), and only a JWT session may do it: an API key is not a person.
 
-use super::{find_user, user_to_api};
 use crate::audit::AuditEvent;
 use crate::auth::{Caller, CallerKind};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::middleware::ClientIp;
-use crate::rbac::may_grant;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -64,7 +62,7 @@ pub async fn change(
         ));
     }
     let email = user.email.clone();
-    let new_hash = super::users::hash_password(body.new_password).await?;
+    let new_hash = crate::app::users::hash_password(body.new_password).await?;
     let now = state.clock.now_ms();
     state
         .store
@@ -107,9 +105,8 @@ pub async fn change(
     }))
 }
 
-/// `POST /api/v1/users/{user}/password`: sets the given password, or generates one that is
-/// answered once. Nothing else about the account changes; its sessions end, since a reset
-/// usually means the old password is lost or known to someone else.
+/// `POST /api/v1/users/{user}/password`: the flow is `crate::app::users::reset_password`,
+/// shared with the dashboard's user page.
 pub async fn reset(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,54 +114,6 @@ pub async fn reset(
     ApiPath(reference): ApiPath<String>,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
 ) -> ApiResult<Json<PasswordReset>> {
-    let user = find_user(&state, &reference).await?;
-    if user.user_type == "service" {
-        return Err(ApiError::validation(
-            "service accounts log in with API keys, not passwords",
-        ));
-    }
-    let target_role = state.rbac.user_role(&user.email, &user.role);
-    if !may_grant(&caller.role, &target_role) {
-        return Err(ApiError::forbidden(format!(
-            "your role {} cannot reset the password of a {target_role} user",
-            caller.role
-        )));
-    }
-    let (password, generated) = match body.password {
-        Some(password) => (password, None),
-        None => {
-            let generated = mftplus_crypto::secrets::random_base62(20);
-            (generated.clone(), Some(generated))
-        }
-    };
-    let hash = super::users::hash_password(password).await?;
-    let now = state.clock.now_ms();
-    let updated = state
-        .store
-        .update_user(
-            &user.id,
-            &UserUpdate {
-                name: None,
-                role: None,
-                password_hash: Some(hash),
-                updated_at_ms: now,
-            },
-        )
-        .await?;
-    let revoked = state.store.revoke_user_tokens(&user.id, now).await?;
-    state.invalidate_user(&user.id);
-    state
-        .audit(
-            AuditEvent::new("password_reset")
-                .actor(&caller.email)
-                .target(&user.email)
-                .ip(&ip)
-                .details(json!({"generated": generated.is_some(), "revoked_tokens": revoked})),
-        )
-        .await;
-    Ok(Json(PasswordReset {
-        user: user_to_api(&state, &updated),
-        generated_password: generated,
-        revoked_tokens: revoked,
-    }))
+    let reset = crate::app::users::reset_password(&state, &caller, &ip, &reference, body).await?;
+    Ok(Json(reset))
 }

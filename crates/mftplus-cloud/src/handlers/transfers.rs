@@ -3,6 +3,7 @@
 //! download them once the transfer is complete. Plaintext never reaches this module.
 
 use super::{email_of, find_user, parse_expiry, site};
+use crate::app::transfers as app;
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
@@ -14,11 +15,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
-use mftplus_blob::{BlobKey, TransferId};
+use mftplus_blob::BlobKey;
 use mftplus_pki::identity::PeerCertificate;
-use mftplus_store::{
-    recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferFilter, TransferRow,
-};
+use mftplus_store::{recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferRow};
 use mftplus_types::transfers::*;
 use mftplus_types::ErrorCode;
 use serde::Deserialize;
@@ -33,9 +32,7 @@ fn blob_error(err: mftplus_blob::BlobError) -> ApiError {
     ApiError::internal(err)
 }
 
-pub(super) fn transfer_key(id: &str) -> ApiResult<TransferId> {
-    TransferId::new(id).map_err(|_| ApiError::not_found("transfer"))
-}
+pub(super) use crate::app::transfers::transfer_key;
 
 fn b64(text: &str, what: &str) -> ApiResult<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
@@ -44,10 +41,15 @@ fn b64(text: &str, what: &str) -> ApiResult<Vec<u8>> {
 }
 
 async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
-    Ok(Transfer {
+    Ok(to_api_with(row, email_of(state, &row.sender_id).await?))
+}
+
+/// The wire form of a row whose sender's email is known (a listing looks them up at once).
+fn to_api_with(row: &TransferRow, sender_email: String) -> Transfer {
+    Transfer {
         id: row.id.clone(),
         sender_id: row.sender_id.clone(),
-        sender_email: email_of(state, &row.sender_id).await?,
+        sender_email,
         status: row.status.clone(),
         chunk_size: row.chunk_size as u64,
         chunk_count: row.chunk_count.map(|n| n as u64),
@@ -67,31 +69,7 @@ async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
                 downloaded_at: r.downloaded_at_ms.map(rfc3339),
             })
             .collect(),
-    })
-}
-
-fn is_party(row: &TransferRow, caller: &Caller) -> bool {
-    row.sender_id == caller.user_id
-        || row
-            .recipients
-            .iter()
-            .any(|r| r.kind == recipient_kind::USER && r.id == caller.user_id)
-}
-
-/// A transfer the caller may see: everything under `Scope::All`, else only as a party.
-/// Someone else's transfer is answered as absent.
-async fn visible(
-    state: &AppState,
-    caller: &Caller,
-    scope: Scope,
-    id: &str,
-) -> ApiResult<TransferRow> {
-    state
-        .store
-        .get_transfer(id)
-        .await?
-        .filter(|row| scope == Scope::All || is_party(row, caller))
-        .ok_or_else(|| ApiError::not_found("transfer"))
+    }
 }
 
 /// A transfer the caller is uploading: only its sender, only while `uploading`.
@@ -279,9 +257,16 @@ pub async fn complete(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only transfers in this status (`uploading`, `complete`, `cancelled`, `expired`).
     status: Option<String>,
+    /// At most this many transfers (1–1000, default 100), newest first.
     limit: Option<u32>,
+    /// Transfers after this cursor: the `x-next-after` header of the previous page.
+    after: Option<String>,
 }
+
+/// The header naming the cursor of the next page, present only when one follows.
+pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 
 pub async fn index(
     State(state): State<AppState>,
@@ -290,26 +275,29 @@ pub async fn index(
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Vec<Transfer>>> {
+) -> ApiResult<Response> {
     // Listing is how a recipient looks for what was sent to them: the path it takes says
     // which site they are on.
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     site::note_path(&state, &caller, via.as_deref()).await?;
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::validation("limit must be between 1 and 1000"));
+    let listing =
+        app::Listing::parse(query.status.as_deref(), query.after.as_deref(), query.limit)?;
+    let page = app::list(&state, &caller, scope, &listing).await?;
+    let emails = app::sender_emails(&state, &page.rows).await?;
+    let out: Vec<Transfer> = page
+        .rows
+        .iter()
+        .map(|row| to_api_with(row, emails.get(&row.sender_id).cloned().unwrap_or_default()))
+        .collect();
+    let mut response = Json(out).into_response();
+    // A listing cut short says where it goes on, so a client can tell it did not get all.
+    if let Some(next) = page
+        .next_after
+        .and_then(|next| http::HeaderValue::from_str(&next).ok())
+    {
+        response.headers_mut().insert(NEXT_AFTER_HEADER, next);
     }
-    let filter = TransferFilter {
-        visible_to_user: (scope == Scope::Own).then(|| caller.user_id.clone()),
-        status: query.status,
-        before_ms: None,
-        limit,
-    };
-    let mut out = Vec::new();
-    for row in state.store.list_transfers(&filter).await? {
-        out.push(to_api(&state, &row).await?);
-    }
-    Ok(Json(out))
+    Ok(response)
 }
 
 pub async fn show(
@@ -318,7 +306,7 @@ pub async fn show(
     scope: Scope,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = visible(&state, &caller, scope, &id).await?;
+    let row = app::visible(&state, &caller, scope, &id).await?;
     Ok(Json(to_api(&state, &row).await?))
 }
 
@@ -336,7 +324,7 @@ pub async fn header(
     scope: Scope,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = visible(&state, &caller, scope, &id).await?;
+    let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     Ok(octets(row.header))
 }
@@ -347,7 +335,7 @@ pub async fn manifest(
     scope: Scope,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = visible(&state, &caller, scope, &id).await?;
+    let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     Ok(octets(row.manifest.unwrap_or_default()))
 }
@@ -362,7 +350,7 @@ pub async fn received(
     scope: Scope,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = visible(&state, &caller, scope, &id).await?;
+    let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     let recipient = row
         .recipients
@@ -399,7 +387,7 @@ pub async fn download_chunk(
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = visible(&state, &caller, scope, &id).await?;
+    let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
@@ -462,49 +450,10 @@ pub async fn verify(
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = visible(&state, &caller, scope, &id).await?;
-    if row.site.is_some() {
-        return site::verify_plan(&state, &row, via.as_deref()).await;
+    match app::verify(&state, &caller, scope, &id).await? {
+        app::Verification::Checked(report) => Ok(Json(report).into_response()),
+        app::Verification::AtSite(row) => site::verify_plan(&state, &row, via.as_deref()).await,
     }
-    let tid = transfer_key(&row.id)?;
-    let (mut corrupt, mut missing) = (Vec::new(), Vec::new());
-    let chunks = state.store.list_chunks(&row.id).await?;
-    for chunk in &chunks {
-        // Streamed and hashed piece by piece: verifying never holds a chunk in memory.
-        let Some(reader) = state
-            .blobs
-            .get_stream(&BlobKey::chunk(&tid, chunk.idx as u64))
-            .await
-            .map_err(blob_error)?
-        else {
-            missing.push(chunk.idx as u64);
-            continue;
-        };
-        let seen = mftplus_blob::digest_stream(reader.stream, u64::MAX)
-            .await
-            .map_err(blob_error)?;
-        if hex::encode(seen.sha256) != chunk.sha256 || seen.len != chunk.size as u64 {
-            corrupt.push(chunk.idx as u64);
-        }
-    }
-    if let Some(count) = row.chunk_count {
-        let recorded: std::collections::HashSet<i64> = chunks.iter().map(|c| c.idx).collect();
-        missing.extend(
-            (0..count)
-                .filter(|i| !recorded.contains(i))
-                .map(|i| i as u64),
-        );
-        missing.sort_unstable();
-        missing.dedup();
-    }
-    Ok(Json(VerifyReport {
-        transfer_id: row.id,
-        chunks_checked: chunks.len() as u64,
-        ok: corrupt.is_empty() && missing.is_empty(),
-        corrupt,
-        missing,
-    })
-    .into_response())
 }
 
 pub async fn cancel(
@@ -514,35 +463,6 @@ pub async fn cancel(
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    // `:own` cancellation is the sender's; recipients may read but not cancel.
-    let row = state
-        .store
-        .get_transfer(&id)
-        .await?
-        .filter(|row| scope == Scope::All || row.sender_id == caller.user_id)
-        .ok_or_else(|| ApiError::not_found("transfer"))?;
-    if !state
-        .store
-        .cancel_transfer(&row.id, state.clock.now_ms())
-        .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("transfer is already {}", row.status),
-        ));
-    }
-    state
-        .audit(
-            AuditEvent::new("transfer_cancelled")
-                .actor(&caller.email)
-                .target(&row.id)
-                .ip(&ip),
-        )
-        .await;
-    let row = state
-        .store
-        .get_transfer(&row.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    let row = app::cancel(&state, &caller, scope, &ip, &id).await?;
     Ok(Json(to_api(&state, &row).await?))
 }

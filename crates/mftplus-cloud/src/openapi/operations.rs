@@ -161,6 +161,10 @@ fn describe_identity(id: &str) -> Option<Operation> {
             ],
         )
         .query(schema::<audit::ExportQuery>),
+        "audit_verify" => op(
+            "The server's own check of the audit chain (the independent one is mftctl audit verify)",
+            ok(schema::<AuditVerification>),
+        ),
         _ => return None,
     })
 }
@@ -218,6 +222,10 @@ fn describe_fleet(id: &str) -> Option<Operation> {
         "customers_delete" => op("Delete a customer", no_content()),
         "customer_block" => op("Block a customer", ok(schema::<CustomerInfo>)),
         "customer_unblock" => op("Unblock a customer", ok(schema::<CustomerInfo>)),
+        "customer_retrieval_password_reset" => op(
+            "Replace a customer's retrieval password with a generated one (shown once)",
+            ok(schema::<CreatedCustomer>),
+        ),
         "customer_trigger_update" => op(
             "Ask every host of a customer to update",
             vec![(200, Content::AnyJson)],

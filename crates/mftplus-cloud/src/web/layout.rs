@@ -12,8 +12,17 @@ use maud::{html, Markup, DOCTYPE};
 pub struct Nav {
     /// Hubs and deploy keys (`hubs:read`).
     pub hubs: bool,
-    /// Hosts and operations (`fleet:read`).
+    /// Hosts, operations and events (`fleet:read`).
     pub fleet: bool,
+    /// The audit log (`logs:read`).
+    pub audit: bool,
+    /// People's accounts (`users:read`).
+    pub users: bool,
+    /// API keys: the caller's own at least (`apikeys:manage:own`).
+    pub api_keys: bool,
+    /// Transfers: the caller's own at least (`transfers:read:own`, which `transfers:read`
+    /// covers).
+    pub transfers: bool,
 }
 
 impl Nav {
@@ -27,6 +36,10 @@ impl Nav {
         Nav {
             hubs: allows("hubs:read"),
             fleet: allows("fleet:read"),
+            audit: allows("logs:read"),
+            users: allows("users:read"),
+            api_keys: allows("apikeys:manage:own"),
+            transfers: allows("transfers:read:own"),
         }
     }
 }
@@ -49,14 +62,20 @@ pub fn page(title: &str, signed_in: Option<(&Caller, Nav)>, body: Markup) -> Mar
                     a.brand href="/" { "MFTPlus" }
                     @if let Some((caller, nav)) = signed_in {
                         nav aria-label="Main" {
+                            @if nav.transfers { a href="/transfers" { "Transfers" } }
                             @if nav.hubs { a href="/hubs" { "Hubs" } }
                             @if nav.fleet {
                                 a href="/hosts" { "Hosts" }
                                 a href="/ops" { "Operations" }
+                                a href="/events" { "Events" }
                             }
+                            @if nav.audit { a href="/audit" { "Audit" } }
+                            @if nav.users { a href="/users" { "Users" } }
+                            @if nav.api_keys { a href="/keys" { "API keys" } }
                         }
                         div.who {
                             span { (caller.email) " · " (caller.role) }
+                            a href="/sessions" { "Sessions" }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(super::session::csrf(caller));
                                 button type="submit" { "Sign out" }
@@ -134,9 +153,16 @@ mod tests {
             readonly,
             Nav {
                 hubs: true,
-                fleet: true
+                fleet: true,
+                ..Nav::default()
             }
         );
+        let auditor = Nav::from_permissions(|p| p == "logs:read");
+        assert!(auditor.audit && !auditor.fleet && !auditor.hubs);
+        let keys_only = Nav::from_permissions(|p| p == "apikeys:manage:own");
+        assert!(keys_only.api_keys && !keys_only.users);
+        let own_transfers = Nav::from_permissions(|p| p == "transfers:read:own");
+        assert!(own_transfers.transfers && !own_transfers.hubs);
         let hubs_only = Nav::from_permissions(|p| p == "hubs:read");
         assert!(hubs_only.hubs && !hubs_only.fleet);
         assert_eq!(Nav::from_permissions(|_| false), Nav::default());

@@ -15,6 +15,9 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// The least time between two looks of one stream: a burst of writes (chunks arriving, a
+/// fleet reporting) costs each open page at most four queries a second.
+const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(250);
 const STREAM_FOR: Duration = Duration::from_secs(300);
 
 /// `GET /live/hubs`: changes of the hubs page (statuses, versions, last contact, keys).
@@ -39,21 +42,27 @@ pub async fn hubs(State(state): State<AppState>) -> Response {
     })
 }
 
-/// `GET /live/hosts`: changes of the hosts page (liveness, reports, generations, hostnames),
-/// for the customer the page is narrowed to, if any.
+/// `GET /live/hosts`: changes of the page of hosts the browser shows (liveness, reports,
+/// generations, hostnames): the same bounded keyset query as the page, never the whole fleet.
 pub async fn hosts(
     State(state): State<AppState>,
     Query(view): Query<crate::web::pages::hosts::View>,
 ) -> Response {
     let customer = view.customer().map(str::to_string);
+    let after = Some(view.after.clone()).filter(|after| !after.is_empty());
     stream(state, move |state| {
-        let customer = customer.clone();
+        let (customer, after) = (customer.clone(), after.clone());
         async move {
-            let hosts = crate::app::fleet::hosts(&state, customer.as_deref())
-                .await
-                .ok()?;
+            let listing = crate::app::fleet::hosts_page(
+                &state,
+                customer.as_deref(),
+                after.as_deref(),
+                crate::web::pages::hosts::PAGE,
+            )
+            .await
+            .ok()?;
             let mut hasher = DefaultHasher::new();
-            for host in &hosts {
+            for host in &listing.hosts {
                 (
                     &host.host_id,
                     &host.hostname,
@@ -92,6 +101,39 @@ pub async fn ops(
     }))
 }
 
+/// `GET /live/events`: a new event for the events page's filters (the newest matching id, a
+/// one-row query). Events are appended, never changed, so the newest id is the whole signal.
+pub async fn events(
+    State(state): State<AppState>,
+    Query(view): Query<crate::web::pages::events::View>,
+) -> Result<Response, crate::web::WebError> {
+    let timeline = crate::web::pages::events::timeline(&view)?;
+    Ok(stream(state, move |state| {
+        let timeline = timeline.clone();
+        async move {
+            let newest = crate::app::events::newest(&state, &timeline).await.ok()?;
+            Some(newest as u64)
+        }
+    }))
+}
+
+/// `GET /live/transfers`: changes of the page of transfers the browser shows (statuses,
+/// stored chunks and bytes, downloads), or of one transfer's page (`?transfer=ID`), as the
+/// caller may see them: the page's own bounded queries (`pages::transfers::Watched`).
+pub async fn transfers(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    scope: crate::middleware::Scope,
+    Query(view): Query<crate::web::pages::transfers::View>,
+) -> Result<Response, crate::web::WebError> {
+    let watched =
+        crate::web::pages::transfers::Watched::start(&state, caller, scope, &view).await?;
+    Ok(stream(state, move |state| {
+        let watched = watched.clone();
+        async move { watched.fingerprint(&state).await }
+    }))
+}
+
 fn stream<F, Fut>(state: AppState, fingerprint: F) -> Response
 where
     F: Fn(AppState) -> Fut + Send + 'static,
@@ -108,6 +150,21 @@ where
     response
 }
 
+/// Until the next look: a write on this replica (after the least spacing) or the tick.
+async fn next_look(writes: &mut tokio::sync::watch::Receiver<u64>) {
+    let looked = tokio::time::Instant::now();
+    tokio::select! {
+        _ = tokio::time::sleep(LOOK_EVERY) => {}
+        changed = writes.changed() => {
+            if changed.is_ok() {
+                tokio::time::sleep_until(looked + LOOK_AT_MOST_EVERY).await;
+            } else {
+                tokio::time::sleep(LOOK_EVERY).await;
+            }
+        }
+    }
+}
+
 /// The event stream: a `changed` event at the first look (whatever changed between the page's
 /// rendering and the stream's start is not lost) and whenever the fingerprint moves, and a
 /// comment every 15 s to keep proxies from closing a quiet stream.
@@ -120,15 +177,16 @@ where
     Fut: std::future::Future<Output = Option<u64>> + Send + 'static,
 {
     let started = tokio::time::Instant::now();
+    let writes = state.writes.subscribe();
     futures_util::stream::unfold(
-        (state, fingerprint, None::<u64>, 0u64),
-        move |(state, fingerprint, mut last, mut ticks)| async move {
+        (state, fingerprint, None::<u64>, 0u64, writes),
+        move |(state, fingerprint, mut last, mut ticks, mut writes)| async move {
             loop {
                 if started.elapsed() >= STREAM_FOR {
                     return None;
                 }
                 if last.is_some() {
-                    tokio::time::sleep(LOOK_EVERY).await;
+                    next_look(&mut writes).await;
                 }
                 ticks += 1;
                 let now = fingerprint(state.clone()).await;
@@ -139,12 +197,15 @@ where
                 }
                 if changed {
                     let event = format!("event: changed\ndata: {ticks}\n\n");
-                    return Some((Ok(Bytes::from(event)), (state, fingerprint, last, ticks)));
+                    return Some((
+                        Ok(Bytes::from(event)),
+                        (state, fingerprint, last, ticks, writes),
+                    ));
                 }
                 if ticks % 15 == 0 {
                     return Some((
                         Ok(Bytes::from_static(b": still here\n\n")),
-                        (state, fingerprint, last, ticks),
+                        (state, fingerprint, last, ticks, writes),
                     ));
                 }
             }

@@ -1,18 +1,20 @@
 //! Customers: the anchor of a deployment (one host and its guests), with the retrieval
 //! password its boxes enroll with, and the lifecycle actions block, unblock, trigger-update
-//! and delete.
+//! and delete. Block, unblock and the retrieval-password reset are `app::customers`, shared
+//! with the dashboard's host page.
 
 use super::{customer_to_api, find_customer};
-use crate::audit::AuditEvent;
+use crate::app::customers;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::handlers::{validate_email, validate_name};
+use crate::middleware::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use mftplus_store::{CustomerUpdate, NewCustomer, NewEvent};
+use mftplus_store::{CustomerUpdate, NewCustomer};
 use mftplus_types::fleet::{CreateCustomer, CreatedCustomer, CustomerInfo, UpdateCustomer};
 use serde_json::{json, Value};
 
@@ -31,6 +33,7 @@ pub async fn show(
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateCustomer>,
 ) -> ApiResult<(StatusCode, Json<CreatedCustomer>)> {
     let id = match body.id {
@@ -45,7 +48,7 @@ pub async fn create(
         Some(password) => validate_retrieval_password(password)?,
         None => mftplus_fleet::hungarian_passphrase(),
     };
-    let hash = hash_password(password.clone()).await?;
+    let hash = customers::hash_password(password.clone()).await?;
     let now = state.clock.now_ms();
     let row = state
         .store
@@ -60,9 +63,10 @@ pub async fn create(
             created_at_ms: now,
         })
         .await?;
-    record(
+    customers::record(
         &state,
-        &caller,
+        &caller.email,
+        &ip,
         "customer_created",
         &row.id,
         json!({"name": row.name}),
@@ -80,6 +84,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateCustomer>,
 ) -> ApiResult<Json<CustomerInfo>> {
@@ -105,7 +110,7 @@ pub async fn update(
     }
     if let Some(password) = body.retrieval_password.clone() {
         let password = validate_retrieval_password(password)?;
-        update.retrieval_password_hash = Some(hash_password(password).await?);
+        update.retrieval_password_hash = Some(customers::hash_password(password).await?);
     }
     let row = state.store.update_customer(&id, &update).await?;
     let changed: Vec<&str> = [
@@ -119,9 +124,10 @@ pub async fn update(
     .into_iter()
     .filter_map(|(field, set)| set.then_some(field))
     .collect();
-    record(
+    customers::record(
         &state,
-        &caller,
+        &caller.email,
+        &ip,
         "customer_updated",
         &id,
         json!({"fields": changed}),
@@ -133,45 +139,55 @@ pub async fn update(
 pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_customer(&id).await?;
     state.forget_reporters();
-    record(&state, &caller, "customer_deleted", &id, json!({})).await?;
+    customers::record(
+        &state,
+        &caller.email,
+        &ip,
+        "customer_deleted",
+        &id,
+        json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn block(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
-    set_status(state, caller, id, "blocked", "customer_blocked").await
+    Ok(Json(
+        customers::block(&state, &caller.email, &ip, &id).await?,
+    ))
 }
 
 pub async fn unblock(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerInfo>> {
-    set_status(state, caller, id, "active", "customer_unblocked").await
+    Ok(Json(
+        customers::unblock(&state, &caller.email, &ip, &id).await?,
+    ))
 }
 
-async fn set_status(
-    state: AppState,
+/// A generated retrieval password replaces the customer's; the answer carries it, once.
+pub async fn reset_retrieval_password(
+    State(state): State<AppState>,
     caller: Caller,
-    id: String,
-    status: &str,
-    kind: &str,
-) -> ApiResult<Json<CustomerInfo>> {
-    let update = CustomerUpdate {
-        status: Some(status.into()),
-        updated_at_ms: state.clock.now_ms(),
-        ..CustomerUpdate::default()
-    };
-    let row = state.store.update_customer(&id, &update).await?;
-    record(&state, &caller, kind, &id, json!({})).await?;
-    Ok(Json(customer_to_api(&row)))
+    ClientIp(ip): ClientIp,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<CreatedCustomer>> {
+    Ok(Json(
+        customers::reset_retrieval_password(&state, &caller.email, &ip, &id).await?,
+    ))
 }
 
 /// Republishes every host of the customer so its agents refetch and reconverge (the pull
@@ -179,6 +195,7 @@ async fn set_status(
 pub async fn trigger_update(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     find_customer(&state, &id).await?;
@@ -186,49 +203,16 @@ pub async fn trigger_update(
         .store
         .bump_customer_generations(&id, state.clock.now_ms())
         .await?;
-    record(
+    customers::record(
         &state,
-        &caller,
+        &caller.email,
+        &ip,
         "update_triggered",
         &id,
         json!({"hosts": hosts}),
     )
     .await?;
     Ok(Json(json!({"customer_id": id, "hosts": hosts})))
-}
-
-/// Audits an operator action on a customer and puts it on the events timeline.
-async fn record(
-    state: &AppState,
-    caller: &Caller,
-    kind: &str,
-    customer_id: &str,
-    details: Value,
-) -> ApiResult<()> {
-    state
-        .audit(
-            AuditEvent::new(kind)
-                .actor(&caller.email)
-                .target(customer_id)
-                .details(details.clone()),
-        )
-        .await;
-    let mut details = details;
-    details["by"] = json!(caller.email);
-    state
-        .store
-        .append_events(&[NewEvent {
-            at_ms: state.clock.now_ms(),
-            kind: kind.into(),
-            severity: "info".into(),
-            customer_id: Some(customer_id.into()),
-            host_id: None,
-            guest_id: None,
-            op_id: None,
-            details_json: details.to_string(),
-        }])
-        .await?;
-    Ok(())
 }
 
 fn validate_slug(id: &str) -> ApiResult<String> {
@@ -273,11 +257,4 @@ fn validate_retrieval_password(password: String) -> ApiResult<String> {
         ));
     }
     Ok(password)
-}
-
-async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || mftplus_crypto::password::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
 }

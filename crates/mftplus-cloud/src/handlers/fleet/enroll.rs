@@ -24,9 +24,6 @@ use mftplus_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
 
-/// Recovery mode lasts at least a minute and at most four hours (SPEC §3).
-const RECOVERY_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=4 * 3600;
-
 pub async fn enroll(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -217,64 +214,27 @@ pub async fn put_escrow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Recovery mode: the flow is `app::recovery`, shared with the dashboard's host page.
 pub async fn arm_recovery(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(host_id): ApiPath<String>,
     ApiJson(body): ApiJson<ArmRecovery>,
 ) -> ApiResult<Json<RecoveryState>> {
-    let ttl = body
-        .ttl_seconds
-        .clamp(*RECOVERY_TTL_SECS.start(), *RECOVERY_TTL_SECS.end());
-    let until = state.clock.now_ms() + ttl as i64 * 1000;
-    let host = state.store.set_recovery_mode(&host_id, Some(until)).await?;
-    recovery_record(
-        &state,
-        &caller,
-        &host,
-        "recovery_armed",
-        json!({"ttl_seconds": ttl}),
-    )
-    .await?;
-    Ok(Json(RecoveryState {
-        host_id,
-        recovery_mode_until: Some(crate::clock::rfc3339(until)),
-    }))
+    let armed =
+        crate::app::recovery::arm(&state, &caller.email, &ip, &host_id, body.ttl_seconds).await?;
+    Ok(Json(armed))
 }
 
 pub async fn disarm_recovery(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(host_id): ApiPath<String>,
 ) -> ApiResult<Json<RecoveryState>> {
-    let host = state.store.set_recovery_mode(&host_id, None).await?;
-    recovery_record(&state, &caller, &host, "recovery_disarmed", json!({})).await?;
-    Ok(Json(RecoveryState {
-        host_id,
-        recovery_mode_until: None,
-    }))
-}
-
-async fn recovery_record(
-    state: &AppState,
-    caller: &Caller,
-    host: &mftplus_store::HostRow,
-    kind: &str,
-    details: serde_json::Value,
-) -> ApiResult<()> {
-    state
-        .audit(
-            AuditEvent::new(kind)
-                .actor(&caller.email)
-                .target(&host.id)
-                .details(details.clone()),
-        )
-        .await;
-    let mut details = details;
-    details["by"] = json!(caller.email);
-    let event = host_event(state, kind, "warning", host, None, details);
-    state.store.append_events(&[event]).await?;
-    Ok(())
+    let disarmed = crate::app::recovery::disarm(&state, &caller.email, &ip, &host_id).await?;
+    Ok(Json(disarmed))
 }
 
 /// A replacement box takes over a lost host's identity: only while the operator has armed

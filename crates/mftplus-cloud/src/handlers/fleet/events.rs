@@ -18,6 +18,8 @@ pub struct EventsQuery {
     pub kind: Option<String>,
     /// Only events after this id, oldest first (for following).
     pub after_id: Option<i64>,
+    /// Only events before this id, newest first (the next page back).
+    pub before_id: Option<i64>,
     pub limit: Option<u32>,
 }
 
@@ -30,6 +32,7 @@ pub async fn index(
         host_id: query.host,
         kind: query.kind,
         after_id: query.after_id,
+        before_id: query.before_id,
         limit: query.limit.unwrap_or(100),
     };
     Ok(Json(crate::app::fleet::events(&state, filter).await?))

@@ -2,11 +2,13 @@
 //! host's own agent read it.
 
 use super::{desired_of, find_host};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use http::HeaderValue;
 use mftplus_types::fleet::{DesiredStateResponse, GuestInfo, HostInfo};
 use serde::Deserialize;
 
@@ -14,15 +16,40 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct HostsQuery {
     pub customer: Option<String>,
+    /// Hosts whose id sorts (bytewise) after this one: the last id of the previous page.
+    pub after: Option<String>,
+    /// At most this many hosts (1–1000, default 1000).
+    pub limit: Option<u32>,
 }
 
+/// The header naming the cursor of the next page, present only when one follows.
+pub const NEXT_AFTER_HEADER: &str = "x-next-after";
+
+/// A page of hosts by id; a listing cut short says where it goes on (`x-next-after`), so a
+/// client written before paging can tell it did not get everything.
 pub async fn index(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HostsQuery>,
-) -> ApiResult<Json<Vec<HostInfo>>> {
-    Ok(Json(
-        crate::app::fleet::hosts(&state, query.customer.as_deref()).await?,
-    ))
+) -> ApiResult<Response> {
+    let limit = query.limit.unwrap_or(crate::app::fleet::MAX_LIMIT);
+    if limit == 0 || limit > crate::app::fleet::MAX_LIMIT {
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {}",
+            crate::app::fleet::MAX_LIMIT
+        )));
+    }
+    let page = crate::app::fleet::hosts_page(
+        &state,
+        query.customer.as_deref(),
+        query.after.as_deref(),
+        limit as usize,
+    )
+    .await?;
+    let mut response = Json(page.hosts).into_response();
+    if let Some(next) = page.next_after.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(NEXT_AFTER_HEADER, next);
+    }
+    Ok(response)
 }
 
 pub async fn show(

@@ -1,6 +1,7 @@
 //! Hosts (issue 15: "Customers → host + guests"): the fleet's hosts with liveness, last report
 //! and convergence, a page per host with its guests, storage and backups, recent reports,
-//! events and open operations. Read-only in this slice.
+//! events and open operations. Its writes are elsewhere: the desired-state editor in
+//! `desired.rs`, the customer and recovery actions in `customer_actions.rs`.
 //!
 //! Bounded work: the listing is one store query (`app::fleet::hosts_page`, cut to [`PAGE`]
 //! rows behind an id cursor) and a host's page a fixed six (`app::fleet::host_detail`), never
@@ -144,14 +145,17 @@ pub async fn show(
     };
     let detail = crate::app::fleet::host_detail(&state, &host_id, limits).await?;
     let now_ms = state.clock.now_ms();
+    let may_edit = super::desired::may_edit(&state, &caller);
     let body = html! {
         (summary(&detail, now_ms))
+        (super::desired::host_link(&detail.host, may_edit))
         (resources(&detail))
         (super::ops::open_for_host(&detail.host, &detail.open_ops, now_ms))
         (guests(&detail.guests, now_ms))
         (storage(&detail.storage_targets, &detail.backup_missed, now_ms))
         (reports(&detail.reports, now_ms))
         (events(&detail.events, now_ms))
+        (super::customer_actions::section(&state, &caller, &detail.host, detail.customer.as_ref()))
     };
     let title = format!("Host {}", detail.host.hostname);
     let nav = Nav::of(&state, &caller);

@@ -1,9 +1,17 @@
 //! The dashboard's pages, one module per resource.
 
+pub mod api_keys;
+pub mod audit;
+pub mod customer_actions;
+pub mod desired;
+pub mod events;
 pub mod hosts;
 pub mod hubs;
 pub mod login;
 pub mod ops;
+pub mod sessions;
+pub mod transfers;
+pub mod users;
 
 use crate::error::ApiError;
 use axum::extract::rejection::FormRejection;
@@ -31,6 +39,16 @@ pub async fn home(
     }
     if nav.fleet {
         return super::see_other("/hosts");
+    }
+    if nav.audit {
+        return super::see_other("/audit");
+    }
+    // Before the keys page: sending and receiving files is what a plain user comes for.
+    if nav.transfers {
+        return super::see_other("/transfers");
+    }
+    if nav.api_keys {
+        return super::see_other("/keys");
     }
     let body = maud::html! {
         p.empty {
