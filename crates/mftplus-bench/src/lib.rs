@@ -20,8 +20,10 @@ pub mod histogram;
 pub mod hub_enqueue;
 pub mod liveness;
 pub mod load;
+pub mod pages;
 pub mod report;
 pub mod seed;
+pub mod seed_transfers;
 pub mod slowloris;
 pub mod ws;
 

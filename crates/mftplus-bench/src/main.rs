@@ -3,7 +3,9 @@
 //! `bench/slowloris.sh`.
 
 use clap::{Parser, Subcommand};
-use mftplus_bench::{hub_enqueue, liveness, load, seed, slowloris, ws, BenchError};
+use mftplus_bench::{
+    hub_enqueue, liveness, load, pages, seed, seed_transfers, slowloris, ws, BenchError,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -148,6 +150,46 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         watch_pid: Vec<u32>,
     },
+    /// Write TRANSFERS transfers (with chunks; nine in ten complete) through the store.
+    SeedTransfers {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        transfers: usize,
+    },
+    /// Time dashboard pages beside a peer URL, signed in with EMAIL and the password in a file.
+    Pages {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_file: PathBuf,
+        /// `LABEL|URL|MARKER`, repeated; a URL starting with `/` is a page of `--url`, fetched
+        /// with the session; a full URL is a peer, fetched without it. MARKER must be in the
+        /// body.
+        #[arg(long = "page", required = true)]
+        pages: Vec<String>,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 31)]
+        rounds: usize,
+    },
+    /// Time from a host report to the open hosts page showing it (the seeded host whose id
+    /// sorts first, so it is on the first page).
+    ReportToPage {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_file: PathBuf,
+        /// `host_id key` lines as `seed` writes them.
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 21)]
+        rounds: usize,
+    },
 }
 
 /// A non-negative, finite number of seconds from the command line.
@@ -170,6 +212,49 @@ fn runtime(single_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn run(args: Args) -> Result<(), BenchError> {
     match args.command {
+        Command::SeedTransfers {
+            database_url,
+            transfers,
+        } => {
+            let seconds =
+                runtime(false)?.block_on(seed_transfers::run(&database_url, transfers))?;
+            eprintln!("seeded {transfers} transfers in {seconds:.1} s");
+        }
+        Command::Pages {
+            url,
+            email,
+            password_file,
+            pages,
+            warmup,
+            rounds,
+        } => {
+            let password = std::fs::read_to_string(password_file)?;
+            runtime(false)?.block_on(pages::run_pages(
+                &url,
+                &email,
+                password.trim_end(),
+                &pages,
+                warmup,
+                rounds,
+            ))?;
+        }
+        Command::ReportToPage {
+            url,
+            email,
+            password_file,
+            keys,
+            rounds,
+        } => {
+            let password = std::fs::read_to_string(password_file)?;
+            let hosts = seed::read_keys(&keys)?;
+            runtime(false)?.block_on(pages::run_report_to_page(
+                &url,
+                &email,
+                password.trim_end(),
+                &hosts,
+                rounds,
+            ))?;
+        }
         Command::Seed {
             database_url,
             hosts,
