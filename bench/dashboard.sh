@@ -34,7 +34,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" "${www:-}"
 }
 trap 'cleanup' EXIT
 trap 'exit 130' INT TERM
@@ -77,9 +77,12 @@ cookie="$(curl -sS -o /dev/null -D - -X POST "$url/login" -H "origin: $url" \
   -H 'sec-fetch-site: same-origin' --data-urlencode "email=$EMAIL" \
   --data-urlencode "password=$(cat "$work/password")" --data-urlencode 'next=/' \
   | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2}')"
-mkdir -p "$work/www"
-curl -fsS -H "cookie: $cookie" "$url/hosts" > "$work/www/hosts.html"
-curl -fsS -H "cookie: $cookie" "$url/transfers?status=all" > "$work/www/transfers.html"
+# nginx's worker runs as another user: its files live outside the private work folder.
+www="$(mktemp -d "${TMPDIR:-/tmp}/mftplus-dashboard-www.XXXXXX")"
+chmod 755 "$www"
+curl -fsS -H "cookie: $cookie" "$url/hosts" > "$www/hosts.html"
+curl -fsS -H "cookie: $cookie" "$url/transfers" > "$www/transfers.html"
+chmod 644 "$www"/*.html
 
 nginx_port="$(free_port)"
 mkdir -p "$work/nginx"
@@ -98,7 +101,7 @@ http {
   scgi_temp_path $work/nginx;
   server {
     listen 127.0.0.1:$nginx_port;
-    root $work/www;
+    root $www;
     default_type text/html;
   }
 }
@@ -118,7 +121,7 @@ taskset -c 0 "$BENCH" pages --url "$url" --email "$EMAIL" --password-file "$work
   > "$work/hosts.json"
 taskset -c 0 "$BENCH" pages --url "$url" --email "$EMAIL" --password-file "$work/password" \
   --rounds "$ROUNDS" \
-  --page "transfers page ($TRANSFERS)|/transfers?status=all|<table" \
+  --page "transfers page ($TRANSFERS transfers)|/transfers|<table" \
   --page "nginx: the same bytes|http://127.0.0.1:$nginx_port/transfers.html|<table" \
   > "$work/transfers.json"
 taskset -c 0 "$BENCH" report-to-page --url "$url" --email "$EMAIL" \

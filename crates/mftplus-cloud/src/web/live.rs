@@ -16,8 +16,9 @@ use std::time::Duration;
 
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The least time between two looks of one stream: a burst of writes (chunks arriving, a
-/// fleet reporting) costs each open page at most four queries a second.
-const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(250);
+/// fleet reporting) costs each open page at most ten bounded queries a second, and a change
+/// reaches the page within about this long (bench/dashboard.sh measures it).
+const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 const STREAM_FOR: Duration = Duration::from_secs(300);
 
 /// `GET /live/hubs`: changes of the hubs page (statuses, versions, last contact, keys).
