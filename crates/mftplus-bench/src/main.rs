@@ -212,6 +212,19 @@ fn runtime(single_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn run(args: Args) -> Result<(), BenchError> {
     match args.command {
+        command @ (Command::SeedTransfers { .. }
+        | Command::Pages { .. }
+        | Command::ReportToPage { .. }) => run_dashboard(command),
+        command @ (Command::Seed { .. } | Command::Liveness { .. }) => run_fleet(command),
+        command @ (Command::Load { .. } | Command::HubEnqueue { .. }) => run_load(command),
+        command @ (Command::WsEcho { .. } | Command::WsHold { .. }) => run_upgraded(command),
+        command @ Command::Slowloris { .. } => run_slowloris(command),
+    }
+}
+
+/// Dashboard timings and their seeding.
+fn run_dashboard(command: Command) -> Result<(), BenchError> {
+    match command {
         Command::SeedTransfers {
             database_url,
             transfers,
@@ -255,6 +268,14 @@ fn run(args: Args) -> Result<(), BenchError> {
                 rounds,
             ))?;
         }
+        _ => unreachable!("dispatched by run"),
+    }
+    Ok(())
+}
+
+/// The fleet: seeding and the liveness pass.
+fn run_fleet(command: Command) -> Result<(), BenchError> {
+    match command {
         Command::Seed {
             database_url,
             hosts,
@@ -283,6 +304,33 @@ fn run(args: Args) -> Result<(), BenchError> {
                 })
             );
         }
+        Command::Liveness {
+            database_url,
+            hosts,
+            concurrency,
+        } => {
+            let summary =
+                runtime(false)?.block_on(liveness::run(&database_url, hosts, concurrency))?;
+            eprintln!(
+                "{} hosts (seeded in {:.1} s, reported in {:.1} s): first pass {:.0} ms ({} transitions), second pass {:.0} ms ({} transitions)",
+                summary.hosts,
+                summary.seed_s,
+                summary.ingest_s,
+                summary.first_pass_ms,
+                summary.first_transitions,
+                summary.second_pass_ms,
+                summary.second_transitions
+            );
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        _ => unreachable!("dispatched by run"),
+    }
+    Ok(())
+}
+
+/// Load on a cloud or a hub.
+fn run_load(command: Command) -> Result<(), BenchError> {
+    match command {
         Command::Load {
             url,
             keys,
@@ -318,25 +366,6 @@ fn run(args: Args) -> Result<(), BenchError> {
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
-        Command::Liveness {
-            database_url,
-            hosts,
-            concurrency,
-        } => {
-            let summary =
-                runtime(false)?.block_on(liveness::run(&database_url, hosts, concurrency))?;
-            eprintln!(
-                "{} hosts (seeded in {:.1} s, reported in {:.1} s): first pass {:.0} ms ({} transitions), second pass {:.0} ms ({} transitions)",
-                summary.hosts,
-                summary.seed_s,
-                summary.ingest_s,
-                summary.first_pass_ms,
-                summary.first_transitions,
-                summary.second_pass_ms,
-                summary.second_transitions
-            );
-            println!("{}", serde_json::to_string(&summary)?);
-        }
         Command::HubEnqueue {
             data_dir,
             tasks,
@@ -366,6 +395,14 @@ fn run(args: Args) -> Result<(), BenchError> {
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
+        _ => unreachable!("dispatched by run"),
+    }
+    Ok(())
+}
+
+/// Connections held through a proxy.
+fn run_upgraded(command: Command) -> Result<(), BenchError> {
+    match command {
         Command::WsEcho {
             listen,
             max_seconds,
@@ -412,6 +449,14 @@ fn run(args: Args) -> Result<(), BenchError> {
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
+        _ => unreachable!("dispatched by run"),
+    }
+    Ok(())
+}
+
+/// Legitimate traffic beside a slowloris.
+fn run_slowloris(command: Command) -> Result<(), BenchError> {
+    match command {
         Command::Slowloris {
             target,
             path,
@@ -475,6 +520,7 @@ fn run(args: Args) -> Result<(), BenchError> {
             );
             println!("{}", serde_json::to_string(&summary)?);
         }
+        _ => unreachable!("dispatched by run"),
     }
     Ok(())
 }

@@ -5,105 +5,23 @@
 
 mod common;
 mod fleet_support;
+mod web_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, RouteSpec, ROUTES};
 use mftplus_cloud::testing::TestCloud;
 use mftplus_cloud::web::is_page;
 use serde_json::json;
-
-const PASSWORD: &str = "a sufficiently long password";
-
-/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn get(cloud: &TestCloud, path: &str, cookie: Option<&str>) -> Page {
-    let mut request = browser().get(format!("{}{path}", cloud.url));
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    read(request.send().await.unwrap()).await
-}
-
-async fn post(cloud: &TestCloud, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Page {
-    let mut request = browser()
-        .post(format!("{}{path}", cloud.url))
-        .form(form)
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin");
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    read(request.send().await.unwrap()).await
-}
-
-async fn read(response: reqwest::Response) -> Page {
-    Page {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
-
-/// Signs in through the page; returns the `name=value` cookie to send back.
-async fn sign_in(cloud: &TestCloud, email: &str, password: &str) -> String {
-    let page = post(
-        cloud,
-        "/login",
-        None,
-        &[("email", email), ("password", password), ("next", "/hubs")],
-    )
-    .await;
-    assert_eq!(page.status, 303, "sign-in: {}", page.body);
-    let set = page.headers["set-cookie"].to_str().unwrap().to_string();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(set.contains(flag), "{flag} missing from {set}");
-    }
-    set.split(';').next().unwrap().to_string()
-}
-
-/// The CSRF token the page's forms carry.
-fn csrf_of(body: &str) -> String {
-    let at = body
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    body[at..].split('"').next().unwrap().to_string()
-}
-
-async fn signed_in_as(cloud: &TestCloud, role: &str) -> (String, String) {
-    let email = format!("{role}-web@example.com");
-    user_with_token(cloud, &email, role).await;
-    signed_in_again(cloud, role).await
-}
-
-/// A new session of the role's user made by `signed_in_as`.
-async fn signed_in_again(cloud: &TestCloud, role: &str) -> (String, String) {
-    let cookie = sign_in(cloud, &format!("{role}-web@example.com"), PASSWORD).await;
-    // Every signed-in role may open its sessions page, whose forms carry the token.
-    let page = get(cloud, "/sessions", Some(&cookie)).await;
-    (cookie, csrf_of(&page.body))
-}
+use web_support::*;
 
 #[tokio::test]
 async fn a_session_is_a_principal_with_its_own_lifetime() {
     let cloud = TestCloud::spawn().await;
     // No session: a page view goes to the sign-in page, and back afterwards.
-    let anonymous = get(&cloud, "/hubs", None).await;
+    let anonymous = get_anonymous(&cloud, "/hubs").await;
     assert_eq!(anonymous.status, 303);
     assert_eq!(anonymous.headers["location"], "/login?next=/hubs");
-    let login = get(&cloud, "/login?next=/hubs", None).await;
+    let login = get_anonymous(&cloud, "/login?next=/hubs").await;
     assert_eq!(login.status, 200);
     for header in [
         "content-security-policy",
@@ -118,10 +36,9 @@ async fn a_session_is_a_principal_with_its_own_lifetime() {
         .unwrap()
         .contains("frame-ancestors 'none'"));
 
-    let wrong = post(
+    let wrong = post_anonymous(
         &cloud,
         "/login",
-        None,
         &[
             ("email", "admin@example.com"),
             ("password", "not it at all"),
@@ -131,8 +48,8 @@ async fn a_session_is_a_principal_with_its_own_lifetime() {
     .await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("invalid email or password"));
-    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
-    let hubs = get(&cloud, "/hubs", Some(&cookie)).await;
+    let (cookie, _) = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let hubs = get(&cloud, "/hubs", &cookie).await;
     assert_eq!(hubs.status, 200);
     assert!(
         hubs.body.contains("No hub has registered yet"),
@@ -141,52 +58,46 @@ async fn a_session_is_a_principal_with_its_own_lifetime() {
     );
 
     // The API never takes the cookie.
-    let api = get(&cloud, "/api/v1/hubs", Some(&cookie)).await;
+    let api = get(&cloud, "/api/v1/hubs", &cookie).await;
     assert_eq!(api.status, 401);
 
     // Idle expiry: unused for longer than web.session_idle_minutes (30), the session is over.
     cloud.clock.advance_secs(31 * 60);
-    let idle = get(&cloud, "/hubs", Some(&cookie)).await;
+    let idle = get(&cloud, "/hubs", &cookie).await;
     assert_eq!(idle.status, 303, "an idle session ends");
 
     // Absolute expiry: used all along, it still ends after web.session_absolute_hours (12).
-    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let (cookie, _) = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
     for _ in 0..26 {
         cloud.clock.advance_secs(29 * 60);
-        if get(&cloud, "/hubs", Some(&cookie)).await.status != 200 {
+        if get(&cloud, "/hubs", &cookie).await.status != 200 {
             break;
         }
     }
-    assert_eq!(get(&cloud, "/hubs", Some(&cookie)).await.status, 303);
+    assert_eq!(get(&cloud, "/hubs", &cookie).await.status, 303);
 
     // Sign-out ends the session on the server: the same cookie is refused afterwards.
-    let cookie = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
-    let csrf = csrf_of(&get(&cloud, "/hubs", Some(&cookie)).await.body);
-    let out = post(&cloud, "/logout", Some(&cookie), &[("csrf", &csrf)]).await;
+    let (cookie, _) = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let csrf = csrf_of(&get(&cloud, "/hubs", &cookie).await.body);
+    let out = post(&cloud, "/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303);
     assert!(out.headers["set-cookie"]
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    assert_eq!(get(&cloud, "/hubs", Some(&cookie)).await.status, 303);
+    assert_eq!(get(&cloud, "/hubs", &cookie).await.status, 303);
 }
 
 #[tokio::test]
 async fn writes_need_the_csrf_token_and_this_site() {
     let cloud = TestCloud::spawn().await;
     let (cookie, csrf) = signed_in_as(&cloud, "admin").await;
-    let missing = post(
-        &cloud,
-        "/hubs/deploy-keys",
-        Some(&cookie),
-        &[("label", "site-a")],
-    )
-    .await;
+    let missing = post(&cloud, "/hubs/deploy-keys", &cookie, &[("label", "site-a")]).await;
     assert_eq!(missing.status, 403, "{}", missing.body);
     let wrong = post(
         &cloud,
         "/hubs/deploy-keys",
-        Some(&cookie),
+        &cookie,
         &[
             ("label", "site-a"),
             ("csrf", "0123456789abcdef0123456789abcdef"),
@@ -215,14 +126,14 @@ async fn writes_need_the_csrf_token_and_this_site() {
     let made = post(
         &cloud,
         "/hubs/deploy-keys",
-        Some(&cookie),
+        &cookie,
         &[("label", "site-a"), ("csrf", &csrf)],
     )
     .await;
     assert_eq!(made.status, 200, "{}", made.body);
     let at = made.body.find("mft_dep_").expect("the key is shown");
     let key = &made.body[at..at + 48];
-    let listed = get(&cloud, "/hubs", Some(&cookie)).await;
+    let listed = get(&cloud, "/hubs", &cookie).await;
     assert!(listed.body.contains("site-a") && !listed.body.contains(key));
     let audit = call(
         &cloud,
@@ -298,7 +209,7 @@ async fn people(cloud: &TestCloud, role: &str, spec: &RouteSpec, path: String) -
     let me = cloud
         .state
         .store
-        .get_user_by_email(&format!("{role}-web@example.com"))
+        .get_user_by_email(&email_of(role))
         .await
         .unwrap()
         .unwrap();
@@ -358,8 +269,11 @@ async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
         return path;
     }
     let store = &cloud.state.store;
-    let email = format!("{role}-web@example.com");
-    let sender = store.get_user_by_email(&email).await.unwrap().unwrap();
+    let sender = store
+        .get_user_by_email(&email_of(role))
+        .await
+        .unwrap()
+        .unwrap();
     let now = cloud.state.clock.now_ms();
     let transfer = mftplus_store::NewTransfer {
         id: uuid::Uuid::now_v7().simple().to_string(),
@@ -395,11 +309,11 @@ async fn every_page_route_enforces_its_access() {
             let label = format!("{} {} as {role}", spec.method, spec.path);
             let is_get = spec.method == http::Method::GET;
             let anonymous = if is_get {
-                get(&cloud, &path, None).await
+                get_anonymous(&cloud, &path).await
             } else {
                 let mut form: Vec<(&str, &str)> = form_fields(spec.id);
                 form.push(("csrf", &csrf));
-                post(&cloud, &path, None, &form).await
+                post_anonymous(&cloud, &path, &form).await
             };
             if spec.access != Access::Public {
                 // A page view goes to the sign-in page; a write or a stream is refused.
@@ -412,12 +326,7 @@ async fn every_page_route_enforces_its_access() {
             }
             if is_get && path.starts_with("/live/") {
                 // A stream: its head says whether it was allowed.
-                let response = browser()
-                    .get(format!("{}{path}", cloud.url))
-                    .header("cookie", &cookie)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = open_stream(&cloud, &path, &cookie).await;
                 let expected = if allowed(&cloud, role, spec.access) {
                     200
                 } else {
@@ -428,13 +337,13 @@ async fn every_page_route_enforces_its_access() {
                 continue;
             }
             let page = if is_get {
-                get(&cloud, &path, Some(&cookie)).await
+                get(&cloud, &path, &cookie).await
             } else {
                 let mut form: Vec<(&str, &str)> = form_fields(spec.id);
-                let without = post(&cloud, &path, Some(&cookie), &form).await;
+                let without = post(&cloud, &path, &cookie, &form).await;
                 assert_eq!(without.status, 403, "{label} without its CSRF token");
                 form.push(("csrf", &csrf));
-                post(&cloud, &path, Some(&cookie), &form).await
+                post(&cloud, &path, &cookie, &form).await
             };
             if allowed(&cloud, role, spec.access) {
                 assert!(
@@ -471,7 +380,7 @@ async fn a_readonly_user_sees_no_write_controls() {
     )
     .await;
     let (cookie, _) = signed_in_as(&cloud, "readonly").await;
-    let page = get(&cloud, "/hubs", Some(&cookie)).await;
+    let page = get(&cloud, "/hubs", &cookie).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("site-a"));
     assert!(!page.body.contains("action=\"/hubs/deploy-keys") && !page.body.contains("Revoke"));
@@ -481,12 +390,7 @@ async fn a_readonly_user_sees_no_write_controls() {
 async fn the_live_stream_says_when_the_hubs_change() {
     let cloud = TestCloud::spawn().await;
     let (cookie, _) = signed_in_as(&cloud, "admin").await;
-    let mut stream = browser()
-        .get(format!("{}/live/hubs", cloud.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = open_stream(&cloud, "/live/hubs", &cookie).await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let first = stream.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: changed"));
@@ -498,14 +402,8 @@ async fn the_live_stream_says_when_the_hubs_change() {
         Some(json!({"label": "site-b"})),
     )
     .await;
-    let next = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            let chunk = stream.chunk().await.unwrap().unwrap();
-            if String::from_utf8_lossy(&chunk).contains("event: changed") {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(next.is_ok(), "a change was announced within 5 s");
+    assert!(
+        changed_within(&mut stream, 5).await,
+        "a change was announced within 5 s"
+    );
 }

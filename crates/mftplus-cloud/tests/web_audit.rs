@@ -5,6 +5,7 @@
 
 mod common;
 mod fleet_support;
+mod web_support;
 
 use common::*;
 use fleet_support::{enroll, send_report};
@@ -13,104 +14,7 @@ use mftplus_cloud::testing::TestCloud;
 use mftplus_store::{NewAuditEntry, NewEvent};
 use mftplus_types::api::{AuditEntry, AuditVerification};
 use serde_json::json;
-
-const PASSWORD: &str = "a sufficiently long password";
-
-/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn read(response: reqwest::Response) -> Page {
-    Page {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
-
-async fn get(cloud: &TestCloud, path: &str, cookie: &str) -> Page {
-    let response = browser()
-        .get(format!("{}{path}", cloud.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    read(response).await
-}
-
-async fn post(cloud: &TestCloud, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
-    let response = browser()
-        .post(format!("{}{path}", cloud.url))
-        .form(form)
-        .header("cookie", cookie)
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
-    read(response).await
-}
-
-/// Signs in through the page as a new user of `role`; returns the cookie and the CSRF token.
-async fn signed_in_as(cloud: &TestCloud, role: &str) -> (String, String) {
-    let email = format!("{role}-audit@example.com");
-    user_with_token(cloud, &email, role).await;
-    sign_in(cloud, role).await
-}
-
-/// A new session for the user [`signed_in_as`] made (the test clock moved past the last one's
-/// idle expiry).
-async fn sign_in(cloud: &TestCloud, role: &str) -> (String, String) {
-    let email = format!("{role}-audit@example.com");
-    let response = browser()
-        .post(format!("{}/login", cloud.url))
-        .form(&[
-            ("email", email.as_str()),
-            ("password", PASSWORD),
-            ("next", "/"),
-        ])
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 303, "sign-in as {role}");
-    let set = response.headers()["set-cookie"].to_str().unwrap();
-    let cookie = set.split(';').next().unwrap().to_string();
-    let home = browser()
-        .get(format!("{}/", cloud.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    let location = home
-        .headers()
-        .get("location")
-        .map(|at| at.to_str().unwrap().to_string());
-    let page = match location {
-        Some(at) => get(cloud, &at, &cookie).await,
-        None => read(home).await,
-    };
-    (cookie, csrf_of(&page.body))
-}
-
-fn csrf_of(body: &str) -> String {
-    let at = body
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    body[at..].split('"').next().unwrap().to_string()
-}
+use web_support::*;
 
 /// The `data-seq` of each row of the audit table, in page order.
 fn seqs(body: &str) -> Vec<i64> {
@@ -140,7 +44,7 @@ async fn the_audit_page_lists_and_filters_entries() {
     let first = append(&cloud, "key_rotated", "carol@example.com", json!({"n": 1})).await;
     cloud.clock.advance_secs(3 * 86_400);
     let second = append(&cloud, "key_rotated", "dave@example.com", json!({"n": 2})).await;
-    let (cookie, _) = sign_in(&cloud, "operator").await;
+    let (cookie, _) = signed_in_again(&cloud, "operator").await;
 
     let page = get(&cloud, "/audit", &cookie).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -269,7 +173,7 @@ async fn the_export_downloads_and_is_audited() {
     assert!(
         exported
             .iter()
-            .any(|e| e.actor == "operator-audit@example.com" && e.details["format"] == "csv"),
+            .any(|e| e.actor == "operator-web@example.com" && e.details["format"] == "csv"),
         "the CSV export was audited before the JSON one was read: {exported:?}"
     );
     // The page's export is the API's: the same entries in the same bytes.
@@ -486,20 +390,6 @@ async fn what_the_log_records_is_shown_escaped() {
     assert!(page.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
 }
 
-/// Reads the stream until a `changed` event, for at most `secs` seconds.
-async fn changed_within(stream: &mut reqwest::Response, secs: u64) -> bool {
-    tokio::time::timeout(std::time::Duration::from_secs(secs), async {
-        loop {
-            let chunk = stream.chunk().await.unwrap().unwrap();
-            if String::from_utf8_lossy(&chunk).contains("event: changed") {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
 #[tokio::test]
 async fn the_events_page_shows_liveness_and_follows_new_events() {
     let cloud = TestCloud::spawn().await;
@@ -513,7 +403,7 @@ async fn the_events_page_shows_liveness_and_follows_new_events() {
 
     cloud.clock.advance_secs(31 * 60);
     checker::pass(&cloud.state, grace).await;
-    let (cookie, _) = sign_in(&cloud, "readonly").await;
+    let (cookie, _) = signed_in_again(&cloud, "readonly").await;
     let page = get(&cloud, "/events", &cookie).await;
     assert_eq!(page.status, 200, "{}", page.body);
     for shown in [
@@ -540,12 +430,8 @@ async fn the_events_page_shows_liveness_and_follows_new_events() {
 
     // The live region: a new event for the page's filters is announced, and the fragment
     // the script then reads holds it.
-    let mut stream = browser()
-        .get(format!("{}/live/events?host={}", cloud.url, host.host_id))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/live/events?host={}", host.host_id);
+    let mut stream = open_stream(&cloud, &path, &cookie).await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     assert!(changed_within(&mut stream, 5).await, "the first look");
     cloud.clock.advance_secs(30 * 60);
@@ -554,7 +440,7 @@ async fn the_events_page_shows_liveness_and_follows_new_events() {
         changed_within(&mut stream, 5).await,
         "host_down is announced"
     );
-    let (cookie, _) = sign_in(&cloud, "readonly").await;
+    let (cookie, _) = signed_in_again(&cloud, "readonly").await;
     let fragment = get(
         &cloud,
         &format!("/events?host={}&fragment=table", host.host_id),

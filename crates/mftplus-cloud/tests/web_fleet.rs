@@ -7,60 +7,12 @@
 
 mod common;
 mod fleet_support;
+mod web_support;
 
-use common::*;
 use fleet_support::{enroll, guest, pending_op, send_report, Enrolled};
 use mftplus_cloud::testing::TestCloud;
 use serde_json::json;
-
-const PASSWORD: &str = "a sufficiently long password";
-
-/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Page {
-    status: u16,
-    body: String,
-}
-
-async fn get(cloud: &TestCloud, path: &str, cookie: &str) -> Page {
-    let response = browser()
-        .get(format!("{}{path}", cloud.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    Page {
-        status: response.status().as_u16(),
-        body: response.text().await.unwrap(),
-    }
-}
-
-/// Signs in through the page as a new user of `role`; returns the cookie to send back.
-async fn signed_in_as(cloud: &TestCloud, role: &str) -> String {
-    let email = format!("{role}-fleet@example.com");
-    user_with_token(cloud, &email, role).await;
-    let response = browser()
-        .post(format!("{}/login", cloud.url))
-        .form(&[
-            ("email", email.as_str()),
-            ("password", PASSWORD),
-            ("next", "/"),
-        ])
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 303, "sign-in as {role}");
-    let set = response.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
+use web_support::*;
 
 fn ago(cloud: &TestCloud, ms: i64) -> String {
     mftplus_cloud::clock::rfc3339(cloud.state.clock.now_ms() - ms)
@@ -93,7 +45,7 @@ async fn report_with_everything(cloud: &TestCloud, host: &Enrolled) {
 #[tokio::test]
 async fn hosts_and_a_host_show_what_the_agent_reported() {
     let cloud = TestCloud::spawn().await;
-    let cookie = signed_in_as(&cloud, "operator").await;
+    let (cookie, _) = signed_in_as(&cloud, "operator").await;
     let empty = get(&cloud, "/hosts", &cookie).await;
     assert_eq!(empty.status, 200);
     assert!(
@@ -167,7 +119,7 @@ async fn the_listing_is_cut_into_pages_with_a_cursor() {
         };
         cloud.state.store.create_host(&host, 1000).await.unwrap();
     }
-    let cookie = signed_in_as(&cloud, "readonly").await;
+    let (cookie, _) = signed_in_as(&cloud, "readonly").await;
     let first = get(&cloud, "/hosts", &cookie).await;
     assert_eq!(first.body.matches("<tr data-host=").count(), 100);
     assert!(first.body.contains("data-status=\"never\""));
@@ -190,7 +142,7 @@ async fn the_listing_is_cut_into_pages_with_a_cursor() {
 async fn a_waiting_op_shows_the_exact_line_that_signs_it() {
     let cloud = TestCloud::spawn().await;
     let host = enroll(&cloud).await;
-    let cookie = signed_in_as(&cloud, "operator").await;
+    let (cookie, _) = signed_in_as(&cloud, "operator").await;
     let none = get(&cloud, "/ops", &cookie).await;
     assert!(
         none.body.contains("No operation is waiting"),
@@ -237,7 +189,7 @@ async fn a_waiting_op_shows_the_exact_line_that_signs_it() {
     assert!(page.body.contains(&op_id), "{}", page.body);
 
     // A role that may read but not sign sees the op without the line.
-    let readonly = signed_in_as(&cloud, "readonly").await;
+    let (readonly, _) = signed_in_as(&cloud, "readonly").await;
     let seen = get(&cloud, "/ops", &readonly).await;
     assert_eq!(seen.status, 200);
     assert!(seen.body.contains(&op_id) && !seen.body.contains(&line));
@@ -248,12 +200,12 @@ async fn only_a_role_with_fleet_read_sees_the_fleet() {
     let cloud = TestCloud::spawn().await;
     let host = enroll(&cloud).await;
     let host_page = format!("/hosts/{}", host.host_id);
-    let readonly = signed_in_as(&cloud, "readonly").await;
+    let (readonly, _) = signed_in_as(&cloud, "readonly").await;
     for path in ["/hosts", host_page.as_str(), "/ops"] {
         let page = get(&cloud, path, &readonly).await;
         assert_eq!(page.status, 200, "{path} as readonly");
     }
-    let user = signed_in_as(&cloud, "user").await;
+    let (user, _) = signed_in_as(&cloud, "user").await;
     for path in [
         "/hosts",
         host_page.as_str(),
@@ -265,14 +217,9 @@ async fn only_a_role_with_fleet_read_sees_the_fleet() {
         assert_eq!(page.status, 403, "{path} as user");
     }
     // A user's home is their transfers, and no page of theirs links to the fleet.
-    let home = browser()
-        .get(format!("{}/", cloud.url))
-        .header("cookie", &user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(home.status().as_u16(), 303);
-    assert_eq!(home.headers()["location"], "/transfers");
+    let home = get(&cloud, "/", &user).await;
+    assert_eq!(home.status, 303);
+    assert_eq!(home.headers["location"], "/transfers");
     let transfers = get(&cloud, "/transfers", &user).await;
     assert_eq!(transfers.status, 200);
     assert!(
@@ -295,7 +242,7 @@ async fn what_a_box_reports_about_itself_is_shown_escaped() {
     .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let host_id = reply.body["host_id"].as_str().unwrap();
-    let cookie = signed_in_as(&cloud, "admin").await;
+    let (cookie, _) = signed_in_as(&cloud, "admin").await;
     for path in ["/hosts".to_string(), format!("/hosts/{host_id}")] {
         let page = get(&cloud, &path, &cookie).await;
         assert_eq!(page.status, 200);
@@ -312,35 +259,15 @@ async fn what_a_box_reports_about_itself_is_shown_escaped() {
     }
 }
 
-/// Reads the stream until a `changed` event, for at most `secs` seconds.
-async fn changed_within(stream: &mut reqwest::Response, secs: u64) -> bool {
-    tokio::time::timeout(std::time::Duration::from_secs(secs), async {
-        loop {
-            let chunk = stream.chunk().await.unwrap().unwrap();
-            if String::from_utf8_lossy(&chunk).contains("event: changed") {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
 #[tokio::test]
 async fn the_live_streams_say_when_hosts_and_ops_change() {
     let cloud = TestCloud::spawn().await;
     let host = enroll(&cloud).await;
-    let cookie = signed_in_as(&cloud, "admin").await;
-    let open = |path: &str| {
-        browser()
-            .get(format!("{}{path}", cloud.url))
-            .header("cookie", &cookie)
-            .send()
-    };
-    let mut hosts = open("/live/hosts").await.unwrap();
+    let (cookie, _) = signed_in_as(&cloud, "admin").await;
+    let mut hosts = open_stream(&cloud, "/live/hosts", &cookie).await;
     assert_eq!(hosts.headers()["content-type"], "text/event-stream");
     assert!(changed_within(&mut hosts, 5).await, "the first look");
-    let mut ops = open("/live/ops").await.unwrap();
+    let mut ops = open_stream(&cloud, "/live/ops", &cookie).await;
     assert!(changed_within(&mut ops, 5).await, "the first look");
 
     let reply = send_report(&cloud, &host, fleet_support::report(&host.host_id, 0)).await;
@@ -348,6 +275,6 @@ async fn the_live_streams_say_when_hosts_and_ops_change() {
     assert!(changed_within(&mut hosts, 5).await, "a report is announced");
     pending_op(&cloud, &host).await;
     assert!(changed_within(&mut ops, 5).await, "a new op is announced");
-    let bad = open("/live/ops?status=done").await.unwrap();
+    let bad = open_stream(&cloud, "/live/ops?status=done", &cookie).await;
     assert_eq!(bad.status().as_u16(), 400);
 }

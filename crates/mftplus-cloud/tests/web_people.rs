@@ -5,78 +5,12 @@
 //! error pages, and that no secret reaches a later page or the audit log.
 
 mod common;
+mod web_support;
 
 use common::*;
 use mftplus_cloud::testing::TestCloud;
 use serde_json::json;
-
-const PASSWORD: &str = "a sufficiently long password";
-
-/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-async fn read(response: reqwest::Response) -> Page {
-    Page {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
-
-async fn get(cloud: &TestCloud, path: &str, cookie: &str) -> Page {
-    let request = browser()
-        .get(format!("{}{path}", cloud.url))
-        .header("cookie", cookie);
-    read(request.send().await.unwrap()).await
-}
-
-async fn post(cloud: &TestCloud, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
-    let request = browser()
-        .post(format!("{}{path}", cloud.url))
-        .form(form)
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin")
-        .header("cookie", cookie);
-    read(request.send().await.unwrap()).await
-}
-
-/// A session of `email`, and the CSRF token its forms carry.
-async fn sign_in(cloud: &TestCloud, email: &str, password: &str) -> (String, String) {
-    let form = [("email", email), ("password", password), ("next", "/")];
-    let page = post(cloud, "/login", "", &form).await;
-    assert_eq!(page.status, 303, "sign-in as {email}: {}", page.body);
-    let set = page.headers["set-cookie"].to_str().unwrap();
-    let cookie = set.split(';').next().unwrap().to_string();
-    let sessions = get(cloud, "/sessions", &cookie).await;
-    assert_eq!(sessions.status, 200, "{}", sessions.body);
-    let csrf = csrf_of(&sessions.body);
-    (cookie, csrf)
-}
-
-fn csrf_of(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a form") + 19;
-    body[at..].split('"').next().unwrap().to_string()
-}
+use web_support::*;
 
 /// The text of the element with `id` (a secret shown once).
 fn text_of(body: &str, id: &str) -> String {
@@ -256,7 +190,7 @@ async fn a_role_change_takes_effect_and_a_delete_ends_everything() {
     let form = [("csrf", csrf.as_str()), ("role", "readonly")];
     let changed = post(&cloud, &format!("/users/{id}/role"), &cookie, &form).await;
     assert_eq!(changed.status, 303, "{}", changed.body);
-    assert_eq!(changed.location(), format!("/users/{id}"));
+    assert_eq!(changed.location, Some(format!("/users/{id}")));
     // The same token now acts as readonly: no more users:read.
     assert_eq!(
         call(&cloud, &token, "GET", "/api/v1/users", None)
@@ -272,7 +206,7 @@ async fn a_role_change_takes_effect_and_a_delete_ends_everything() {
     let form = [("csrf", csrf.as_str()), ("confirm", "yes")];
     let deleted = post(&cloud, &format!("/users/{id}/delete"), &cookie, &form).await;
     assert_eq!(deleted.status, 303);
-    assert_eq!(deleted.location(), "/users");
+    assert_eq!(deleted.location.as_deref(), Some("/users"));
     assert_eq!(
         call(&cloud, &token, "GET", "/api/v1/auth/whoami", None)
             .await
@@ -448,7 +382,7 @@ async fn a_rotated_key_is_shown_once_and_a_revoked_one_fails() {
     )
     .await;
     assert_eq!(revoked.status, 303);
-    assert_eq!(revoked.location(), "/keys");
+    assert_eq!(revoked.location.as_deref(), Some("/keys"));
     assert_eq!(
         call(&cloud, &new, "GET", "/api/v1/auth/whoami", None)
             .await
@@ -609,7 +543,7 @@ async fn ending_a_session_or_a_login_ends_it() {
     )
     .await;
     assert_eq!(ended.status, 303);
-    assert_eq!(ended.location(), "/sessions");
+    assert_eq!(ended.location.as_deref(), Some("/sessions"));
     assert_eq!(get(&cloud, "/sessions", &second).await.status, 303);
     assert!(audit_text(&cloud).await.contains("token_revoked"));
 
@@ -660,7 +594,7 @@ async fn nobody_ends_anothers_session_and_ending_this_one_signs_out() {
     )
     .await;
     assert_eq!(out.status, 303);
-    assert_eq!(out.location(), "/login");
+    assert_eq!(out.location.as_deref(), Some("/login"));
     assert!(out.headers["set-cookie"]
         .to_str()
         .unwrap()
@@ -685,7 +619,7 @@ async fn signing_out_everywhere_ends_every_session() {
     )
     .await;
     assert_eq!(out.status, 303);
-    assert_eq!(out.location(), "/login");
+    assert_eq!(out.location.as_deref(), Some("/login"));
     for cookie in [&first, &second] {
         assert_eq!(get(&cloud, "/sessions", cookie).await.status, 303);
     }

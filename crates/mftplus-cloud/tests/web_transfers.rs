@@ -8,67 +8,12 @@
 //! (`app::transfers`), whatever it holds.
 
 mod common;
+mod web_support;
 
 use common::*;
 use mftplus_cloud::testing::TestCloud;
 use serde_json::json;
-use std::time::Duration;
-
-const PASSWORD: &str = "a sufficiently long password";
-
-/// A browser without JavaScript: keeps no cookies itself, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn read(response: reqwest::Response) -> Page {
-    Page {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
-
-async fn get(cloud: &TestCloud, path: &str, cookie: &str) -> Page {
-    let request = browser()
-        .get(format!("{}{path}", cloud.url))
-        .header("cookie", cookie);
-    read(request.send().await.unwrap()).await
-}
-
-async fn post(cloud: &TestCloud, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
-    let request = browser()
-        .post(format!("{}{path}", cloud.url))
-        .form(form)
-        .header("cookie", cookie)
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin");
-    read(request.send().await.unwrap()).await
-}
-
-/// Signs in through the page; returns the cookie to send back.
-async fn sign_in(cloud: &TestCloud, email: &str, password: &str) -> String {
-    let response = browser()
-        .post(format!("{}/login", cloud.url))
-        .form(&[("email", email), ("password", password), ("next", "/")])
-        .header("origin", &cloud.url)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 303, "sign-in as {email}");
-    let set = response.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
+use web_support::*;
 
 /// A person of `role` with an API credential and a dashboard session.
 struct Person {
@@ -79,21 +24,12 @@ struct Person {
 
 async fn person(cloud: &TestCloud, email: &str, role: &str) -> Person {
     let (_, cred) = user_with_token(cloud, email, role).await;
-    let cookie = sign_in(cloud, email, PASSWORD).await;
+    let (cookie, _) = sign_in(cloud, email, PASSWORD).await;
     Person {
         email: email.to_string(),
         cred,
         cookie,
     }
-}
-
-/// The CSRF token the page's forms carry.
-fn csrf_of(body: &str) -> String {
-    let at = body
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    body[at..].split('"').next().unwrap().to_string()
 }
 
 /// The transfer ids a listing page shows, in order.
@@ -238,7 +174,7 @@ async fn recipients_strangers_and_readers_of_all_see_what_the_api_would_show() {
     let everyone = get(&cloud, "/transfers", &auditor.cookie).await;
     assert_eq!(listed(&everyone.body), vec![carols, complete, uploading]);
     assert!(everyone.body.contains("Every transfer on this cloud"));
-    let admin = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let (admin, _) = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
     assert_eq!(
         listed(&get(&cloud, "/transfers", &admin).await.body).len(),
         3
@@ -549,7 +485,7 @@ async fn what_users_name_is_shown_escaped() {
     let (_, mallory) = user_with_token(&cloud, mallory_email, "user").await;
     let _bob = person(&cloud, "bob@example.com", "user").await;
     let id = new_transfer(&cloud, &mallory, "bob@example.com").await;
-    let admin = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
+    let (admin, _) = sign_in(&cloud, "admin@example.com", &cloud.admin_password).await;
     for path in ["/transfers".to_string(), format!("/transfers/{id}")] {
         let page = get(&cloud, &path, &admin).await;
         assert_eq!(page.status, 200);
@@ -558,20 +494,6 @@ async fn what_users_name_is_shown_escaped() {
             .body
             .contains("&lt;img/src=x/onerror=alert(1)&gt;@evil.example.com"));
     }
-}
-
-/// Reads the stream until an `event: changed` arrives (or `within` passes).
-async fn changed(stream: &mut reqwest::Response, within: Duration) -> bool {
-    tokio::time::timeout(within, async {
-        loop {
-            let chunk = stream.chunk().await.unwrap().expect("the stream goes on");
-            if String::from_utf8_lossy(&chunk).contains("event: changed") {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[tokio::test]
@@ -584,23 +506,15 @@ async fn the_live_stream_says_when_a_chunk_is_stored() {
         "/live/transfers".to_string(),
         format!("/live/transfers?transfer={id}"),
     ] {
-        let mut stream = browser()
-            .get(format!("{}{path}", cloud.url))
-            .header("cookie", &bob.cookie)
-            .send()
-            .await
-            .unwrap();
+        let mut stream = open_stream(&cloud, &path, &bob.cookie).await;
         assert_eq!(stream.status(), 200, "{path}");
         assert_eq!(stream.headers()["content-type"], "text/event-stream");
-        assert!(
-            changed(&mut stream, Duration::from_secs(5)).await,
-            "the first look"
-        );
+        assert!(changed_within(&mut stream, 5).await, "the first look");
         let index = if path.contains('?') { 1 } else { 0 };
         let stored = put_chunk(&cloud, &alice.cred, &id, index, b"sealed", false).await;
         assert_eq!(stored.status, 201);
         assert!(
-            changed(&mut stream, Duration::from_secs(5)).await,
+            changed_within(&mut stream, 5).await,
             "{path}: a stored chunk was announced within 5 s"
         );
     }

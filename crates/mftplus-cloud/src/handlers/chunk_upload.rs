@@ -105,6 +105,61 @@ fn commit_error(index: u64, err: CommitError) -> ApiError {
     }
 }
 
+/// The most bytes this chunk of a transfer kept here may have; a body announced larger, or an
+/// index beyond the store's, is refused before any byte is read.
+fn sealed_limit(headers: &http::HeaderMap, chunk_size: i64, index: u64) -> ApiResult<u64> {
+    if headers.contains_key(mftplus_types::transfers::site::STORED_SIZE_HEADER) {
+        return Err(ApiError::validation(
+            "this transfer is not kept on a site: send the chunk's bytes",
+        ));
+    }
+    let max_sealed = max_sealed_len(chunk_size as u64);
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > max_sealed) || index > i64::MAX as u64 {
+        return Err(too_large());
+    }
+    Ok(max_sealed)
+}
+
+/// A chunk sent again for an index already recorded: its bytes are read and hashed, never
+/// stored, and it is accepted only as the very same chunk.
+struct ChunkRetry<'a> {
+    index: u64,
+    declared: &'a [u8; 32],
+    last: bool,
+    max_sealed: u64,
+}
+
+impl ChunkRetry<'_> {
+    async fn compare(&self, recorded: &mftplus_store::ChunkRow, body: Body) -> ApiResult<()> {
+        let (index, declared) = (self.index, self.declared);
+        let seen = mftplus_blob::digest_stream(body_stream(body), self.max_sealed)
+            .await
+            .map_err(|err| upload_error(index, declared, err))?;
+        if seen.sha256 != *declared {
+            let actual = hex::encode(seen.sha256);
+            return Err(upload_error(
+                index,
+                declared,
+                BlobError::DigestMismatch { actual },
+            ));
+        }
+        if recorded.sha256 == hex::encode(declared)
+            && recorded.size == seen.len as i64
+            && recorded.last == self.last
+        {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("chunk {index} was already stored with different content"),
+        ))
+    }
+}
+
 pub async fn upload_chunk(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,19 +184,7 @@ pub async fn upload_chunk(
         )
         .await;
     }
-    if headers.contains_key(mftplus_types::transfers::site::STORED_SIZE_HEADER) {
-        return Err(ApiError::validation(
-            "this transfer is not kept on a site: send the chunk's bytes",
-        ));
-    }
-    let max_sealed = max_sealed_len(row.chunk_size as u64);
-    let announced = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > max_sealed) || index > i64::MAX as u64 {
-        return Err(too_large());
-    }
+    let max_sealed = sealed_limit(&headers, row.chunk_size, index)?;
     let receipt = |status: &str| {
         Json(ChunkReceipt {
             index,
@@ -161,28 +204,14 @@ pub async fn upload_chunk(
     // reach the blob store.
     let recorded = state.store.get_chunk(&row.id, index as i64).await?;
     if let Some(recorded) = recorded {
-        let seen = mftplus_blob::digest_stream(body_stream(body), max_sealed)
-            .await
-            .map_err(|err| upload_error(index, &declared, err))?;
-        if seen.sha256 != declared {
-            return Err(upload_error(
-                index,
-                &declared,
-                BlobError::DigestMismatch {
-                    actual: hex::encode(seen.sha256),
-                },
-            ));
-        }
-        if recorded.sha256 == hex::encode(declared)
-            && recorded.size == seen.len as i64
-            && recorded.last == last
-        {
-            return Ok((http::StatusCode::OK, receipt("already_stored")));
-        }
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("chunk {index} was already stored with different content"),
-        ));
+        let retry = ChunkRetry {
+            index,
+            declared: &declared,
+            last,
+            max_sealed,
+        };
+        retry.compare(&recorded, body).await?;
+        return Ok((http::StatusCode::OK, receipt("already_stored")));
     }
     let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
     let stored = state
