@@ -197,6 +197,7 @@ table! {
     "web_asset"           GET    "/static/{name}" => Access::Public;
     "web_hubs"            GET    "/hubs" => HUBS_READ;
     "web_live_hubs"       GET    "/live/hubs" => HUBS_READ;
+    "web_hub"             GET    "/hubs/{hub_id}" => HUBS_READ;
     "web_deploy_key_create" POST "/hubs/deploy-keys" => HUBS_MANAGE;
     "web_deploy_key_revoke" POST "/hubs/deploy-keys/{id}/revoke" => HUBS_MANAGE;
     "web_hosts"           GET    "/hosts" => FLEET_READ;
@@ -387,6 +388,7 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_asset" => get(web::assets::serve),
         "web_hubs" => get(web::pages::hubs::index),
         "web_live_hubs" => get(web::live::hubs),
+        "web_hub" => get(web::pages::hubs::show),
         "web_deploy_key_create" => post(web::pages::hubs::create),
         "web_deploy_key_revoke" => post(web::pages::hubs::revoke),
         "web_hosts" => get(web::pages::hosts::index),

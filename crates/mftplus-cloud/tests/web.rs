@@ -5,6 +5,7 @@
 
 mod common;
 mod fleet_support;
+mod hub_support;
 mod web_support;
 
 use common::*;
@@ -293,6 +294,7 @@ async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
 async fn every_page_route_enforces_its_access() {
     let cloud = TestCloud::spawn().await;
     let host = fleet_support::enroll(&cloud).await;
+    let (_, hub_id) = hub_support::registered_hub(&cloud).await;
     let mut checked = 0;
     for role in ["readonly", "user", "operator", "admin"] {
         let (mut cookie, mut csrf) = signed_in_as(&cloud, role).await;
@@ -303,7 +305,7 @@ async fn every_page_route_enforces_its_access() {
             let key = mftplus_cloud::app::deploy_keys::create(&cloud.state, "t", "127.0.0.1", "k")
                 .await
                 .unwrap();
-            let path = concrete(spec.path, &key.id, &host.host_id);
+            let path = concrete(spec.path, &key.id, &host.host_id).replace("{hub_id}", &hub_id);
             let (path, ends_session) = people(&cloud, role, spec, path).await;
             let path = with_transfer(&cloud, role, path).await;
             let label = format!("{} {} as {role}", spec.method, spec.path);
@@ -405,5 +407,54 @@ async fn the_live_stream_says_when_the_hubs_change() {
     assert!(
         changed_within(&mut stream, 5).await,
         "a change was announced within 5 s"
+    );
+}
+
+#[tokio::test]
+async fn a_hub_page_shows_what_its_heartbeats_told() {
+    let cloud = TestCloud::spawn().await;
+    let (key, hub_id) = hub_support::registered_hub(&cloud).await;
+    let beat = call(
+        &cloud,
+        &key.cred(),
+        "POST",
+        &format!("/api/v1/hubs/{hub_id}/heartbeat"),
+        Some(
+            json!({"hub_version": "0.1.0", "uptime_seconds": 5, "healthy": false,
+                    "issues": ["<b>disk</b> almost full"]}),
+        ),
+    )
+    .await;
+    assert_eq!(beat.status, 200, "{:?}", beat.body);
+    let (cookie, _) = signed_in_as(&cloud, "readonly").await;
+    let list = get(&cloud, "/hubs", &cookie).await;
+    assert!(
+        list.body.contains(&format!("href=\"/hubs/{hub_id}\"")),
+        "the list links to the hub"
+    );
+    let page = get(&cloud, &format!("/hubs/{hub_id}"), &cookie).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<h1>hub-server-01</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("data-status=\"degraded\""),
+        "recent but unhealthy"
+    );
+    assert!(page.body.contains("fixture-hub"), "its deploy key's label");
+    assert!(
+        page.body.contains("&lt;b&gt;disk&lt;/b&gt; almost full"),
+        "the issue, escaped"
+    );
+    assert!(!page.body.contains("<b>disk"));
+    let unknown = get(&cloud, "/hubs/hub_0000000000000000", &cookie).await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("not_found"));
+    let (user, _) = signed_in_as(&cloud, "user").await;
+    assert_eq!(
+        get(&cloud, &format!("/hubs/{hub_id}"), &user).await.status,
+        403
     );
 }

@@ -28,6 +28,17 @@ pub async fn hubs(state: &AppState) -> ApiResult<Vec<HubInfo>> {
         .collect())
 }
 
+/// One hub with its status, or 404.
+pub async fn hub(state: &AppState, hub_id: &str) -> ApiResult<HubInfo> {
+    let hub = state
+        .store
+        .get_hub(hub_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hub"))?;
+    let key = state.store.get_deploy_key(&hub.deploy_key_id).await?;
+    Ok(hub_to_api(state, &hub, key.as_ref()))
+}
+
 /// Every deploy key (never the key itself) with the number of hubs registered under it.
 pub async fn keys(state: &AppState) -> ApiResult<Vec<DeployKeyInfo>> {
     let mut counts: HashMap<String, u32> = HashMap::new();

@@ -236,13 +236,7 @@ pub async fn show(
     State(state): State<AppState>,
     ApiPath(hub_id): ApiPath<String>,
 ) -> ApiResult<Json<HubInfo>> {
-    let hub = state
-        .store
-        .get_hub(&hub_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("hub"))?;
-    let key = state.store.get_deploy_key(&hub.deploy_key_id).await?;
-    Ok(Json(hub_to_api(&state, &hub, key.as_ref())))
+    Ok(Json(crate::app::deploy_keys::hub(&state, &hub_id).await?))
 }
 
 pub async fn deploy_keys_index(

@@ -2,6 +2,7 @@
 //! → Generate"). The hubs table follows its data live; a new key is shown once.
 
 use super::form;
+use super::hosts::when_or;
 use crate::auth::Caller;
 use crate::extract::ApiPath;
 use crate::middleware::ClientIp;
@@ -68,6 +69,48 @@ pub async fn index(
     Ok(Html(page("Hubs", Some((&caller, nav)), body).into_string()).into_response())
 }
 
+/// `GET /hubs/{hub_id}`: one hub with everything its registration and heartbeats told.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(hub_id): ApiPath<String>,
+) -> WebResult {
+    let hub = crate::app::deploy_keys::hub(&state, &hub_id).await?;
+    let now_ms = state.clock.now_ms();
+    let body = html! {
+        dl.facts #hub-facts {
+            dt { "Status" }
+            dd { span class={"status " (hub.status)} data-status=(hub.status) { (title_case(&hub.status)) } }
+            dt { "Hub id" } dd { code { (hub.hub_id) } }
+            dt { "Version" }
+            dd {
+                (hub.hub_version)
+                @if hub.versions_behind > 0 {
+                    span.muted { " · " (hub.versions_behind) " minor release(s) behind this cloud" }
+                }
+                @if let Some(warning) = &hub.warning { br; span.warning { (warning) } }
+            }
+            dt { "Platform" } dd { (hub.platform) }
+            dt { "License" } dd { (hub.license_mode) }
+            dt { "Deploy key" } dd { (hub.deploy_key_label) " " span.muted { (hub.deploy_key_id) } }
+            dt { "Registered" } dd { (when(&hub.registered_at, now_ms)) }
+            dt { "Last seen" } dd { (when(&hub.last_seen_at, now_ms)) }
+            dt { "Last validated" } dd { (when_or(hub.last_validated_at.as_deref(), now_ms, "never")) }
+            dt { "Health" }
+            dd { @if hub.healthy { "Healthy, by its last heartbeat" } @else { "Unhealthy, by its last heartbeat" } }
+        }
+        h2 { "What the hub reports" }
+        @if hub.issues.is_empty() {
+            p.empty #no-issues { "No issue: the last heartbeat reported none." }
+        } @else {
+            ul #issues { @for issue in &hub.issues { li { (issue) } } }
+        }
+        p { a href="/hubs" { "Back to hubs" } }
+    };
+    let nav = Nav::of(&state, &caller);
+    Ok(Html(page(&hub.hostname, Some((&caller, nav)), body).into_string()).into_response())
+}
+
 /// What the live region shows: hubs, then deploy keys.
 fn live_region(
     state: &AppState,
@@ -91,7 +134,7 @@ fn live_region(
                 tbody {
                     @for hub in hubs {
                         tr data-hub=(hub.hub_id) {
-                            td { (hub.hostname) br; span.muted { (hub.hub_id) } }
+                            td { a href={"/hubs/" (hub.hub_id)} { (hub.hostname) } br; span.muted { (hub.hub_id) } }
                             td { span class={"status " (hub.status)} data-status=(hub.status) { (title_case(&hub.status)) } }
                             td {
                                 (hub.hub_version)
