@@ -114,9 +114,24 @@ impl Client {
             .await
     }
 
+    /// Every customer, page after page of the server's keyset listing.
     pub async fn list_customers(&self) -> Result<Vec<CustomerInfo>, ClientError> {
-        self.fetch(self.builder(Method::GET, routes::CUSTOMERS))
-            .await
+        const PAGE: usize = 1000;
+        let mut customers: Vec<CustomerInfo> = Vec::new();
+        loop {
+            let mut builder = self
+                .builder(Method::GET, routes::CUSTOMERS)
+                .query(&[("limit", PAGE)]);
+            if let Some(last) = customers.last() {
+                builder = builder.query(&[("after", last.id.as_str())]);
+            }
+            let page: Vec<CustomerInfo> = self.fetch(builder).await?;
+            let full = page.len() == PAGE;
+            customers.extend(page);
+            if !full {
+                return Ok(customers);
+            }
+        }
     }
 
     pub async fn get_customer(&self, id: &str) -> Result<CustomerInfo, ClientError> {

@@ -76,6 +76,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
             }
+            StoreError::Unstorable(_) => ApiError::validation(
+                "a value in the request holds a character that cannot be stored (such as NUL)",
+            ),
             StoreError::Backend(_) | StoreError::Migration(_) => ApiError::internal(err),
         }
     }

@@ -73,7 +73,7 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
             if let Some(caller) = caller.filter(|_| response.status().is_success()) {
                 renew(state, &caller, &mut response).await;
             }
-            if method != http::Method::GET && response.status().is_success() {
+            if is_write(ctx.spec, &method, response.status()) {
                 state.writes.send_modify(|n| *n = n.wrapping_add(1));
             }
             response
@@ -95,6 +95,19 @@ pub async fn guard(State(ctx): State<RouteCtx>, mut request: Request, next: Next
     // Route id, never the URI or headers: those can carry identifiers and credentials.
     tracing::debug!(route = ctx.spec.id, status, client_ip = %client_ip, latency_us = started.elapsed().as_micros() as u64, "request");
     response
+}
+
+/// Whether an answered request changed something live pages may show: an admitted write that
+/// succeeded (a page's form answers 303). Public routes never count, so an anonymous flood of
+/// HEADs or sign-in attempts cannot make every open page look again.
+fn is_write(spec: &RouteSpec, method: &http::Method, status: http::StatusCode) -> bool {
+    let changing = matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+    );
+    changing
+        && spec.access != Access::Public
+        && (status.is_success() || status == http::StatusCode::SEE_OTHER)
 }
 
 /// Routes whose handler may rightly take as long as the client's upload or the export does;
@@ -165,6 +178,15 @@ async fn admit(
         if !decision.allowed {
             return Err(rate_limited(state, decision));
         }
+    }
+    // A page's public write (signing in) has no session to carry a CSRF token yet: another
+    // site's form could sign the victim into the attacker's account. The browser's own word
+    // on where the form came from refuses that.
+    if spec.access == Access::Public
+        && crate::web::is_page(spec)
+        && request.method() != http::Method::GET
+    {
+        same_site(request.headers())?;
     }
     match spec.access {
         Access::Public | Access::RetrievalPassword => return Ok(None),

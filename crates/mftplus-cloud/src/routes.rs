@@ -200,6 +200,8 @@ table! {
     "web_hub"             GET    "/hubs/{hub_id}" => HUBS_READ;
     "web_deploy_key_create" POST "/hubs/deploy-keys" => HUBS_MANAGE;
     "web_deploy_key_revoke" POST "/hubs/deploy-keys/{id}/revoke" => HUBS_MANAGE;
+    "web_customers"       GET    "/customers" => FLEET_READ;
+    "web_live_customers"  GET    "/live/customers" => FLEET_READ;
     "web_hosts"           GET    "/hosts" => FLEET_READ;
     "web_live_hosts"      GET    "/live/hosts" => FLEET_READ;
     "web_host"            GET    "/hosts/{host_id}" => FLEET_READ;
@@ -391,6 +393,8 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_hub" => get(web::pages::hubs::show),
         "web_deploy_key_create" => post(web::pages::hubs::create),
         "web_deploy_key_revoke" => post(web::pages::hubs::revoke),
+        "web_customers" => get(web::pages::customers::index),
+        "web_live_customers" => get(web::live::customers),
         "web_hosts" => get(web::pages::hosts::index),
         "web_live_hosts" => get(web::live::hosts),
         "web_host" => get(web::pages::hosts::show),

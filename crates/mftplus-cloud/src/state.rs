@@ -46,7 +46,15 @@ impl Drop for ChunkClaim<'_> {
 }
 
 pub struct CredentialCache {
-    pub verified: TtlMap<String, crate::auth::jwt::Claims>,
+    /// Verified tokens with the key set that verified them: a hit counts only while that set
+    /// is still the one in force, so a rotation that drops a key ends its tokens at once.
+    pub verified: TtlMap<
+        String,
+        (
+            Arc<crate::auth::jwt::Claims>,
+            std::sync::Weak<crate::auth::jwt::JwtKeys>,
+        ),
+    >,
     /// By the raw SHA-256 of the key.
     pub keys: TtlMap<[u8; 32], ApiKeyRow>,
     pub tokens: TtlMap<String, TokenRow>,
@@ -92,6 +100,10 @@ pub struct Inner {
     /// at its data at once instead of at its next tick (`web::live`). Other replicas' writes
     /// and background jobs are still seen at the tick.
     pub writes: tokio::sync::watch::Sender<u64>,
+    /// Held while the audit chain is verified: one full walk of the log at a time.
+    pub audit_verifying: tokio::sync::Mutex<()>,
+    /// Live streams open on this replica, bounded per account and in all (`web::live_permits`).
+    pub live_streams: Arc<crate::web::live_permits::LiveStreams>,
 }
 
 #[derive(Clone)]
@@ -140,6 +152,8 @@ impl AppState {
             ca,
             site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
             writes: tokio::sync::watch::Sender::new(0),
+            audit_verifying: tokio::sync::Mutex::new(()),
+            live_streams: Arc::default(),
             metrics,
             chunk_claims: ChunkClaims::default(),
             chunk_committer,

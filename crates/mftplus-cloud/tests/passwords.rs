@@ -332,3 +332,34 @@ async fn an_admin_resets_a_password() {
         assert!(!details.contains(&password) && !details.contains(NEW_PASSWORD));
     }
 }
+
+/// A reset skips the current password, so it is never a way to change one's own: an admin
+/// whose session was stolen cannot be locked out by it.
+#[tokio::test]
+async fn nobody_resets_their_own_password() {
+    let c = TestCloud::spawn().await;
+    let (boss_id, boss) = user_with_token(&c, "boss@example.com", "admin").await;
+    let reply = call(
+        &c,
+        &boss,
+        "POST",
+        &format!("/api/v1/users/{boss_id}/password"),
+        Some(json!({"password": NEW_PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (403, "forbidden"),
+        "{:?}",
+        reply.body
+    );
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("current one"));
+    assert_eq!(
+        sign_in(&c, "boss@example.com", PASSWORD).await.status,
+        200,
+        "unchanged"
+    );
+}

@@ -76,3 +76,26 @@ async fn cloud_runs_on_postgres() {
     mftplus_crypto::audit::verify_run(None, &entries).expect("chain intact on postgres");
     cloud.stop().await;
 }
+
+/// PostgreSQL cannot hold a NUL in text: such input is the caller's mistake (400), never a
+/// server error, wherever it reaches a query.
+#[tokio::test]
+async fn a_nul_character_is_refused_not_a_server_error() {
+    let Some(db) = mftplus_store_postgres::testing::fresh_database().await else {
+        return;
+    };
+    let cloud = TestCloud::spawn_with(TestOptions {
+        database_url: Some(db.url().to_string()),
+        ..TestOptions::default()
+    })
+    .await;
+    for path in ["/api/v1/hosts?after=%00", "/api/v1/customers?after=a%00b"] {
+        let reply = call(&cloud, &admin(&cloud), "GET", path, None).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "validation_failed"),
+            "{path}: {:?}",
+            reply.body
+        );
+    }
+}

@@ -123,6 +123,29 @@ async fn writes_need_the_csrf_token_and_this_site() {
         .unwrap()
         .is_empty());
 
+    // Login CSRF: another site's form cannot sign this browser into any account.
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+    ] {
+        let forced = browser()
+            .post(format!("{}/login", cloud.url))
+            .form(&[
+                ("email", cloud.admin_email.as_str()),
+                ("password", cloud.admin_password.as_str()),
+                ("next", "/"),
+            ])
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forced.status(), 403, "a sign-in with {name}: {value}");
+        assert!(
+            forced.headers().get("set-cookie").is_none(),
+            "no session for {name}"
+        );
+    }
+
     // With the token: the key is shown once, then only its prefix.
     let made = post(
         &cloud,

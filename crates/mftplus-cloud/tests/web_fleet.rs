@@ -278,3 +278,30 @@ async fn the_live_streams_say_when_hosts_and_ops_change() {
     let bad = open_stream(&cloud, "/live/ops?status=done", &cookie).await;
     assert_eq!(bad.status().as_u16(), 400);
 }
+
+/// One account holds a bounded number of live streams: each re-reads its page's data, so
+/// opening a thousand must not be a way to keep the database busy.
+#[tokio::test]
+async fn one_account_follows_a_bounded_number_of_live_pages() {
+    use mftplus_cloud::web::live_permits::PER_ACCOUNT;
+    let cloud = TestCloud::spawn().await;
+    let (cookie, _) = signed_in_as(&cloud, "readonly").await;
+    let mut held = Vec::new();
+    for _ in 0..PER_ACCOUNT {
+        let stream = open_stream(&cloud, "/live/hosts", &cookie).await;
+        assert_eq!(stream.status().as_u16(), 200);
+        held.push(stream);
+    }
+    let refused = open_stream(&cloud, "/live/ops", &cookie).await;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.unwrap().contains("rate_limited"));
+    let (other, _) = signed_in_as(&cloud, "operator").await;
+    let theirs = open_stream(&cloud, "/live/hosts", &other).await;
+    assert_eq!(
+        theirs.status().as_u16(),
+        200,
+        "another account is not affected"
+    );
+    drop(held);
+}

@@ -26,6 +26,9 @@ pub(crate) fn map(err: tokio_postgres::Error) -> StoreError {
             };
             return StoreError::Conflict(field.to_string());
         }
+        if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE {
+            return StoreError::Unstorable(db.message().to_string());
+        }
         return StoreError::Backend(format!("{}: {}", db.code().code(), db.message()));
     }
     StoreError::Backend(err.to_string())

@@ -37,6 +37,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_transfer_listing",
         include_str!("../migrations/0010_transfer_listing.sql"),
     ),
+    (
+        "0011_host_listing",
+        include_str!("../migrations/0011_host_listing.sql"),
+    ),
+    (
+        "0012_listing_filters",
+        include_str!("../migrations/0012_listing_filters.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

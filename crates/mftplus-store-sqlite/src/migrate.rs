@@ -35,6 +35,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_transfer_listing",
         include_str!("../migrations/0010_transfer_listing.sql"),
     ),
+    (
+        "0011_host_listing",
+        include_str!("../migrations/0011_host_listing.sql"),
+    ),
+    (
+        "0012_listing_filters",
+        include_str!("../migrations/0012_listing_filters.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

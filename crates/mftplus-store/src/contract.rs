@@ -17,6 +17,7 @@ mod fixture_check;
 mod fleet;
 mod fleet_idempotency;
 mod fleet_jobs;
+mod fleet_listings;
 mod fleet_ops;
 mod fleet_reports;
 mod hubs;
@@ -45,6 +46,7 @@ pub use fleet_jobs::{
     fleet_backup_facts, fleet_events, fleet_leases, fleet_liveness, fleet_notifications,
     fleet_prune,
 };
+pub use fleet_listings::{fleet_customer_counts, fleet_customer_pages, fleet_host_views};
 pub use fleet_ops::{
     fleet_deliver_ops, fleet_desired_edit, fleet_expire_ops, fleet_list_ops, fleet_op_lifecycle,
 };
@@ -118,6 +120,9 @@ pub async fn run_fleet(store: &dyn Store) {
     fleet_list_ops(store).await;
     fleet_events(store).await;
     fleet_liveness(store).await;
+    fleet_customer_pages(store).await;
+    fleet_customer_counts(store).await;
+    fleet_host_views(store).await;
     fleet_backup_facts(store).await;
     fleet_leases(store).await;
     fleet_prune(store).await;

@@ -48,6 +48,23 @@ pub struct CustomerRow {
     pub updated_at_ms: i64,
 }
 
+/// How many of a customer's hosts need attention, and its ops awaiting a signature
+/// ([`FleetStore::customer_fleet_counts`]). Liveness counts as the operator sees it: a host
+/// that never reported counts as `never` only, whatever its stored liveness.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerCounts {
+    pub customer_id: String,
+    pub hosts: u64,
+    /// Hosts that reported and are `stale` now.
+    pub stale: u64,
+    /// Hosts that reported and are `down` now.
+    pub down: u64,
+    /// Hosts that never reported.
+    pub never: u64,
+    /// Signed ops in `pending_signature`.
+    pub awaiting_signature: u64,
+}
+
 /// `Some` fields are applied; `domain: Some(None)` clears the domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerUpdate {
@@ -109,6 +126,38 @@ pub struct HostRow {
     /// JSON array of `durable_id`s whose backup is currently overdue.
     pub backup_missed_json: String,
     pub enrolled_at_ms: i64,
+}
+
+/// The order of a hosts listing ([`FleetStore::list_hosts_page`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostOrder {
+    /// By id, bytewise.
+    #[default]
+    Id,
+    /// The longest silent first (the "missing hosts" view): never reported before any report,
+    /// then the oldest `last_report_at_ms`, ties by id bytewise.
+    LastReport,
+}
+
+/// Where the previous page of a hosts listing ended: its last host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostCursor {
+    pub id: String,
+    /// [`HostOrder::LastReport`] only: that host's `last_report_at_ms` (`None`: never).
+    pub last_report_at_ms: Option<i64>,
+}
+
+/// Which hosts a page lists, in which order, after which host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostListing {
+    pub customer_id: Option<String>,
+    /// Liveness as the operator sees it: [`liveness::NEVER`] is a host that never reported
+    /// (whatever its stored liveness); `ok`, `stale` and `down` are hosts that reported, with
+    /// that stored liveness. Another word matches no host.
+    pub liveness: Option<String>,
+    pub order: HostOrder,
+    pub after: Option<HostCursor>,
+    pub limit: u32,
 }
 
 /// A host key replaced with a grace for the old one (`docs/key-rotation.md`).
@@ -451,6 +500,8 @@ pub mod liveness {
     pub const OK: &str = "ok";
     pub const STALE: &str = "stale";
     pub const DOWN: &str = "down";
+    /// Not a stored state: what a host that never reported shows (and is filtered by).
+    pub const NEVER: &str = "never";
     pub const EVENT_STALE: &str = "host_stale";
     pub const EVENT_DOWN: &str = "host_down";
     pub const EVENT_RECOVERED: &str = "host_recovered";
@@ -464,6 +515,20 @@ pub trait FleetStore: Send + Sync {
     async fn get_customer(&self, id: &str) -> StoreResult<Option<CustomerRow>>;
     /// Ordered by id.
     async fn list_customers(&self) -> StoreResult<Vec<CustomerRow>>;
+    /// At most `limit` customers whose id sorts after `after_id` (bytewise), ordered by id:
+    /// the customers listing's keyset cursor.
+    async fn list_customers_page(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerRow>>;
+    /// The host and awaiting-signature op counts of these customers in one statement, whatever
+    /// their number: one entry per listed customer that exists (zeros when it has nothing),
+    /// ordered by id; unknown ids are absent.
+    async fn customer_fleet_counts(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<CustomerCounts>>;
     /// `NotFound` when absent.
     async fn update_customer(&self, id: &str, update: &CustomerUpdate) -> StoreResult<CustomerRow>;
     /// Deletes the customer with its hosts, guests, reports, ops and notification state in
@@ -483,14 +548,9 @@ pub trait FleetStore: Send + Sync {
     async fn get_host_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<HostRow>>;
     /// Ordered by id; all hosts, or one customer's.
     async fn list_hosts(&self, customer_id: Option<&str>) -> StoreResult<Vec<HostRow>>;
-    /// At most `limit` hosts whose id sorts after `after_id` (bytewise), ordered by id; all
-    /// hosts or one customer's. The listing's keyset cursor: bounded whatever the fleet holds.
-    async fn list_hosts_page(
-        &self,
-        customer_id: Option<&str>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<HostRow>>;
+    /// At most `listing.limit` hosts after `listing.after` in the listing's order, narrowed
+    /// by customer and liveness. The listing's keyset cursor: bounded whatever the fleet holds.
+    async fn list_hosts_page(&self, listing: &HostListing) -> StoreResult<Vec<HostRow>>;
     /// Applies an operator edit atomically (see [`DesiredEdit`]); returns the host after it.
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow>;
     /// Republishes every host of the customer (generation + 1, same desired state) so agents

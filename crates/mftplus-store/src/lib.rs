@@ -33,6 +33,10 @@ pub enum StoreError {
     Backend(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A value the database cannot hold (PostgreSQL refuses a NUL character in text): the
+    /// caller's input is wrong, not the database.
+    #[error("value cannot be stored: {0}")]
+    Unstorable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

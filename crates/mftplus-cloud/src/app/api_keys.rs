@@ -264,6 +264,14 @@ pub async fn rotate(
         .ok_or_else(|| ApiError::not_found("key owner"))?;
     let role =
         crate::rbac::effective_role(&old.role, &state.rbac.user_role(&owner.email, &owner.role));
+    // The new secret goes to whoever rotates: someone else's key only for a role the caller
+    // could grant, so rotating is never a way up.
+    if old.owner_id != caller.user_id && !crate::rbac::may_grant(&caller.role, &role) {
+        return Err(ApiError::forbidden(format!(
+            "your role {} cannot rotate a key of role {role}; revoke it instead",
+            caller.role
+        )));
+    }
     let lifetime = match old.expires_at_ms {
         Some(expires) => (expires - old.created_at_ms).min(lifetime_ms(state, None)?),
         None => lifetime_ms(state, None)?,

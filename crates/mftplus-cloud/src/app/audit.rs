@@ -20,6 +20,7 @@ use bytes::Bytes;
 use mftplus_crypto::audit::{ChainBreak, ChainCheck};
 use mftplus_store::{AuditFilter, AuditRow};
 use mftplus_types::api::{AuditBreak, AuditEntry, AuditPage, AuditVerification};
+use mftplus_types::ErrorCode;
 use serde_json::json;
 
 /// The most entries one read of the log returns.
@@ -122,6 +123,13 @@ pub async fn search(state: &AppState, search: &Search) -> ApiResult<SearchPage> 
 /// (`NewAuditEntry::chain_hash`); stops at the first entry that does not verify. Audited as
 /// `audit_verified` with what it found.
 pub async fn verify(state: &AppState, caller: &Caller, ip: &str) -> ApiResult<AuditVerification> {
+    // A walk reads the whole log: repeated clicks must not stack walks up.
+    let Ok(_walking) = state.audit_verifying.try_lock() else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the audit log is being verified already; ask again when that check has ended",
+        ));
+    };
     let mut check = ChainCheck::default();
     let mut after = 0;
     let mut broken = None;

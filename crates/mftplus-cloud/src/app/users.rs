@@ -254,6 +254,14 @@ pub async fn reset_password(
     if user.user_type == "service" {
         return Err(no_password_for_services());
     }
+    // A reset skips the current password; one's own goes through the change, which checks it
+    // (with its throttle), so a stolen admin session cannot lock the owner out.
+    if user.id == caller.user_id {
+        return Err(ApiError::forbidden(
+            "change your own password with your current one (mftctl passwd, or \
+             POST /api/v1/auth/password), not with a reset",
+        ));
+    }
     let target_role = state.rbac.user_role(&user.email, &user.role);
     if !may_grant(&caller.role, &target_role) {
         return Err(ApiError::forbidden(format!(

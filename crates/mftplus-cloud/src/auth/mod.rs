@@ -177,17 +177,22 @@ impl AppState {
     /// recognised by its exact bytes and only its time window is checked again.
     fn verified_claims(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
         let now = self.clock.now_secs();
-        if let Some(claims) = self.cache.verified.get(token) {
-            self.jwt
-                .current()
-                .check_times(&claims, now)
-                .map_err(jwt_error)?;
-            return Ok(claims);
+        let keys = self.jwt.current();
+        if let Some(cached) = self.cache.verified.get(token) {
+            let (claims, verified_by) = &*cached;
+            if verified_by
+                .upgrade()
+                .is_some_and(|by| Arc::ptr_eq(&by, &keys))
+            {
+                keys.check_times(claims, now).map_err(jwt_error)?;
+                return Ok(claims.clone());
+            }
         }
-        let claims = Arc::new(self.jwt.current().verify(token, now).map_err(jwt_error)?);
-        self.cache
-            .verified
-            .insert(token.to_string(), claims.clone());
+        let claims = Arc::new(keys.verify(token, now).map_err(jwt_error)?);
+        self.cache.verified.insert(
+            token.to_string(),
+            Arc::new((claims.clone(), Arc::downgrade(&keys))),
+        );
         Ok(claims)
     }
 

@@ -3,7 +3,7 @@
 //! from this and the route table; a route missing here fails `openapi::tests` and the
 //! completeness test, and the API fuzzing run checks every pairing against the live server.
 
-use crate::handlers::fleet::{enroll, events, hosts, ops, reports};
+use crate::handlers::fleet::{customers, enroll, events, hosts, ops, reports};
 use crate::handlers::{apikeys, audit, certificates, tokens, transfers};
 use mftplus_types::api::*;
 use mftplus_types::certificates::*;
@@ -212,7 +212,8 @@ fn describe_transfers(id: &str) -> Option<Operation> {
 
 fn describe_fleet(id: &str) -> Option<Operation> {
     Some(match id {
-        "customers_list" => op("List customers", ok(schema::<Vec<CustomerInfo>>)),
+        "customers_list" => op("List customers", ok(schema::<Vec<CustomerInfo>>))
+            .query(schema::<customers::CustomersQuery>),
         "customers_create" => op("Create a customer", created(schema::<CreatedCustomer>))
             .body(schema::<CreateCustomer>),
         "customers_get" => op("One customer", ok(schema::<CustomerInfo>)),

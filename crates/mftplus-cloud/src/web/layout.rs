@@ -12,7 +12,7 @@ use maud::{html, Markup, DOCTYPE};
 pub struct Nav {
     /// Hubs and deploy keys (`hubs:read`).
     pub hubs: bool,
-    /// Hosts, operations and events (`fleet:read`).
+    /// Customers, hosts, operations and events (`fleet:read`).
     pub fleet: bool,
     /// The audit log (`logs:read`).
     pub audit: bool,
@@ -65,6 +65,7 @@ pub fn page(title: &str, signed_in: Option<(&Caller, Nav)>, body: Markup) -> Mar
                             @if nav.transfers { a href="/transfers" { "Transfers" } }
                             @if nav.hubs { a href="/hubs" { "Hubs" } }
                             @if nav.fleet {
+                                a href="/customers" { "Customers" }
                                 a href="/hosts" { "Hosts" }
                                 a href="/ops" { "Operations" }
                                 a href="/events" { "Events" }

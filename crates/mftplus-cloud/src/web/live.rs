@@ -4,10 +4,12 @@
 //! the browser reconnects (and a session that ended meanwhile is refused).
 
 use crate::state::AppState;
+use crate::web::live_permits::LivePermit;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{header, HeaderValue};
 use std::collections::hash_map::DefaultHasher;
 use std::convert::Infallible;
@@ -22,8 +24,12 @@ const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 const STREAM_FOR: Duration = Duration::from_secs(300);
 
 /// `GET /live/hubs`: changes of the hubs page (statuses, versions, last contact, keys).
-pub async fn hubs(State(state): State<AppState>) -> Response {
-    stream(state, |state| async move {
+pub async fn hubs(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
+    Ok(stream(state, permit, |state| async move {
         let hubs = crate::app::deploy_keys::hubs(&state).await.ok()?;
         let keys = crate::app::deploy_keys::keys(&state).await.ok()?;
         let mut hasher = DefaultHasher::new();
@@ -40,28 +46,23 @@ pub async fn hubs(State(state): State<AppState>) -> Response {
             (&key.id, &key.status, key.hubs).hash(&mut hasher);
         }
         Some(hasher.finish())
-    })
+    }))
 }
 
 /// `GET /live/hosts`: changes of the page of hosts the browser shows (liveness, reports,
-/// generations, hostnames): the same bounded keyset query as the page, never the whole fleet.
+/// generations, hostnames): the same bounded keyset query as the page, with its filters and
+/// order, never the whole fleet. A view the page refuses (400) is refused here too.
 pub async fn hosts(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Query(view): Query<crate::web::pages::hosts::View>,
-) -> Response {
-    let customer = view.customer().map(str::to_string);
-    let after = Some(view.after.clone()).filter(|after| !after.is_empty());
-    stream(state, move |state| {
-        let (customer, after) = (customer.clone(), after.clone());
+) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
+    let listing = view.listing()?;
+    Ok(stream(state, permit, move |state| {
+        let listing = listing.clone();
         async move {
-            let listing = crate::app::fleet::hosts_page(
-                &state,
-                customer.as_deref(),
-                after.as_deref(),
-                crate::web::pages::hosts::PAGE,
-            )
-            .await
-            .ok()?;
+            let listing = crate::app::fleet::hosts_page(&state, &listing).await.ok()?;
             let mut hasher = DefaultHasher::new();
             for host in &listing.hosts {
                 (
@@ -79,17 +80,39 @@ pub async fn hosts(
             }
             Some(hasher.finish())
         }
-    })
+    }))
+}
+
+/// `GET /live/customers`: changes of the page of customers the browser shows (status, host
+/// and op counts): the page's own two bounded queries (`pages::customers::Shown`).
+pub async fn customers(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    Query(view): Query<crate::web::pages::customers::View>,
+) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
+    let limit = view.limit()?;
+    Ok(stream(state, permit, move |state| {
+        let after = view.after.clone();
+        async move {
+            let shown = crate::web::pages::customers::Shown::read(&state, &after, limit)
+                .await
+                .ok()?;
+            Some(shown.fingerprint())
+        }
+    }))
 }
 
 /// `GET /live/ops`: changes of the operations page with the same filters (an op's status or
 /// a new op). An unknown status filter is the page's 400, here as there.
 pub async fn ops(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Query(view): Query<crate::web::pages::ops::View>,
 ) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
     let listing = crate::web::pages::ops::listing(&view)?;
-    Ok(stream(state, move |state| {
+    Ok(stream(state, permit, move |state| {
         let listing = listing.clone();
         async move {
             let ops = crate::app::fleet::ops(&state, &listing).await.ok()?;
@@ -106,10 +129,12 @@ pub async fn ops(
 /// one-row query). Events are appended, never changed, so the newest id is the whole signal.
 pub async fn events(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Query(view): Query<crate::web::pages::events::View>,
 ) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
     let timeline = crate::web::pages::events::timeline(&view)?;
-    Ok(stream(state, move |state| {
+    Ok(stream(state, permit, move |state| {
         let timeline = timeline.clone();
         async move {
             let newest = crate::app::events::newest(&state, &timeline).await.ok()?;
@@ -127,20 +152,26 @@ pub async fn transfers(
     scope: crate::middleware::Scope,
     Query(view): Query<crate::web::pages::transfers::View>,
 ) -> Result<Response, crate::web::WebError> {
+    let permit = state.live_streams.admit(&caller.user_id)?;
     let watched =
         crate::web::pages::transfers::Watched::start(&state, caller, scope, &view).await?;
-    Ok(stream(state, move |state| {
+    Ok(stream(state, permit, move |state| {
         let watched = watched.clone();
         async move { watched.fingerprint(&state).await }
     }))
 }
 
-fn stream<F, Fut>(state: AppState, fingerprint: F) -> Response
+/// The response of one live stream; `permit` (`web::live_permits`) is held by its body and
+/// given back when the browser goes away or the stream ends.
+fn stream<F, Fut>(state: AppState, permit: LivePermit, fingerprint: F) -> Response
 where
     F: Fn(AppState) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Option<u64>> + Send + 'static,
 {
-    let events = async_stream(state, fingerprint);
+    let events = async_stream(state, fingerprint).map(move |event| {
+        let _held = &permit;
+        event
+    });
     let mut response = Body::from_stream(events).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -12,6 +12,7 @@
 pub mod assets;
 pub mod layout;
 pub mod live;
+pub mod live_permits;
 pub mod pages;
 pub mod session;
 
@@ -110,7 +111,12 @@ pub fn see_other(location: &str) -> Response {
 
 /// Only a path on this site may be a `next` target: never another host.
 pub fn safe_next(next: &str) -> &str {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    // Browsers drop tabs and line breaks inside a URL, so `/\t/evil.example` would become
+    // `//evil.example`: no control character or space may be in a target at all.
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.bytes().any(|b| b <= b' ' || b == 0x7f);
     if local {
         next
     } else {
@@ -140,6 +146,9 @@ mod tests {
             "//evil.example/",
             "https://evil.example/",
             "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
             "hubs",
         ] {
             assert_eq!(safe_next(outside), "/", "{outside}");

@@ -1,9 +1,12 @@
 //! The `customers` table, and the customer deletion that takes everything of it along.
 
 use deadpool_postgres::GenericClient;
-use mftplus_store::{CustomerRow, CustomerUpdate, NewCustomer, StoreError, StoreResult};
+use mftplus_store::{
+    liveness, CustomerCounts, CustomerRow, CustomerUpdate, NewCustomer, StoreError, StoreResult,
+};
 
-use super::{customer_from_row, ACTIVE, CUSTOMER_COLUMNS};
+use super::{customer_from_row, op_status, ACTIVE, CUSTOMER_COLUMNS};
+use crate::error::ResultExt;
 use crate::sql;
 
 pub(crate) async fn create<C: GenericClient>(
@@ -53,6 +56,66 @@ pub(crate) async fn list<C: GenericClient>(client: &C) -> StoreResult<Vec<Custom
         .await?
         .iter()
         .map(customer_from_row)
+        .collect()
+}
+
+/// Byte order, as SQLite sorts: the cursor is defined bytewise.
+pub(crate) async fn list_page<C: GenericClient>(
+    client: &C,
+    after_id: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<CustomerRow>> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers \
+         WHERE ($1::text IS NULL OR id COLLATE \"C\" > $1::text COLLATE \"C\") \
+         ORDER BY id COLLATE \"C\" LIMIT $2"
+    );
+    sql::query(client, &sql, &[&after_id, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(customer_from_row)
+        .collect()
+}
+
+/// One statement: the hosts grouped by customer (through `hosts_customer_idx`) and the ops
+/// awaiting a signature grouped the same way, joined to the customers asked about.
+pub(crate) async fn fleet_counts<C: GenericClient>(
+    client: &C,
+    customer_ids: &[String],
+) -> StoreResult<Vec<CustomerCounts>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH host_counts AS (SELECT customer_id, COUNT(*) AS hosts, \
+             COUNT(*) FILTER (WHERE last_report_at_ms IS NOT NULL AND liveness = '{stale}') AS stale, \
+             COUNT(*) FILTER (WHERE last_report_at_ms IS NOT NULL AND liveness = '{down}') AS down, \
+             COUNT(*) FILTER (WHERE last_report_at_ms IS NULL) AS never \
+           FROM hosts WHERE customer_id = ANY($1) GROUP BY customer_id), \
+         op_counts AS (SELECT customer_id, COUNT(*) AS awaiting FROM signed_ops \
+           WHERE status = '{pending}' AND customer_id = ANY($1) GROUP BY customer_id) \
+         SELECT c.id, COALESCE(h.hosts, 0), COALESCE(h.stale, 0), COALESCE(h.down, 0), \
+           COALESCE(h.never, 0), COALESCE(o.awaiting, 0) \
+         FROM customers c LEFT JOIN host_counts h ON h.customer_id = c.id \
+           LEFT JOIN op_counts o ON o.customer_id = c.id \
+         WHERE c.id = ANY($1) ORDER BY c.id COLLATE \"C\"",
+        stale = liveness::STALE,
+        down = liveness::DOWN,
+        pending = op_status::PENDING_SIGNATURE,
+    );
+    let rows = sql::query(client, &sql, &[&customer_ids]).await?;
+    rows.iter()
+        .map(|row| {
+            let count = |at: usize| row.try_get::<_, i64>(at).map(|n| n.max(0) as u64).db();
+            Ok(CustomerCounts {
+                customer_id: row.try_get(0).db()?,
+                hosts: count(1)?,
+                stale: count(2)?,
+                down: count(3)?,
+                never: count(4)?,
+                awaiting_signature: count(5)?,
+            })
+        })
         .collect()
 }
 

@@ -2,7 +2,10 @@
 //! recovery mode, key rotation and the DR record. Report ingest (reality) is in `reports.rs`.
 
 use deadpool_postgres::GenericClient;
-use mftplus_store::{DesiredEdit, GuestRow, HostRow, NewGuest, NewHost, StoreError, StoreResult};
+use mftplus_store::{
+    DesiredEdit, GuestRow, HostListing, HostOrder, HostRow, NewGuest, NewHost, StoreError,
+    StoreResult,
+};
 
 use super::{
     guest_from_row, host_from_row, insert_events, mirror_guest_specs, op_status, publish_desired,
@@ -103,21 +106,52 @@ pub(crate) async fn list<C: GenericClient>(
         .collect()
 }
 
+/// Liveness as the operator sees it (`HostInfo::liveness`): `never` until the first report,
+/// the checker's state after. The listing filters on this, so a filter and the page agree.
+const SHOWN_LIVENESS: &str = "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE liveness END";
+
+/// The "missing hosts" order's key: never reported (-1) before any report time; migration
+/// 0011 indexes it with the id.
+const REPORT_KEY: &str = "COALESCE(last_report_at_ms, -1)";
+
 /// `COLLATE "C"` on both sides: the cursor is defined bytewise, whatever the database's
-/// default collation.
+/// default collation. The cursor is `key >= a AND (key > a OR id > b)`: the plain range on
+/// the indexed key is where the index scan starts.
 pub(crate) async fn list_page<C: GenericClient>(
     client: &C,
-    customer_id: Option<&str>,
-    after_id: Option<&str>,
-    limit: u32,
+    listing: &HostListing,
 ) -> StoreResult<Vec<HostRow>> {
+    let limit = i64::from(listing.limit);
+    let cursor_id = listing.after.as_ref().map(|cursor| cursor.id.as_str());
+    let cursor_key = listing
+        .after
+        .as_ref()
+        .map(|cursor| cursor.last_report_at_ms.unwrap_or(-1));
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&listing.customer_id, &listing.liveness, &limit];
+    let after_id = "id COLLATE \"C\" > $4::text COLLATE \"C\"";
+    let (order, after) = match listing.order {
+        HostOrder::Id => ("id COLLATE \"C\"".to_string(), after_id.to_string()),
+        HostOrder::LastReport => (
+            format!("{REPORT_KEY}, id COLLATE \"C\""),
+            format!("{REPORT_KEY} >= $5::bigint AND ({REPORT_KEY} > $5::bigint OR {after_id})"),
+        ),
+    };
+    let after = match listing.after {
+        Some(_) => {
+            params.push(&cursor_id);
+            if listing.order == HostOrder::LastReport {
+                params.push(&cursor_key);
+            }
+            format!("AND {after}")
+        }
+        None => String::new(),
+    };
     let sql = format!(
         "SELECT {HOST_COLUMNS} FROM hosts WHERE ($1::text IS NULL OR customer_id = $1) \
-         AND ($2::text IS NULL OR id COLLATE \"C\" > $2::text COLLATE \"C\") \
-         ORDER BY id COLLATE \"C\" LIMIT $3"
+         AND ($2::text IS NULL OR {SHOWN_LIVENESS} = $2) {after} ORDER BY {order} LIMIT $3"
     );
-    let limit = i64::from(limit);
-    sql::query(client, &sql, &[&customer_id, &after_id, &limit])
+    sql::query(client, &sql, &params)
         .await?
         .iter()
         .map(host_from_row)

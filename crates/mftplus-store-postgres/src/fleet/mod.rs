@@ -15,11 +15,11 @@ mod reports;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
-    BackupFacts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow, FleetStore,
-    GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostReportRow, HostRow,
-    LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport, NewHost, NewHostReport,
-    NewNotificationLog, NotificationLogRow, OpFilter, OpTransition, PruneCounts, ReportAck,
-    SignedOpRow, StoreResult,
+    BackupFacts, CustomerCounts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow,
+    FleetStore, GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostListing,
+    HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport,
+    NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter, OpTransition,
+    PruneCounts, ReportAck, SignedOpRow, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -257,6 +257,21 @@ impl FleetStore for PostgresStore {
         customers::list(&self.client().await?).await
     }
 
+    async fn list_customers_page(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        customers::list_page(&self.client().await?, after_id, limit).await
+    }
+
+    async fn customer_fleet_counts(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<CustomerCounts>> {
+        customers::fleet_counts(&self.client().await?, customer_ids).await
+    }
+
     async fn update_customer(&self, id: &str, update: &CustomerUpdate) -> StoreResult<CustomerRow> {
         customers::update(&self.client().await?, id, update).await
     }
@@ -285,13 +300,8 @@ impl FleetStore for PostgresStore {
         hosts::list(&self.client().await?, customer_id).await
     }
 
-    async fn list_hosts_page(
-        &self,
-        customer_id: Option<&str>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<HostRow>> {
-        hosts::list_page(&self.client().await?, customer_id, after_id, limit).await
+    async fn list_hosts_page(&self, listing: &HostListing) -> StoreResult<Vec<HostRow>> {
+        hosts::list_page(&self.client().await?, listing).await
     }
 
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow> {

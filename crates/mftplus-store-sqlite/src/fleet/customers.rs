@@ -1,9 +1,11 @@
 //! The `customers` table, and the customer deletion that takes everything of it along.
 
-use mftplus_store::{CustomerRow, CustomerUpdate, NewCustomer, StoreError, StoreResult};
+use mftplus_store::{
+    liveness, CustomerCounts, CustomerRow, CustomerUpdate, NewCustomer, StoreError, StoreResult,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{customer_from_row, immediate, CUSTOMER_COLUMNS};
+use super::{customer_from_row, immediate, op_status, CUSTOMER_COLUMNS};
 use crate::error::ResultExt;
 
 const ACTIVE: &str = "active";
@@ -50,6 +52,73 @@ pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<CustomerRow>> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY id");
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_map([], customer_from_row)?.collect())
+        .db()
+}
+
+/// Bytewise (BINARY), the order the cursor is defined in.
+pub(crate) fn list_page(
+    conn: &Connection,
+    after_id: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<CustomerRow>> {
+    let after = match after_id {
+        Some(_) => "id > ?1",
+        None => "?1 IS NULL",
+    };
+    let sql =
+        format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE {after} ORDER BY id LIMIT ?2");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![after_id, limit], customer_from_row)?
+                .collect()
+        })
+        .db()
+}
+
+/// One statement: the hosts grouped by customer (through `hosts_customer_idx`) and the ops
+/// awaiting a signature grouped the same way, joined to the customers asked about.
+pub(crate) fn fleet_counts(
+    conn: &Connection,
+    customer_ids: &[String],
+) -> StoreResult<Vec<CustomerCounts>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH wanted(id) AS (SELECT value FROM json_each(?1)), \
+         host_counts AS (SELECT customer_id, COUNT(*) AS hosts, \
+             SUM(CASE WHEN last_report_at_ms IS NOT NULL AND liveness = '{stale}' THEN 1 ELSE 0 END) AS stale, \
+             SUM(CASE WHEN last_report_at_ms IS NOT NULL AND liveness = '{down}' THEN 1 ELSE 0 END) AS down, \
+             SUM(CASE WHEN last_report_at_ms IS NULL THEN 1 ELSE 0 END) AS never \
+           FROM hosts WHERE customer_id IN (SELECT id FROM wanted) GROUP BY customer_id), \
+         op_counts AS (SELECT customer_id, COUNT(*) AS awaiting FROM signed_ops \
+           WHERE status = '{pending}' AND customer_id IN (SELECT id FROM wanted) \
+           GROUP BY customer_id) \
+         SELECT c.id, COALESCE(h.hosts, 0), COALESCE(h.stale, 0), COALESCE(h.down, 0), \
+           COALESCE(h.never, 0), COALESCE(o.awaiting, 0) \
+         FROM customers c LEFT JOIN host_counts h ON h.customer_id = c.id \
+           LEFT JOIN op_counts o ON o.customer_id = c.id \
+         WHERE c.id IN (SELECT id FROM wanted) ORDER BY c.id",
+        stale = liveness::STALE,
+        down = liveness::DOWN,
+        pending = op_status::PENDING_SIGNATURE,
+    );
+    let ids = serde_json::Value::from(customer_ids.to_vec()).to_string();
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![ids], |row| {
+                let count = |at: usize| row.get::<_, i64>(at).map(|n| n.max(0) as u64);
+                Ok(CustomerCounts {
+                    customer_id: row.get(0)?,
+                    hosts: count(1)?,
+                    stale: count(2)?,
+                    down: count(3)?,
+                    never: count(4)?,
+                    awaiting_signature: count(5)?,
+                })
+            })?
+            .collect()
+        })
         .db()
 }
 

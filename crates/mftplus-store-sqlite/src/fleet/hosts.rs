@@ -1,7 +1,10 @@
 //! The `hosts` and `guests` tables: enrolment, operator edits of the desired state (intent),
 //! recovery mode, key rotation and the DR record. Report ingest (reality) is in `reports.rs`.
 
-use mftplus_store::{DesiredEdit, GuestRow, HostRow, NewGuest, NewHost, StoreError, StoreResult};
+use mftplus_store::{
+    DesiredEdit, GuestRow, HostListing, HostOrder, HostRow, NewGuest, NewHost, StoreError,
+    StoreResult,
+};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{
@@ -102,22 +105,53 @@ pub(crate) fn list(conn: &Connection, customer_id: Option<&str>) -> StoreResult<
         .db()
 }
 
-/// SQLite compares TEXT bytewise (BINARY), the order the cursor is defined in.
-pub(crate) fn list_page(
-    conn: &Connection,
-    customer_id: Option<&str>,
-    after_id: Option<&str>,
-    limit: u32,
-) -> StoreResult<Vec<HostRow>> {
+/// Liveness as the operator sees it (`HostInfo::liveness`): `never` until the first report,
+/// the checker's state after. The listing filters on this, so a filter and the page agree.
+pub(crate) const SHOWN_LIVENESS: &str =
+    "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE liveness END";
+
+/// The "missing hosts" order's key: never reported (-1) before any report time. Migration
+/// 0011 indexes it with the id, so a page seeks to its cursor instead of sorting the fleet.
+pub(crate) const REPORT_KEY: &str = "COALESCE(last_report_at_ms, -1)";
+
+/// SQLite compares TEXT bytewise (BINARY), the order the cursor is defined in. The cursor is
+/// `key >= a AND (key > a OR id > b)` rather than a row value: the plain range on the
+/// indexed key is what lets SQLite seek.
+pub(crate) fn list_page(conn: &Connection, listing: &HostListing) -> StoreResult<Vec<HostRow>> {
+    let (order, after) = match listing.order {
+        HostOrder::Id => ("id".to_string(), "id > ?3".to_string()),
+        HostOrder::LastReport => (
+            format!("{REPORT_KEY}, id"),
+            format!("{REPORT_KEY} >= ?4 AND ({REPORT_KEY} > ?4 OR id > ?3)"),
+        ),
+    };
+    let after = match &listing.after {
+        Some(_) => after,
+        None => "?3 IS NULL AND ?4 IS NULL".to_string(),
+    };
     let sql = format!(
         "SELECT {HOST_COLUMNS} FROM hosts \
-         WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR id > ?2) \
-         ORDER BY id LIMIT ?3"
+         WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR {SHOWN_LIVENESS} = ?2) \
+         AND {after} ORDER BY {order} LIMIT ?5"
     );
+    let cursor_id = listing.after.as_ref().map(|cursor| cursor.id.as_str());
+    let cursor_key = listing
+        .after
+        .as_ref()
+        .map(|cursor| cursor.last_report_at_ms.unwrap_or(-1));
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| {
-            stmt.query_map(params![customer_id, after_id, limit], host_from_row)?
-                .collect()
+            stmt.query_map(
+                params![
+                    listing.customer_id,
+                    listing.liveness,
+                    cursor_id,
+                    cursor_key,
+                    listing.limit
+                ],
+                host_from_row,
+            )?
+            .collect()
         })
         .db()
 }

@@ -14,11 +14,11 @@ mod reports;
 
 use async_trait::async_trait;
 use mftplus_store::{
-    BackupFacts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow, FleetStore,
-    GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostReportRow, HostRow,
-    LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport, NewHost, NewHostReport,
-    NewNotificationLog, NotificationLogRow, OpFilter, OpTransition, PruneCounts, ReportAck,
-    SignedOpRow, StoreResult,
+    BackupFacts, CustomerCounts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow,
+    FleetStore, GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostListing,
+    HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport,
+    NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter, OpTransition,
+    PruneCounts, ReportAck, SignedOpRow, StoreResult,
 };
 use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 
@@ -231,6 +231,25 @@ impl FleetStore for SqliteStore {
         self.read(|conn| customers::list(conn)).await
     }
 
+    async fn list_customers_page(
+        &self,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let after_id = after_id.map(str::to_owned);
+        self.read(move |conn| customers::list_page(conn, after_id.as_deref(), limit))
+            .await
+    }
+
+    async fn customer_fleet_counts(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<CustomerCounts>> {
+        let customer_ids = customer_ids.to_vec();
+        self.read(move |conn| customers::fleet_counts(conn, &customer_ids))
+            .await
+    }
+
     async fn update_customer(&self, id: &str, update: &CustomerUpdate) -> StoreResult<CustomerRow> {
         let (id, update) = (id.to_owned(), update.clone());
         self.write(move |conn| customers::update(conn, &id, &update))
@@ -269,18 +288,10 @@ impl FleetStore for SqliteStore {
             .await
     }
 
-    async fn list_hosts_page(
-        &self,
-        customer_id: Option<&str>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<HostRow>> {
-        let customer_id = customer_id.map(str::to_owned);
-        let after_id = after_id.map(str::to_owned);
-        self.read(move |conn| {
-            hosts::list_page(conn, customer_id.as_deref(), after_id.as_deref(), limit)
-        })
-        .await
+    async fn list_hosts_page(&self, listing: &HostListing) -> StoreResult<Vec<HostRow>> {
+        let listing = listing.clone();
+        self.read(move |conn| hosts::list_page(conn, &listing))
+            .await
     }
 
     async fn apply_desired_edit(&self, edit: &DesiredEdit) -> StoreResult<HostRow> {

@@ -7,20 +7,37 @@ use super::{customer_to_api, find_customer};
 use crate::app::customers;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::handlers::{validate_email, validate_name};
 use crate::middleware::ClientIp;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use mftplus_store::{CustomerUpdate, NewCustomer};
 use mftplus_types::fleet::{CreateCustomer, CreatedCustomer, CustomerInfo, UpdateCustomer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub async fn index(State(state): State<AppState>) -> ApiResult<Json<Vec<CustomerInfo>>> {
-    let rows = state.store.list_customers().await?;
-    Ok(Json(rows.iter().map(customer_to_api).collect()))
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomersQuery {
+    /// Customers whose id sorts (bytewise) after this one: the `x-next-after` header of the
+    /// previous page.
+    pub after: Option<String>,
+    /// At most this many customers (1–1000, default 1000).
+    pub limit: Option<u32>,
+}
+
+/// A page of customers by id, cut short like the hosts listing (`x-next-after`).
+pub async fn index(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CustomersQuery>,
+) -> ApiResult<Response> {
+    let limit = super::hosts::listing_limit(query.limit)?;
+    let page = crate::app::fleet::customers_page(&state, query.after.as_deref(), limit).await?;
+    Ok(super::hosts::page_response(page.customers, page.next_after))
 }
 
 pub async fn show(

@@ -16,7 +16,13 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct HostsQuery {
     pub customer: Option<String>,
-    /// Hosts whose id sorts (bytewise) after this one: the last id of the previous page.
+    /// Only hosts in this liveness, as the listing shows it: `ok`, `stale`, `down`, or `never`
+    /// (never reported).
+    pub liveness: Option<String>,
+    /// `id` (the default, bytewise) or `last_report`: never reported first, then the oldest
+    /// report.
+    pub sort: Option<String>,
+    /// The `x-next-after` header of the previous page (in `id` order, the last host id).
     pub after: Option<String>,
     /// At most this many hosts (1–1000, default 1000).
     pub limit: Option<u32>,
@@ -25,31 +31,42 @@ pub struct HostsQuery {
 /// The header naming the cursor of the next page, present only when one follows.
 pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 
-/// A page of hosts by id; a listing cut short says where it goes on (`x-next-after`), so a
-/// client written before paging can tell it did not get everything.
-pub async fn index(
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<HostsQuery>,
-) -> ApiResult<Response> {
-    let limit = query.limit.unwrap_or(crate::app::fleet::MAX_LIMIT);
+/// The `limit` of a listing (1–1000, default 1000), or the validation error.
+pub(super) fn listing_limit(limit: Option<u32>) -> ApiResult<u32> {
+    let limit = limit.unwrap_or(crate::app::fleet::MAX_LIMIT);
     if limit == 0 || limit > crate::app::fleet::MAX_LIMIT {
         return Err(ApiError::validation(format!(
             "limit must be between 1 and {}",
             crate::app::fleet::MAX_LIMIT
         )));
     }
-    let page = crate::app::fleet::hosts_page(
-        &state,
-        query.customer.as_deref(),
-        query.after.as_deref(),
-        limit as usize,
-    )
-    .await?;
-    let mut response = Json(page.hosts).into_response();
-    if let Some(next) = page.next_after.and_then(|n| HeaderValue::from_str(&n).ok()) {
+    Ok(limit)
+}
+
+/// `rows` as JSON with the `x-next-after` header when another page follows.
+pub(super) fn page_response<T: serde::Serialize>(rows: T, next_after: Option<String>) -> Response {
+    let mut response = Json(rows).into_response();
+    if let Some(next) = next_after.and_then(|n| HeaderValue::from_str(&n).ok()) {
         response.headers_mut().insert(NEXT_AFTER_HEADER, next);
     }
-    Ok(response)
+    response
+}
+
+/// A page of hosts by id (or by last report); a listing cut short says where it goes on
+/// (`x-next-after`), so a client written before paging can tell it did not get everything.
+pub async fn index(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<HostsQuery>,
+) -> ApiResult<Response> {
+    let listing = crate::app::fleet::host_listing(
+        query.customer.as_deref(),
+        query.liveness.as_deref(),
+        query.sort.as_deref(),
+        query.after.as_deref(),
+        listing_limit(query.limit)?,
+    )?;
+    let page = crate::app::fleet::hosts_page(&state, &listing).await?;
+    Ok(page_response(page.hosts, page.next_after))
 }
 
 pub async fn show(

@@ -3,11 +3,16 @@
 //! events and open operations. Its writes are elsewhere: the desired-state editor in
 //! `desired.rs`, the customer and recovery actions in `customer_actions.rs`.
 //!
+//! The listing narrows by customer and by liveness (`?liveness=down`: which hosts are down)
+//! and orders by id or by last report (`?sort=last_report`: the "missing hosts" view, never
+//! reported first, then the longest silent), both in the store's query.
+//!
 //! Bounded work: the listing is one store query (`app::fleet::hosts_page`, cut to [`PAGE`]
-//! rows behind an id cursor) and a host's page a fixed six (`app::fleet::host_detail`), never
-//! one query per row shown.
+//! rows behind a keyset cursor in the listing's order) and a host's page a fixed six
+//! (`app::fleet::host_detail`), never one query per row shown.
 
 use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::state::AppState;
 use crate::web::layout::{page, when, Nav};
@@ -15,11 +20,21 @@ use crate::web::WebResult;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse};
 use maud::{html, Markup};
+use mftplus_store::HostListing;
 use mftplus_types::fleet::{HostInfo, StorageTarget};
 use serde::Deserialize;
 
-/// Hosts per page of the listing.
-pub const PAGE: usize = 100;
+/// Hosts per page of the listing, and the most a `limit` may ask for.
+pub const PAGE: u32 = 100;
+
+/// The liveness filter's choices, in the order the links show them.
+const LIVENESS_CHOICES: [(&str, &str); 5] = [
+    ("", "All"),
+    ("down", "Down"),
+    ("stale", "Stale"),
+    ("never", "Never reported"),
+    ("ok", "OK"),
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -28,8 +43,14 @@ pub struct View {
     pub fragment: String,
     /// Only this customer's hosts.
     pub customer: String,
-    /// The cursor: hosts whose id sorts after this one.
+    /// Only hosts in this liveness (`ok`, `stale`, `down`, `never`); empty: every host.
+    pub liveness: String,
+    /// `id` (the default) or `last_report` (never reported first, then the oldest report).
+    pub sort: String,
+    /// The cursor: the previous page's last host, in this view's order.
     pub after: String,
+    /// Hosts per page, clamped to 1–[`PAGE`].
+    pub limit: String,
 }
 
 impl View {
@@ -37,9 +58,54 @@ impl View {
         non_empty(&self.customer)
     }
 
+    /// Which hosts this view lists; 400 for an unknown liveness or order, a limit that is not
+    /// a number, or a cursor no page of this order handed out.
+    pub fn listing(&self) -> ApiResult<HostListing> {
+        let limit = match non_empty(&self.limit) {
+            None => PAGE,
+            Some(text) => text
+                .parse::<u32>()
+                .map_err(|_| ApiError::validation(format!("limit must be a number (1–{PAGE})")))?
+                .clamp(1, PAGE),
+        };
+        crate::app::fleet::host_listing(
+            Some(&self.customer),
+            Some(&self.liveness),
+            Some(&self.sort),
+            Some(&self.after),
+            limit,
+        )
+    }
+
+    fn by_last_report(&self) -> bool {
+        self.sort.trim() == "last_report"
+    }
+
     /// This view's query string (without the fragment), `?…` or empty.
     fn query(&self) -> String {
-        query_string(&[("customer", &self.customer), ("after", &self.after)])
+        self.query_after(&self.after)
+    }
+
+    /// The same view from another cursor.
+    fn query_after(&self, after: &str) -> String {
+        query_string(&[
+            ("customer", &self.customer),
+            ("liveness", &self.liveness),
+            ("sort", &self.sort),
+            ("after", after),
+            ("limit", &self.limit),
+        ])
+    }
+
+    /// The first page of this view with another liveness filter and order.
+    fn link(&self, liveness: &str, sort: &str) -> String {
+        let query = query_string(&[
+            ("customer", &self.customer),
+            ("liveness", liveness),
+            ("sort", sort),
+            ("limit", &self.limit),
+        ]);
+        format!("/hosts{query}")
     }
 }
 
@@ -49,9 +115,7 @@ pub async fn index(
     caller: Caller,
     Query(view): Query<View>,
 ) -> WebResult {
-    let listing =
-        crate::app::fleet::hosts_page(&state, view.customer(), non_empty(&view.after), PAGE)
-            .await?;
+    let listing = crate::app::fleet::hosts_page(&state, &view.listing()?).await?;
     let region = hosts_region(&state, &view, &listing);
     if view.fragment == "table" {
         return Ok(Html(region.into_string()).into_response());
@@ -62,9 +126,7 @@ pub async fn index(
         false => format!("/hosts{query}&fragment=table"),
     };
     let body = html! {
-        @if let Some(customer) = view.customer() {
-            p #filter { "Customer " code { (customer) } " · " a href="/hosts" { "All hosts" } }
-        }
+        (filters(&view))
         div #hosts-live data-live={"/live/hosts" (query)} data-fragment=(fragment) {
             (region)
         }
@@ -73,21 +135,59 @@ pub async fn index(
     Ok(Html(page("Hosts", Some((&caller, nav)), body).into_string()).into_response())
 }
 
+/// Links to each liveness filter (the current one marked) and to the "missing hosts" order;
+/// the customer narrowed to.
+fn filters(view: &View) -> Markup {
+    let current = view.liveness.trim();
+    html! {
+        nav.filters aria-label="Liveness" {
+            @for (liveness, text) in LIVENESS_CHOICES {
+                @if liveness == current {
+                    a href=(view.link(liveness, &view.sort)) aria-current="page" { strong { (text) } }
+                } @else {
+                    a href=(view.link(liveness, &view.sort)) { (text) }
+                }
+            }
+            @if view.by_last_report() {
+                a href=(view.link(current, "")) { "By host id" }
+            } @else {
+                a href=(view.link(current, "last_report")) { "Longest silent first" }
+            }
+        }
+        @if let Some(customer) = view.customer() {
+            p #filter { "Customer " code { (customer) } " · "
+                a href={"/hosts" (query_string(&[("liveness", &view.liveness), ("sort", &view.sort)]))} { "All customers" } }
+        }
+    }
+}
+
 /// What the live region shows: a page of hosts, or what to do when there are none.
 fn hosts_region(state: &AppState, view: &View, listing: &crate::app::fleet::HostPage) -> Markup {
     let now_ms = state.clock.now_ms();
     if listing.hosts.is_empty() {
         return no_hosts(view);
     }
+    let by_report = view.by_last_report();
     html! {
         table #hosts {
             caption.muted {
                 (count(listing.hosts.len(), "host"))
+                @if let Some(liveness) = non_empty(&view.liveness) { ", " (liveness_words(liveness)) }
+                @if by_report { ", longest silent first" }
                 @if !view.after.is_empty() { " after " code { (view.after) } }
             }
             thead { tr {
-                th { "Host" } th { "Customer" } th { "Liveness" } th { "Last report" }
-                th { "Convergence" } th { "Agent" }
+                th scope="col" aria-sort=[(!by_report).then_some("ascending")] { "Host" }
+                th scope="col" { "Customer" }
+                th scope="col" { "Liveness" }
+                th scope="col" aria-sort=[by_report.then_some("ascending")] {
+                    @if by_report {
+                        a href=(view.link(&view.liveness, "")) title="Sort by host id" { "Last report ▲" }
+                    } @else {
+                        a href=(view.link(&view.liveness, "last_report")) title="Sort by last report, longest silent first" { "Last report" }
+                    }
+                }
+                th scope="col" { "Convergence" } th scope="col" { "Agent" }
             } }
             tbody {
                 @for host in &listing.hosts {
@@ -104,19 +204,31 @@ fn hosts_region(state: &AppState, view: &View, listing: &crate::app::fleet::Host
         }
         @if let Some(after) = &listing.next_after {
             p.pager {
-                a rel="next" href={"/hosts" (query_string(&[("customer", &view.customer), ("after", after)]))} { "Next" }
+                a rel="next" href={"/hosts" (view.query_after(after))} { "Next" }
             }
         }
     }
 }
 
-/// The empty state: how a box joins the fleet.
+/// "down", "never reported"…: a liveness filter in words.
+fn liveness_words(liveness: &str) -> String {
+    match liveness {
+        "never" => "never reported".to_string(),
+        other => other.to_lowercase(),
+    }
+}
+
+/// The empty state: how a box joins the fleet, or that no host matches the filter.
 fn no_hosts(view: &View) -> Markup {
     let customer = view.customer().unwrap_or("CUSTOMER_ID");
     html! {
         div.empty #no-hosts {
             @if !view.after.is_empty() {
-                p { "No more hosts. " a href="/hosts" { "Back to the first page" } }
+                p { "No more hosts. " a href=(view.link(&view.liveness, &view.sort)) { "Back to the first page" } }
+            } @else if let Some(liveness) = non_empty(&view.liveness) {
+                p { "No host is " (liveness_words(liveness))
+                    @if let Some(customer) = view.customer() { " for customer " code { (customer) } }
+                    ". " a href=(view.link("", &view.sort)) { "All hosts" } }
             } @else {
                 p { "No host has enrolled yet"
                     @if let Some(customer) = view.customer() { " for customer " code { (customer) } }

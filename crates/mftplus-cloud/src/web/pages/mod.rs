@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod customer_actions;
+pub mod customers;
 pub mod desired;
 pub mod events;
 pub mod hosts;

@@ -270,7 +270,11 @@ fn manage_forms(state: &AppState, caller: &Caller, user: &User) -> Markup {
                 (role_select(&grantable(state, caller), &user.role))
                 p { button #change-role type="submit" { "Change role" } }
             }
-            @if user.user_type == UserType::User {
+            @if user.user_type == UserType::User && itself {
+                h2 { "Password" }
+                p.muted { "Change your own password with your current one: " code { "mftctl passwd" } "." }
+            }
+            @if user.user_type == UserType::User && !itself {
                 h2 { "Password" }
                 form.card method="post" action={"/users/" (user.id) "/password"} {
                     input type="hidden" name="csrf" value=(csrf);
