@@ -212,7 +212,24 @@ async fn admit(
     let caller = authenticate_person(state, spec, client_ip, request.headers()).await?;
     limit_credential(state, caller.credential_id(), limits)?;
 
-    let scope = match spec.access {
+    let scope = scope_for(state, spec, client_ip, &caller).await?;
+    // Only a JWT close to expiry needs the caller again after the handler; everyone else's
+    // request carries the one copy.
+    let renewal = renewal_due(state, &caller).then(|| caller.clone());
+    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(scope);
+    Ok(renewal)
+}
+
+/// What the caller may reach through this route: everything, or only its own objects; a
+/// role with neither is refused here and the refusal audited.
+async fn scope_for(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    caller: &Caller,
+) -> Result<Scope, ApiError> {
+    Ok(match spec.access {
         Access::Public
         | Access::RetrievalPassword
         | Access::Host
@@ -244,13 +261,7 @@ async fn admit(
                 caller.role
             )));
         }
-    };
-    // Only a JWT close to expiry needs the caller again after the handler; everyone else's
-    // request carries the one copy.
-    let renewal = renewal_due(state, &caller).then(|| caller.clone());
-    request.extensions_mut().insert(caller);
-    request.extensions_mut().insert(scope);
-    Ok(renewal)
+    })
 }
 
 /// A page write must come from a page of this site: a browser names the requesting origin
