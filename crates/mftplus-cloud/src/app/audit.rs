@@ -339,7 +339,7 @@ fn csv_line(e: &AuditEntry) -> String {
 
 /// RFC 4180 quoting, plus a leading `'` on cells a spreadsheet would run as a formula.
 fn csv_field(value: &str) -> String {
-    let guarded = if value.starts_with(['=', '+', '-', '@']) {
+    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
         value.to_string()
@@ -354,6 +354,18 @@ fn csv_field(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// OWASP's list of cells a spreadsheet may run: a leading tab or carriage return counts.
+    #[test]
+    fn every_formula_start_is_defused() {
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+            assert!(
+                csv_field(cell).trim_start_matches('"').starts_with('\''),
+                "{cell:?}"
+            );
+        }
+        assert_eq!(csv_field("plain"), "plain");
+    }
 
     fn row(seq: i64) -> AuditRow {
         AuditRow {
