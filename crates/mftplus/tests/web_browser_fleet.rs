@@ -166,15 +166,23 @@ async fn an_operator_removes_a_guest_and_watches_the_signed_op_execute() {
 
     // On the operations page: the op waits for a signature, with the line that signs it.
     let waiting = format!("tr[data-status=\"{}\"]", op_status::PENDING_SIGNATURE);
-    let op_row = browser
+    browser
         .wait_for(&waiting, WAIT)
         .await
         .or_fail("the op waits for a signature");
-    let op_id = op_row
-        .attr("data-op")
+    // Read in the page itself: the live table may be re-rendered at any moment, which would
+    // leave a WebDriver element stale between finding it and reading it.
+    let op_id = browser
+        .execute(
+            "const row = document.querySelector(arguments[0]); \
+             return row ? row.getAttribute('data-op') : null;",
+            &[json!(waiting)],
+        )
         .await
         .or_fail("the op's id")
-        .expect("a data-op attribute");
+        .as_str()
+        .expect("a data-op attribute")
+        .to_string();
     browser
         .wait_for_text(&waiting, &format!("mftctl ops sign {op_id}"), WAIT)
         .await
