@@ -305,3 +305,22 @@ async fn one_account_follows_a_bounded_number_of_live_pages() {
     );
     drop(held);
 }
+
+/// A live stream ends with its session: signing out (a write on this replica) stops every
+/// stream the session held at once, instead of letting them run their five minutes.
+#[tokio::test]
+async fn signing_out_ends_the_live_streams_of_the_session() {
+    let cloud = TestCloud::spawn().await;
+    let (cookie, csrf) = signed_in_as(&cloud, "readonly").await;
+    let mut stream = open_stream(&cloud, "/live/hosts", &cookie).await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let first = stream.chunk().await.unwrap().expect("the first event");
+    assert!(String::from_utf8_lossy(&first).contains("event: changed"));
+    let out = post(&cloud, "/logout", &cookie, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(out.status, 303);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while stream.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}

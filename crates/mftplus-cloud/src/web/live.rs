@@ -3,8 +3,10 @@
 //! bounded query per open page, the same on every replica — and ends after a few minutes, when
 //! the browser reconnects (and a session that ended meanwhile is refused).
 
+use crate::auth::Caller;
 use crate::state::AppState;
 use crate::web::live_permits::LivePermit;
+use crate::web::session;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +31,7 @@ pub async fn hubs(
     caller: crate::auth::Caller,
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
-    Ok(stream(state, permit, |state| async move {
+    Ok(stream(state, permit, caller, |state| async move {
         let hubs = crate::app::deploy_keys::hubs(&state).await.ok()?;
         let keys = crate::app::deploy_keys::keys(&state).await.ok()?;
         let mut hasher = DefaultHasher::new();
@@ -59,7 +61,7 @@ pub async fn hosts(
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
     let listing = view.listing()?;
-    Ok(stream(state, permit, move |state| {
+    Ok(stream(state, permit, caller, move |state| {
         let listing = listing.clone();
         async move {
             let listing = crate::app::fleet::hosts_page(&state, &listing).await.ok()?;
@@ -92,7 +94,7 @@ pub async fn customers(
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
     let limit = view.limit()?;
-    Ok(stream(state, permit, move |state| {
+    Ok(stream(state, permit, caller, move |state| {
         let after = view.after.clone();
         async move {
             let shown = crate::web::pages::customers::Shown::read(&state, &after, limit)
@@ -112,7 +114,7 @@ pub async fn ops(
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
     let listing = crate::web::pages::ops::listing(&view)?;
-    Ok(stream(state, permit, move |state| {
+    Ok(stream(state, permit, caller, move |state| {
         let listing = listing.clone();
         async move {
             let ops = crate::app::fleet::ops(&state, &listing).await.ok()?;
@@ -134,7 +136,7 @@ pub async fn events(
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
     let timeline = crate::web::pages::events::timeline(&view)?;
-    Ok(stream(state, permit, move |state| {
+    Ok(stream(state, permit, caller, move |state| {
         let timeline = timeline.clone();
         async move {
             let newest = crate::app::events::newest(&state, &timeline).await.ok()?;
@@ -154,8 +156,8 @@ pub async fn transfers(
 ) -> Result<Response, crate::web::WebError> {
     let permit = state.live_streams.admit(&caller.user_id)?;
     let watched =
-        crate::web::pages::transfers::Watched::start(&state, caller, scope, &view).await?;
-    Ok(stream(state, permit, move |state| {
+        crate::web::pages::transfers::Watched::start(&state, caller.clone(), scope, &view).await?;
+    Ok(stream(state, permit, caller, move |state| {
         let watched = watched.clone();
         async move { watched.fingerprint(&state).await }
     }))
@@ -163,12 +165,12 @@ pub async fn transfers(
 
 /// The response of one live stream; `permit` (`web::live_permits`) is held by its body and
 /// given back when the browser goes away or the stream ends.
-fn stream<F, Fut>(state: AppState, permit: LivePermit, fingerprint: F) -> Response
+fn stream<F, Fut>(state: AppState, permit: LivePermit, viewer: Caller, fingerprint: F) -> Response
 where
     F: Fn(AppState) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Option<u64>> + Send + 'static,
 {
-    let events = async_stream(state, fingerprint).map(move |event| {
+    let events = async_stream(state, viewer, fingerprint).map(move |event| {
         let _held = &permit;
         event
     });
@@ -183,25 +185,45 @@ where
 }
 
 /// Until the next look: a write on this replica (after the least spacing) or the tick.
-async fn next_look(writes: &mut tokio::sync::watch::Receiver<u64>) {
+/// Answers whether a write woke it.
+async fn next_look(writes: &mut tokio::sync::watch::Receiver<u64>) -> bool {
     let looked = tokio::time::Instant::now();
     tokio::select! {
-        _ = tokio::time::sleep(LOOK_EVERY) => {}
+        _ = tokio::time::sleep(LOOK_EVERY) => false,
         changed = writes.changed() => {
             if changed.is_ok() {
                 tokio::time::sleep_until(looked + LOOK_AT_MOST_EVERY).await;
+                true
             } else {
                 tokio::time::sleep(LOOK_EVERY).await;
+                false
             }
         }
     }
 }
 
+/// Looks between two checks that the viewer's session still stands, when no write on this
+/// replica prompted one (a sign-out, a revocation or a role change here is one).
+const SESSION_CHECK_EVERY_LOOKS: u64 = 30;
+
+/// One open stream between two events.
+struct Watch<F> {
+    state: AppState,
+    viewer: Caller,
+    fingerprint: F,
+    last: Option<u64>,
+    looks: u64,
+    writes: tokio::sync::watch::Receiver<u64>,
+}
+
 /// The event stream: a `changed` event at the first look (whatever changed between the page's
 /// rendering and the stream's start is not lost) and whenever the fingerprint moves, and a
-/// comment every 15 s to keep proxies from closing a quiet stream.
+/// comment every 15 s to keep proxies from closing a quiet stream. It ends after
+/// [`STREAM_FOR`], or as soon as the viewer's session no longer stands (signed out, revoked,
+/// expired, or the role changed): the browser's reconnection then meets the guard again.
 fn async_stream<F, Fut>(
     state: AppState,
+    viewer: Caller,
     fingerprint: F,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send
 where
@@ -210,37 +232,40 @@ where
 {
     let started = tokio::time::Instant::now();
     let writes = state.writes.subscribe();
-    futures_util::stream::unfold(
-        (state, fingerprint, None::<u64>, 0u64, writes),
-        move |(state, fingerprint, mut last, mut ticks, mut writes)| async move {
-            loop {
-                if started.elapsed() >= STREAM_FOR {
+    let watch = Watch {
+        state,
+        viewer,
+        fingerprint,
+        last: None,
+        looks: 0,
+        writes,
+    };
+    futures_util::stream::unfold(watch, move |mut watch| async move {
+        loop {
+            if started.elapsed() >= STREAM_FOR {
+                return None;
+            }
+            if watch.last.is_some() {
+                let woken = next_look(&mut watch.writes).await;
+                let due = watch.looks % SESSION_CHECK_EVERY_LOOKS == 0;
+                if (woken || due) && !session::still_stands(&watch.state, &watch.viewer).await {
                     return None;
                 }
-                if last.is_some() {
-                    next_look(&mut writes).await;
-                }
-                ticks += 1;
-                let now = fingerprint(state.clone()).await;
-                let first = last.is_none();
-                let changed = now.is_some() && now != last;
-                if now.is_some() || first {
-                    last = Some(now.unwrap_or(0));
-                }
-                if changed {
-                    let event = format!("event: changed\ndata: {ticks}\n\n");
-                    return Some((
-                        Ok(Bytes::from(event)),
-                        (state, fingerprint, last, ticks, writes),
-                    ));
-                }
-                if ticks % 15 == 0 {
-                    return Some((
-                        Ok(Bytes::from_static(b": still here\n\n")),
-                        (state, fingerprint, last, ticks, writes),
-                    ));
-                }
             }
-        },
-    )
+            watch.looks += 1;
+            let now = (watch.fingerprint)(watch.state.clone()).await;
+            let first = watch.last.is_none();
+            let changed = now.is_some() && now != watch.last;
+            if now.is_some() || first {
+                watch.last = Some(now.unwrap_or(0));
+            }
+            if changed {
+                let event = format!("event: changed\ndata: {}\n\n", watch.looks);
+                return Some((Ok(Bytes::from(event)), watch));
+            }
+            if watch.looks % 15 == 0 {
+                return Some((Ok(Bytes::from_static(b": still here\n\n")), watch));
+            }
+        }
+    })
 }

@@ -157,6 +157,30 @@ pub async fn authenticate(
     }))
 }
 
+/// Whether `caller`'s session still stands as it did when it was checked: not ended, not
+/// expired (absolute or idle), the user still there with the same role. Callers of other
+/// kinds (API keys, JWTs) never hold a page's stream, so they stand. Nothing is touched.
+pub async fn still_stands(state: &AppState, caller: &Caller) -> bool {
+    let CallerKind::Session { jti, .. } = &caller.kind else {
+        return true;
+    };
+    let (Ok(Some(row)), Ok(Some(user))) = (
+        state.store.get_token(jti).await,
+        state.store.get_user(&caller.user_id).await,
+    ) else {
+        return false;
+    };
+    let now_ms = state.clock.now_ms();
+    let idle_ms = state.config.config.web.session_idle_minutes as i64 * 60_000;
+    let last_use = row.used_at_ms.unwrap_or(row.issued_at_ms);
+    let role =
+        crate::rbac::effective_role(&row.role, &state.rbac.user_role(&user.email, &user.role));
+    row.revoked_at_ms.is_none()
+        && row.expires_at_ms > now_ms
+        && last_use + idle_ms > now_ms
+        && role == caller.role
+}
+
 /// Ends the caller's session (sign-out).
 pub async fn end(state: &AppState, caller: &Caller) -> ApiResult<()> {
     if let CallerKind::Session { jti, .. } = &caller.kind {
