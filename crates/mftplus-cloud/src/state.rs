@@ -31,7 +31,30 @@ impl ChunkClaims {
             .lock()
             .expect("chunk claims lock")
             .insert(key.clone());
-        fresh.then_some(ChunkClaim { claims: self, key })
+        // Built only when fresh: a claim dropped on refusal would release the holder's key.
+        fresh.then(|| ChunkClaim { claims: self, key })
+    }
+
+    /// [`claim`](Self::claim), waiting up to `patience` for another upload of the chunk to end.
+    /// A sender that resumes right after its connection broke meets the upload the break cut
+    /// off still ending on the server (its handler runs to the end); that one fails within
+    /// moments, and the retry should not.
+    pub async fn claim_within(
+        &self,
+        transfer_id: &str,
+        index: u64,
+        patience: std::time::Duration,
+    ) -> Option<ChunkClaim<'_>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(claim) = self.claim(transfer_id, index) {
+                return Some(claim);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -171,5 +194,34 @@ impl AppState {
 
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChunkClaims;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A claim held past the patience is refused; one given back meanwhile is taken.
+    #[tokio::test]
+    async fn a_chunk_claim_waits_for_the_other_upload_to_end() {
+        let claims = Arc::new(ChunkClaims::default());
+        let held = claims.claim("t", 3).unwrap();
+        assert!(claims.claim("t", 4).is_some(), "another chunk is free");
+        let short = claims.claim_within("t", 3, Duration::from_millis(60)).await;
+        assert!(short.is_none(), "still held after the patience");
+        let waiter = {
+            let claims = claims.clone();
+            tokio::spawn(async move {
+                claims
+                    .claim_within("t", 3, Duration::from_secs(5))
+                    .await
+                    .is_some()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        assert!(waiter.await.unwrap(), "taken once the other upload ended");
     }
 }

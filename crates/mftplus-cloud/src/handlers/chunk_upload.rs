@@ -22,6 +22,10 @@ use mftplus_types::ErrorCode;
 
 pub use mftplus_types::transfers::max_sealed_len;
 
+/// How long an upload waits for another upload of the same chunk (a cut-off earlier try still
+/// ending) before it is refused as concurrent.
+const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn declared_sha256(headers: &http::HeaderMap) -> ApiResult<[u8; 32]> {
     headers
         .get(CHUNK_SHA256_HEADER)
@@ -194,7 +198,11 @@ pub async fn upload_chunk(
     // Claimed before the recorded row is read: a claim taken after another upload of this
     // index committed and released its own still sees that row, so nothing can overwrite a
     // recorded chunk's blob.
-    let Some(_claim) = state.chunk_claims.claim(&row.id, index) else {
+    let claimed = state
+        .chunk_claims
+        .claim_within(&row.id, index, CLAIM_PATIENCE)
+        .await;
+    let Some(_claim) = claimed else {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!("chunk {index} is being uploaded by another request"),
