@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::chunk_commit::CommitError;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
-use crate::state::AppState;
+use crate::state::{AppState, ChunkClaim};
 use axum::body::Body;
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -128,6 +128,24 @@ fn sealed_limit(headers: &http::HeaderMap, chunk_size: i64, index: u64) -> ApiRe
     Ok(max_sealed)
 }
 
+/// This upload's hold on its chunk, waiting [`CLAIM_PATIENCE`] for another upload of it to end.
+async fn claim<'a>(
+    state: &'a AppState,
+    transfer_id: &str,
+    index: u64,
+) -> ApiResult<ChunkClaim<'a>> {
+    state
+        .chunk_claims
+        .claim_within(transfer_id, index, CLAIM_PATIENCE)
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Conflict,
+                format!("chunk {index} is being uploaded by another request"),
+            )
+        })
+}
+
 /// A chunk sent again for an index already recorded: its bytes are read and hashed, never
 /// stored, and it is accepted only as the very same chunk.
 struct ChunkRetry<'a> {
@@ -198,16 +216,7 @@ pub async fn upload_chunk(
     // Claimed before the recorded row is read: a claim taken after another upload of this
     // index committed and released its own still sees that row, so nothing can overwrite a
     // recorded chunk's blob.
-    let claimed = state
-        .chunk_claims
-        .claim_within(&row.id, index, CLAIM_PATIENCE)
-        .await;
-    let Some(_claim) = claimed else {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("chunk {index} is being uploaded by another request"),
-        ));
-    };
+    let _claim = claim(&state, &row.id, index).await?;
     // The recorded chunk is authoritative: a retry is compared with it and its bytes never
     // reach the blob store.
     let recorded = state.store.get_chunk(&row.id, index as i64).await?;

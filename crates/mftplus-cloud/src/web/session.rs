@@ -126,15 +126,10 @@ pub async fn authenticate(
         return Err(ended());
     };
     let now_ms = state.clock.now_ms();
-    let idle_ms = state.config.config.web.session_idle_minutes as i64 * 60_000;
-    let last_use = row.used_at_ms.unwrap_or(row.issued_at_ms);
-    if row.kind != KIND
-        || row.revoked_at_ms.is_some()
-        || row.expires_at_ms <= now_ms
-        || last_use + idle_ms <= now_ms
-    {
+    if !live_row(state, &row, now_ms) {
         return Err(ended());
     }
+    let last_use = row.used_at_ms.unwrap_or(row.issued_at_ms);
     if now_ms - last_use >= TOUCH_EVERY_MS {
         state.store.touch_token(&id, now_ms).await?;
     }
@@ -170,15 +165,20 @@ pub async fn still_stands(state: &AppState, caller: &Caller) -> bool {
     ) else {
         return false;
     };
-    let now_ms = state.clock.now_ms();
-    let idle_ms = state.config.config.web.session_idle_minutes as i64 * 60_000;
-    let last_use = row.used_at_ms.unwrap_or(row.issued_at_ms);
     let role =
         crate::rbac::effective_role(&row.role, &state.rbac.user_role(&user.email, &user.role));
-    row.revoked_at_ms.is_none()
+    live_row(state, &row, state.clock.now_ms()) && role == caller.role
+}
+
+/// A session row that still stands at `now_ms`: a session, not revoked, within its absolute
+/// and its idle expiry. Sign-in checks and live streams' re-checks share it.
+fn live_row(state: &AppState, row: &mftplus_store::TokenRow, now_ms: i64) -> bool {
+    let idle_ms = state.config.config.web.session_idle_minutes as i64 * 60_000;
+    let last_use = row.used_at_ms.unwrap_or(row.issued_at_ms);
+    row.kind == KIND
+        && row.revoked_at_ms.is_none()
         && row.expires_at_ms > now_ms
         && last_use + idle_ms > now_ms
-        && role == caller.role
 }
 
 /// Ends the caller's session (sign-out).
