@@ -277,8 +277,9 @@ impl Browser {
                 match element.text().await {
                     Ok(found) if found.contains(text) => return Ok(element),
                     Ok(found) => seen.push(format!("{found:?}")),
-                    // Re-rendered between find and read: try again on the next poll.
-                    Err(err) if err.code() == Some("stale element reference") => {}
+                    // Re-rendered or navigated away between find and read (Chromium says
+                    // the latter as an inspector error): try again on the next poll.
+                    Err(err) if is_gone(&err) => {}
                     Err(err) => return Err(err),
                 }
             }
@@ -348,4 +349,10 @@ async fn send(
             .to_owned(),
         message: value["message"].as_str().unwrap_or_default().to_owned(),
     })
+}
+
+/// An element found a moment ago that the page has since replaced or left.
+fn is_gone(err: &BrowserError) -> bool {
+    err.code() == Some("stale element reference")
+        || err.to_string().contains("does not belong to the document")
 }
