@@ -165,4 +165,8 @@ for name in ("sqlite", "postgres"):
     if live is None:
         continue
     print(f"{name:10} {live['first_pass_ms']:>15.0f} {live['second_pass_ms']:>13.0f} {live['first_transitions']:>6}/{live['second_transitions']}")
+    # Where each pass spent its time, statement by statement, as the store measured it.
+    for which in ("first", "second"):
+        for statement in live.get(f"{which}_pass_statements", []):
+            print(f"{'':10}   {which:6} {statement['ms']:>9.1f} ms {statement['count']:>3}x {statement['sql'][:70]}")
 PY

@@ -140,8 +140,12 @@ pub enum KeysCommand {
 pub struct SendArgs {
     /// The file to send, or `-` for standard input (needs --name; cannot be resumed)
     pub file: PathBuf,
-    /// Recipient emails, comma-separated
-    #[arg(value_name = "RECIPIENT[,RECIPIENT…]")]
+    /// Recipient emails, comma-separated (optional with --link: you are always a recipient)
+    #[arg(
+        value_name = "RECIPIENT[,RECIPIENT…]",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub recipients: String,
     /// Accepted for compatibility: transfers are always end-to-end encrypted
     #[arg(long)]
@@ -175,6 +179,34 @@ pub struct SendArgs {
     /// Lifetime such as 7d [default: the server's transfers.retention_days]
     #[arg(long, value_name = "DURATION")]
     pub expires: Option<String>,
+    /// Also make a share link and print its URL: whoever opens it in a browser gets the file,
+    /// decrypted in their browser with the key after the URL's `#` (never sent to the server).
+    /// Needs AES-256-GCM without --compress
+    #[arg(long)]
+    pub link: bool,
+    /// Protect the link with a passphrase too (asked for, or read with --link-passphrase-stdin
+    /// or --link-passphrase-file); tell it to the recipient another way
+    #[arg(long, requires = "link")]
+    pub link_passphrase: bool,
+    /// Read the link's passphrase from the first line of standard input
+    #[arg(
+        long,
+        requires = "link_passphrase",
+        conflicts_with = "link_passphrase_file"
+    )]
+    pub link_passphrase_stdin: bool,
+    /// Read the link's passphrase from the first line of this file (not readable by others)
+    #[arg(long, value_name = "FILE", requires = "link_passphrase")]
+    pub link_passphrase_file: Option<PathBuf>,
+    /// The passphrase alone opens the link: its URL carries no key
+    #[arg(long, requires = "link_passphrase")]
+    pub link_passphrase_only: bool,
+    /// How long the link works, e.g. 24h [default and at most: the transfer's expiry]
+    #[arg(long, value_name = "DURATION", requires = "link")]
+    pub link_expires: Option<String>,
+    /// How many downloads the link allows [default: no limit]
+    #[arg(long, value_name = "N", requires = "link")]
+    pub max_downloads: Option<u32>,
     /// Continue the interrupted send of this FILE to these recipients on this server: only
     /// chunks the server does not hold yet are uploaded. Cipher, compression and chunk size
     /// come from the interrupted send; the file must be unchanged.
@@ -262,6 +294,31 @@ pub enum TransfersCommand {
     Verify { id: String },
     /// Cancel a transfer (sender only)
     Cancel { id: String },
+    /// Share links of a transfer you sent (`mftctl send --link` makes them), or `revoke LINK_ID`
+    Links(LinksArgs),
+    /// Give recipients who had no key when you sent access, now that they have one (every
+    /// transfer of yours, or ID); lists who is still waiting. Runs on its own after any
+    /// signed-in command, too.
+    Grant { id: Option<String> },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LinksArgs {
+    /// The transfer whose links to list
+    #[arg(value_name = "ID", required = true)]
+    pub id: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<LinksCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinksCommand {
+    /// Revoke a link: it no longer opens, and downloads under way stop at their next chunk
+    Revoke {
+        #[arg(value_name = "LINK_ID")]
+        link_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -658,7 +715,6 @@ pub(crate) mod tests {
             "mftctl users create --email a@b.c --type robot",
             "mftctl audit export --format xml",
             "mftctl apikeys create --role readonly",
-            "mftctl send onlyfile",
             "mftctl send f a@b.c --passphrase-stdin",
             "mftctl send f a@b.c --cipher des",
             "mftctl receive --output -",
@@ -669,6 +725,9 @@ pub(crate) mod tests {
         ] {
             assert!(parse(line).is_err(), "{line} accepted");
         }
+        // `send FILE` alone parses (recipients are optional with --link); `send` itself refuses
+        // it without --link (`usage`), tested in tests/transfers.rs.
+        assert!(parse("mftctl send onlyfile --link").is_ok());
         let err = parse("mftctl auth token revoke --user admin@example.com").unwrap_err();
         assert!(err.to_string().contains("--all"), "{err}");
         assert_eq!(err.exit_code(), 2);

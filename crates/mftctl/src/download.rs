@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
-use mftplus_client::{Client, ClientError};
-use mftplus_crypto::stream::{Decryptor, StreamError};
+use mftplus_client::Client;
+use mftplus_crypto::stream::{chunk_sha256, Decryptor, StreamError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -26,6 +26,9 @@ const BUFFERS: usize = DOWNLOADS_AHEAD + 1;
 
 pub type Sink = Box<dyn Write + Send>;
 
+/// A downloaded sealed chunk and its SHA-256.
+type Fetched = (Vec<u8>, [u8; 32]);
+
 /// Downloads chunks `0..count` of transfer `id` and writes their plaintext to `sink`. Returns
 /// the decryptor (for the manifest check, which alone proves the output whole) and the sink.
 pub async fn run(
@@ -37,7 +40,7 @@ pub async fn run(
     progress: &mut Progress,
 ) -> Result<(Decryptor, Sink), CliError> {
     let max_len = decryptor.max_sealed_chunk_len();
-    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, bool)>(1);
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, [u8; 32], bool)>(1);
     let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
     // Writing to the page cache costs as much CPU as decrypting and hashing (the kernel copy
     // dominates a profile of `receive`), so the two run on their own threads and overlap.
@@ -56,12 +59,12 @@ pub async fn run(
     let writer = tokio::task::spawn_blocking(move || {
         let mut decryptor = decryptor;
         let decrypted = (|| {
-            while let Some((mut buffer, last)) = rx.blocking_recv() {
-                // The plaintext goes back into the download buffer (a copy of about a
-                // millisecond for 10 MiB), which then travels to the writer and the pool.
-                let plain = decryptor.open_chunk(&buffer, last).map_err(crypto)?;
-                buffer.clear();
-                buffer.extend_from_slice(plain);
+            while let Some((mut buffer, sha256, last)) = rx.blocking_recv() {
+                // Decrypted in place: the download buffer becomes the plaintext, which then
+                // travels to the writer and back to the pool without a copy.
+                decryptor
+                    .open_chunk_into(&mut buffer, last, Some(sha256))
+                    .map_err(crypto)?;
                 if plain_tx.send(buffer).is_err() {
                     // The writer stopped: its own error says why.
                     break;
@@ -78,7 +81,7 @@ pub async fn run(
     });
     let mut created = 0usize;
 
-    let mut ahead: VecDeque<JoinHandle<Result<Vec<u8>, ClientError>>> = VecDeque::new();
+    let mut ahead: VecDeque<JoinHandle<Result<Fetched, CliError>>> = VecDeque::new();
     let mut next = 0u64;
     let mut fetch_error = None;
     for index in 0..count {
@@ -100,20 +103,30 @@ pub async fn run(
                 client
                     .transfer_chunk_into(&id, at, max_len, &mut buf)
                     .await
-                    .map(|()| buf)
+                    .map_err(|e| {
+                        CliError::new(
+                            e.code(),
+                            format!("download of chunk {at} failed: {}", e.message()),
+                        )
+                    })?;
+                // The manifest's digest needs each sealed chunk's SHA-256: taken here, on a
+                // thread of its own, so hashing overlaps decrypting and writing.
+                tokio::task::spawn_blocking(move || {
+                    let sha256 = chunk_sha256(&buf);
+                    (buf, sha256)
+                })
+                .await
+                .map_err(|e| CliError::new("internal", format!("hashing a chunk failed: {e}")))
             }));
             next += 1;
         }
         let Some(handle) = ahead.pop_front() else {
             break;
         };
-        let sealed = match handle.await {
-            Ok(Ok(sealed)) => sealed,
+        let (sealed, sha256) = match handle.await {
+            Ok(Ok(fetched)) => fetched,
             Ok(Err(e)) => {
-                fetch_error = Some(CliError::new(
-                    e.code(),
-                    format!("download of chunk {index} failed: {}", e.message()),
-                ));
+                fetch_error = Some(e);
                 break;
             }
             Err(e) => {
@@ -125,7 +138,7 @@ pub async fn run(
             }
         };
         let len = sealed.len() as u64;
-        if tx.send((sealed, index + 1 == count)).await.is_err() {
+        if tx.send((sealed, sha256, index + 1 == count)).await.is_err() {
             // The writer stopped: its own error says why.
             break;
         }

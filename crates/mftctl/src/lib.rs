@@ -29,10 +29,12 @@ mod desired;
 mod download;
 mod error;
 mod events;
+mod grants;
 mod hosts;
 mod hubs;
 mod input;
 mod keys;
+mod links;
 mod op_sign;
 mod ops;
 mod output;
@@ -112,6 +114,14 @@ pub async fn run_with(cli: Cli, options: RunOptions<'_>) -> Result<u8, CliError>
 
 async fn run_in(ctx: &mut Context, command: &Command) -> Result<u8, CliError> {
     let result = dispatch(ctx, command).await;
+    // The sender's next run grants what waits for it (decision 0022); best effort, on stderr.
+    let explicit = matches!(
+        command,
+        Command::Logout | Command::Transfers(cli::TransfersCommand::Grant { .. })
+    );
+    if !explicit {
+        grants::auto(ctx).await;
+    }
     // Even a failed command may have received a renewed token worth keeping.
     ctx.persist_renewal();
     result

@@ -11,6 +11,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mftplus_base::direct_io::DirectWriter;
 use mftplus_client::Client;
 use mftplus_crypto::stream::{Decryptor, Header, Identity, StreamError, X25519SecretKey};
 use mftplus_types::transfers::Transfer;
@@ -34,7 +35,9 @@ struct Received {
     /// `-` for standard output.
     path: PathBuf,
     size: u64,
-    sha256: String,
+    /// The manifest's content digest, checked: `chunks-sha256:<hex>` (format version 2) or
+    /// `sha256:<hex>` of the plaintext (version 1).
+    digest: String,
 }
 
 /// Where plaintext goes.
@@ -165,8 +168,8 @@ pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliErr
             Ok(got) => {
                 if matches!(output, Output::Stdout) {
                     note(&format!(
-                        "received {} ({} bytes, SHA-256 {}) from {}",
-                        got.name, got.size, got.sha256, got.sender
+                        "received {} ({} bytes, {}) from {}",
+                        got.name, got.size, got.digest, got.sender
                     ));
                 } else if !ctx.json() {
                     emit(&format!(
@@ -210,6 +213,19 @@ async fn pending(ctx: &mut Context) -> Result<Vec<Transfer>, CliError> {
         t.recipients
             .iter()
             .any(|r| r.kind == "user" && r.id == me && r.downloaded_at.is_none())
+    });
+    // Sent before we had a key: nothing to open until the sender grants (decision 0022).
+    all.retain(|t| {
+        let waiting = t.recipients.iter().any(|r| r.id == me && r.awaiting_grant);
+        if waiting {
+            note(&format!(
+                "transfer {} from {}: {}",
+                t.id,
+                t.sender_email,
+                crate::transfers::WAITING
+            ));
+        }
+        !waiting
     });
     all.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(all)
@@ -279,7 +295,10 @@ async fn download(
         Output::Stdout => None,
     };
     let sink: Sink = match &temp {
-        Some(temp) => Box::new(temp.file()?),
+        Some(temp) => Box::new(
+            DirectWriter::open(&temp.path)
+                .map_err(|e| CliError::io(format!("cannot open {}", temp.path.display()), e))?,
+        ),
         None => Box::new(std::io::stdout()),
     };
     let (decryptor, mut sink) =
@@ -331,7 +350,7 @@ async fn download(
         name: manifest.name.clone(),
         path: target,
         size: manifest.size,
-        sha256: manifest.sha256_hex(),
+        digest: manifest.digest.labelled_hex(),
     })
 }
 

@@ -122,7 +122,8 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
     }
     let chunk_size = chunk_size(&args.chunk_size)?;
     check_duration("--expires", args.expires.as_deref())?;
-    let recipients = split_recipients(&args.recipients)?;
+    let link = crate::links::LinkPlan::from_args(args)?;
+    let recipients = crate::links::recipients(ctx, &args.recipients, link.is_some()).await?;
     if from_stdin && args.passphrase_stdin {
         return Err(CliError::usage(
             "--passphrase-stdin cannot be used when the data comes from standard input; use \
@@ -139,11 +140,14 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
     } else {
         None
     };
-    let public_keys = recipient_keys(ctx, &recipients, passphrase.is_some()).await?;
+    let (public_keys, keyless) = recipient_keys(ctx, &recipients, passphrase.is_some()).await?;
     let mut stanzas: Vec<Recipient<'_>> =
         public_keys.iter().map(|k| Recipient::X25519(*k)).collect();
     if let Some(p) = &passphrase {
         stanzas.push(Recipient::passphrase(p));
+    }
+    if let Some(plan) = &link {
+        stanzas.push(plan.recipient());
     }
     let compression = if args.compress {
         Compression::zstd()
@@ -162,12 +166,15 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         header: header.clone(),
         chunk_size: u64::from(chunk_size),
         expires: args.expires.clone(),
+        awaiting_grant: keyless,
     };
     let request = &request;
     let transfer = ctx
         .call(|c| async move { c.create_transfer(request.clone()).await })
         .await?;
     let id = transfer.id.clone();
+    let made = crate::links::make(ctx, link.as_ref(), &id).await?;
+    crate::grants::after_send(ctx, &transfer);
 
     // Written before the first chunk leaves, so any interruption from here on can resume.
     let saved = match (&source.stamp, &ctx.state_dir) {
@@ -224,9 +231,20 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
             if let Some(dir) = &saved {
                 upload_state::remove(dir, &id);
             }
-            report(ctx, &done, &source.label, trailer.manifest.size)
+            match &made {
+                Some(made) => {
+                    crate::links::report(ctx, &done, &source.label, trailer.manifest.size, made)
+                }
+                None => report(ctx, &done, &source.label, trailer.manifest.size),
+            }
         }
         Err(e) if saved.is_some() => {
+            if let Some(made) = &made {
+                note(&format!(
+                    "the share link works once the send is resumed and complete: {}",
+                    made.url
+                ));
+            }
             note(&format!(
                 "transfer {id} is kept on the server; to continue it run:\n  {}",
                 resume_hint(ctx, args)
@@ -309,13 +327,16 @@ impl Source {
     }
 }
 
-/// Everyone's public key, then our own so we can read our own transfer back (and resume it).
+/// Everyone's public key, then our own so we can read our own transfer back (and resume it),
+/// and the recipients without a key: without a passphrase they wait for our grant (decision
+/// 0022); the server says which of them are no users at all (`unknown_recipient`).
 async fn recipient_keys(
     ctx: &mut Context,
     recipients: &[String],
     with_passphrase: bool,
-) -> Result<Vec<X25519PublicKey>, CliError> {
+) -> Result<(Vec<X25519PublicKey>, Vec<String>), CliError> {
     let mut public_keys: Vec<X25519PublicKey> = Vec::new();
+    let mut keyless = Vec::new();
     for recipient in recipients {
         let r = recipient.as_str();
         match ctx.call(|c| async move { c.get_user_key(r).await }).await {
@@ -335,15 +356,7 @@ async fn recipient_keys(
                     "{recipient} has no public key; they will need the passphrase"
                 ));
             }
-            Err(e) if e.code == ErrorCode::NotFound.as_str() => {
-                return Err(CliError::new(
-                    "no_key",
-                    format!(
-                        "{recipient} has no public key registered (or no such user): they must run \
-                         `mftctl login` or `mftctl keys init` first, or send with --passphrase"
-                    ),
-                ));
-            }
+            Err(e) if e.code == ErrorCode::NotFound.as_str() => keyless.push(recipient.clone()),
             Err(e) => return Err(e),
         }
     }
@@ -357,7 +370,7 @@ async fn recipient_keys(
     if !public_keys.contains(&own) {
         public_keys.push(own);
     }
-    Ok(public_keys)
+    Ok((public_keys, keyless))
 }
 
 /// Sends the sealed manifest; the server then checks the chunks form a whole stream.

@@ -1,5 +1,5 @@
 //! `mftctl transfers list|show|verify|cancel` and `mftctl status ID`: transfer metadata as
-//! the server has it. Nothing here touches keys or plaintext.
+//! the server has it. Nothing here touches keys or plaintext (`transfers grant` is `grants.rs`).
 
 use mftplus_types::transfers::{Transfer, VerifyReport};
 
@@ -8,12 +8,17 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{details, emit, emit_json, note, or_dash, Table};
 
+/// How a recipient the sender has not granted access yet is shown (decision 0022).
+pub const WAITING: &str = "waiting for the sender to grant access";
+
 pub async fn run(ctx: &mut Context, command: &TransfersCommand) -> Result<u8, CliError> {
     match command {
         TransfersCommand::List { status } => list(ctx, status.as_deref()).await,
         TransfersCommand::Show { id } => show(ctx, id).await,
         TransfersCommand::Verify { id } => verify(ctx, id).await,
         TransfersCommand::Cancel { id } => cancel(ctx, id).await,
+        TransfersCommand::Links(args) => crate::links::run(ctx, args).await,
+        TransfersCommand::Grant { id } => crate::grants::run(ctx, id.as_deref()).await,
     }
 }
 
@@ -54,7 +59,9 @@ fn recipients(t: &Transfer) -> String {
     t.recipients
         .iter()
         .map(|r| {
-            if r.downloaded_at.is_some() {
+            if r.awaiting_grant {
+                format!("{} ({WAITING})", r.display)
+            } else if r.downloaded_at.is_some() {
                 format!("{} (downloaded)", r.display)
             } else {
                 r.display.clone()
@@ -144,6 +151,7 @@ fn render(t: &Transfer) -> String {
     ];
     for r in &t.recipients {
         let downloaded = match &r.downloaded_at {
+            _ if r.awaiting_grant => WAITING.into(),
             Some(at) => format!("downloaded {at}"),
             None => "not downloaded".into(),
         };

@@ -195,14 +195,11 @@ async fn put(
     recorded: Arc<HashMap<u64, ChunkInfo>>,
     returned: std_mpsc::Sender<()>,
 ) -> Result<Outcome, CliError> {
-    let SealedChunk { index, last, bytes } = chunk;
-    // Hashing 10 MiB takes milliseconds: off the async threads, so uploads keep flowing.
-    let (bytes, sha) = tokio::task::spawn_blocking(move || {
-        let sha = mftplus_crypto::sha256_hex(&bytes);
-        (bytes, sha)
-    })
-    .await
-    .map_err(|e| CliError::new("internal", format!("hashing a chunk failed: {e}")))?;
+    // The encryptor hashed the chunk once, for the manifest's digest and for this.
+    let sha = chunk.sha256_hex();
+    let SealedChunk {
+        index, last, bytes, ..
+    } = chunk;
     if let Some(have) = recorded.get(&index) {
         let same = have.sha256 == sha && have.last == last && have.size == bytes.len() as u64;
         drop(bytes);

@@ -221,12 +221,16 @@ async fn seed_send_line_missing_keys_and_passphrase() {
     recipient.line("mftctl receive").await.ok();
     assert_eq!(std::fs::read(recipient.path("file")).unwrap(), data);
 
-    // A recipient without a key: a clear error before anything is uploaded.
+    // A recipient who is no user: a clear error before anything is uploaded. (One without a
+    // key waits for the sender's grant instead: tests/grants.rs.)
     let refused = alice
-        .line("mftctl send ./file dave@example.com")
+        .line("mftctl send ./file nobody@example.com")
         .await
-        .fails_with("no_key");
-    assert!(refused.stderr.contains("mftctl keys init"), "{refused:#?}");
+        .fails_with("unknown_recipient");
+    assert!(
+        refused.stderr.contains("nobody@example.com"),
+        "{refused:#?}"
+    );
     let none = alice.line("mftctl transfers list --json").await.ok().json();
     assert_eq!(none.as_array().unwrap().len(), 1, "{none:#}");
     alice
@@ -288,6 +292,11 @@ async fn stdin_to_stdout_with_chacha_and_watch() {
             "mftctl send - bob@example.com --chunk-size 64KiB",
             Some(&text),
         )
+        .await
+        .fails_with("usage");
+    // Recipients may only be left out with --link.
+    alice
+        .run("mftctl send - --name piped.txt", Some(&text))
         .await
         .fails_with("usage");
     let sent = alice

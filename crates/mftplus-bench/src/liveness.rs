@@ -1,12 +1,14 @@
 //! Times `Store::liveness_pass` over a large fleet: every host has reported once, then the pass
 //! runs as if 45 minutes had gone by (every host turns `stale`, one event each), and once more
 //! at the same instant (nothing changes: the cost of the pass the checker runs every minute
-//! on a healthy fleet).
+//! on a healthy fleet). Each pass also reports the time of each statement it sent, as the
+//! store measured it (`mftplus_store::statements`).
 
 use crate::report;
 use crate::seed;
 use crate::BenchError;
-use mftplus_store::{NewHostReport, Store};
+use mftplus_store::statements::{record, summarise};
+use mftplus_store::{LivenessRule, NewHostReport, Store};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +19,16 @@ const HOSTS_PER_CUSTOMER: usize = 1_000;
 /// Reports per `ingest_host_reports` call, about what the cloud's group committer batches.
 const INGEST_BATCH: usize = 1_000;
 const MINUTE_MS: i64 = 60_000;
+/// The interval every host was told, and the one the rule is written for.
+const POLL_SECONDS: i64 = 300;
+
+/// One statement of a pass: its SQL (shortened), how often it ran and its total time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatementTime {
+    pub sql: String,
+    pub count: usize,
+    pub ms: f64,
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LivenessSummary {
@@ -29,6 +41,19 @@ pub struct LivenessSummary {
     /// The same pass again: nothing to change.
     pub second_pass_ms: f64,
     pub second_transitions: usize,
+    pub first_pass_statements: Vec<StatementTime>,
+    pub second_pass_statements: Vec<StatementTime>,
+}
+
+fn statement_times(statements: &[mftplus_store::statements::Statement]) -> Vec<StatementTime> {
+    summarise(statements)
+        .into_iter()
+        .map(|(sql, count, took)| StatementTime {
+            sql: sql.chars().take(90).collect(),
+            count,
+            ms: took.as_secs_f64() * 1000.0,
+        })
+        .collect()
 }
 
 fn minimal_row(host: &seed::SeededHost, customer_id: &str, at_ms: i64) -> NewHostReport {
@@ -50,6 +75,7 @@ fn minimal_row(host: &seed::SeededHost, customer_id: &str, at_ms: i64) -> NewHos
         last_backups_json: "[]".into(),
         pending_signature_json: "[]".into(),
         report_json: serde_json::to_string(&report).unwrap_or_default(),
+        poll_interval_seconds: POLL_SECONDS,
         guests: Vec::new(),
         idempotency_key: None,
     }
@@ -99,14 +125,21 @@ pub async fn run(
     let ingest_s = ingesting.elapsed().as_secs_f64();
 
     // 45 minutes later: past `stale` (30 min), before `down` (60 min), the checker's defaults.
-    let now = reported_at + 45 * MINUTE_MS;
-    let (stale, down) = (30 * MINUTE_MS, 60 * MINUTE_MS);
+    let rule = LivenessRule {
+        now_ms: reported_at + 45 * MINUTE_MS,
+        stale_after_ms: 30 * MINUTE_MS,
+        down_after_ms: 60 * MINUTE_MS,
+        grace_since_ms: 0,
+        poll_interval_seconds: POLL_SECONDS,
+    };
     let timer = Instant::now();
-    let first_changes = store.liveness_pass(now, stale, down, 0).await?;
+    let (first_changes, first) = record(store.liveness_pass(&rule)).await;
     let first_pass_ms = timer.elapsed().as_secs_f64() * 1000.0;
+    let first_changes = first_changes?;
     let timer = Instant::now();
-    let second_changes = store.liveness_pass(now, stale, down, 0).await?;
+    let (second_changes, second) = record(store.liveness_pass(&rule)).await;
     let second_pass_ms = timer.elapsed().as_secs_f64() * 1000.0;
+    let second_changes = second_changes?;
 
     Ok(LivenessSummary {
         hosts,
@@ -116,6 +149,8 @@ pub async fn run(
         first_transitions: first_changes.len(),
         second_pass_ms,
         second_transitions: second_changes.len(),
+        first_pass_statements: statement_times(&first),
+        second_pass_statements: statement_times(&second),
     })
 }
 
@@ -133,5 +168,13 @@ mod tests {
         assert_eq!(summary.first_transitions, 1_003);
         assert_eq!(summary.second_transitions, 0);
         assert!(summary.first_pass_ms > 0.0 && summary.second_pass_ms > 0.0);
+        assert!(
+            summary
+                .first_pass_statements
+                .iter()
+                .any(|statement| statement.sql.starts_with("INSERT INTO events")),
+            "{:?}",
+            summary.first_pass_statements
+        );
     }
 }

@@ -321,6 +321,17 @@ fn run_fleet(command: Command) -> Result<(), BenchError> {
                 summary.second_pass_ms,
                 summary.second_transitions
             );
+            for (pass, statements) in [
+                ("first", &summary.first_pass_statements),
+                ("second", &summary.second_pass_statements),
+            ] {
+                for statement in statements {
+                    eprintln!(
+                        "  {pass} pass {:>9.1} ms {:>3}x {}",
+                        statement.ms, statement.count, statement.sql
+                    );
+                }
+            }
             println!("{}", serde_json::to_string(&summary)?);
         }
         _ => unreachable!("dispatched by run"),

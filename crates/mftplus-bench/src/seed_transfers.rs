@@ -33,6 +33,7 @@ async fn people(store: &dyn Store, now_ms: i64) -> Result<Vec<NewRecipient>, Ben
             kind: "user".into(),
             id: user.id,
             display: user.email,
+            awaiting_grant: false,
         });
     }
     Ok(made)

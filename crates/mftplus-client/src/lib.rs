@@ -15,6 +15,7 @@ mod certificates;
 mod error;
 mod fleet;
 mod hubs;
+mod links;
 mod transfers;
 
 use std::fmt;

@@ -3,8 +3,9 @@
 
 use mftplus_types::routes::{self, fill};
 use mftplus_types::transfers::{
-    ChunkInfo, ChunkReceipt, CompleteTransferRequest, CreateTransferRequest, PublicKeyBody,
-    Transfer, UserPublicKey, VerifyReport, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER,
+    ChunkInfo, ChunkReceipt, CompleteTransferRequest, CreateTransferRequest, GrantRequest,
+    PendingGrant, PublicKeyBody, Transfer, UserPublicKey, VerifyReport, CHUNK_LAST_HEADER,
+    CHUNK_SHA256_HEADER,
 };
 
 use crate::{Accepted, Client, ClientError, Method};
@@ -155,6 +156,25 @@ impl Client {
     pub async fn verify_transfer(&self, id: &str) -> Result<VerifyReport, ClientError> {
         let path = fill(routes::TRANSFER_VERIFY, "id", id);
         self.fetch(self.builder(Method::POST, &path)).await
+    }
+
+    /// `GET /api/v1/transfers/grants`: the caller's transfers with recipients waiting for a
+    /// grant (decision 0022), oldest first.
+    pub async fn pending_grants(&self) -> Result<Vec<PendingGrant>, ClientError> {
+        self.fetch(self.builder(Method::GET, routes::PENDING_GRANTS))
+            .await
+    }
+
+    /// `POST /api/v1/transfers/{id}/grants`: the sender's header with stanzas appended for
+    /// waiting recipients.
+    pub async fn grant_transfer(
+        &self,
+        id: &str,
+        request: &GrantRequest,
+    ) -> Result<Transfer, ClientError> {
+        let path = fill(routes::TRANSFER_GRANTS, "id", id);
+        self.fetch(self.builder(Method::POST, &path).json(request))
+            .await
     }
 
     /// Through an edge hub that cannot reach the cloud the answer is `Queued`.

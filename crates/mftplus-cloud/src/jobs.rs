@@ -37,6 +37,10 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
 /// blob that is gone while the transfer could still be served. Safe to run on several replicas:
 /// every step is idempotent.
 async fn sweep_transfers(state: &AppState, now: i64) {
+    // Lapsed share-link tickets (decision 0023) are worthless; a chunk fetch checks the expiry.
+    if let Err(err) = state.store.prune_link_tickets(now).await {
+        tracing::warn!(error = %err, "pruning lapsed link tickets failed");
+    }
     let expired = match state.store.expire_transfers(now).await {
         Ok(ids) => ids,
         Err(err) => {

@@ -6,8 +6,8 @@ use crate::handlers::fleet::{
     customers, desired, enroll, events, hosts, keys as host_keys, ops, reports,
 };
 use crate::handlers::{
-    apikeys, audit, auth, certificates, config, health, hubs, keys, passwords, site, tokens,
-    transfers, users,
+    apikeys, audit, auth, certificates, config, grants, health, hubs, keys, passwords, site,
+    tokens, transfers, users,
 };
 use crate::middleware::{guard, RouteCtx};
 use crate::state::AppState;
@@ -131,9 +131,20 @@ table! {
     "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
     "transfer_received"   POST   paths::TRANSFER_RECEIVED => READ;
     "transfer_cancel"     POST   paths::TRANSFER_CANCEL => CANCEL;
+    // Any credential: the caller's own sent transfers only (an mftctl run looks on its own).
+    "transfers_pending_grants" GET paths::PENDING_GRANTS => Access::Authenticated;
+    "transfer_grant"      POST   paths::TRANSFER_GRANTS => SEND;
     "audit_list"          GET    paths::AUDIT => Access::Permission("logs:read");
     "audit_export"        GET    paths::AUDIT_EXPORT => Access::Permission("logs:read");
     "audit_verify"        POST   paths::AUDIT_VERIFY => Access::Permission("logs:read");
+    // Share links (decision 0023): the sender's three, then the public ones a link's page
+    // calls (rate limited per address, audited; chunks need the open's ticket).
+    "transfer_links_create" POST paths::TRANSFER_LINKS => SEND;
+    "transfer_links_list" GET    paths::TRANSFER_LINKS => READ;
+    "link_revoke"         POST   paths::LINK_REVOKE => CANCEL;
+    "shared_get"          GET    paths::SHARED => Access::Public;
+    "shared_open"         POST   paths::SHARED_OPEN => Access::Public;
+    "shared_chunk"        GET    paths::SHARED_CHUNK => Access::Public;
     "host_report"         POST   paths::HOST_REPORT => Access::Host;
     "guest_report"        POST   paths::GUEST_REPORT => Access::Guest;
     "host_desired_get"    GET    paths::HOST_DESIRED_STATE => Access::HostOr("fleet:read");
@@ -238,6 +249,10 @@ table! {
     "web_transfer"        GET    "/transfers/{transfer_id}" => READ;
     "web_transfer_verify" POST   "/transfers/{transfer_id}/verify" => READ;
     "web_transfer_cancel" POST   "/transfers/{transfer_id}/cancel" => CANCEL;
+    "web_transfer_link_revoke" POST "/transfers/{transfer_id}/links/{link_id}/revoke" => CANCEL;
+    // A share link's page and its service worker: no sign-in, the link is the credential.
+    "web_link"            GET    "/s/{token}" => Access::Public;
+    "web_link_worker"     GET    "/s/sw.js" => Access::Public;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -312,9 +327,17 @@ fn api_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "transfer_verify" => post(transfers::verify),
         "transfer_received" => post(transfers::received),
         "transfer_cancel" => post(transfers::cancel),
+        "transfers_pending_grants" => get(grants::index),
+        "transfer_grant" => post(grants::create),
         "audit_list" => get(audit::index),
         "audit_export" => get(audit::export),
         "audit_verify" => post(audit::verify),
+        "transfer_links_create" => post(crate::handlers::links::create),
+        "transfer_links_list" => get(crate::handlers::links::index),
+        "link_revoke" => post(crate::handlers::links::revoke),
+        "shared_get" => get(crate::handlers::links::shared),
+        "shared_open" => post(crate::handlers::links::open),
+        "shared_chunk" => get(crate::handlers::links::chunk),
         _ => return fleet_handler(id),
     })
 }
@@ -431,6 +454,9 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_transfer" => get(web::pages::transfers::show),
         "web_transfer_verify" => post(web::pages::transfers::verify),
         "web_transfer_cancel" => post(web::pages::transfers::cancel),
+        "web_transfer_link_revoke" => post(web::pages::links::revoke),
+        "web_link" => get(web::pages::links::page),
+        "web_link_worker" => get(web::assets::link_worker),
         _ => return None,
     })
 }

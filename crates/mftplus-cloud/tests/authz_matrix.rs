@@ -5,6 +5,7 @@
 mod common;
 mod fleet_support;
 mod hub_support;
+mod link_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, ROUTES};
@@ -54,6 +55,9 @@ async fn send(w: &World, cred: &Cred, method: &str, (path, body): (String, Body)
 /// A request for the route, acting on fresh resources owned by alice so destructive routes can
 /// be called repeatedly. Every route in the table must have one.
 async fn fixture(w: &World, id: &str) -> (String, Body) {
+    if let Some(request) = link_fixture(w, id).await {
+        return request;
+    }
     if let Some(request) = transfer_fixture(w, id).await {
         return request;
     }
@@ -138,6 +142,11 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
             )
         }
         "transfers_list" => json("/api/v1/transfers".into(), None),
+        "transfers_pending_grants" => json("/api/v1/transfers/grants".into(), None),
+        "transfer_grant" => {
+            let w = waiting_transfer(c, &alice, &admin(c), "admin@example.com").await;
+            json(format!("/api/v1/transfers/{}/grants", w.id), Some(w.grant))
+        }
         "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
         | "transfer_verify" | "transfer_received" | "transfer_cancel" => {
             let transfer = complete_transfer(c, &alice, "admin@example.com").await;
@@ -154,6 +163,50 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
         }
         _ => None,
     }
+}
+
+/// Share links (decision 0023): alice's linkable transfer, a link to it, and for the chunk an
+/// open's ticket; anonymous callers use the public three.
+async fn link_fixture(w: &World, id: &str) -> Option<(String, Body)> {
+    use link_support::*;
+    let c = &w.cloud;
+    let alice = alice(w).await;
+    let fresh_link = || async {
+        let transfer = linkable_transfer(c, &alice, "admin@example.com").await;
+        let (link, token) = make_link(c, &alice, &transfer, json!({})).await;
+        (transfer, link, token)
+    };
+    Some(match id {
+        "transfer_links_create" | "transfer_links_list" => {
+            let transfer = linkable_transfer(c, &alice, "admin@example.com").await;
+            let body = (id == "transfer_links_create").then(|| json!({"max_downloads": 3}));
+            (
+                format!("/api/v1/transfers/{transfer}/links"),
+                Body::Json(body),
+            )
+        }
+        "link_revoke" => {
+            let (_, link, _) = fresh_link().await;
+            (format!("/api/v1/links/{link}/revoke"), Body::Json(None))
+        }
+        "shared_get" | "shared_open" => {
+            let (_, _, token) = fresh_link().await;
+            let path = match id {
+                "shared_get" => format!("/api/v1/shared/{token}"),
+                _ => format!("/api/v1/shared/{token}/open"),
+            };
+            (path, Body::Json(None))
+        }
+        "shared_chunk" => {
+            let (_, _, token) = fresh_link().await;
+            let ticket = open_link(c, &token).await;
+            (
+                format!("/api/v1/shared/{token}/chunks/0"),
+                Body::Raw(Vec::new(), vec![("x-link-ticket".into(), ticket)]),
+            )
+        }
+        _ => return None,
+    })
 }
 
 /// Operator routes of the fleet; each destructive one acts on a fresh customer or host.
@@ -416,6 +469,10 @@ fn cross_user_expectation(id: &str) -> Option<u16> {
         "tokens_list" => Some(403),
         "tokens_revoke" | "user_tokens_revoke" | "users_get" | "apikeys_resolve"
         | "apikeys_get" | "apikeys_delete" | "apikeys_rotate" => Some(404),
+        // Someone else's transfer is absent to a stranger.
+        "transfer_grant" => Some(404),
+        // Another user's transfer's links are absent to bob, and so is revoking one.
+        "transfer_links_create" | "transfer_links_list" | "link_revoke" => Some(404),
         _ => None,
     }
 }

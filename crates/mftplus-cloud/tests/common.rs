@@ -246,3 +246,90 @@ pub fn forge_jwt(claims: Value) -> String {
 pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// A transfer waiting for a grant (decision 0022), with what a sender's client would hold.
+pub struct Waiting {
+    pub id: String,
+    pub recipient_id: String,
+    pub sender_key: mftplus_crypto::stream::X25519SecretKey,
+    pub recipient_key: mftplus_crypto::stream::X25519SecretKey,
+    /// The header as created: encrypted to the sender alone.
+    pub base: Vec<u8>,
+    /// A valid grant of the recipient's key, as `POST /transfers/{id}/grants` takes it.
+    pub grant: Value,
+}
+
+/// `sender` sends to `recipient_email` before the recipient has a key (the header holds only
+/// the sender's stanza); then the recipient (`recipient`) registers a fresh key.
+pub async fn waiting_transfer(
+    cloud: &TestCloud,
+    sender: &Cred,
+    recipient: &Cred,
+    recipient_email: &str,
+) -> Waiting {
+    use base64::Engine;
+    use mftplus_crypto::stream::{
+        add_x25519_recipients, Encryptor, Identity, Recipient, StreamOptions, X25519SecretKey,
+        MIN_CHUNK_SIZE,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sender_key = X25519SecretKey::generate().unwrap();
+    let options = StreamOptions {
+        chunk_size: MIN_CHUNK_SIZE,
+        ..StreamOptions::default()
+    };
+    let base = Encryptor::new(&options, &[Recipient::X25519(sender_key.public_key())])
+        .unwrap()
+        .header_bytes()
+        .to_vec();
+    let created = call(
+        cloud,
+        sender,
+        "POST",
+        "/api/v1/transfers",
+        Some(json!({
+            "recipients": [recipient_email], "header": b64.encode(&base),
+            "chunk_size": MIN_CHUNK_SIZE, "awaiting_grant": [recipient_email],
+        })),
+    )
+    .await;
+    assert_eq!(created.status, 201, "create: {:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let recipient_id = created.body["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["display"] == recipient_email)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let recipient_key = X25519SecretKey::generate().unwrap();
+    let put = call(
+        cloud,
+        recipient,
+        "PUT",
+        "/api/v1/users/me/key",
+        Some(json!({"public_key": recipient_key.public_key().to_encoded()})),
+    )
+    .await;
+    assert_eq!(put.status, 200, "register key: {:?}", put.body);
+    let header = add_x25519_recipients(
+        &base,
+        &[Identity::X25519(&sender_key)],
+        &[recipient_key.public_key()],
+    )
+    .unwrap();
+    let grant = json!({
+        "recipients": [recipient_id], "header": b64.encode(&header),
+        "base_header_sha256": mftplus_crypto::sha256_hex(&base),
+    });
+    Waiting {
+        id,
+        recipient_id,
+        sender_key,
+        recipient_key,
+        base,
+        grant,
+    }
+}

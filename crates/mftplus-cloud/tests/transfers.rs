@@ -231,11 +231,7 @@ async fn encrypted_transfer_round_trip_with_integrity_checks() {
     for chunk in &sealed.chunks {
         let (status, bytes) = raw_get(&cloud, &bob, &chunk_path(chunk.index)).await;
         assert_eq!(status, 200);
-        let sealed_chunk = SealedChunk {
-            index: chunk.index,
-            last: chunk.last,
-            bytes,
-        };
+        let sealed_chunk = SealedChunk::from_bytes(chunk.index, chunk.last, bytes);
         plain.extend_from_slice(decryptor.open(&sealed_chunk).unwrap());
     }
     let (_, manifest) = raw_get(&cloud, &bob, &format!("/api/v1/transfers/{id}/manifest")).await;
@@ -359,17 +355,13 @@ async fn encrypted_transfer_round_trip_with_integrity_checks() {
     .unwrap();
     let mut decryptor = Decryptor::new(header, &[Identity::X25519(&bob_secret)]).unwrap();
     decryptor
-        .open(&SealedChunk {
-            index: 0,
-            last: false,
-            bytes: raw_get(&cloud, &bob, &chunk_path(0)).await.1,
-        })
+        .open(&SealedChunk::from_bytes(
+            0,
+            false,
+            raw_get(&cloud, &bob, &chunk_path(0)).await.1,
+        ))
         .unwrap();
-    let tampered = SealedChunk {
-        index: 1,
-        last: false,
-        bytes: raw_get(&cloud, &bob, &chunk_path(1)).await.1,
-    };
+    let tampered = SealedChunk::from_bytes(1, false, raw_get(&cloud, &bob, &chunk_path(1)).await.1);
     assert!(matches!(
         decryptor.open(&tampered),
         Err(StreamError::ChunkAuthFailed { index: 1 })

@@ -310,6 +310,22 @@ async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
         recipients: Vec::new(),
     };
     let id = store.create_transfer(&transfer).await.unwrap().id;
+    if path.contains("{link_id}") {
+        // A link row of that transfer (the store does not read the header).
+        let link = mftplus_store::NewLink {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            transfer_id: id.clone(),
+            token_hash: mftplus_crypto::sha256_hex(uuid::Uuid::new_v4().as_bytes()),
+            created_by: transfer.sender_id.clone(),
+            created_at_ms: now,
+            expires_at_ms: now + 86_400_000,
+            max_downloads: None,
+        };
+        let link = store.create_link(&link).await.unwrap().id;
+        return path
+            .replace("{transfer_id}", &id)
+            .replace("{link_id}", &link);
+    }
     path.replace("{transfer_id}", &id)
 }
 

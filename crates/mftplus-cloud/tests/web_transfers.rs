@@ -539,3 +539,46 @@ async fn the_live_stream_says_when_a_chunk_is_stored() {
     .await;
     assert_eq!(refused.status, 404);
 }
+
+/// A recipient without a key when the file was sent (decision 0022) is shown waiting, on the
+/// listing and the transfer's page, until the sender's grant.
+#[tokio::test]
+async fn a_waiting_recipient_is_shown_until_granted() {
+    let cloud = TestCloud::spawn().await;
+    let alice = person(&cloud, "alice@example.com", "user").await;
+    let bob = person(&cloud, "bob@example.com", "user").await;
+    let waiting = waiting_transfer(&cloud, &alice.cred, &bob.cred, &bob.email).await;
+    let id = &waiting.id;
+    for who in [&alice, &bob] {
+        let listing = get(&cloud, "/transfers", &who.cookie).await;
+        assert!(
+            row_of(&listing.body, id).contains("1 waiting for the sender to grant access"),
+            "{}",
+            listing.body
+        );
+        let page = get(&cloud, &format!("/transfers/{id}"), &who.cookie).await;
+        assert!(
+            page.body.contains("Waiting for the sender to grant access"),
+            "{}",
+            page.body
+        );
+    }
+    let granted = call(
+        &cloud,
+        &alice.cred,
+        "POST",
+        &format!("/api/v1/transfers/{id}/grants"),
+        Some(waiting.grant.clone()),
+    )
+    .await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    let page = get(&cloud, &format!("/transfers/{id}"), &bob.cookie).await;
+    assert!(
+        !page.body.contains("Waiting for the sender"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Not yet"), "{}", page.body);
+    let listing = get(&cloud, "/transfers", &bob.cookie).await;
+    assert!(!row_of(&listing.body, id).contains("waiting for the sender"));
+}

@@ -5,9 +5,9 @@ use std::io::Cursor;
 
 use mftplus_crypto::stream::{
     decrypt_reader_to_writer, encrypt_reader_to_writer, read_frame, CipherId, Compression,
-    Decryptor, Encryptor, Frame, Header, Identity, Manifest, ManifestInfo, Recipient, SealedChunk,
-    StreamError, StreamOptions, X25519SecretKey, DEFAULT_CHUNK_SIZE, DEFAULT_PBKDF2_ITERATIONS,
-    FRAME_CHUNK, FRAME_LAST_CHUNK, FRAME_MANIFEST, MIN_CHUNK_SIZE,
+    ContentDigest, Decryptor, Encryptor, Frame, Header, Identity, Manifest, ManifestInfo,
+    Recipient, SealedChunk, StreamError, StreamOptions, X25519SecretKey, DEFAULT_CHUNK_SIZE,
+    DEFAULT_PBKDF2_ITERATIONS, FRAME_CHUNK, FRAME_LAST_CHUNK, FRAME_MANIFEST, MIN_CHUNK_SIZE,
 };
 use proptest::prelude::*;
 
@@ -104,7 +104,49 @@ fn check_round_trip(plain: &[u8], stream: &[u8], identities: &[Identity<'_>]) {
     assert_eq!(manifest.chunk_count, chunks_for(plain.len()));
     assert_eq!(manifest.name, "payload.bin");
     assert_eq!(manifest.mode, Some(0o640));
-    assert_eq!(manifest.sha256_hex(), mftplus_crypto::sha256_hex(plain));
+    assert_eq!(
+        manifest.digest,
+        ContentDigest::ChunkList(chunk_list_digest(stream))
+    );
+}
+
+/// The version 2 digest recomputed from the stream's frames, independently of the reader.
+fn chunk_list_digest(stream: &[u8]) -> [u8; 32] {
+    let mut rest = stream;
+    let header = Header::read_from(&mut rest).unwrap();
+    assert_eq!(header.version(), 2);
+    let mut list = ring::digest::Context::new(&ring::digest::SHA256);
+    list.update(b"mftplus-stream-v2 chunk-digest");
+    while let Frame::Chunk { len, .. } = read_frame(&mut rest).unwrap() {
+        list.update(ring::digest::digest(&ring::digest::SHA256, &rest[..len]).as_ref());
+        rest = &rest[len..];
+    }
+    list.finish().as_ref().try_into().unwrap()
+}
+
+/// Streams written by release 0.1's writer (format version 1, plaintext SHA-256 in the
+/// manifest), kept as files: this release must keep reading them.
+#[test]
+fn version_1_streams_still_open() {
+    let secret = X25519SecretKey::from_bytes([7u8; 32]);
+    let plain = include_bytes!("vectors/v1-plain.bin");
+    for stream in [
+        &include_bytes!("vectors/v1-aes-none.mftp")[..],
+        &include_bytes!("vectors/v1-chacha-zstd.mftp")[..],
+    ] {
+        let (out, manifest) = decrypt(stream, &[Identity::X25519(&secret)]).unwrap();
+        assert!(out == plain);
+        assert_eq!(manifest.name, "vector.bin");
+        assert_eq!(
+            manifest.plaintext_sha256().map(hex::encode),
+            Some(mftplus_crypto::sha256_hex(plain))
+        );
+        // One flipped bit in the last chunk's tag still fails.
+        let mut bad = stream.to_vec();
+        let at = bad.len() - 100;
+        bad[at] ^= 1;
+        assert!(decrypt(&bad, &[Identity::X25519(&secret)]).is_err());
+    }
 }
 
 fn matrix(kind: &str) {
@@ -220,10 +262,15 @@ fn sans_io_api_matches_the_reader_writer_path() {
         assert_eq!(c.index, i as u64);
         assert_eq!(c.last, i == 5);
     }
-    assert_eq!(
-        trailer.manifest.sha256_hex(),
-        mftplus_crypto::sha256_hex(&plain)
-    );
+    // Each chunk's stated hash is its bytes' SHA-256; the manifest's digest is their list's.
+    let mut list = ring::digest::Context::new(&ring::digest::SHA256);
+    list.update(mftplus_crypto::stream::CHUNK_DIGEST_LABEL);
+    for c in &chunks {
+        assert_eq!(c.sha256_hex(), mftplus_crypto::sha256_hex(&c.bytes));
+        list.update(&c.sha256);
+    }
+    let list: [u8; 32] = list.finish().as_ref().try_into().unwrap();
+    assert_eq!(trailer.manifest.digest, ContentDigest::ChunkList(list));
 
     let (h, used) = Header::parse(&header).unwrap();
     assert_eq!(used, header.len());
@@ -413,8 +460,12 @@ fn tampered_header_fields_are_detected() {
     // Magic and version are checked first.
     let e = tamper(&|s| s[1] = b'X');
     assert!(matches!(e, StreamError::BadMagic), "{e:?}");
-    let e = tamper(&|s| s[4] = 2);
-    assert!(matches!(e, StreamError::UnsupportedVersion(2)), "{e:?}");
+    let e = tamper(&|s| s[4] = 3);
+    assert!(matches!(e, StreamError::UnsupportedVersion(3)), "{e:?}");
+    // A version 2 stream relabelled as version 1 (whose manifest digest means something
+    // else): the version byte is under the header MAC.
+    let e = tamper(&|s| s[4] = 1);
+    assert!(matches!(e, StreamError::HeaderTampered), "{e:?}");
 }
 
 #[test]

@@ -204,6 +204,7 @@ async fn complete_transfer(sender: &Client, recipient: &str) -> String {
             header: b64.encode(encryptor.header_bytes()),
             chunk_size: MIN_CHUNK_SIZE as u64,
             expires: None,
+            awaiting_grant: Vec::new(),
         })
         .await
         .unwrap();

@@ -21,6 +21,7 @@ mod certificates;
 mod error;
 mod fleet;
 mod hubs;
+mod links;
 mod migrate;
 mod sql;
 #[cfg(feature = "testing")]
@@ -36,7 +37,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mftplus_store::{
     ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
     NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
-    TokenRow, TransferFilter, TransferRow, UserKeyRow, UserRow, UserUpdate,
+    TokenRow, TransferFilter, TransferGrant, TransferRow, UserKeyRow, UserRow, UserUpdate,
 };
 use tokio_postgres::NoTls;
 
@@ -384,5 +385,18 @@ impl Store for PostgresStore {
 
     async fn delete_transfer(&self, id: &str) -> StoreResult<()> {
         in_transaction!(self, |tx| transfers::delete(&tx, id))
+    }
+
+    async fn list_awaiting_grants(
+        &self,
+        sender_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TransferRow>> {
+        transfers::list_awaiting_grants(&self.client().await?, sender_id, now_ms, limit).await
+    }
+
+    async fn grant_transfer_access(&self, grant: &TransferGrant) -> StoreResult<TransferRow> {
+        in_transaction!(self, |tx| transfers::grant(&tx, grant))
     }
 }

@@ -7,9 +7,9 @@
 
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
-    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkBatch,
-    ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult,
-    TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
+    check_complete_chunks, check_grant, plan_chunk_batch, recipient_kind, transfer_status,
+    ChunkBatch, ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError,
+    StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -109,8 +109,8 @@ async fn attach_recipients<C: GenericClient>(
     let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let recipients = sql::query(
         client,
-        "SELECT transfer_id, recipient_kind, recipient_id, display, downloaded_at_ms \
-         FROM transfer_recipients WHERE transfer_id = ANY($1) \
+        "SELECT transfer_id, recipient_kind, recipient_id, display, downloaded_at_ms, \
+         awaiting_grant, granted_at_ms FROM transfer_recipients WHERE transfer_id = ANY($1) \
          ORDER BY recipient_kind COLLATE \"C\", recipient_id COLLATE \"C\"",
         &[&ids],
     )
@@ -122,6 +122,8 @@ async fn attach_recipients<C: GenericClient>(
             id: recipient.try_get(2).db()?,
             display: recipient.try_get(3).db()?,
             downloaded_at_ms: recipient.try_get(4).db()?,
+            awaiting_grant: recipient.try_get(5).db()?,
+            granted_at_ms: recipient.try_get(6).db()?,
         };
         for row in rows.iter_mut().filter(|row| row.id == transfer_id) {
             row.recipients.push(parsed.clone());
@@ -174,12 +176,19 @@ pub(crate) async fn create<C: GenericClient>(
             .iter()
             .map(|r| r.display.as_str())
             .collect();
+        let awaiting: Vec<bool> = transfer
+            .recipients
+            .iter()
+            .map(|r| r.awaiting_grant)
+            .collect();
         sql::execute(
             tx,
-            "INSERT INTO transfer_recipients (transfer_id, recipient_kind, recipient_id, display) \
-             SELECT $1, kind, id, display FROM unnest($2::text[], $3::text[], $4::text[]) \
-             AS r(kind, id, display)",
-            &[&transfer.id, &kinds, &ids, &displays],
+            "INSERT INTO transfer_recipients (transfer_id, recipient_kind, recipient_id, display, \
+             awaiting_grant) \
+             SELECT $1, kind, id, display, awaiting \
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[]) \
+             AS r(kind, id, display, awaiting)",
+            &[&transfer.id, &kinds, &ids, &displays, &awaiting],
         )
         .await?;
     }
@@ -482,6 +491,9 @@ pub(crate) async fn delete<C: GenericClient>(tx: &C, id: &str) -> StoreResult<()
     )
     .await?;
     for statement in [
+        "DELETE FROM link_tickets WHERE link_id IN \
+         (SELECT id FROM transfer_links WHERE transfer_id = $1)",
+        "DELETE FROM transfer_links WHERE transfer_id = $1",
         "DELETE FROM transfer_chunks WHERE transfer_id = $1",
         "DELETE FROM transfer_recipients WHERE transfer_id = $1",
         "DELETE FROM transfers WHERE id = $1",
@@ -489,4 +501,80 @@ pub(crate) async fn delete<C: GenericClient>(tx: &C, id: &str) -> StoreResult<()
         sql::execute(tx, statement, &[&id]).await?;
     }
     Ok(())
+}
+
+// ---- grants (decision 0022) ----
+
+/// The waiting rows come from the partial index on `awaiting_grant`, so a sender with nothing
+/// waiting costs one index probe.
+pub(crate) async fn list_awaiting_grants<C: GenericClient>(
+    client: &C,
+    sender_id: &str,
+    now_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<TransferRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transfers WHERE id IN \
+         (SELECT transfer_id FROM transfer_recipients WHERE awaiting_grant \
+          AND recipient_kind = $2) \
+         AND sender_id = $1 AND status IN ($3, $4) AND expires_at_ms > $5 \
+         ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $6"
+    );
+    let mut rows = sql::query(
+        client,
+        &sql,
+        &[
+            &sender_id,
+            &recipient_kind::USER,
+            &transfer_status::UPLOADING,
+            &transfer_status::COMPLETE,
+            &now_ms,
+            &i64::from(limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect::<StoreResult<Vec<_>>>()?;
+    attach_recipients(client, &mut rows).await?;
+    Ok(rows)
+}
+
+/// The caller wraps this in a transaction. The row is locked first, so a racing grant built
+/// from the same header waits and then finds it changed.
+pub(crate) async fn grant<C: GenericClient>(
+    tx: &C,
+    grant: &TransferGrant,
+) -> StoreResult<TransferRow> {
+    sql::query_opt(
+        tx,
+        "SELECT 1 FROM transfers WHERE id = $1 FOR UPDATE",
+        &[&grant.transfer_id],
+    )
+    .await?;
+    let row = load(tx, &grant.transfer_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    check_grant(&row, grant).map_err(|text| StoreError::Conflict(text.into()))?;
+    sql::execute(
+        tx,
+        "UPDATE transfers SET header = $2 WHERE id = $1",
+        &[&grant.transfer_id, &grant.header],
+    )
+    .await?;
+    sql::execute(
+        tx,
+        "UPDATE transfer_recipients SET awaiting_grant = FALSE, granted_at_ms = $4 \
+         WHERE transfer_id = $1 AND recipient_kind = $2 AND recipient_id = ANY($3)",
+        &[
+            &grant.transfer_id,
+            &recipient_kind::USER,
+            &grant.recipient_ids,
+            &grant.at_ms,
+        ],
+    )
+    .await?;
+    load(tx, &grant.transfer_id)
+        .await?
+        .ok_or(StoreError::NotFound)
 }

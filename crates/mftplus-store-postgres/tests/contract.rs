@@ -17,6 +17,20 @@ async fn contract_on_a_fresh_database() {
     db.drop_now().await;
 }
 
+/// Grants (decision 0022) alone, for a quick run; `run_all` includes them. Two independent
+/// stores stand for two cloud processes racing on one transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_contract() {
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(db.url()).await.expect("connect"));
+    store.migrate().await.unwrap();
+    mftplus_store::contract::transfer_grants(&*store).await;
+    mftplus_store::contract::concurrent_grants(store).await;
+    db.drop_now().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_migrating_at_once_apply_each_migration_once() {
     let Some(db) = fresh_database().await else {

@@ -17,6 +17,7 @@ mod certificates;
 mod error;
 mod fleet;
 mod hubs;
+mod links;
 mod migrate;
 mod pool;
 mod tokens;
@@ -31,7 +32,7 @@ use async_trait::async_trait;
 use mftplus_store::{
     ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
     NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
-    TokenRow, TransferFilter, TransferRow, UserKeyRow, UserRow, UserUpdate,
+    TokenRow, TransferFilter, TransferGrant, TransferRow, UserKeyRow, UserRow, UserUpdate,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -566,6 +567,22 @@ impl Store for SqliteStore {
     async fn delete_transfer(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |conn| transfers::delete(conn, &id)).await
+    }
+
+    async fn list_awaiting_grants(
+        &self,
+        sender_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TransferRow>> {
+        let sender_id = sender_id.to_owned();
+        self.read(move |conn| transfers::list_awaiting_grants(conn, &sender_id, now_ms, limit))
+            .await
+    }
+
+    async fn grant_transfer_access(&self, grant: &TransferGrant) -> StoreResult<TransferRow> {
+        let grant = grant.clone();
+        self.write(move |conn| transfers::grant(conn, &grant)).await
     }
 }
 

@@ -43,6 +43,18 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_listing_filters",
         include_str!("../migrations/0012_listing_filters.sql"),
     ),
+    (
+        "0013_transfer_grants",
+        include_str!("../migrations/0013_transfer_grants.sql"),
+    ),
+    (
+        "0014_transfer_links",
+        include_str!("../migrations/0014_transfer_links.sql"),
+    ),
+    (
+        "0015_poll_interval_liveness",
+        include_str!("../migrations/0015_poll_interval_liveness.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

@@ -3,11 +3,50 @@
 //! SQLite calls block, so every call runs on tokio's blocking pool; waiting for a free
 //! connection happens on a semaphore instead, so a queue of callers costs no threads.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use mftplus_store::statements::StatementLog;
 use mftplus_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
+
+thread_local! {
+    /// The log SQLite's profile hook writes to while `recorded` runs on this thread. The hook
+    /// is a plain function (SQLite calls it with no context of ours), so the log travels here.
+    static RECORDING: RefCell<Option<Arc<StatementLog>>> = const { RefCell::new(None) };
+}
+
+/// SQLite calls this as each statement of the connection finishes, with the statement's SQL
+/// text (parameters not expanded) and how long it ran.
+fn on_statement(sql: &str, took: Duration) {
+    RECORDING.with(|slot| {
+        if let Some(log) = slot.borrow().as_ref() {
+            log.push(sql, took);
+        }
+    });
+}
+
+/// Runs `f` with SQLite's profile hook reporting to `log`, and removes the hook afterwards,
+/// panic or not: connections go back to the pool unhooked, so nobody else pays for it.
+fn recorded<T>(
+    conn: &mut Connection,
+    log: Arc<StatementLog>,
+    f: impl FnOnce(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    struct Unhook<'a>(&'a mut Connection);
+    impl Drop for Unhook<'_> {
+        fn drop(&mut self) {
+            self.0.profile(None);
+            RECORDING.with(|slot| slot.borrow_mut().take());
+        }
+    }
+    RECORDING.with(|slot| *slot.borrow_mut() = Some(log));
+    conn.profile(Some(on_statement));
+    let guard = Unhook(conn);
+    f(&mut *guard.0)
+}
 
 pub(crate) struct Pool {
     idle: Mutex<Vec<Connection>>,
@@ -56,6 +95,8 @@ impl Pool {
             .await
             .map_err(|_| StoreError::Backend("connection pool closed".into()))?;
         let pool = self.clone();
+        // The recording scope is the caller's task; the statements run on a blocking thread.
+        let log = mftplus_store::statements::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = pool
@@ -69,7 +110,10 @@ impl Pool {
                 conn: Some(conn),
             };
             let conn = checkout.conn.as_mut().expect("set just above");
-            f(conn)
+            match log {
+                None => f(conn),
+                Some(log) => recorded(conn, log, f),
+            }
         })
         .await
         .map_err(|err| StoreError::Backend(format!("database task failed: {err}")))?

@@ -5,9 +5,9 @@
 //! process or another one on the same file.
 
 use mftplus_store::{
-    check_complete_chunks, plan_chunk_batch, recipient_kind, transfer_status, ChunkBatch,
-    ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError, StoreResult,
-    TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
+    check_complete_chunks, check_grant, plan_chunk_batch, recipient_kind, transfer_status,
+    ChunkBatch, ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError,
+    StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::collections::HashMap;
@@ -19,6 +19,21 @@ const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, c
                        site";
 
 const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
+
+/// The columns [`recipient_from`] reads, from its `offset` on.
+const RECIPIENT_COLUMNS: &str =
+    "recipient_kind, recipient_id, display, downloaded_at_ms, awaiting_grant, granted_at_ms";
+
+fn recipient_from(row: &Row<'_>, offset: usize) -> rusqlite::Result<RecipientRow> {
+    Ok(RecipientRow {
+        kind: row.get(offset)?,
+        id: row.get(offset + 1)?,
+        display: row.get(offset + 2)?,
+        downloaded_at_ms: row.get(offset + 3)?,
+        awaiting_grant: row.get(offset + 4)?,
+        granted_at_ms: row.get(offset + 5)?,
+    })
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
     Ok(TransferRow {
@@ -98,23 +113,16 @@ pub(crate) fn get_key(conn: &Connection, user_id: &str) -> StoreResult<Option<Us
 // ---- transfers ----
 
 fn recipients(conn: &Connection, transfer_id: &str) -> StoreResult<Vec<RecipientRow>> {
-    conn.prepare_cached(
-        "SELECT recipient_kind, recipient_id, display, downloaded_at_ms \
-         FROM transfer_recipients WHERE transfer_id = ?1 \
-         ORDER BY recipient_kind, recipient_id",
-    )
-    .and_then(|mut stmt| {
-        stmt.query_map(params![transfer_id], |row| {
-            Ok(RecipientRow {
-                kind: row.get(0)?,
-                id: row.get(1)?,
-                display: row.get(2)?,
-                downloaded_at_ms: row.get(3)?,
-            })
-        })?
-        .collect()
-    })
-    .db()
+    let sql = format!(
+        "SELECT {RECIPIENT_COLUMNS} FROM transfer_recipients WHERE transfer_id = ?1 \
+         ORDER BY recipient_kind, recipient_id"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![transfer_id], |row| recipient_from(row, 0))?
+                .collect()
+        })
+        .db()
 }
 
 /// The transfer row and its recipients; call inside a transaction so both come from one
@@ -155,7 +163,7 @@ pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResu
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO transfer_recipients (transfer_id, recipient_kind, recipient_id, \
-                 display) VALUES (?1, ?2, ?3, ?4)",
+                 display, awaiting_grant) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .db()?;
         for recipient in &transfer.recipients {
@@ -163,7 +171,8 @@ pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResu
                 transfer.id,
                 recipient.kind,
                 recipient.id,
-                recipient.display
+                recipient.display,
+                recipient.awaiting_grant
             ])
             .db()
             .map_err(|err| match err {
@@ -250,24 +259,16 @@ fn attach_recipients(conn: &Connection, rows: &mut [TransferRow]) -> StoreResult
         return Ok(());
     }
     let ids = id_set(rows.iter().map(|row| row.id.as_str()));
+    let sql = format!(
+        "SELECT transfer_id, {RECIPIENT_COLUMNS} FROM transfer_recipients \
+         WHERE transfer_id IN (SELECT value FROM json_each(?1)) \
+         ORDER BY recipient_kind, recipient_id"
+    );
     let found: Vec<(String, RecipientRow)> = conn
-        .prepare_cached(
-            "SELECT transfer_id, recipient_kind, recipient_id, display, downloaded_at_ms \
-             FROM transfer_recipients \
-             WHERE transfer_id IN (SELECT value FROM json_each(?1)) \
-             ORDER BY recipient_kind, recipient_id",
-        )
+        .prepare_cached(&sql)
         .and_then(|mut stmt| {
             stmt.query_map(params![ids], |row| {
-                Ok((
-                    row.get(0)?,
-                    RecipientRow {
-                        kind: row.get(1)?,
-                        id: row.get(2)?,
-                        display: row.get(3)?,
-                        downloaded_at_ms: row.get(4)?,
-                    },
-                ))
+                Ok((row.get(0)?, recipient_from(row, 1)?))
             })?
             .collect()
         })
@@ -522,6 +523,9 @@ pub(crate) fn expire(conn: &Connection, now_ms: i64) -> StoreResult<Vec<String>>
 pub(crate) fn delete(conn: &mut Connection, id: &str) -> StoreResult<()> {
     let tx = immediate(conn)?;
     for sql in [
+        "DELETE FROM link_tickets WHERE link_id IN \
+         (SELECT id FROM transfer_links WHERE transfer_id = ?1)",
+        "DELETE FROM transfer_links WHERE transfer_id = ?1",
         "DELETE FROM transfer_chunks WHERE transfer_id = ?1",
         "DELETE FROM transfer_recipients WHERE transfer_id = ?1",
         "DELETE FROM transfers WHERE id = ?1",
@@ -531,4 +535,74 @@ pub(crate) fn delete(conn: &mut Connection, id: &str) -> StoreResult<()> {
             .db()?;
     }
     tx.commit().db()
+}
+
+// ---- grants (decision 0022) ----
+
+/// The waiting rows come from the partial index on `awaiting_grant`, so a sender with nothing
+/// waiting costs one index probe.
+pub(crate) fn list_awaiting_grants(
+    conn: &mut Connection,
+    sender_id: &str,
+    now_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<TransferRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transfers WHERE id IN \
+         (SELECT transfer_id FROM transfer_recipients WHERE awaiting_grant = 1 \
+          AND recipient_kind = ?2) \
+         AND sender_id = ?1 AND status IN (?3, ?4) AND expires_at_ms > ?5 \
+         ORDER BY created_at_ms, id LIMIT ?6"
+    );
+    let tx = conn.transaction().db()?;
+    let mut rows: Vec<TransferRow> = tx
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![
+                    sender_id,
+                    recipient_kind::USER,
+                    transfer_status::UPLOADING,
+                    transfer_status::COMPLETE,
+                    now_ms,
+                    limit
+                ],
+                from_row,
+            )?
+            .collect()
+        })
+        .db()?;
+    attach_recipients(&tx, &mut rows)?;
+    Ok(rows)
+}
+
+/// On the writer connection under `BEGIN IMMEDIATE`, so it is serialized with chunk batches,
+/// completion, cancellation and other grants of the same transfer.
+pub(crate) fn grant(conn: &mut Connection, grant: &TransferGrant) -> StoreResult<TransferRow> {
+    let tx = immediate(conn)?;
+    let row = load(&tx, &grant.transfer_id)?.ok_or(StoreError::NotFound)?;
+    check_grant(&row, grant).map_err(|text| StoreError::Conflict(text.into()))?;
+    tx.prepare_cached("UPDATE transfers SET header = ?2 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![grant.transfer_id, grant.header]))
+        .db()?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE transfer_recipients SET awaiting_grant = 0, granted_at_ms = ?4 \
+                 WHERE transfer_id = ?1 AND recipient_kind = ?2 AND recipient_id = ?3",
+            )
+            .db()?;
+        for id in &grant.recipient_ids {
+            stmt.execute(params![
+                grant.transfer_id,
+                recipient_kind::USER,
+                id,
+                grant.at_ms
+            ])
+            .db()?;
+        }
+    }
+    let row = load(&tx, &grant.transfer_id)?.ok_or(StoreError::NotFound)?;
+    tx.commit().db()?;
+    Ok(row)
 }

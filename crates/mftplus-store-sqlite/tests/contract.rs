@@ -26,6 +26,16 @@ async fn contract_in_memory() {
     mftplus_store::contract::run_all(Arc::new(store)).await;
 }
 
+/// Grants (decision 0022) alone, for a quick run; `run_all` includes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_contract() {
+    let (_dir, path) = fresh_file();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).expect("open"));
+    store.migrate().await.unwrap();
+    mftplus_store::contract::transfer_grants(&*store).await;
+    mftplus_store::contract::concurrent_grants(store).await;
+}
+
 #[tokio::test]
 async fn applies_every_embedded_migration_and_reopens() {
     let (_dir, path) = fresh_file();

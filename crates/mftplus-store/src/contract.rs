@@ -19,9 +19,13 @@ mod fleet_idempotency;
 mod fleet_jobs;
 mod fleet_listings;
 mod fleet_ops;
+mod fleet_poll;
 mod fleet_reports;
+mod grants;
+pub mod hot_path;
 mod hubs;
 mod key_rotation;
+mod links;
 mod people_pages;
 mod sites;
 mod tokens;
@@ -50,9 +54,12 @@ pub use fleet_listings::{fleet_customer_counts, fleet_customer_pages, fleet_host
 pub use fleet_ops::{
     fleet_deliver_ops, fleet_desired_edit, fleet_expire_ops, fleet_list_ops, fleet_op_lifecycle,
 };
+pub use fleet_poll::{fleet_count_hosts, fleet_liveness_follows_poll_interval};
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
+pub use grants::{concurrent_grants, transfer_grants};
 pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
 pub use key_rotation::{deploy_key_rotation, host_key_rotation};
+pub use links::{concurrent_link_opens, link_opens, links};
 pub use people_pages::people_pages;
 pub use sites::{site_live_transfers, site_user_paths};
 pub use tokens::{tokens, tokens_concurrent_refresh};
@@ -89,6 +96,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     expire_transfers(&*store).await;
     delete_transfer(&*store).await;
     concurrent_record_chunks(store.clone()).await;
+    transfer_grants(&*store).await;
+    concurrent_grants(store.clone()).await;
     run_fleet(&*store).await;
     hub_deploy_keys(&*store).await;
     hub_registry(&*store).await;
@@ -100,6 +109,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     certificate_concurrent_revocation(store.clone()).await;
     site_user_paths(&*store).await;
     site_live_transfers(&*store).await;
+    links(&*store).await;
+    link_opens(&*store).await;
+    concurrent_link_opens(store.clone()).await;
 }
 
 /// The fleet sections, in an order that keeps them independent: the global sweeps (liveness,
@@ -120,6 +132,8 @@ pub async fn run_fleet(store: &dyn Store) {
     fleet_list_ops(store).await;
     fleet_events(store).await;
     fleet_liveness(store).await;
+    fleet_liveness_follows_poll_interval(store).await;
+    fleet_count_hosts(store).await;
     fleet_customer_pages(store).await;
     fleet_customer_counts(store).await;
     fleet_host_views(store).await;

@@ -110,6 +110,9 @@ pub struct HostRow {
     pub last_backups_json: String,
     /// JSON array of the destructive changes the agent last reported as waiting.
     pub pending_signature_json: String,
+    /// The poll interval the answer to its latest report told the host (seconds); `None`
+    /// before its first report under a cloud that records it. Liveness judges the host by it.
+    pub poll_interval_seconds: Option<i64>,
     // intent
     pub desired_json: String,
     pub desired_generation: i64,
@@ -249,6 +252,9 @@ pub struct NewHostReport {
     pub pending_signature_json: String,
     /// The report as received, verbatim.
     pub report_json: String,
+    /// The poll interval the envelope answering this report tells the host (seconds), kept on
+    /// the host so liveness judges it by the interval it was actually given.
+    pub poll_interval_seconds: i64,
     /// Reality of the guests the report lists; only guests of this host are touched.
     pub guests: Vec<GuestReality>,
     /// The sender's `Idempotency-Key` (an edge hub replaying its offline queue). A report whose
@@ -441,6 +447,35 @@ pub struct DesiredEdit {
 }
 
 // ---------------------------------------------------------------- background work
+
+/// How a liveness pass judges hosts. A host's age is `now - max(last_report_at, grace_since)`
+/// (so a cloud that was down itself does not call every host down when it starts). Its
+/// thresholds are `stale_after_ms` and `down_after_ms` scaled by how much longer than
+/// `poll_interval_seconds` the interval it was last told is (`HostRow::poll_interval_seconds`;
+/// never scaled below 1): a host told to report every 3,600 s where the configured interval is
+/// 300 s is stale after twelve times `stale_after_ms`, the same number of missed reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessRule {
+    pub now_ms: i64,
+    pub stale_after_ms: i64,
+    pub down_after_ms: i64,
+    pub grace_since_ms: i64,
+    /// The configured (floor) poll interval the thresholds are written for; at least 1.
+    pub poll_interval_seconds: i64,
+}
+
+impl LivenessRule {
+    /// The thresholds for a host told `told_seconds` (`None`: the configured interval), as
+    /// the stores compute them in SQL; for tests and documentation.
+    pub fn thresholds_for(&self, told_seconds: Option<i64>) -> (i64, i64) {
+        let floor = self.poll_interval_seconds.max(1);
+        let told = told_seconds.unwrap_or(floor).max(floor);
+        (
+            self.stale_after_ms.saturating_mul(told) / floor,
+            self.down_after_ms.saturating_mul(told) / floor,
+        )
+    }
+}
 
 /// A liveness change of one host, with the event the store recorded for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -669,19 +704,17 @@ pub trait FleetStore: Send + Sync {
     async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRow>>;
 
     // ---- background work ----
-    /// One liveness pass over every host that has reported and whose customer is active:
-    /// a host's age is `now - max(last_report_at, grace_since_ms)` (so a cloud that was down
-    /// itself does not call every host down when it starts); `>= down_after_ms` is `down`,
-    /// `>= stale_after_ms` is `stale`, else `ok`. Each host whose state changes is updated and
-    /// gets one event (`host_stale`, `host_down`, or `host_recovered` when it returns to
-    /// `ok`), in one transaction; returns the changes.
-    async fn liveness_pass(
-        &self,
-        now_ms: i64,
-        stale_after_ms: i64,
-        down_after_ms: i64,
-        grace_since_ms: i64,
-    ) -> StoreResult<Vec<LivenessTransition>>;
+    /// One liveness pass over every host that has reported and whose customer is active,
+    /// judged by `rule` (see [`LivenessRule`]): an age at or past the host's down threshold is
+    /// `down`, past its stale threshold `stale`, else `ok`. Each host whose state changes is
+    /// updated and gets one event (`host_stale`, `host_down`, or `host_recovered` when it
+    /// returns to `ok`), in one transaction; returns the changes, ordered by host id. A fixed
+    /// number of statements whatever the fleet's size or the number of changes.
+    async fn liveness_pass(&self, rule: &LivenessRule) -> StoreResult<Vec<LivenessTransition>>;
+    /// Enrolled hosts, of every customer: the fleet size the adaptive poll interval is sized
+    /// for. One statement over the table; the cloud calls it once per checker interval and
+    /// caches the answer, never per request.
+    async fn count_hosts(&self) -> StoreResult<u64>;
     /// Hosts that have reported, are not `down`, and whose customer is active.
     async fn list_backup_facts(&self) -> StoreResult<Vec<BackupFacts>>;
     /// Writes the checker's overdue set for a host with its events, atomically.

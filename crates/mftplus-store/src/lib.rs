@@ -10,14 +10,17 @@ mod certificates;
 pub mod contract;
 mod fleet;
 mod hubs;
+mod links;
 mod models;
+pub mod statements;
 mod transfer_rules;
 
 pub use certificates::*;
 pub use fleet::*;
 pub use hubs::*;
+pub use links::*;
 pub use models::*;
-pub use transfer_rules::{check_complete_chunks, plan_chunk_batch};
+pub use transfer_rules::{check_complete_chunks, check_grant, plan_chunk_batch};
 
 use async_trait::async_trait;
 
@@ -44,7 +47,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the cloud persists. Implementations must be safe to share between tasks and, on
 /// PostgreSQL, between several cloud processes on the same database.
 #[async_trait]
-pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'static {
+pub trait Store:
+    FleetStore + HubStore + CertificateStore + LinkStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; idempotent.
@@ -247,4 +252,18 @@ pub trait Store: FleetStore + HubStore + CertificateStore + Send + Sync + 'stati
     /// Removes the transfer with its recipients and chunk rows, in one transaction. Call it once
     /// the blobs are gone. Idempotent: an unknown id is not an error, so sweeps may overlap.
     async fn delete_transfer(&self, id: &str) -> StoreResult<()>;
+    /// The transfers `sender_id` sent that are `uploading` or `complete`, not past
+    /// `expires_at_ms` at `now_ms`, with at least one user recipient waiting for a grant;
+    /// oldest first (`created_at_ms`, then id), at most `limit`. Cheap when none is waiting.
+    async fn list_awaiting_grants(
+        &self,
+        sender_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TransferRow>>;
+    /// Applies a sender's grant in one transaction serialized with the transfer's other writes,
+    /// as [`check_grant`] decides: replaces the header, and for each named recipient clears
+    /// `awaiting_grant` and sets `granted_at_ms`. `NotFound` for an unknown transfer;
+    /// `Conflict` with a [`grant_conflict`] text, changing nothing, otherwise.
+    async fn grant_transfer_access(&self, grant: &TransferGrant) -> StoreResult<TransferRow>;
 }

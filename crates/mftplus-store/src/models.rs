@@ -189,6 +189,9 @@ pub struct NewRecipient {
     pub id: String,
     /// What to show: the user's email or the agent's name at creation time.
     pub display: String,
+    /// The header holds no stanza for this recipient yet; it may download only after the
+    /// sender's grant (decision 0022).
+    pub awaiting_grant: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +201,11 @@ pub struct RecipientRow {
     pub display: String,
     /// The first completed download by this recipient; later downloads do not move it.
     pub downloaded_at_ms: Option<i64>,
+    /// Waiting for the sender to grant access ([`NewRecipient::awaiting_grant`]).
+    pub awaiting_grant: bool,
+    /// When the sender's grant gave this recipient its stanza; `None` for recipients the
+    /// header held from the start.
+    pub granted_at_ms: Option<i64>,
 }
 
 /// A transfer as created: always `uploading`, with no chunks yet.
@@ -237,6 +245,29 @@ pub struct TransferRow {
     pub site: Option<String>,
     /// Ordered by kind, then id.
     pub recipients: Vec<RecipientRow>,
+}
+
+/// A sender's grant ([`crate::Store::grant_transfer_access`]): the header re-issued with
+/// stanzas for `recipient_ids`, replacing `base_header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferGrant {
+    pub transfer_id: String,
+    /// The header the grant was built from; another one stored is `Conflict(GRANT_STALE)`.
+    pub base_header: Vec<u8>,
+    pub header: Vec<u8>,
+    /// User recipients granted; each must be waiting for a grant.
+    pub recipient_ids: Vec<String>,
+    pub at_ms: i64,
+}
+
+/// The `Conflict` texts of [`crate::Store::grant_transfer_access`].
+pub mod grant_conflict {
+    /// The transfer is cancelled, expired, or past its expiry time.
+    pub const CLOSED: &str = "transfer is closed";
+    /// The stored header is not the grant's base.
+    pub const STALE: &str = "the header changed since the grant was built";
+    /// A named recipient is not a user recipient waiting for a grant.
+    pub const NOT_AWAITING: &str = "recipient is not waiting for a grant";
 }
 
 /// Which transfers [`crate::Store::list_transfers`] returns; every `Some` narrows the list.

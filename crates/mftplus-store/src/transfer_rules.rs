@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::{ChunkOutcome, ChunkRow, NewChunk};
+use crate::{
+    grant_conflict, recipient_kind, transfer_status, ChunkOutcome, ChunkRow, NewChunk,
+    TransferGrant, TransferRow,
+};
 
 impl ChunkRow {
     /// Same index, size, hash and last flag: what a retried upload of the same chunk sends.
@@ -71,6 +74,33 @@ pub fn check_complete_chunks(chunks: &[(i64, bool)]) -> Result<i64, String> {
     }
 }
 
+/// Whether `grant` may apply to `row` as loaded inside the grant's transaction: the transfer
+/// is `uploading` or `complete` and not past its expiry at the grant's time, its header is the
+/// grant's base, and every named recipient is a user recipient waiting for a grant (and named
+/// once). Returns the [`grant_conflict`] text otherwise.
+pub fn check_grant(row: &TransferRow, grant: &TransferGrant) -> Result<(), &'static str> {
+    let open = row.status == transfer_status::UPLOADING || row.status == transfer_status::COMPLETE;
+    if !open || row.expires_at_ms <= grant.at_ms {
+        return Err(grant_conflict::CLOSED);
+    }
+    if row.header != grant.base_header {
+        return Err(grant_conflict::STALE);
+    }
+    if grant.recipient_ids.is_empty() {
+        return Err(grant_conflict::NOT_AWAITING);
+    }
+    for (at, id) in grant.recipient_ids.iter().enumerate() {
+        let waiting = row
+            .recipients
+            .iter()
+            .any(|r| r.kind == recipient_kind::USER && &r.id == id && r.awaiting_grant);
+        if !waiting || grant.recipient_ids[..at].contains(id) {
+            return Err(grant_conflict::NOT_AWAITING);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +154,68 @@ mod tests {
         let (outcomes, inserts) = plan_chunk_batch(&existing, &batch);
         assert_eq!(outcomes, vec![ChunkOutcome::Conflict]);
         assert!(inserts.is_empty());
+    }
+
+    #[test]
+    fn judges_grants() {
+        use crate::RecipientRow;
+        let recipient = |id: &str, awaiting: bool| RecipientRow {
+            kind: recipient_kind::USER.into(),
+            id: id.into(),
+            display: format!("{id}@example.com"),
+            downloaded_at_ms: None,
+            awaiting_grant: awaiting,
+            granted_at_ms: None,
+        };
+        let row = TransferRow {
+            id: "t".into(),
+            sender_id: "s".into(),
+            status: transfer_status::COMPLETE.into(),
+            header: b"base".to_vec(),
+            chunk_size: 65536,
+            chunk_count: Some(1),
+            ciphertext_bytes: 1,
+            manifest: None,
+            created_at_ms: 1,
+            completed_at_ms: Some(2),
+            cancelled_at_ms: None,
+            expires_at_ms: 100,
+            site: None,
+            recipients: vec![recipient("a", true), recipient("b", false)],
+        };
+        let grant = |ids: &[&str], base: &[u8], at_ms: i64| TransferGrant {
+            transfer_id: "t".into(),
+            base_header: base.to_vec(),
+            header: b"base+a".to_vec(),
+            recipient_ids: ids.iter().map(|id| id.to_string()).collect(),
+            at_ms,
+        };
+        assert_eq!(check_grant(&row, &grant(&["a"], b"base", 50)), Ok(()));
+        assert_eq!(
+            check_grant(&row, &grant(&["a"], b"other", 50)),
+            Err(grant_conflict::STALE)
+        );
+        assert_eq!(
+            check_grant(&row, &grant(&["a"], b"base", 100)),
+            Err(grant_conflict::CLOSED)
+        );
+        for ids in [&["b"][..], &["c"], &["a", "a"], &[]] {
+            assert_eq!(
+                check_grant(&row, &grant(ids, b"base", 50)),
+                Err(grant_conflict::NOT_AWAITING),
+                "{ids:?}"
+            );
+        }
+        for status in [transfer_status::CANCELLED, transfer_status::EXPIRED] {
+            let closed = TransferRow {
+                status: status.into(),
+                ..row.clone()
+            };
+            assert_eq!(
+                check_grant(&closed, &grant(&["a"], b"base", 50)),
+                Err(grant_conflict::CLOSED)
+            );
+        }
     }
 
     #[test]

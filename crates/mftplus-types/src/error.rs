@@ -82,6 +82,16 @@ codes! {
     CustomerBlocked => "customer_blocked", 403;
     // A hub speaks a phone-home protocol newer than this cloud.
     UnsupportedProtocol => "unsupported_protocol", 400;
+    // Share links (decision 0023): the link's time is up, its sender revoked it, or its
+    // downloads are used up. An unknown link is `not_found`.
+    LinkExpired => "link_expired", 410;
+    LinkRevoked => "link_revoked", 410;
+    LinkExhausted => "link_exhausted", 410;
+    // A chunk fetch of a link without a valid download ticket (open the link first).
+    LinkTicketInvalid => "link_ticket_invalid", 403;
+    // The transfer's stream cannot be opened in a browser (no link stanza, or a cipher or
+    // compression WebCrypto lacks): send it again with `mftctl send --link`.
+    LinkUnsupported => "link_unsupported", 422;
     RateLimited => "rate_limited", 429;
     Internal => "internal", 500;
     // A chunk the transfer recorded is gone from the payload store: an operator is alerted;
@@ -108,6 +118,23 @@ codes! {
     // The presented key was already replaced by a rotation: use the new key, or repeat the
     // rotation with the same `Idempotency-Key` to get it again (docs/key-rotation.md).
     KeyRotated => "key_rotated", 409;
+    // Transfer grants (decision 0022). The caller is a recipient the sender has not yet
+    // wrapped the file key to: it can download once the sender's mftctl grants access.
+    AwaitingGrant => "awaiting_grant", 409;
+    // A recipient named at creation is no user of this server.
+    UnknownRecipient => "unknown_recipient", 400;
+    // A grant's new header is not the current header plus X25519 stanzas (parameters, salt or
+    // an earlier stanza changed, one was dropped, or nothing was added).
+    GrantInvalid => "grant_invalid", 422;
+    // A grant's new stanzas do not match the named recipients' registered keys one for one.
+    GrantKeyMismatch => "grant_key_mismatch", 422;
+    // The named recipient is not waiting for a grant (already granted, or never was).
+    AlreadyGranted => "already_granted", 409;
+    // The header changed since the grant was built (another grant landed first): build it
+    // again from the current header.
+    GrantStale => "grant_stale", 409;
+    // The transfer is cancelled or expired: nothing can be granted on it.
+    TransferClosed => "transfer_closed", 409;
 }
 
 impl std::fmt::Display for ErrorCode {

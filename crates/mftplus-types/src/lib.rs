@@ -10,6 +10,7 @@ pub mod duration;
 pub mod error;
 pub mod fleet;
 pub mod hubs;
+pub mod links;
 pub mod routes;
 pub mod transfers;
 

@@ -43,11 +43,27 @@ pub const TRANSFER_VERIFY: &str = "/api/v1/transfers/{id}/verify";
 /// A recipient says it decrypted and verified the transfer: only then is it marked downloaded.
 pub const TRANSFER_RECEIVED: &str = "/api/v1/transfers/{id}/received";
 pub const TRANSFER_CANCEL: &str = "/api/v1/transfers/{id}/cancel";
+/// The sender adds recipients' stanzas to a transfer's header (decision 0022).
+pub const TRANSFER_GRANTS: &str = "/api/v1/transfers/{id}/grants";
+/// The caller's own transfers with recipients still waiting for a grant.
+pub const PENDING_GRANTS: &str = "/api/v1/transfers/grants";
 
 pub const AUDIT: &str = "/api/v1/audit";
 pub const AUDIT_EXPORT: &str = "/api/v1/audit/export";
 /// The cloud's own check of the chain; the independent one is `mftctl audit verify`.
 pub const AUDIT_VERIFY: &str = "/api/v1/audit/verify";
+
+// ---- share links (decision 0023) ----
+/// The sender lists a transfer's links (`GET`) or makes one (`POST`).
+pub const TRANSFER_LINKS: &str = "/api/v1/transfers/{id}/links";
+/// The sender (or `transfers:cancel`) revokes a link.
+pub const LINK_REVOKE: &str = "/api/v1/links/{link_id}/revoke";
+/// Public, no credential: what the link's page needs (stream header and sealed manifest).
+pub const SHARED: &str = "/api/v1/shared/{token}";
+/// Public: one counted download; answers the ticket the chunk fetches carry.
+pub const SHARED_OPEN: &str = "/api/v1/shared/{token}/open";
+/// Public with a ticket (`x-link-ticket`): one sealed chunk.
+pub const SHARED_CHUNK: &str = "/api/v1/shared/{token}/chunks/{index}";
 
 // ---- fleet: agents and guest controllers (host and guest keys) ----
 pub const HOST_REPORT: &str = "/api/v1/host-report";

@@ -38,6 +38,11 @@ pub struct CreateTransferRequest {
     pub chunk_size: u64,
     /// A duration such as `7d`; defaults to `transfers.retention_days`.
     pub expires: Option<String>,
+    /// Recipients (emails, among `recipients`) the header holds no stanza for yet because they
+    /// have no public key: they may download only after the sender grants them access
+    /// (decision 0022).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_grant: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +53,14 @@ pub struct TransferRecipient {
     pub id: String,
     pub display: String,
     pub downloaded_at: Option<String>,
+    /// The header holds no stanza for this recipient yet: it waits for the sender to grant
+    /// access (decision 0022) and cannot download until then.
+    #[serde(default)]
+    pub awaiting_grant: bool,
+    /// When the sender granted this recipient access; absent for recipients the header held
+    /// from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,6 +121,47 @@ pub struct VerifyReport {
     pub corrupt: Vec<u64>,
     /// Chunks recorded but missing from the payload store.
     pub missing: Vec<u64>,
+}
+
+/// `POST /api/v1/transfers/{id}/grants`: the sender's new stream header, which is the current
+/// one with X25519 stanzas appended for `recipients` (decision 0022).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// User ids of the recipients granted, each waiting for a grant; one new stanza each.
+    pub recipients: Vec<String>,
+    /// The new stream header, base64 (standard alphabet).
+    pub header: String,
+    /// SHA-256 (hex) of the header the new one was built from; a header changed since is
+    /// `grant_stale`.
+    pub base_header_sha256: String,
+}
+
+/// A recipient waiting for the sender to grant access.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AwaitingRecipient {
+    pub id: String,
+    pub display: String,
+    /// The recipient's registered public key (`mftx25519_…`): present once they have one, and
+    /// then the sender can grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// `GET /api/v1/transfers/grants`: one of the caller's open transfers with recipients waiting
+/// for a grant, with what the sender's client needs to build the grant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PendingGrant {
+    pub transfer_id: String,
+    /// `uploading` or `complete`.
+    pub status: String,
+    pub expires_at: String,
+    /// The current stream header, base64.
+    pub header: String,
+    pub recipients: Vec<AwaitingRecipient>,
 }
 
 /// Header names of a chunk upload.

@@ -272,11 +272,7 @@ async fn check_write(url: &str, client: &Client, secret: &X25519SecretKey, ack: 
             for chunk in &sealed.chunks {
                 let bytes = client.transfer_chunk(id, chunk.index).await.unwrap();
                 assert_eq!(bytes, chunk.bytes, "chunk {} of {id} differs", chunk.index);
-                let opened = SealedChunk {
-                    index: chunk.index,
-                    last: chunk.last,
-                    bytes,
-                };
+                let opened = SealedChunk::from_bytes(chunk.index, chunk.last, bytes);
                 plain.extend_from_slice(decryptor.open(&opened).unwrap());
             }
             let manifest = client.transfer_manifest(id).await.unwrap();

@@ -394,6 +394,7 @@ mod tests {
             last_report_at_ms: None,
             last_backups_json: String::new(),
             pending_signature_json: String::new(),
+            poll_interval_seconds: None,
             desired_json: String::new(),
             desired_generation: 0,
             desired_updated_at_ms: 0,

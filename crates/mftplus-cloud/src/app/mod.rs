@@ -10,6 +10,8 @@ pub mod deploy_keys;
 pub mod desired;
 pub mod events;
 pub mod fleet;
+pub mod grants;
+pub mod links;
 pub mod recovery;
 pub mod sign_in;
 pub mod tokens;

@@ -8,8 +8,14 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetSection {
-    /// Poll interval the envelope tells agents (they clamp it to 60–3600 s).
+    /// Poll interval the envelope tells agents (they clamp it to 60–3600 s): the floor. A
+    /// fleet larger than `report_capacity_per_second` allows at this interval is told a longer
+    /// one (decision 0024).
     pub poll_interval_seconds: u64,
+    /// Host reports per second the deployment is sized to take (all replicas together, on
+    /// one database). The envelope's interval grows with the fleet so that the fleet's reports
+    /// stay under this, up to 3,600 s; liveness thresholds grow with each host's interval.
+    pub report_capacity_per_second: u64,
     /// Hosts one customer may enroll (seed 002: one host per customer).
     pub max_hosts_per_customer: u32,
     /// The operators' signing public keys in `allowed_signers` format, pinned on every agent
@@ -43,6 +49,9 @@ impl Default for FleetSection {
     fn default() -> Self {
         FleetSection {
             poll_interval_seconds: 300,
+            // A third of what one small node's PostgreSQL took in docs/benchmarks.md (2,917
+            // reports/s on 2 vCPUs), leaving the node room for transfers and the dashboard.
+            report_capacity_per_second: 1_000,
             max_hosts_per_customer: 1,
             operator_keys_file: None,
             controller_template_file: None,

@@ -574,6 +574,9 @@ pub struct RateLimitSection {
     pub per_credential_per_minute: u32,
     /// Requests per minute from one client address.
     pub per_address_per_minute: u32,
+    /// Share-link lookups (a link's file details, and opens) per minute from one client
+    /// address: a link's token is unguessable, and this keeps anyone from trying (decision 0023).
+    pub per_address_link_lookups_per_minute: u32,
 }
 
 impl Default for RateLimitSection {
@@ -582,6 +585,7 @@ impl Default for RateLimitSection {
             enabled: true,
             per_credential_per_minute: 1200,
             per_address_per_minute: 2400,
+            per_address_link_lookups_per_minute: 60,
         }
     }
 }

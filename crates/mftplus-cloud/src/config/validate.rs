@@ -46,6 +46,7 @@ pub(super) fn validate(
     validate_rbac(config, production, problems, warnings);
     validate_blobs(config, production, problems);
     validate_hubs(&config.hubs, problems);
+    validate_fleet(&config.fleet, problems);
     if config.audit.retention_days < 90 {
         problems.push("audit.retention_days", "must be at least 90");
     }
@@ -359,6 +360,19 @@ fn validate_listener(config: &ServerConfig, production: bool, problems: &mut Pro
                 problems.push("tls.certificate.key", err.to_string());
             }
         }
+    }
+}
+
+/// The poll interval's floor and the capacity it is stretched for (decision 0024).
+fn validate_fleet(fleet: &super::fleet::FleetSection, problems: &mut Problems) {
+    if !(1..=crate::fleet::poll::MAX_SECONDS).contains(&fleet.poll_interval_seconds) {
+        problems.push("fleet.poll_interval_seconds", "must be between 1 and 3600");
+    }
+    if fleet.report_capacity_per_second == 0 {
+        problems.push(
+            "fleet.report_capacity_per_second",
+            "must be at least 1 (host reports per second the deployment takes)",
+        );
     }
 }
 

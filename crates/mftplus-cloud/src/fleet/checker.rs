@@ -3,7 +3,7 @@
 //! a time, under the `fleet-checker` lease in the database; every step is also safe to repeat.
 
 use crate::state::AppState;
-use mftplus_store::{BackupFacts, NewEvent};
+use mftplus_store::{BackupFacts, LivenessRule, NewEvent};
 use mftplus_types::fleet::{DesiredState, StorageTarget};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -41,10 +41,12 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
 }
 
 /// One pass, if this process holds (or takes) the lease. `grace_since_ms` is when this
-/// checker started: no host is judged on silence from before then.
+/// checker started: no host is judged on silence from before then. Every replica counts the
+/// fleet first, lease or not: each one answers reports with the interval sized for it.
 pub async fn pass(state: &AppState, grace_since_ms: i64) -> PassReport {
     let holder = state.fleet.checker_holder.as_str();
     let fleet = &state.config.config.fleet;
+    refresh_fleet_size(state).await;
     let now = state.clock.now_ms();
     let lease_ms = (fleet.check_interval_seconds as i64 * 3 * 1000).max(10_000);
     match state
@@ -63,16 +65,16 @@ pub async fn pass(state: &AppState, grace_since_ms: i64) -> PassReport {
         ran: true,
         ..PassReport::default()
     };
-    match state
-        .store
-        .liveness_pass(
-            now,
-            fleet.stale_after_seconds as i64 * 1000,
-            fleet.down_after_seconds as i64 * 1000,
-            grace_since_ms,
-        )
-        .await
-    {
+    // Each host is judged by the interval it was last told (decision 0024); the configured
+    // thresholds are written for the configured interval.
+    let rule = LivenessRule {
+        now_ms: now,
+        stale_after_ms: fleet.stale_after_seconds as i64 * 1000,
+        down_after_ms: fleet.down_after_seconds as i64 * 1000,
+        grace_since_ms,
+        poll_interval_seconds: fleet.poll_interval_seconds as i64,
+    };
+    match state.store.liveness_pass(&rule).await {
         Ok(changes) => report.liveness_changes = changes.len(),
         Err(err) => tracing::warn!(error = %err, "liveness pass failed"),
     }
@@ -92,6 +94,24 @@ pub async fn pass(state: &AppState, grace_since_ms: i64) -> PassReport {
     }
     notify_new_events(state).await;
     report
+}
+
+/// Counts the fleet for the adaptive poll interval, and says so when even the longest
+/// interval cannot keep its reports under the configured capacity.
+async fn refresh_fleet_size(state: &AppState) {
+    let fleet = &state.config.config.fleet;
+    let Some(hosts) = state.fleet.fleet_size.refresh(&*state.store).await else {
+        return;
+    };
+    let capacity = fleet.report_capacity_per_second.max(1);
+    if hosts.div_ceil(capacity) > crate::fleet::poll::MAX_SECONDS {
+        tracing::warn!(
+            hosts,
+            capacity,
+            "the fleet reports faster than fleet.report_capacity_per_second even at the \
+             longest poll interval (3600 s); add capacity"
+        );
+    }
 }
 
 /// The field check on each host's latest report: a target whose policy has a backup schedule

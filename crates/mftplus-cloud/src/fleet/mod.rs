@@ -1,13 +1,15 @@
 //! The cloud's fleet runtime: what the fleet handlers and jobs share beyond the store — the
-//! pinned operator keys, the controller config template, the report committers, and the
-//! background checker (liveness, backup deadlines, op expiry, pruning, notifications).
+//! pinned operator keys, the controller config template, the report committers, the fleet
+//! size the adaptive poll interval is sized for (`poll.rs`), and the background checker
+//! (liveness, backup deadlines, op expiry, pruning, notifications).
 
 pub mod batcher;
 pub mod checker;
 pub mod geo;
 pub mod notify;
+pub mod poll;
 
-use crate::config::{private_error, ServerConfig};
+use crate::config::{private_error, FleetSection, ServerConfig};
 use batcher::Batcher;
 use mftplus_base::{PrivateFileError, Secret};
 use mftplus_notify::{
@@ -41,6 +43,8 @@ pub struct FleetRuntime {
     pub geo_applied: tokio::sync::Mutex<HashMap<String, GeoPolicy>>,
     /// This process's name in the checker lease.
     pub checker_holder: String,
+    /// Enrolled hosts as the checker last counted them (every replica counts).
+    pub fleet_size: poll::FleetSize,
 }
 
 impl FleetRuntime {
@@ -71,7 +75,18 @@ impl FleetRuntime {
             firewall: files.firewall,
             geo_applied: tokio::sync::Mutex::new(HashMap::new()),
             checker_holder: format!("checker-{}", uuid::Uuid::new_v4().simple()),
+            fleet_size: poll::FleetSize::default(),
         })
+    }
+
+    /// The poll interval the envelope tells `host_id` now (decision 0024).
+    pub fn poll_interval(&self, host_id: &str, config: &FleetSection) -> u64 {
+        poll::host_interval(
+            host_id,
+            self.fleet_size.get(),
+            config.poll_interval_seconds,
+            config.report_capacity_per_second,
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 //! download them once the transfer is complete. Plaintext never reaches this module.
 
 use super::{email_of, find_user, parse_expiry, site};
+use crate::app::grants;
 use crate::app::transfers as app;
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
@@ -40,7 +41,7 @@ fn b64(text: &str, what: &str) -> ApiResult<Vec<u8>> {
         .map_err(|_| ApiError::validation(format!("{what} must be base64")))
 }
 
-async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
+pub(super) async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
     Ok(to_api_with(row, email_of(state, &row.sender_id).await?))
 }
 
@@ -67,6 +68,8 @@ fn to_api_with(row: &TransferRow, sender_email: String) -> Transfer {
                 id: r.id.clone(),
                 display: r.display.clone(),
                 downloaded_at: r.downloaded_at_ms.map(rfc3339),
+                awaiting_grant: r.awaiting_grant,
+                granted_at: r.granted_at_ms.map(rfc3339),
             })
             .collect(),
     }
@@ -144,15 +147,22 @@ pub async fn create(
     for email in &body.recipients {
         let user = find_user(&state, &email.trim().to_ascii_lowercase())
             .await
-            .map_err(|_| ApiError::validation(format!("no user {email:?} to send to")))?;
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UnknownRecipient,
+                    format!("no user {email:?} to send to"),
+                )
+            })?;
         if recipients.iter().all(|r: &NewRecipient| r.id != user.id) {
             recipients.push(NewRecipient {
                 kind: recipient_kind::USER.into(),
                 id: user.id,
                 display: user.email,
+                awaiting_grant: false,
             });
         }
     }
+    grants::mark_waiting(&caller, &mut recipients, &body.awaiting_grant)?;
     let lifetime_secs = match &body.expires {
         Some(text) => parse_expiry(text)?,
         None => limits.retention_days * 86_400,
@@ -180,6 +190,9 @@ pub async fn create(
                 .ip(&ip)
                 .details(json!({
                     "recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>(),
+                    "awaiting_grant": grants::waiting(&row)
+                        .map(|r| &r.display)
+                        .collect::<Vec<_>>(),
                     "site": row.site,
                 })),
         )
@@ -326,6 +339,7 @@ pub async fn header(
 ) -> ApiResult<Response> {
     let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &caller)?;
     Ok(octets(row.header))
 }
 
@@ -337,6 +351,7 @@ pub async fn manifest(
 ) -> ApiResult<Response> {
     let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &caller)?;
     Ok(octets(row.manifest.unwrap_or_default()))
 }
 
@@ -352,6 +367,7 @@ pub async fn received(
 ) -> ApiResult<Json<Transfer>> {
     let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &caller)?;
     let recipient = row
         .recipients
         .iter()
@@ -389,6 +405,7 @@ pub async fn download_chunk(
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
     let row = app::visible(&state, &caller, scope, &id).await?;
     require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &caller)?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
     }
@@ -414,7 +431,7 @@ pub async fn download_chunk(
 /// A recorded chunk the payload store no longer has: data was lost under the cloud (a deleted
 /// file, a bucket lifecycle rule). Its own code for the client, and an alert for operators —
 /// counted, logged at error and audited — rather than an anonymous internal error.
-async fn chunk_missing(state: &AppState, transfer_id: &str, index: u64) -> ApiError {
+pub(crate) async fn chunk_missing(state: &AppState, transfer_id: &str, index: u64) -> ApiError {
     state
         .metrics
         .chunks_missing

@@ -93,6 +93,7 @@ pub fn describe(id: &str) -> Option<Operation> {
         .or_else(|| describe_fleet(id))
         .or_else(|| describe_hubs_and_certificates(id))
         .or_else(|| describe_boxes(id))
+        .or_else(|| describe_links(id))
 }
 
 fn describe_identity(id: &str) -> Option<Operation> {
@@ -206,6 +207,15 @@ fn describe_transfers(id: &str) -> Option<Operation> {
         "transfer_verify" => op("Re-hash the stored chunks", ok(schema::<VerifyReport>)),
         "transfer_received" => op("Acknowledge a verified download", ok(schema::<Transfer>)),
         "transfer_cancel" => op("Cancel a transfer", ok(schema::<Transfer>)),
+        "transfers_pending_grants" => op(
+            "The caller's transfers with recipients waiting for a grant",
+            ok(schema::<Vec<PendingGrant>>),
+        ),
+        "transfer_grant" => op(
+            "Grant waiting recipients access (the header with their stanzas appended)",
+            ok(schema::<Transfer>),
+        )
+        .body(schema::<GrantRequest>),
         _ => return None,
     })
 }
@@ -393,6 +403,33 @@ fn describe_boxes(id: &str) -> Option<Operation> {
             ok(schema::<SiteTransfersLive>),
         )
         .body(schema::<SiteTransfersQuery>),
+        _ => return None,
+    })
+}
+
+/// Share links (decision 0023): the sender's routes, then the public ones a link's page calls.
+fn describe_links(id: &str) -> Option<Operation> {
+    use mftplus_types::links::*;
+    Some(match id {
+        "transfer_links_create" => op(
+            "Make a share link to a transfer sent with a link stanza (token shown once)",
+            created(schema::<CreatedLink>),
+        )
+        .body(schema::<CreateLinkRequest>),
+        "transfer_links_list" => op("A transfer's share links", ok(schema::<Vec<Link>>)),
+        "link_revoke" => op("Revoke a share link", ok(schema::<Link>)),
+        "shared_get" => op(
+            "Public: a link's stream header and sealed manifest (not counted)",
+            ok(schema::<SharedFile>),
+        ),
+        "shared_open" => op(
+            "Public: open a link (one counted, audited download; answers its ticket)",
+            ok(schema::<LinkTicket>),
+        ),
+        "shared_chunk" => op(
+            "Public with the open's ticket (x-link-ticket): one sealed chunk",
+            vec![(200, Content::Octets)],
+        ),
         _ => return None,
     })
 }

@@ -70,6 +70,16 @@ impl Browser {
     /// installed. Panics when `MFTPLUS_TEST_REQUIRE_BROWSER=1` and they are missing, and
     /// whenever they are installed but do not start.
     pub async fn start() -> Option<Browser> {
+        Browser::start_with(None).await
+    }
+
+    /// Like [`Browser::start`], with downloads saved into `dir` without a prompt (Chromium's
+    /// `download.default_directory` preference, which chromedriver also applies headless).
+    pub async fn start_downloading_to(dir: &Path) -> Option<Browser> {
+        Browser::start_with(Some(dir)).await
+    }
+
+    async fn start_with(downloads: Option<&Path>) -> Option<Browser> {
         let Some((chromedriver, chromium)) = installed() else {
             if std::env::var("MFTPLUS_TEST_REQUIRE_BROWSER").as_deref() == Ok("1") {
                 panic!(
@@ -80,7 +90,7 @@ impl Browser {
             eprintln!("skipping browser test: chromedriver or chromium not on PATH; {INSTALL}");
             return None;
         };
-        match Browser::launch(&chromedriver, &chromium).await {
+        match Browser::launch_with(&chromedriver, &chromium, downloads).await {
             Ok(browser) => Some(browser),
             Err(err) => panic!("{err}"),
         }
@@ -88,6 +98,14 @@ impl Browser {
 
     /// Starts `chromedriver` and a headless session of the Chromium at `chromium`.
     pub async fn launch(chromedriver: &Path, chromium: &Path) -> Result<Browser, BrowserError> {
+        Browser::launch_with(chromedriver, chromium, None).await
+    }
+
+    async fn launch_with(
+        chromedriver: &Path,
+        chromium: &Path,
+        downloads: Option<&Path>,
+    ) -> Result<Browser, BrowserError> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(COMMAND_TIMEOUT)
@@ -110,9 +128,18 @@ impl Browser {
             ),
             format!("--window-size={},{}", WINDOW.0, WINDOW.1),
         ];
+        let mut options = json!({"binary": chromium, "args": args});
+        if let Some(dir) = downloads {
+            options["prefs"] = json!({
+                "download.default_directory": dir,
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            });
+        }
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:chromeOptions": options,
             "timeouts": {"implicit": 0, "pageLoad": 30_000, "script": 30_000},
         }}});
         let url = format!("http://{}/session", driver.addr);

@@ -14,7 +14,7 @@ use super::cipher::{
     chunk_nonce, fill_random, new_chunk_cipher, ChunkCipher, StreamKeys, KEY_LEN, TAG_LEN,
 };
 use super::header::{Header, FILE_SALT_LEN, MAX_STANZAS};
-use super::manifest::{Manifest, ManifestInfo};
+use super::manifest::{ContentDigest, Manifest, ManifestInfo, CHUNK_DIGEST_LABEL};
 use super::recipients::Identity;
 use super::recipients::{self, Recipient};
 use super::{check_chunk_size, Compression, CompressionId, StreamError, StreamOptions};
@@ -29,6 +29,78 @@ pub struct SealedChunk {
     pub last: bool,
     /// Ciphertext followed by the 16-byte tag.
     pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`: what the sender states with the upload and what a version 2
+    /// manifest's digest is made of. The writer hashes each chunk once, for both.
+    pub sha256: [u8; 32],
+}
+
+impl SealedChunk {
+    /// [`SealedChunk::sha256`] in lowercase hex, as the API's `X-Chunk-SHA256` carries it.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+
+    /// A chunk read back from storage or the wire, hashed here.
+    pub fn from_bytes(index: u64, last: bool, bytes: Vec<u8>) -> Self {
+        let sha256 = sha256(&bytes);
+        SealedChunk {
+            index,
+            last,
+            bytes,
+            sha256,
+        }
+    }
+}
+
+/// SHA-256 of a byte string, as an array: what a sealed chunk's hash is.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    digest::digest(&digest::SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
+/// The running content digest of a stream, by version (`docs/stream-format.md` §6).
+#[derive(Clone)]
+pub(crate) enum DigestState {
+    /// Version 1: every plaintext byte.
+    Plaintext(digest::Context),
+    /// Version 2: each sealed chunk's SHA-256, in order.
+    ChunkList(digest::Context),
+}
+
+impl DigestState {
+    pub(crate) fn for_version(version: u8) -> Self {
+        let mut context = digest::Context::new(&digest::SHA256);
+        if version == 1 {
+            DigestState::Plaintext(context)
+        } else {
+            context.update(CHUNK_DIGEST_LABEL);
+            DigestState::ChunkList(context)
+        }
+    }
+
+    pub(crate) fn plaintext(&mut self, plain: &[u8]) {
+        if let DigestState::Plaintext(c) = self {
+            c.update(plain);
+        }
+    }
+
+    pub(crate) fn sealed_chunk(&mut self, sha256: &[u8; 32]) {
+        if let DigestState::ChunkList(c) = self {
+            c.update(sha256);
+        }
+    }
+
+    pub(crate) fn finish(self) -> ContentDigest {
+        let bytes = |c: digest::Context| -> [u8; 32] {
+            c.finish().as_ref().try_into().expect("SHA-256 is 32 bytes")
+        };
+        match self {
+            DigestState::Plaintext(c) => ContentDigest::PlaintextSha256(bytes(c)),
+            DigestState::ChunkList(c) => ContentDigest::ChunkList(bytes(c)),
+        }
+    }
 }
 
 /// What [`Encryptor::finish`] hands back: the final chunk and the sealed manifest that follows it.
@@ -65,7 +137,7 @@ pub struct Encryptor {
     spare: Option<Vec<u8>>,
     next_index: u64,
     size: u64,
-    hasher: digest::Context,
+    digest: DigestState,
 }
 
 impl Encryptor {
@@ -79,6 +151,12 @@ impl Encryptor {
             return Err(StreamError::TooManyRecipients { max: MAX_STANZAS });
         }
         let compressor = compressor(options.compression)?;
+        let has_link = recipients
+            .iter()
+            .any(|r| matches!(r, Recipient::Link { .. }));
+        if has_link && !super::browser_readable(options.cipher, options.compression.id()) {
+            return Err(StreamError::NotBrowserReadable);
+        }
 
         let mut file_key = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(&mut file_key[..])?;
@@ -142,7 +220,6 @@ impl Encryptor {
             header_bytes: header.to_bytes(),
             cipher: new_chunk_cipher(header.cipher(), &keys.payload),
             manifest_cipher: new_chunk_cipher(header.cipher(), &keys.manifest),
-            header,
             compressor,
             chunk_size,
             buf: Zeroizing::new(plaintext_buffer(chunk_size)),
@@ -150,7 +227,8 @@ impl Encryptor {
             spare: None,
             next_index: 0,
             size: 0,
-            hasher: digest::Context::new(&digest::SHA256),
+            digest: DigestState::for_version(header.version()),
+            header,
         }
     }
 
@@ -223,14 +301,7 @@ impl Encryptor {
     pub fn finish(mut self, info: ManifestInfo) -> Result<Trailer, StreamError> {
         Manifest::check_info(&info)?;
         let last_chunk = self.seal_pending(true)?;
-        let sha256: [u8; 32] = self
-            .hasher
-            .clone()
-            .finish()
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 is 32 bytes");
-        let manifest = Manifest::new(info, self.size, self.next_index, sha256);
+        let manifest = Manifest::new(info, self.size, self.next_index, self.digest.finish());
         let sealed_manifest = manifest.seal(self.manifest_cipher.as_ref());
         Ok(Trailer {
             last_chunk,
@@ -241,7 +312,8 @@ impl Encryptor {
 
     /// Counts the `n` bytes just placed after `filled`.
     fn absorb(&mut self, n: usize) {
-        self.hasher.update(&self.buf[self.filled..self.filled + n]);
+        self.digest
+            .plaintext(&self.buf[self.filled..self.filled + n]);
         self.filled += n;
         self.size += n as u64;
     }
@@ -275,11 +347,18 @@ impl Encryptor {
         self.cipher
             .seal_in_place(chunk_nonce(index, last), b"", &mut bytes)
             .map_err(|_| StreamError::Malformed("sealing a chunk failed"))?;
+        let sha256 = sha256(&bytes);
+        self.digest.sealed_chunk(&sha256);
         self.filled = 0;
         self.next_index = index
             .checked_add(1)
             .ok_or(StreamError::Malformed("chunk counter overflow"))?;
-        Ok(SealedChunk { index, last, bytes })
+        Ok(SealedChunk {
+            index,
+            last,
+            bytes,
+            sha256,
+        })
     }
 }
 
@@ -367,17 +446,43 @@ mod tests {
     }
 
     #[test]
-    fn manifest_hash_mismatch_is_reported() {
-        let e = finish_with(|enc| enc.hasher.update(b"x")).unwrap_err();
+    fn manifest_digest_mismatch_is_reported() {
+        let e = finish_with(|enc| enc.digest.sealed_chunk(&[1; 32])).unwrap_err();
         assert!(
             matches!(
                 e,
                 StreamError::ManifestMismatch {
-                    field: "sha256",
+                    field: "digest",
                     ..
                 }
             ),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn each_chunk_carries_its_hash_and_the_manifest_their_digest() {
+        let (sk, mut enc) = setup(Compression::None);
+        assert_eq!(enc.header().version(), super::super::FORMAT_VERSION);
+        let mut chunks = enc.push(&[5u8; 150_000]).unwrap();
+        let header = enc.header().clone();
+        let trailer = enc.finish(ManifestInfo::default()).unwrap();
+        chunks.push(trailer.last_chunk);
+        let mut expected = digest::Context::new(&digest::SHA256);
+        expected.update(CHUNK_DIGEST_LABEL);
+        for c in &chunks {
+            assert_eq!(c.sha256, sha256(&c.bytes));
+            expected.update(&c.sha256);
+        }
+        let expected: [u8; 32] = expected.finish().as_ref().try_into().unwrap();
+        assert_eq!(trailer.manifest.digest, ContentDigest::ChunkList(expected));
+        let mut dec = Decryptor::new(header, &[Identity::X25519(&sk)]).unwrap();
+        for c in &chunks {
+            dec.open(c).unwrap();
+        }
+        assert_eq!(
+            dec.finish(&trailer.sealed_manifest).unwrap().digest,
+            ContentDigest::ChunkList(expected)
         );
     }
 

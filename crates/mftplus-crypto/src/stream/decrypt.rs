@@ -6,10 +6,9 @@
 
 use std::io::Read;
 
-use ring::digest;
 use zeroize::Zeroizing;
 
-use super::chunk::{max_sealed_chunk_len, SealedChunk};
+use super::chunk::{max_sealed_chunk_len, sha256, DigestState, SealedChunk};
 use super::cipher::{chunk_nonce, new_chunk_cipher, ChunkCipher, StreamKeys};
 use super::header::Header;
 use super::manifest::Manifest;
@@ -31,7 +30,7 @@ pub struct Decryptor {
     next_index: u64,
     size: u64,
     seen_last: bool,
-    hasher: digest::Context,
+    digest: DigestState,
 }
 
 impl Decryptor {
@@ -55,7 +54,6 @@ impl Decryptor {
         Ok(Decryptor {
             cipher: new_chunk_cipher(header.cipher(), &keys.payload),
             manifest_cipher: new_chunk_cipher(header.cipher(), &keys.manifest),
-            header,
             decompressor,
             chunk_size,
             max_sealed,
@@ -64,7 +62,8 @@ impl Decryptor {
             next_index: 0,
             size: 0,
             seen_last: false,
-            hasher: digest::Context::new(&digest::SHA256),
+            digest: DigestState::for_version(header.version()),
+            header,
         })
     }
 
@@ -87,9 +86,42 @@ impl Decryptor {
     /// stream short. The returned plaintext is valid until the next call.
     pub fn open_chunk(&mut self, sealed: &[u8], last: bool) -> Result<&[u8], StreamError> {
         self.check_len(sealed.len())?;
+        self.digest.sealed_chunk(&sha256(sealed));
         self.work.clear();
         self.work.extend_from_slice(sealed);
-        self.open_work(last)
+        let mut work = std::mem::take(&mut *self.work);
+        let opened = self.open_buffer(&mut work, last);
+        *self.work = work;
+        let plain_len = opened?;
+        Ok(match self.decompressor {
+            None => &self.work[..plain_len],
+            Some(_) => &self.plain,
+        })
+    }
+
+    /// [`Decryptor::open_chunk`] without copies: `buffer` holds the sealed chunk and, on
+    /// success, the chunk's plaintext (decrypted in place; with compression, decompressed into
+    /// it). `sealed_sha256` is the SHA-256 of the sealed bytes if the caller already computed
+    /// it (while downloading, on another thread); `None` hashes here. On error the buffer's
+    /// content is unspecified.
+    pub fn open_chunk_into(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        last: bool,
+        sealed_sha256: Option<[u8; 32]>,
+    ) -> Result<(), StreamError> {
+        self.check_len(buffer.len())?;
+        let hash = sealed_sha256.unwrap_or_else(|| sha256(buffer));
+        self.digest.sealed_chunk(&hash);
+        let plain_len = self.open_buffer(buffer, last)?;
+        match self.decompressor {
+            None => buffer.truncate(plain_len),
+            Some(_) => {
+                buffer.clear();
+                buffer.extend_from_slice(&self.plain);
+            }
+        }
+        Ok(())
     }
 
     /// [`Decryptor::open_chunk`] for a [`SealedChunk`], also checking its index.
@@ -116,7 +148,15 @@ impl Decryptor {
         reader
             .read_exact(&mut self.work)
             .map_err(StreamError::from_read)?;
-        self.open_work(last)
+        self.digest.sealed_chunk(&sha256(&self.work));
+        let mut work = std::mem::take(&mut *self.work);
+        let opened = self.open_buffer(&mut work, last);
+        *self.work = work;
+        let plain_len = opened?;
+        Ok(match self.decompressor {
+            None => &self.work[..plain_len],
+            Some(_) => &self.plain,
+        })
     }
 
     /// Checks the sealed manifest against everything seen. `Ok` is the only point at which the
@@ -125,8 +165,12 @@ impl Decryptor {
         if !self.seen_last {
             return Err(StreamError::Truncated);
         }
-        let manifest = Manifest::open(sealed_manifest, self.manifest_cipher.as_ref())?;
-        let sha256 = self.hasher.finish();
+        let manifest = Manifest::open(
+            sealed_manifest,
+            self.manifest_cipher.as_ref(),
+            self.header.version(),
+        )?;
+        let digest = self.digest.finish();
         if manifest.size != self.size {
             return Err(mismatch("size", manifest.size, self.size));
         }
@@ -137,11 +181,11 @@ impl Decryptor {
                 self.next_index,
             ));
         }
-        if manifest.sha256[..] != *sha256.as_ref() {
+        if manifest.digest != digest {
             return Err(mismatch(
-                "sha256",
-                manifest.sha256_hex(),
-                hex::encode(sha256.as_ref()),
+                "digest",
+                manifest.digest.labelled_hex(),
+                digest.labelled_hex(),
             ));
         }
         Ok(manifest)
@@ -161,18 +205,20 @@ impl Decryptor {
         Ok(())
     }
 
-    fn open_work(&mut self, last: bool) -> Result<&[u8], StreamError> {
+    /// Authenticates and decrypts `sealed` in place and accounts for the chunk. Returns the
+    /// plaintext's length: in `sealed` without compression, in `self.plain` with it.
+    fn open_buffer(&mut self, sealed: &mut Vec<u8>, last: bool) -> Result<usize, StreamError> {
         let index = self.next_index;
         self.cipher
-            .open_in_place(chunk_nonce(index, last), b"", &mut self.work)
+            .open_in_place(chunk_nonce(index, last), b"", sealed)
             .map_err(|_| StreamError::ChunkAuthFailed { index })?;
         let plain: &[u8] = match &mut self.decompressor {
-            None => &self.work,
+            None => sealed,
             Some(d) => {
                 self.plain.clear();
                 // The buffer's capacity is the chunk size, so a zstd frame that expands past
                 // one chunk fails here instead of allocating.
-                d.decompress_to_buffer(&self.work, &mut *self.plain)
+                d.decompress_to_buffer(&sealed[..], &mut *self.plain)
                     .map_err(|_| StreamError::InvalidChunk {
                         index,
                         reason: "zstd data is corrupt or larger than a chunk",
@@ -194,13 +240,14 @@ impl Decryptor {
                 reason: "empty last chunk after data",
             });
         }
-        self.hasher.update(plain);
-        self.size += plain.len() as u64;
+        let plain_len = plain.len();
+        self.digest.plaintext(plain);
+        self.size += plain_len as u64;
         self.next_index = index
             .checked_add(1)
             .ok_or(StreamError::Malformed("chunk counter overflow"))?;
         self.seen_last = last;
-        Ok(plain)
+        Ok(plain_len)
     }
 }
 

@@ -39,6 +39,9 @@ pub enum StreamError {
     NoRecipients,
     #[error("too many recipients (at most {max})")]
     TooManyRecipients { max: usize },
+    /// A share-link stanza asked for in a stream a browser cannot read (decision 0023).
+    #[error("a share link needs a stream a browser can read: AES-256-GCM without compression")]
+    NotBrowserReadable,
     #[error("the passphrase is empty")]
     EmptyPassphrase,
     #[error("invalid key: {0}")]

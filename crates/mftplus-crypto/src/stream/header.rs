@@ -13,7 +13,11 @@ use super::recipients::Stanza;
 use super::{check_chunk_size, CompressionId, StreamError};
 
 pub const MAGIC: [u8; 4] = *b"MFTP";
-pub const FORMAT_VERSION: u8 = 1;
+/// The version writers produce. Version 2 differs from 1 only in what the manifest's digest
+/// covers (`docs/stream-format.md` §6); readers take both.
+pub const FORMAT_VERSION: u8 = 2;
+/// The first version, still read.
+pub const FORMAT_VERSION_1: u8 = 1;
 pub const FILE_SALT_LEN: usize = 32;
 pub const HEADER_MAC_LEN: usize = 32;
 /// Bounds the header a reader will buffer: 64 stanzas of at most 1 KiB.
@@ -22,9 +26,19 @@ pub const MAX_STANZA_BODY_LEN: usize = 1024;
 /// Magic, version, cipher, compression, flags, chunk size, salt, stanza count.
 const FIXED_LEN: usize = 4 + 1 + 1 + 1 + 1 + 4 + FILE_SALT_LEN + 2;
 
+/// Everything in the fixed part of a header but the stanza count.
+struct Parameters {
+    version: u8,
+    cipher: CipherId,
+    compression: CompressionId,
+    chunk_size: u32,
+    file_salt: [u8; FILE_SALT_LEN],
+}
+
 /// A parsed (or freshly built) header. Parsing does not authenticate it: see [`Header::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    version: u8,
     cipher: CipherId,
     compression: CompressionId,
     chunk_size: u32,
@@ -44,6 +58,45 @@ impl Header {
         stanzas: Vec<Stanza>,
         header_key: &[u8; KEY_LEN],
     ) -> Result<Self, StreamError> {
+        let parameters = Parameters {
+            version: FORMAT_VERSION,
+            cipher,
+            compression,
+            chunk_size,
+            file_salt,
+        };
+        Self::build_with(parameters, stanzas, header_key)
+    }
+
+    /// The same stream's header with other stanzas (a grant adds some), keeping the version and
+    /// every parameter; the MAC is recomputed with `header_key`.
+    pub(crate) fn with_stanzas(
+        &self,
+        stanzas: Vec<Stanza>,
+        header_key: &[u8; KEY_LEN],
+    ) -> Result<Self, StreamError> {
+        let parameters = Parameters {
+            version: self.version,
+            cipher: self.cipher,
+            compression: self.compression,
+            chunk_size: self.chunk_size,
+            file_salt: self.file_salt,
+        };
+        Self::build_with(parameters, stanzas, header_key)
+    }
+
+    fn build_with(
+        parameters: Parameters,
+        stanzas: Vec<Stanza>,
+        header_key: &[u8; KEY_LEN],
+    ) -> Result<Self, StreamError> {
+        let Parameters {
+            version,
+            cipher,
+            compression,
+            chunk_size,
+            file_salt,
+        } = parameters;
         check_chunk_size(chunk_size)?;
         if stanzas.is_empty() {
             return Err(StreamError::NoRecipients);
@@ -53,10 +106,10 @@ impl Header {
         }
         let mut out = Vec::with_capacity(FIXED_LEN + stanzas.len() * 100);
         out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(version);
         out.push(cipher.to_byte());
         out.push(compression.to_byte());
-        out.push(0); // flags: none defined in version 1
+        out.push(0); // flags: none defined (version 1 readers refuse any)
         out.extend_from_slice(&chunk_size.to_be_bytes());
         out.extend_from_slice(&file_salt);
         out.extend_from_slice(&(stanzas.len() as u16).to_be_bytes());
@@ -70,6 +123,7 @@ impl Header {
         let mut mac = [0u8; HEADER_MAC_LEN];
         mac.copy_from_slice(hmac::sign(&key, &out).as_ref());
         Ok(Header {
+            version,
             cipher,
             compression,
             chunk_size,
@@ -101,8 +155,9 @@ impl Header {
         reader
             .read_exact(&mut fixed[4..])
             .map_err(StreamError::from_read)?;
-        if fixed[4] != FORMAT_VERSION {
-            return Err(StreamError::UnsupportedVersion(fixed[4]));
+        let version = fixed[4];
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
+            return Err(StreamError::UnsupportedVersion(version));
         }
         let cipher = CipherId::from_byte(fixed[5])?;
         let compression = CompressionId::from_byte(fixed[6])?;
@@ -144,6 +199,7 @@ impl Header {
             .read_exact(&mut mac)
             .map_err(StreamError::from_read)?;
         Ok(Header {
+            version,
             cipher,
             compression,
             chunk_size,
@@ -172,6 +228,11 @@ impl Header {
         self.authenticated.len() + HEADER_MAC_LEN
     }
 
+    /// The format version (1 or 2): it decides what the manifest's digest covers.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
     pub fn cipher(&self) -> CipherId {
         self.cipher
     }
@@ -198,6 +259,20 @@ impl Header {
             Stanza::X25519 { fingerprint, .. } => Some(fingerprint),
             _ => None,
         })
+    }
+
+    /// Whether a browser can open this stream through a share link: a payload WebCrypto can
+    /// decrypt (AES-256-GCM, no compression) and at least one link stanza. The format has no
+    /// flag bit for it (version 1 readers refuse any flag): the link stanza is the flag, and
+    /// writers only put one into such a stream.
+    pub fn is_browser_readable(&self) -> bool {
+        super::browser_readable(self.cipher, self.compression) && self.has_link_stanza()
+    }
+
+    pub fn has_link_stanza(&self) -> bool {
+        self.stanzas
+            .iter()
+            .any(|s| matches!(s, Stanza::Link { .. }))
     }
 
     pub fn has_passphrase_stanza(&self) -> bool {
@@ -271,12 +346,20 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(Header::parse(&b), Err(StreamError::BadMagic)));
+        for unknown in [0, 3, 0xff] {
+            let mut b = bytes.clone();
+            b[4] = unknown;
+            assert!(matches!(
+                Header::parse(&b),
+                Err(StreamError::UnsupportedVersion(v)) if v == unknown
+            ));
+        }
+        // Version 1 still parses (and its MAC, over the version byte, tells it from 2).
         let mut b = bytes.clone();
-        b[4] = 2;
-        assert!(matches!(
-            Header::parse(&b),
-            Err(StreamError::UnsupportedVersion(2))
-        ));
+        b[4] = FORMAT_VERSION_1;
+        let (old, _) = Header::parse(&b).unwrap();
+        assert_eq!(old.version(), 1);
+        assert!(old.verify(&[1u8; 32]).is_err());
         let mut b = bytes.clone();
         b[8..12].copy_from_slice(&1u32.to_be_bytes());
         assert!(matches!(

@@ -1,5 +1,6 @@
-//! The encrypted manifest at the end of a stream: file name, mode, size, chunk count and the
-//! plaintext SHA-256.
+//! The encrypted manifest at the end of a stream: file name, mode, size, chunk count and a
+//! digest of the content: in version 2 the SHA-256 of the list of the sealed chunks' SHA-256
+//! values, in version 1 the SHA-256 of the whole plaintext.
 //!
 //! It goes last because the sender only knows the size and hash after reading everything, and
 //! it lets the reader tell "the file ended" from "the stream was cut". It is sealed with its own
@@ -10,8 +11,7 @@ use super::StreamError;
 
 /// File names longer than this are refused when writing and reading.
 pub const MAX_NAME_LEN: usize = 4096;
-const MANIFEST_VERSION: u8 = 1;
-/// Version, size, chunk count, SHA-256, mode flag, mode, name length.
+/// Version, size, chunk count, digest, mode flag, mode, name length.
 const FIXED_LEN: usize = 1 + 8 + 8 + 32 + 1 + 4 + 2;
 /// Largest sealed manifest a reader accepts.
 pub const MAX_SEALED_MANIFEST_LEN: usize = FIXED_LEN + MAX_NAME_LEN + TAG_LEN;
@@ -37,13 +37,62 @@ pub struct Manifest {
     /// Plaintext size in bytes (before compression).
     pub size: u64,
     pub chunk_count: u64,
-    /// SHA-256 of the whole plaintext.
-    pub sha256: [u8; 32],
+    pub digest: ContentDigest,
+}
+
+/// What the manifest's 32-byte digest is, by stream version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentDigest {
+    /// Version 1: SHA-256 of the whole plaintext.
+    PlaintextSha256([u8; 32]),
+    /// Version 2: SHA-256 over [`CHUNK_DIGEST_LABEL`] and each sealed chunk's SHA-256 in
+    /// order — the values the sender states with every upload and the server records.
+    ChunkList([u8; 32]),
+}
+
+/// Domain label of the version 2 chunk-list digest.
+pub const CHUNK_DIGEST_LABEL: &[u8] = b"mftplus-stream-v2 chunk-digest";
+
+impl ContentDigest {
+    /// The manifest version that carries this kind of digest (the same as the stream's).
+    pub fn version(&self) -> u8 {
+        match self {
+            ContentDigest::PlaintextSha256(_) => 1,
+            ContentDigest::ChunkList(_) => 2,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        match self {
+            ContentDigest::PlaintextSha256(b) | ContentDigest::ChunkList(b) => b,
+        }
+    }
+
+    fn from_version(version: u8, bytes: [u8; 32]) -> Option<Self> {
+        match version {
+            1 => Some(ContentDigest::PlaintextSha256(bytes)),
+            2 => Some(ContentDigest::ChunkList(bytes)),
+            _ => None,
+        }
+    }
+
+    /// `sha256:<hex>` for a version 1 stream (comparable with `sha256sum`), `chunks-sha256:<hex>`
+    /// for version 2.
+    pub fn labelled_hex(&self) -> String {
+        match self {
+            ContentDigest::PlaintextSha256(b) => format!("sha256:{}", hex::encode(b)),
+            ContentDigest::ChunkList(b) => format!("chunks-sha256:{}", hex::encode(b)),
+        }
+    }
 }
 
 impl Manifest {
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
+    /// The plaintext's SHA-256, which only version 1 manifests carry.
+    pub fn plaintext_sha256(&self) -> Option<[u8; 32]> {
+        match self.digest {
+            ContentDigest::PlaintextSha256(b) => Some(b),
+            ContentDigest::ChunkList(_) => None,
+        }
     }
 
     /// The name if it is safe to use as a single path component in a download directory:
@@ -58,13 +107,18 @@ impl Manifest {
         ok.then_some(n)
     }
 
-    pub(crate) fn new(info: ManifestInfo, size: u64, chunk_count: u64, sha256: [u8; 32]) -> Self {
+    pub(crate) fn new(
+        info: ManifestInfo,
+        size: u64,
+        chunk_count: u64,
+        digest: ContentDigest,
+    ) -> Self {
         Manifest {
             name: info.name,
             mode: info.mode.map(|m| m & MODE_MASK),
             size,
             chunk_count,
-            sha256,
+            digest,
         }
     }
 
@@ -80,10 +134,10 @@ impl Manifest {
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED_LEN + self.name.len() + TAG_LEN);
-        out.push(MANIFEST_VERSION);
+        out.push(self.digest.version());
         out.extend_from_slice(&self.size.to_be_bytes());
         out.extend_from_slice(&self.chunk_count.to_be_bytes());
-        out.extend_from_slice(&self.sha256);
+        out.extend_from_slice(self.digest.bytes());
         out.push(u8::from(self.mode.is_some()));
         out.extend_from_slice(&self.mode.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
@@ -91,17 +145,22 @@ impl Manifest {
         out
     }
 
-    fn decode(b: &[u8]) -> Result<Self, StreamError> {
+    /// `version` is the stream's (from its authenticated header): a manifest of another
+    /// version is refused, so a digest is never read as the other kind.
+    fn decode(b: &[u8], version: u8) -> Result<Self, StreamError> {
         if b.len() < FIXED_LEN {
             return Err(StreamError::Malformed("manifest too short"));
         }
-        if b[0] != MANIFEST_VERSION {
-            return Err(StreamError::Malformed("unknown manifest version"));
+        if b[0] != version {
+            return Err(StreamError::Malformed(
+                "the manifest's version is not the stream's",
+            ));
         }
         let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         let size = u64_at(1);
         let chunk_count = u64_at(9);
-        let sha256: [u8; 32] = b[17..49].try_into().expect("32 bytes");
+        let digest = ContentDigest::from_version(version, b[17..49].try_into().expect("32 bytes"))
+            .ok_or(StreamError::Malformed("unknown manifest version"))?;
         let mode = u32::from_be_bytes(b[50..54].try_into().expect("4 bytes"));
         let mode = match b[49] {
             0 if mode == 0 => None,
@@ -120,7 +179,7 @@ impl Manifest {
             mode,
             size,
             chunk_count,
-            sha256,
+            digest,
         })
     }
 
@@ -133,7 +192,11 @@ impl Manifest {
         buf
     }
 
-    pub(crate) fn open(sealed: &[u8], cipher: &dyn ChunkCipher) -> Result<Self, StreamError> {
+    pub(crate) fn open(
+        sealed: &[u8],
+        cipher: &dyn ChunkCipher,
+        version: u8,
+    ) -> Result<Self, StreamError> {
         if sealed.len() > MAX_SEALED_MANIFEST_LEN {
             return Err(StreamError::Malformed("manifest too long"));
         }
@@ -141,7 +204,7 @@ impl Manifest {
         cipher
             .open_in_place(ZERO_NONCE, b"", &mut buf)
             .map_err(|_| StreamError::ManifestAuthFailed)?;
-        Self::decode(&buf)
+        Self::decode(&buf, version)
     }
 }
 
@@ -156,7 +219,7 @@ mod tests {
             mode,
             size: 123_456_789,
             chunk_count: 12,
-            sha256: [0xab; 32],
+            digest: ContentDigest::ChunkList([0xab; 32]),
         }
     }
 
@@ -169,8 +232,26 @@ mod tests {
             sample("ü.txt", Some(0)),
         ] {
             let sealed = m.seal(c.as_ref());
-            assert_eq!(Manifest::open(&sealed, c.as_ref()).unwrap(), m);
+            assert_eq!(Manifest::open(&sealed, c.as_ref(), 2).unwrap(), m);
         }
+        let v1 = Manifest {
+            digest: ContentDigest::PlaintextSha256([0xcd; 32]),
+            ..sample("old.txt", None)
+        };
+        let sealed = v1.seal(c.as_ref());
+        assert_eq!(Manifest::open(&sealed, c.as_ref(), 1).unwrap(), v1);
+    }
+
+    #[test]
+    fn a_manifest_of_the_other_version_is_refused() {
+        // A digest must never be read as the other kind: the stream's authenticated version
+        // decides, and the manifest must agree with it.
+        let c = new_chunk_cipher(CipherId::Aes256Gcm, &[3u8; 32]);
+        let sealed = sample("a", None).seal(c.as_ref());
+        assert!(matches!(
+            Manifest::open(&sealed, c.as_ref(), 1),
+            Err(StreamError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -179,13 +260,13 @@ mod tests {
         let other = new_chunk_cipher(CipherId::Aes256Gcm, &[4u8; 32]);
         let sealed = sample("a", None).seal(c.as_ref());
         assert!(matches!(
-            Manifest::open(&sealed, other.as_ref()),
+            Manifest::open(&sealed, other.as_ref(), 2),
             Err(StreamError::ManifestAuthFailed)
         ));
         let mut flipped = sealed.clone();
         flipped[5] ^= 1;
         assert!(matches!(
-            Manifest::open(&flipped, c.as_ref()),
+            Manifest::open(&flipped, c.as_ref(), 2),
             Err(StreamError::ManifestAuthFailed)
         ));
     }
@@ -214,7 +295,7 @@ mod tests {
         };
         Manifest::check_info(&with_type_bits).unwrap();
         assert_eq!(
-            Manifest::new(with_type_bits, 0, 1, [0; 32]).mode,
+            Manifest::new(with_type_bits, 0, 1, ContentDigest::ChunkList([0; 32])).mode,
             Some(0o644)
         );
     }

@@ -26,21 +26,25 @@ mod chunk;
 mod cipher;
 mod decrypt;
 mod error;
+mod grant;
 mod header;
 mod io;
 mod keys;
+mod link;
 mod manifest;
 mod recipients;
 
-pub use chunk::{max_sealed_chunk_len, Encryptor, SealedChunk, Trailer};
+pub use chunk::{max_sealed_chunk_len, sha256 as chunk_sha256, Encryptor, SealedChunk, Trailer};
 pub use cipher::{
     chunk_nonce, new_chunk_cipher, AeadFailure, ChunkCipher, CipherId, RingCipher, KEY_LEN,
     NONCE_LEN, TAG_LEN,
 };
 pub use decrypt::Decryptor;
 pub use error::StreamError;
+pub use grant::{add_x25519_recipients, check_extension, ExtensionError};
 pub use header::{
-    Header, FILE_SALT_LEN, FORMAT_VERSION, HEADER_MAC_LEN, MAGIC, MAX_STANZAS, MAX_STANZA_BODY_LEN,
+    Header, FILE_SALT_LEN, FORMAT_VERSION, FORMAT_VERSION_1, HEADER_MAC_LEN, MAGIC, MAX_STANZAS,
+    MAX_STANZA_BODY_LEN,
 };
 pub use io::{
     decrypt_reader_to_writer, encrypt_reader_to_writer, read_frame, write_chunk_frame,
@@ -49,7 +53,13 @@ pub use io::{
 pub use keys::{
     X25519PublicKey, X25519SecretKey, FINGERPRINT_LEN, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX,
 };
-pub use manifest::{Manifest, ManifestInfo, MAX_NAME_LEN, MAX_SEALED_MANIFEST_LEN};
+pub use link::{
+    LinkKey, LinkSecret, LINK_MODE_PASSPHRASE, LINK_MODE_SECRET, LINK_SALT_LEN, LINK_SECRET_LEN,
+};
+pub use manifest::{
+    ContentDigest, Manifest, ManifestInfo, CHUNK_DIGEST_LABEL, MAX_NAME_LEN,
+    MAX_SEALED_MANIFEST_LEN,
+};
 pub use recipients::{
     Identity, Recipient, Stanza, DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS,
     MIN_PBKDF2_ITERATIONS, PBKDF2_SALT_LEN,
@@ -130,6 +140,12 @@ impl Default for StreamOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
         }
     }
+}
+
+/// Whether a browser's WebCrypto can read a stream with these options: AES-256-GCM (WebCrypto
+/// has no ChaCha20-Poly1305) and no compression (it has no zstd). Share links need it.
+pub fn browser_readable(cipher: CipherId, compression: CompressionId) -> bool {
+    cipher == CipherId::Aes256Gcm && compression == CompressionId::None
 }
 
 pub(crate) fn check_chunk_size(chunk_size: u32) -> Result<(), StreamError> {

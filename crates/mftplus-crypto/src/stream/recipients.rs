@@ -1,7 +1,8 @@
 //! Recipient stanzas: how the random per-file key is wrapped for each reader.
 //!
-//! Two kinds, mixable in one header: an X25519 public key (ephemeral-static key agreement) and a
-//! passphrase (PBKDF2-HMAC-SHA256). Each wrap key seals exactly one message, the 32-byte file
+//! Three kinds, mixable in one header: an X25519 public key (ephemeral-static key agreement), a
+//! passphrase (PBKDF2-HMAC-SHA256), and a share link (`link.rs`: HKDF/PBKDF2 and AES-256-GCM,
+//! what a browser's WebCrypto can unwrap). Each wrap key seals exactly one message, the 32-byte file
 //! key, with ChaCha20-Poly1305 under an all-zero nonce; the wrap key is fresh per stanza (new
 //! ephemeral key or new salt), which is what makes the fixed nonce safe.
 //!
@@ -17,6 +18,7 @@ use super::cipher::{
     fill_random, hkdf_sha256, new_chunk_cipher, CipherId, KEY_LEN, TAG_LEN, ZERO_NONCE,
 };
 use super::keys::{X25519PublicKey, X25519SecretKey, FINGERPRINT_LEN};
+use super::link::{self, LinkKey, KIND_LINK, LINK_SALT_LEN};
 use super::StreamError;
 
 /// The seed's figure, and the floor: files asking for fewer iterations are refused on both sides.
@@ -28,7 +30,7 @@ pub const PBKDF2_SALT_LEN: usize = 32;
 
 pub(crate) const KIND_X25519: u8 = 0x01;
 pub(crate) const KIND_PASSPHRASE: u8 = 0x02;
-const WRAPPED_LEN: usize = KEY_LEN + TAG_LEN;
+pub(crate) const WRAPPED_LEN: usize = KEY_LEN + TAG_LEN;
 pub(crate) const X25519_BODY_LEN: usize = FINGERPRINT_LEN + 32 + WRAPPED_LEN;
 pub(crate) const PASSPHRASE_BODY_LEN: usize = 4 + PBKDF2_SALT_LEN + WRAPPED_LEN;
 const X25519_WRAP_LABEL: &[u8] = b"mftplus-stream-v1 x25519-wrap";
@@ -43,6 +45,12 @@ pub enum Recipient<'a> {
     /// The passphrase is used as its UTF-8 bytes, without Unicode normalisation.
     Passphrase {
         passphrase: &'a str,
+        iterations: u32,
+    },
+    /// A share link: its secret, a passphrase, or both (`iterations` counts with a passphrase).
+    /// Only in streams a browser can read: AES-256-GCM, no compression.
+    Link {
+        key: LinkKey<'a>,
         iterations: u32,
     },
 }
@@ -67,6 +75,9 @@ impl std::fmt::Debug for Recipient<'_> {
                     "Recipient::Passphrase(<redacted>, {iterations} iterations)"
                 )
             }
+            Recipient::Link { key, iterations } => {
+                write!(f, "Recipient::Link({key:?}, {iterations} iterations)")
+            }
         }
     }
 }
@@ -76,6 +87,7 @@ impl std::fmt::Debug for Recipient<'_> {
 pub enum Identity<'a> {
     X25519(&'a X25519SecretKey),
     Passphrase(&'a str),
+    Link(LinkKey<'a>),
 }
 
 /// One parsed stanza of a header.
@@ -91,6 +103,13 @@ pub enum Stanza {
         salt: [u8; PBKDF2_SALT_LEN],
         wrapped: [u8; WRAPPED_LEN],
     },
+    /// A share link's wrap (`link.rs`); `mode` says which parts its wrap key needs.
+    Link {
+        mode: u8,
+        iterations: u32,
+        salt: [u8; LINK_SALT_LEN],
+        wrapped: [u8; WRAPPED_LEN],
+    },
     /// A kind this version does not know. Kept (it is covered by the header MAC) and skipped,
     /// so a later writer can add recipient kinds without breaking older readers' other stanzas.
     Unknown { kind: u8, body: Vec<u8> },
@@ -101,6 +120,7 @@ impl Stanza {
         match self {
             Stanza::X25519 { .. } => KIND_X25519,
             Stanza::Passphrase { .. } => KIND_PASSPHRASE,
+            Stanza::Link { .. } => KIND_LINK,
             Stanza::Unknown { kind, .. } => *kind,
         }
     }
@@ -126,6 +146,20 @@ impl Stanza {
                 body.extend_from_slice(salt);
                 body.extend_from_slice(wrapped);
             }
+            Stanza::Link {
+                mode,
+                iterations,
+                salt,
+                wrapped,
+            } => link::encode_body(
+                &link::LinkBody {
+                    mode: *mode,
+                    iterations: *iterations,
+                    salt: *salt,
+                    wrapped: *wrapped,
+                },
+                &mut body,
+            ),
             Stanza::Unknown { body: b, .. } => body.extend_from_slice(b),
         }
         body
@@ -159,6 +193,7 @@ impl Stanza {
                     wrapped: wrapped.try_into().expect("split length"),
                 })
             }
+            KIND_LINK => link::parse_body(body),
             kind => Ok(Stanza::Unknown {
                 kind,
                 body: body.to_vec(),
@@ -175,7 +210,7 @@ impl Stanza {
     }
 }
 
-fn check_iterations(iterations: u32) -> Result<NonZeroU32, StreamError> {
+pub(crate) fn check_iterations(iterations: u32) -> Result<NonZeroU32, StreamError> {
     if iterations < MIN_PBKDF2_ITERATIONS {
         return Err(StreamError::WeakKdfParameters {
             iterations,
@@ -191,7 +226,11 @@ fn check_iterations(iterations: u32) -> Result<NonZeroU32, StreamError> {
     Ok(NonZeroU32::new(iterations).expect("checked above the minimum"))
 }
 
-fn pbkdf2_key(passphrase: &str, salt: &[u8], iterations: NonZeroU32) -> Zeroizing<[u8; KEY_LEN]> {
+pub(crate) fn pbkdf2_key(
+    passphrase: &str,
+    salt: &[u8],
+    iterations: NonZeroU32,
+) -> Zeroizing<[u8; KEY_LEN]> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     pbkdf2::derive(
         pbkdf2::PBKDF2_HMAC_SHA256,
@@ -290,6 +329,7 @@ pub(crate) fn wrap(recipient: &Recipient<'_>, file_key: &FileKey) -> Result<Stan
             }
             Ok(stanza)
         }
+        Recipient::Link { key, iterations } => link::wrap(key, *iterations, file_key),
     }
 }
 
@@ -332,6 +372,19 @@ pub(crate) fn unwrap(
 
     let mut tried_passphrase = false;
     let mut refused: Option<StreamError> = None;
+    for identity in identities {
+        let Identity::Link(key) = identity else {
+            continue;
+        };
+        match link::unwrap(stanzas, key) {
+            Ok(file_key) => return Ok(file_key),
+            Err(StreamError::NoMatchingRecipient) => {}
+            Err(StreamError::WrongPassphrase) => tried_passphrase = true,
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
     for identity in identities {
         let Identity::Passphrase(passphrase) = identity else {
             continue;

@@ -91,7 +91,8 @@ pub(crate) async fn fleet_counts<C: GenericClient>(
              COUNT(*) FILTER (WHERE last_report_at_ms IS NOT NULL AND liveness = '{stale}') AS stale, \
              COUNT(*) FILTER (WHERE last_report_at_ms IS NOT NULL AND liveness = '{down}') AS down, \
              COUNT(*) FILTER (WHERE last_report_at_ms IS NULL) AS never \
-           FROM hosts WHERE customer_id = ANY($1) GROUP BY customer_id), \
+           FROM hosts LEFT JOIN host_liveness ON host_liveness.host_id = hosts.id \
+           WHERE customer_id = ANY($1) GROUP BY customer_id), \
          op_counts AS (SELECT customer_id, COUNT(*) AS awaiting FROM signed_ops \
            WHERE status = '{pending}' AND customer_id = ANY($1) GROUP BY customer_id) \
          SELECT c.id, COALESCE(h.hosts, 0), COALESCE(h.stale, 0), COALESCE(h.down, 0), \

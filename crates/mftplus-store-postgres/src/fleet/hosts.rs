@@ -8,8 +8,8 @@ use mftplus_store::{
 };
 
 use super::{
-    guest_from_row, host_from_row, insert_events, mirror_guest_specs, op_status, publish_desired,
-    GUEST_COLUMNS, HOST_COLUMNS,
+    guest_from_row, host_from_row, insert_events, liveness_of_host, mirror_guest_specs, op_status,
+    publish_desired, GUEST_COLUMNS, HOST_COLUMNS,
 };
 use crate::error::ResultExt;
 use crate::sql;
@@ -88,6 +88,12 @@ pub(crate) async fn create<C: GenericClient>(
         ],
     )
     .await?;
+    sql::execute(
+        tx,
+        "INSERT INTO host_liveness (host_id) VALUES ($1)",
+        &[&host.id],
+    )
+    .await?;
     host_from_row(&row)
 }
 
@@ -108,7 +114,11 @@ pub(crate) async fn list<C: GenericClient>(
 
 /// Liveness as the operator sees it (`HostInfo::liveness`): `never` until the first report,
 /// the checker's state after. The listing filters on this, so a filter and the page agree.
-const SHOWN_LIVENESS: &str = "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE liveness END";
+const SHOWN_LIVENESS: &str = concat!(
+    "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE ",
+    liveness_of_host!(),
+    " END"
+);
 
 /// The "missing hosts" order's key: never reported (-1) before any report time; migration
 /// 0011 indexes it with the id.

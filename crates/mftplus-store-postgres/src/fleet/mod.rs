@@ -17,9 +17,9 @@ use deadpool_postgres::GenericClient;
 use mftplus_store::{
     BackupFacts, CustomerCounts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow,
     FleetStore, GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostListing,
-    HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport,
-    NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter, OpTransition,
-    PruneCounts, ReportAck, SignedOpRow, StoreResult,
+    HostReportRow, HostRow, LivenessRule, LivenessTransition, NewCustomer, NewEvent, NewGuest,
+    NewGuestReport, NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter,
+    OpTransition, PruneCounts, ReportAck, SignedOpRow, StoreResult,
 };
 use tokio_postgres::Row;
 
@@ -42,11 +42,27 @@ pub(crate) const BLOCKED: &str = "blocked";
 pub(crate) const CUSTOMER_COLUMNS: &str = "id, name, email, domain, locale, status, \
      retrieval_password_hash, config_json, created_at_ms, updated_at_ms";
 
-pub(crate) const HOST_COLUMNS: &str = "id, customer_id, key_hash, hostname, platform, \
+/// The checker's liveness of the `hosts` row in scope: its row in the narrow `host_liveness`
+/// table (migration 0015), created with the host; `ok` should one ever be missing (and for
+/// the host an `INSERT … RETURNING` is creating, whose row comes next).
+macro_rules! liveness_of_host {
+    () => {
+        "COALESCE((SELECT l.liveness FROM host_liveness l WHERE l.host_id = hosts.id), 'ok')"
+    };
+}
+pub(crate) use liveness_of_host;
+
+/// Selected from, or returned by a write to, `hosts` (unaliased: the liveness subquery names
+/// the table).
+pub(crate) const HOST_COLUMNS: &str = concat!(
+    "id, customer_id, key_hash, hostname, platform, \
      agent_version, controller_version, applied_generation, last_report_at_ms, \
      last_backups_json, pending_signature_json, desired_json, desired_generation, \
      desired_updated_at_ms, recovery_mode_until_ms, backup_namespace, repository_fingerprint, \
-     escrow, escrow_at_ms, liveness, backup_missed_json, enrolled_at_ms";
+     escrow, escrow_at_ms, ",
+    liveness_of_host!(),
+    ", backup_missed_json, enrolled_at_ms, poll_interval_seconds"
+);
 
 pub(crate) const GUEST_COLUMNS: &str = "id, customer_id, host_id, key_hash, display_name, \
      desired_spec_json, controller_version, status, last_seen_at_ms, last_report_at_ms, \
@@ -98,6 +114,7 @@ pub(crate) fn host_from_row(row: &Row) -> StoreResult<HostRow> {
         liveness: row.try_get(19).db()?,
         backup_missed_json: row.try_get(20).db()?,
         enrolled_at_ms: row.try_get(21).db()?,
+        poll_interval_seconds: row.try_get(22).db()?,
     })
 }
 
@@ -236,9 +253,9 @@ pub(crate) async fn publish_desired<C: GenericClient>(
 macro_rules! in_tx {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let mut client = $store.client().await?;
-        let $tx = client.transaction().await.db()?;
+        let $tx = sql::begin(&mut client).await?;
         let value = $body.await?;
-        $tx.commit().await.db()?;
+        sql::commit($tx).await?;
         Ok(value)
     }};
 }
@@ -473,17 +490,12 @@ impl FleetStore for PostgresStore {
         jobs::list_events(&self.client().await?, filter).await
     }
 
-    async fn liveness_pass(
-        &self,
-        now_ms: i64,
-        stale_after_ms: i64,
-        down_after_ms: i64,
-        grace_since_ms: i64,
-    ) -> StoreResult<Vec<LivenessTransition>> {
-        in_tx!(self, |tx| jobs::liveness_pass(
-            &tx,
-            [now_ms, stale_after_ms, down_after_ms, grace_since_ms],
-        ))
+    async fn liveness_pass(&self, rule: &LivenessRule) -> StoreResult<Vec<LivenessTransition>> {
+        in_tx!(self, |tx| jobs::liveness_pass(&tx, rule))
+    }
+
+    async fn count_hosts(&self) -> StoreResult<u64> {
+        jobs::count_hosts(&self.client().await?).await
     }
 
     async fn list_backup_facts(&self) -> StoreResult<Vec<BackupFacts>> {

@@ -147,15 +147,27 @@ async fn update_hosts<C: GenericClient>(tx: &C, live: &[&NewHostReport]) -> Stor
         .iter()
         .map(|r| r.pending_signature_json.as_str())
         .collect();
+    let poll: Vec<i64> = last.iter().map(|r| r.poll_interval_seconds).collect();
     sql::execute(
         tx,
         "UPDATE hosts SET agent_version = r.agent, controller_version = r.controller, \
          applied_generation = r.applied, last_report_at_ms = r.at, \
-         last_backups_json = r.backups, pending_signature_json = r.pending \
+         last_backups_json = r.backups, pending_signature_json = r.pending, \
+         poll_interval_seconds = r.poll \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
-         $6::text[], $7::text[]) AS r(id, agent, controller, applied, at, backups, pending) \
+         $6::text[], $7::text[], $8::bigint[]) \
+         AS r(id, agent, controller, applied, at, backups, pending, poll) \
          WHERE hosts.id = r.id",
-        &[&id, &agent, &controller, &applied, &at, &backups, &pending],
+        &[
+            &id,
+            &agent,
+            &controller,
+            &applied,
+            &at,
+            &backups,
+            &pending,
+            &poll,
+        ],
     )
     .await?;
     Ok(())

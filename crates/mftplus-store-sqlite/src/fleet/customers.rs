@@ -90,7 +90,8 @@ pub(crate) fn fleet_counts(
              SUM(CASE WHEN last_report_at_ms IS NOT NULL AND liveness = '{stale}' THEN 1 ELSE 0 END) AS stale, \
              SUM(CASE WHEN last_report_at_ms IS NOT NULL AND liveness = '{down}' THEN 1 ELSE 0 END) AS down, \
              SUM(CASE WHEN last_report_at_ms IS NULL THEN 1 ELSE 0 END) AS never \
-           FROM hosts WHERE customer_id IN (SELECT id FROM wanted) GROUP BY customer_id), \
+           FROM hosts LEFT JOIN host_liveness ON host_liveness.host_id = hosts.id \
+           WHERE customer_id IN (SELECT id FROM wanted) GROUP BY customer_id), \
          op_counts AS (SELECT customer_id, COUNT(*) AS awaiting FROM signed_ops \
            WHERE status = '{pending}' AND customer_id IN (SELECT id FROM wanted) \
            GROUP BY customer_id) \

@@ -8,8 +8,8 @@ use mftplus_store::{
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{
-    guest_from_row, host_from_row, immediate, insert_event, mirror_guest_specs, op_status,
-    publish_desired, GUEST_COLUMNS, HOST_COLUMNS,
+    guest_from_row, host_from_row, immediate, insert_event, liveness_of_host, mirror_guest_specs,
+    op_status, publish_desired, GUEST_COLUMNS, HOST_COLUMNS,
 };
 use crate::error::ResultExt;
 
@@ -74,6 +74,9 @@ pub(crate) fn create(
         ])
     })
     .db()?;
+    tx.prepare_cached("INSERT INTO host_liveness (host_id) VALUES (?1)")
+        .and_then(|mut stmt| stmt.execute(params![host.id]))
+        .db()?;
     let row = load_existing(&tx, &host.id)?;
     tx.commit().db()?;
     Ok(row)
@@ -107,8 +110,11 @@ pub(crate) fn list(conn: &Connection, customer_id: Option<&str>) -> StoreResult<
 
 /// Liveness as the operator sees it (`HostInfo::liveness`): `never` until the first report,
 /// the checker's state after. The listing filters on this, so a filter and the page agree.
-pub(crate) const SHOWN_LIVENESS: &str =
-    "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE liveness END";
+pub(crate) const SHOWN_LIVENESS: &str = concat!(
+    "CASE WHEN last_report_at_ms IS NULL THEN 'never' ELSE ",
+    liveness_of_host!(),
+    " END"
+);
 
 /// The "missing hosts" order's key: never reported (-1) before any report time. Migration
 /// 0011 indexes it with the id, so a page seeks to its cursor instead of sorting the fleet.

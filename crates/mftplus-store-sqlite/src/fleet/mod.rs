@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use mftplus_store::{
     BackupFacts, CustomerCounts, CustomerRow, CustomerUpdate, DesiredEdit, EventFilter, EventRow,
     FleetStore, GuestReportRow, GuestRow, HostKeyRotation, HostKeyRotationRow, HostListing,
-    HostReportRow, HostRow, LivenessTransition, NewCustomer, NewEvent, NewGuest, NewGuestReport,
-    NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter, OpTransition,
-    PruneCounts, ReportAck, SignedOpRow, StoreResult,
+    HostReportRow, HostRow, LivenessRule, LivenessTransition, NewCustomer, NewEvent, NewGuest,
+    NewGuestReport, NewHost, NewHostReport, NewNotificationLog, NotificationLogRow, OpFilter,
+    OpTransition, PruneCounts, ReportAck, SignedOpRow, StoreResult,
 };
 use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 
@@ -40,11 +40,25 @@ pub(crate) const BLOCKED: &str = "blocked";
 pub(crate) const CUSTOMER_COLUMNS: &str = "id, name, email, domain, locale, status, \
      retrieval_password_hash, config_json, created_at_ms, updated_at_ms";
 
-pub(crate) const HOST_COLUMNS: &str = "id, customer_id, key_hash, hostname, platform, \
+/// The checker's liveness of the `hosts` row in scope: its row in the narrow `host_liveness`
+/// table (migration 0015), created with the host; `ok` should one ever be missing.
+macro_rules! liveness_of_host {
+    () => {
+        "COALESCE((SELECT l.liveness FROM host_liveness l WHERE l.host_id = hosts.id), 'ok')"
+    };
+}
+pub(crate) use liveness_of_host;
+
+/// Selected `FROM hosts` (unaliased: the liveness subquery names the table).
+pub(crate) const HOST_COLUMNS: &str = concat!(
+    "id, customer_id, key_hash, hostname, platform, \
      agent_version, controller_version, applied_generation, last_report_at_ms, \
      last_backups_json, pending_signature_json, desired_json, desired_generation, \
      desired_updated_at_ms, recovery_mode_until_ms, backup_namespace, repository_fingerprint, \
-     escrow, escrow_at_ms, liveness, backup_missed_json, enrolled_at_ms";
+     escrow, escrow_at_ms, ",
+    liveness_of_host!(),
+    ", backup_missed_json, enrolled_at_ms, poll_interval_seconds"
+);
 
 pub(crate) const GUEST_COLUMNS: &str = "id, customer_id, host_id, key_hash, display_name, \
      desired_spec_json, controller_version, status, last_seen_at_ms, last_report_at_ms, \
@@ -96,6 +110,7 @@ pub(crate) fn host_from_row(row: &Row<'_>) -> rusqlite::Result<HostRow> {
         liveness: row.get(19)?,
         backup_missed_json: row.get(20)?,
         enrolled_at_ms: row.get(21)?,
+        poll_interval_seconds: row.get(22)?,
     })
 }
 
@@ -504,21 +519,14 @@ impl FleetStore for SqliteStore {
             .await
     }
 
-    async fn liveness_pass(
-        &self,
-        now_ms: i64,
-        stale_after_ms: i64,
-        down_after_ms: i64,
-        grace_since_ms: i64,
-    ) -> StoreResult<Vec<LivenessTransition>> {
-        let limits = jobs::LivenessLimits {
-            now_ms,
-            stale_after_ms,
-            down_after_ms,
-            grace_since_ms,
-        };
-        self.write(move |conn| jobs::liveness_pass(conn, &limits))
+    async fn liveness_pass(&self, rule: &LivenessRule) -> StoreResult<Vec<LivenessTransition>> {
+        let rule = *rule;
+        self.write(move |conn| jobs::liveness_pass(conn, &rule))
             .await
+    }
+
+    async fn count_hosts(&self) -> StoreResult<u64> {
+        self.read(|conn| jobs::count_hosts(conn)).await
     }
 
     async fn list_backup_facts(&self) -> StoreResult<Vec<BackupFacts>> {

@@ -39,7 +39,7 @@ fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<Store
         .prepare_cached(
             "UPDATE hosts SET agent_version = ?2, controller_version = ?3, \
              applied_generation = ?4, last_report_at_ms = ?5, last_backups_json = ?6, \
-             pending_signature_json = ?7 WHERE id = ?1 \
+             pending_signature_json = ?7, poll_interval_seconds = ?8 WHERE id = ?1 \
              RETURNING customer_id, desired_generation",
         )
         .and_then(|mut stmt| {
@@ -51,7 +51,8 @@ fn ingest_one(tx: &Transaction<'_>, report: &NewHostReport) -> StoreResult<Store
                     report.applied_generation,
                     report.received_at_ms,
                     report.last_backups_json,
-                    report.pending_signature_json
+                    report.pending_signature_json,
+                    report.poll_interval_seconds
                 ],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )

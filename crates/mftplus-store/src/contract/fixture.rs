@@ -288,6 +288,7 @@ pub(super) fn recipient(kind: &str, id: &str) -> NewRecipient {
         kind: kind.into(),
         id: id.into(),
         display: format!("{kind} {id}"),
+        awaiting_grant: false,
     }
 }
 
@@ -545,6 +546,7 @@ pub(super) fn host_report() -> NewHostReport {
             .to_string(),
         report_json: json!({"host_id": HOST, "agent_version": "0.1.0", "applied_generation": 2})
             .to_string(),
+        poll_interval_seconds: 300,
         guests: vec![GuestReality {
             guest_id: GUEST.into(),
             status: "running".into(),

@@ -3,8 +3,8 @@
 
 use super::{assert_conflict, assert_not_found, uid};
 use crate::{
-    CustomerUpdate, DesiredEdit, EventFilter, GuestReality, NewCustomer, NewEvent, NewGuest,
-    NewHost, NewHostReport, NewSignedOp, OpTransition, Store,
+    CustomerUpdate, DesiredEdit, EventFilter, GuestReality, LivenessRule, NewCustomer, NewEvent,
+    NewGuest, NewHost, NewHostReport, NewSignedOp, OpTransition, Store,
 };
 
 /// A fleet section's clock: far from the other sections' and from the prune section's small
@@ -69,8 +69,28 @@ pub(super) fn host_report(customer_id: &str, host_id: &str, at_ms: i64) -> NewHo
         last_backups_json: format!(r#"[{{"durable_id":"d1","at_ms":{at_ms}}}]"#),
         pending_signature_json: r#"[{"change":"guest.remove"}]"#.into(),
         report_json: format!(r#"{{"host":"{host_id}","at":{at_ms}}}"#),
+        poll_interval_seconds: POLL_SECONDS,
         guests: Vec::new(),
         idempotency_key: None,
+    }
+}
+
+/// The poll interval [`host_report`]s were told, and the one [`rule`]s are written for.
+pub(super) const POLL_SECONDS: i64 = 300;
+
+/// A liveness rule at `now` for hosts told [`POLL_SECONDS`] (thresholds unscaled).
+pub(super) fn rule(
+    now_ms: i64,
+    stale_after_ms: i64,
+    down_after_ms: i64,
+    grace: i64,
+) -> LivenessRule {
+    LivenessRule {
+        now_ms,
+        stale_after_ms,
+        down_after_ms,
+        grace_since_ms: grace,
+        poll_interval_seconds: POLL_SECONDS,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fleet contract: events, liveness, backup facts, leases, pruning and notifications.
 
 use super::fleet::{
-    customer_with_host, event, host_events, host_report, new_customer, new_host, T0,
+    customer_with_host, event, host_events, host_report, new_customer, new_host, rule, T0,
 };
 use super::{assert_not_found, uid};
 use crate::{liveness, CustomerUpdate, EventFilter, NewGuestReport, NewNotificationLog, Store};
@@ -146,7 +146,7 @@ pub async fn fleet_liveness(store: &dyn Store) {
         let ours = ours.clone();
         async move {
             store
-                .liveness_pass(now, stale_after, down_after, grace)
+                .liveness_pass(&rule(now, stale_after, down_after, grace))
                 .await
                 .expect("liveness_pass")
                 .into_iter()
@@ -275,7 +275,7 @@ pub async fn fleet_backup_facts(store: &dyn Store) {
             .unwrap();
     }
     store
-        .liveness_pass(base + 10_001, 5_000, 9_000, 0)
+        .liveness_pass(&rule(base + 10_001, 5_000, 9_000, 0))
         .await
         .unwrap();
     store

@@ -103,7 +103,7 @@ async fn fleet(store: &dyn Store) -> Fleet {
             .expect("ack");
     }
     store
-        .liveness_pass(NOW, STALE_AFTER, DOWN_AFTER, 0)
+        .liveness_pass(&super::fleet::rule(NOW, STALE_AFTER, DOWN_AFTER, 0))
         .await
         .expect("liveness_pass");
     let mut never = vec![hosts[0].id.clone(), hosts[1].id.clone()];

@@ -25,6 +25,7 @@ fn user(id: &str) -> NewRecipient {
         kind: recipient_kind::USER.into(),
         id: id.to_string(),
         display: format!("{id}@example.com"),
+        awaiting_grant: false,
     }
 }
 
@@ -33,6 +34,7 @@ fn agent(id: &str) -> NewRecipient {
         kind: recipient_kind::AGENT.into(),
         id: id.to_string(),
         display: format!("agent {id}"),
+        awaiting_grant: false,
     }
 }
 
@@ -74,6 +76,8 @@ fn expected_row(transfer: &NewTransfer) -> TransferRow {
             id: recipient.id.clone(),
             display: recipient.display.clone(),
             downloaded_at_ms: None,
+            awaiting_grant: recipient.awaiting_grant,
+            granted_at_ms: None,
         })
         .collect();
     recipients.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));

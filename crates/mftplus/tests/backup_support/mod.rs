@@ -257,6 +257,7 @@ pub async fn send(client: &Client, recipient: &str, sealed: &Sealed) -> Result<S
             header: b64(&sealed.header),
             chunk_size: MIN_CHUNK_SIZE as u64,
             expires: None,
+            awaiting_grant: Vec::new(),
         })
         .await
         .map_err(|e| e.to_string())?;

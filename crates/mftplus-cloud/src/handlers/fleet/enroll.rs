@@ -61,6 +61,9 @@ pub async fn enroll(
             other => other.into(),
         })?;
     record_identity(&state, &customer.id, &host, &ip, "host_enrolled", "info").await?;
+    let poll_interval_seconds = state
+        .fleet
+        .poll_interval(&host.id, &state.config.config.fleet);
     Ok((
         StatusCode::CREATED,
         Json(EnrollResponse {
@@ -68,7 +71,7 @@ pub async fn enroll(
             customer_id: customer.id,
             host_key: key,
             operator_keys: state.fleet.operator_keys.clone(),
-            poll_interval_seconds: state.config.config.fleet.poll_interval_seconds,
+            poll_interval_seconds,
         }),
     ))
 }

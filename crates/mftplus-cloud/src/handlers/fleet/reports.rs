@@ -43,6 +43,10 @@ pub async fn host_report(
     check_host_report(&report).map_err(|err| ApiError::new(err.code, err.message))?;
     let report_json = String::from_utf8(raw.to_vec())
         .map_err(|_| ApiError::validation("the report is not UTF-8"))?;
+    // Stored with the report: liveness judges the host by the interval it was told.
+    let poll_interval_seconds = state
+        .fleet
+        .poll_interval(&host_id, &state.config.config.fleet);
     let row = NewHostReport {
         host_id,
         customer_id,
@@ -64,6 +68,7 @@ pub async fn host_report(
         last_backups_json: to_json(&report.storage_targets),
         pending_signature_json: to_json(&report.pending_signature),
         report_json,
+        poll_interval_seconds: clamp_i64(poll_interval_seconds),
         guests: report
             .guests
             .iter()
@@ -77,7 +82,7 @@ pub async fn host_report(
     };
     let ack = state.fleet.host_ingest.submit(row).await?;
     Ok(Json(ControlEnvelope {
-        poll_interval_seconds: state.config.config.fleet.poll_interval_seconds,
+        poll_interval_seconds,
         blocked: ack.blocked,
         desired_generation: ack.desired_generation as u64,
         has_signed_ops: ack.has_signed_ops,

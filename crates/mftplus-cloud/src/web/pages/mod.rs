@@ -8,6 +8,7 @@ pub mod desired;
 pub mod events;
 pub mod hosts;
 pub mod hubs;
+pub mod links;
 pub mod login;
 pub mod ops;
 pub mod sessions;

@@ -247,7 +247,8 @@ pub async fn show(
     if view.fragment == "summary" {
         return Ok(Html(region.into_string()).into_response());
     }
-    Ok(detail_page(&state, &caller, &detail, region, None))
+    let links = super::links::section(&state, &caller, &detail.row).await;
+    Ok(detail_page(&state, &caller, &detail, region, None, links))
 }
 
 /// A transfer's page around its live region, with the actions the caller may take and, after
@@ -258,6 +259,7 @@ fn detail_page(
     detail: &TransferDetail,
     region: Markup,
     verification: Option<&Verification>,
+    links: Markup,
 ) -> axum::response::Response {
     let id = &detail.row.id;
     let body = html! {
@@ -267,6 +269,7 @@ fn detail_page(
             (region)
         }
         (actions(state, caller, &detail.row))
+        (links)
         p { a href="/transfers" { "All transfers" } }
     };
     let title = format!("Transfer {}", short_id(id));
@@ -306,7 +309,15 @@ fn detail_region(detail: &TransferDetail, now_ms: i64) -> Markup {
                     tr data-recipient=(recipient.id) {
                         td { (recipient.display) }
                         td { (recipient.kind) }
-                        td { (when_or(recipient.downloaded_at_ms.map(crate::clock::rfc3339).as_deref(), now_ms, "Not yet")) }
+                        td {
+                            @if recipient.awaiting_grant {
+                                span.muted.awaiting-grant title="Sent before they had an encryption key; the sender's next mftctl run wraps the file key to the key they register." {
+                                    "Waiting for the sender to grant access"
+                                }
+                            } @else {
+                                (when_or(recipient.downloaded_at_ms.map(crate::clock::rfc3339).as_deref(), now_ms, "Not yet"))
+                            }
+                        }
                     }
                 }
             }
@@ -402,7 +413,15 @@ pub async fn verify(
     // The route's scope is transfers:read[:own], the same as the page's.
     let detail = app::detail(&state, &caller, scope, &transfer_id).await?;
     let region = detail_region(&detail, state.clock.now_ms());
-    Ok(detail_page(&state, &caller, &detail, region, Some(&found)))
+    let links = super::links::section(&state, &caller, &detail.row).await;
+    Ok(detail_page(
+        &state,
+        &caller,
+        &detail,
+        region,
+        Some(&found),
+        links,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -493,7 +512,12 @@ impl Watched {
             (&row.id, &row.status, row.ciphertext_bytes, row.chunk_count).hash(&mut hasher);
             stored.get(&row.id).hash(&mut hasher);
             for recipient in &row.recipients {
-                (&recipient.id, recipient.downloaded_at_ms).hash(&mut hasher);
+                (
+                    &recipient.id,
+                    recipient.downloaded_at_ms,
+                    recipient.awaiting_grant,
+                )
+                    .hash(&mut hasher);
             }
         }
         Some(hasher.finish())
@@ -539,6 +563,7 @@ fn recipients_in_short(row: &TransferRow) -> Markup {
         .iter()
         .filter(|r| r.downloaded_at_ms.is_some())
         .count();
+    let waiting = crate::app::grants::waiting(row).count();
     html! {
         @for (at, recipient) in row.recipients.iter().take(SHOWN).enumerate() {
             @if at > 0 { ", " }
@@ -546,6 +571,7 @@ fn recipients_in_short(row: &TransferRow) -> Markup {
         }
         @if row.recipients.len() > SHOWN { " and " (row.recipients.len() - SHOWN) " more" }
         @if downloaded > 0 { br; span.muted { (downloaded) " of " (row.recipients.len()) " downloaded" } }
+        @if waiting > 0 { br; span.muted.awaiting-grant { (waiting) " waiting for the sender to grant access" } }
     }
 }
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Share-link download throughput (issue 16, decision 0023): a file sent with
+# `mftctl send --link` through a local `mftplus dev` cloud (release build), downloaded in
+# headless Chromium through the link's page — fetched, decrypted with WebCrypto, checked against
+# the manifest and streamed to disk by the page's service worker — next to `curl` fetching the
+# same ciphertext from the same cloud (the link's public chunk route, with an open's ticket, one
+# connection, chunk after chunk, written to files on the same disk).
+#
+# Rounds alternate which of the two goes first. Each timed download ends with an fsync of what
+# it wrote (`sync FILE`), so both are timed to the same durability. The browser's time runs from
+# the click on Download to the file being complete under its name (Chromium renames it from
+# `.crdownload` when the stream ends); its file is compared with the original (cmp). Chromium is
+# driven over WebDriver by a few lines of Python (chromedriver's JSON protocol, no library).
+#
+# The load average is printed before and after: run it when the machine is otherwise quiet.
+#
+# Usage: bench/link_download.sh              (1 GiB, 3 rounds; medians and the ratio reported)
+#        SIZE_MIB=200 ROUNDS=5 bench/link_download.sh
+#        BENCH_DIR=/some/disk SKIP_BUILD=1 bench/link_download.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB="${SIZE_MIB:-1024}"
+ROUNDS="${ROUNDS:-3}"
+
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "building release binaries"
+  cargo build --release -q -p mftplus -p mftctl
+fi
+MFTPLUS="$PWD/target/release/mftplus"
+MFTCTL="$PWD/target/release/mftctl"
+
+work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-link-bench.XXXXXX")"
+cloud_pid=""
+driver_pid=""
+cleanup() {
+  [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null && wait "$driver_pid" 2>/dev/null
+  [ -n "$cloud_pid" ] && kill "$cloud_pid" 2>/dev/null && wait "$cloud_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap 'cleanup || true' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- the cloud and the sender -------------------------------------------------------------------
+mkdir -p "$work/cloud" && chmod 700 "$work/cloud"
+cat > "$work/cloud/server.yaml" <<YAML
+mode: development
+rate_limit:
+  per_credential_per_minute: 100000000
+  per_address_per_minute: 100000000
+  per_address_link_lookups_per_minute: 100000
+YAML
+api_port="$(free_port)"
+RUST_LOG=warn "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/cloud" --listen "127.0.0.1:$api_port" \
+  --metrics-listen 127.0.0.1:0 >"$work/cloud.out" 2>"$work/cloud.err" &
+cloud_pid=$!
+for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud.out" 2>/dev/null && break; sleep 0.1; done
+admin_key="$(awk '/API key:/ {print $3}' "$work/cloud.out")"
+[ -n "$admin_key" ] || { echo "the cloud did not start:"; cat "$work/cloud.err"; exit 1; }
+server="http://127.0.0.1:$api_port"
+mkdir -p "$work/home"
+
+src="$work/source.bin"
+echo "writing ${SIZE_MIB} MiB of random data and sending it with --link"
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$src"
+out="$(HOME="$work/home" MFTPLUS_SERVER="$server" MFTPLUS_API_KEY="$admin_key" "$MFTCTL" send "$src" --link 2>"$work/send.err")" \
+  || { cat "$work/send.err"; exit 1; }
+url="$(printf '%s\n' "$out" | sed -n 2p)"
+token="$(printf '%s' "${url%%#*}" | sed 's#.*/s/##')"
+chunks="$(curl -sf "$server/api/v1/shared/$token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunk_count"])')"
+echo "link ready: $chunks chunks"
+
+# --- chromedriver and the browser --------------------------------------------------------------
+driver_port="$(free_port)"
+chromedriver --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
+driver_pid=$!
+mkdir -p "$work/browser" "$work/curl"
+cat > "$work/browser.py" <<'PY'
+import json, os, sys, time, urllib.request
+
+driver, url, downloads, name, profile = sys.argv[1:6]
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(driver + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        return json.load(answer)["value"]
+
+for _ in range(100):
+    try:
+        if call("GET", "/status")["ready"]:
+            break
+    except Exception:
+        pass
+    time.sleep(0.1)
+session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--user-data-dir=" + profile],
+    "prefs": {"download.default_directory": downloads, "download.prompt_for_download": False,
+              "safebrowsing.enabled": False}}}}})["sessionId"]
+base = "/session/" + session
+def script(text):
+    return call("POST", base + "/execute/sync", {"script": text, "args": []})
+try:
+    call("POST", base + "/url", {"url": url})
+    while script("return document.body.dataset.state") == "loading":
+        time.sleep(0.05)
+    assert script("return document.body.dataset.state") == "ready", "the page did not get ready"
+    target = os.path.join(downloads, name)
+    started = time.time()
+    script("document.getElementById('download').click()")
+    while True:
+        state = script("return document.body.dataset.state")
+        assert state != "failed", script("return document.getElementById('link-error').textContent")
+        partial = [f for f in os.listdir(downloads) if f.endswith(".crdownload")]
+        if state == "done" and os.path.exists(target) and not partial:
+            break
+        time.sleep(0.02)
+    os.sync()
+    print(f"{started:.6f} {time.time():.6f}")
+finally:
+    call("DELETE", base)
+PY
+
+browser_round() {
+  rm -rf "$work/browser/"* "$work/profile"
+  read -r t0 t1 < <(python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$url" "$work/browser" \
+    source.bin "$work/profile")
+  cmp -s "$src" "$work/browser/source.bin" || { echo "the browser's file differs"; exit 1; }
+  echo "browser $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
+}
+
+curl_round() {
+  rm -rf "$work/curl/"*
+  t0=$(now)
+  ticket="$(curl -sf -X POST "$server/api/v1/shared/$token/open" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"])')"
+  curl -sf -H "x-link-ticket: $ticket" "$server/api/v1/shared/$token/chunks/[0-$((chunks - 1))]" \
+    -o "$work/curl/chunk_#1"
+  sync "$work/curl/"chunk_*
+  t1=$(now)
+  echo "curl $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
+}
+
+: > "$work/results.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  if [ $((round % 2)) = 1 ]; then browser_round; curl_round; else curl_round; browser_round; fi
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$work/results.txt" "$SIZE_MIB" "$ROUNDS" <<'PY'
+import statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    name, rate = line.split()
+    rates.setdefault(name, []).append(float(rate))
+browser, curl = statistics.median(rates["browser"]), statistics.median(rates["curl"])
+print(f"\n{sys.argv[2]} MiB, {sys.argv[3]} rounds, medians (every round: {rates})")
+print(f"| download | MiB/s |")
+print(f"|---|---|")
+print(f"| Chromium through the link's page (decrypt + verify + write) | {browser:.1f} |")
+print(f"| curl of the same ciphertext (write only) | {curl:.1f} |")
+print(f"| ratio browser / curl | {browser / curl:.2f}x |")
+PY

@@ -1,0 +1,19 @@
+-- The adaptive poll interval and a liveness pass that scales with the fleet (issue 17,
+-- decision 0024).
+-- Append-only: once applied anywhere, this file never changes; later changes are new files.
+
+-- The interval the answer to a host's latest report told it, in seconds (reality: written by
+-- ingest). Liveness judges the host by it, so a host told to report hourly is not called stale
+-- by a rule written for five minutes. NULL until the host reports to a cloud that records it.
+ALTER TABLE hosts ADD COLUMN poll_interval_seconds INTEGER;
+
+-- Liveness (the checker's state) moves to a narrow table of its own: a pass in which every
+-- host changes rewrites these small rows instead of every wide host row, and ingest and the
+-- checker no longer write the same rows. One row per host, created with it, gone with it.
+CREATE TABLE host_liveness (
+    host_id  TEXT PRIMARY KEY NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    -- ok | stale | down
+    liveness TEXT NOT NULL DEFAULT 'ok'
+) STRICT, WITHOUT ROWID;
+INSERT INTO host_liveness (host_id, liveness) SELECT id, liveness FROM hosts;
+ALTER TABLE hosts DROP COLUMN liveness;
