@@ -61,7 +61,6 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The running content digest of a stream, by version (`docs/stream-format.md` §6).
-#[derive(Clone)]
 pub(crate) enum DigestState {
     /// Version 1: every plaintext byte.
     Plaintext(digest::Context),

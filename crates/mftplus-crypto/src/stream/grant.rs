@@ -293,16 +293,7 @@ mod tests {
         let (parsed, _) = Header::parse(&good).unwrap();
         let mut stanzas = parsed.stanzas().to_vec();
         stanzas.push(stanzas[1].clone());
-        let duplicate = Header::build(
-            parsed.cipher(),
-            parsed.compression(),
-            parsed.chunk_size(),
-            *parsed.file_salt(),
-            stanzas,
-            &[0u8; 32],
-        )
-        .unwrap()
-        .to_bytes();
+        let duplicate = parsed.with_stanzas(stanzas, &[0u8; 32]).unwrap().to_bytes();
         assert_eq!(
             check_extension(&good, &duplicate),
             Err(ExtensionError::DuplicateRecipient { index: 2 })
@@ -312,16 +303,7 @@ mod tests {
             kind: 0x7f,
             body: b"not a key".to_vec(),
         });
-        let opaque = Header::build(
-            parsed.cipher(),
-            parsed.compression(),
-            parsed.chunk_size(),
-            *parsed.file_salt(),
-            stanzas,
-            &[0u8; 32],
-        )
-        .unwrap()
-        .to_bytes();
+        let opaque = parsed.with_stanzas(stanzas, &[0u8; 32]).unwrap().to_bytes();
         assert_eq!(
             check_extension(&base, &opaque),
             Err(ExtensionError::NotX25519 { index: 1 })
