@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
-# openssl, gcc, e2fsprogs and xfsprogs for the agent's tests, iproute2, iptables and faketime for
+# openssl, gcc, e2fsprogs, xfsprogs and restic for the agent's tests, iproute2, iptables and faketime for
 # the fault-injection suite, chromium and chromium-driver for the dashboard's browser tests,
 # debootstrap, dpkg-dev and groff-base for the package test, and docker-compose where a Docker
 # Engine is installed, for the hub container test)
@@ -27,6 +27,8 @@ command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
+# The agent's backups: restic, driven through its JSON output.
+command -v restic >/dev/null || need+=(restic)
 # The fault-injection suite: network namespaces and veth pairs, iptables rules (partitions,
 # NFQUEUE for delay and loss), libfaketime for skewed clocks.
 command -v ip >/dev/null || need+=(iproute2)

@@ -9,6 +9,7 @@
 //! again. Only a key the server keeps refusing past a grace period, or local state that cannot
 //! be written, stops the agent.
 
+use crate::backup::setup::upload_owed_escrow;
 use crate::certificate::{self, StoredCertificate, Upkeep};
 use crate::config::AgentConfig;
 use crate::driver::{GuestDriver, ObservedGuest};
@@ -227,6 +228,13 @@ impl Agent {
         };
         if envelope.rotate_key {
             self.rotate_as_asked().await?;
+        }
+        // A backup escrow the cloud could not take at `backup init` (it was away).
+        match upload_owed_escrow(&self.db, &self.client, &self.identity.host_id, &*self.clock).await
+        {
+            Ok(true) => tracing::info!("the backup key's escrow is with the cloud now"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(code = err.code(), "the backup escrow is still owed: {err}"),
         }
         if envelope.blocked {
             // A blocked customer's box keeps reporting and changes nothing.
@@ -494,6 +502,8 @@ impl Agent {
     }
 
     fn report(&mut self) -> Result<HostReport, AgentError> {
+        let mut storage_targets = storage_targets();
+        let backup_snapshots = crate::backup::annotate_report(&self.db, &mut storage_targets)?;
         let mut guests: Vec<GuestStatusReport> = self
             .observed
             .iter()
@@ -522,8 +532,8 @@ impl Agent {
             ),
             system: self.sampler.sample(),
             guests,
-            storage_targets: storage_targets(),
-            backup_snapshots: Vec::new(),
+            storage_targets,
+            backup_snapshots,
             tunnel: None,
             pending_signature: self.waiting.clone(),
         })

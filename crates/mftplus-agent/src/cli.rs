@@ -32,6 +32,10 @@ enum AgentAction {
     /// Replace this box's host key; the old one keeps working at the cloud for its grace, and
     /// a running agent switches to the new one at its next cycle.
     RotateKey,
+    /// Backups with restic: `init` (key, repository, escrow), `run`, `test-restore`, `status`,
+    /// `recover` (a replacement box, with the recovery code).
+    #[command(subcommand)]
+    Backup(crate::cli_backup::BackupAction),
 }
 
 #[derive(Args)]
@@ -76,6 +80,10 @@ struct EnrollArgs {
     /// PEM CA bundle that signed the server's TLS certificate, when it is not a public CA.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// With --restore: the customer's recovery code, to unwrap the escrowed backup key and
+    /// restore the guests' data at once (else `mftplus agent backup recover` does it later).
+    #[arg(long, requires = "restore")]
+    recovery_code_file: Option<PathBuf>,
 }
 
 pub async fn run(args: AgentArgs) -> Result<(), String> {
@@ -93,6 +101,11 @@ pub async fn run(args: AgentArgs) -> Result<(), String> {
             let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
             rotate_key(&AgentConfig::load(&path).map_err(|e| e.to_string())?).await
         }
+        Some(AgentAction::Backup(action)) => {
+            let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
+            let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
+            crate::cli_backup::run(&config, action).await
+        }
         Some(AgentAction::Certificate(cert_args)) => {
             let path = config::locate(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
             let config = AgentConfig::load(&path).map_err(|e| e.to_string())?;
@@ -109,8 +122,13 @@ async fn run_agent(explicit: Option<&Path>) -> Result<(), String> {
     let driver = crate::select_driver(&config, &host_id)
         .await
         .map_err(|e| e.to_string())?;
-    let agent = Agent::open(config, driver, Arc::new(SystemClock)).map_err(|e| describe(&e))?;
+    let clock: mftplus_base::SharedClock = Arc::new(SystemClock);
+    let backups = crate::backup::Backups::open(&config, clock.clone()).map_err(|e| describe(&e))?;
+    let agent = Agent::open(config, driver, clock).map_err(|e| describe(&e))?;
     let (stop, stopping) = watch::channel(false);
+    if let Some(backups) = backups {
+        tokio::spawn(backups.run(stopping.clone()));
+    }
     tokio::spawn(async move {
         mftplus_process::shutdown_signal().await;
         tracing::info!("stop requested: finishing the current step");
@@ -134,7 +152,7 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
             AgentConfig::for_server(server, config::default_state_dir(&env, is_root))?
         }
         (None, None) => {
-            return Err("no agent config yet: pass --server URL (the cloud or an edge hub)".into())
+            return Err("no agent config yet: pass --server URL (the cloud or an edge hub)".into());
         }
     };
     if let Some(server) = &args.server {
@@ -188,6 +206,22 @@ async fn run_enroll(explicit: Option<&Path>, args: EnrollArgs) -> Result<(), Str
         Err(why) => println!("Certificate: none yet ({why})"),
     }
     println!("State:      {}", config.state_dir.display());
+    if enrolled.escrow_stored {
+        match &args.recovery_code_file {
+            Some(file) => {
+                let code = crate::cli_backup::RecoveryCodeArgs {
+                    recovery_code_file: Some(file.clone()),
+                    ..Default::default()
+                };
+                crate::cli_backup::run(&config, crate::cli_backup::BackupAction::Recover(code))
+                    .await?;
+            }
+            None => println!(
+                "Backups:    the lost box's backup key is escrowed; restore the guests' data with \
+                 `mftplus agent backup recover` (the customer's recovery code) before starting the agent"
+            ),
+        }
+    }
     println!("Next:       mftplus agent   (or start the mftplus-agent service)");
     Ok(())
 }
@@ -356,18 +390,8 @@ async fn rotate_key(config: &AgentConfig) -> Result<(), String> {
         }));
     };
     let now_ms = mftplus_base::Clock::now_ms(&SystemClock);
-    let now = mftplus_base::Clock::now_secs(&SystemClock);
-    let live = db
-        .certificate()
-        .map_err(|e| e.to_string())?
-        .filter(|cert| cert.not_after > now);
-    let options = crate::enroll::client_options(config, live.as_ref()).map_err(|e| describe(&e))?;
-    let client = mftplus_client::AgentClient::with_options(
-        &config.server_url,
-        Some(identity.host_key.expose()),
-        options,
-    )
-    .map_err(|e| e.to_string())?;
+    let client = crate::enroll::enrolled_client(config, &db, &identity, &SystemClock)
+        .map_err(|e| describe(&e))?;
     let rotated = crate::key_rotation::rotate(&db, &client, &identity.host_id, now_ms)
         .await
         .map_err(|e| match e {

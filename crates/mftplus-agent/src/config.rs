@@ -38,6 +38,8 @@ pub enum DriverChoice {
     Auto,
     Docker,
     None,
+    /// Proxmox VE through its API (the `proxmox:` section): VMs and LXC containers.
+    Proxmox,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,8 @@ pub struct AgentConfig {
     pub driver: DriverChoice,
     /// Docker Engine socket; `None` = `DOCKER_HOST` or `/var/run/docker.sock`.
     pub docker_socket: Option<PathBuf>,
+    /// The Proxmox VE API (`proxmox:`); required by `driver: proxmox`.
+    pub proxmox: Option<crate::driver::proxmox::ProxmoxConfig>,
     /// The envelope's `poll_interval_seconds` is clamped into `[min, max]`. The floor is 60 s;
     /// lower it only for tests and demos (`mftplus dev` does).
     pub poll_min: Duration,
@@ -69,6 +73,10 @@ pub struct AgentConfig {
     pub auth_grace: Duration,
     /// The filesystem whose usage the report carries as the host's disk.
     pub disk_path: PathBuf,
+    /// `guests_dir`, when set: see [`AgentConfig::guests_dir`].
+    pub guests_dir_setting: Option<PathBuf>,
+    /// Backups with restic (`backup:`); `None` when the box makes none.
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -80,12 +88,15 @@ struct FileConfig {
     driver: Option<DriverChoice>,
     #[serde(default)]
     docker: FileDocker,
+    proxmox: Option<crate::driver::proxmox::ProxmoxSection>,
     #[serde(default)]
     poll: FilePoll,
     #[serde(default)]
     backoff: FileBackoff,
     auth_grace: Option<String>,
     disk_path: Option<PathBuf>,
+    guests_dir: Option<PathBuf>,
+    backup: Option<crate::backup::FileBackup>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,17 +225,27 @@ impl AgentConfig {
                         .map_err(|e| format!("`{key}`: {e}")),
                 }
             };
+        let state_dir = file
+            .state_dir
+            .unwrap_or_else(|| default_state_dir(env, is_root));
         let config = AgentConfig {
             server_url,
             server_timeout: duration("server.timeout", file.server.timeout, 30)?,
             server_ca_file: file.server.ca_file,
             client_cert: file.server.client_cert,
             client_key: file.server.client_key,
-            state_dir: file
-                .state_dir
-                .unwrap_or_else(|| default_state_dir(env, is_root)),
+            guests_dir_setting: file.guests_dir,
+            backup: file
+                .backup
+                .map(|section| section.validate(&duration))
+                .transpose()?,
+            state_dir,
             driver: file.driver.unwrap_or_default(),
             docker_socket: file.docker.socket,
+            proxmox: crate::driver::proxmox::config::from_section(
+                file.proxmox,
+                file.driver == Some(DriverChoice::Proxmox),
+            )?,
             poll_min: duration("poll.min_interval", file.poll.min_interval, 60)?,
             poll_max: duration("poll.max_interval", file.poll.max_interval, 3600)?,
             backoff_initial: duration("backoff.initial", file.backoff.initial, 2)?,
@@ -242,6 +263,14 @@ impl AgentConfig {
             return Err("`backoff.initial` is above `backoff.max`".into());
         }
         Ok(config)
+    }
+
+    /// Each guest's data folder is `<guests_dir>/<guest_id>` (a container sees it at `/data`),
+    /// what backups of guests cover: `guests_dir`, else `<state_dir>/guests`.
+    pub fn guests_dir(&self) -> PathBuf {
+        self.guests_dir_setting
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("guests"))
     }
 
     /// A config for `server_url` with every default, e.g. the one `enroll` writes.
@@ -332,5 +361,40 @@ mod tests {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, "server:\n  url: http://h\n").unwrap();
         assert_eq!(locate(None, &env).unwrap(), file);
+    }
+
+    #[test]
+    fn the_proxmox_section() {
+        let section = "proxmox:\n  url: https://pve1:8006\n  node: pve1\n  \
+                       token_id: mftplus@pve!agent\n  token_secret_file: /etc/mftplus/pve-token\n";
+        let text = format!("server:\n  url: http://h\ndriver: proxmox\n{section}");
+        let config = AgentConfig::parse(&text, &no_env, false).unwrap();
+        assert_eq!(config.driver, DriverChoice::Proxmox);
+        let proxmox = config.proxmox.unwrap();
+        assert_eq!(proxmox.api_url, "https://pve1:8006/api2/json");
+        assert_eq!(proxmox.node, "pve1");
+        // Without `driver: proxmox` the section is parsed (and checked) but not required.
+        let plain = AgentConfig::parse("server:\n  url: http://h\n", &no_env, false).unwrap();
+        assert_eq!(plain.proxmox, None);
+        for (text, expect) in [
+            (
+                "server:\n  url: http://h\ndriver: proxmox\n".to_string(),
+                "`proxmox:` section",
+            ),
+            (
+                format!("server:\n  url: http://h\n{section}  nodes: x\n"),
+                "nodes",
+            ),
+            (
+                format!(
+                    "server:\n  url: http://h\n{}",
+                    section.replace("https", "http")
+                ),
+                "in clear",
+            ),
+        ] {
+            let err = AgentConfig::parse(&text, &no_env, false).unwrap_err();
+            assert!(err.contains(expect), "{text:?}: {err}");
+        }
     }
 }

@@ -8,10 +8,11 @@ use crate::certificate::{obtain, Ask, StoredCertificate};
 use crate::config::AgentConfig;
 use crate::error::AgentError;
 use crate::state::{Identity, StateDb};
+use crate::state_backup::RepositoryRecord;
 use mftplus_base::{Clock, Secret};
 use mftplus_client::{AgentClient, ClientOptions, TlsIdentity};
 use mftplus_signing::AllowedSigners;
-use mftplus_types::fleet::{EnrollRequest, ReEnrollRequest};
+use mftplus_types::fleet::{EnrollRequest, ReEnrollRequest, RestoreDirective};
 
 #[derive(Debug)]
 pub struct EnrollRequestArgs {
@@ -29,6 +30,8 @@ pub struct Enrolled {
     pub customer_id: String,
     pub pinned_keys: usize,
     pub restored: bool,
+    /// A restore found the lost box's backup escrow (`backup recover` can use it).
+    pub escrow_stored: bool,
     /// What became of the first client certificate: its serial and expiry, or why there is
     /// none yet (the agent asks again when it starts).
     pub certificate: Result<(String, i64), String>,
@@ -99,6 +102,24 @@ pub fn client_options(
     })
 }
 
+/// The client an enrolled box calls the server with: its host key, and its certificate while
+/// that is valid.
+pub fn enrolled_client(
+    config: &AgentConfig,
+    db: &StateDb,
+    identity: &Identity,
+    clock: &dyn Clock,
+) -> Result<AgentClient, AgentError> {
+    let now = clock.now_secs();
+    let live = db.certificate()?.filter(|cert| cert.not_after > now);
+    AgentClient::with_options(
+        &config.server_url,
+        Some(identity.host_key.expose()),
+        client_options(config, live.as_ref())?,
+    )
+    .map_err(|e| AgentError::Input(format!("server.url: {e}")))
+}
+
 pub fn hostname() -> String {
     rustix::system::uname()
         .nodename()
@@ -164,8 +185,7 @@ pub async fn enroll(
                 answer.host_key,
                 answer.operator_keys,
             );
-            let directive = answer.restore;
-            (facts, Some((directive.generation, directive.desired_state)))
+            (facts, Some(answer.restore))
         }
     };
     let identity = Identity {
@@ -178,7 +198,14 @@ pub async fn enroll(
     };
     let pinned = AllowedSigners::parse(&identity.operator_keys)
         .map_err(|e| AgentError::OperatorKeys(e.to_string()))?;
-    db.set_identity(&identity, desired.as_ref().map(|(g, s)| (*g, s)))?;
+    db.set_identity(
+        &identity,
+        desired.as_ref().map(|d| (d.generation, &d.desired_state)),
+    )?;
+    let escrow_stored = match &desired {
+        Some(directive) => keep_escrow(config, &db, directive, clock)?,
+        None => false,
+    };
     // A restored host had certificates before: the retrieval password it just gave is what
     // a new one needs.
     let ask = match args.restore {
@@ -191,6 +218,38 @@ pub async fn enroll(
         customer_id: identity.customer_id,
         pinned_keys: pinned.entries().len(),
         restored: args.restore.is_some(),
+        escrow_stored,
         certificate,
     })
+}
+
+/// Keeps the lost box's escrow and repository facts, so `mftplus agent backup recover` can
+/// open the repository with the customer's recovery code. `false` when none was escrowed.
+fn keep_escrow(
+    config: &AgentConfig,
+    db: &StateDb,
+    directive: &RestoreDirective,
+    clock: &dyn Clock,
+) -> Result<bool, AgentError> {
+    let (Some(namespace), Some(fingerprint), Some(wrapped_key)) = (
+        &directive.backup_namespace,
+        &directive.repository_fingerprint,
+        &directive.wrapped_key,
+    ) else {
+        return Ok(false);
+    };
+    db.set_backup_repository(&RepositoryRecord {
+        location: config
+            .backup
+            .as_ref()
+            .map(|b| b.repository.clone())
+            .unwrap_or_default(),
+        fingerprint: fingerprint.clone(),
+        namespace: namespace.clone(),
+        wrapped_key: wrapped_key.clone(),
+        initialised_at_ms: clock.now_ms(),
+        // The cloud handed it back: it has it.
+        escrowed_at_ms: Some(clock.now_ms()),
+    })?;
+    Ok(true)
 }

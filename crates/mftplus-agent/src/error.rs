@@ -14,11 +14,17 @@ pub enum AgentError {
     State(#[from] StateError),
     #[error(transparent)]
     Driver(#[from] DriverError),
-    #[error("this box is not enrolled (state in {state_dir}); run `mftplus agent enroll --server URL --customer ID` first")]
+    #[error(
+        "this box is not enrolled (state in {state_dir}); run `mftplus agent enroll --server URL --customer ID` first"
+    )]
     NotEnrolled { state_dir: String },
-    #[error("this box is enrolled already as host {host_id}; to take over a lost host's identity use `--restore HOST_ID`, or move {state_dir} away to enroll anew")]
+    #[error(
+        "this box is enrolled already as host {host_id}; to take over a lost host's identity use `--restore HOST_ID`, or move {state_dir} away to enroll anew"
+    )]
     AlreadyEnrolled { host_id: String, state_dir: String },
-    #[error("the server has refused this host's key for {seconds}s (HTTP 401): the host was re-enrolled elsewhere or deleted; re-enroll with `mftplus agent enroll --restore {host_id}` after the operator arms recovery mode")]
+    #[error(
+        "the server has refused this host's key for {seconds}s (HTTP 401): the host was re-enrolled elsewhere or deleted; re-enroll with `mftplus agent enroll --restore {host_id}` after the operator arms recovery mode"
+    )]
     KeyRefused { host_id: String, seconds: u64 },
     #[error("enrollment failed: {0}")]
     Enroll(ClientError),
@@ -26,6 +32,9 @@ pub enum AgentError {
     OperatorKeys(String),
     #[error("{0}")]
     Input(String),
+    /// Setting up, escrowing or recovering backups (`backup/`), with the step's own code.
+    #[error("{why}")]
+    Backup { code: &'static str, why: String },
 }
 
 impl AgentError {
@@ -41,6 +50,7 @@ impl AgentError {
             AgentError::Enroll(e) => e.code(),
             AgentError::OperatorKeys(_) => "operator_keys",
             AgentError::Input(_) => "input",
+            AgentError::Backup { code, .. } => code,
         }
     }
 }

@@ -15,8 +15,10 @@
 //! verifies operators' signatures against the keys pinned at enrollment.
 
 pub mod agent;
+pub mod backup;
 pub mod certificate;
 pub mod cli;
+mod cli_backup;
 pub mod config;
 pub mod driver;
 pub mod enroll;
@@ -28,6 +30,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod sd_notify;
 pub mod state;
+pub mod state_backup;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -49,12 +52,16 @@ pub async fn select_driver(
     if config.driver == DriverChoice::None {
         return Ok(Arc::new(NullDriver));
     }
+    if config.driver == DriverChoice::Proxmox {
+        let proxmox = driver::proxmox::connect(config.proxmox.as_ref(), owner).await?;
+        return Ok(Arc::new(proxmox));
+    }
     let docker = match &config.docker_socket {
         Some(socket) => Ok(DockerDriver::new(socket.clone())),
         None => DockerDriver::from_env(),
     };
     let docker = match (docker, config.driver) {
-        (Ok(docker), _) => docker.owned_by(owner),
+        (Ok(docker), _) => docker.owned_by(owner).with_guest_data(config.guests_dir()),
         (Err(err), DriverChoice::Docker) => return Err(err.into()),
         (Err(err), _) => {
             tracing::warn!("no container engine ({err}); this agent reports but manages no guests");
@@ -62,7 +69,8 @@ pub async fn select_driver(
         }
     };
     match config.driver {
-        DriverChoice::None => Ok(Arc::new(NullDriver)),
+        // Both returned above.
+        DriverChoice::None | DriverChoice::Proxmox => Ok(Arc::new(NullDriver)),
         DriverChoice::Docker => {
             let version = docker.ping().await?;
             tracing::info!(%version, "guests run on the Docker Engine");

@@ -10,7 +10,8 @@
 //!
 //! The schema is versioned with `PRAGMA user_version`; migrations are append-only and a file
 //! from a newer agent is refused rather than guessed at. Version 3 adds `key_rotation`, the
-//! host-key rotation in flight (`key_rotation.rs`).
+//! host-key rotation in flight (`key_rotation.rs`); version 4 the backup repository and the
+//! backup and restore-test runs (`backup/`, `state_backup.rs`).
 
 use mftplus_base::{ensure_private_dir, PrivateFileError};
 use mftplus_signing::{NonceStore, NonceStoreError};
@@ -91,6 +92,28 @@ CREATE TABLE key_rotation (
     begun_at_ms INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE backup_repository (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    location TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    wrapped_key TEXT NOT NULL,
+    initialised_at_ms INTEGER NOT NULL,
+    escrowed_at_ms INTEGER
+);
+CREATE TABLE backup_runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('backup', 'restore_test')),
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('running', 'ok', 'failed', 'interrupted')),
+    snapshot_id TEXT,
+    detail TEXT
+);
+CREATE INDEX backup_runs_by_target ON backup_runs (target, kind, seq);
+"#,
 ];
 
 /// The schema version this agent writes ([`StateDb::schema_version`] of a file it opened).
@@ -105,7 +128,9 @@ pub enum StateError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("agent state {path} has schema version {found}, newer than this agent knows ({known}); upgrade the agent")]
+    #[error(
+        "agent state {path} has schema version {found}, newer than this agent knows ({known}); upgrade the agent"
+    )]
     TooNew {
         path: PathBuf,
         found: u32,
@@ -255,6 +280,12 @@ impl StateDb {
         .map_err(sql)?;
         migrate(&conn, &path)?;
         let interrupted = if recover {
+            // A backup cut short by a crash counts as a failed attempt, never as running.
+            conn.execute(
+                "UPDATE backup_runs SET state = 'interrupted' WHERE state = 'running'",
+                [],
+            )
+            .map_err(sql)?;
             conn.execute(
                 "UPDATE journal SET state = 'interrupted' WHERE state = 'begun'",
                 [],
@@ -609,6 +640,15 @@ impl StateDb {
         .map_err(self.sql())?;
         conn.execute("DELETE FROM nonces WHERE expires_at < ?1", [expired_before])
             .map_err(self.sql())?;
+        // The latest run and the latest success of each kind per target are what the report
+        // and the schedule read: they stay whatever their age.
+        conn.execute(
+            "DELETE FROM backup_runs WHERE state != 'running' AND started_at_ms < ?1 \
+             AND seq NOT IN (SELECT MAX(seq) FROM backup_runs GROUP BY target, kind) \
+             AND seq NOT IN (SELECT MAX(seq) FROM backup_runs WHERE state = 'ok' GROUP BY target, kind)",
+            [before_ms],
+        )
+        .map_err(self.sql())?;
         Ok(())
     }
 }

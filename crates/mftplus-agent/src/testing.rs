@@ -166,3 +166,83 @@ impl Drop for ContainerCleanup {
         let _ = docker(&args);
     }
 }
+
+const REQUIRE_BACKUP_ENV: &str = "MFTPLUS_TEST_REQUIRE_BACKUP";
+
+/// Whether the backup tests can run here: `restic` installed, and root to mount the loop-device
+/// filesystems they back up. Prints a skip banner when not; panics instead when
+/// `MFTPLUS_TEST_REQUIRE_BACKUP=1` (CI).
+pub fn backup_tools_available() -> bool {
+    let restic = Command::new("restic")
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("restic: {e}"))
+        .and_then(|out| check("restic version", &out));
+    let root = if rustix::process::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("not root: loop-device filesystems cannot be mounted".to_string())
+    };
+    match restic.and(root) {
+        Ok(()) => true,
+        Err(why) if std::env::var(REQUIRE_BACKUP_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_BACKUP_ENV}=1 but the backup tests cannot run: {why}")
+        }
+        Err(why) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n==================== SKIPPED: backup tests ====================\n\
+                 {why}\nset {REQUIRE_BACKUP_ENV}=1 to make this a failure\n"
+            );
+            false
+        }
+    }
+}
+
+/// An ext4 filesystem with a chosen UUID in an image file, mounted through a loop device: a
+/// "drive" the agent's storage probe finds, without touching the machine's disks. Unmounted
+/// (lazily, in case something still has it open) when dropped.
+#[derive(Debug)]
+pub struct LoopFs {
+    pub mount_point: std::path::PathBuf,
+    pub uuid: String,
+}
+
+impl LoopFs {
+    /// Makes a `mib` MiB filesystem under `dir` and mounts it at `dir/mnt`.
+    pub fn mount(dir: &Path, uuid: &str, mib: u64) -> Result<LoopFs, String> {
+        let image = dir.join("drive.img");
+        let mount_point = dir.join("mnt");
+        std::fs::create_dir_all(&mount_point).map_err(|e| e.to_string())?;
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(mib << 20))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+        let image_arg = image.to_str().ok_or("image path is not UTF-8")?;
+        let mount_arg = mount_point.to_str().ok_or("mount path is not UTF-8")?;
+        let run = |tool: &str, args: &[&str]| {
+            Command::new(tool)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("{tool}: {e}"))
+                .and_then(|out| check(tool, &out))
+        };
+        run("mkfs.ext4", &["-F", "-q", "-U", uuid, image_arg])?;
+        run("mount", &["-o", "loop", image_arg, mount_arg])?;
+        Ok(LoopFs {
+            mount_point,
+            uuid: uuid.to_string(),
+        })
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount_point)
+            .stdin(Stdio::null())
+            .output();
+    }
+}

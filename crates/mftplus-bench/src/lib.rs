@@ -16,6 +16,7 @@
 //! contains no SQL: everything goes through `mftplus_cloud::db::open` and the `Store` trait (and
 //! the hub's own `queue::Enqueuer`).
 
+pub mod agent_fixture;
 pub mod histogram;
 pub mod hub_enqueue;
 pub mod liveness;

@@ -177,6 +177,17 @@ enum Command {
     },
     /// Time from a host report to the open hosts page showing it (the seeded host whose id
     /// sorts first, so it is on the first page).
+    /// Write an enrolled agent's state (identity, a desired state with one daily backup policy
+    /// and one guest) without a cloud, for `bench/agent_backup.sh`.
+    AgentFixture {
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The storage target's durable id (filesystem UUID).
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        guest: String,
+    },
     ReportToPage {
         #[arg(long)]
         url: String,
@@ -219,6 +230,11 @@ fn run(args: Args) -> Result<(), BenchError> {
         command @ (Command::Load { .. } | Command::HubEnqueue { .. }) => run_load(command),
         command @ (Command::WsEcho { .. } | Command::WsHold { .. }) => run_upgraded(command),
         command @ Command::Slowloris { .. } => run_slowloris(command),
+        Command::AgentFixture {
+            state_dir,
+            target,
+            guest,
+        } => mftplus_bench::agent_fixture::write(&state_dir, &target, &guest),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod canonical;
+pub mod escrow;
 pub mod password;
 pub mod secrets;
 pub mod stream;

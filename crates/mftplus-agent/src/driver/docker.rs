@@ -26,6 +26,7 @@ use mftplus_types::fleet::{GuestKind, GuestSpec};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixStream;
@@ -57,6 +58,9 @@ pub struct DockerDriver {
     /// The value of `io.mftplus.agent` on this agent's containers (its host id), so two agents
     /// on one engine never list, adopt or remove each other's guests.
     owner: String,
+    /// Each guest's data folder is `<guests_dir>/<guest_id>`, bound at `/data` in its
+    /// container: what the box's backups cover (`backup/`). `None`: guests get no data folder.
+    guests_dir: Option<PathBuf>,
 }
 
 /// One HTTP answer from the engine, read in full.
@@ -78,6 +82,7 @@ impl DockerDriver {
             socket: socket.into(),
             timeout: REQUEST_TIMEOUT,
             owner: "1".into(),
+            guests_dir: None,
         }
     }
 
@@ -93,6 +98,36 @@ impl DockerDriver {
                 endpoint: value.unwrap_or_default(),
                 why,
             })
+    }
+
+    /// Gives each guest created from now on the data folder `<guests_dir>/<guest_id>` at
+    /// `/data`.
+    pub fn with_guest_data(mut self, guests_dir: PathBuf) -> Self {
+        self.guests_dir = Some(guests_dir);
+        self
+    }
+
+    /// The guest's data folder, made (0700) when missing; `None` without a `guests_dir`.
+    fn data_folder(&self, guest_id: &str) -> Result<Option<PathBuf>, DriverError> {
+        let Some(root) = &self.guests_dir else {
+            return Ok(None);
+        };
+        let invalid = |why: String| DriverError::InvalidSpec {
+            guest_id: guest_id.into(),
+            why,
+        };
+        let dir = crate::backup::guest_data_dir(root, guest_id)
+            .ok_or_else(|| invalid("the id cannot name a data folder".into()))?;
+        for folder in [root, &dir] {
+            if !folder.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(folder)
+                    .map_err(|e| invalid(format!("{}: {e}", folder.display())))?;
+            }
+        }
+        Ok(Some(dir))
     }
 
     /// The agent that owns the containers this driver lists and touches (its host id).
@@ -298,7 +333,8 @@ impl GuestDriver for DockerDriver {
     }
 
     async fn create(&self, guest_id: &str, spec: &GuestSpec) -> Result<(), DriverError> {
-        let body = create_body(&self.owner, guest_id, spec)?;
+        let data = self.data_folder(guest_id)?;
+        let body = create_body(&self.owner, guest_id, spec, data.as_deref())?;
         let path = format!("/containers/create?name={}", container_name(guest_id));
         let reply = self
             .call(Method::POST, &path, Some(&body), self.timeout)

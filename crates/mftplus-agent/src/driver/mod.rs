@@ -10,9 +10,11 @@
 
 pub mod docker;
 mod null;
+pub mod proxmox;
 
 pub use docker::DockerDriver;
 pub use null::NullDriver;
+pub use proxmox::ProxmoxDriver;
 
 use async_trait::async_trait;
 use mftplus_types::fleet::{GuestKind, GuestSpec, GuestStatus};

@@ -72,6 +72,7 @@ pub(super) fn create_body(
     owner: &str,
     guest_id: &str,
     spec: &GuestSpec,
+    data: Option<&std::path::Path>,
 ) -> Result<Value, DriverError> {
     let (nano_cpus, memory) = limits(guest_id, spec)?;
     let image = &spec.image;
@@ -99,9 +100,13 @@ pub(super) fn create_body(
             "MemorySwap": memory,
             // The agent decides restarts from the desired state; the engine must not race it.
             "RestartPolicy": { "Name": "no" },
+            "Binds": data.map(|dir| vec![format!("{}:{GUEST_DATA_MOUNT}", dir.display())]),
         },
     }))
 }
+
+/// Where a guest sees its data folder.
+pub const GUEST_DATA_MOUNT: &str = "/data";
 
 /// The body of `POST /containers/{id}/update`. The engine reads 0 as "leave unchanged", and it
 /// refuses -1 for memory, so a limit cannot be lifted in place: that is refused here with the
@@ -310,7 +315,7 @@ mod tests {
 
     #[test]
     fn create_body_carries_labels_and_limits() {
-        let body = create_body("1", "web-1", &spec(2, 512)).unwrap();
+        let body = create_body("1", "web-1", &spec(2, 512), None).unwrap();
         assert_eq!(body["Image"], "registry.local/app:1.2");
         assert_eq!(body["Labels"], our_labels());
         let host = &body["HostConfig"];
@@ -318,8 +323,20 @@ mod tests {
         assert_eq!(host["Memory"], 512 * MIB);
         assert_eq!(host["MemorySwap"], 512 * MIB);
         assert_eq!(host["RestartPolicy"]["Name"], "no");
+        assert_eq!(host["Binds"], Value::Null);
+        let with_data = create_body(
+            "1",
+            "web-1",
+            &spec(2, 512),
+            Some(std::path::Path::new("/g/web-1")),
+        )
+        .unwrap();
+        assert_eq!(
+            with_data["HostConfig"]["Binds"],
+            serde_json::json!(["/g/web-1:/data"])
+        );
 
-        let unlimited = create_body("1", "web-1", &spec(0, 0)).unwrap();
+        let unlimited = create_body("1", "web-1", &spec(0, 0), None).unwrap();
         assert_eq!(unlimited["HostConfig"]["NanoCpus"], 0);
         assert_eq!(unlimited["HostConfig"]["Memory"], 0);
         assert_eq!(unlimited["HostConfig"]["MemorySwap"], 0);
@@ -332,11 +349,13 @@ mod tests {
             ..spec(1, 64)
         };
         assert_eq!(
-            create_body("1", "web-1", &vm).unwrap_err().code(),
+            create_body("1", "web-1", &vm, None).unwrap_err().code(),
             "driver_unsupported"
         );
         assert_eq!(
-            create_body("1", "Web", &spec(1, 64)).unwrap_err().code(),
+            create_body("1", "Web", &spec(1, 64), None)
+                .unwrap_err()
+                .code(),
             "guest_invalid_spec"
         );
         for image in ["", "  ", "a b", "app\n"] {
@@ -345,13 +364,13 @@ mod tests {
                 ..spec(1, 64)
             };
             assert_eq!(
-                create_body("1", "web-1", &s).unwrap_err().code(),
+                create_body("1", "web-1", &s, None).unwrap_err().code(),
                 "guest_invalid_spec"
             );
         }
         let huge = spec(1, u64::MAX / 2);
         assert_eq!(
-            create_body("1", "web-1", &huge).unwrap_err().code(),
+            create_body("1", "web-1", &huge, None).unwrap_err().code(),
             "guest_invalid_spec"
         );
         let max_cpu = limits("web-1", &spec(u32::MAX, 0)).unwrap();
