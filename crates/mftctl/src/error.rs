@@ -35,6 +35,15 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+impl From<mftplus_transfer::TransferError> for CliError {
+    fn from(err: mftplus_transfer::TransferError) -> CliError {
+        CliError {
+            message: err.message,
+            code: err.code,
+        }
+    }
+}
+
 impl From<ClientError> for CliError {
     fn from(err: ClientError) -> CliError {
         CliError {

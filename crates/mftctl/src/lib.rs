@@ -26,7 +26,6 @@ pub mod config_file;
 pub mod context;
 mod customers;
 mod desired;
-mod download;
 mod error;
 mod events;
 mod grants;
@@ -47,7 +46,6 @@ mod server_config;
 mod session;
 mod tokens;
 mod transfers;
-mod upload;
 mod upload_state;
 mod users;
 

@@ -27,6 +27,15 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// What the shared transfer pipelines report (`mftplus_transfer::ProgressEvent`).
+    pub fn event(&mut self, event: mftplus_transfer::ProgressEvent) {
+        match event {
+            mftplus_transfer::ProgressEvent::Add(n) => self.add(n),
+            mftplus_transfer::ProgressEvent::At(at) => self.set(at),
+            mftplus_transfer::ProgressEvent::SkipTo(at) => self.skip_to(at),
+        }
+    }
+
     /// `forced` is `--progress`; `quiet` turns it off whatever the terminal (`--json`,
     /// several transfers at once).
     pub fn new(verb: &'static str, total: Option<u64>, forced: bool, quiet: bool) -> Progress {

@@ -1,26 +1,24 @@
 //! `mftctl receive`: downloads a transfer's header, chunks and sealed manifest, decrypts
-//! (pipeline in `download.rs`) into a private temporary file next to the target, and only once
+//! (`mftplus_transfer::receive`) into a private temporary file next to the target, and only once
 //! the manifest verified (size, chunk count, SHA-256) renames it into place. On any failure the
 //! temporary file is deleted: partial output is never left behind. `--output -` streams to
 //! standard output instead, which cannot be taken back: there the exit status is the verdict.
 //! `--parallel N` receives up to N pending transfers at once.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mftplus_base::direct_io::DirectWriter;
 use mftplus_client::Client;
-use mftplus_crypto::stream::{Decryptor, Header, Identity, StreamError, X25519SecretKey};
+use mftplus_crypto::stream::{Identity, X25519SecretKey};
+use mftplus_transfer::download::Sink;
+use mftplus_transfer::receive::{self, TempFile};
 use mftplus_types::transfers::Transfer;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::cli::ReceiveArgs;
 use crate::context::Context;
-use crate::download::{crypto, Sink};
 use crate::error::CliError;
 use crate::keys;
 use crate::output::{emit, emit_json, note};
@@ -271,19 +269,17 @@ async fn download(
         ));
     }
     let id = transfer.id.as_str();
-    let header = client.transfer_header(id).await?;
-    let (parsed, used) = Header::parse(&header).map_err(crypto)?;
-    if used != header.len() {
-        return Err(CliError::new("crypto", "the stream header is malformed"));
-    }
-    let decryptor = Decryptor::new(parsed, &keys.identities()).map_err(|e| match e {
-        StreamError::NoMatchingRecipient => CliError::new(
-            "no_key",
-            "the transfer is not encrypted to your key (was it sent before you last created \
-             your key pair?); if the sender set a passphrase, use --passphrase",
-        ),
-        other => crypto(other),
-    })?;
+    let identities = keys.identities();
+    let decryptor = receive::open_header(client, id, &identities)
+        .await
+        .map_err(|e| match e.code.as_str() {
+            "no_key" => CliError::new(
+                "no_key",
+                "the transfer is not encrypted to your key (was it sent before you last created \
+                 your key pair?); if the sender set a passphrase, use --passphrase",
+            ),
+            _ => e.into(),
+        })?;
     let count = transfer
         .chunk_count
         .ok_or_else(|| CliError::new("conflict", "the transfer has no chunk count"))?;
@@ -301,13 +297,10 @@ async fn download(
         ),
         None => Box::new(std::io::stdout()),
     };
-    let (decryptor, mut sink) =
-        crate::download::run(client, id, count, decryptor, sink, progress).await?;
-    let sealed_manifest = client.transfer_manifest(id).await?;
-    let manifest = decryptor.finish(&sealed_manifest).map_err(crypto)?;
-    sink.flush()
-        .map_err(|e| CliError::io("cannot write the output", e))?;
-    drop(sink);
+    let manifest = receive::decrypt_into(client, id, count, decryptor, sink, &mut |e| {
+        progress.event(e)
+    })
+    .await?;
 
     let target = match (output, &temp) {
         (Output::Dir(dir), Some(temp)) => {
@@ -321,11 +314,11 @@ async fn download(
                 )
             })?;
             let target = dir.join(name);
-            finish_file(temp, &target, manifest.mode, overwrite)?;
+            temp.persist(&target, manifest.mode, overwrite)?;
             target
         }
         (Output::Path(path), Some(temp)) => {
-            finish_file(temp, path, manifest.mode, overwrite)?;
+            temp.persist(path, manifest.mode, overwrite)?;
             path.clone()
         }
         _ => PathBuf::from("-"),
@@ -354,121 +347,9 @@ async fn download(
     })
 }
 
-/// Sets the mode, syncs, and moves the verified file into place.
-fn finish_file(
-    temp: &TempFile,
-    target: &Path,
-    mode: Option<u32>,
-    overwrite: bool,
-) -> Result<(), CliError> {
-    // Permission bits only; never setuid, setgid or sticky from someone else's machine.
-    let mode = mode.map(|m| m & 0o777).unwrap_or(0o600);
-    let file = temp.file()?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .and_then(|_| file.sync_all())
-        .map_err(|e| CliError::io("cannot finish the temporary file", e))?;
-    drop(file);
-    temp.persist(target, overwrite)
-}
-
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-/// `.NAME.mftplus-part` in the target directory, 0600, deleted on drop unless persisted.
-struct TempFile {
-    path: PathBuf,
-    persisted: std::cell::Cell<bool>,
-}
-
-impl TempFile {
-    fn create(dir: &Path, id: &str) -> Result<TempFile, CliError> {
-        let path = dir.join(format!(".{id}.{}.mftplus-part", std::process::id()));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| CliError::io(format!("cannot create {}", path.display()), e))?;
-        Ok(TempFile {
-            path,
-            persisted: std::cell::Cell::new(false),
-        })
-    }
-
-    fn file(&self) -> Result<File, CliError> {
-        OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| CliError::io(format!("cannot open {}", self.path.display()), e))
-    }
-
-    /// Moves the file into place. Without `overwrite` a hard link refuses an existing target
-    /// atomically (no check-then-rename race).
-    fn persist(&self, target: &Path, overwrite: bool) -> Result<(), CliError> {
-        let exists = |e: std::io::Error| {
-            if e.kind() == ErrorKind::AlreadyExists {
-                CliError::new(
-                    "exists",
-                    format!(
-                        "{} already exists; pass --overwrite to replace it",
-                        target.display()
-                    ),
-                )
-            } else {
-                CliError::io(format!("cannot create {}", target.display()), e)
-            }
-        };
-        if overwrite {
-            if target.is_dir() {
-                return Err(CliError::new(
-                    "exists",
-                    format!("{} is a directory", target.display()),
-                ));
-            }
-            fs::rename(&self.path, target).map_err(exists)?;
-        } else {
-            fs::hard_link(&self.path, target).map_err(exists)?;
-            let _ = fs::remove_file(&self.path);
-        }
-        self.persisted.set(true);
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted.get() {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_file_is_private_and_cleaned_up() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let temp = TempFile::create(dir.path(), "abc").unwrap();
-            let mode = fs::metadata(&temp.path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-
-        let target = dir.path().join("out.txt");
-        fs::write(&target, b"old").unwrap();
-        let temp = TempFile::create(dir.path(), "abc").unwrap();
-        fs::write(&temp.path, b"new").unwrap();
-        assert_eq!(temp.persist(&target, false).unwrap_err().code, "exists");
-        temp.persist(&target, true).unwrap();
-        drop(temp);
-        assert_eq!(fs::read(&target).unwrap(), b"new");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

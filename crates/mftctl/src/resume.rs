@@ -22,8 +22,8 @@ use crate::keys;
 use crate::output::note;
 use crate::progress::Progress;
 use crate::send::{complete, report, resume_hint, split_recipients, stream_error};
-use crate::upload::{self, Upload};
 use crate::upload_state::{self, FileStamp, UploadState};
+use mftplus_transfer::upload::{self, Upload};
 
 pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
     let recipients = split_recipients(&args.recipients)?;
@@ -118,7 +118,12 @@ pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> 
         // sealed under a fixed nonce and a first attempt may already have sent it.
         mode: state.mode,
     };
-    let result = match upload::run(plan, encryptor, Box::new(file), info, &mut progress).await {
+    let result = match upload::run(plan, encryptor, Box::new(file), info, &mut |e| {
+        progress.event(e)
+    })
+    .await
+    .map_err(CliError::from)
+    {
         Ok(trailer) => complete(ctx, &id, &trailer).await.map(|t| (t, trailer)),
         Err(e) => Err(e),
     };

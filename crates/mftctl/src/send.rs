@@ -15,7 +15,9 @@ use mftplus_crypto::stream::{
     CipherId, Compression, Encryptor, ManifestInfo, Recipient, StreamOptions, Trailer,
     X25519PublicKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
-use mftplus_types::transfers::{CompleteTransferRequest, CreateTransferRequest, Transfer};
+use mftplus_types::transfers::{
+    CompleteTransferRequest, CreateTransferRequest, Transfer, HOST_RECIPIENT_PREFIX,
+};
 use mftplus_types::ErrorCode;
 use serde_json::json;
 
@@ -25,9 +27,9 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{emit, emit_json, note};
 use crate::progress::Progress;
-use crate::upload::{self, Upload};
 use crate::upload_state::{self, FileStamp, UploadState, STATE_VERSION};
 use crate::{input, keys};
+use mftplus_transfer::upload::{self, Upload};
 
 /// `10MiB`, `64KiB`, `1MB`, `65536`: binary (`KiB`, `MiB`, `GiB`, also `K`/`M`/`G`) or decimal
 /// (`kB`, `MB`, `GB`) units, case-insensitive.
@@ -221,7 +223,12 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         name: source.name.clone(),
         mode: source.mode,
     };
-    let result = match upload::run(plan, encryptor, source.reader, info, &mut progress).await {
+    let result = match upload::run(plan, encryptor, source.reader, info, &mut |e| {
+        progress.event(e)
+    })
+    .await
+    .map_err(CliError::from)
+    {
         Ok(trailer) => complete(ctx, &id, &trailer).await.map(|t| (t, trailer)),
         Err(e) => Err(e),
     };
@@ -339,6 +346,13 @@ async fn recipient_keys(
     let mut keyless = Vec::new();
     for recipient in recipients {
         let r = recipient.as_str();
+        if let Some(host_id) = r.trim().strip_prefix(HOST_RECIPIENT_PREFIX) {
+            let key = host_key(ctx, host_id.trim()).await?;
+            if !public_keys.contains(&key) {
+                public_keys.push(key);
+            }
+            continue;
+        }
         match ctx.call(|c| async move { c.get_user_key(r).await }).await {
             Ok(found) => {
                 let key = X25519PublicKey::from_encoded(&found.public_key).map_err(|e| {
@@ -371,6 +385,33 @@ async fn recipient_keys(
         public_keys.push(own);
     }
     Ok((public_keys, keyless))
+}
+
+/// A host recipient's (`host:<host_id>`, decision 0029) registered transfer key. A host never
+/// waits for a grant: one that does not exist or has registered no key is an error naming it.
+async fn host_key(ctx: &mut Context, host_id: &str) -> Result<X25519PublicKey, CliError> {
+    let found = match ctx
+        .call(|c| async move { c.host_transfer_key(host_id).await })
+        .await
+    {
+        Ok(found) => found,
+        Err(e) if e.code == ErrorCode::NotFound.as_str() => {
+            return Err(CliError::new(
+                ErrorCode::UnknownRecipient.as_str(),
+                format!(
+                    "cannot send to host:{host_id}: no such host, or its agent has not \
+                     registered a transfer key yet (hosts do not wait for a grant)"
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    X25519PublicKey::from_encoded(&found).map_err(|e| {
+        CliError::new(
+            "key",
+            format!("the server holds an invalid key for host:{host_id}: {e}"),
+        )
+    })
 }
 
 /// Sends the sealed manifest; the server then checks the chunks form a whole stream.

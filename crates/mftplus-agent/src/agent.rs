@@ -22,6 +22,7 @@ use crate::probe::system::SystemSampler;
 use crate::reconcile::{reconcile, Outcome, ReconcileError};
 use crate::sd_notify::Notifier;
 use crate::state::{Identity, OpState, StateDb};
+use crate::storage::{mount_root, reconcile_storage, StorageOutcome};
 use mftplus_base::SharedClock;
 use mftplus_client::{AgentClient, ClientError};
 use mftplus_signing::AllowedSigners;
@@ -426,6 +427,17 @@ impl Agent {
         let records = self.db.ops_in(&FOLDED)?;
         let effective = ops::effective(&cloud, &records);
         let authorizations = ops::authorizations(&records);
+        // The drives first: independent of the guest driver, which may be away.
+        let storage = reconcile_storage(
+            &self.db,
+            self.clock.as_ref(),
+            generation,
+            &effective,
+            authorizations.clone(),
+            &mount_root(&self.config.state_dir),
+            stop,
+        )
+        .await?;
         let outcome = match reconcile(
             &self.db,
             self.driver.as_ref(),
@@ -441,20 +453,35 @@ impl Agent {
             Err(ReconcileError::State(err)) => return Err(AgentError::State(err).into()),
             Err(ReconcileError::Driver(err)) => {
                 tracing::warn!(code = err.code(), "cannot reconcile: {err}");
-                return Ok(false);
+                // Record the storage ops' results only: nothing can be said of the others.
+                let unknown = Outcome {
+                    interrupted: true,
+                    ..Outcome::default()
+                };
+                self.settle_ops(&unknown, &storage, &authorizations)?;
+                return Ok(storage.steps_done > 0);
             }
         };
-        self.settle_ops(&outcome, &authorizations)?;
+        self.settle_ops(&outcome, &storage, &authorizations)?;
         let applied_before = self.db.applied_generation()?;
-        let converged =
-            outcome.remaining.is_converged() && outcome.steps_failed == 0 && !outcome.interrupted;
+        let storage_settled = storage.remaining.is_empty()
+            && storage.waiting.is_empty()
+            && storage.steps_failed == 0
+            && !storage.interrupted;
+        let converged = outcome.remaining.is_converged()
+            && outcome.steps_failed == 0
+            && !outcome.interrupted
+            && storage_settled;
         if converged && applied_before != generation {
             self.db.set_applied_generation(generation)?;
             tracing::info!(generation, "converged");
         }
-        let progressed = outcome.steps_done > 0 || (converged && applied_before != generation);
+        let progressed = outcome.steps_done > 0
+            || storage.steps_done > 0
+            || (converged && applied_before != generation);
         self.observed = outcome.observed;
         self.waiting = outcome.remaining.waiting;
+        self.waiting.extend(storage.waiting);
         self.unsupported = outcome.remaining.unsupported;
         Ok(progressed)
     }
@@ -465,10 +492,16 @@ impl Agent {
     fn settle_ops(
         &self,
         outcome: &Outcome,
+        storage: &StorageOutcome,
         authorizations: &[crate::plan::Authorization],
     ) -> Result<(), AgentError> {
         let now = self.clock.now_ms();
-        for (op_id, result) in &outcome.op_results {
+        let op_results: Vec<&(String, Result<serde_json::Value, serde_json::Value>)> = outcome
+            .op_results
+            .iter()
+            .chain(&storage.op_results)
+            .collect();
+        for (op_id, result) in op_results.iter().copied() {
             let (state, value) = match result {
                 Ok(value) => (OpState::Executed, value),
                 Err(value) => (OpState::Failed, value),
@@ -476,7 +509,7 @@ impl Agent {
             self.db
                 .set_op_state(op_id, &[OpState::Authorized], state, Some(value), now)?;
         }
-        if outcome.interrupted {
+        if outcome.interrupted || storage.interrupted {
             return Ok(());
         }
         let still_planned: Vec<&str> = outcome
@@ -484,9 +517,10 @@ impl Agent {
             .steps
             .iter()
             .filter_map(|s| s.op_id.as_deref())
+            .chain(storage.remaining.iter().filter_map(|s| s.op_id.as_deref()))
             .collect();
         for auth in authorizations {
-            let handled = outcome.op_results.iter().any(|(id, _)| id == &auth.op_id);
+            let handled = op_results.iter().any(|(id, _)| id == &auth.op_id);
             if !handled && !still_planned.contains(&auth.op_id.as_str()) {
                 let result = json!({"already_in_effect": true, "op": auth.action.op});
                 self.db.set_op_state(

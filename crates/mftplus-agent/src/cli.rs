@@ -124,10 +124,14 @@ async fn run_agent(explicit: Option<&Path>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let clock: mftplus_base::SharedClock = Arc::new(SystemClock);
     let backups = crate::backup::Backups::open(&config, clock.clone()).map_err(|e| describe(&e))?;
+    let files = crate::files::FileMover::open(&config, clock.clone()).map_err(|e| describe(&e))?;
     let agent = Agent::open(config, driver, clock).map_err(|e| describe(&e))?;
     let (stop, stopping) = watch::channel(false);
     if let Some(backups) = backups {
         tokio::spawn(backups.run(stopping.clone()));
+    }
+    if let Some(files) = files {
+        tokio::spawn(files.run(stopping.clone()));
     }
     tokio::spawn(async move {
         mftplus_process::shutdown_signal().await;

@@ -77,6 +77,8 @@ pub struct AgentConfig {
     pub guests_dir_setting: Option<PathBuf>,
     /// Backups with restic (`backup:`); `None` when the box makes none.
     pub backup: Option<crate::backup::BackupConfig>,
+    /// The file inbox and outbox (`files:`); `None` when the box moves no files.
+    pub files: Option<crate::files::FilesConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,6 +99,7 @@ struct FileConfig {
     disk_path: Option<PathBuf>,
     guests_dir: Option<PathBuf>,
     backup: Option<crate::backup::FileBackup>,
+    files: Option<crate::files::FileFiles>,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +240,10 @@ impl AgentConfig {
             guests_dir_setting: file.guests_dir,
             backup: file
                 .backup
+                .map(|section| section.validate(&duration))
+                .transpose()?,
+            files: file
+                .files
                 .map(|section| section.validate(&duration))
                 .transpose()?,
             state_dir,

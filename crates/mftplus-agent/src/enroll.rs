@@ -110,11 +110,26 @@ pub fn enrolled_client(
     identity: &Identity,
     clock: &dyn Clock,
 ) -> Result<AgentClient, AgentError> {
+    let client = enrolled_http_client(config, db, identity, clock)?;
+    Ok(AgentClient::from_client(
+        &client,
+        Some(identity.host_key.expose()),
+    ))
+}
+
+/// [`enrolled_client`] as the plain protocol client, the host key its credential: what the
+/// file inbox and outbox use for the transfer routes.
+pub fn enrolled_http_client(
+    config: &AgentConfig,
+    db: &StateDb,
+    identity: &Identity,
+    clock: &dyn Clock,
+) -> Result<mftplus_client::Client, AgentError> {
     let now = clock.now_secs();
     let live = db.certificate()?.filter(|cert| cert.not_after > now);
-    AgentClient::with_options(
+    mftplus_client::Client::with_options(
         &config.server_url,
-        Some(identity.host_key.expose()),
+        mftplus_client::Credential::Bearer(identity.host_key.expose().to_string()),
         client_options(config, live.as_ref())?,
     )
     .map_err(|e| AgentError::Input(format!("server.url: {e}")))

@@ -32,9 +32,10 @@ pub enum AgentError {
     OperatorKeys(String),
     #[error("{0}")]
     Input(String),
-    /// Setting up, escrowing or recovering backups (`backup/`), with the step's own code.
+    /// A step with its own stable code: backups (`backup/`), the file inbox and outbox
+    /// (`files/`).
     #[error("{why}")]
-    Backup { code: &'static str, why: String },
+    Coded { code: &'static str, why: String },
 }
 
 impl AgentError {
@@ -50,7 +51,7 @@ impl AgentError {
             AgentError::Enroll(e) => e.code(),
             AgentError::OperatorKeys(_) => "operator_keys",
             AgentError::Input(_) => "input",
-            AgentError::Backup { code, .. } => code,
+            AgentError::Coded { code, .. } => code,
         }
     }
 }

@@ -7,7 +7,9 @@
 //! (what to do, a pure function over `mftplus_fleet::diff`), [`reconcile`] (doing it, one
 //! journaled queue per guest), [`ops`] (verifying signed ops and the verdicts owed),
 //! [`driver`] (Docker Engine and the driver that manages nothing), [`probe`] (this machine's
-//! CPU, memory, disks and filesystem UUIDs), [`sd_notify`] (systemd readiness and watchdog),
+//! CPU, memory, disks and filesystem UUIDs, mounted or not), [`storage`] (the storage
+//! handshake: applying the operator's storage policies to drives, journaled),
+//! [`sd_notify`] (systemd readiness and watchdog),
 //! [`key_rotation`] (replacing the host key, crash-safe).
 //!
 //! What it is not: it never opens the cloud's database and speaks to the cloud (or an edge hub
@@ -23,6 +25,7 @@ pub mod config;
 pub mod driver;
 pub mod enroll;
 mod error;
+pub mod files;
 pub mod key_rotation;
 pub mod ops;
 pub mod plan;
@@ -31,6 +34,8 @@ pub mod reconcile;
 pub mod sd_notify;
 pub mod state;
 pub mod state_backup;
+pub mod state_files;
+pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 

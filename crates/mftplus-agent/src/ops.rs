@@ -62,6 +62,9 @@ pub fn authorizations(records: &[OpRecord]) -> Vec<Authorization> {
 /// The action `blob` must authorize, from the agent's own intent (see the module docs).
 pub fn expected_for(folded: &DesiredState, blob: &str) -> Result<ExpectedAction, String> {
     let claimed = Op::parse(blob.as_bytes()).map_err(|e| format!("op blob: {e}"))?;
+    if claimed.op == mftplus_fleet::diff::op::STORAGE_WIPE {
+        return wipe_expected(folded, &claimed);
+    }
     let candidate = mftplus_fleet::apply_executed(folded, &claimed)
         .map_err(|e| format!("the op does not apply to this host's desired state: {e}"))?;
     let destructive: Vec<_> = mftplus_fleet::diff(folded, &candidate)
@@ -80,6 +83,40 @@ pub fn expected_for(folded: &DesiredState, blob: &str) -> Result<ExpectedAction,
             "the op would make {} destructive changes; an op authorizes exactly one",
             destructive.len()
         )),
+    }
+}
+
+/// A wipe is an act, not a state: folding it only clears the `wipe` flag, which the cloud never
+/// publishes set (it is destructive), so the fold changes nothing to compare. The action is the
+/// agent's own classification of setting `wipe` on the policy the op names, which must be a
+/// policy of this host's intent.
+fn wipe_expected(folded: &DesiredState, claimed: &Op) -> Result<ExpectedAction, String> {
+    let id = claimed
+        .params
+        .get("durable_id")
+        .and_then(Value::as_str)
+        .ok_or("the wipe names no durable_id")?;
+    let policy = folded
+        .storage
+        .get(id)
+        .ok_or_else(|| format!("no storage policy for {id} on this host"))?;
+    let mut before = DesiredState::default();
+    let unset = mftplus_types::fleet::StoragePolicy {
+        wipe: false,
+        ..policy.clone()
+    };
+    before.storage.insert(id.to_string(), unset.clone());
+    let mut after = before.clone();
+    after.storage.insert(
+        id.to_string(),
+        mftplus_types::fleet::StoragePolicy {
+            wipe: true,
+            ..unset
+        },
+    );
+    match mftplus_fleet::diff(&before, &after).as_slice() {
+        [one] if one.kind == ChangeKind::Destructive => Ok(mftplus_fleet::expected_action(one)),
+        other => Err(format!("a wipe classified as {} changes", other.len())),
     }
 }
 
@@ -306,6 +343,30 @@ mod tests {
             json!({"guest_id": "web", "from": "img:1", "to": "img:2"})
         );
         assert!(expected_for(&with_web(), "not json").is_err());
+    }
+
+    #[test]
+    fn a_wipe_is_expected_only_for_a_policy_of_this_host() {
+        let id = "3f1c2b7a-9d4e-4c11-8a5b-0123456789ab";
+        let mut state = with_web();
+        state.storage.insert(
+            id.into(),
+            serde_json::from_value(json!({"role": "bulk", "class": "slow"})).unwrap(),
+        );
+        let mut wipe =
+            Op::parse(blob("storage.wipe", "web", json!({"durable_id": id})).as_bytes()).unwrap();
+        wipe.target.guest_id = None;
+        let wipe = String::from_utf8(wipe.to_canonical_bytes()).unwrap();
+        let expected = expected_for(&state, &wipe).unwrap();
+        assert_eq!(
+            (expected.op.as_str(), expected.guest_id, expected.params),
+            ("storage.wipe", None, json!({"durable_id": id}))
+        );
+        // Also while the cached state still has the flag set.
+        state.storage.get_mut(id).unwrap().wipe = true;
+        assert_eq!(expected_for(&state, &wipe).unwrap().op, "storage.wipe");
+        let elsewhere = wipe.replace(id, "00000000-0000-4000-8000-000000000000");
+        assert!(expected_for(&state, &elsewhere).is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! The schema is versioned with `PRAGMA user_version`; migrations are append-only and a file
 //! from a newer agent is refused rather than guessed at. Version 3 adds `key_rotation`, the
 //! host-key rotation in flight (`key_rotation.rs`); version 4 the backup repository and the
-//! backup and restore-test runs (`backup/`, `state_backup.rs`).
+//! backup and restore-test runs (`backup/`, `state_backup.rs`); version 5 the file inbox and
+//! outbox (`files/`, `state_files.rs`).
 
 use mftplus_base::{ensure_private_dir, PrivateFileError};
 use mftplus_signing::{NonceStore, NonceStoreError};
@@ -113,6 +114,28 @@ CREATE TABLE backup_runs (
     detail TEXT
 );
 CREATE INDEX backup_runs_by_target ON backup_runs (target, kind, seq);
+"#,
+    r#"
+CREATE TABLE inbox_items (
+    transfer_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('placing', 'placed', 'acknowledged')),
+    path TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE outbox_items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    watch TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'done', 'failed')),
+    transfer_id TEXT,
+    detail TEXT,
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER,
+    UNIQUE (watch, name, size, mtime_ns)
+);
+CREATE INDEX outbox_items_open ON outbox_items (watch, state);
 "#,
 ];
 
@@ -592,6 +615,18 @@ impl StateDb {
                 "UPDATE journal SET state = ?2, detail = ?3, finished_at_ms = ?4
                  WHERE seq = ?1 AND state = 'begun'",
                 params![seq, if ok { "done" } else { "failed" }, detail, now_ms],
+            )
+            .map(|_| ())
+            .map_err(self.sql())
+    }
+
+    /// Notes what a step in flight is working on, for the step that finishes it after a
+    /// crash (a wipe's device, `crate::storage`); the finish replaces it.
+    pub fn journal_note(&self, seq: i64, detail: &str) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "UPDATE journal SET detail = ?2 WHERE seq = ?1 AND state = 'begun'",
+                params![seq, detail],
             )
             .map(|_| ())
             .map_err(self.sql())

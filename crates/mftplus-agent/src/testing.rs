@@ -246,3 +246,133 @@ impl Drop for LoopFs {
             .output();
     }
 }
+
+/// Whether the storage-handshake tests can run here: root (to attach loop devices and mount
+/// them) and the tools `losetup`, `truncate`, `mkfs.ext4` and `wipefs`. Prints a skip banner
+/// when not; panics instead when `MFTPLUS_TEST_REQUIRE_BACKUP=1` (CI, which has root).
+pub fn loop_devices_available() -> bool {
+    let root = if rustix::process::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("not root: loop devices cannot be attached or mounted".to_string())
+    };
+    let tools = [
+        ("losetup", "--version"),
+        ("truncate", "--version"),
+        ("mkfs.ext4", "-V"),
+        ("wipefs", "--version"),
+    ];
+    let found = tools.iter().try_for_each(|(tool, arg)| {
+        Command::new(tool)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .output()
+            .map(|_| ())
+            .map_err(|e| format!("{tool}: {e}"))
+    });
+    match root.and(found) {
+        Ok(()) => true,
+        Err(why) if std::env::var(REQUIRE_BACKUP_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_BACKUP_ENV}=1 but the loop-device tests cannot run: {why}")
+        }
+        Err(why) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n==================== SKIPPED: loop-device tests ====================\n\
+                 {why}\nset {REQUIRE_BACKUP_ENV}=1 to make this a failure\n"
+            );
+            false
+        }
+    }
+}
+
+/// A drive plugged in and not mounted: an ext4 filesystem with a chosen UUID in an image file
+/// (`truncate` + `mkfs.ext4 -U`), attached to a free loop device (`losetup --find --show`).
+/// When dropped, whatever still mounts the device is unmounted (lazily) and the loop device
+/// detached, so a failing test leaves nothing attached.
+#[derive(Debug)]
+pub struct LoopDrive {
+    pub device: std::path::PathBuf,
+    pub image: std::path::PathBuf,
+    pub uuid: String,
+}
+
+impl LoopDrive {
+    /// Makes a `mib` MiB drive in `dir/<uuid>.img`.
+    pub fn attach(dir: &Path, uuid: &str, mib: u64) -> Result<LoopDrive, String> {
+        let image = dir.join(format!("{uuid}.img"));
+        let image_arg = image.to_str().ok_or("image path is not UTF-8")?.to_string();
+        tool("truncate", &["-s", &format!("{mib}M"), &image_arg])?;
+        tool("mkfs.ext4", &["-F", "-q", "-U", uuid, &image_arg])?;
+        let out = tool("losetup", &["--find", "--show", &image_arg])?;
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !device.starts_with("/dev/") {
+            return Err(format!("losetup printed {device:?}"));
+        }
+        Ok(LoopDrive {
+            device: device.into(),
+            image,
+            uuid: uuid.to_string(),
+        })
+    }
+
+    /// Where the device is mounted now, from `/proc/self/mountinfo`.
+    pub fn mount_points(&self) -> Vec<std::path::PathBuf> {
+        let Ok(dev) = std::fs::metadata(&self.device).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            let rdev = m.rdev();
+            format!("{}:{}", rustix::fs::major(rdev), rustix::fs::minor(rdev))
+        }) else {
+            return Vec::new();
+        };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        crate::probe::storage::parse_mountinfo(&mountinfo)
+            .into_iter()
+            .filter(|e| e.device == dev)
+            .map(|e| e.mount_point)
+            .collect()
+    }
+}
+
+impl Drop for LoopDrive {
+    fn drop(&mut self) {
+        for point in self.mount_points().iter().rev() {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(point)
+                .stdin(Stdio::null())
+                .output();
+        }
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.device)
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// A fresh random UUID in the canonical lowercase form (version 4 bits set).
+pub fn random_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::thread_rng().gen();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn tool(name: &str, args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(name)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{name}: {e}"))?;
+    check(name, &out)?;
+    Ok(out)
+}

@@ -70,6 +70,7 @@ pub async fn run(database_url: &str, count: usize) -> Result<f64, BenchError> {
         let row = store
             .create_transfer(&NewTransfer {
                 id: uid(),
+                sender_kind: mftplus_store::recipient_kind::USER.into(),
                 sender_id: sender.id.clone(),
                 header: header.clone(),
                 chunk_size,

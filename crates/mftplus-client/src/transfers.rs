@@ -4,11 +4,11 @@
 use mftplus_types::routes::{self, fill};
 use mftplus_types::transfers::{
     ChunkInfo, ChunkReceipt, CompleteTransferRequest, CreateTransferRequest, GrantRequest,
-    PendingGrant, PublicKeyBody, Transfer, UserPublicKey, VerifyReport, CHUNK_LAST_HEADER,
-    CHUNK_SHA256_HEADER,
+    HostTransferKey, PendingGrant, PublicKeyBody, Transfer, UserPublicKey, VerifyReport,
+    CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER,
 };
 
-use crate::{Accepted, Client, ClientError, Method};
+use crate::{Accepted, AgentClient, Client, ClientError, Method};
 
 fn with_index(template: &str, id: &str, index: u64) -> String {
     fill(&fill(template, "id", id), "index", &index.to_string())
@@ -28,6 +28,16 @@ impl Client {
     pub async fn get_user_key(&self, user: &str) -> Result<UserPublicKey, ClientError> {
         let path = fill(routes::USER_KEY, "user", user);
         self.fetch(self.builder(Method::GET, &path)).await
+    }
+
+    /// `GET /api/v1/hosts/{host_id}/transfer-key`: the encoded X25519 key (`mftx25519_…`) to
+    /// send to a host with (recipient `host:<host_id>`, decision 0029). 404 when the host does
+    /// not exist or its agent has registered none; a host key reads only its own customer's
+    /// hosts (403 `recipient_not_allowed`).
+    pub async fn host_transfer_key(&self, host_id: &str) -> Result<String, ClientError> {
+        let path = fill(routes::HOST_TRANSFER_KEY, "host_id", host_id);
+        let found: HostTransferKey = self.fetch(self.builder(Method::GET, &path)).await?;
+        Ok(found.public_key)
     }
 
     pub async fn create_transfer(
@@ -182,6 +192,33 @@ impl Client {
         let path = fill(routes::TRANSFER_CANCEL, "id", id);
         self.fetch_queueable(self.builder(Method::POST, &path))
             .await
+    }
+}
+
+/// A host's agent as a transfer party (decision 0029). Every transfer method of [`Client`]
+/// also works with a host key as the bearer credential: [`AgentClient::transfers`] is that
+/// client, and a host sees only the transfers it sent or receives.
+impl AgentClient {
+    /// `PUT /api/v1/hosts/{host_id}/transfer-key`: registers (or replaces) this host's X25519
+    /// public key (`mftx25519_…`). Registering the same key again changes nothing, so an agent
+    /// may do it at every start.
+    pub async fn register_host_transfer_key(
+        &self,
+        host_id: &str,
+        public_key: &str,
+    ) -> Result<(), ClientError> {
+        let c = &self.keyed;
+        let path = fill(routes::HOST_TRANSFER_KEY, "host_id", host_id);
+        let body = PublicKeyBody {
+            public_key: public_key.to_string(),
+        };
+        let _: HostTransferKey = c.fetch(c.builder(Method::PUT, &path).json(&body)).await?;
+        Ok(())
+    }
+
+    /// The transfer methods with this box's key as the credential (same connection pool).
+    pub fn transfers(&self) -> &Client {
+        &self.keyed
     }
 }
 

@@ -202,11 +202,16 @@ async fn admit(
             admit_certificate(state, spec, client_ip, request, limits).await?;
             return Ok(None);
         }
-        Access::HostOr(_) if presented_reporter_key(request.headers()).is_some() => {
+        Access::HostOr(_) | Access::TransferParty(_)
+            if presented_reporter_key(request.headers()).is_some() =>
+        {
             admit_reporter(state, spec, client_ip, request, limits).await?;
             return Ok(None);
         }
         _ => {}
+    }
+    if let Some(key) = presented_reporter_key(request.headers()) {
+        return Err(refuse_box_key(state, spec, client_ip, key, limits).await);
     }
 
     let caller = authenticate_person(state, spec, client_ip, request.headers()).await?;
@@ -229,14 +234,20 @@ async fn scope_for(
     client_ip: &str,
     caller: &Caller,
 ) -> Result<Scope, ApiError> {
-    Ok(match spec.access {
+    // A transfer party's user is admitted as the route's user access says.
+    let access = match spec.access {
+        Access::TransferParty(user) => *user,
+        access => access,
+    };
+    Ok(match access {
         Access::Public
         | Access::RetrievalPassword
         | Access::Host
         | Access::Guest
         | Access::DeployKey
-        | Access::Certificate => {
-            unreachable!("handled above")
+        | Access::Certificate
+        | Access::TransferParty(_) => {
+            unreachable!("handled above (a transfer party's user access is never a party)")
         }
         Access::Authenticated => Scope::All,
         Access::HostOr(permission) if state.rbac.allows(&caller.role, permission) => Scope::All,
@@ -401,8 +412,38 @@ async fn denied(
         .await;
 }
 
+/// A box key on a route only people may call (a transfer's cancel, links, grants, the pages):
+/// a box key is never a user credential. A key the cloud knows is the wrong kind here, 403 and
+/// audited; an unknown one is 401 like any unknown credential.
+async fn refuse_box_key(
+    state: &AppState,
+    spec: &'static RouteSpec,
+    client_ip: &str,
+    key: &str,
+    limits: &mut Option<Decision>,
+) -> ApiError {
+    let reporter = match state.authenticate_reporter(key).await {
+        Ok(reporter) => reporter,
+        Err(err) => return auth_failed(state, spec, client_ip, "reporter_key", err).await,
+    };
+    let (kind, subject) = reporter.rate_key();
+    if let Err(limited) = limit_credential(state, (kind, subject.as_str()), limits) {
+        return limited;
+    }
+    denied(
+        state,
+        spec,
+        client_ip,
+        &subject,
+        json!({"reason": "a box key on a user's route"}),
+    )
+    .await;
+    ApiError::forbidden("a host or guest key cannot call this route: it takes a user's credential")
+}
+
 /// Host and guest keys: the key must be of the kind the route takes, and a `{host_id}` in the
-/// path must be the reporter's own host.
+/// path must be the reporter's own host, except on a transfer party's route, where it names
+/// the host acted on and the handler decides (decision 0029).
 async fn admit_reporter(
     state: &AppState,
     spec: &'static RouteSpec,
@@ -423,11 +464,14 @@ async fn admit_reporter(
     limit_credential(state, (kind, subject.as_str()), limits)?;
     let kind_ok = matches!(
         (spec.access, &reporter),
-        (Access::Host | Access::HostOr(_), Reporter::Host { .. })
-            | (Access::Guest, Reporter::Guest { .. })
+        (
+            Access::Host | Access::HostOr(_) | Access::TransferParty(_),
+            Reporter::Host { .. }
+        ) | (Access::Guest, Reporter::Guest { .. })
     );
-    let own_host = path_param(spec.path, request.uri().path(), "host_id")
-        .is_none_or(|host_id| host_id == reporter.host_id());
+    let own_host = matches!(spec.access, Access::TransferParty(_))
+        || path_param(spec.path, request.uri().path(), "host_id")
+            .is_none_or(|host_id| host_id == reporter.host_id());
     if !kind_ok || !own_host {
         let reason = if kind_ok {
             "another host"

@@ -57,7 +57,11 @@ pub fn grant_satisfies(granted: &str, required: &str) -> bool {
 pub fn known_permissions() -> BTreeSet<&'static str> {
     let mut known = BTreeSet::new();
     for route in ROUTES {
-        match route.access {
+        let access = match route.access {
+            Access::TransferParty(user) => *user,
+            access => access,
+        };
+        match access {
             Access::Permission(permission) | Access::HostOr(permission) => {
                 known.insert(permission);
             }

@@ -37,6 +37,11 @@ pub enum Access {
     Guest,
     /// A host key for its own host, or a user whose role grants the permission.
     HostOr(&'static str),
+    /// A transfer party (decision 0029): a host key of any host, which the handler confines to
+    /// the transfers it sent or receives and to its own customer's hosts (a `{host_id}` in the
+    /// path is the host acted on, not the caller), or a user admitted as the inner access says
+    /// (`Permission` or `Scoped`). Handlers take a [`crate::principal::Party`].
+    TransferParty(&'static Access),
     /// No user credential: the handler checks the customer's retrieval password, rate limited
     /// and audited (enrollment, re-enrollment, controller config).
     RetrievalPassword,
@@ -67,6 +72,9 @@ const READ: Access = Access::Scoped {
     all: "transfers:read",
     own: "transfers:read:own",
 };
+/// Sending and receiving, for users as above and for hosts' agents (decision 0029).
+const PARTY_SEND: Access = Access::TransferParty(&SEND);
+const PARTY_READ: Access = Access::TransferParty(&READ);
 const CANCEL: Access = Access::Scoped {
     all: "transfers:cancel",
     own: "transfers:cancel:own",
@@ -118,18 +126,21 @@ table! {
     "apikeys_rotate"      POST   paths::API_KEY_ROTATE => KEYS;
     "server_config_get"   GET    paths::SERVER_CONFIG => Access::Permission("config:read");
     "my_key_put"          PUT    paths::MY_KEY => Access::Authenticated;
-    "user_key_get"        GET    paths::USER_KEY => SEND;
-    "transfers_create"    POST   paths::TRANSFERS => SEND;
-    "transfer_chunk_put"  PUT    paths::TRANSFER_CHUNK => SEND;
-    "transfer_chunks"     GET    paths::TRANSFER_CHUNKS => SEND;
-    "transfer_complete"   POST   paths::TRANSFER_COMPLETE => SEND;
-    "transfers_list"      GET    paths::TRANSFERS => READ;
-    "transfer_show"       GET    paths::TRANSFER => READ;
-    "transfer_header"     GET    paths::TRANSFER_HEADER => READ;
-    "transfer_chunk_get"  GET    paths::TRANSFER_CHUNK => READ;
-    "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => READ;
+    "user_key_get"        GET    paths::USER_KEY => PARTY_SEND;
+    // Hosts as transfer parties (decision 0029): the agent registers its key; senders read it.
+    "host_transfer_key_put" PUT  paths::HOST_TRANSFER_KEY => Access::Host;
+    "host_transfer_key_get" GET  paths::HOST_TRANSFER_KEY => PARTY_SEND;
+    "transfers_create"    POST   paths::TRANSFERS => PARTY_SEND;
+    "transfer_chunk_put"  PUT    paths::TRANSFER_CHUNK => PARTY_SEND;
+    "transfer_chunks"     GET    paths::TRANSFER_CHUNKS => PARTY_SEND;
+    "transfer_complete"   POST   paths::TRANSFER_COMPLETE => PARTY_SEND;
+    "transfers_list"      GET    paths::TRANSFERS => PARTY_READ;
+    "transfer_show"       GET    paths::TRANSFER => PARTY_READ;
+    "transfer_header"     GET    paths::TRANSFER_HEADER => PARTY_READ;
+    "transfer_chunk_get"  GET    paths::TRANSFER_CHUNK => PARTY_READ;
+    "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => PARTY_READ;
     "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
-    "transfer_received"   POST   paths::TRANSFER_RECEIVED => READ;
+    "transfer_received"   POST   paths::TRANSFER_RECEIVED => PARTY_READ;
     "transfer_cancel"     POST   paths::TRANSFER_CANCEL => CANCEL;
     // Any credential: the caller's own sent transfers only (an mftctl run looks on its own).
     "transfers_pending_grants" GET paths::PENDING_GRANTS => Access::Authenticated;
@@ -315,6 +326,8 @@ fn api_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "server_config_get" => get(config::show),
         "my_key_put" => put(keys::put_own),
         "user_key_get" => get(keys::show),
+        "host_transfer_key_put" => put(keys::put_host),
+        "host_transfer_key_get" => get(keys::show_host),
         "transfers_create" => post(transfers::create),
         "transfer_chunk_put" => put(transfers::upload_chunk),
         "transfer_chunks" => get(transfers::list_chunks),
@@ -496,4 +509,34 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
     crate::seed_paths::wrap(router)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transfer party's user access is a user's (`Permission` or `Scoped`): the guard
+    /// resolves it once and would not know another kind there.
+    #[test]
+    fn transfer_parties_admit_users_by_a_user_access() {
+        let parties: Vec<&RouteSpec> = ROUTES
+            .iter()
+            .filter(|spec| matches!(spec.access, Access::TransferParty(_)))
+            .collect();
+        assert!(
+            parties.len() >= 10,
+            "{} transfer party routes",
+            parties.len()
+        );
+        for spec in parties {
+            let Access::TransferParty(user) = spec.access else {
+                unreachable!()
+            };
+            assert!(
+                matches!(user, Access::Permission(_) | Access::Scoped { .. }),
+                "{}: {user:?}",
+                spec.id
+            );
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 mod fleet_support;
+mod host_transfer_support;
 mod hub_support;
 mod link_support;
 
@@ -276,6 +277,12 @@ async fn fleet_fixture(w: &World, id: &str) -> Option<(String, Option<Value>)> {
                 "host_key_rotation_request" => (format!("/api/v1/hosts/{h}/key/rotation"), None),
                 _ => (format!("/api/v1/hosts/{h}/recovery"), None),
             }
+        }
+        // A sender looks a host's transfer key up (decision 0029).
+        "host_transfer_key_get" => {
+            let host = enroll(c).await;
+            host_transfer_support::register_key(c, &host).await;
+            (format!("/api/v1/hosts/{}/transfer-key", host.host_id), None)
         }
         "certificates_list" => ("/api/v1/certificates".into(), None),
         "certificates_issue" | "certificate_revoke" => {
@@ -595,6 +602,8 @@ fn role_lacks(w: &World, role: &str, access: Access) -> bool {
         | Access::DeployKey
         | Access::Certificate => false,
         Access::Scoped { all, own } => !rbac.allows(role, all) && !rbac.allows(role, own),
+        // Users are admitted as the inner access says; fleet_authz.rs covers host keys.
+        Access::TransferParty(user) => role_lacks(w, role, *user),
     }
 }
 
@@ -653,8 +662,13 @@ async fn every_route_enforces_its_access() {
         }
 
         // The allowed principal: alice for her own resources where the route is scoped,
-        // the admin otherwise; anonymous for public routes.
-        let allowed = match spec.access {
+        // the admin otherwise; anonymous for public routes. A transfer party's route admits
+        // users as its inner access says.
+        let user_access = match spec.access {
+            Access::TransferParty(user) => *user,
+            access => access,
+        };
+        let allowed = match user_access {
             Access::Public => Cred::None,
             Access::Scoped { own, .. } if w.cloud.state.rbac.allows("user", own) => alice(&w).await,
             // Ending a session and changing one's password take a person's login, not a key.

@@ -1,11 +1,14 @@
 //! The authorization matrix of the routes that take no user credential, generated from the
 //! route table like `authz_matrix.rs` (which covers every user-credential route, `HostOr`
-//! included): host-key, guest-key and retrieval-password routes refuse every wrong kind of
-//! credential, a host key acts only on its own host, and the right credential succeeds. A
-//! route of these kinds without a fixture here fails the test.
+//! and transfer parties' included): host-key, guest-key and retrieval-password routes refuse
+//! every wrong kind of credential, a host key acts only on its own host, and the right
+//! credential succeeds; a transfer party's route (decision 0029) takes its host's key for the
+//! host's own transfers and no guest key. A route of these kinds without a fixture here fails
+//! the test.
 
 mod common;
 mod fleet_support;
+mod host_transfer_support;
 
 use common::*;
 use fleet_support::*;
@@ -47,6 +50,13 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
             Some(json!({"guest_id": unique("g"), "display_name": "Web"})),
         ),
         "host_key_rotate" => (format!("/api/v1/hosts/{h}/key/rotate"), None),
+        "host_transfer_key_put" => {
+            let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+            (
+                format!("/api/v1/hosts/{h}/transfer-key"),
+                Some(json!({"public_key": key.public_key().to_encoded()})),
+            )
+        }
         "guest_report" => (
             "/api/v1/report".into(),
             Some(json!({"controller_version": "1.0.0", "apps": [{"name": "nextcloud"}]})),
@@ -83,6 +93,93 @@ async fn fixture(cloud: &TestCloud, id: &str, host: &Enrolled) -> (String, Optio
         }
         other => panic!("route {other} has no fixture in the fleet authorization matrix; add one"),
     }
+}
+
+/// A transfer party's route called as `cred` on `host`'s own transfers: sent by it (the sending
+/// routes) or sent to it by the admin (the receiving ones).
+async fn party_call(cloud: &TestCloud, cred: &Cred, id: &str, host: &Enrolled) -> Reply {
+    use host_transfer_support::*;
+    let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+    let sealed = seal(b"for the host", &[key.public_key()]);
+    let own = host.cred();
+    let received = || async {
+        register_key(cloud, host).await;
+        let to_host = format!("host:{}", host.host_id);
+        send_sealed(cloud, &admin(cloud), &[&to_host], &sealed).await
+    };
+    let (path, body) = match id {
+        "user_key_get" => {
+            let email = format!("{}@example.com", unique("u"));
+            let (_, user) = user_with_token(cloud, &email, "user").await;
+            register_user_key(cloud, &user).await;
+            (format!("/api/v1/users/{email}/key"), None)
+        }
+        "host_transfer_key_get" => {
+            register_key(cloud, host).await;
+            (format!("/api/v1/hosts/{}/transfer-key", host.host_id), None)
+        }
+        "transfers_create" => {
+            let reply = create(cloud, cred, &["admin@example.com"], &sealed).await;
+            return reply;
+        }
+        "transfers_list" => ("/api/v1/transfers".to_string(), None),
+        "transfer_chunk_put" | "transfer_chunks" | "transfer_complete" => {
+            let created = create(cloud, &own, &["admin@example.com"], &sealed).await;
+            assert_eq!(created.status, 201, "{:?}", created.body);
+            let t = created.body["id"].as_str().unwrap().to_string();
+            let chunk = &sealed.chunks[0];
+            if id == "transfer_chunk_put" {
+                return put_chunk(cloud, cred, &t, 0, &chunk.bytes, chunk.last).await;
+            }
+            let stored = put_chunk(cloud, &own, &t, 0, &chunk.bytes, chunk.last).await;
+            assert_eq!(stored.status, 201, "{:?}", stored.body);
+            match id {
+                "transfer_chunks" => (format!("/api/v1/transfers/{t}/chunks"), None),
+                _ => (
+                    format!("/api/v1/transfers/{t}/complete"),
+                    Some(json!({"manifest": b64(&sealed.manifest)})),
+                ),
+            }
+        }
+        "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
+        | "transfer_received" => {
+            let t = received().await;
+            let path = match id {
+                "transfer_show" => format!("/api/v1/transfers/{t}"),
+                "transfer_header" => format!("/api/v1/transfers/{t}/header"),
+                "transfer_chunk_get" => format!("/api/v1/transfers/{t}/chunks/0"),
+                "transfer_manifest" => format!("/api/v1/transfers/{t}/manifest"),
+                _ => format!("/api/v1/transfers/{t}/received"),
+            };
+            (path, None)
+        }
+        other => panic!("transfer party route {other} has no fixture here; add one"),
+    };
+    call(cloud, cred, method_of(id), &path, body).await
+}
+
+/// A transfer party's route: no guest key, no unknown host key, and its own host key on its
+/// own transfers. Answers how many checks ran.
+async fn transfer_party_checks(cloud: &TestCloud, id: &str) -> usize {
+    let host = enroll(cloud).await;
+    let guest_key = guest(cloud, &host, &unique("g")).await;
+    let unknown = Cred::Bearer(format!("mfth_{}", "x".repeat(40)));
+    for (what, cred, status, code) in [
+        ("a guest key", Cred::Bearer(guest_key), 403, "forbidden"),
+        ("an unknown host key", unknown, 401, "unauthenticated"),
+    ] {
+        let reply = party_call(cloud, &cred, id, &host).await;
+        assert_eq!(reply.status, status, "{id} with {what}: {:?}", reply.body);
+        assert_eq!(reply.code(), code, "{id} with {what}");
+    }
+    let reply = party_call(cloud, &host.cred(), id, &host).await;
+    assert!(
+        (200..300).contains(&reply.status),
+        "{id} with its own host key: {} {:?}",
+        reply.status,
+        reply.body
+    );
+    3
 }
 
 fn method_of(id: &str) -> &'static str {
@@ -147,6 +244,7 @@ async fn reporter_and_retrieval_routes_enforce_their_access() {
                 );
                 checked += 1;
             }
+            Access::TransferParty(_) => checked += transfer_party_checks(&cloud, id).await,
             Access::Guest => {
                 let host = enroll(&cloud).await;
                 let guest_key = guest(&cloud, &host, &unique("g")).await;

@@ -301,6 +301,7 @@ async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
     let now = cloud.state.clock.now_ms();
     let transfer = mftplus_store::NewTransfer {
         id: uuid::Uuid::now_v7().simple().to_string(),
+        sender_kind: mftplus_store::recipient_kind::USER.into(),
         sender_id: sender.id,
         header: b"MFTP".to_vec(),
         chunk_size: 65_536,

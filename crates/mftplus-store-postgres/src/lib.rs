@@ -35,9 +35,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mftplus_store::{
-    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
-    NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
-    TokenRow, TransferFilter, TransferGrant, TransferRow, UserKeyRow, UserRow, UserUpdate,
+    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow,
+    HostTransferKeyRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer, NewUser, Store,
+    StoreError, StoreResult, TimeCursor, TokenRow, TransferFilter, TransferGrant, TransferRow,
+    UserKeyRow, UserRow, UserUpdate,
 };
 use tokio_postgres::NoTls;
 
@@ -301,6 +302,23 @@ impl Store for PostgresStore {
 
     async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>> {
         transfers::get_key(&self.client().await?, user_id).await
+    }
+
+    async fn set_host_transfer_key(
+        &self,
+        host_id: &str,
+        public_key: &str,
+        at_ms: i64,
+    ) -> StoreResult<HostTransferKeyRow> {
+        transfers::set_host_key(&self.client().await?, host_id, public_key, at_ms).await
+    }
+
+    async fn host_transfer_key(&self, host_id: &str) -> StoreResult<Option<HostTransferKeyRow>> {
+        transfers::get_host_key(&self.client().await?, host_id).await
+    }
+
+    async fn delete_host_transfer_key(&self, host_id: &str) -> StoreResult<bool> {
+        transfers::delete_host_key(&self.client().await?, host_id).await
     }
 
     async fn create_transfer(&self, transfer: &NewTransfer) -> StoreResult<TransferRow> {

@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_poll_interval_liveness",
         include_str!("../migrations/0015_poll_interval_liveness.sql"),
     ),
+    (
+        "0016_host_transfer_parties",
+        include_str!("../migrations/0016_host_transfer_parties.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -1,4 +1,5 @@
-//! The `user_keys`, `transfers`, `transfer_recipients` and `transfer_chunks` tables.
+//! The `user_keys`, `host_transfer_keys`, `transfers`, `transfer_recipients` and
+//! `transfer_chunks` tables.
 //!
 //! Chunk batches, completion and cancellation of one transfer are serialized on its
 //! `transfers` row (`SELECT … FOR UPDATE`, or the `UPDATE` itself), so they never interleave,
@@ -8,8 +9,8 @@
 use deadpool_postgres::GenericClient;
 use mftplus_store::{
     check_complete_chunks, check_grant, plan_chunk_batch, recipient_kind, transfer_status,
-    ChunkBatch, ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError,
-    StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
+    ChunkBatch, ChunkOutcome, ChunkRow, HostTransferKeyRow, NewChunk, NewTransfer, RecipientRow,
+    StoreError, StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -19,7 +20,7 @@ use crate::sql;
 
 const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, ciphertext_bytes, \
                        manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
-                       site";
+                       site, sender_kind";
 
 const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
 
@@ -38,6 +39,7 @@ fn from_row(row: &Row) -> StoreResult<TransferRow> {
         cancelled_at_ms: row.try_get(10).db()?,
         expires_at_ms: row.try_get(11).db()?,
         site: row.try_get(12).db()?,
+        sender_kind: row.try_get(13).db()?,
         recipients: Vec::new(),
     })
 }
@@ -96,6 +98,67 @@ pub(crate) async fn get_key<C: GenericClient>(
     .transpose()
 }
 
+// ---- host transfer keys (decision 0029) ----
+
+fn host_key_from_row(row: &Row) -> StoreResult<HostTransferKeyRow> {
+    Ok(HostTransferKeyRow {
+        host_id: row.try_get(0).db()?,
+        public_key: row.try_get(1).db()?,
+        registered_at_ms: row.try_get(2).db()?,
+    })
+}
+
+/// Inserts from the host's row, so an unknown host inserts nothing and is `NotFound`.
+pub(crate) async fn set_host_key<C: GenericClient>(
+    client: &C,
+    host_id: &str,
+    public_key: &str,
+    at_ms: i64,
+) -> StoreResult<HostTransferKeyRow> {
+    let row = sql::query_opt(
+        client,
+        "INSERT INTO host_transfer_keys (host_id, public_key, registered_at_ms) \
+         SELECT id, $2::text, $3::bigint FROM hosts WHERE id = $1 \
+         ON CONFLICT (host_id) DO UPDATE SET public_key = excluded.public_key, \
+         registered_at_ms = excluded.registered_at_ms \
+         RETURNING host_id, public_key, registered_at_ms",
+        &[&host_id, &public_key, &at_ms],
+    )
+    .await?;
+    row.as_ref()
+        .map(host_key_from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub(crate) async fn get_host_key<C: GenericClient>(
+    client: &C,
+    host_id: &str,
+) -> StoreResult<Option<HostTransferKeyRow>> {
+    sql::query_opt(
+        client,
+        "SELECT host_id, public_key, registered_at_ms FROM host_transfer_keys WHERE host_id = $1",
+        &[&host_id],
+    )
+    .await?
+    .as_ref()
+    .map(host_key_from_row)
+    .transpose()
+}
+
+pub(crate) async fn delete_host_key<C: GenericClient>(
+    client: &C,
+    host_id: &str,
+) -> StoreResult<bool> {
+    let deleted = sql::execute(
+        client,
+        "DELETE FROM host_transfer_keys WHERE host_id = $1",
+        &[&host_id],
+    )
+    .await?;
+    Ok(deleted > 0)
+}
+
 // ---- transfers ----
 
 /// Fills in the recipients of every row with one query.
@@ -151,7 +214,8 @@ pub(crate) async fn create<C: GenericClient>(
     sql::execute(
         tx,
         "INSERT INTO transfers (id, sender_id, status, header, chunk_size, ciphertext_bytes, \
-         created_at_ms, expires_at_ms, site) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
+         created_at_ms, expires_at_ms, site, sender_kind) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)",
         &[
             &transfer.id,
             &transfer.sender_id,
@@ -161,6 +225,7 @@ pub(crate) async fn create<C: GenericClient>(
             &transfer.created_at_ms,
             &transfer.expires_at_ms,
             &transfer.site,
+            &transfer.sender_kind,
         ],
     )
     .await?;
@@ -204,21 +269,19 @@ pub(crate) async fn get<C: GenericClient>(
     load(client, id).await
 }
 
-/// Visibility is a union of two index lookups (sent, received) rather than an `OR` across a
-/// join. Ties on `created_at_ms` are broken by id in byte order, as SQLite does.
+/// Visibility is a union of two index lookups (sent, received), each on (kind, id), rather
+/// than an `OR` across a join. Ties on `created_at_ms` are broken by id in byte order, as
+/// SQLite does.
 pub(crate) async fn list<C: GenericClient>(
     client: &C,
     filter: &TransferFilter,
 ) -> StoreResult<Vec<TransferRow>> {
-    let visible = if filter.visible_to_user.is_some() {
-        format!(
-            "AND id IN (SELECT id FROM transfers WHERE sender_id = $1 UNION \
-             SELECT transfer_id FROM transfer_recipients \
-             WHERE recipient_kind = '{}' AND recipient_id = $1)",
-            recipient_kind::USER
-        )
+    let visible = if filter.visible_to.is_some() {
+        "AND id IN (SELECT id FROM transfers WHERE sender_kind = $6 AND sender_id = $1 UNION \
+         SELECT transfer_id FROM transfer_recipients \
+         WHERE recipient_kind = $6 AND recipient_id = $1)"
     } else {
-        "AND $1::text IS NULL".to_string()
+        "AND $1::text IS NULL AND $6::text IS NULL"
     };
     // The keyset `before` compares ids in byte order, as the ordering does.
     let sql = format!(
@@ -235,11 +298,12 @@ pub(crate) async fn list<C: GenericClient>(
         client,
         &sql,
         &[
-            &filter.visible_to_user,
+            &filter.visible_to.as_ref().map(|party| party.id()),
             &filter.status,
             &before_ms,
             &before_id,
             &i64::from(filter.limit),
+            &filter.visible_to.as_ref().map(|party| party.kind()),
         ],
     )
     .await?
@@ -517,7 +581,7 @@ pub(crate) async fn list_awaiting_grants<C: GenericClient>(
         "SELECT {COLUMNS} FROM transfers WHERE id IN \
          (SELECT transfer_id FROM transfer_recipients WHERE awaiting_grant \
           AND recipient_kind = $2) \
-         AND sender_id = $1 AND status IN ($3, $4) AND expires_at_ms > $5 \
+         AND sender_kind = $2 AND sender_id = $1 AND status IN ($3, $4) AND expires_at_ms > $5 \
          ORDER BY created_at_ms, id COLLATE \"C\" LIMIT $6"
     );
     let mut rows = sql::query(

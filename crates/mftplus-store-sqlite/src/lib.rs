@@ -30,9 +30,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mftplus_store::{
-    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow, NewApiKey,
-    NewAuditEntry, NewChunk, NewTransfer, NewUser, Store, StoreError, StoreResult, TimeCursor,
-    TokenRow, TransferFilter, TransferGrant, TransferRow, UserKeyRow, UserRow, UserUpdate,
+    ApiKeyPage, ApiKeyRow, AuditFilter, AuditRow, ChunkBatch, ChunkOutcome, ChunkRow,
+    HostTransferKeyRow, NewApiKey, NewAuditEntry, NewChunk, NewTransfer, NewUser, Store,
+    StoreError, StoreResult, TimeCursor, TokenRow, TransferFilter, TransferGrant, TransferRow,
+    UserKeyRow, UserRow, UserUpdate,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -465,6 +466,29 @@ impl Store for SqliteStore {
     async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>> {
         let user_id = user_id.to_owned();
         self.read(move |conn| transfers::get_key(conn, &user_id))
+            .await
+    }
+
+    async fn set_host_transfer_key(
+        &self,
+        host_id: &str,
+        public_key: &str,
+        at_ms: i64,
+    ) -> StoreResult<HostTransferKeyRow> {
+        let (host_id, public_key) = (host_id.to_owned(), public_key.to_owned());
+        self.write(move |conn| transfers::set_host_key(conn, &host_id, &public_key, at_ms))
+            .await
+    }
+
+    async fn host_transfer_key(&self, host_id: &str) -> StoreResult<Option<HostTransferKeyRow>> {
+        let host_id = host_id.to_owned();
+        self.read(move |conn| transfers::get_host_key(conn, &host_id))
+            .await
+    }
+
+    async fn delete_host_transfer_key(&self, host_id: &str) -> StoreResult<bool> {
+        let host_id = host_id.to_owned();
+        self.write(move |conn| transfers::delete_host_key(conn, &host_id))
             .await
     }
 

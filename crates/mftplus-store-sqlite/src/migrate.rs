@@ -55,6 +55,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_poll_interval_liveness",
         include_str!("../migrations/0015_poll_interval_liveness.sql"),
     ),
+    (
+        "0016_host_transfer_parties",
+        include_str!("../migrations/0016_host_transfer_parties.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

@@ -1,4 +1,5 @@
-//! The `user_keys`, `transfers`, `transfer_recipients` and `transfer_chunks` tables.
+//! The `user_keys`, `host_transfer_keys`, `transfers`, `transfer_recipients` and
+//! `transfer_chunks` tables.
 //!
 //! Every write runs on the single writer connection inside a `BEGIN IMMEDIATE` transaction, so
 //! a chunk batch, a completion and a cancellation of the same transfer never interleave, in this
@@ -6,8 +7,8 @@
 
 use mftplus_store::{
     check_complete_chunks, check_grant, plan_chunk_batch, recipient_kind, transfer_status,
-    ChunkBatch, ChunkOutcome, ChunkRow, NewChunk, NewTransfer, RecipientRow, StoreError,
-    StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
+    ChunkBatch, ChunkOutcome, ChunkRow, HostTransferKeyRow, NewChunk, NewTransfer, RecipientRow,
+    StoreError, StoreResult, TransferFilter, TransferGrant, TransferRow, UserKeyRow, NOT_UPLOADING,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use crate::error::ResultExt;
 
 const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, ciphertext_bytes, \
                        manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
-                       site";
+                       site, sender_kind";
 
 const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
 
@@ -50,6 +51,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TransferRow> {
         cancelled_at_ms: row.get(10)?,
         expires_at_ms: row.get(11)?,
         site: row.get(12)?,
+        sender_kind: row.get(13)?,
         recipients: Vec::new(),
     })
 }
@@ -110,6 +112,59 @@ pub(crate) fn get_key(conn: &Connection, user_id: &str) -> StoreResult<Option<Us
     .db()
 }
 
+// ---- host transfer keys (decision 0029) ----
+
+fn host_key_from_row(row: &Row<'_>) -> rusqlite::Result<HostTransferKeyRow> {
+    Ok(HostTransferKeyRow {
+        host_id: row.get(0)?,
+        public_key: row.get(1)?,
+        registered_at_ms: row.get(2)?,
+    })
+}
+
+/// Inserts from the host's row, so an unknown host inserts nothing and is `NotFound`.
+pub(crate) fn set_host_key(
+    conn: &Connection,
+    host_id: &str,
+    public_key: &str,
+    at_ms: i64,
+) -> StoreResult<HostTransferKeyRow> {
+    conn.prepare_cached(
+        "INSERT INTO host_transfer_keys (host_id, public_key, registered_at_ms) \
+         SELECT id, ?2, ?3 FROM hosts WHERE id = ?1 \
+         ON CONFLICT (host_id) DO UPDATE SET public_key = excluded.public_key, \
+         registered_at_ms = excluded.registered_at_ms \
+         RETURNING host_id, public_key, registered_at_ms",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![host_id, public_key, at_ms], host_key_from_row)
+            .optional()
+    })
+    .db()?
+    .ok_or(StoreError::NotFound)
+}
+
+pub(crate) fn get_host_key(
+    conn: &Connection,
+    host_id: &str,
+) -> StoreResult<Option<HostTransferKeyRow>> {
+    conn.prepare_cached(
+        "SELECT host_id, public_key, registered_at_ms FROM host_transfer_keys WHERE host_id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![host_id], host_key_from_row)
+            .optional()
+    })
+    .db()
+}
+
+pub(crate) fn delete_host_key(conn: &Connection, host_id: &str) -> StoreResult<bool> {
+    conn.prepare_cached("DELETE FROM host_transfer_keys WHERE host_id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![host_id]))
+        .db()
+        .map(|deleted| deleted > 0)
+}
+
 // ---- transfers ----
 
 fn recipients(conn: &Connection, transfer_id: &str) -> StoreResult<Vec<RecipientRow>> {
@@ -144,7 +199,8 @@ pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResu
     let tx = immediate(conn)?;
     tx.prepare_cached(
         "INSERT INTO transfers (id, sender_id, status, header, chunk_size, ciphertext_bytes, \
-         created_at_ms, expires_at_ms, site) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+         created_at_ms, expires_at_ms, site, sender_kind) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -155,7 +211,8 @@ pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResu
             transfer.chunk_size,
             transfer.created_at_ms,
             transfer.expires_at_ms,
-            transfer.site
+            transfer.site,
+            transfer.sender_kind
         ])
     })
     .db()?;
@@ -193,21 +250,22 @@ pub(crate) fn get(conn: &mut Connection, id: &str) -> StoreResult<Option<Transfe
     load(&tx, id)
 }
 
-/// Visibility is a union of two index lookups (sent, received) rather than an `OR`, which
-/// SQLite could only answer by scanning every transfer. Two statements whatever the page's
-/// size: the rows (a keyset after `before`), then the recipients of all of them.
+/// Visibility is a union of two index lookups (sent, received), each on (kind, id), rather
+/// than an `OR`, which SQLite could only answer by scanning every transfer. Two statements
+/// whatever the page's size: the rows (a keyset after `before`), then the recipients of all of
+/// them.
 pub(crate) fn list(
     conn: &mut Connection,
     filter: &TransferFilter,
 ) -> StoreResult<Vec<TransferRow>> {
     let mut conditions = Vec::new();
-    if filter.visible_to_user.is_some() {
-        conditions.push(format!(
-            "id IN (SELECT id FROM transfers WHERE sender_id = ?1 UNION \
+    if filter.visible_to.is_some() {
+        conditions.push(
+            "id IN (SELECT id FROM transfers WHERE sender_kind = ?5 AND sender_id = ?1 UNION \
              SELECT transfer_id FROM transfer_recipients \
-             WHERE recipient_kind = '{}' AND recipient_id = ?1)",
-            recipient_kind::USER
-        ));
+             WHERE recipient_kind = ?5 AND recipient_id = ?1)"
+                .to_string(),
+        );
     }
     if filter.status.is_some() {
         conditions.push("status = ?2".to_string());
@@ -215,7 +273,7 @@ pub(crate) fn list(
     if filter.before.is_some() {
         conditions.push("(created_at_ms < ?3 OR (created_at_ms = ?3 AND id < ?4))".to_string());
     }
-    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?5`.
+    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?6`.
     let filter_sql = if conditions.is_empty() {
         String::new()
     } else {
@@ -223,7 +281,7 @@ pub(crate) fn list(
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM transfers {filter_sql} \
-         ORDER BY created_at_ms DESC, id DESC LIMIT ?5"
+         ORDER BY created_at_ms DESC, id DESC LIMIT ?6"
     );
     let tx = conn.transaction().db()?;
     let mut rows: Vec<TransferRow> = tx
@@ -231,10 +289,11 @@ pub(crate) fn list(
         .and_then(|mut stmt| {
             stmt.query_map(
                 params![
-                    filter.visible_to_user,
+                    filter.visible_to.as_ref().map(|party| party.id()),
                     filter.status,
                     filter.before.as_ref().map(|cursor| cursor.at_ms),
                     filter.before.as_ref().map(|cursor| cursor.id.as_str()),
+                    filter.visible_to.as_ref().map(|party| party.kind()),
                     filter.limit
                 ],
                 from_row,
@@ -551,7 +610,7 @@ pub(crate) fn list_awaiting_grants(
         "SELECT {COLUMNS} FROM transfers WHERE id IN \
          (SELECT transfer_id FROM transfer_recipients WHERE awaiting_grant = 1 \
           AND recipient_kind = ?2) \
-         AND sender_id = ?1 AND status IN (?3, ?4) AND expires_at_ms > ?5 \
+         AND sender_kind = ?2 AND sender_id = ?1 AND status IN (?3, ?4) AND expires_at_ms > ?5 \
          ORDER BY created_at_ms, id LIMIT ?6"
     );
     let tx = conn.transaction().db()?;

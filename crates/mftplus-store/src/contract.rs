@@ -22,6 +22,7 @@ mod fleet_ops;
 mod fleet_poll;
 mod fleet_reports;
 mod grants;
+mod host_transfers;
 pub mod hot_path;
 mod hubs;
 mod key_rotation;
@@ -57,6 +58,7 @@ pub use fleet_ops::{
 pub use fleet_poll::{fleet_count_hosts, fleet_liveness_follows_poll_interval};
 pub use fleet_reports::{fleet_intent_and_reality_are_separate, fleet_report_ingest};
 pub use grants::{concurrent_grants, transfer_grants};
+pub use host_transfers::{host_transfer_keys, host_transfer_parties};
 pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
 pub use key_rotation::{deploy_key_rotation, host_key_rotation};
 pub use links::{concurrent_link_opens, link_opens, links};
@@ -98,6 +100,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     concurrent_record_chunks(store.clone()).await;
     transfer_grants(&*store).await;
     concurrent_grants(store.clone()).await;
+    host_transfer_keys(&*store).await;
+    host_transfer_parties(&*store).await;
     run_fleet(&*store).await;
     hub_deploy_keys(&*store).await;
     hub_registry(&*store).await;

@@ -167,6 +167,19 @@ pub trait Store:
     /// Registers or replaces a user's public key; a replacement keeps `created_at_ms`.
     async fn put_user_key(&self, key: &UserKeyRow) -> StoreResult<()>;
     async fn get_user_key(&self, user_id: &str) -> StoreResult<Option<UserKeyRow>>;
+    /// Registers or replaces a host's transfer key (decision 0029) and answers the row now in
+    /// force. `NotFound` when the host does not exist; the key goes with the host.
+    async fn set_host_transfer_key(
+        &self,
+        host_id: &str,
+        public_key: &str,
+        at_ms: i64,
+    ) -> StoreResult<HostTransferKeyRow>;
+    /// The host's transfer key; `None` when it has registered none (or was re-enrolled since).
+    async fn host_transfer_key(&self, host_id: &str) -> StoreResult<Option<HostTransferKeyRow>>;
+    /// Forgets the host's transfer key (a re-enrolled box registers its own); whether there
+    /// was one.
+    async fn delete_host_transfer_key(&self, host_id: &str) -> StoreResult<bool>;
     /// Inserts the transfer (status `uploading`, no chunks) and its recipients in one
     /// transaction. `Conflict("id")` when the id is taken, `Conflict("recipient")` when a
     /// recipient is listed twice.
@@ -252,7 +265,7 @@ pub trait Store:
     /// Removes the transfer with its recipients and chunk rows, in one transaction. Call it once
     /// the blobs are gone. Idempotent: an unknown id is not an error, so sweeps may overlap.
     async fn delete_transfer(&self, id: &str) -> StoreResult<()>;
-    /// The transfers `sender_id` sent that are `uploading` or `complete`, not past
+    /// The transfers user `sender_id` sent that are `uploading` or `complete`, not past
     /// `expires_at_ms` at `now_ms`, with at least one user recipient waiting for a grant;
     /// oldest first (`created_at_ms`, then id), at most `limit`. Cheap when none is waiting.
     async fn list_awaiting_grants(

@@ -161,6 +161,17 @@ pub struct UserKeyRow {
     pub updated_at_ms: i64,
 }
 
+/// A host's transfer key (decision 0029): its agent's X25519 public key, which senders wrap
+/// file keys to. One per host; registering again replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTransferKeyRow {
+    pub host_id: String,
+    /// The encoded public key (`mftx25519_…`); opaque to the store.
+    pub public_key: String,
+    /// When the key in force was registered.
+    pub registered_at_ms: i64,
+}
+
 /// Values of [`TransferRow::status`].
 pub mod transfer_status {
     /// Created; chunks are being uploaded. Not downloadable.
@@ -208,10 +219,57 @@ pub struct RecipientRow {
     pub granted_at_ms: Option<i64>,
 }
 
+/// A sender or recipient of transfers as the store keys it: `(kind, id)`, where the kind is a
+/// [`recipient_kind`] (decision 0029: hosts send and receive as `agent`s).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransferParty {
+    /// A user, by user id.
+    User(String),
+    /// A host's agent, by host id.
+    Agent(String),
+}
+
+impl TransferParty {
+    /// The [`recipient_kind`] of the party, also what `sender_kind` holds.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransferParty::User(_) => recipient_kind::USER,
+            TransferParty::Agent(_) => recipient_kind::AGENT,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            TransferParty::User(id) | TransferParty::Agent(id) => id,
+        }
+    }
+
+    /// Whether this party sent `row`.
+    pub fn sent(&self, row: &TransferRow) -> bool {
+        row.sender_kind == self.kind() && row.sender_id == self.id()
+    }
+
+    /// This party's entry among `row`'s recipients.
+    pub fn recipient_of<'a>(&self, row: &'a TransferRow) -> Option<&'a RecipientRow> {
+        row.recipients
+            .iter()
+            .find(|r| r.kind == self.kind() && r.id == self.id())
+    }
+
+    /// Whether this party sent `row` or is one of its recipients: what the listing's
+    /// [`TransferFilter::visible_to`] selects.
+    pub fn is_party(&self, row: &TransferRow) -> bool {
+        self.sent(row) || self.recipient_of(row).is_some()
+    }
+}
+
 /// A transfer as created: always `uploading`, with no chunks yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTransfer {
     pub id: String,
+    /// The [`recipient_kind`] of the sender: `user` or `agent` (a host, decision 0029).
+    pub sender_kind: String,
+    /// The user id or host id of the sender.
     pub sender_id: String,
     /// The stream header bytes (at most 64 KiB, checked by the caller); opaque to the store.
     pub header: Vec<u8>,
@@ -227,6 +285,9 @@ pub struct NewTransfer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRow {
     pub id: String,
+    /// `user` or `agent` ([`NewTransfer::sender_kind`]); `user` for every transfer made before
+    /// hosts could send.
+    pub sender_kind: String,
     pub sender_id: String,
     /// One of [`transfer_status`].
     pub status: String,
@@ -273,8 +334,9 @@ pub mod grant_conflict {
 /// Which transfers [`crate::Store::list_transfers`] returns; every `Some` narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransferFilter {
-    /// Only transfers this user sent or is a `user` recipient of.
-    pub visible_to_user: Option<String>,
+    /// Only transfers this party sent or is a recipient of, matched by kind and id both
+    /// ([`TransferParty::is_party`]).
+    pub visible_to: Option<TransferParty>,
     /// Only transfers in this [`transfer_status`].
     pub status: Option<String>,
     /// Only transfers after this one in the listing's order (`created_at_ms`, then id, both

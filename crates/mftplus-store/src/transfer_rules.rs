@@ -169,6 +169,7 @@ mod tests {
         };
         let row = TransferRow {
             id: "t".into(),
+            sender_kind: "user".into(),
             sender_id: "s".into(),
             status: transfer_status::COMPLETE.into(),
             header: b"base".to_vec(),

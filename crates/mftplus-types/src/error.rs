@@ -121,8 +121,12 @@ codes! {
     // Transfer grants (decision 0022). The caller is a recipient the sender has not yet
     // wrapped the file key to: it can download once the sender's mftctl grants access.
     AwaitingGrant => "awaiting_grant", 409;
-    // A recipient named at creation is no user of this server.
+    // A recipient named at creation is no user of this server, or a host that does not exist
+    // or has registered no transfer key.
     UnknownRecipient => "unknown_recipient", 400;
+    // A host may send only to users and to hosts of its own customer, and look up only their
+    // transfer keys (decision 0029).
+    RecipientNotAllowed => "recipient_not_allowed", 403;
     // A grant's new header is not the current header plus X25519 stanzas (parameters, salt or
     // an earlier stanza changed, one was dropped, or nothing was added).
     GrantInvalid => "grant_invalid", 422;

@@ -76,6 +76,9 @@ pub const HOST_GUESTS: &str = "/api/v1/hosts/{host_id}/guests";
 /// The agent replaces its own host key; the old one keeps working through a grace
 /// (`docs/key-rotation.md`).
 pub const HOST_KEY_ROTATE: &str = "/api/v1/hosts/{host_id}/key/rotate";
+/// A host's transfer key (decision 0029): its agent registers it (`PUT`, host key); senders
+/// look it up (`GET`) to wrap a file key to the host.
+pub const HOST_TRANSFER_KEY: &str = "/api/v1/hosts/{host_id}/transfer-key";
 // ---- fleet: retrieval-password routes (public, rate limited, audited) ----
 pub const ENROLL: &str = "/api/v1/enroll";
 pub const HOST_RE_ENROLL: &str = "/api/v1/hosts/{host_id}/re-enroll";

@@ -21,6 +21,25 @@ pub struct UserPublicKey {
     pub updated_at: String,
 }
 
+/// The prefix of a host recipient in [`CreateTransferRequest::recipients`] (decision 0029).
+pub const HOST_RECIPIENT_PREFIX: &str = "host:";
+
+/// `GET`/`PUT /api/v1/hosts/{host_id}/transfer-key`: a host's X25519 public key, which senders
+/// wrap file keys to (decision 0029). The agent registers it with a [`PublicKeyBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct HostTransferKey {
+    pub host_id: String,
+    pub hostname: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub registered_at: String,
+}
+
+fn user_kind() -> String {
+    "user".into()
+}
+
 /// The largest sealed chunk a transfer of `chunk_size` can produce: the chunk plus zstd's
 /// worst-case growth and the AEAD tag. The cloud and a site hub refuse anything longer.
 pub fn max_sealed_len(chunk_size: u64) -> u64 {
@@ -31,7 +50,7 @@ pub fn max_sealed_len(chunk_size: u64) -> u64 {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTransferRequest {
-    /// Recipient users by email.
+    /// Recipient users by email, and hosts as `host:<host_id>` (decision 0029).
     pub recipients: Vec<String>,
     /// The stream header, base64 (standard alphabet).
     pub header: String,
@@ -67,7 +86,12 @@ pub struct TransferRecipient {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Transfer {
     pub id: String,
+    /// `user`, or `agent` for a transfer a host sent (decision 0029).
+    #[serde(default = "user_kind")]
+    pub sender_kind: String,
+    /// The user id, or the host id of an `agent` sender.
     pub sender_id: String,
+    /// The user's email; `host:<host_id>` for an `agent` sender.
     pub sender_email: String,
     /// `uploading`, `complete`, `cancelled` or `expired`.
     pub status: String,

@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod setup;
 mod worker;
 
+pub(crate) use config::DurationKey;
 pub use config::{BackupConfig, FileBackup};
 pub use worker::{annotate_report, Backups, RunSummary};
 

@@ -22,7 +22,7 @@ pub struct GuestRestore {
 }
 
 fn backup_error(code: &'static str, why: impl Into<String>) -> AgentError {
-    AgentError::Backup {
+    AgentError::Coded {
         code,
         why: why.into(),
     }

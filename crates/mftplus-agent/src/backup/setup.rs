@@ -29,7 +29,7 @@ pub struct Initialised {
 }
 
 fn backup_error(code: &'static str, why: impl Into<String>) -> AgentError {
-    AgentError::Backup {
+    AgentError::Coded {
         code,
         why: why.into(),
     }

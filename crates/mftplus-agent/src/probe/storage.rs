@@ -1,18 +1,24 @@
-//! The box's mounted block-device filesystems as storage targets, identified by filesystem
-//! UUID.
+//! The box's drives as storage targets, identified by filesystem UUID: the block-device
+//! filesystems mounted anywhere, and those attached but mounted nowhere (issue 18's storage
+//! handshake: the customer plugs a drive in, the agent reports it, the operator gives it a
+//! policy, the agent mounts it; `crate::storage`).
 //!
 //! Why the UUID: device names (`/dev/sdb`) change with cabling and boot order, and a mount
 //! point is only where something is mounted today; the operator's storage policies and backup
 //! history must follow the drive, and its filesystem UUID survives both.
 //!
-//! Where it comes from: udev's `/dev/disk/by-uuid` links when the box has udev; otherwise (a
-//! container, a minimal VM like this project's CI) the UUID is read from the filesystem's own
-//! superblock, for ext2/3/4 and XFS. A filesystem whose UUID cannot be found this way is left
-//! out (logged at debug) rather than reported under an id that would not be durable.
+//! Where it comes from: for a mounted filesystem udev's `/dev/disk/by-uuid` links when the box
+//! has udev; otherwise (a container, a minimal VM like this project's CI) the UUID is read from
+//! the filesystem's own superblock, for ext2/3/4 and XFS. An unmounted device counts only by
+//! its superblock (ext2/3/4 and XFS, the filesystems the agent can mount for a policy): udev
+//! also names swap areas and encrypted containers by UUID, which are no drives to mount. A
+//! filesystem whose UUID cannot be found this way is left out (logged at debug) rather than
+//! reported under an id that would not be durable.
 
+use super::block::{block_devices, devname_from_uevent, SYS_CLASS_BLOCK};
 use super::system::disk_usage;
 use mftplus_types::fleet::StorageTarget;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -44,45 +50,157 @@ pub struct MountEntry {
     pub source: String,
 }
 
-/// The storage targets of this box; empty when `/proc/self/mountinfo` cannot be read.
+/// What the agent read in a filesystem's superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    /// ext2, ext3 or ext4 (one superblock format; the kernel's ext4 driver mounts all three).
+    Ext,
+    Xfs,
+}
+
+impl FsKind {
+    /// The type `mount(2)` is given.
+    pub fn mount_type(self) -> &'static str {
+        match self {
+            FsKind::Ext => "ext4",
+            FsKind::Xfs => "xfs",
+        }
+    }
+
+    fn from_mount_type(fs_type: &str) -> Option<FsKind> {
+        match fs_type {
+            "ext2" | "ext3" | "ext4" => Some(FsKind::Ext),
+            "xfs" => Some(FsKind::Xfs),
+            _ => None,
+        }
+    }
+}
+
+/// One drive of this box: a filesystem with a durable id, mounted or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drive {
+    pub durable_id: String,
+    /// The device node it is on (`/dev/sdb1`).
+    pub device: PathBuf,
+    /// `major:minor` of the device.
+    pub dev: String,
+    pub fs: Option<FsKind>,
+    /// Where it is mounted, the one that names it best first; empty when it is not mounted.
+    pub mount_points: Vec<PathBuf>,
+    /// The device's size, for a drive that is not mounted (a mounted one reports its
+    /// filesystem's).
+    pub size_bytes: Option<u64>,
+}
+
+impl Drive {
+    pub fn is_mounted(&self) -> bool {
+        !self.mount_points.is_empty()
+    }
+}
+
+/// The storage targets of this box: every [`drives`] entry.
 pub fn storage_targets() -> Vec<StorageTarget> {
+    drives().iter().map(target_of).collect()
+}
+
+/// The drives of this box: the block-device filesystems mounted anywhere
+/// (`/proc/self/mountinfo`), then those of `/sys/class/block` not mounted anywhere whose
+/// superblock carries a UUID this agent reads. One entry per UUID; a mounted filesystem wins
+/// over an unmounted device with the same UUID (a clone of it). Empty when
+/// `/proc/self/mountinfo` cannot be read: without it "unmounted" cannot be told.
+pub fn drives() -> Vec<Drive> {
     let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
         tracing::debug!("cannot read /proc/self/mountinfo; no storage targets");
         return Vec::new();
     };
+    let entries = parse_mountinfo(&mountinfo);
+    let mut drives = mounted_drives(&entries);
+    let mounted: HashSet<&str> = entries.iter().map(|e| e.device.as_str()).collect();
+    let mut seen: HashSet<String> = drives.iter().map(|d| d.durable_id.clone()).collect();
+    for device in block_devices(Path::new(SYS_CLASS_BLOCK)) {
+        if mounted.contains(device.dev.as_str()) {
+            continue;
+        }
+        let Ok(Some((uuid, fs))) = read_fs_identity(&device.node) else {
+            continue;
+        };
+        if seen.insert(uuid.clone()) {
+            drives.push(Drive {
+                durable_id: uuid,
+                device: device.node,
+                dev: device.dev,
+                fs: Some(fs),
+                mount_points: Vec::new(),
+                size_bytes: Some(device.size_bytes),
+            });
+        }
+    }
+    drives
+}
+
+/// The mounted block-device filesystems, one per UUID (bind mounts of the same one share it).
+fn mounted_drives(entries: &[MountEntry]) -> Vec<Drive> {
     let links = uuid_links(Path::new("/dev/disk/by-uuid"));
     let mut uuid_of_device: HashMap<String, Option<String>> = HashMap::new();
-    // One entry per filesystem: bind mounts of the same one share its UUID.
-    let mut chosen: BTreeMap<String, MountEntry> = BTreeMap::new();
-    for entry in parse_mountinfo(&mountinfo) {
+    let mut by_uuid: BTreeMap<String, Vec<&MountEntry>> = BTreeMap::new();
+    for entry in entries {
         if !entry.source.starts_with("/dev/") {
             continue;
         }
         let uuid = uuid_of_device
             .entry(entry.device.clone())
-            .or_insert_with(|| discover_uuid(&entry, &links))
+            .or_insert_with(|| discover_uuid(entry, &links))
             .clone();
-        let Some(uuid) = uuid else {
-            continue;
-        };
-        let better = chosen
-            .get(&uuid)
-            .is_none_or(|current| preferred(&entry, current));
-        if better {
-            chosen.insert(uuid, entry);
+        if let Some(uuid) = uuid {
+            by_uuid.entry(uuid).or_default().push(entry);
         }
     }
-    chosen
+    by_uuid
         .into_iter()
-        .map(|(uuid, entry)| target(uuid, &entry.mount_point))
+        .map(|(uuid, mut mounts)| {
+            mounts.sort_by_key(|e| preference(e));
+            let best = mounts[0];
+            Drive {
+                durable_id: uuid,
+                device: device_path(best),
+                dev: best.device.clone(),
+                fs: FsKind::from_mount_type(&best.fs_type),
+                mount_points: mounts.iter().map(|e| e.mount_point.clone()).collect(),
+                size_bytes: None,
+            }
+        })
         .collect()
 }
 
 /// The whole filesystem mounted (`root` = `/`) names a target better than a bind mount of a
 /// directory inside it, and a shorter mount point better than a longer one.
+fn preference(e: &MountEntry) -> (bool, usize) {
+    (e.root != "/", e.mount_point.as_os_str().len())
+}
+
+#[cfg(test)]
 fn preferred(candidate: &MountEntry, current: &MountEntry) -> bool {
-    let key = |e: &MountEntry| (e.root != "/", e.mount_point.as_os_str().len());
-    key(candidate) < key(current)
+    preference(candidate) < preference(current)
+}
+
+/// The report's view of a drive. A drive that is not mounted is attached but not reachable,
+/// labelled with its device, and counted as data-bearing: what it holds cannot be seen without
+/// mounting it, and calling a drive with data "empty" is the dangerous mistake.
+pub fn target_of(drive: &Drive) -> StorageTarget {
+    match drive.mount_points.first() {
+        Some(mount_point) => target(drive.durable_id.clone(), mount_point),
+        None => StorageTarget {
+            durable_id: drive.durable_id.clone(),
+            label: Some(drive.device.display().to_string()),
+            attached: true,
+            reachable: false,
+            data_bearing: true,
+            size_bytes: drive.size_bytes,
+            used_bytes: None,
+            last_backup: None,
+            last_restore_test: None,
+        },
+    }
 }
 
 fn target(durable_id: String, mount_point: &Path) -> StorageTarget {
@@ -135,14 +253,6 @@ fn device_path(entry: &MountEntry) -> PathBuf {
         .unwrap_or(source)
 }
 
-fn devname_from_uevent(uevent: &str) -> Option<String> {
-    uevent
-        .lines()
-        .find_map(|l| l.strip_prefix("DEVNAME="))
-        .filter(|name| !name.is_empty() && !name.contains(".."))
-        .map(str::to_string)
-}
-
 /// udev's `/dev/disk/by-uuid` as a map from the device each link resolves to, to the UUID.
 /// An absent directory (no udev) is an empty map.
 pub fn uuid_links(dir: &Path) -> HashMap<PathBuf, String> {
@@ -162,20 +272,29 @@ pub fn uuid_links(dir: &Path) -> HashMap<PathBuf, String> {
 /// The UUID of the ext2/3/4 or XFS filesystem on `path` (a device or an image file), in the
 /// canonical lowercase 8-4-4-4-12 form. `Ok(None)` for any other content, or an all-zero UUID.
 pub fn read_fs_uuid(path: &Path) -> std::io::Result<Option<String>> {
+    Ok(read_fs_identity(path)?.map(|(uuid, _)| uuid))
+}
+
+/// [`read_fs_uuid`] with the kind of filesystem whose superblock it is.
+pub fn read_fs_identity(path: &Path) -> std::io::Result<Option<(String, FsKind)>> {
     let mut head = Vec::with_capacity(SUPERBLOCK_PROBE_BYTES as usize);
     std::fs::File::open(path)?
         .take(SUPERBLOCK_PROBE_BYTES)
         .read_to_end(&mut head)?;
-    Ok(uuid_from_superblock(&head))
+    Ok(identity_from_superblock(&head))
 }
 
 /// The pure half of [`read_fs_uuid`]: the UUID from the first bytes of a filesystem.
 pub fn uuid_from_superblock(head: &[u8]) -> Option<String> {
+    identity_from_superblock(head).map(|(uuid, _)| uuid)
+}
+
+fn identity_from_superblock(head: &[u8]) -> Option<(String, FsKind)> {
     let at = |offset: usize, len: usize| head.get(offset..offset + len);
-    let raw = if at(0, 4) == Some(XFS_MAGIC.as_slice()) {
-        at(XFS_UUID_OFFSET, 16)?
+    let (raw, kind) = if at(0, 4) == Some(XFS_MAGIC.as_slice()) {
+        (at(XFS_UUID_OFFSET, 16)?, FsKind::Xfs)
     } else if at(EXT_SUPERBLOCK + EXT_MAGIC_OFFSET, 2) == Some(EXT_MAGIC.as_slice()) {
-        at(EXT_SUPERBLOCK + EXT_UUID_OFFSET, 16)?
+        (at(EXT_SUPERBLOCK + EXT_UUID_OFFSET, 16)?, FsKind::Ext)
     } else {
         return None;
     };
@@ -183,14 +302,15 @@ pub fn uuid_from_superblock(head: &[u8]) -> Option<String> {
         return None;
     }
     let hex = hex::encode(raw);
-    Some(format!(
+    let uuid = format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..32]
-    ))
+    );
+    Some((uuid, kind))
 }
 
 /// Parses `/proc/self/mountinfo` (proc(5)): `id parent major:minor root mount-point options
@@ -319,14 +439,6 @@ garbage line
     }
 
     #[test]
-    fn uevent_devname() {
-        let uevent = "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n";
-        assert_eq!(devname_from_uevent(uevent).as_deref(), Some("vda"));
-        assert_eq!(devname_from_uevent("DEVNAME=../etc\n"), None);
-        assert_eq!(devname_from_uevent("MAJOR=1\n"), None);
-    }
-
-    #[test]
     fn by_uuid_links() {
         let dir = tempfile::tempdir().unwrap();
         let device = dir.path().join("sdz1");
@@ -355,5 +467,43 @@ garbage line
         let gone = target("u-2".into(), Path::new("/no/such/mount"));
         assert!(gone.attached && !gone.reachable && !gone.data_bearing);
         assert_eq!((gone.size_bytes, gone.used_bytes), (None, None));
+    }
+
+    #[test]
+    fn an_unmounted_drive_is_attached_unreachable_and_counted_as_data_bearing() {
+        let drive = Drive {
+            durable_id: "u-3".into(),
+            device: "/dev/sdz1".into(),
+            dev: "8:1".into(),
+            fs: Some(FsKind::Ext),
+            mount_points: Vec::new(),
+            size_bytes: Some(1 << 30),
+        };
+        let t = target_of(&drive);
+        assert!(t.attached && !t.reachable && t.data_bearing);
+        assert_eq!(t.label.as_deref(), Some("/dev/sdz1"));
+        assert_eq!((t.size_bytes, t.used_bytes), (Some(1 << 30), None));
+        let mounted = Drive {
+            mount_points: vec!["/".into(), "/var/lib/docker".into()],
+            ..drive
+        };
+        let t = target_of(&mounted);
+        assert!(t.reachable);
+        assert_eq!(t.label.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn superblock_kinds() {
+        let mut ext = vec![0u8; 2048];
+        ext[1024 + 0x38..1024 + 0x3a].copy_from_slice(&[0x53, 0xEF]);
+        ext[1024 + 0x68..1024 + 0x78].fill(7);
+        assert_eq!(identity_from_superblock(&ext).unwrap().1, FsKind::Ext);
+        let mut xfs = vec![0u8; 512];
+        xfs[..4].copy_from_slice(b"XFSB");
+        xfs[32..48].fill(9);
+        assert_eq!(identity_from_superblock(&xfs).unwrap().1, FsKind::Xfs);
+        assert_eq!(FsKind::from_mount_type("ext3"), Some(FsKind::Ext));
+        assert_eq!(FsKind::from_mount_type("vfat"), None);
+        assert_eq!(FsKind::Xfs.mount_type(), "xfs");
     }
 }

@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use mftplus_crypto::stream::{check_extension, X25519PublicKey};
 use mftplus_store::{
     grant_conflict, recipient_kind, transfer_status, NewRecipient, StoreError, TransferGrant,
-    TransferRow, UserKeyRow,
+    TransferParty, TransferRow, UserKeyRow,
 };
 use mftplus_types::ErrorCode;
 use serde_json::json;
 
-use super::transfers::is_party;
+use super::transfers::{is_party, sent_by};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -74,17 +74,25 @@ pub fn waiting(row: &TransferRow) -> impl Iterator<Item = &mftplus_store::Recipi
 }
 
 /// Marks the recipients named in `awaiting` (emails, as the sender's client gave them: those it
-/// found no public key for) as waiting for a grant. Each must be one of `recipients`.
+/// found no public key for) as waiting for a grant. Each must be one of the user `recipients`:
+/// a host never waits (it is refused at creation without a key), and a host sender cannot
+/// grant later, so it names nobody (decision 0029).
 pub fn mark_waiting(
-    caller: &Caller,
+    sender: &TransferParty,
     recipients: &mut [NewRecipient],
     awaiting: &[String],
 ) -> ApiResult<()> {
+    if sender.kind() != recipient_kind::USER && !awaiting.is_empty() {
+        return Err(ApiError::validation(
+            "a host cannot grant access later: it sends only to recipients with a key \
+             (awaiting_grant must be empty)",
+        ));
+    }
     for email in awaiting {
         let email = email.trim();
         let Some(recipient) = recipients
             .iter_mut()
-            .find(|r| r.display.eq_ignore_ascii_case(email))
+            .find(|r| r.kind == recipient_kind::USER && r.display.eq_ignore_ascii_case(email))
         else {
             return Err(ApiError::validation(format!(
                 "awaiting_grant names {email:?}, who is not among the recipients"
@@ -92,18 +100,18 @@ pub fn mark_waiting(
         };
         // The sender never waits: every header holds their own stanza (a client that did not
         // know its own key yet when it looked the sender up names them anyway).
-        if recipient.id != caller.user_id {
+        if !(sender.kind() == recipient.kind && sender.id() == recipient.id) {
             recipient.awaiting_grant = true;
         }
     }
     Ok(())
 }
 
-/// 409 `awaiting_grant` when `caller` is a recipient of `row` the sender has not granted yet:
-/// the header holds nothing it can open, so neither do the chunks or the manifest.
-pub fn refuse_if_waiting(row: &TransferRow, caller: &Caller) -> ApiResult<()> {
-    let is_waiting = row.sender_id != caller.user_id
-        && waiting(row).any(|recipient| recipient.id == caller.user_id);
+/// 409 `awaiting_grant` when `party` is a recipient of `row` the sender has not granted yet:
+/// the header holds nothing it can open, so neither do the chunks or the manifest. (Only user
+/// recipients ever wait.)
+pub fn refuse_if_waiting(row: &TransferRow, party: &TransferParty) -> ApiResult<()> {
+    let is_waiting = !party.sent(row) && party.recipient_of(row).is_some_and(|r| r.awaiting_grant);
     if is_waiting {
         return Err(ApiError::new(
             ErrorCode::AwaitingGrant,
@@ -193,7 +201,7 @@ async fn own_open_transfer(state: &AppState, caller: &Caller, id: &str) -> ApiRe
         .await?
         .filter(|row| is_party(row, caller))
         .ok_or_else(|| ApiError::not_found("transfer"))?;
-    if row.sender_id != caller.user_id {
+    if !sent_by(&row, caller) {
         return Err(ApiError::forbidden(
             "only the sender can grant access: the file key is wrapped to the sender's key",
         ));

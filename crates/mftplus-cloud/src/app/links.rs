@@ -105,7 +105,7 @@ pub async fn create(
         .store
         .get_transfer(transfer_id)
         .await?
-        .filter(|row| row.sender_id == caller.user_id)
+        .filter(|row| super::transfers::sent_by(row, caller))
         .ok_or_else(|| ApiError::not_found("transfer"))?;
     check_linkable(&row)?;
     let now = state.clock.now_ms();
@@ -165,7 +165,7 @@ pub async fn list(
         .store
         .get_transfer(transfer_id)
         .await?
-        .filter(|row| scope == Scope::All || row.sender_id == caller.user_id)
+        .filter(|row| scope == Scope::All || super::transfers::sent_by(row, caller))
         .ok_or_else(|| ApiError::not_found("transfer"))?;
     Ok(state.store.list_links(&row.id).await?)
 }
@@ -186,7 +186,7 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| ApiError::not_found("link"))?;
     let transfer = state.store.get_transfer(&link.transfer_id).await?;
-    let mine = transfer.is_some_and(|t| t.sender_id == caller.user_id);
+    let mine = transfer.is_some_and(|t| super::transfers::sent_by(&t, caller));
     if scope != Scope::All && !mine {
         return Err(ApiError::not_found("link"));
     }

@@ -1,7 +1,8 @@
 //! Transfers as their parties and operators see them, for the API (`/api/v1/transfers…`) and
-//! the dashboard's transfer pages alike: which transfers a caller may see (the one visibility
-//! rule, for the listing and for a single transfer), a page of the listing with its senders
-//! and progress, verifying a transfer's stored chunks, and cancelling one with its audit record.
+//! the dashboard's transfer pages alike: which transfers a party may see (the one visibility
+//! rule, for the listing and for a single transfer; a party is a user or, since decision 0029,
+//! a host's agent), a page of the listing with its senders and progress, verifying a
+//! transfer's stored chunks, and cancelling one with its audit record.
 //!
 //! Bounded work: a page of the listing is one store query for the rows (keyset on
 //! `created_at_ms`, id), one for their senders and one for their stored-chunk counts, whatever
@@ -11,9 +12,12 @@ use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::Scope;
+use crate::principal::Party;
 use crate::state::AppState;
 use mftplus_blob::{BlobKey, TransferId};
-use mftplus_store::{recipient_kind, transfer_status, TimeCursor, TransferFilter, TransferRow};
+use mftplus_store::{
+    recipient_kind, transfer_status, TimeCursor, TransferFilter, TransferParty, TransferRow,
+};
 use mftplus_types::transfers::VerifyReport;
 use mftplus_types::ErrorCode;
 use std::collections::{HashMap, HashSet};
@@ -87,38 +91,55 @@ fn parse_cursor(text: &str) -> ApiResult<TimeCursor> {
     })
 }
 
-/// Whether `caller` sent the transfer or is one of its user recipients.
+/// Whether user `caller` sent the transfer (a host's transfers are no user's).
+pub fn sent_by(row: &TransferRow, caller: &Caller) -> bool {
+    row.sender_kind == recipient_kind::USER && row.sender_id == caller.user_id
+}
+
+/// Whether user `caller` sent the transfer or is one of its user recipients.
 pub fn is_party(row: &TransferRow, caller: &Caller) -> bool {
-    row.sender_id == caller.user_id
-        || row
-            .recipients
-            .iter()
-            .any(|r| r.kind == recipient_kind::USER && r.id == caller.user_id)
+    TransferParty::User(caller.user_id.clone()).is_party(row)
+}
+
+fn user_party(caller: &Caller, scope: Scope) -> Party {
+    Party::User {
+        caller: caller.clone(),
+        scope,
+    }
 }
 
 /// The listing's visibility rule: everything under `Scope::All`, else only the transfers the
-/// caller is a party to ([`is_party`], applied by the store).
-fn filter(caller: &Caller, scope: Scope, listing: &Listing, limit: u32) -> TransferFilter {
+/// party sent or receives ([`TransferParty::is_party`], applied by the store).
+fn filter(party: &Party, listing: &Listing, limit: u32) -> TransferFilter {
     TransferFilter {
-        visible_to_user: (scope == Scope::Own).then(|| caller.user_id.clone()),
+        visible_to: (party.scope() == Scope::Own).then(|| party.store_party()),
         status: listing.status.clone(),
         before: listing.after.clone(),
         limit,
     }
 }
 
-/// A page of the transfers `caller` may see: one query for one row more than the page, which
-/// says whether another page follows.
+/// A page of the transfers user `caller` may see ([`list_for`]).
 pub async fn list(
     state: &AppState,
     caller: &Caller,
     scope: Scope,
     listing: &Listing,
 ) -> ApiResult<TransferPage> {
+    list_for(state, &user_party(caller, scope), listing).await
+}
+
+/// A page of the transfers `party` may see: one query for one row more than the page, which
+/// says whether another page follows.
+pub async fn list_for(
+    state: &AppState,
+    party: &Party,
+    listing: &Listing,
+) -> ApiResult<TransferPage> {
     let limit = listing.limit.clamp(1, MAX_LIMIT);
     let mut rows = state
         .store
-        .list_transfers(&filter(caller, scope, listing, limit + 1))
+        .list_transfers(&filter(party, listing, limit + 1))
         .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -129,24 +150,33 @@ pub async fn list(
     Ok(TransferPage { rows, next_after })
 }
 
-/// The emails of the senders of `rows`, by user id, in one query. A sender deleted since is
-/// absent.
+/// The emails of the senders of `rows`, by user id, in one query, and `host:<host_id>` for a
+/// host's transfers (decision 0029) by host id. A user deleted since is absent.
 pub async fn sender_emails(
     state: &AppState,
     rows: &[TransferRow],
 ) -> ApiResult<HashMap<String, String>> {
-    let ids: HashSet<&str> = rows.iter().map(|row| row.sender_id.as_str()).collect();
+    let (users, hosts): (Vec<&TransferRow>, Vec<&TransferRow>) = rows
+        .iter()
+        .partition(|row| row.sender_kind == recipient_kind::USER);
+    let mut senders: HashMap<String, String> = hosts
+        .into_iter()
+        .map(|row| (row.sender_id.clone(), format!("host:{}", row.sender_id)))
+        .collect();
+    let ids: HashSet<&str> = users.iter().map(|row| row.sender_id.as_str()).collect();
     if ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(senders);
     }
     let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
-    Ok(state
-        .store
-        .get_users(&ids)
-        .await?
-        .into_iter()
-        .map(|user| (user.id, user.email))
-        .collect())
+    senders.extend(
+        state
+            .store
+            .get_users(&ids)
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user.email)),
+    );
+    Ok(senders)
 }
 
 /// How many chunks of each of `rows` are stored, in one query (absent: none yet).
@@ -158,19 +188,26 @@ pub async fn stored_chunks(
     Ok(state.store.count_stored_chunks(&ids).await?)
 }
 
-/// A transfer the caller may see: everything under `Scope::All`, else only as a party.
-/// Someone else's transfer is answered as absent, so its existence does not leak.
+/// A transfer user `caller` may see ([`visible_to`]).
 pub async fn visible(
     state: &AppState,
     caller: &Caller,
     scope: Scope,
     id: &str,
 ) -> ApiResult<TransferRow> {
+    visible_to(state, &user_party(caller, scope), id).await
+}
+
+/// A transfer `party` may see: everything under `Scope::All`, else only one it sent or
+/// receives (a host: always only those). Someone else's transfer is answered as absent, so
+/// its existence does not leak.
+pub async fn visible_to(state: &AppState, party: &Party, id: &str) -> ApiResult<TransferRow> {
+    let me = party.store_party();
     state
         .store
         .get_transfer(id)
         .await?
-        .filter(|row| scope == Scope::All || is_party(row, caller))
+        .filter(|row| party.scope() == Scope::All || me.is_party(row))
         .ok_or_else(|| ApiError::not_found("transfer"))
 }
 
@@ -281,8 +318,7 @@ pub fn transfer_key(id: &str) -> ApiResult<TransferId> {
 pub fn may_cancel(state: &AppState, caller: &Caller, row: &TransferRow) -> bool {
     let open = row.status == transfer_status::UPLOADING || row.status == transfer_status::COMPLETE;
     let allowed = state.rbac.allows(&caller.role, "transfers:cancel")
-        || (state.rbac.allows(&caller.role, "transfers:cancel:own")
-            && row.sender_id == caller.user_id);
+        || (state.rbac.allows(&caller.role, "transfers:cancel:own") && sent_by(row, caller));
     open && allowed
 }
 
@@ -301,7 +337,7 @@ pub async fn cancel(
         .store
         .get_transfer(id)
         .await?
-        .filter(|row| scope == Scope::All || row.sender_id == caller.user_id)
+        .filter(|row| scope == Scope::All || sent_by(row, caller))
         .ok_or_else(|| ApiError::not_found("transfer"))?;
     if !state
         .store

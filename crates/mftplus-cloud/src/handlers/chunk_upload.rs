@@ -5,10 +5,10 @@
 //! whatever the chunk size (the S3 backend buffers one chunk; see `mftplus_blob::s3`).
 
 use super::transfers::{own_upload, transfer_key};
-use crate::auth::Caller;
 use crate::chunk_commit::CommitError;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
+use crate::principal::Party;
 use crate::state::{AppState, ChunkClaim};
 use axum::body::Body;
 use axum::extract::State;
@@ -184,14 +184,14 @@ impl ChunkRetry<'_> {
 
 pub async fn upload_chunk(
     State(state): State<AppState>,
-    caller: Caller,
+    party: Party,
     ApiPath((id, index)): ApiPath<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     body: Body,
 ) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = own_upload(&state, &caller, &id).await?;
+    let row = own_upload(&state, &party.store_party(), &id).await?;
     let declared = declared_sha256(&headers)?;
     let last = last_flag(&headers)?;
     if row.site.is_some() {

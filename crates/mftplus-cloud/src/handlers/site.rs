@@ -16,7 +16,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mftplus_store::{ChunkOutcome, NewChunk, NewRecipient, TransferRow};
+use mftplus_store::{recipient_kind, ChunkOutcome, NewChunk, NewRecipient, TransferRow};
 use mftplus_types::transfers::site::{
     SiteTransfersLive, SiteTransfersQuery, SiteVerifyPlan, SERVE_SHA256_HEADER, STORED_SIZE_HEADER,
     VERIFY_PLAN_HEADER,
@@ -57,13 +57,18 @@ pub async fn note_path(state: &AppState, caller: &Caller, via: Option<&str>) -> 
 
 /// The site a new transfer is kept on: the hub the sender's request came through, when every
 /// recipient's latest transfer request came through it too, recently enough. Otherwise none:
-/// a recipient who has never been seen behind the hub might be anywhere.
+/// a recipient who has never been seen behind the hub might be anywhere. A host recipient
+/// keeps a transfer in the cloud: hosts' paths are not recorded (decision 0029; the caller
+/// keeps a host's own sends in the cloud too).
 pub async fn choose_site(
     state: &AppState,
     via: Option<&str>,
     recipients: &[NewRecipient],
 ) -> ApiResult<Option<String>> {
     let Some(hub) = via else { return Ok(None) };
+    if recipients.iter().any(|r| r.kind != recipient_kind::USER) {
+        return Ok(None);
+    }
     let ids: Vec<String> = recipients.iter().map(|r| r.id.clone()).collect();
     let paths = state.store.user_sites(&ids).await?;
     let since = state.clock.now_ms() - SITE_MEMBERSHIP_MS;

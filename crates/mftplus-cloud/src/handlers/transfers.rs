@@ -1,8 +1,10 @@
 //! The transfer API: the sender uploads the stream header, sealed chunks (each checked against
 //! its SHA-256) and the sealed manifest; senders, recipients and `transfers:read` holders
-//! download them once the transfer is complete. Plaintext never reaches this module.
+//! download them once the transfer is complete. Plaintext never reaches this module. A party
+//! is a user or a host's agent (decision 0029): a host sends and receives its own transfers
+//! only.
 
-use super::{email_of, find_user, parse_expiry, site};
+use super::{find_user, parse_expiry, site};
 use crate::app::grants;
 use crate::app::transfers as app;
 use crate::audit::AuditEvent;
@@ -11,6 +13,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::middleware::{ClientIp, Scope};
+use crate::principal::Party;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +21,9 @@ use axum::{Extension, Json};
 use base64::Engine;
 use mftplus_blob::BlobKey;
 use mftplus_pki::identity::PeerCertificate;
-use mftplus_store::{recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferRow};
+use mftplus_store::{
+    recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferParty, TransferRow,
+};
 use mftplus_types::transfers::*;
 use mftplus_types::ErrorCode;
 use serde::Deserialize;
@@ -42,13 +47,18 @@ fn b64(text: &str, what: &str) -> ApiResult<Vec<u8>> {
 }
 
 pub(super) async fn to_api(state: &AppState, row: &TransferRow) -> ApiResult<Transfer> {
-    Ok(to_api_with(row, email_of(state, &row.sender_id).await?))
+    let mut senders = app::sender_emails(state, std::slice::from_ref(row)).await?;
+    Ok(to_api_with(
+        row,
+        senders.remove(&row.sender_id).unwrap_or_default(),
+    ))
 }
 
 /// The wire form of a row whose sender's email is known (a listing looks them up at once).
 fn to_api_with(row: &TransferRow, sender_email: String) -> Transfer {
     Transfer {
         id: row.id.clone(),
+        sender_kind: row.sender_kind.clone(),
         sender_id: row.sender_id.clone(),
         sender_email,
         status: row.status.clone(),
@@ -75,18 +85,23 @@ fn to_api_with(row: &TransferRow, sender_email: String) -> Transfer {
     }
 }
 
-/// A transfer the caller is uploading: only its sender, only while `uploading`.
-pub(super) async fn own_upload(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<TransferRow> {
-    let row = state
+/// A transfer the party sent: anyone else's is absent.
+async fn own_sent(state: &AppState, sender: &TransferParty, id: &str) -> ApiResult<TransferRow> {
+    state
         .store
         .get_transfer(id)
         .await?
-        .filter(|row| row.sender_id == caller.user_id)
-        .ok_or_else(|| ApiError::not_found("transfer"))?;
+        .filter(|row| sender.sent(row))
+        .ok_or_else(|| ApiError::not_found("transfer"))
+}
+
+/// A transfer the party is uploading: only its sender, only while `uploading`.
+pub(super) async fn own_upload(
+    state: &AppState,
+    sender: &TransferParty,
+    id: &str,
+) -> ApiResult<TransferRow> {
+    let row = own_sent(state, sender, id).await?;
     if row.status != transfer_status::UPLOADING {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -107,22 +122,8 @@ fn require_complete(row: &TransferRow) -> ApiResult<()> {
     }
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    ClientIp(ip): ClientIp,
-    headers: http::HeaderMap,
-    peer: Option<Extension<PeerCertificate>>,
-    ApiJson(body): ApiJson<CreateTransferRequest>,
-) -> ApiResult<(http::StatusCode, Json<Transfer>)> {
-    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    site::note_path(&state, &caller, via.as_deref()).await?;
-    let limits = &state.config.config.transfers;
-    if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
-        return Err(ApiError::validation(format!(
-            "give 1 to {MAX_RECIPIENTS} recipients"
-        )));
-    }
+/// The stream header of a new transfer, checked for shape against the request and the limits.
+fn new_header(state: &AppState, body: &CreateTransferRequest) -> ApiResult<Vec<u8>> {
     let header = b64(&body.header, "header")?;
     if header.len() > MAX_HEADER_BYTES {
         return Err(ApiError::new(
@@ -137,43 +138,124 @@ pub async fn create(
             "chunk_size does not match the stream header",
         ));
     }
-    if body.chunk_size > limits.max_chunk_size {
+    let max_chunk_size = state.config.config.transfers.max_chunk_size;
+    if body.chunk_size > max_chunk_size {
         return Err(ApiError::validation(format!(
-            "chunk_size is above {}",
-            limits.max_chunk_size
+            "chunk_size is above {max_chunk_size}"
         )));
     }
-    let mut recipients = Vec::with_capacity(body.recipients.len());
-    for email in &body.recipients {
-        let user = find_user(&state, &email.trim().to_ascii_lowercase())
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::UnknownRecipient,
-                    format!("no user {email:?} to send to"),
-                )
-            })?;
-        if recipients.iter().all(|r: &NewRecipient| r.id != user.id) {
-            recipients.push(NewRecipient {
-                kind: recipient_kind::USER.into(),
-                id: user.id,
-                display: user.email,
-                awaiting_grant: false,
-            });
+    Ok(header)
+}
+
+/// The recipients named at creation: users by email, hosts as `host:<host_id>`, each once.
+async fn resolve_recipients(
+    state: &AppState,
+    party: &Party,
+    names: &[String],
+) -> ApiResult<Vec<NewRecipient>> {
+    let mut recipients: Vec<NewRecipient> = Vec::with_capacity(names.len());
+    for name in names {
+        let recipient = match name.trim().strip_prefix(HOST_RECIPIENT_PREFIX) {
+            Some(host_id) => host_recipient(state, party, host_id.trim()).await?,
+            None => user_recipient(state, name).await?,
+        };
+        if !recipients
+            .iter()
+            .any(|r| r.kind == recipient.kind && r.id == recipient.id)
+        {
+            recipients.push(recipient);
         }
     }
-    grants::mark_waiting(&caller, &mut recipients, &body.awaiting_grant)?;
+    Ok(recipients)
+}
+
+async fn user_recipient(state: &AppState, email: &str) -> ApiResult<NewRecipient> {
+    let user = find_user(state, &email.trim().to_ascii_lowercase())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::UnknownRecipient,
+                format!("no user {email:?} to send to"),
+            )
+        })?;
+    Ok(NewRecipient {
+        kind: recipient_kind::USER.into(),
+        id: user.id,
+        display: user.email,
+        awaiting_grant: false,
+    })
+}
+
+/// A host recipient (decision 0029): it must exist, be of the sending host's own customer
+/// (403 `recipient_not_allowed`), and have registered its transfer key; a host without one is
+/// refused, never waited for.
+async fn host_recipient(state: &AppState, party: &Party, host_id: &str) -> ApiResult<NewRecipient> {
+    let Some(host) = state.store.get_host(host_id).await? else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownRecipient,
+            format!("no host {host_id:?} to send to"),
+        ));
+    };
+    if let Party::Host { customer_id, .. } = party {
+        if host.customer_id != *customer_id {
+            return Err(super::keys::other_customer(&host.id));
+        }
+    }
+    if state.store.host_transfer_key(&host.id).await?.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::UnknownRecipient,
+            format!(
+                "host:{} ({}) has registered no transfer key yet: its agent must register one \
+                 before it can receive (hosts do not wait for a grant)",
+                host.id, host.hostname
+            ),
+        ));
+    }
+    Ok(NewRecipient {
+        kind: recipient_kind::AGENT.into(),
+        display: format!("{HOST_RECIPIENT_PREFIX}{} ({})", host.id, host.hostname),
+        id: host.id,
+        awaiting_grant: false,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    party: Party,
+    ClientIp(ip): ClientIp,
+    headers: http::HeaderMap,
+    peer: Option<Extension<PeerCertificate>>,
+    ApiJson(body): ApiJson<CreateTransferRequest>,
+) -> ApiResult<(http::StatusCode, Json<Transfer>)> {
+    let via = state.hub_assertion(&headers, peer.as_deref()).await?;
+    if let Some(caller) = party.caller() {
+        site::note_path(&state, caller, via.as_deref()).await?;
+    }
+    if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
+        return Err(ApiError::validation(format!(
+            "give 1 to {MAX_RECIPIENTS} recipients"
+        )));
+    }
+    let header = new_header(&state, &body)?;
+    let sender = party.store_party();
+    let mut recipients = resolve_recipients(&state, &party, &body.recipients).await?;
+    grants::mark_waiting(&sender, &mut recipients, &body.awaiting_grant)?;
     let lifetime_secs = match &body.expires {
         Some(text) => parse_expiry(text)?,
-        None => limits.retention_days * 86_400,
+        None => state.config.config.transfers.retention_days * 86_400,
     };
-    let site = site::choose_site(&state, via.as_deref(), &recipients).await?;
+    // Hosts' transfers stay in the cloud, whichever way they came (decision 0029).
+    let site = match party {
+        Party::User { .. } => site::choose_site(&state, via.as_deref(), &recipients).await?,
+        Party::Host { .. } => None,
+    };
     let now = state.clock.now_ms();
     let row = state
         .store
         .create_transfer(&NewTransfer {
             id: uuid::Uuid::now_v7().simple().to_string(),
-            sender_id: caller.user_id.clone(),
+            sender_kind: sender.kind().into(),
+            sender_id: sender.id().into(),
             header,
             chunk_size: body.chunk_size as i64,
             created_at_ms: now,
@@ -185,7 +267,7 @@ pub async fn create(
     state
         .audit(
             AuditEvent::new("transfer_created")
-                .actor(&caller.email)
+                .actor(&party.actor())
                 .target(&row.id)
                 .ip(&ip)
                 .details(json!({
@@ -202,15 +284,10 @@ pub async fn create(
 
 pub async fn list_chunks(
     State(state): State<AppState>,
-    caller: Caller,
+    party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<ChunkInfo>>> {
-    let row = state
-        .store
-        .get_transfer(&id)
-        .await?
-        .filter(|row| row.sender_id == caller.user_id)
-        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    let row = own_sent(&state, &party.store_party(), &id).await?;
     let chunks = state.store.list_chunks(&row.id).await?;
     Ok(Json(
         chunks
@@ -227,12 +304,12 @@ pub async fn list_chunks(
 
 pub async fn complete(
     State(state): State<AppState>,
-    caller: Caller,
+    party: Party,
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompleteTransferRequest>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = own_upload(&state, &caller, &id).await?;
+    let row = own_upload(&state, &party.store_party(), &id).await?;
     let manifest = b64(&body.manifest, "manifest")?;
     if manifest.is_empty() || manifest.len() > MAX_HEADER_BYTES {
         return Err(ApiError::validation(
@@ -256,7 +333,7 @@ pub async fn complete(
     state
         .audit(
             AuditEvent::new("transfer_completed")
-                .actor(&caller.email)
+                .actor(&party.actor())
                 .target(&row.id)
                 .ip(&ip)
                 .details(
@@ -283,19 +360,20 @@ pub const NEXT_AFTER_HEADER: &str = "x-next-after";
 
 pub async fn index(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     // Listing is how a recipient looks for what was sent to them: the path it takes says
-    // which site they are on.
+    // which site they are on (users only: hosts as recipients stay in the cloud, decision 0029).
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    site::note_path(&state, &caller, via.as_deref()).await?;
+    if let Some(caller) = party.caller() {
+        site::note_path(&state, caller, via.as_deref()).await?;
+    }
     let listing =
         app::Listing::parse(query.status.as_deref(), query.after.as_deref(), query.limit)?;
-    let page = app::list(&state, &caller, scope, &listing).await?;
+    let page = app::list_for(&state, &party, &listing).await?;
     let emails = app::sender_emails(&state, &page.rows).await?;
     let out: Vec<Transfer> = page
         .rows
@@ -315,11 +393,10 @@ pub async fn index(
 
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = app::visible(&state, &caller, scope, &id).await?;
+    let row = app::visible_to(&state, &party, &id).await?;
     Ok(Json(to_api(&state, &row).await?))
 }
 
@@ -333,45 +410,40 @@ fn octets(bytes: impl Into<axum::body::Body>) -> Response {
 
 pub async fn header(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = app::visible(&state, &caller, scope, &id).await?;
+    let row = app::visible_to(&state, &party, &id).await?;
     require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &caller)?;
+    grants::refuse_if_waiting(&row, &party.store_party())?;
     Ok(octets(row.header))
 }
 
 pub async fn manifest(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = app::visible(&state, &caller, scope, &id).await?;
+    let row = app::visible_to(&state, &party, &id).await?;
     require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &caller)?;
+    grants::refuse_if_waiting(&row, &party.store_party())?;
     Ok(octets(row.manifest.unwrap_or_default()))
 }
 
 /// The recipient's acknowledgement, sent only after its decryption checked the manifest.
 /// Fetching the manifest does not count: a download that then fails verification must stay
-/// pending. For a caller who may see the transfer but is not a user recipient (the sender, an
-/// operator) it changes nothing and answers the transfer as it is.
+/// pending. It marks the caller's own recipient entry, a user's or a host's (`agent`); for a
+/// caller who may see the transfer but is not a recipient (the sender, an operator) it changes
+/// nothing and answers the transfer as it is.
 pub async fn received(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = app::visible(&state, &caller, scope, &id).await?;
+    let row = app::visible_to(&state, &party, &id).await?;
     require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &caller)?;
-    let recipient = row
-        .recipients
-        .iter()
-        .find(|r| r.kind == recipient_kind::USER && r.id == caller.user_id);
+    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let recipient = party.store_party().recipient_of(&row).cloned();
     let row = match recipient {
         Some(recipient) => {
             state
@@ -396,16 +468,15 @@ pub async fn received(
 
 pub async fn download_chunk(
     State(state): State<AppState>,
-    caller: Caller,
-    scope: Scope,
+    party: Party,
     ApiPath((id, index)): ApiPath<(String, u64)>,
     headers: http::HeaderMap,
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = app::visible(&state, &caller, scope, &id).await?;
+    let row = app::visible_to(&state, &party, &id).await?;
     require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &caller)?;
+    grants::refuse_if_waiting(&row, &party.store_party())?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
     }

@@ -279,7 +279,7 @@ fn security(access: Access) -> Value {
         Access::Public => json!([]),
         Access::Authenticated | Access::Permission(_) | Access::Scoped { .. } => user,
         Access::Host | Access::Guest | Access::DeployKey => json!([{"bearer": []}]),
-        Access::HostOr(_) => user,
+        Access::HostOr(_) | Access::TransferParty(_) => user,
         Access::RetrievalPassword => json!([{"retrievalPassword": []}]),
         Access::Certificate => json!([{"mutualTLS": []}]),
     }
@@ -297,6 +297,10 @@ fn access_text(access: Access) -> String {
         Access::HostOr(permission) => {
             format!("a host key for its own host, or permission {permission}")
         }
+        Access::TransferParty(user) => format!(
+            "a host key (its own transfers and its customer's hosts), or {}",
+            access_text(*user)
+        ),
         Access::RetrievalPassword => "the customer's retrieval password".into(),
         Access::Certificate => "a client certificate from the built-in CA (mutual TLS)".into(),
         Access::DeployKey => "an edge hub's deploy key".into(),

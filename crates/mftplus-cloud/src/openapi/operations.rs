@@ -178,6 +178,15 @@ fn describe_transfers(id: &str) -> Option<Operation> {
         )
         .body(schema::<PublicKeyBody>),
         "user_key_get" => op("A recipient's public key", ok(schema::<UserPublicKey>)),
+        "host_transfer_key_put" => op(
+            "Register (or replace) the host's own transfer key",
+            ok(schema::<HostTransferKey>),
+        )
+        .body(schema::<PublicKeyBody>),
+        "host_transfer_key_get" => op(
+            "A host's transfer key, to send to it",
+            ok(schema::<HostTransferKey>),
+        ),
         "transfers_create" => op("Start a transfer", created(schema::<Transfer>))
             .body(schema::<CreateTransferRequest>),
         "transfer_chunk_put" => op(

@@ -310,6 +310,7 @@ pub(super) fn transfer(
 ) -> NewTransfer {
     NewTransfer {
         id: id.into(),
+        sender_kind: "user".into(),
         sender_id: sender.into(),
         header: HEADER.to_vec(),
         chunk_size: CHUNK_SIZE,

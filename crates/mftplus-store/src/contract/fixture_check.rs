@@ -5,7 +5,7 @@ use super::audit::verify;
 use super::fixture::*;
 use crate::{
     transfer_status, CertSubjectKind, ChunkRow, EventFilter, HubRegistration, OpFilter, Store,
-    TransferFilter, TransferRow,
+    TransferFilter, TransferParty, TransferRow,
 };
 
 pub(super) async fn check_all(store: &dyn Store) {
@@ -237,6 +237,10 @@ async fn check_transfers(store: &dyn Store) {
     let chunks = complete_chunks();
     assert_eq!(complete.status, transfer_status::COMPLETE);
     assert_eq!(
+        complete.sender_kind, "user",
+        "a transfer from before hosts could send is a user's"
+    );
+    assert_eq!(
         (complete.header.as_slice(), complete.chunk_size),
         (HEADER, CHUNK_SIZE)
     );
@@ -291,7 +295,7 @@ async fn check_transfers(store: &dyn Store) {
     );
     let listed: Vec<String> = store
         .list_transfers(&TransferFilter {
-            visible_to_user: Some(ADMIN.into()),
+            visible_to: Some(TransferParty::User(ADMIN.into())),
             limit: 10,
             ..TransferFilter::default()
         })

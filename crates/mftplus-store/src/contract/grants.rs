@@ -7,7 +7,7 @@ use super::transfers::{create, new_transfer, upload_whole};
 use super::{assert_conflict, assert_not_found, uid};
 use crate::{
     grant_conflict, recipient_kind, NewRecipient, NewTransfer, RecipientRow, Store, TransferFilter,
-    TransferGrant, TransferRow,
+    TransferGrant, TransferParty, TransferRow,
 };
 
 fn recipient(id: &str, awaiting_grant: bool) -> NewRecipient {
@@ -66,7 +66,7 @@ pub async fn transfer_grants(store: &dyn Store) {
     }
     let listed = store
         .list_transfers(&TransferFilter {
-            visible_to_user: Some(late.clone()),
+            visible_to: Some(TransferParty::User(late.clone())),
             limit: 10,
             ..TransferFilter::default()
         })

@@ -3,7 +3,7 @@
 
 use super::transfers::{chunk, create, cursor_of, new_transfer};
 use super::uid;
-use crate::{Store, TransferFilter, TransferRow};
+use crate::{Store, TransferFilter, TransferParty, TransferRow};
 use std::collections::HashMap;
 
 /// Every page of `filter` after `filter.before`, `limit` rows at a time, concatenated.
@@ -36,7 +36,7 @@ pub async fn transfer_pages(store: &dyn Store) {
     expected.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
 
     let mine = TransferFilter {
-        visible_to_user: Some(sender.clone()),
+        visible_to: Some(TransferParty::User(sender.clone())),
         limit: 2,
         ..TransferFilter::default()
     };

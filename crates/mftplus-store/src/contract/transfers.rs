@@ -6,7 +6,8 @@
 use super::{assert_conflict, assert_not_found, uid};
 use crate::{
     recipient_kind, transfer_status, ChunkOutcome, NewChunk, NewRecipient, NewTransfer,
-    RecipientRow, Store, TimeCursor, TransferFilter, TransferRow, UserKeyRow, NOT_UPLOADING,
+    RecipientRow, Store, TimeCursor, TransferFilter, TransferParty, TransferRow, UserKeyRow,
+    NOT_UPLOADING,
 };
 
 /// Where a page that ends at `row` goes on.
@@ -45,6 +46,7 @@ pub(super) fn new_transfer(
 ) -> NewTransfer {
     NewTransfer {
         id: uid("tr"),
+        sender_kind: recipient_kind::USER.into(),
         sender_id: sender_id.to_string(),
         // Not valid UTF-8 and with a NUL, so a text column would mangle it.
         header: vec![0x4d, 0x46, 0x54, 0x00, 0xff, 0xfe, 0x01],
@@ -83,6 +85,7 @@ fn expected_row(transfer: &NewTransfer) -> TransferRow {
     recipients.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
     TransferRow {
         id: transfer.id.clone(),
+        sender_kind: transfer.sender_kind.clone(),
         sender_id: transfer.sender_id.clone(),
         status: transfer_status::UPLOADING.into(),
         header: transfer.header.clone(),
@@ -261,7 +264,7 @@ pub async fn transfers_list(store: &dyn Store) {
 
     let list = |user: &str, status: Option<&str>, before: Option<&TransferRow>, limit: u32| {
         let filter = TransferFilter {
-            visible_to_user: Some(user.to_string()),
+            visible_to: Some(TransferParty::User(user.to_string())),
             status: status.map(str::to_string),
             before: before.map(cursor_of),
             limit,
@@ -726,7 +729,7 @@ pub async fn delete_transfer(store: &dyn Store) {
     assert!(store.list_chunks(&t.id).await.unwrap().is_empty());
     let visible = store
         .list_transfers(&TransferFilter {
-            visible_to_user: Some(reader.clone()),
+            visible_to: Some(TransferParty::User(reader.clone())),
             limit: 100,
             ..TransferFilter::default()
         })

@@ -279,6 +279,9 @@ pub async fn re_enroll(
             other => other.into(),
         })?;
     state.forget_reporters();
+    // The lost box's transfer key goes with it (decision 0029): until the new box registers
+    // its own, a sender is refused rather than encrypting to a key nobody may hold any more.
+    state.store.delete_host_transfer_key(&host.id).await?;
     record_identity(
         &state,
         &customer.id,

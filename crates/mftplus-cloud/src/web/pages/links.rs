@@ -84,7 +84,7 @@ pub async fn page() -> Response {
 /// The links of a transfer for its dashboard page: shown to its sender and to whoever may read
 /// every transfer; each active one with a revoke button for who may cancel the transfer.
 pub async fn section(state: &AppState, caller: &Caller, row: &TransferRow) -> Markup {
-    let sender = row.sender_id == caller.user_id;
+    let sender = crate::app::transfers::sent_by(row, caller);
     if !sender && !state.rbac.allows(&caller.role, "transfers:read") {
         return html! {};
     }

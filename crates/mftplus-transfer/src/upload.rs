@@ -1,4 +1,4 @@
-//! The upload pipeline of `send`: one blocking thread reads and encrypts, a few chunk uploads
+//! The upload pipeline of a send: one blocking thread reads and encrypts, a few chunk uploads
 //! run at once, and the number of sealed chunks alive at any moment is fixed, so memory stays
 //! flat whatever the file size.
 //!
@@ -20,8 +20,7 @@ use mftplus_types::transfers::ChunkInfo;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::error::CliError;
-use crate::progress::Progress;
+use crate::{OnProgress, ProgressEvent, TransferError};
 
 /// Chunk uploads at once. Two keep the connection busy while the next chunk is sealed; more
 /// only cost memory on a loopback or LAN link, where one upload nearly fills the pipe.
@@ -56,8 +55,8 @@ pub async fn run(
     encryptor: Encryptor,
     reader: Box<dyn Read + Send>,
     info: ManifestInfo,
-    progress: &mut Progress,
-) -> Result<Trailer, CliError> {
+    progress: OnProgress<'_>,
+) -> Result<Trailer, TransferError> {
     let (tx, mut rx) = mpsc::channel::<Result<Sealed, StreamError>>(1);
     let (returned_tx, returned_rx) = std_mpsc::channel::<()>();
     let producer =
@@ -65,7 +64,7 @@ pub async fn run(
 
     let id: Arc<str> = Arc::from(plan.transfer_id.as_str());
     let recorded = Arc::new(plan.recorded);
-    let mut in_flight: JoinSet<Result<Outcome, CliError>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<Outcome, TransferError>> = JoinSet::new();
     let mut trailer: Option<Trailer> = None;
     let mut produced_all = false;
     let mut uploaded = 0u64;
@@ -117,32 +116,32 @@ pub async fn run(
                 None => {
                     // The producer stopped without a result: it panicked.
                     return Err(match producer.await {
-                        Err(e) => CliError::new("internal", format!("the encryptor failed: {e}")),
-                        Ok(()) => CliError::new("internal", "the encryptor stopped early"),
+                        Err(e) => TransferError::new("internal", format!("the encryptor failed: {e}")),
+                        Ok(()) => TransferError::new("internal", "the encryptor stopped early"),
                     });
                 }
             },
             done = in_flight.join_next(), if !in_flight.is_empty() => {
                 let outcome = done
                     .expect("guarded by is_empty")
-                    .map_err(|e| CliError::new("internal", format!("an upload task failed: {e}")))??;
+                    .map_err(|e| TransferError::new("internal", format!("an upload task failed: {e}")))??;
                 match outcome {
                     Outcome::Uploaded { plain_end } => {
                         uploaded += 1;
-                        progress.set(plain_end);
+                        progress(ProgressEvent::At(plain_end));
                         if plan.interrupt_after.is_some_and(|n| uploaded >= n) {
-                            return Err(CliError::new(
+                            return Err(TransferError::new(
                                 "interrupted",
                                 format!("stopped after {uploaded} chunks (test hook)"),
                             ));
                         }
                     }
-                    Outcome::AlreadyThere { plain_end } => progress.skip_to(plain_end),
+                    Outcome::AlreadyThere { plain_end } => progress(ProgressEvent::SkipTo(plain_end)),
                 }
             }
         }
     }
-    trailer.ok_or_else(|| CliError::new("internal", "the encryptor produced no trailer"))
+    trailer.ok_or_else(|| TransferError::new("internal", "the encryptor produced no trailer"))
 }
 
 /// The blocking half: read, seal, hand over; never more than [`CHUNKS_AHEAD`] sealed chunks
@@ -194,7 +193,7 @@ async fn put(
     plain_end: u64,
     recorded: Arc<HashMap<u64, ChunkInfo>>,
     returned: std_mpsc::Sender<()>,
-) -> Result<Outcome, CliError> {
+) -> Result<Outcome, TransferError> {
     // The encryptor hashed the chunk once, for the manifest's digest and for this.
     let sha = chunk.sha256_hex();
     let SealedChunk {
@@ -207,7 +206,7 @@ async fn put(
         if same {
             return Ok(Outcome::AlreadyThere { plain_end });
         }
-        return Err(CliError::new(
+        return Err(TransferError::new(
             "file_changed",
             format!(
                 "chunk {index} on the server differs from the file's chunk {index} now: the \
@@ -220,16 +219,16 @@ async fn put(
     let _ = returned.send(());
     match result {
         Ok(_) => Ok(Outcome::Uploaded { plain_end }),
-        Err(e) => Err(CliError::new(
+        Err(e) => Err(TransferError::new(
             e.code(),
             format!("upload of chunk {index} failed: {}", e.message()),
         )),
     }
 }
 
-fn read_error(e: StreamError) -> CliError {
+fn read_error(e: StreamError) -> TransferError {
     match e {
-        StreamError::Io(io) => CliError::io("cannot read the input", io),
-        other => CliError::new("crypto", other.to_string()),
+        StreamError::Io(io) => TransferError::io("cannot read the input", io),
+        other => TransferError::new("crypto", other.to_string()),
     }
 }

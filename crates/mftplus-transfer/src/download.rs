@@ -1,4 +1,4 @@
-//! The download pipeline of `receive`: up to [`DOWNLOADS_AHEAD`] chunk downloads run ahead of a
+//! The download pipeline of a receive: up to [`DOWNLOADS_AHEAD`] chunk downloads run ahead of a
 //! blocking thread that authenticates, decrypts and writes, in order.
 //!
 //! Memory with the default 10 MiB chunks: [`BUFFERS`] download buffers, reused from chunk to
@@ -11,12 +11,11 @@ use std::collections::VecDeque;
 use std::io::Write;
 
 use mftplus_client::Client;
-use mftplus_crypto::stream::{chunk_sha256, Decryptor, StreamError};
+use mftplus_crypto::stream::{chunk_sha256, Decryptor};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::error::CliError;
-use crate::progress::Progress;
+use crate::{OnProgress, ProgressEvent, TransferError};
 
 /// Chunk downloads running ahead of decryption.
 pub const DOWNLOADS_AHEAD: usize = 2;
@@ -37,8 +36,8 @@ pub async fn run(
     count: u64,
     decryptor: Decryptor,
     sink: Sink,
-    progress: &mut Progress,
-) -> Result<(Decryptor, Sink), CliError> {
+    progress: OnProgress<'_>,
+) -> Result<(Decryptor, Sink), TransferError> {
     let max_len = decryptor.max_sealed_chunk_len();
     let (tx, mut rx) = mpsc::channel::<(Vec<u8>, [u8; 32], bool)>(1);
     let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
@@ -46,16 +45,16 @@ pub async fn run(
     // dominates a profile of `receive`), so the two run on their own threads and overlap.
     let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
     let file_writer = std::thread::Builder::new()
-        .name("mftctl-write".into())
+        .name("mftplus-write".into())
         .spawn(move || {
             let mut sink = sink;
             for plain in plain_rx {
                 sink.write_all(&plain).map_err(write_error)?;
                 let _ = pool_tx.try_send(plain);
             }
-            Ok::<_, CliError>(sink)
+            Ok::<_, TransferError>(sink)
         })
-        .map_err(|e| CliError::io("cannot start the writer thread", e))?;
+        .map_err(|e| TransferError::io("cannot start the writer thread", e))?;
     let writer = tokio::task::spawn_blocking(move || {
         let mut decryptor = decryptor;
         let decrypted = (|| {
@@ -64,24 +63,24 @@ pub async fn run(
                 // travels to the writer and back to the pool without a copy.
                 decryptor
                     .open_chunk_into(&mut buffer, last, Some(sha256))
-                    .map_err(crypto)?;
+                    .map_err(TransferError::crypto)?;
                 if plain_tx.send(buffer).is_err() {
                     // The writer stopped: its own error says why.
                     break;
                 }
             }
-            Ok::<_, CliError>(())
+            Ok::<_, TransferError>(())
         })();
         drop(plain_tx);
         let written = file_writer
             .join()
-            .map_err(|_| CliError::new("internal", "the writer thread panicked"))?;
+            .map_err(|_| TransferError::new("internal", "the writer thread panicked"))?;
         decrypted?;
-        Ok::<_, CliError>((decryptor, written?))
+        Ok::<_, TransferError>((decryptor, written?))
     });
     let mut created = 0usize;
 
-    let mut ahead: VecDeque<JoinHandle<Result<Fetched, CliError>>> = VecDeque::new();
+    let mut ahead: VecDeque<JoinHandle<Result<Fetched, TransferError>>> = VecDeque::new();
     let mut next = 0u64;
     let mut fetch_error = None;
     for index in 0..count {
@@ -104,7 +103,7 @@ pub async fn run(
                     .transfer_chunk_into(&id, at, max_len, &mut buf)
                     .await
                     .map_err(|e| {
-                        CliError::new(
+                        TransferError::new(
                             e.code(),
                             format!("download of chunk {at} failed: {}", e.message()),
                         )
@@ -116,7 +115,7 @@ pub async fn run(
                     (buf, sha256)
                 })
                 .await
-                .map_err(|e| CliError::new("internal", format!("hashing a chunk failed: {e}")))
+                .map_err(|e| TransferError::new("internal", format!("hashing a chunk failed: {e}")))
             }));
             next += 1;
         }
@@ -130,7 +129,7 @@ pub async fn run(
                 break;
             }
             Err(e) => {
-                fetch_error = Some(CliError::new(
+                fetch_error = Some(TransferError::new(
                     "internal",
                     format!("a download task failed: {e}"),
                 ));
@@ -142,7 +141,7 @@ pub async fn run(
             // The writer stopped: its own error says why.
             break;
         }
-        progress.add(len);
+        progress(ProgressEvent::Add(len));
     }
     for handle in ahead {
         handle.abort();
@@ -150,7 +149,7 @@ pub async fn run(
     drop(tx);
     let written = writer
         .await
-        .map_err(|e| CliError::new("internal", format!("the decryptor failed: {e}")))?;
+        .map_err(|e| TransferError::new("internal", format!("the decryptor failed: {e}")))?;
     match (fetch_error, written) {
         (_, Err(e)) => Err(e),
         (Some(e), Ok(_)) => Err(e),
@@ -158,22 +157,6 @@ pub async fn run(
     }
 }
 
-fn write_error(e: std::io::Error) -> CliError {
-    CliError::io("cannot write the output", e)
-}
-
-pub fn crypto(e: StreamError) -> CliError {
-    let code = match e {
-        StreamError::ChunkAuthFailed { .. }
-        | StreamError::ManifestAuthFailed
-        | StreamError::ManifestMismatch { .. }
-        | StreamError::HeaderTampered
-        | StreamError::Truncated
-        | StreamError::TrailingData
-        | StreamError::ChunkTooLarge { .. }
-        | StreamError::InvalidChunk { .. } => "integrity",
-        StreamError::WrongPassphrase => "wrong_passphrase",
-        _ => "crypto",
-    };
-    CliError::new(code, format!("decryption failed: {e}"))
+fn write_error(e: std::io::Error) -> TransferError {
+    TransferError::io("cannot write the output", e)
 }

@@ -1,0 +1,185 @@
+//! The inbox: every complete transfer with this host as a recipient it has not received yet is
+//! decrypted into a private temporary file in the inbox folder, verified, and linked into
+//! place under the sender's file name (a free one: `name (2).ext` when taken; never over an
+//! existing file), then acknowledged. The name is recorded before the link, so after a crash
+//! its presence says the link happened and the file is not received twice.
+
+use super::{FileMover, Pass};
+use crate::state_files::InboxState;
+use mftplus_crypto::stream::Identity;
+use mftplus_types::transfers::Transfer;
+use std::path::{Path, PathBuf};
+
+pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
+    remove_stale_parts(inbox);
+    let transfers = match mover.client.list_transfers(Some("complete")).await {
+        Ok(t) => t,
+        Err(err) => {
+            tracing::warn!(
+                code = err.code(),
+                "cannot list the transfers for the inbox: {err}"
+            );
+            return;
+        }
+    };
+    let host_id = mover.host_id.clone();
+    let mut waiting: Vec<Transfer> = transfers
+        .into_iter()
+        .filter(|t| {
+            t.recipients
+                .iter()
+                .any(|r| r.kind == "agent" && r.id == host_id && r.downloaded_at.is_none())
+        })
+        .collect();
+    waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    for transfer in waiting {
+        match receive(mover, inbox, &transfer).await {
+            Ok(Some(path)) => pass.received.push(path),
+            Ok(None) => {}
+            Err(why) => tracing::warn!(transfer = %transfer.id, "inbox: {why}"),
+        }
+    }
+}
+
+/// Receives one transfer; `Ok(None)` when it was placed before and only the acknowledgement
+/// was owed.
+async fn receive(
+    mover: &FileMover,
+    inbox: &Path,
+    transfer: &Transfer,
+) -> Result<Option<PathBuf>, String> {
+    let id = transfer.id.as_str();
+    let now = || mover.clock.now_ms();
+    let known = mover.db.inbox_item(id).map_err(|e| e.to_string())?;
+    let placed = match known {
+        Some((InboxState::Placed | InboxState::Acknowledged, path)) => Some(PathBuf::from(path)),
+        // Linked before the crash, or never: the file's presence tells.
+        Some((InboxState::Placing, path)) if Path::new(&path).exists() => Some(PathBuf::from(path)),
+        _ => None,
+    };
+    let fresh = placed.is_none();
+    let path = match placed {
+        Some(path) => path,
+        None => download(mover, inbox, transfer).await?,
+    };
+    mover
+        .db
+        .set_inbox_item(id, InboxState::Placed, &path.display().to_string(), now())
+        .map_err(|e| e.to_string())?;
+    match mover.client.mark_received(id).await {
+        Ok(_) => {
+            let _ = mover.db.set_inbox_item(
+                id,
+                InboxState::Acknowledged,
+                &path.display().to_string(),
+                now(),
+            );
+        }
+        // The file is in place; the acknowledgement is retried at the next pass.
+        Err(err) => {
+            tracing::warn!(transfer = %id, code = err.code(), "received, not yet acknowledged: {err}")
+        }
+    }
+    if fresh {
+        tracing::info!(transfer = %id, path = %path.display(), "received into the inbox");
+    }
+    Ok(fresh.then_some(path))
+}
+
+async fn download(mover: &FileMover, inbox: &Path, transfer: &Transfer) -> Result<PathBuf, String> {
+    let id = transfer.id.as_str();
+    let count = transfer
+        .chunk_count
+        .ok_or("the transfer has no chunk count")?;
+    let identities = [Identity::X25519(&mover.secret)];
+    let (temp, manifest) = mftplus_transfer::receive::to_temp_file(
+        &mover.client,
+        id,
+        count,
+        &identities,
+        inbox,
+        &mut |_| {},
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let name = manifest
+        .safe_file_name()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("transfer-{id}"));
+    let target = free_name(inbox, &name);
+    mover
+        .db
+        .set_inbox_item(
+            id,
+            InboxState::Placing,
+            &target.display().to_string(),
+            mover.clock.now_ms(),
+        )
+        .map_err(|e| e.to_string())?;
+    temp.persist(&target, manifest.mode, false)
+        .map_err(|e| e.to_string())?;
+    Ok(target)
+}
+
+/// `dir/name`, or `dir/stem (2).ext`, `(3)`… when taken.
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .expect("an unbounded range finds a free name")
+}
+
+/// Temporary files a crash left (`.<id>.<pid>.mftplus-part` of a process that is gone).
+fn remove_stale_parts(inbox: &Path) {
+    let Ok(entries) = std::fs::read_dir(inbox) else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(inner) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".mftplus-part"))
+        else {
+            continue;
+        };
+        let pid = inner.rsplit('.').next().unwrap_or_default();
+        if pid != me {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_names_and_stale_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(free_name(dir.path(), "a.csv"), dir.path().join("a.csv"));
+        std::fs::write(dir.path().join("a.csv"), b"").unwrap();
+        std::fs::write(dir.path().join("a (2).csv"), b"").unwrap();
+        assert_eq!(free_name(dir.path(), "a.csv"), dir.path().join("a (3).csv"));
+        std::fs::write(dir.path().join("README"), b"").unwrap();
+        assert_eq!(
+            free_name(dir.path(), "README"),
+            dir.path().join("README (2)")
+        );
+        std::fs::write(dir.path().join(".t1.1.mftplus-part"), b"x").unwrap();
+        let mine = format!(".t2.{}.mftplus-part", std::process::id());
+        std::fs::write(dir.path().join(&mine), b"x").unwrap();
+        remove_stale_parts(dir.path());
+        assert!(!dir.path().join(".t1.1.mftplus-part").exists());
+        assert!(dir.path().join(mine).exists());
+    }
+}

@@ -1,0 +1,184 @@
+//! The agent's file inbox and outbox (decision 0030): files sent to this host
+//! (`mftctl send FILE host:<host_id>`) are received into the inbox folder, renamed into place
+//! only once verified; files dropped into an outbox folder are sent to the rule's recipients
+//! once complete, then moved to `sent/` (or `failed/` with the reason). Both run beside the
+//! report loop through the same protocol client as `mftctl` (`mftplus-transfer`), with the host
+//! key as the credential, and keep what a crash must not lose in `agent.db`.
+//!
+//! The host's transfer key pair (X25519) lives in `<state_dir>/transfer.key` (0600); its public
+//! half is registered with the cloud when the worker starts, so senders can encrypt to it.
+
+mod config;
+mod inbox;
+mod outbox;
+
+pub use config::{FileFiles, FilesConfig, OutboxRule};
+pub use outbox::SETTLED_MARKER;
+
+use crate::config::AgentConfig;
+use crate::error::AgentError;
+use crate::state::StateDb;
+use mftplus_base::SharedClock;
+use mftplus_client::{AgentClient, Client};
+use mftplus_crypto::stream::X25519SecretKey;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::sync::watch;
+
+/// What one pass did, for tests and the logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    /// Files placed in the inbox.
+    pub received: Vec<PathBuf>,
+    /// Outbox files sent (and moved to `sent/`), with their transfer ids.
+    pub sent: Vec<(PathBuf, String)>,
+    /// Outbox files moved to `failed/`, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// The inbox and outbox of one box.
+pub struct FileMover {
+    config: AgentConfig,
+    files: FilesConfig,
+    db: StateDb,
+    clock: SharedClock,
+    host_id: String,
+    secret: X25519SecretKey,
+    /// The host key the clients below carry; rebuilt when a rotation changed it.
+    host_key: String,
+    client: Client,
+    agent: AgentClient,
+    registered: bool,
+    /// Outbox files seen but not yet complete: size, modification time, when first seen so.
+    watching: HashMap<PathBuf, (u64, i64, i64)>,
+}
+
+fn files_error(code: &'static str, why: impl Into<String>) -> AgentError {
+    AgentError::Coded {
+        code,
+        why: why.into(),
+    }
+}
+
+/// The transfer key: the one on disk, else a new one.
+fn transfer_key(config: &AgentConfig) -> Result<X25519SecretKey, AgentError> {
+    let path = config.state_dir.join("transfer.key");
+    if path.exists() {
+        let text = mftplus_base::read_private_to_string(&path)
+            .map_err(|e| files_error(e.code(), e.to_string()))?;
+        return X25519SecretKey::from_encoded(text.trim())
+            .map_err(|e| files_error("transfer_key_invalid", format!("{}: {e}", path.display())));
+    }
+    let key = X25519SecretKey::generate()
+        .map_err(|e| files_error("transfer_key_invalid", e.to_string()))?;
+    mftplus_base::write_private(&path, format!("{}\n", key.to_encoded().as_str()).as_bytes())
+        .map_err(|e| files_error(e.code(), e.to_string()))?;
+    Ok(key)
+}
+
+impl FileMover {
+    /// `None` when the config has no `files:` section.
+    pub fn open(config: &AgentConfig, clock: SharedClock) -> Result<Option<FileMover>, AgentError> {
+        let Some(files) = config.files.clone() else {
+            return Ok(None);
+        };
+        let db = StateDb::open_to_read(&config.state_dir)?;
+        let identity = db.identity()?.ok_or_else(|| AgentError::NotEnrolled {
+            state_dir: config.state_dir.display().to_string(),
+        })?;
+        let secret = transfer_key(config)?;
+        let client = crate::enroll::enrolled_http_client(config, &db, &identity, &*clock)?;
+        let agent = AgentClient::from_client(&client, Some(identity.host_key.expose()));
+        for folder in files
+            .inbox
+            .iter()
+            .chain(files.outbox.iter().map(|r| &r.watch))
+        {
+            std::fs::create_dir_all(folder)
+                .map_err(|e| files_error("files_folder", format!("{}: {e}", folder.display())))?;
+        }
+        Ok(Some(FileMover {
+            config: config.clone(),
+            files,
+            db,
+            clock,
+            host_id: identity.host_id,
+            secret,
+            host_key: identity.host_key.expose().to_string(),
+            client,
+            agent,
+            registered: false,
+            watching: HashMap::new(),
+        }))
+    }
+
+    /// Runs until `stop`; a transfer in flight when it comes is cut short and picked up again
+    /// by the next run (the inbox item or outbox item in `agent.db` says where it stood).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(
+            inbox = ?self.files.inbox,
+            outbox_rules = self.files.outbox.len(),
+            "file inbox and outbox"
+        );
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = self.pass() => {}
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(self.files.check_interval) => {}
+            }
+        }
+    }
+
+    /// One look at the inbox and every outbox rule.
+    pub async fn pass(&mut self) -> Pass {
+        let mut pass = Pass::default();
+        if let Err(err) = self.refresh_credential() {
+            tracing::warn!("cannot read the host identity: {err}");
+            return pass;
+        }
+        if !self.registered {
+            match self.register().await {
+                Ok(()) => self.registered = true,
+                Err(err) => {
+                    tracing::warn!(code = err.code(), "cannot register the transfer key: {err}");
+                    return pass;
+                }
+            }
+        }
+        if let Some(inbox) = self.files.inbox.clone() {
+            inbox::pass(self, &inbox, &mut pass).await;
+        }
+        for rule in self.files.outbox.clone() {
+            outbox::pass(self, &rule, &mut pass).await;
+        }
+        pass
+    }
+
+    /// Picks up a rotated host key (`mftplus agent rotate-key` or the running agent).
+    fn refresh_credential(&mut self) -> Result<(), AgentError> {
+        let identity = self.db.identity()?.ok_or_else(|| AgentError::NotEnrolled {
+            state_dir: self.config.state_dir.display().to_string(),
+        })?;
+        if identity.host_key.expose() != self.host_key {
+            self.client = crate::enroll::enrolled_http_client(
+                &self.config,
+                &self.db,
+                &identity,
+                &*self.clock,
+            )?;
+            self.agent = AgentClient::from_client(&self.client, Some(identity.host_key.expose()));
+            self.host_key = identity.host_key.expose().to_string();
+        }
+        Ok(())
+    }
+
+    async fn register(&self) -> Result<(), mftplus_client::ClientError> {
+        let public = self.secret.public_key().to_encoded();
+        self.agent
+            .register_host_transfer_key(&self.host_id, &public)
+            .await
+    }
+}

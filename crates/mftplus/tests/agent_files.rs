@@ -1,0 +1,200 @@
+//! The agents' file inbox and outbox, every part real: two `mftplus agent` processes enrolled
+//! with a real cloud; files dropped into one box's outbox folder arrive in the other's inbox,
+//! decrypted and verified, once each — also when either agent is killed with SIGKILL midway.
+
+mod agent_support;
+
+use agent_support::*;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A cloud where a customer may have two boxes (one sends, one receives).
+async fn two_box_cloud() -> mftplus_cloud::testing::TestCloud {
+    let mut options = mftplus_cloud::testing::TestOptions::default();
+    options
+        .config_yaml
+        .push_str("fleet:\n  poll_interval_seconds: 1\n  max_hosts_per_customer: 2\n");
+    mftplus_cloud::testing::TestCloud::spawn_with(options).await
+}
+
+/// A box with a file section: `inbox`, and an outbox rule sending `outbox` to `to`.
+fn files_box(dir: &Path, server: &str, files_yaml: &str) -> Box {
+    let agent_box = Box::with_driver(dir, server, "none");
+    let mut config = std::fs::read_to_string(&agent_box.config).unwrap();
+    config.push_str(files_yaml);
+    std::fs::write(&agent_box.config, config).unwrap();
+    agent_box
+}
+
+fn digests(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            (!name.starts_with('.')).then(|| {
+                (
+                    name,
+                    format!("{:x}", Sha256::digest(std::fs::read(e.path()).unwrap())),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Deterministic content of `len` bytes for file `i`.
+fn content(i: usize, len: usize) -> Vec<u8> {
+    let seed = Sha256::digest(i.to_le_bytes());
+    (0..len).map(|k| seed[k % 32] ^ (k / 32) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_files_arrive_once_in_the_other_agents_inbox_through_crashes() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let operator = operator(&cloud);
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let outbox = dir.path().join("outbox");
+
+    // The receiving box first: senders need its registered key.
+    let receiver = files_box(
+        &dir.path().join("b"),
+        &cloud.url,
+        &format!(
+            "files:\n  inbox: {}\n  check_interval: 1s\n",
+            inbox.display()
+        ),
+    );
+    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
+    let mut receiving = receiver.start();
+    let sender = files_box(
+        &dir.path().join("a"),
+        &cloud.url,
+        &format!(
+            "files:\n  check_interval: 1s\n  outbox:\n    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
+            outbox.display()
+        ),
+    );
+    enrolled_host_id(&sender.enroll("kovacs", &[]));
+    eventually(
+        Duration::from_secs(30),
+        "the receiver's transfer key",
+        &[&receiving],
+        || async { operator.host_transfer_key(&receiver_id).await.ok() },
+    )
+    .await;
+    let mut sending = sender.start();
+
+    // 1,000 files of mixed sizes; some written slowly, some announced with a `.done` marker.
+    std::fs::create_dir_all(&outbox).unwrap();
+    let mut expected = BTreeMap::new();
+    let total = 1000;
+    for i in 0..total {
+        let len = match i % 100 {
+            0 => 3 << 20,
+            1..=9 => 200 << 10,
+            _ => i % 4096,
+        };
+        let body = content(i, len);
+        let name = format!("file-{i:04}.bin");
+        expected.insert(name.clone(), format!("{:x}", Sha256::digest(&body)));
+        let path = outbox.join(&name);
+        if i % 250 == 7 {
+            // Written in two halves with a pause longer than `settle` would be if it counted
+            // from the first write: the size change restarts it.
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(&body[..len / 2]).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            f.write_all(&body[len / 2..]).unwrap();
+        } else {
+            std::fs::write(&path, &body).unwrap();
+        }
+        if i % 10 == 3 {
+            std::fs::write(outbox.join(format!("{name}.done")), b"").unwrap();
+        }
+        // Crashes midway: the sender at 300, the receiver at 600; both come back.
+        if i == 300 {
+            sending.kill_9();
+            sending = sender.start();
+        }
+        if i == 600 {
+            receiving.kill_9();
+            receiving = receiver.start();
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let got = digests(&inbox);
+        if got.len() >= total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} arrived\n--- sender\n{}\n--- receiver\n{}",
+            got.len(),
+            sending.logs(),
+            receiving.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A moment more: a duplicate would show up as `name (2).bin`.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = digests(&inbox);
+    assert_eq!(got, expected, "every file once, intact");
+    let sent: Vec<PathBuf> = std::fs::read_dir(outbox.join("sent"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(sent.len(), total, "every file moved to sent/");
+    assert!(!outbox.join("failed").exists() || digests(&outbox.join("failed")).is_empty());
+    let left: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing left in the outbox: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_recipient_moves_the_file_to_failed_with_the_reason() {
+    let cloud = fast_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let sender = files_box(
+        &dir.path().join("a"),
+        &cloud.url,
+        &format!(
+            "files:\n  check_interval: 1s\n  outbox:\n    - watch: {}\n      to: [\"nobody@example.com\"]\n      settle: 1s\n",
+            outbox.display()
+        ),
+    );
+    enrolled_host_id(&sender.enroll("kovacs", &[]));
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("report.csv"), b"a,b\n").unwrap();
+    let agent = sender.start();
+    let reason_file = outbox.join("failed/report.csv.reason.txt");
+    eventually(
+        Duration::from_secs(30),
+        "the file in failed/",
+        &[&agent],
+        || async { reason_file.exists().then_some(()) },
+    )
+    .await;
+    let reason = std::fs::read_to_string(&reason_file).unwrap();
+    assert!(reason.contains("nobody@example.com"), "{reason}");
+    assert_eq!(
+        std::fs::read(outbox.join("failed/report.csv")).unwrap(),
+        b"a,b\n"
+    );
+    assert!(!outbox.join("report.csv").exists());
+}
