@@ -204,8 +204,9 @@ async fn pending(ctx: &mut Context) -> Result<Vec<Transfer>, CliError> {
         .await?
         .principal
         .user_id;
+    // Only what waits for my download, not my whole history (a listing pages at 100).
     let mut all = ctx
-        .call(|c| async move { c.list_transfers(Some("complete")).await })
+        .call(|c| async move { c.pending_transfers(1000).await })
         .await?;
     all.retain(|t| {
         t.recipients

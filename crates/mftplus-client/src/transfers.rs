@@ -93,6 +93,19 @@ impl Client {
         self.fetch(builder).await
     }
 
+    /// Complete transfers the credential receives and has not downloaded yet, up to `limit`
+    /// (1–1000), oldest of the newest first page last: an inbox's question, answered by an
+    /// index over what is waiting rather than the whole history.
+    pub async fn pending_transfers(&self, limit: u32) -> Result<Vec<Transfer>, ClientError> {
+        let limit = limit.to_string();
+        let builder = self.builder(Method::GET, routes::TRANSFERS).query(&[
+            ("status", "complete"),
+            ("pending", "true"),
+            ("limit", limit.as_str()),
+        ]);
+        self.fetch(builder).await
+    }
+
     pub async fn get_transfer(&self, id: &str) -> Result<Transfer, ClientError> {
         let path = fill(routes::TRANSFER, "id", id);
         self.fetch(self.builder(Method::GET, &path)).await

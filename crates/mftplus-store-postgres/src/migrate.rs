@@ -61,6 +61,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_host_transfer_parties",
         include_str!("../migrations/0016_host_transfer_parties.sql"),
     ),
+    (
+        "0017_pending_downloads",
+        include_str!("../migrations/0017_pending_downloads.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -283,13 +283,19 @@ pub(crate) async fn list<C: GenericClient>(
     } else {
         "AND $1::text IS NULL AND $6::text IS NULL"
     };
+    let pending = if filter.pending_for.is_some() {
+        "AND id IN (SELECT transfer_id FROM transfer_recipients \
+         WHERE recipient_kind = $8 AND recipient_id = $7 AND downloaded_at_ms IS NULL)"
+    } else {
+        "AND $7::text IS NULL AND $8::text IS NULL"
+    };
     // The keyset `before` compares ids in byte order, as the ordering does.
     let sql = format!(
         "SELECT {COLUMNS} FROM transfers \
          WHERE ($2::text IS NULL OR status = $2) \
          AND ($3::bigint IS NULL OR created_at_ms < $3 \
               OR (created_at_ms = $3 AND id COLLATE \"C\" < $4::text COLLATE \"C\")) \
-         {visible} \
+         {visible} {pending} \
          ORDER BY created_at_ms DESC, id COLLATE \"C\" DESC LIMIT $5"
     );
     let before_ms = filter.before.as_ref().map(|cursor| cursor.at_ms);
@@ -304,6 +310,8 @@ pub(crate) async fn list<C: GenericClient>(
             &before_id,
             &i64::from(filter.limit),
             &filter.visible_to.as_ref().map(|party| party.kind()),
+            &filter.pending_for.as_ref().map(|party| party.id()),
+            &filter.pending_for.as_ref().map(|party| party.kind()),
         ],
     )
     .await?

@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_host_transfer_parties",
         include_str!("../migrations/0016_host_transfer_parties.sql"),
     ),
+    (
+        "0017_pending_downloads",
+        include_str!("../migrations/0017_pending_downloads.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

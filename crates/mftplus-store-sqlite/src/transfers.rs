@@ -267,13 +267,21 @@ pub(crate) fn list(
                 .to_string(),
         );
     }
+    // Always names `?7` and `?8`, so every variant binds the same eight parameters.
+    conditions.push(if filter.pending_for.is_some() {
+        "id IN (SELECT transfer_id FROM transfer_recipients \
+         WHERE recipient_kind = ?8 AND recipient_id = ?7 AND downloaded_at_ms IS NULL)"
+            .to_string()
+    } else {
+        "?7 IS NULL AND ?8 IS NULL".to_string()
+    });
     if filter.status.is_some() {
         conditions.push("status = ?2".to_string());
     }
     if filter.before.is_some() {
         conditions.push("(created_at_ms < ?3 OR (created_at_ms = ?3 AND id < ?4))".to_string());
     }
-    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?6`.
+    // Parameters a variant leaves out are still bound: SQLite counts up to the highest, `?8`.
     let filter_sql = if conditions.is_empty() {
         String::new()
     } else {
@@ -294,7 +302,9 @@ pub(crate) fn list(
                     filter.before.as_ref().map(|cursor| cursor.at_ms),
                     filter.before.as_ref().map(|cursor| cursor.id.as_str()),
                     filter.visible_to.as_ref().map(|party| party.kind()),
-                    filter.limit
+                    filter.limit,
+                    filter.pending_for.as_ref().map(|party| party.id()),
+                    filter.pending_for.as_ref().map(|party| party.kind())
                 ],
                 from_row,
             )?

@@ -337,6 +337,9 @@ pub struct TransferFilter {
     /// Only transfers this party sent or is a recipient of, matched by kind and id both
     /// ([`TransferParty::is_party`]).
     pub visible_to: Option<TransferParty>,
+    /// Only transfers this party is a recipient of and has not downloaded yet (waiting for a
+    /// grant included: the caller says so to the person).
+    pub pending_for: Option<TransferParty>,
     /// Only transfers in this [`transfer_status`].
     pub status: Option<String>,
     /// Only transfers after this one in the listing's order (`created_at_ms`, then id, both

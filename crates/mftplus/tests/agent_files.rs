@@ -198,3 +198,53 @@ async fn a_refused_recipient_moves_the_file_to_failed_with_the_reason() {
     );
     assert!(!outbox.join("report.csv").exists());
 }
+
+/// Both boxes behind one edge hub (their only change is the server URL): the files still
+/// arrive, the hub passing the transfer routes to the cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_edge_hub_files_still_arrive() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, hub_url) = hub_process(&cloud, dir.path()).await;
+    let inbox = dir.path().join("inbox");
+    let outbox = dir.path().join("outbox");
+    let receiver = files_box(
+        &dir.path().join("b"),
+        &hub_url,
+        &format!("files:\n  inbox: {}\n  check_interval: 1s\n", inbox.display()),
+    );
+    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
+    let receiving = receiver.start();
+    let sender = files_box(
+        &dir.path().join("a"),
+        &hub_url,
+        &format!(
+            "files:\n  check_interval: 1s\n  outbox:\n    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
+            outbox.display()
+        ),
+    );
+    enrolled_host_id(&sender.enroll("kovacs", &[]));
+    let operator = operator(&cloud);
+    eventually(Duration::from_secs(30), "the receiver's transfer key", &[&receiving], || async {
+        operator.host_transfer_key(&receiver_id).await.ok()
+    })
+    .await;
+    let sending = sender.start();
+    std::fs::create_dir_all(&outbox).unwrap();
+    let mut expected = BTreeMap::new();
+    for i in 0..10 {
+        let body = content(i, 1000 + i * 7919);
+        let name = format!("via-hub-{i}.dat");
+        expected.insert(name.clone(), format!("{:x}", Sha256::digest(&body)));
+        std::fs::write(outbox.join(&name), &body).unwrap();
+    }
+    eventually(
+        Duration::from_secs(60),
+        "ten files through the hub",
+        &[&sending, &receiving],
+        || async { (digests(&inbox).len() >= 10).then_some(()) },
+    )
+    .await;
+    assert_eq!(digests(&inbox), expected);
+}

@@ -10,9 +10,12 @@ use mftplus_crypto::stream::Identity;
 use mftplus_types::transfers::Transfer;
 use std::path::{Path, PathBuf};
 
+/// Transfers taken per pass; more wait for the next one.
+const INBOX_PAGE: u32 = 200;
+
 pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     remove_stale_parts(inbox);
-    let transfers = match mover.client.list_transfers(Some("complete")).await {
+    let transfers = match mover.client.pending_transfers(INBOX_PAGE).await {
         Ok(t) => t,
         Err(err) => {
             tracing::warn!(

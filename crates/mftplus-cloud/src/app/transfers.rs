@@ -36,6 +36,9 @@ pub struct Listing {
     pub after: Option<TimeCursor>,
     /// 1 to [`MAX_LIMIT`].
     pub limit: u32,
+    /// Only the transfers waiting for the caller's own download (an inbox's question; a
+    /// party's own, whatever its scope).
+    pub pending: bool,
 }
 
 impl Listing {
@@ -61,6 +64,7 @@ impl Listing {
             status,
             after,
             limit,
+            pending: false,
         })
     }
 }
@@ -113,6 +117,7 @@ fn user_party(caller: &Caller, scope: Scope) -> Party {
 fn filter(party: &Party, listing: &Listing, limit: u32) -> TransferFilter {
     TransferFilter {
         visible_to: (party.scope() == Scope::Own).then(|| party.store_party()),
+        pending_for: listing.pending.then(|| party.store_party()),
         status: listing.status.clone(),
         before: listing.after.clone(),
         limit,

@@ -353,6 +353,8 @@ pub struct ListQuery {
     limit: Option<u32>,
     /// Transfers after this cursor: the `x-next-after` header of the previous page.
     after: Option<String>,
+    /// `true`: only the transfers the caller receives and has not downloaded yet.
+    pending: Option<bool>,
 }
 
 /// The header naming the cursor of the next page, present only when one follows.
@@ -371,8 +373,11 @@ pub async fn index(
     if let Some(caller) = party.caller() {
         site::note_path(&state, caller, via.as_deref()).await?;
     }
-    let listing =
-        app::Listing::parse(query.status.as_deref(), query.after.as_deref(), query.limit)?;
+    let parsed = app::Listing::parse(query.status.as_deref(), query.after.as_deref(), query.limit)?;
+    let listing = app::Listing {
+        pending: query.pending.unwrap_or(false),
+        ..parsed
+    };
     let page = app::list_for(&state, &party, &listing).await?;
     let emails = app::sender_emails(&state, &page.rows).await?;
     let out: Vec<Transfer> = page

@@ -296,6 +296,7 @@ async fn check_transfers(store: &dyn Store) {
     let listed: Vec<String> = store
         .list_transfers(&TransferFilter {
             visible_to: Some(TransferParty::User(ADMIN.into())),
+            pending_for: None,
             limit: 10,
             ..TransferFilter::default()
         })

@@ -67,6 +67,7 @@ pub async fn transfer_grants(store: &dyn Store) {
     let listed = store
         .list_transfers(&TransferFilter {
             visible_to: Some(TransferParty::User(late.clone())),
+            pending_for: None,
             limit: 10,
             ..TransferFilter::default()
         })

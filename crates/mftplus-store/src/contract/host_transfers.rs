@@ -106,6 +106,7 @@ async fn visible_to(store: &dyn Store, party: TransferParty) -> Vec<TransferRow>
     store
         .list_transfers(&TransferFilter {
             visible_to: Some(party),
+            pending_for: None,
             limit: 100,
             ..TransferFilter::default()
         })
@@ -168,10 +169,33 @@ pub async fn host_transfer_parties(store: &dyn Store) {
         "the user sees the host's transfer to it and its own to the host"
     );
 
+    let pending = |party: TransferParty| async move {
+        store
+            .list_transfers(&TransferFilter {
+                pending_for: Some(party),
+                limit: 100,
+                ..TransferFilter::default()
+            })
+            .await
+            .expect("list pending")
+    };
+    assert_eq!(
+        pending(TransferParty::Agent(host.clone())).await,
+        vec![received.clone()],
+        "waiting for the host: what it receives, not what it sent"
+    );
+    assert!(
+        pending(TransferParty::User(host.clone())).await.len() == 1,
+        "the twin user waits for its own only"
+    );
     store
         .mark_downloaded(&received.id, recipient_kind::AGENT, &host, 9_000)
         .await
         .expect("mark an agent recipient downloaded");
+    assert!(
+        pending(TransferParty::Agent(host.clone())).await.is_empty(),
+        "downloaded: no longer waiting"
+    );
     let row = store.get_transfer(&received.id).await.unwrap().unwrap();
     assert_eq!(row.recipients[0].downloaded_at_ms, Some(9_000));
     assert_not_found(

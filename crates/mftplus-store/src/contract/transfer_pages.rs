@@ -37,6 +37,7 @@ pub async fn transfer_pages(store: &dyn Store) {
 
     let mine = TransferFilter {
         visible_to: Some(TransferParty::User(sender.clone())),
+        pending_for: None,
         limit: 2,
         ..TransferFilter::default()
     };

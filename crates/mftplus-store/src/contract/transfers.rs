@@ -265,6 +265,7 @@ pub async fn transfers_list(store: &dyn Store) {
     let list = |user: &str, status: Option<&str>, before: Option<&TransferRow>, limit: u32| {
         let filter = TransferFilter {
             visible_to: Some(TransferParty::User(user.to_string())),
+            pending_for: None,
             status: status.map(str::to_string),
             before: before.map(cursor_of),
             limit,
@@ -730,6 +731,7 @@ pub async fn delete_transfer(store: &dyn Store) {
     let visible = store
         .list_transfers(&TransferFilter {
             visible_to: Some(TransferParty::User(reader.clone())),
+            pending_for: None,
             limit: 100,
             ..TransferFilter::default()
         })
