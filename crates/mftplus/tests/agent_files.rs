@@ -212,7 +212,10 @@ async fn through_an_edge_hub_files_still_arrive() {
     let receiver = files_box(
         &dir.path().join("b"),
         &hub_url,
-        &format!("files:\n  inbox: {}\n  check_interval: 1s\n", inbox.display()),
+        &format!(
+            "files:\n  inbox: {}\n  check_interval: 1s\n",
+            inbox.display()
+        ),
     );
     let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
     let receiving = receiver.start();
@@ -226,9 +229,12 @@ async fn through_an_edge_hub_files_still_arrive() {
     );
     enrolled_host_id(&sender.enroll("kovacs", &[]));
     let operator = operator(&cloud);
-    eventually(Duration::from_secs(30), "the receiver's transfer key", &[&receiving], || async {
-        operator.host_transfer_key(&receiver_id).await.ok()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the receiver's transfer key",
+        &[&receiving],
+        || async { operator.host_transfer_key(&receiver_id).await.ok() },
+    )
     .await;
     let sending = sender.start();
     std::fs::create_dir_all(&outbox).unwrap();
