@@ -106,7 +106,15 @@ pub async fn serve_tcp(
             serve(listener, router, limits, shutdown).await;
             watcher.abort();
         }
-        None => serve(tcp, router, limits, shutdown).await,
+        None => {
+            // As the TLS listener does: small responses (headers, then a short body) must not
+            // wait for the client's delayed ACK (~40 ms each on Linux) behind Nagle.
+            use axum::serve::ListenerExt;
+            let plain = tcp.tap_io(|stream| {
+                let _ = stream.set_nodelay(true);
+            });
+            serve(plain, router, limits, shutdown).await
+        }
     }
     Ok(())
 }
