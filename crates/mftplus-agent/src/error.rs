@@ -39,6 +39,14 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A failed step with its own stable code ([`AgentError::Coded`]).
+    pub fn coded(code: &'static str, why: impl Into<String>) -> AgentError {
+        AgentError::Coded {
+            code,
+            why: why.into(),
+        }
+    }
+
     /// A stable machine-readable code.
     pub fn code(&self) -> &str {
         match self {

@@ -135,6 +135,25 @@ async fn missed_events(cloud: &mftplus_cloud::testing::TestCloud, host_id: &str)
         .collect()
 }
 
+/// The drive `uuid` in the latest report of `host_id`.
+async fn reported_target(
+    cloud: &mftplus_cloud::testing::TestCloud,
+    host_id: &str,
+    uuid: &str,
+) -> serde_json::Value {
+    let report = operator(cloud)
+        .host_reports(host_id, Some(1))
+        .await
+        .unwrap()
+        .remove(0)
+        .report;
+    report["storage_targets"]
+        .as_array()
+        .and_then(|targets| targets.iter().find(|t| t["durable_id"] == uuid))
+        .cloned()
+        .unwrap_or_else(|| panic!("the drive is reported: {report}"))
+}
+
 async fn overdue_now(cloud: &mftplus_cloud::testing::TestCloud, host_id: &str) -> String {
     cloud
         .state
@@ -213,12 +232,7 @@ async fn a_missed_daily_backup_is_raised_by_the_cloud_and_cleared_by_the_next_ba
         .await
         .unwrap()[0]
         .report;
-    let target = report["storage_targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["durable_id"] == drive.uuid.as_str())
-        .unwrap_or_else(|| panic!("the drive is reported: {report}"));
+    let target = reported_target(&cloud, &host_id, &drive.uuid).await;
     assert_eq!(target["last_backup"]["status"], "ok", "{target}");
     assert_eq!(target["last_restore_test"]["status"], "ok", "{target}");
     assert_eq!(report["backup_snapshots"][0]["target"], drive.uuid.as_str());
@@ -325,18 +339,7 @@ async fn a_failing_repository_is_reported_with_its_code_and_retried() {
     let why = backups.run_due().await[0].outcome.clone().unwrap_err();
     assert!(why.contains("[backup_repository_missing]"), "{why}");
     agent.cycle(&stopping).await.unwrap();
-    let report = &operator(&cloud)
-        .host_reports(&host_id, Some(1))
-        .await
-        .unwrap()[0]
-        .report;
-    let target = report["storage_targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["durable_id"] == drive.uuid.as_str())
-        .unwrap()
-        .clone();
+    let target = reported_target(&cloud, &host_id, &drive.uuid).await;
     assert_eq!(target["last_backup"]["status"], "failed");
     assert!(target["last_backup"]["detail"]
         .as_str()

@@ -21,20 +21,13 @@ pub struct GuestRestore {
     pub outcome: Result<String, String>,
 }
 
-fn backup_error(code: &'static str, why: impl Into<String>) -> AgentError {
-    AgentError::Coded {
-        code,
-        why: why.into(),
-    }
-}
-
 /// Unwraps the key with `recovery_code` and restores every guest's data.
 pub async fn recover(
     config: &AgentConfig,
     recovery_code: &Secret,
 ) -> Result<Vec<GuestRestore>, AgentError> {
     let backup = config.backup.as_ref().ok_or_else(|| {
-        backup_error(
+        AgentError::coded(
             "backup_not_configured",
             "the agent config has no `backup:` section: set backup.repository to the lost box's repository",
         )
@@ -44,7 +37,7 @@ pub async fn recover(
         state_dir: config.state_dir.display().to_string(),
     })?;
     let record = db.backup_repository()?.ok_or_else(|| {
-        backup_error(
+        AgentError::coded(
             "escrow_missing",
             "the cloud holds no escrowed backup key for this host (backups were never set up, \
              or this box was not enrolled with --restore)",
@@ -55,17 +48,17 @@ pub async fn recover(
         repository_fingerprint: &record.fingerprint,
     };
     let key = escrow::unwrap(&record.wrapped_key, recovery_code.expose(), binding)
-        .map_err(|e| backup_error(e.code(), e.to_string()))?;
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     let key = String::from_utf8(key.to_vec())
-        .map_err(|_| backup_error("escrow_malformed", "the escrowed key is not text"))?;
+        .map_err(|_| AgentError::coded("escrow_malformed", "the escrowed key is not text"))?;
     write_key(config, &key)?;
     let restic = restic_for(config, backup);
     let found = restic
         .fingerprint()
         .await
-        .map_err(|e| backup_error(e.code(), e.to_string()))?;
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     if found != record.fingerprint {
-        return Err(backup_error(
+        return Err(AgentError::coded(
             "backup_repository_changed",
             format!(
                 "the repository at {} (id {found}) is not the escrowed one (id {})",
@@ -76,7 +69,7 @@ pub async fn recover(
     let (_, desired) = db.desired()?;
     let guests_dir = config.guests_dir();
     mftplus_base::ensure_private_dir(&guests_dir)
-        .map_err(|e| backup_error(e.code(), e.to_string()))?;
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     let mut restored = Vec::new();
     for guest_id in desired.guests.keys() {
         let outcome = restore_guest(&restic, &record.namespace, &guests_dir, guest_id).await;

@@ -28,16 +28,9 @@ pub struct Initialised {
     pub escrowed: Result<(), String>,
 }
 
-fn backup_error(code: &'static str, why: impl Into<String>) -> AgentError {
-    AgentError::Coded {
-        code,
-        why: why.into(),
-    }
-}
-
 fn backup_section(config: &AgentConfig) -> Result<&BackupConfig, AgentError> {
     config.backup.as_ref().ok_or_else(|| {
-        backup_error(
+        AgentError::coded(
             "backup_not_configured",
             "the agent config has no `backup:` section (backup.repository)",
         )
@@ -75,7 +68,7 @@ pub async fn init(
         state_dir: config.state_dir.display().to_string(),
     })?;
     if let Some(existing) = db.backup_repository()? {
-        return Err(backup_error(
+        return Err(AgentError::coded(
             "backup_already_initialised",
             format!(
                 "backups are set up already (repository {}, id {})",
@@ -84,7 +77,7 @@ pub async fn init(
         ));
     }
     if recovery_code.expose().trim().chars().count() < escrow::MIN_RECOVERY_CODE_CHARS {
-        return Err(backup_error(
+        return Err(AgentError::coded(
             "recovery_code_weak",
             format!(
                 "the recovery code must be at least {} characters",
@@ -100,21 +93,21 @@ pub async fn init(
             restic
                 .init()
                 .await
-                .map_err(|e| backup_error(e.code(), e.to_string()))?;
+                .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
             let id = restic
                 .fingerprint()
                 .await
-                .map_err(|e| backup_error(e.code(), e.to_string()))?;
+                .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
             (id, true)
         }
-        Err(e) => return Err(backup_error(e.code(), e.to_string())),
+        Err(e) => return Err(AgentError::coded(e.code(), e.to_string())),
     };
     let binding = EscrowBinding {
         host_id: &identity.host_id,
         repository_fingerprint: &fingerprint,
     };
     let wrapped = escrow::wrap(key.expose().as_bytes(), recovery_code.expose(), binding)
-        .map_err(|e| backup_error(e.code(), e.to_string()))?;
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     db.set_backup_repository(&RepositoryRecord {
         location: backup.repository.clone(),
         fingerprint: fingerprint.clone(),
@@ -141,7 +134,7 @@ fn ensure_key(config: &AgentConfig) -> Result<Secret, AgentError> {
     if path.exists() {
         return mftplus_base::read_private_to_string(&path)
             .map(|text| Secret::new(text.trim().to_string()))
-            .map_err(|e| backup_error(e.code(), e.to_string()));
+            .map_err(|e| AgentError::coded(e.code(), e.to_string()));
     }
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -154,9 +147,10 @@ fn ensure_key(config: &AgentConfig) -> Result<Secret, AgentError> {
 pub(crate) fn write_key(config: &AgentConfig, key: &str) -> Result<(), AgentError> {
     let path = key_file(config);
     let dir = path.parent().expect("key file has a folder");
-    mftplus_base::ensure_private_dir(dir).map_err(|e| backup_error(e.code(), e.to_string()))?;
+    mftplus_base::ensure_private_dir(dir)
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     mftplus_base::write_private(&path, key.as_bytes())
-        .map_err(|e| backup_error(e.code(), e.to_string()))
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))
 }
 
 /// Uploads the escrow when the cloud does not have it yet; `Ok(true)` when it did now.

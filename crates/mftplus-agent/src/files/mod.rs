@@ -53,26 +53,20 @@ pub struct FileMover {
     watching: HashMap<PathBuf, (u64, i64, i64)>,
 }
 
-fn files_error(code: &'static str, why: impl Into<String>) -> AgentError {
-    AgentError::Coded {
-        code,
-        why: why.into(),
-    }
-}
-
 /// The transfer key: the one on disk, else a new one.
 fn transfer_key(config: &AgentConfig) -> Result<X25519SecretKey, AgentError> {
     let path = config.state_dir.join("transfer.key");
     if path.exists() {
         let text = mftplus_base::read_private_to_string(&path)
-            .map_err(|e| files_error(e.code(), e.to_string()))?;
-        return X25519SecretKey::from_encoded(text.trim())
-            .map_err(|e| files_error("transfer_key_invalid", format!("{}: {e}", path.display())));
+            .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
+        return X25519SecretKey::from_encoded(text.trim()).map_err(|e| {
+            AgentError::coded("transfer_key_invalid", format!("{}: {e}", path.display()))
+        });
     }
     let key = X25519SecretKey::generate()
-        .map_err(|e| files_error("transfer_key_invalid", e.to_string()))?;
+        .map_err(|e| AgentError::coded("transfer_key_invalid", e.to_string()))?;
     mftplus_base::write_private(&path, format!("{}\n", key.to_encoded().as_str()).as_bytes())
-        .map_err(|e| files_error(e.code(), e.to_string()))?;
+        .map_err(|e| AgentError::coded(e.code(), e.to_string()))?;
     Ok(key)
 }
 
@@ -94,8 +88,9 @@ impl FileMover {
             .iter()
             .chain(files.outbox.iter().map(|r| &r.watch))
         {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| files_error("files_folder", format!("{}: {e}", folder.display())))?;
+            std::fs::create_dir_all(folder).map_err(|e| {
+                AgentError::coded("files_folder", format!("{}: {e}", folder.display()))
+            })?;
         }
         Ok(Some(FileMover {
             config: config.clone(),
