@@ -2,7 +2,7 @@
 # Installs the system packages the test suite runs against (real PostgreSQL, ssh-keygen,
 # openssl, gcc, e2fsprogs, xfsprogs and restic for the agent's tests, iproute2, iptables and faketime for
 # the fault-injection suite, chromium and chromium-driver for the dashboard's browser tests,
-# debootstrap, dpkg-dev and groff-base for the package test, and docker-compose where a Docker
+# debootstrap, dpkg-dev and groff-base for the package test, haproxy for the multi-replica tests, and docker-compose where a Docker
 # Engine is installed, for the hub container test)
 # when they are missing. Needs root for apt-get; does nothing when all are present.
 set -euo pipefail
@@ -39,6 +39,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v groff >/dev/null || need+=(groff-base)
+# The multi-replica tests: HAProxy in front of three cloud replicas (packaging/replicas/).
+command -v haproxy >/dev/null || need+=(haproxy)
 # The dashboard's browser tests: headless Chromium driven through chromedriver (WebDriver).
 command -v chromedriver >/dev/null && command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0

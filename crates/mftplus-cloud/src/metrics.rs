@@ -21,6 +21,12 @@ pub struct Metrics {
     pub handler_timeouts: AtomicU64,
     /// Shared with the chunk committer, which counts into it.
     pub chunk_commits: Arc<CommitStats>,
+    /// Fleet checker passes this replica ran under the `fleet-checker` lease: summed over the
+    /// replicas it grows by one per interval, whatever their number.
+    pub checker_passes: AtomicU64,
+    /// 1 while this replica held the lease at its last pass: which replica runs the fleet's
+    /// background work.
+    pub checker_lease_held: AtomicU64,
 }
 
 impl Metrics {
@@ -86,6 +92,11 @@ impl Metrics {
                 "Chunk rows committed by the chunk committer.",
                 &self.chunk_commits.rows,
             ),
+            (
+                "mftplus_fleet_checker_passes_total",
+                "Fleet checker passes this replica ran under the fleet-checker lease.",
+                &self.checker_passes,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -98,6 +109,11 @@ impl Metrics {
             out,
             "# HELP mftplus_chunk_commit_pending Chunk rows waiting for their commit.\n# TYPE mftplus_chunk_commit_pending gauge\nmftplus_chunk_commit_pending {}",
             self.chunk_commits.pending.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mftplus_fleet_checker_lease_held 1 while this replica holds the fleet-checker lease.\n# TYPE mftplus_fleet_checker_lease_held gauge\nmftplus_fleet_checker_lease_held {}",
+            self.checker_lease_held.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP mftplus_uptime_seconds Seconds since start.\n# TYPE mftplus_uptime_seconds gauge\nmftplus_uptime_seconds {uptime_secs}");
         out

@@ -770,9 +770,14 @@ fn client_ip(state: &AppState, request: &Request) -> String {
     if !trusted.iter().any(|proxy| proxy == &peer) {
         return peer;
     }
+    // The proxy's entry is the last one of the whole chain. Proxies append their own header
+    // line (HAProxy's `option forwardfor`) as well as extend the last one, and several lines
+    // are one comma-joined list (RFC 9110 §5.3): the first line is the client's to forge.
     request
         .headers()
-        .get("x-forwarded-for")
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .and_then(|chain| chain.split(',').next_back())
         .map(|ip| ip.trim().to_string())

@@ -225,6 +225,35 @@ async fn rate_limit_answers_429_with_headers() {
     );
 }
 
+/// Behind a trusted proxy that adds its own `X-Forwarded-For` line (HAProxy's `option
+/// forwardfor`), the client's forged first line must not become its address: every request
+/// below counts against the proxy's entry, 198.51.100.9.
+#[tokio::test]
+async fn a_forged_forwarded_for_line_before_the_proxys_does_not_escape_the_address_limit() {
+    let cloud = TestCloud::spawn_with(TestOptions {
+        config_yaml: "server:\n  trusted_proxies: [\"127.0.0.1\"]\nrate_limit:\n  \
+                      per_credential_per_minute: 1000\n  per_address_per_minute: 3\n"
+            .into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.append("x-forwarded-for", format!("10.0.0.{n}").parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.9".parse().unwrap());
+        let reply = http
+            .get(format!("{}/api/v1/health", cloud.url))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(reply.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
+
 fn openssl(args: &[&str]) {
     let status = std::process::Command::new("openssl")
         .args(args)

@@ -7,6 +7,7 @@ use mftplus_store::{BackupFacts, LivenessRule, NewEvent};
 use mftplus_types::fleet::{DesiredState, StorageTarget};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const LEASE: &str = "fleet-checker";
@@ -55,12 +56,18 @@ pub async fn pass(state: &AppState, grace_since_ms: i64) -> PassReport {
         .await
     {
         Ok(true) => {}
-        Ok(false) => return PassReport::default(),
+        Ok(false) => {
+            state.metrics.checker_lease_held.store(0, Ordering::Relaxed);
+            return PassReport::default();
+        }
         Err(err) => {
+            state.metrics.checker_lease_held.store(0, Ordering::Relaxed);
             tracing::warn!(error = %err, "fleet checker lease failed");
             return PassReport::default();
         }
     }
+    state.metrics.checker_lease_held.store(1, Ordering::Relaxed);
+    state.metrics.checker_passes.fetch_add(1, Ordering::Relaxed);
     let mut report = PassReport {
         ran: true,
         ..PassReport::default()
