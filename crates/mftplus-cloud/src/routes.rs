@@ -256,6 +256,9 @@ table! {
     "web_recovery_arm"    POST   "/hosts/{host_id}/recovery/arm" => FLEET_MANAGE;
     "web_recovery_disarm" POST   "/hosts/{host_id}/recovery/disarm" => FLEET_MANAGE;
     "web_transfers"       GET    "/transfers" => READ;
+    // Browser upload: the page, and the short-lived token its script uploads with.
+    "web_upload"          GET    "/transfers/new" => SEND;
+    "web_upload_token"    POST   "/transfers/upload-token" => SEND;
     "web_live_transfers"  GET    "/live/transfers" => READ;
     "web_transfer"        GET    "/transfers/{transfer_id}" => READ;
     "web_transfer_verify" POST   "/transfers/{transfer_id}/verify" => READ;
@@ -423,6 +426,8 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_login" => get(web::pages::login::show),
         "web_login_submit" => post(web::pages::login::submit),
         "web_logout" => post(web::pages::login::sign_out),
+        "web_upload" => get(web::pages::upload::show),
+        "web_upload_token" => post(web::pages::upload::token),
         "web_asset" => get(web::assets::serve),
         "web_hubs" => get(web::pages::hubs::index),
         "web_live_hubs" => get(web::live::hubs),

@@ -1,4 +1,4 @@
-//! The dashboard's two static files, compiled into the binary.
+//! The dashboard's static files, compiled into the binary.
 
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,8 @@ const LINK_JS: &str = include_str!("assets/link.js");
 const SHA256_JS: &str = include_str!("assets/sha256.js");
 /// The dedicated worker a link's page starts to fetch, decrypt and check the chunks.
 const LINK_WORKER_JS: &str = include_str!("assets/link_worker.js");
+/// The browser upload page's script: the stream writer and the uploader (issue 16 item 3).
+const UPLOAD_JS: &str = include_str!("assets/upload.js");
 /// The share-link service worker, served at `/s/sw.js` so its scope can be `/s/`.
 const LINK_SW_JS: &str = include_str!("assets/link_sw.js");
 
@@ -23,6 +25,7 @@ pub async fn serve(Path(name): Path<String>) -> Response {
         "link.js" => (LINK_JS, "text/javascript; charset=utf-8"),
         "sha256.js" => (SHA256_JS, "text/javascript; charset=utf-8"),
         "link_worker.js" => (LINK_WORKER_JS, "text/javascript; charset=utf-8"),
+        "upload.js" => (UPLOAD_JS, "text/javascript; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let mut response = body.into_response();

@@ -184,7 +184,13 @@ fn live_row(state: &AppState, row: &mftplus_store::TokenRow, now_ms: i64) -> boo
 /// Ends the caller's session (sign-out).
 pub async fn end(state: &AppState, caller: &Caller) -> ApiResult<()> {
     if let CallerKind::Session { jti, .. } = &caller.kind {
-        state.store.revoke_token(jti, state.clock.now_ms()).await?;
+        // The session is its own family (`start`): this also ends the upload tokens its page
+        // was given (`pages::upload`), which this process may hold in its token cache.
+        state
+            .store
+            .revoke_token_family(jti, state.clock.now_ms())
+            .await?;
+        state.cache.tokens.clear();
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod login;
 pub mod ops;
 pub mod sessions;
 pub mod transfers;
+pub mod upload;
 pub mod users;
 
 use crate::error::ApiError;

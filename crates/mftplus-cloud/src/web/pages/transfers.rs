@@ -122,6 +122,9 @@ pub async fn index(
         false => format!("/transfers{query}&fragment=table"),
     };
     let body = html! {
+        @if shown.may_send {
+            p { a #send-a-file href="/transfers/new" { "Send a file" } }
+        }
         p.muted {
             @if scope == Scope::All { "Every transfer on this cloud, newest first." }
             @else { "The transfers you sent or receive, newest first." }
@@ -224,8 +227,8 @@ fn no_transfers(view: &View, scope: Scope, may_send: bool) -> Markup {
             } @else {
                 p { @if scope == Scope::All { "Nobody has sent a file yet." } @else { "You have not sent or received a file yet." } }
                 @if may_send {
-                    p { "Send one from your workstation with " code { "mftctl send FILE RECIPIENT_EMAIL" }
-                        "; it appears here while it uploads." }
+                    p { a href="/transfers/new" { "Send one from this browser" } ", or from your workstation with "
+                        code { "mftctl send FILE RECIPIENT_EMAIL" } "; it appears here while it uploads." }
                 } @else {
                     p { "A transfer appears here as soon as someone starts sending one." }
                 }
