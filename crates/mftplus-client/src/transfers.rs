@@ -49,15 +49,17 @@ impl Client {
     }
 
     /// Uploads one sealed chunk; `sha256_hex` is the SHA-256 of `bytes`, which the server
-    /// checks before storing.
+    /// checks before storing. Sending the same chunk again is answered `already_stored`, so a
+    /// caller may retry with a clone of `bytes` (a `Bytes` clone shares the buffer).
     pub async fn upload_chunk(
         &self,
         id: &str,
         index: u64,
-        bytes: Vec<u8>,
+        bytes: impl Into<bytes::Bytes>,
         sha256_hex: &str,
         last: bool,
     ) -> Result<ChunkReceipt, ClientError> {
+        let bytes: bytes::Bytes = bytes.into();
         let path = with_index(routes::TRANSFER_CHUNK, id, index);
         let builder = self
             .builder(Method::PUT, &path)

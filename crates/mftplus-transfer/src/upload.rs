@@ -215,7 +215,21 @@ async fn put(
             ),
         ));
     }
-    let result = client.upload_chunk(&id, index, bytes, &sha, last).await;
+    let bytes = bytes::Bytes::from(bytes);
+    let mut attempt = 0;
+    let result = loop {
+        let result = client
+            .upload_chunk(&id, index, bytes.clone(), &sha, last)
+            .await;
+        match result {
+            Err(e) if attempt < RETRY_DELAYS.len() && worth_retrying(&e) => {
+                tokio::time::sleep(RETRY_DELAYS[attempt]).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    drop(bytes);
     let _ = returned.send(());
     match result {
         Ok(_) => Ok(Outcome::Uploaded { plain_end }),
@@ -223,6 +237,26 @@ async fn put(
             e.code(),
             format!("upload of chunk {index} failed: {}", e.message()),
         )),
+    }
+}
+
+/// Pauses before each retry of a chunk whose upload got no answer or a server error: a
+/// replica restarting behind a balancer, a proxy's 502, a moment of overload. Four tries
+/// over 3.5 s, then the send stops and `--resume` (or the outbox's next pass) picks it up.
+const RETRY_DELAYS: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+];
+
+/// A retry is safe for any answer (the same chunk again is `already_stored`); it is useful
+/// only where another try can go differently: no answer, or a 5xx.
+fn worth_retrying(error: &mftplus_client::ClientError) -> bool {
+    use mftplus_client::ClientError;
+    match error {
+        ClientError::Transport(_) => true,
+        ClientError::Api { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 

@@ -217,7 +217,9 @@ async fn an_upload_through_the_balancer_completes_while_replicas_are_killed_and_
     let (attempts, failures) = tokio::task::spawn_blocking(move || sender.join().unwrap())
         .await
         .unwrap();
-    eprintln!("replicas: upload done after {attempts} resumes; failures seen: {failures:#?}");
+    // A chunk cut off by the dying replica is sent again by mftctl itself (to a live one):
+    // the user's one `send` completes.
+    assert_eq!(attempts, 0, "a replica's death failed the send: {failures:#?}");
     cluster.replicas[2].start().await;
     cluster.settle().await;
 
