@@ -219,7 +219,10 @@ async fn an_upload_through_the_balancer_completes_while_replicas_are_killed_and_
         .unwrap();
     // A chunk cut off by the dying replica is sent again by mftctl itself (to a live one):
     // the user's one `send` completes.
-    assert_eq!(attempts, 0, "a replica's death failed the send: {failures:#?}");
+    assert_eq!(
+        attempts, 0,
+        "a replica's death failed the send: {failures:#?}"
+    );
     cluster.replicas[2].start().await;
     cluster.settle().await;
 
