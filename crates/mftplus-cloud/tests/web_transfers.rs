@@ -582,3 +582,44 @@ async fn a_waiting_recipient_is_shown_until_granted() {
     let listing = get(&cloud, "/transfers", &bob.cookie).await;
     assert!(!row_of(&listing.body, id).contains("waiting for the sender"));
 }
+
+/// The upload page's token (`POST /transfers/upload-token`): only with the session's CSRF
+/// token; an administrator's page gets a `user` token (enough to upload, no more), and signing
+/// out ends it with the session.
+#[tokio::test]
+async fn the_upload_token_is_narrow_and_ends_with_the_session() {
+    let cloud = TestCloud::spawn().await;
+    let (cookie, csrf) = signed_in_as(&cloud, "admin").await;
+    let forged = post(
+        &cloud,
+        "/transfers/upload-token",
+        &cookie,
+        &[("csrf", "wrong")],
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let minted = post(
+        &cloud,
+        "/transfers/upload-token",
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(minted.status, 200, "{}", minted.body);
+    let granted: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
+    assert_eq!(granted["expires_in"], 900);
+    let token = Cred::Bearer(granted["token"].as_str().unwrap().to_string());
+    let who = call(&cloud, &token, "GET", "/api/v1/auth/whoami", None).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.body["role"], "user", "{}", who.body);
+    let users = call(&cloud, &token, "GET", "/api/v1/users", None).await;
+    assert_eq!(users.status, 403, "an upload token cannot act as the admin");
+    let out = post(&cloud, "/logout", &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let after = call(&cloud, &token, "GET", "/api/v1/auth/whoami", None).await;
+    assert_eq!(
+        after.status, 401,
+        "the token outlived the session: {}",
+        after.body
+    );
+}

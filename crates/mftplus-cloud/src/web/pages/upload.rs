@@ -73,8 +73,22 @@ pub struct TokenForm {
     csrf: String,
 }
 
-/// `POST /transfers/upload-token`: an access token for this session's user and role, in the
-/// session's family, for [`UPLOAD_TOKEN_SECONDS`].
+/// The role an upload token carries: `user` (which may send and read its own transfers) when
+/// the caller's role may hand it out and it can send, else the caller's own. An administrator's
+/// page then holds a token that can upload and no more.
+fn upload_role(state: &AppState, caller_role: &str) -> String {
+    const SENDER: &str = "user";
+    if crate::rbac::may_grant(caller_role, SENDER) && state.rbac.allows(SENDER, "transfers:create")
+    {
+        SENDER.to_string()
+    } else {
+        caller_role.to_string()
+    }
+}
+
+/// `POST /transfers/upload-token`: an access token for this session's user, with the
+/// narrowest role that can upload ([`upload_role`]), in the session's family, for
+/// [`UPLOAD_TOKEN_SECONDS`].
 pub async fn token(
     State(state): State<AppState>,
     caller: Caller,
@@ -92,10 +106,11 @@ pub async fn token(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let role = upload_role(&state, &caller.role);
     let (token, row) = state
         .issue_token(
             &user,
-            &caller.role,
+            &role,
             "access",
             jti,
             "dashboard-upload",
@@ -110,7 +125,7 @@ pub async fn token(
                 .ip(&ip)
                 .details(json!({
                     "token_id": row.jti,
-                    "role": caller.role,
+                    "role": role,
                     "ttl_seconds": UPLOAD_TOKEN_SECONDS,
                     "via": "dashboard-upload",
                 })),

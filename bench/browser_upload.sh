@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Browser upload throughput (issue 16 item 3, decision 0031): a file sent from the dashboard's
+# "Send a file" page in headless Chromium — read, encrypted with WebCrypto (AES-256-GCM) and
+# hashed in the page, uploaded chunk by chunk through the API — next to `mftctl send` of the
+# same file to the same recipient on the same local `mftplus dev` cloud (release build): the
+# same stream format, the same routes, native code.
+#
+# Rounds alternate which goes first. The browser's time runs from the click on "Encrypt and
+# send" to the page saying it sent the file (the transfer is complete on the server); mftctl's is
+# the whole command. Each round's transfer is received once with `mftctl receive` and compared
+# with the original (cmp), outside the timing. Chromium is driven over WebDriver by a few lines
+# of Python (chromedriver's JSON protocol, no library).
+#
+# The load average is printed before and after: run it when the machine is otherwise quiet.
+#
+# Usage: bench/browser_upload.sh              (256 MiB, 3 rounds; medians and the ratio reported)
+#        SIZE_MIB=1024 ROUNDS=5 bench/browser_upload.sh
+#        BENCH_DIR=/some/disk SKIP_BUILD=1 bench/browser_upload.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB="${SIZE_MIB:-256}"
+ROUNDS="${ROUNDS:-3}"
+PASSWORD="a-bench-password-that-is-long-enough"
+
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v python3 >/dev/null || need+=(python3)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "building release binaries"
+  cargo build --release -q -p mftplus -p mftctl
+fi
+MFTPLUS="$PWD/target/release/mftplus"
+MFTCTL="$PWD/target/release/mftctl"
+
+work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-upload-bench.XXXXXX")"
+cloud_pid=""
+driver_pid=""
+cleanup() {
+  [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null && wait "$driver_pid" 2>/dev/null
+  [ -n "$cloud_pid" ] && kill "$cloud_pid" 2>/dev/null && wait "$cloud_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap 'cleanup || true' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- the cloud, the sender (a dashboard user) and the recipient (a key pair) --------------------
+mkdir -p "$work/cloud" && chmod 700 "$work/cloud"
+cat > "$work/cloud/server.yaml" <<YAML
+mode: development
+rate_limit:
+  per_credential_per_minute: 100000000
+  per_address_per_minute: 100000000
+YAML
+api_port="$(free_port)"
+RUST_LOG=warn "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/cloud" --listen "127.0.0.1:$api_port" \
+  --metrics-listen 127.0.0.1:0 >"$work/cloud.out" 2>"$work/cloud.err" &
+cloud_pid=$!
+for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud.out" 2>/dev/null && break; sleep 0.1; done
+admin_key="$(awk '/API key:/ {print $3}' "$work/cloud.out")"
+[ -n "$admin_key" ] || { echo "the cloud did not start:"; cat "$work/cloud.err"; exit 1; }
+server="http://127.0.0.1:$api_port"
+as() { local home="$1"; shift; HOME="$home" MFTPLUS_SERVER="$server" "$@"; }
+mkdir -p "$work/admin" "$work/alice" "$work/bob"
+for who in alice bob; do
+  printf '%s' "$PASSWORD" | as "$work/admin" env MFTPLUS_API_KEY="$admin_key" "$MFTCTL" users create \
+    --email "$who@bench.test" --role user --password-stdin >/dev/null
+  printf '%s' "$PASSWORD" | as "$work/$who" "$MFTCTL" login --email "$who@bench.test" --password-stdin \
+    >/dev/null 2>&1
+done
+
+src="$work/source.bin"
+echo "writing ${SIZE_MIB} MiB of random data"
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$src"
+
+# --- chromedriver and the page -----------------------------------------------------------------
+driver_port="$(free_port)"
+chromedriver --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
+driver_pid=$!
+cat > "$work/browser.py" <<'PY'
+import json, sys, time, urllib.request
+
+driver, server, source, password, profile = sys.argv[1:6]
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(driver + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=1200) as answer:
+        return json.load(answer)["value"]
+
+for _ in range(100):
+    try:
+        if call("GET", "/status")["ready"]:
+            break
+    except Exception:
+        pass
+    time.sleep(0.1)
+session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--user-data-dir=" + profile]}}}})["sessionId"]
+base = "/session/" + session
+def script(text):
+    return call("POST", base + "/execute/sync", {"script": text, "args": []})
+def element(css):
+    found = call("POST", base + "/element", {"using": "css selector", "value": css})
+    return next(iter(found.values()))
+def type_into(css, text):
+    call("POST", base + "/element/" + element(css) + "/value", {"text": text})
+try:
+    call("POST", base + "/url", {"url": server + "/login?next=/transfers/new"})
+    type_into("#email", "alice@bench.test")
+    type_into("#password", password)
+    call("POST", base + "/element/" + element("#sign-in") + "/click", {})
+    while script("return document.getElementById('upload') ? 1 : 0") != 1:
+        time.sleep(0.05)
+    type_into("#file", source)
+    type_into("#recipients", "bob@bench.test")
+    started = time.time()
+    call("POST", base + "/element/" + element("#send") + "/click", {})
+    while True:
+        state = script("return document.body.dataset.upload || ''")
+        assert state != "failed", script("return document.getElementById('upload-error').textContent")
+        if state == "sent":
+            break
+        time.sleep(0.02)
+    finished = time.time()
+    sent = script("return document.getElementById('sent-transfer').getAttribute('href')")
+    print(f"{started:.6f} {finished:.6f} {sent.rsplit('/', 1)[1]}")
+finally:
+    call("DELETE", base)
+PY
+
+check() {
+  local id="$1" dir
+  dir="$(mktemp -d "$work/received.XXXX")"
+  as "$work/bob" "$MFTCTL" receive "$id" --dir "$dir" >/dev/null 2>&1
+  cmp -s "$src" "$dir/source.bin" || { echo "transfer $id differs from the original"; exit 1; }
+  rm -rf "$dir"
+}
+
+browser_round() {
+  rm -rf "$work/profile"
+  read -r t0 t1 id < <(python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$server" "$src" \
+    "$PASSWORD" "$work/profile")
+  check "$id"
+  echo "browser $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
+}
+
+mftctl_round() {
+  t0=$(now)
+  id="$(as "$work/alice" "$MFTCTL" send "$src" bob@bench.test 2>/dev/null | head -1)"
+  t1=$(now)
+  check "$id"
+  echo "mftctl $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
+}
+
+: > "$work/results.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  if [ $((round % 2)) = 1 ]; then browser_round; mftctl_round; else mftctl_round; browser_round; fi
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$work/results.txt" "$SIZE_MIB" "$ROUNDS" <<'PY'
+import statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    name, rate = line.split()
+    rates.setdefault(name, []).append(float(rate))
+browser, native = statistics.median(rates["browser"]), statistics.median(rates["mftctl"])
+print(f"\n{sys.argv[2]} MiB, {sys.argv[3]} rounds, medians (every round: {rates})")
+print(f"| upload | MiB/s |")
+print(f"|---|---|")
+print(f"| Chromium through the Send a file page (read + encrypt + hash + upload) | {browser:.1f} |")
+print(f"| mftctl send of the same file | {native:.1f} |")
+print(f"| ratio browser / mftctl | {browser / native:.2f}x |")
+PY
