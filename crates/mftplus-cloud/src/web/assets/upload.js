@@ -30,6 +30,7 @@
   const DB_NAME = "mftplus-uploads";
   const STORE = "uploads";
   const RETRIES = 5;
+  const IN_FLIGHT = 3;
 
   // ---- bytes ----
 
@@ -364,27 +365,47 @@
     return { sealed, last, sha: hex(await sha256(sealed)) };
   }
 
+  // Seals chunk `index` and uploads it unless the server holds it. A chunk the server holds
+  // but this page did not record is sealed again (the same key and nonce give the same
+  // bytes) for its SHA-256, which is never taken from the server's word.
+  async function sendChunk(job, file, index, held) {
+    const chunk = await sealChunk(job, file, index);
+    if (!held.has(index)) {
+      await api("PUT", `/api/v1/transfers/${job.id}/chunks/${index}`, chunk.sealed, {
+        "Content-Type": "application/octet-stream",
+        "X-Chunk-SHA256": chunk.sha,
+        "X-Chunk-Last": chunk.last ? "true" : "false",
+      });
+    }
+    job.hashes[index] = chunk.sha;
+  }
+
   async function run(job, file) {
     document.body.dataset.upload = "uploading";
     form.hidden = true;
     const onServer = await api("GET", `/api/v1/transfers/${job.id}/chunks`);
     const held = new Set(onServer.map((c) => c.index));
-    for (let index = 0; index < job.chunkCount; index++) {
-      progress(index, job.chunkCount);
-      say(`Uploading ${job.name}: chunk ${index + 1} of ${job.chunkCount}`);
-      // A chunk the server holds is not sent again; its SHA-256 comes from sealing it here
-      // again (the same key and nonce give the same bytes), not from the server's word.
-      if (held.has(index) && job.hashes[index]) continue;
-      const chunk = await sealChunk(job, file, index);
-      if (!held.has(index)) {
-        await api("PUT", `/api/v1/transfers/${job.id}/chunks/${index}`, chunk.sealed, {
-          "Content-Type": "application/octet-stream",
-          "X-Chunk-SHA256": chunk.sha,
-          "X-Chunk-Last": chunk.last ? "true" : "false",
+    // A few chunks at once: one is read and sealed while others are on the wire.
+    const running = new Set();
+    let next = 0;
+    let done = 0;
+    while (next < job.chunkCount || running.size > 0) {
+      while (running.size < IN_FLIGHT && next < job.chunkCount) {
+        const index = next++;
+        if (held.has(index) && job.hashes[index]) {
+          done++;
+          continue;
+        }
+        const sending = sendChunk(job, file, index, held).then(async () => {
+          running.delete(sending);
+          done++;
+          progress(done, job.chunkCount);
+          say(`Uploading ${job.name}: ${done} of ${job.chunkCount} chunks`);
+          await keep(job);
         });
+        running.add(sending);
       }
-      job.hashes[index] = chunk.sha;
-      await keep(job);
+      if (running.size > 0) await Promise.race(running);
     }
     progress(job.chunkCount, job.chunkCount);
     say("Sealing the manifest…");
