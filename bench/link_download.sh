@@ -22,54 +22,17 @@ cd "$(dirname "$0")/.."
 SIZE_MIB="${SIZE_MIB:-1024}"
 ROUNDS="${ROUNDS:-3}"
 
-need=()
-command -v chromium >/dev/null || need+=(chromium)
-command -v chromedriver >/dev/null || need+=(chromium-driver)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  echo "building release binaries"
-  cargo build --release -q -p mftplus -p mftctl
-fi
-MFTPLUS="$PWD/target/release/mftplus"
-MFTCTL="$PWD/target/release/mftctl"
-
-work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-link-bench.XXXXXX")"
-cloud_pid=""
-driver_pid=""
-cleanup() {
-  [ -n "$driver_pid" ] && kill "$driver_pid" 2>/dev/null && wait "$driver_pid" 2>/dev/null
-  [ -n "$cloud_pid" ] && kill "$cloud_pid" 2>/dev/null && wait "$cloud_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap 'cleanup || true' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
+# shellcheck source=bench/lib/dev_cloud.sh
+. bench/lib/dev_cloud.sh
+bench_need chromium:chromium chromedriver:chromium-driver curl:curl python3:python3
+bench_build
+bench_workdir link-bench
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- the cloud and the sender -------------------------------------------------------------------
-mkdir -p "$work/cloud" && chmod 700 "$work/cloud"
-cat > "$work/cloud/server.yaml" <<YAML
-mode: development
-rate_limit:
-  per_credential_per_minute: 100000000
-  per_address_per_minute: 100000000
+bench_start_cloud <<YAML
   per_address_link_lookups_per_minute: 100000
 YAML
-api_port="$(free_port)"
-RUST_LOG=warn "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/cloud" --listen "127.0.0.1:$api_port" \
-  --metrics-listen 127.0.0.1:0 >"$work/cloud.out" 2>"$work/cloud.err" &
-cloud_pid=$!
-for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud.out" 2>/dev/null && break; sleep 0.1; done
-admin_key="$(awk '/API key:/ {print $3}' "$work/cloud.out")"
-[ -n "$admin_key" ] || { echo "the cloud did not start:"; cat "$work/cloud.err"; exit 1; }
-server="http://127.0.0.1:$api_port"
 mkdir -p "$work/home"
 
 src="$work/source.bin"
@@ -83,9 +46,7 @@ chunks="$(curl -sf "$server/api/v1/shared/$token" | python3 -c 'import json,sys;
 echo "link ready: $chunks chunks"
 
 # --- chromedriver and the browser --------------------------------------------------------------
-driver_port="$(free_port)"
-chromedriver --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
-driver_pid=$!
+bench_start_chromedriver
 mkdir -p "$work/browser" "$work/curl"
 cat > "$work/browser.py" <<'PY'
 import json, os, sys, time, urllib.request

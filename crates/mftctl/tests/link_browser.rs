@@ -14,7 +14,7 @@
 mod browser;
 mod cli_support;
 
-use browser::{Browser, BrowserError, WAIT};
+use browser::{Browser, OrFail, WAIT};
 use cli_support::*;
 use mftplus_blob::{BlobKey, FsBlobStore, TransferId};
 use mftplus_cloud::testing::TestCloud;
@@ -53,16 +53,6 @@ impl Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-trait OrFail<T> {
-    fn or_fail(self, doing: &str) -> T;
-}
-
-impl<T> OrFail<T> for Result<T, BrowserError> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|err| panic!("{doing}: {err}"))
     }
 }
 

@@ -12,7 +12,7 @@
 mod browser;
 mod cli_support;
 
-use browser::{Browser, BrowserError, WAIT};
+use browser::{Browser, OrFail, WAIT};
 use cli_support::*;
 use mftplus_client::{Client, Credential};
 use mftplus_cloud::testing::TestCloud;
@@ -20,16 +20,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const UPLOAD_WITHIN: Duration = Duration::from_secs(300);
-
-trait OrFail<T> {
-    fn or_fail(self, doing: &str) -> T;
-}
-
-impl<T> OrFail<T> for Result<T, BrowserError> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|err| panic!("{doing}: {err}"))
-    }
-}
 
 struct World {
     cloud: TestCloud,

@@ -36,17 +36,9 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
-    pub fn render(&self, uptime_secs: u64) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP mftplus_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE mftplus_http_requests_total counter\n");
-        for ((route, status), count) in mftplus_base::sync::lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
-        let counters = [
+    /// The unlabelled counters: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 10] {
+        [
             (
                 "mftplus_auth_failures_total",
                 "Requests with a credential that was refused.",
@@ -97,25 +89,56 @@ impl Metrics {
                 "Fleet checker passes this replica ran under the fleet-checker lease.",
                 &self.checker_passes,
             ),
-        ];
-        for (name, help, value) in counters {
+        ]
+    }
+
+    pub fn render(&self, uptime_secs: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP mftplus_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE mftplus_http_requests_total counter\n");
+        for ((route, status), count) in mftplus_base::sync::lock(&self.requests).iter() {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
+                "mftplus_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP mftplus_chunk_commit_pending Chunk rows waiting for their commit.\n# TYPE mftplus_chunk_commit_pending gauge\nmftplus_chunk_commit_pending {}",
-            self.chunk_commits.pending.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP mftplus_fleet_checker_lease_held 1 while this replica holds the fleet-checker lease.\n# TYPE mftplus_fleet_checker_lease_held gauge\nmftplus_fleet_checker_lease_held {}",
-            self.checker_lease_held.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# HELP mftplus_uptime_seconds Seconds since start.\n# TYPE mftplus_uptime_seconds gauge\nmftplus_uptime_seconds {uptime_secs}");
+        for (name, help, value) in self.counters() {
+            write_metric(
+                &mut out,
+                "counter",
+                name,
+                help,
+                value.load(Ordering::Relaxed),
+            );
+        }
+        let gauges = [
+            (
+                "mftplus_chunk_commit_pending",
+                "Chunk rows waiting for their commit.",
+                self.chunk_commits.pending.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "mftplus_fleet_checker_lease_held",
+                "1 while this replica holds the fleet-checker lease.",
+                self.checker_lease_held.load(Ordering::Relaxed),
+            ),
+            (
+                "mftplus_uptime_seconds",
+                "Seconds since start.",
+                uptime_secs,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            write_metric(&mut out, "gauge", name, help, value);
+        }
         out
     }
+}
+
+/// One unlabelled sample with its HELP and TYPE lines (Prometheus text format).
+fn write_metric(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

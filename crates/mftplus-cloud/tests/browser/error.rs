@@ -50,3 +50,14 @@ impl BrowserError {
         matches!(self, BrowserError::Timeout { .. })
     }
 }
+
+/// A browser step's result, or a panic saying which step failed and how.
+pub trait OrFail<T> {
+    fn or_fail(self, doing: &str) -> T;
+}
+
+impl<T> OrFail<T> for Result<T, BrowserError> {
+    fn or_fail(self, doing: &str) -> T {
+        self.unwrap_or_else(|err| panic!("{doing}: {err}"))
+    }
+}

@@ -30,6 +30,9 @@ mod screenshot;
 pub use cookies::Cookie;
 pub use element::Element;
 pub use error::BrowserError;
+// For the other crates' browser tests, which include this module by path.
+#[allow(unused_imports)]
+pub use error::OrFail;
 pub use screenshot::screenshot_dir;
 
 use driver::Driver;

@@ -1,22 +1,12 @@
 //! What the browser tests share: failing with the step's name, signing in through the form
 //! (and checking the session cookie's attributes), and refreshing the screenshots the docs show.
 
-use super::browser::{self, screenshot_dir, Browser, BrowserError, WAIT};
+pub use super::browser::OrFail;
+use super::browser::{self, screenshot_dir, Browser, WAIT};
 use std::path::Path;
 
 /// The session cookie's name on plain HTTP.
 pub const SESSION_COOKIE: &str = "mftplus_session";
-
-/// A browser step's result, or a panic saying which step failed and how.
-pub trait OrFail<T> {
-    fn or_fail(self, doing: &str) -> T;
-}
-
-impl<T> OrFail<T> for Result<T, BrowserError> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|err| panic!("{doing}: {err}"))
-    }
-}
 
 /// From any page of the dashboard: to `/hubs`, sent to the sign-in page, signed in as
 /// `email` by typing and clicking, and back on Hubs. `screenshot` names a picture of the
