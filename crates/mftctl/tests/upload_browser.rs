@@ -68,16 +68,9 @@ async fn sign_in(w: &World) {
         .or_fail("signed in, alice is on the upload page");
 }
 
+/// `len` bytes of cli_support's noise written to `path`; returns their SHA-256.
 fn make_file(path: &Path, len: usize, seed: u64) -> String {
-    let mut state = seed | 1;
-    let mut data = Vec::with_capacity(len + 8);
-    while data.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        data.extend_from_slice(&state.to_le_bytes());
-    }
-    data.truncate(len);
+    let data = noise(len, seed);
     std::fs::write(path, &data).unwrap();
     mftplus_crypto::sha256_hex(&data)
 }
