@@ -335,6 +335,24 @@ impl StateDb {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `write` with a commit that is not synced to disk: it survives the agent's crash but
+    /// not the machine's, until the next synced commit, whose sync covers it (the WAL is
+    /// appended in order). For states that recovery rebuilds when they are lost, so a busy
+    /// inbox or outbox pays one sync per file, not one per state.
+    pub(crate) fn write_unsynced<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
+        let conn = self.conn();
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(self.sql())?;
+        let written = write(&conn);
+        // Every other write relies on FULL: restored before the lock is let go.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(self.sql())?;
+        written.map_err(self.sql())
+    }
+
     pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         move |source| StateError::Sqlite {
             path: self.path.clone(),

@@ -6,9 +6,15 @@
 //! Outbox, per file (folder, name, size, modification time): `sending` (with the transfer id
 //! once the server made it), `sent` (the server has the whole file), `done` (moved to `sent/`),
 //! `failed` (moved to `failed/` with its reason).
+//!
+//! Synced to disk before the step that depends on them: `placing` (before the link) and
+//! `sending` with its transfer id (before the transfer is completed), and `failed`. The others
+//! are written unsynced ([`StateDb::write_unsynced`]): when a power cut loses them, recovery
+//! finds the state before and redoes the step (the linked file is there; the server says the
+//! transfer is complete), and the next synced write makes them durable anyway.
 
 use crate::state::{StateDb, StateError};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxState {
@@ -117,15 +123,19 @@ impl StateDb {
         path: &str,
         now_ms: i64,
     ) -> Result<(), StateError> {
-        self.conn()
-            .execute(
+        let write = |conn: &Connection| {
+            conn.execute(
                 "INSERT INTO inbox_items (transfer_id, state, path, updated_at_ms) \
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (transfer_id) DO UPDATE SET \
                  state = excluded.state, path = excluded.path, updated_at_ms = excluded.updated_at_ms",
                 params![transfer_id, state.as_str(), path, now_ms],
             )
             .map(drop)
-            .map_err(self.sql())
+        };
+        match state {
+            InboxState::Placing => write(&self.conn()).map_err(self.sql()),
+            InboxState::Placed | InboxState::Acknowledged => self.write_unsynced(write),
+        }
     }
 
     /// The item of this exact file (same folder, name, size and modification time), if known.
@@ -174,8 +184,9 @@ impl StateDb {
         mtime_ns: i64,
         now_ms: i64,
     ) -> Result<OutboxItem, StateError> {
-        self.conn()
-            .execute(
+        // Unsynced: the `sending` write that must come before the transfer completes syncs it.
+        self.write_unsynced(|conn| {
+            conn.execute(
                 // A file handled before and dropped again with the same stamp is a new send.
                 "INSERT INTO outbox_items (watch, name, size, mtime_ns, state, started_at_ms) \
                  VALUES (?1, ?2, ?3, ?4, 'sending', ?5) \
@@ -184,7 +195,7 @@ impl StateDb {
                  finished_at_ms = NULL WHERE state IN ('done', 'failed')",
                 params![watch, name, size as i64, mtime_ns, now_ms],
             )
-            .map_err(self.sql())?;
+        })?;
         self.outbox_item(watch, name, size, mtime_ns)?
             .ok_or_else(|| StateError::Corrupt("an outbox item vanished".into()))
     }
@@ -197,14 +208,18 @@ impl StateDb {
         detail: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StateError> {
-        self.conn()
-            .execute(
+        let write = |conn: &Connection| {
+            conn.execute(
                 "UPDATE outbox_items SET state = ?2, transfer_id = ?3, detail = ?4, \
                  finished_at_ms = ?5 WHERE seq = ?1",
                 params![seq, state.as_str(), transfer_id, detail, now_ms],
             )
             .map(drop)
-            .map_err(self.sql())
+        };
+        match state {
+            OutboxState::Sending | OutboxState::Failed => write(&self.conn()).map_err(self.sql()),
+            OutboxState::Sent | OutboxState::Done => self.write_unsynced(write),
+        }
     }
 
     /// The latest outbox items, newest first (for `mftplus agent status`).

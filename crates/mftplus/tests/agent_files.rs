@@ -254,3 +254,95 @@ async fn through_an_edge_hub_files_still_arrive() {
     .await;
     assert_eq!(digests(&inbox), expected);
 }
+
+/// Files of the same name from two outbox folders, received in the same passes (several at
+/// once): each lands under its own name (`x.dat`, `x (2).dat`), none over another, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_one_name_received_at_once_each_get_their_own_name() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let (left, right) = (dir.path().join("left"), dir.path().join("right"));
+    let receiver = files_box(
+        &dir.path().join("b"),
+        &cloud.url,
+        &format!(
+            "files:\n  inbox: {}\n  check_interval: 1s\n",
+            inbox.display()
+        ),
+    );
+    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
+    let operator = operator(&cloud);
+    let receiving = receiver.start();
+    eventually(
+        Duration::from_secs(30),
+        "the receiver's transfer key",
+        &[&receiving],
+        || async { operator.host_transfer_key(&receiver_id).await.ok() },
+    )
+    .await;
+    // The receiver is stopped while the files go out, so its next pass finds all of them.
+    drop(receiving);
+    let rule = |folder: &Path| {
+        format!(
+            "    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
+            folder.display()
+        )
+    };
+    let sender = files_box(
+        &dir.path().join("a"),
+        &cloud.url,
+        &format!(
+            "files:\n  check_interval: 1s\n  outbox:\n{}{}",
+            rule(&left),
+            rule(&right)
+        ),
+    );
+    enrolled_host_id(&sender.enroll("kovacs", &[]));
+    let mut bodies = Vec::new();
+    for (side, folder) in [&left, &right].into_iter().enumerate() {
+        std::fs::create_dir_all(folder).unwrap();
+        for i in 0..6 {
+            let body = content(side * 100 + i, 500 + i * 311);
+            bodies.push(format!("{:x}", Sha256::digest(&body)));
+            std::fs::write(folder.join(format!("same-{i}.dat")), &body).unwrap();
+        }
+    }
+    let sending = sender.start();
+    eventually(
+        Duration::from_secs(60),
+        "all twelve files in sent/",
+        &[&sending],
+        || async {
+            let sent = |f: &Path| digests(&f.join("sent")).len();
+            (left.join("sent").is_dir() && right.join("sent").is_dir())
+                .then(|| sent(&left) + sent(&right))
+                .filter(|n| *n == 12)
+        },
+    )
+    .await;
+    let receiving = receiver.start();
+    eventually(
+        Duration::from_secs(60),
+        "twelve files in the inbox",
+        &[&receiving],
+        || async { (digests(&inbox).len() >= 12).then_some(()) },
+    )
+    .await;
+    let received = digests(&inbox);
+    for i in 0..6 {
+        assert!(
+            received.contains_key(&format!("same-{i}.dat")),
+            "{received:?}"
+        );
+        assert!(
+            received.contains_key(&format!("same-{i} (2).dat")),
+            "{received:?}"
+        );
+    }
+    let mut got: Vec<_> = received.into_values().collect();
+    got.sort();
+    bodies.sort();
+    assert_eq!(got, bodies, "every file once, none overwritten");
+}

@@ -6,12 +6,19 @@
 
 use super::{FileMover, Pass};
 use crate::state_files::InboxState;
+use futures_util::StreamExt;
 use mftplus_crypto::stream::Identity;
 use mftplus_types::transfers::Transfer;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Transfers taken per pass; more wait for the next one.
 const INBOX_PAGE: u32 = 200;
+
+/// Transfers received at once: a small file is a few round trips and an fsync, so one at a time
+/// leaves the link and the disk idle; the order they land in does not matter (each is placed
+/// under its own name, and a name is chosen under `placing`).
+const RECEIVES_IN_FLIGHT: usize = 8;
 
 pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     remove_stale_parts(inbox);
@@ -25,6 +32,7 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
             return;
         }
     };
+    let full_page = transfers.len() >= INBOX_PAGE as usize;
     let host_id = mover.host_id.clone();
     let mut waiting: Vec<Transfer> = transfers
         .into_iter()
@@ -35,13 +43,31 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
         })
         .collect();
     waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-    for transfer in waiting {
-        match receive(mover, inbox, &transfer).await {
-            Ok(Some(path)) => pass.received.push(path),
-            Ok(None) => {}
-            Err(why) => tracing::warn!(transfer = %transfer.id, "inbox: {why}"),
+    let mover = &*mover;
+    let placing = Mutex::new(());
+    let mut outcomes = futures_util::stream::iter(waiting)
+        .map(|transfer| {
+            let placing = &placing;
+            async move {
+                let result = receive(mover, inbox, placing, &transfer).await;
+                (transfer.id, result)
+            }
+        })
+        .buffer_unordered(RECEIVES_IN_FLIGHT);
+    let mut progressed = false;
+    while let Some((id, result)) = outcomes.next().await {
+        match result {
+            Ok(Some(path)) => {
+                progressed = true;
+                pass.received.push(path);
+            }
+            Ok(None) => progressed = true,
+            Err(why) => tracing::warn!(transfer = %id, "inbox: {why}"),
         }
     }
+    // Only a pass that moved something may skip the wait: a page of transfers that all fail
+    // would otherwise be asked for again in a tight loop.
+    pass.more_waiting = full_page && progressed;
 }
 
 /// Receives one transfer; `Ok(None)` when it was placed before and only the acknowledgement
@@ -49,6 +75,7 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
 async fn receive(
     mover: &FileMover,
     inbox: &Path,
+    placing: &Mutex<()>,
     transfer: &Transfer,
 ) -> Result<Option<PathBuf>, String> {
     let id = transfer.id.as_str();
@@ -63,7 +90,7 @@ async fn receive(
     let fresh = placed.is_none();
     let path = match placed {
         Some(path) => path,
-        None => download(mover, inbox, transfer).await?,
+        None => download(mover, inbox, placing, transfer).await?,
     };
     mover
         .db
@@ -89,7 +116,12 @@ async fn receive(
     Ok(fresh.then_some(path))
 }
 
-async fn download(mover: &FileMover, inbox: &Path, transfer: &Transfer) -> Result<PathBuf, String> {
+async fn download(
+    mover: &FileMover,
+    inbox: &Path,
+    placing: &Mutex<()>,
+    transfer: &Transfer,
+) -> Result<PathBuf, String> {
     let id = transfer.id.as_str();
     let count = transfer
         .chunk_count
@@ -109,6 +141,11 @@ async fn download(mover: &FileMover, inbox: &Path, transfer: &Transfer) -> Resul
         .safe_file_name()
         .map(str::to_string)
         .unwrap_or_else(|| format!("transfer-{id}"));
+    // Two transfers of the same name received at once must not both pick `name`: the free
+    // name is chosen and taken (linked into place) as one step.
+    let _placing = placing
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let target = free_name(inbox, &name);
     mover
         .db

@@ -34,6 +34,9 @@ pub struct Pass {
     pub sent: Vec<(PathBuf, String)>,
     /// Outbox files moved to `failed/`, with the reason.
     pub failed: Vec<(PathBuf, String)>,
+    /// The inbox took a full page of transfers: more are waiting, so the next pass comes at
+    /// once rather than after the check interval.
+    pub more_waiting: bool,
 }
 
 /// The inbox and outbox of one box.
@@ -116,9 +119,12 @@ impl FileMover {
             "file inbox and outbox"
         );
         loop {
-            tokio::select! {
+            let more_waiting = tokio::select! {
                 _ = stop.changed() => return,
-                _ = self.pass() => {}
+                pass = self.pass() => pass.more_waiting,
+            };
+            if more_waiting {
+                continue;
             }
             tokio::select! {
                 _ = stop.changed() => return,

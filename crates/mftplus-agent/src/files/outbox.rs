@@ -11,6 +11,7 @@
 
 use super::{FileMover, OutboxRule, Pass};
 use crate::state_files::{OutboxItem, OutboxState};
+use futures_util::StreamExt;
 use mftplus_crypto::stream::{ManifestInfo, StreamOptions, X25519PublicKey};
 use mftplus_transfer::send::Outgoing;
 use mftplus_transfer::TransferError;
@@ -19,6 +20,11 @@ use std::path::{Path, PathBuf};
 
 /// A file named `<name>` + this, beside it, says `<name>` is complete.
 pub const SETTLED_MARKER: &str = ".done";
+
+/// Files of one rule sent at once. One small file is a handful of round trips, each waiting on
+/// the cloud's commit; several in flight keep both ends busy (1,000 small files took 22 s one at
+/// a time). Large files gain little: one file's chunks already keep the link full.
+const SENDS_IN_FLIGHT: usize = 8;
 
 pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pass) {
     let watch = rule.watch.display().to_string();
@@ -33,6 +39,7 @@ pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pa
             return;
         }
     }
+    let mut ready = Vec::new();
     for (path, size, mtime_ns) in settled(mover, rule) {
         let Some(name) = path
             .file_name()
@@ -55,9 +62,31 @@ pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pa
             Err(err) => Err(err),
         };
         match item {
-            Ok(item) => send(mover, rule, item, pass).await,
+            Ok(item) => ready.push(item),
             Err(err) => tracing::warn!(%watch, %name, "cannot record the outbox item: {err}"),
         }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    // The recipients' keys once per pass, not once per file: they change only by a key
+    // rotation, and a file sent with the key of a moment ago is still readable by its owner.
+    let keys = recipient_keys(mover, &rule.to).await;
+    let mover = &*mover;
+    let mut outcomes = futures_util::stream::iter(ready)
+        .map(|item| {
+            let keys = &keys;
+            async move {
+                let result = match keys {
+                    Ok(keys) => send_file(mover, rule, &item, keys.clone()).await,
+                    Err(err) => Err(err.clone()),
+                };
+                (item, result)
+            }
+        })
+        .buffer_unordered(SENDS_IN_FLIGHT);
+    while let Some((item, result)) = outcomes.next().await {
+        record(mover, rule, item, result, pass);
     }
 }
 
@@ -135,9 +164,15 @@ async fn recover(mover: &FileMover, rule: &OutboxRule, item: OutboxItem, pass: &
     }
 }
 
-async fn send(mover: &FileMover, rule: &OutboxRule, item: OutboxItem, pass: &mut Pass) {
+/// Where a send left its file: `sent/`, `failed/`, or in place for the next pass.
+fn record(
+    mover: &FileMover,
+    rule: &OutboxRule,
+    item: OutboxItem,
+    result: Result<String, TransferError>,
+    pass: &mut Pass,
+) {
     let path = rule.watch.join(&item.name);
-    let result = send_file(mover, rule, &item, &path).await;
     let now = mover.clock.now_ms();
     match result {
         Ok(transfer_id) => {
@@ -197,8 +232,9 @@ async fn send_file(
     mover: &FileMover,
     rule: &OutboxRule,
     item: &OutboxItem,
-    path: &Path,
+    keys: Vec<X25519PublicKey>,
 ) -> Result<String, TransferError> {
+    let path = &rule.watch.join(&item.name);
     let file = std::fs::File::open(path)
         .map_err(|e| TransferError::new("file_vanished", format!("{}: {e}", path.display())))?;
     let meta = file
@@ -211,7 +247,6 @@ async fn send_file(
             "the file changed since it settled; it is sent once it holds still",
         ));
     }
-    let keys = recipient_keys(mover, &rule.to).await?;
     let outgoing = Outgoing {
         recipients: rule.to.clone(),
         keys,
