@@ -67,7 +67,7 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     }
     // Only a pass that moved something may skip the wait: a page of transfers that all fail
     // would otherwise be asked for again in a tight loop.
-    pass.more_waiting = full_page && progressed;
+    pass.more_waiting |= full_page && progressed;
 }
 
 /// Receives one transfer; `Ok(None)` when it was placed before and only the acknowledgement

@@ -34,8 +34,9 @@ pub struct Pass {
     pub sent: Vec<(PathBuf, String)>,
     /// Outbox files moved to `failed/`, with the reason.
     pub failed: Vec<(PathBuf, String)>,
-    /// The inbox took a full page of transfers: more are waiting, so the next pass comes at
-    /// once rather than after the check interval.
+    /// More work is likely waiting (the inbox took a full page of transfers, or the outbox sent
+    /// files while more may have arrived): the next pass comes at once, not after the check
+    /// interval.
     pub more_waiting: bool,
 }
 

@@ -85,9 +85,14 @@ pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pa
             }
         })
         .buffer_unordered(SENDS_IN_FLIGHT);
+    let mut progressed = false;
     while let Some((item, result)) = outcomes.next().await {
+        progressed |= result.is_ok() || result.as_ref().is_err_and(permanent);
         record(mover, rule, item, result, pass);
     }
+    // Files keep coming while a pass sends: look again at once rather than after the check
+    // interval. A pass that moved nothing (the server away) waits, so it never spins.
+    pass.more_waiting |= progressed;
 }
 
 /// Complete files of the folder, with their size and modification time.

@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 
 use ring::digest;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::cipher::{
     chunk_nonce, fill_random, new_chunk_cipher, ChunkCipher, StreamKeys, KEY_LEN, TAG_LEN,
@@ -130,7 +130,7 @@ pub struct Encryptor {
     compressor: Option<zstd::bulk::Compressor<'static>>,
     chunk_size: usize,
     /// Pending plaintext: always `chunk_size` long, of which `filled` bytes are data.
-    buf: Zeroizing<Vec<u8>>,
+    buf: Plaintext,
     filled: usize,
     /// A buffer handed back by [`Encryptor::recycle`], reused for the next chunk.
     spare: Option<Vec<u8>>,
@@ -221,7 +221,7 @@ impl Encryptor {
             manifest_cipher: new_chunk_cipher(header.cipher(), &keys.manifest),
             compressor,
             chunk_size,
-            buf: Zeroizing::new(plaintext_buffer(chunk_size)),
+            buf: Plaintext::fresh(chunk_size),
             filled: 0,
             spare: None,
             next_index: 0,
@@ -311,6 +311,7 @@ impl Encryptor {
 
     /// Counts the `n` bytes just placed after `filled`.
     fn absorb(&mut self, n: usize) {
+        self.buf.wrote(self.filled + n);
         self.digest
             .plaintext(&self.buf[self.filled..self.filled + n]);
         self.filled += n;
@@ -330,15 +331,13 @@ impl Encryptor {
             }
             // Hand the buffer itself to the cipher instead of copying 10 MiB per chunk.
             None => {
-                let next = match self.spare.take() {
-                    Some(mut v) => {
-                        v.clear();
-                        v.resize(self.chunk_size, 0);
-                        v
-                    }
-                    None => plaintext_buffer(self.chunk_size),
+                let next = match (last, self.spare.take()) {
+                    // Nothing follows the last chunk: no buffer for a next one.
+                    (true, _) => Plaintext::empty(),
+                    (false, Some(spare)) => Plaintext::reuse(spare, self.chunk_size),
+                    (false, None) => Plaintext::fresh(self.chunk_size),
                 };
-                let mut out = std::mem::replace(&mut *self.buf, next);
+                let mut out = self.buf.replace(next);
                 out.truncate(self.filled);
                 out
             }
@@ -377,12 +376,72 @@ fn compressor(
     }
 }
 
-/// `chunk_size` zero bytes with room for the tag, so sealing in place never reallocates.
-/// `vec![0; n]` gets lazily zeroed pages from the allocator instead of writing them.
-fn plaintext_buffer(chunk_size: usize) -> Vec<u8> {
-    let mut v = vec![0u8; chunk_size + TAG_LEN];
-    v.truncate(chunk_size);
-    v
+/// The pending plaintext of an [`Encryptor`], wiped on drop as far as it was ever written.
+/// The rest of a fresh buffer is pages the allocator has not touched yet; wiping them too (as
+/// `Zeroizing<Vec<u8>>` does, to the capacity) faulted in a whole chunk, 10 MiB, for every
+/// file however small: most of an outbox's time per small file.
+struct Plaintext {
+    bytes: Vec<u8>,
+    /// Bytes from here on are zeroes, never plaintext.
+    written: usize,
+}
+
+impl Plaintext {
+    /// `chunk_size` zero bytes with room for the tag, so sealing in place never reallocates.
+    /// `vec![0; n]` gets lazily zeroed pages from the allocator instead of writing them.
+    fn fresh(chunk_size: usize) -> Plaintext {
+        let mut bytes = vec![0u8; chunk_size + TAG_LEN];
+        bytes.truncate(chunk_size);
+        Plaintext { bytes, written: 0 }
+    }
+
+    /// A sealed chunk's buffer (ciphertext, nothing secret) cleared for the next chunk.
+    fn reuse(mut bytes: Vec<u8>, chunk_size: usize) -> Plaintext {
+        bytes.clear();
+        bytes.resize(chunk_size, 0);
+        Plaintext { bytes, written: 0 }
+    }
+
+    fn empty() -> Plaintext {
+        Plaintext {
+            bytes: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Records that bytes up to `end` may now hold plaintext.
+    fn wrote(&mut self, end: usize) {
+        self.written = self.written.max(end);
+    }
+
+    /// Takes the bytes out to be sealed in place (the caller encrypts them), leaving `next`.
+    fn replace(&mut self, next: Plaintext) -> Vec<u8> {
+        let mut next = next;
+        std::mem::swap(self, &mut next);
+        // `next` now holds the old bytes; it must not wipe them on drop: they leave.
+        next.written = 0;
+        std::mem::take(&mut next.bytes)
+    }
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Plaintext {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        let written = self.written.min(self.bytes.len());
+        self.bytes[..written].zeroize();
+    }
 }
 
 fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, StreamError> {

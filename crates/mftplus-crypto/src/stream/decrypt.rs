@@ -6,7 +6,7 @@
 
 use std::io::Read;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::chunk::{max_sealed_chunk_len, sha256, DigestState, SealedChunk};
 use super::cipher::{chunk_nonce, new_chunk_cipher, ChunkCipher, StreamKeys};
@@ -57,7 +57,7 @@ impl Decryptor {
             decompressor,
             chunk_size,
             max_sealed,
-            work: Zeroizing::new(Vec::with_capacity(max_sealed)),
+            work: Zeroizing::new(Vec::new()),
             plain: Zeroizing::new(plain),
             next_index: 0,
             size: 0,
@@ -76,6 +76,18 @@ impl Decryptor {
         self.next_index
     }
 
+    /// Empties the work buffer with room for `len` bytes. It grows to the largest chunk seen
+    /// rather than starting at the largest possible: `Zeroizing` wipes to the capacity on drop,
+    /// and a chunk-sized capacity faulted in 10 MiB for every small file. What it held is wiped
+    /// before it grows, so the reallocation leaves no plaintext behind.
+    fn make_room(&mut self, len: usize) {
+        if self.work.capacity() < len {
+            self.work.zeroize();
+            self.work.reserve_exact(len);
+        }
+        self.work.clear();
+    }
+
     /// Largest sealed chunk this stream may contain; larger frames are rejected unread.
     pub fn max_sealed_chunk_len(&self) -> usize {
         self.max_sealed
@@ -87,7 +99,7 @@ impl Decryptor {
     pub fn open_chunk(&mut self, sealed: &[u8], last: bool) -> Result<&[u8], StreamError> {
         self.check_len(sealed.len())?;
         self.digest.sealed_chunk(&sha256(sealed));
-        self.work.clear();
+        self.make_room(sealed.len());
         self.work.extend_from_slice(sealed);
         let mut work = std::mem::take(&mut *self.work);
         let opened = self.open_buffer(&mut work, last);
@@ -143,7 +155,7 @@ impl Decryptor {
         last: bool,
     ) -> Result<&[u8], StreamError> {
         self.check_len(len)?;
-        self.work.clear();
+        self.make_room(len);
         self.work.resize(len, 0);
         reader
             .read_exact(&mut self.work)
