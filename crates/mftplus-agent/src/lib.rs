@@ -35,6 +35,7 @@ pub mod sd_notify;
 pub mod state;
 pub mod state_backup;
 pub mod state_files;
+mod state_sync;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

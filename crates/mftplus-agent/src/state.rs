@@ -14,13 +14,14 @@
 //! backup and restore-test runs (`backup/`, `state_backup.rs`); version 5 the file inbox and
 //! outbox (`files/`, `state_files.rs`).
 
+use crate::state_sync::GroupSync;
 use mftplus_base::{ensure_private_dir, PrivateFileError};
 use mftplus_signing::{NonceStore, NonceStoreError};
 use mftplus_types::fleet::DesiredState;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
 pub const DB_FILE: &str = "agent.db";
@@ -161,13 +162,18 @@ pub enum StateError {
     },
     #[error("agent state: {0}")]
     Corrupt(String),
+    #[error("agent state {path}: cannot sync to disk: {source}")]
+    Sync {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl StateError {
     pub fn code(&self) -> &'static str {
         match self {
             StateError::Private(e) => e.code(),
-            StateError::Sqlite { .. } => "state_io",
+            StateError::Sqlite { .. } | StateError::Sync { .. } => "state_io",
             StateError::TooNew { .. } => "state_too_new",
             StateError::Corrupt(_) => "state_corrupt",
         }
@@ -257,6 +263,7 @@ pub struct JournalEntry {
 pub struct StateDb {
     path: PathBuf,
     conn: Mutex<Connection>,
+    group_sync: Arc<GroupSync>,
 }
 
 impl StateDb {
@@ -318,6 +325,7 @@ impl StateDb {
             0
         };
         let db = StateDb {
+            group_sync: Arc::new(GroupSync::new(&path)),
             path: path.clone(),
             conn: Mutex::new(conn),
         };
@@ -335,22 +343,8 @@ impl StateDb {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `write` with a commit that is not synced to disk: it survives the agent's crash but
-    /// not the machine's, until the next synced commit, whose sync covers it (the WAL is
-    /// appended in order). For states that recovery rebuilds when they are lost, so a busy
-    /// inbox or outbox pays one sync per file, not one per state.
-    pub(crate) fn write_unsynced<T>(
-        &self,
-        write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StateError> {
-        let conn = self.conn();
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(self.sql())?;
-        let written = write(&conn);
-        // Every other write relies on FULL: restored before the lock is let go.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(self.sql())?;
-        written.map_err(self.sql())
+    pub(crate) fn group_sync(&self) -> &Arc<GroupSync> {
+        &self.group_sync
     }
 
     pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {

@@ -7,11 +7,13 @@
 //! once the server made it), `sent` (the server has the whole file), `done` (moved to `sent/`),
 //! `failed` (moved to `failed/` with its reason).
 //!
-//! Synced to disk before the step that depends on them: `placing` (before the link) and
-//! `sending` with its transfer id (before the transfer is completed), and `failed`. The others
-//! are written unsynced ([`StateDb::write_unsynced`]): when a power cut loses them, recovery
-//! finds the state before and redoes the step (the linked file is there; the server says the
-//! transfer is complete), and the next synced write makes them durable anyway.
+//! On disk before the step that depends on them: `placing` (before the link), `sending` with
+//! its transfer id (before the transfer is completed), and `failed`; the inbox and outbox
+//! record the first two with [`StateDb::record_placing`] and [`StateDb::record_sending`], where
+//! several transfers at once share one sync. The others are written unsynced
+//! ([`StateDb::write_unsynced`]): when a power cut loses them, recovery finds the state before
+//! and redoes the step (the linked file is there; the server says the transfer is complete),
+//! and the next synced write makes them durable anyway.
 
 use crate::state::{StateDb, StateError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -98,6 +100,38 @@ fn outbox_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
+fn upsert_inbox(
+    conn: &Connection,
+    transfer_id: &str,
+    state: InboxState,
+    path: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO inbox_items (transfer_id, state, path, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (transfer_id) DO UPDATE SET \
+         state = excluded.state, path = excluded.path, updated_at_ms = excluded.updated_at_ms",
+        params![transfer_id, state.as_str(), path, now_ms],
+    )
+    .map(drop)
+}
+
+fn update_outbox(
+    conn: &Connection,
+    seq: i64,
+    state: OutboxState,
+    transfer_id: Option<&str>,
+    detail: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox_items SET state = ?2, transfer_id = ?3, detail = ?4, \
+         finished_at_ms = ?5 WHERE seq = ?1",
+        params![seq, state.as_str(), transfer_id, detail, now_ms],
+    )
+    .map(drop)
+}
+
 impl StateDb {
     pub fn inbox_item(
         &self,
@@ -123,19 +157,46 @@ impl StateDb {
         path: &str,
         now_ms: i64,
     ) -> Result<(), StateError> {
-        let write = |conn: &Connection| {
-            conn.execute(
-                "INSERT INTO inbox_items (transfer_id, state, path, updated_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (transfer_id) DO UPDATE SET \
-                 state = excluded.state, path = excluded.path, updated_at_ms = excluded.updated_at_ms",
-                params![transfer_id, state.as_str(), path, now_ms],
-            )
-            .map(drop)
-        };
+        let write = |conn: &Connection| upsert_inbox(conn, transfer_id, state, path, now_ms);
         match state {
             InboxState::Placing => write(&self.conn()).map_err(self.sql()),
             InboxState::Placed | InboxState::Acknowledged => self.write_unsynced(write),
         }
+    }
+
+    /// Records the name a received file is about to be linked under, on disk before it returns;
+    /// the sync is shared with the other transfers received at once.
+    pub async fn record_placing(
+        &self,
+        transfer_id: &str,
+        path: &str,
+        now_ms: i64,
+    ) -> Result<(), StateError> {
+        self.write_durably(|conn| {
+            upsert_inbox(conn, transfer_id, InboxState::Placing, path, now_ms)
+        })
+        .await
+    }
+
+    /// Records the transfer an outbox item is being sent as, on disk before it returns (it must
+    /// be before the transfer completes); the sync is shared with the other files sent at once.
+    pub async fn record_sending(
+        &self,
+        seq: i64,
+        transfer_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StateError> {
+        self.write_durably(|conn| {
+            update_outbox(
+                conn,
+                seq,
+                OutboxState::Sending,
+                Some(transfer_id),
+                None,
+                now_ms,
+            )
+        })
+        .await
     }
 
     /// The item of this exact file (same folder, name, size and modification time), if known.
@@ -208,14 +269,8 @@ impl StateDb {
         detail: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StateError> {
-        let write = |conn: &Connection| {
-            conn.execute(
-                "UPDATE outbox_items SET state = ?2, transfer_id = ?3, detail = ?4, \
-                 finished_at_ms = ?5 WHERE seq = ?1",
-                params![seq, state.as_str(), transfer_id, detail, now_ms],
-            )
-            .map(drop)
-        };
+        let write =
+            |conn: &Connection| update_outbox(conn, seq, state, transfer_id, detail, now_ms);
         match state {
             OutboxState::Sending | OutboxState::Failed => write(&self.conn()).map_err(self.sql()),
             OutboxState::Sent | OutboxState::Done => self.write_unsynced(write),

@@ -1,7 +1,7 @@
 //! Sending a reader in one go: the header for the recipients' public keys, the transfer made on
 //! the server, every chunk uploaded (pipeline in `upload.rs`), the sealed manifest completing
 //! it. `mftctl send` adds resume state, passphrases, links and grants around the same steps;
-//! the agent's outbox calls [`send_reader`] as it is.
+//! the agent's outbox calls [`create`], records the transfer id, then [`upload_and_complete`].
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -82,26 +82,4 @@ pub async fn complete(
         manifest: base64::engine::general_purpose::STANDARD.encode(&trailer.sealed_manifest),
     };
     Ok(client.complete_transfer(transfer_id, request).await?)
-}
-
-/// [`create`] then [`upload_and_complete`]; `on_created` hears the transfer id before the first
-/// chunk leaves (a caller that must not send twice records it there).
-pub async fn send_reader(
-    client: &Client,
-    outgoing: Outgoing,
-    reader: Box<dyn Read + Send>,
-    on_created: &mut (dyn FnMut(&Transfer) -> Result<(), TransferError> + Send),
-    progress: OnProgress<'_>,
-) -> Result<Transfer, TransferError> {
-    let (transfer, encryptor) = create(client, &outgoing).await?;
-    on_created(&transfer)?;
-    upload_and_complete(
-        client,
-        &transfer.id,
-        encryptor,
-        reader,
-        outgoing.info,
-        progress,
-    )
-    .await
 }

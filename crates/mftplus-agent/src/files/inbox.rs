@@ -8,7 +8,9 @@ use super::{FileMover, Pass};
 use crate::state_files::InboxState;
 use futures_util::StreamExt;
 use mftplus_crypto::stream::Identity;
+use mftplus_transfer::receive::TempFile;
 use mftplus_types::transfers::Transfer;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -44,7 +46,7 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
         .collect();
     waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let mover = &*mover;
-    let placing = Mutex::new(());
+    let placing = Mutex::new(HashSet::new());
     let mut outcomes = futures_util::stream::iter(waiting)
         .map(|transfer| {
             let placing = &placing;
@@ -75,7 +77,7 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
 async fn receive(
     mover: &FileMover,
     inbox: &Path,
-    placing: &Mutex<()>,
+    placing: &Mutex<HashSet<PathBuf>>,
     transfer: &Transfer,
 ) -> Result<Option<PathBuf>, String> {
     let id = transfer.id.as_str();
@@ -119,7 +121,7 @@ async fn receive(
 async fn download(
     mover: &FileMover,
     inbox: &Path,
-    placing: &Mutex<()>,
+    placing: &Mutex<HashSet<PathBuf>>,
     transfer: &Transfer,
 ) -> Result<PathBuf, String> {
     let id = transfer.id.as_str();
@@ -141,30 +143,48 @@ async fn download(
         .safe_file_name()
         .map(str::to_string)
         .unwrap_or_else(|| format!("transfer-{id}"));
-    // Two transfers of the same name received at once must not both pick `name`: the free
-    // name is chosen and taken (linked into place) as one step.
-    let _placing = placing
+    // Transfers of the same name received at once must not both pick `name`: a name is free
+    // when it is neither on disk nor chosen by another transfer that has not linked it yet.
+    let target = {
+        let mut chosen = placing.lock().unwrap_or_else(|p| p.into_inner());
+        let target = free_name(inbox, &name, &chosen);
+        chosen.insert(target.clone());
+        target
+    };
+    let placed = place(mover, id, temp, &target, manifest.mode).await;
+    placing
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let target = free_name(inbox, &name);
-    mover
-        .db
-        .set_inbox_item(
-            id,
-            InboxState::Placing,
-            &target.display().to_string(),
-            mover.clock.now_ms(),
-        )
-        .map_err(|e| e.to_string())?;
-    temp.persist(&target, manifest.mode, false)
-        .map_err(|e| e.to_string())?;
-    Ok(target)
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&target);
+    placed.map(|()| target)
 }
 
-/// `dir/name`, or `dir/stem (2).ext`, `(3)`… when taken.
-fn free_name(dir: &Path, name: &str) -> PathBuf {
+/// Records `target`, then links the verified file there. The record's sync is shared with the
+/// other transfers received at once, and the file's own sync runs off the async thread.
+async fn place(
+    mover: &FileMover,
+    id: &str,
+    temp: TempFile,
+    target: &Path,
+    mode: Option<u32>,
+) -> Result<(), String> {
+    mover
+        .db
+        .record_placing(id, &target.display().to_string(), mover.clock.now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    let target = target.to_path_buf();
+    tokio::task::spawn_blocking(move || temp.persist(&target, mode, false))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// `dir/name`, or `dir/stem (2).ext`, `(3)`… when taken (on disk or in `chosen`).
+fn free_name(dir: &Path, name: &str, chosen: &HashSet<PathBuf>) -> PathBuf {
+    let free = |p: &PathBuf| !p.exists() && !chosen.contains(p);
     let first = dir.join(name);
-    if !first.exists() {
+    if free(&first) {
         return first;
     }
     let (stem, ext) = match name.rsplit_once('.') {
@@ -173,7 +193,7 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
     };
     (2..)
         .map(|n| dir.join(format!("{stem} ({n}){ext}")))
-        .find(|p| !p.exists())
+        .find(free)
         .expect("an unbounded range finds a free name")
 }
 
@@ -206,13 +226,25 @@ mod tests {
     #[test]
     fn free_names_and_stale_parts() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(free_name(dir.path(), "a.csv"), dir.path().join("a.csv"));
+        let none = HashSet::new();
+        assert_eq!(
+            free_name(dir.path(), "a.csv", &none),
+            dir.path().join("a.csv")
+        );
         std::fs::write(dir.path().join("a.csv"), b"").unwrap();
         std::fs::write(dir.path().join("a (2).csv"), b"").unwrap();
-        assert_eq!(free_name(dir.path(), "a.csv"), dir.path().join("a (3).csv"));
+        assert_eq!(
+            free_name(dir.path(), "a.csv", &none),
+            dir.path().join("a (3).csv")
+        );
+        let chosen = HashSet::from([dir.path().join("a (3).csv")]);
+        assert_eq!(
+            free_name(dir.path(), "a.csv", &chosen),
+            dir.path().join("a (4).csv")
+        );
         std::fs::write(dir.path().join("README"), b"").unwrap();
         assert_eq!(
-            free_name(dir.path(), "README"),
+            free_name(dir.path(), "README", &none),
             dir.path().join("README (2)")
         );
         std::fs::write(dir.path().join(".t1.1.mftplus-part"), b"x").unwrap();

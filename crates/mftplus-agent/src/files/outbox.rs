@@ -262,17 +262,18 @@ async fn send_file(
             mode: Some(meta.mode() & 0o777),
         },
     };
-    let db = &mover.db;
-    let seq = item.seq;
-    let now = mover.clock.now_ms();
-    let transfer = mftplus_transfer::send::send_reader(
+    let (created, encryptor) = mftplus_transfer::send::create(&mover.client, &outgoing).await?;
+    mover
+        .db
+        .record_sending(item.seq, &created.id, mover.clock.now_ms())
+        .await
+        .map_err(|e| TransferError::new("agent_state", e.to_string()))?;
+    let transfer = mftplus_transfer::send::upload_and_complete(
         &mover.client,
-        outgoing,
+        &created.id,
+        encryptor,
         Box::new(file),
-        &mut |created| {
-            db.set_outbox_item(seq, OutboxState::Sending, Some(&created.id), None, now)
-                .map_err(|e| TransferError::new("agent_state", e.to_string()))
-        },
+        outgoing.info,
         &mut |_| {},
     )
     .await?;
