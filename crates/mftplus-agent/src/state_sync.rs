@@ -133,7 +133,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, _) = StateDb::open(&dir.path().join("state")).unwrap();
         let items: Vec<_> = (0..16)
-            .map(|i| db.begin_outbox_item("w", &format!("f{i}"), 1, 1, 0).unwrap())
+            .map(|i| {
+                db.begin_outbox_item("w", &format!("f{i}"), 1, 1, 0)
+                    .unwrap()
+            })
             .collect();
         let ids: Vec<String> = items.iter().map(|i| format!("t{}", i.seq)).collect();
         let writes = items
@@ -145,7 +148,10 @@ mod tests {
         let group = db.group_sync();
         let through = group.synced.lock().unwrap().through;
         assert_eq!(through, group.written.load(Ordering::SeqCst));
-        assert!(through >= 32, "16 begun and 16 sending writes, numbered: {through}");
+        assert!(
+            through >= 32,
+            "16 begun and 16 sending writes, numbered: {through}"
+        );
         for (item, id) in items.iter().zip(&ids) {
             let back = db.outbox_item("w", &item.name, 1, 1).unwrap().unwrap();
             assert_eq!(back.state, OutboxState::Sending);

@@ -183,7 +183,10 @@ impl DirectReader {
             return Ok(None);
         }
         if self.direct {
-            let aligned = max.max(1).div_ceil(BLOCK) * BLOCK;
+            // No more than what is left (in whole blocks): a 4 KiB object is read with a 4 KiB
+            // buffer, not a `max`-sized one the kernel partly zero-fills.
+            let left = (self.len - self.offset).min(max.max(1) as u64) as usize;
+            let aligned = left.div_ceil(BLOCK) * BLOCK;
             let mut buf = vec![0u8; aligned + BLOCK];
             let at = buf.as_ptr().align_offset(BLOCK);
             // One read: a short one is the end of the file, and a second read would start at
