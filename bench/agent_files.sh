@@ -8,8 +8,8 @@
 #       `<name>.done` marker (so the settle wait does not apply), untimed, then renamed into the
 #       outbox (file, then marker); timed from the first rename until all of them are in B's
 #       inbox (the inbox counted every 0.1 s). (Until 2026-12-07 the copies were made inside
-#       the timed part, ~1.5 s of file creation rsync's pre-existing source never pays.) The time until the
-#       last one left A's outbox (moved to `sent/`) is recorded beside it.
+#       the timed part, ~1.5 s of file creation rsync's pre-existing source never pays.) The
+#       time until the last one left A's outbox (moved to `sent/`) is recorded beside it.
 #   (2) One LARGE random file (LARGE_MIB, default 1 GiB), dropped into A's outbox as a hard link
 #       (no copy) with its marker; timed until it is in B's inbox.
 #   The peer: `rsync -a -e "ssh -c aes256-gcm@openssh.com …"` of the same folder / the same file
