@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use mftctl::{Cli, CliError, RunOptions};
+use mftplus_client::testing::new_signed_in_user;
 use mftplus_client::{Client, Credential};
 use mftplus_cloud::testing::TestCloud;
-use mftplus_types::api::{CreateUserRequest, LoginRequest};
 
 const PASSWORD: &str = "correct-horse-battery-staple-42";
 const PASSPHRASE: &str = "a passphrase for the matrix";
@@ -114,24 +114,7 @@ impl Lab {
 /// and, when `with_key`, creates and registers their key pair with `mftctl keys init`.
 async fn user(cloud: &TestCloud, email: &str, with_key: bool) -> User {
     let admin = Client::new(&cloud.url, Credential::ApiKey(cloud.admin_api_key.clone())).unwrap();
-    admin
-        .create_user(CreateUserRequest {
-            email: email.into(),
-            name: String::new(),
-            role: Some("user".into()),
-            user_type: None,
-            password: Some(PASSWORD.into()),
-        })
-        .await
-        .unwrap();
-    let pair = admin
-        .with_credential(Credential::None)
-        .login(LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap();
+    let pair = new_signed_in_user(&admin, email, PASSWORD).await.unwrap();
     let user = User {
         email: email.into(),
         home: tempfile::tempdir().unwrap(),

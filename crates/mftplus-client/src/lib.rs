@@ -16,6 +16,8 @@ mod error;
 mod fleet;
 mod hubs;
 mod links;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transfers;
 
 use std::fmt;

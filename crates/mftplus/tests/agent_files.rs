@@ -29,6 +29,58 @@ fn files_box(dir: &Path, server: &str, files_yaml: &str) -> Box {
     agent_box
 }
 
+/// The receiving box (inbox `inbox`), enrolled through `server` and started, once the cloud
+/// has its transfer key (senders encrypt to it): the box, its host id and its process.
+async fn receiving_box(
+    cloud: &mftplus_cloud::testing::TestCloud,
+    server: &str,
+    dir: &Path,
+    inbox: &Path,
+) -> (Box, String, Proc) {
+    let receiver = files_box(
+        dir,
+        server,
+        &format!(
+            "files:\n  inbox: {}\n  check_interval: 1s\n",
+            inbox.display()
+        ),
+    );
+    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
+    let receiving = receiver.start();
+    let operator = operator(cloud);
+    eventually(
+        Duration::from_secs(30),
+        "the receiver's transfer key",
+        &[&receiving],
+        || async { operator.host_transfer_key(&receiver_id).await.ok() },
+    )
+    .await;
+    (receiver, receiver_id, receiving)
+}
+
+/// An outbox rule (YAML list item) sending `folder` to the host `to`.
+fn outbox_rule(folder: &Path, to: &str) -> String {
+    format!(
+        "    - watch: {}\n      to: [\"host:{to}\"]\n      settle: 1s\n",
+        folder.display()
+    )
+}
+
+/// A sending box whose outbox rules are `rules` (from [`outbox_rule`]), enrolled through
+/// `server`.
+fn sending_box(dir: &Path, server: &str, rules: &[String]) -> Box {
+    let sender = files_box(
+        dir,
+        server,
+        &format!(
+            "files:\n  check_interval: 1s\n  outbox:\n{}",
+            rules.concat()
+        ),
+    );
+    enrolled_host_id(&sender.enroll("kovacs", &[]));
+    sender
+}
+
 fn digests(dir: &Path) -> BTreeMap<String, String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -56,38 +108,18 @@ fn content(i: usize, len: usize) -> Vec<u8> {
 async fn outbox_files_arrive_once_in_the_other_agents_inbox_through_crashes() {
     let cloud = two_box_cloud().await;
     customer(&cloud, "kovacs").await;
-    let operator = operator(&cloud);
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     let outbox = dir.path().join("outbox");
 
     // The receiving box first: senders need its registered key.
-    let receiver = files_box(
-        &dir.path().join("b"),
-        &cloud.url,
-        &format!(
-            "files:\n  inbox: {}\n  check_interval: 1s\n",
-            inbox.display()
-        ),
-    );
-    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
-    let mut receiving = receiver.start();
-    let sender = files_box(
+    let (receiver, receiver_id, mut receiving) =
+        receiving_box(&cloud, &cloud.url, &dir.path().join("b"), &inbox).await;
+    let sender = sending_box(
         &dir.path().join("a"),
         &cloud.url,
-        &format!(
-            "files:\n  check_interval: 1s\n  outbox:\n    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
-            outbox.display()
-        ),
+        &[outbox_rule(&outbox, &receiver_id)],
     );
-    enrolled_host_id(&sender.enroll("kovacs", &[]));
-    eventually(
-        Duration::from_secs(30),
-        "the receiver's transfer key",
-        &[&receiving],
-        || async { operator.host_transfer_key(&receiver_id).await.ok() },
-    )
-    .await;
     let mut sending = sender.start();
 
     // 1,000 files of mixed sizes; some written slowly, some announced with a `.done` marker.
@@ -209,33 +241,13 @@ async fn through_an_edge_hub_files_still_arrive() {
     let (_hub, hub_url) = hub_process(&cloud, dir.path()).await;
     let inbox = dir.path().join("inbox");
     let outbox = dir.path().join("outbox");
-    let receiver = files_box(
-        &dir.path().join("b"),
-        &hub_url,
-        &format!(
-            "files:\n  inbox: {}\n  check_interval: 1s\n",
-            inbox.display()
-        ),
-    );
-    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
-    let receiving = receiver.start();
-    let sender = files_box(
+    let (_receiver, receiver_id, receiving) =
+        receiving_box(&cloud, &hub_url, &dir.path().join("b"), &inbox).await;
+    let sender = sending_box(
         &dir.path().join("a"),
         &hub_url,
-        &format!(
-            "files:\n  check_interval: 1s\n  outbox:\n    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
-            outbox.display()
-        ),
+        &[outbox_rule(&outbox, &receiver_id)],
     );
-    enrolled_host_id(&sender.enroll("kovacs", &[]));
-    let operator = operator(&cloud);
-    eventually(
-        Duration::from_secs(30),
-        "the receiver's transfer key",
-        &[&receiving],
-        || async { operator.host_transfer_key(&receiver_id).await.ok() },
-    )
-    .await;
     let sending = sender.start();
     std::fs::create_dir_all(&outbox).unwrap();
     let mut expected = BTreeMap::new();
@@ -264,42 +276,18 @@ async fn files_of_one_name_received_at_once_each_get_their_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     let (left, right) = (dir.path().join("left"), dir.path().join("right"));
-    let receiver = files_box(
-        &dir.path().join("b"),
-        &cloud.url,
-        &format!(
-            "files:\n  inbox: {}\n  check_interval: 1s\n",
-            inbox.display()
-        ),
-    );
-    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
-    let operator = operator(&cloud);
-    let receiving = receiver.start();
-    eventually(
-        Duration::from_secs(30),
-        "the receiver's transfer key",
-        &[&receiving],
-        || async { operator.host_transfer_key(&receiver_id).await.ok() },
-    )
-    .await;
+    let (receiver, receiver_id, receiving) =
+        receiving_box(&cloud, &cloud.url, &dir.path().join("b"), &inbox).await;
     // The receiver is stopped while the files go out, so its next pass finds all of them.
     drop(receiving);
-    let rule = |folder: &Path| {
-        format!(
-            "    - watch: {}\n      to: [\"host:{receiver_id}\"]\n      settle: 1s\n",
-            folder.display()
-        )
-    };
-    let sender = files_box(
+    let sender = sending_box(
         &dir.path().join("a"),
         &cloud.url,
-        &format!(
-            "files:\n  check_interval: 1s\n  outbox:\n{}{}",
-            rule(&left),
-            rule(&right)
-        ),
+        &[
+            outbox_rule(&left, &receiver_id),
+            outbox_rule(&right, &receiver_id),
+        ],
     );
-    enrolled_host_id(&sender.enroll("kovacs", &[]));
     let mut bodies = Vec::new();
     for (side, folder) in [&left, &right].into_iter().enumerate() {
         std::fs::create_dir_all(folder).unwrap();

@@ -17,8 +17,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use mftplus_client::testing::new_user_with_api_key;
 use mftplus_client::{Client, Credential};
-use mftplus_types::api::{CreateApiKeyRequest, CreateUserRequest, LoginRequest};
 use sha2::{Digest, Sha256};
 
 const CHUNK: u64 = 10 << 20;
@@ -213,32 +213,8 @@ fn wait_for(handle: JoinHandle<u8>, timeout: Duration, what: &str) -> u8 {
     handle.join().expect("mftctl did not panic")
 }
 
-async fn person(admin: &Client, url: &str, root: &Path, email: &str) -> Person {
-    admin
-        .create_user(CreateUserRequest {
-            email: email.into(),
-            name: String::new(),
-            role: Some("user".into()),
-            user_type: None,
-            password: Some(PASSWORD.into()),
-        })
-        .await
-        .unwrap();
-    let pair = Client::new(url, Credential::None)
-        .unwrap()
-        .login(LoginRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap();
-    let created = Client::new(url, Credential::Bearer(pair.access_token))
-        .unwrap()
-        .create_api_key(CreateApiKeyRequest {
-            name: "crash test".into(),
-            role: None,
-            expires: Some("1d".into()),
-        })
+async fn person(admin: &Client, root: &Path, email: &str) -> Person {
+    let created = new_user_with_api_key(admin, email, PASSWORD, "crash test")
         .await
         .unwrap();
     let dir = root.join(email);
@@ -390,8 +366,8 @@ fn kill_9_during_upload_then_resume() {
     let url = cloud.url.clone();
     let admin = Client::new(&url, Credential::ApiKey(cloud.admin_key.clone())).unwrap();
     let (alice, bob) = rt.block_on(async {
-        let alice = person(&admin, &url, root.path(), "alice@example.com").await;
-        let bob = person(&admin, &url, root.path(), "bob@example.com").await;
+        let alice = person(&admin, root.path(), "alice@example.com").await;
+        let bob = person(&admin, root.path(), "bob@example.com").await;
         (alice, bob)
     });
     assert_eq!(bob.run(&url, &["keys", "init"]), 0);

@@ -8,8 +8,8 @@
 
 mod replicas_support;
 
+use mftplus_client::testing::new_user_with_api_key;
 use mftplus_client::{Client, Credential};
-use mftplus_types::api::{CreateApiKeyRequest, CreateUserRequest, LoginRequest};
 use replicas_support::{Cluster, REPLICAS};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -33,32 +33,7 @@ struct Person {
 
 impl Person {
     async fn new(cluster: &Cluster, email: &str) -> Person {
-        let admin = cluster.admin();
-        admin
-            .create_user(CreateUserRequest {
-                email: email.into(),
-                name: String::new(),
-                role: Some("user".into()),
-                user_type: None,
-                password: Some(PASSWORD.into()),
-            })
-            .await
-            .unwrap();
-        let pair = Client::new(&cluster.url, Credential::None)
-            .unwrap()
-            .login(LoginRequest {
-                email: email.into(),
-                password: PASSWORD.into(),
-            })
-            .await
-            .unwrap();
-        let key = Client::new(&cluster.url, Credential::Bearer(pair.access_token))
-            .unwrap()
-            .create_api_key(CreateApiKeyRequest {
-                name: "replica test".into(),
-                role: None,
-                expires: Some("1d".into()),
-            })
+        let key = new_user_with_api_key(&cluster.admin(), email, PASSWORD, "replica test")
             .await
             .unwrap();
         let home = cluster.root.path().join(email);

@@ -34,7 +34,6 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
             return;
         }
     };
-    let full_page = transfers.len() >= INBOX_PAGE as usize;
     let host_id = mover.host_id.clone();
     let mut waiting: Vec<Transfer> = transfers
         .into_iter()
@@ -56,20 +55,18 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
             }
         })
         .buffer_unordered(RECEIVES_IN_FLIGHT);
-    let mut progressed = false;
+    let received_before = pass.received.len();
     while let Some((id, result)) = outcomes.next().await {
         match result {
-            Ok(Some(path)) => {
-                progressed = true;
-                pass.received.push(path);
-            }
-            Ok(None) => progressed = true,
+            Ok(Some(path)) => pass.received.push(path),
+            Ok(None) => {}
             Err(why) => tracing::warn!(transfer = %id, "inbox: {why}"),
         }
     }
-    // Only a pass that moved something may skip the wait: a page of transfers that all fail
-    // would otherwise be asked for again in a tight loop.
-    pass.more_waiting |= full_page && progressed;
+    // A pass that received files looks again at once: more may have completed meanwhile. Only
+    // such a pass skips the wait, so transfers that keep failing (or an acknowledgement the
+    // server keeps refusing) are not asked for again in a tight loop.
+    pass.more_waiting |= pass.received.len() > received_before;
 }
 
 /// Receives one transfer; `Ok(None)` when it was placed before and only the acknowledgement

@@ -34,9 +34,8 @@ pub struct Pass {
     pub sent: Vec<(PathBuf, String)>,
     /// Outbox files moved to `failed/`, with the reason.
     pub failed: Vec<(PathBuf, String)>,
-    /// More work is likely waiting (the inbox took a full page of transfers, or the outbox sent
-    /// files while more may have arrived): the next pass comes at once, not after the check
-    /// interval.
+    /// More work is likely waiting (the inbox received or the outbox sent files, and more may
+    /// have come meanwhile): the next pass comes at once, not after the check interval.
     pub more_waiting: bool,
 }
 
