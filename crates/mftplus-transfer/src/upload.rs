@@ -61,53 +61,36 @@ pub async fn run(
     let (returned_tx, returned_rx) = std_mpsc::channel::<()>();
     let producer =
         tokio::task::spawn_blocking(move || produce(encryptor, reader, info, tx, returned_rx));
-
-    let id: Arc<str> = Arc::from(plan.transfer_id.as_str());
-    let recorded = Arc::new(plan.recorded);
-    let mut in_flight: JoinSet<Result<Outcome, TransferError>> = JoinSet::new();
+    let mut uploads = Uploads {
+        client: plan.client,
+        id: Arc::from(plan.transfer_id.as_str()),
+        recorded: Arc::new(plan.recorded),
+        returned: returned_tx,
+        in_flight: JoinSet::new(),
+        uploaded: 0,
+        interrupt_after: plan.interrupt_after,
+    };
     let mut trailer: Option<Trailer> = None;
     let mut produced_all = false;
-    let mut uploaded = 0u64;
     let mut last_sent = false;
 
     loop {
-        let room = in_flight.len() < UPLOADS_IN_FLIGHT;
-        if produced_all && in_flight.is_empty() {
-            match trailer.take() {
+        if produced_all && uploads.in_flight.is_empty() {
+            match &trailer {
+                // The last chunk goes through the same path (and check) as the others, once
+                // every other chunk is stored.
                 Some(t) if !last_sent => {
-                    // The last chunk goes through the same path (and check) as the others.
                     last_sent = true;
-                    let plain_end = t.manifest.size;
-                    let chunk = t.last_chunk.clone();
-                    trailer = Some(t);
-                    in_flight.spawn(put(
-                        plan.client.clone(),
-                        id.clone(),
-                        chunk,
-                        plain_end,
-                        recorded.clone(),
-                        returned_tx.clone(),
-                    ));
+                    uploads.start(t.last_chunk.clone(), t.manifest.size);
                     continue;
                 }
-                other => {
-                    trailer = other;
-                    break;
-                }
+                _ => break,
             }
         }
+        let room = uploads.in_flight.len() < UPLOADS_IN_FLIGHT;
         tokio::select! {
             next = rx.recv(), if room && !produced_all => match next {
-                Some(Ok(Sealed::Chunk { chunk, plain_end })) => {
-                    in_flight.spawn(put(
-                        plan.client.clone(),
-                        id.clone(),
-                        chunk,
-                        plain_end,
-                        recorded.clone(),
-                        returned_tx.clone(),
-                    ));
-                }
+                Some(Ok(Sealed::Chunk { chunk, plain_end })) => uploads.start(chunk, plain_end),
                 Some(Ok(Sealed::Done(t))) => {
                     trailer = Some(*t);
                     produced_all = true;
@@ -121,27 +104,60 @@ pub async fn run(
                     });
                 }
             },
-            done = in_flight.join_next(), if !in_flight.is_empty() => {
-                let outcome = done
-                    .expect("guarded by is_empty")
-                    .map_err(|e| TransferError::new("internal", format!("an upload task failed: {e}")))??;
-                match outcome {
-                    Outcome::Uploaded { plain_end } => {
-                        uploaded += 1;
-                        progress(ProgressEvent::At(plain_end));
-                        if plan.interrupt_after.is_some_and(|n| uploaded >= n) {
-                            return Err(TransferError::new(
-                                "interrupted",
-                                format!("stopped after {uploaded} chunks (test hook)"),
-                            ));
-                        }
-                    }
-                    Outcome::AlreadyThere { plain_end } => progress(ProgressEvent::SkipTo(plain_end)),
-                }
+            done = uploads.in_flight.join_next(), if !uploads.in_flight.is_empty() => {
+                uploads.finished(done.expect("guarded by is_empty"), progress)?;
             }
         }
     }
     trailer.ok_or_else(|| TransferError::new("internal", "the encryptor produced no trailer"))
+}
+
+/// The chunk uploads under way, and what each new one needs.
+struct Uploads {
+    client: Client,
+    id: Arc<str>,
+    recorded: Arc<HashMap<u64, ChunkInfo>>,
+    returned: std_mpsc::Sender<()>,
+    in_flight: JoinSet<Result<Outcome, TransferError>>,
+    uploaded: u64,
+    interrupt_after: Option<u64>,
+}
+
+impl Uploads {
+    fn start(&mut self, chunk: SealedChunk, plain_end: u64) {
+        self.in_flight.spawn(put(
+            self.client.clone(),
+            self.id.clone(),
+            chunk,
+            plain_end,
+            self.recorded.clone(),
+            self.returned.clone(),
+        ));
+    }
+
+    /// Accounts for one finished upload: progress, or the error that ends the send.
+    fn finished(
+        &mut self,
+        done: Result<Result<Outcome, TransferError>, tokio::task::JoinError>,
+        progress: OnProgress<'_>,
+    ) -> Result<(), TransferError> {
+        let outcome = done
+            .map_err(|e| TransferError::new("internal", format!("an upload task failed: {e}")))??;
+        match outcome {
+            Outcome::Uploaded { plain_end } => {
+                self.uploaded += 1;
+                progress(ProgressEvent::At(plain_end));
+                if self.interrupt_after.is_some_and(|n| self.uploaded >= n) {
+                    return Err(TransferError::new(
+                        "interrupted",
+                        format!("stopped after {} chunks (test hook)", self.uploaded),
+                    ));
+                }
+            }
+            Outcome::AlreadyThere { plain_end } => progress(ProgressEvent::SkipTo(plain_end)),
+        }
+        Ok(())
+    }
 }
 
 /// The blocking half: read, seal, hand over; never more than [`CHUNKS_AHEAD`] sealed chunks
