@@ -268,7 +268,8 @@ async fn through_an_edge_hub_files_still_arrive() {
 }
 
 /// Files of the same name from two outbox folders, received in the same passes (several at
-/// once): each lands under its own name (`x.dat`, `x (2).dat`), none over another, none lost.
+/// once, and larger ones one at a time): each lands under its own name (`x.dat`,
+/// `x (2).dat`), none over another, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_one_name_received_at_once_each_get_their_own_name() {
     let cloud = two_box_cloud().await;
@@ -292,7 +293,9 @@ async fn files_of_one_name_received_at_once_each_get_their_own_name() {
     for (side, folder) in [&left, &right].into_iter().enumerate() {
         std::fs::create_dir_all(folder).unwrap();
         for i in 0..6 {
-            let body = content(side * 100 + i, 500 + i * 311);
+            // `same-5` is over one 10 MiB chunk: larger files take the one-at-a-time path.
+            let len = if i == 5 { (10 << 20) + 4096 } else { 500 + i * 311 };
+            let body = content(side * 100 + i, len);
             bodies.push(format!("{:x}", Sha256::digest(&body)));
             std::fs::write(folder.join(format!("same-{i}.dat")), &body).unwrap();
         }

@@ -17,10 +17,11 @@ use std::sync::Mutex;
 /// Transfers taken per pass; more wait for the next one.
 const INBOX_PAGE: u32 = 200;
 
-/// Transfers received at once: a small file is a few round trips and an fsync, so one at a time
-/// leaves the link and the disk idle; the order they land in does not matter (each is placed
-/// under its own name, and a name is chosen under `placing`).
-const RECEIVES_IN_FLIGHT: usize = 8;
+/// One-chunk transfers received at once: a small file is a few round trips and an fsync, so one
+/// at a time leaves the link and the disk idle; the order they land in does not matter (each is
+/// placed under its own name). Larger transfers come one at a time: each keeps the link busy
+/// with its own chunks and holds its download buffers (~30 MiB) while it does.
+const SMALL_RECEIVES_IN_FLIGHT: usize = 8;
 
 pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     remove_stale_parts(inbox);
@@ -44,17 +45,23 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
         })
         .collect();
     waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    let (small, large): (Vec<_>, Vec<_>) = waiting
+        .into_iter()
+        .partition(|t| t.chunk_count.is_some_and(|n| n <= 1));
     let mover = &*mover;
     let placing = Mutex::new(HashSet::new());
-    let mut outcomes = futures_util::stream::iter(waiting)
-        .map(|transfer| {
-            let placing = &placing;
-            async move {
-                let result = receive(mover, inbox, placing, &transfer).await;
-                (transfer.id, result)
-            }
-        })
-        .buffer_unordered(RECEIVES_IN_FLIGHT);
+    let receive_one = |transfer: Transfer| {
+        let placing = &placing;
+        async move {
+            let result = receive(mover, inbox, placing, &transfer).await;
+            (transfer.id, result)
+        }
+    };
+    let outcomes = futures_util::stream::iter(small)
+        .map(receive_one)
+        .buffer_unordered(SMALL_RECEIVES_IN_FLIGHT)
+        .chain(futures_util::stream::iter(large).then(receive_one));
+    let mut outcomes = std::pin::pin!(outcomes);
     let received_before = pass.received.len();
     while let Some((id, result)) = outcomes.next().await {
         match result {

@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 /// A file named `<name>` + this, beside it, says `<name>` is complete.
 pub const SETTLED_MARKER: &str = ".done";
 
-/// Files of one rule sent at once. One small file is a handful of round trips, each waiting on
-/// the cloud's commit; several in flight keep both ends busy (1,000 small files took 22 s one at
-/// a time). Large files gain little: one file's chunks already keep the link full.
-const SENDS_IN_FLIGHT: usize = 8;
+/// One-chunk files of one rule sent at once. A small file is a handful of round trips, each
+/// waiting on the cloud's commit; several in flight keep both ends busy (1,000 small files took
+/// 22 s one at a time). Larger files go one at a time: each keeps the link busy with its own
+/// chunks and holds ~40 MiB of buffers while it does, so eight would hold eight times that.
+const SMALL_SENDS_IN_FLIGHT: usize = 8;
 
 pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pass) {
     let watch = rule.watch.display().to_string();
@@ -72,19 +73,24 @@ pub(super) async fn pass(mover: &mut FileMover, rule: &OutboxRule, pass: &mut Pa
     // The recipients' keys once per pass, not once per file: they change only by a key
     // rotation, and a file sent with the key of a moment ago is still readable by its owner.
     let keys = recipient_keys(mover, &rule.to).await;
+    let one_chunk = u64::from(StreamOptions::default().chunk_size);
+    let (small, large): (Vec<_>, Vec<_>) = ready.into_iter().partition(|i| i.size <= one_chunk);
     let mover = &*mover;
-    let mut outcomes = futures_util::stream::iter(ready)
-        .map(|item| {
-            let keys = &keys;
-            async move {
-                let result = match keys {
-                    Ok(keys) => send_file(mover, rule, &item, keys.clone()).await,
-                    Err(err) => Err(err.clone()),
-                };
-                (item, result)
-            }
-        })
-        .buffer_unordered(SENDS_IN_FLIGHT);
+    let send_one = |item: OutboxItem| {
+        let keys = &keys;
+        async move {
+            let result = match keys {
+                Ok(keys) => send_file(mover, rule, &item, keys.clone()).await,
+                Err(err) => Err(err.clone()),
+            };
+            (item, result)
+        }
+    };
+    let outcomes = futures_util::stream::iter(small)
+        .map(send_one)
+        .buffer_unordered(SMALL_SENDS_IN_FLIGHT)
+        .chain(futures_util::stream::iter(large).then(send_one));
+    let mut outcomes = std::pin::pin!(outcomes);
     let mut progressed = false;
     while let Some((item, result)) = outcomes.next().await {
         progressed |= result.is_ok() || result.as_ref().is_err_and(permanent);
