@@ -47,46 +47,23 @@ head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$src"
 # --- chromedriver and the page -----------------------------------------------------------------
 bench_start_chromedriver
 cat > "$work/browser.py" <<'PY'
-import json, sys, time, urllib.request
+import sys, time
+from webdriver import Browser
 
 driver, server, source, password, profile = sys.argv[1:6]
-
-def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(driver + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=1200) as answer:
-        return json.load(answer)["value"]
-
-for _ in range(100):
-    try:
-        if call("GET", "/status")["ready"]:
-            break
-    except Exception:
-        pass
-    time.sleep(0.1)
-session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--user-data-dir=" + profile]}}}})["sessionId"]
-base = "/session/" + session
-def script(text):
-    return call("POST", base + "/execute/sync", {"script": text, "args": []})
-def element(css):
-    found = call("POST", base + "/element", {"using": "css selector", "value": css})
-    return next(iter(found.values()))
-def type_into(css, text):
-    call("POST", base + "/element/" + element(css) + "/value", {"text": text})
+browser = Browser(driver, profile)
+script, type_into = browser.script, browser.type_into
 try:
-    call("POST", base + "/url", {"url": server + "/login?next=/transfers/new"})
+    browser.go(server + "/login?next=/transfers/new")
     type_into("#email", "alice@bench.test")
     type_into("#password", password)
-    call("POST", base + "/element/" + element("#sign-in") + "/click", {})
+    browser.click("#sign-in")
     while script("return document.getElementById('upload') ? 1 : 0") != 1:
         time.sleep(0.05)
     type_into("#file", source)
     type_into("#recipients", "bob@bench.test")
     started = time.time()
-    call("POST", base + "/element/" + element("#send") + "/click", {})
+    browser.click("#send")
     while True:
         state = script("return document.body.dataset.upload || ''")
         assert state != "failed", script("return document.getElementById('upload-error').textContent")
@@ -97,7 +74,7 @@ try:
     sent = script("return document.getElementById('sent-transfer').getAttribute('href')")
     print(f"{started:.6f} {finished:.6f} {sent.rsplit('/', 1)[1]}")
 finally:
-    call("DELETE", base)
+    browser.close()
 PY
 
 check() {
@@ -110,7 +87,7 @@ check() {
 
 browser_round() {
   rm -rf "$work/profile"
-  read -r t0 t1 id < <(python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$server" "$src" \
+  read -r t0 t1 id < <(PYTHONPATH="$PWD/bench/lib" python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$server" "$src" \
     "$PASSWORD" "$work/profile")
   check "$id"
   echo "browser $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"

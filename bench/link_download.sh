@@ -49,34 +49,16 @@ echo "link ready: $chunks chunks"
 bench_start_chromedriver
 mkdir -p "$work/browser" "$work/curl"
 cat > "$work/browser.py" <<'PY'
-import json, os, sys, time, urllib.request
+import os, sys, time
+from webdriver import Browser
 
 driver, url, downloads, name, profile = sys.argv[1:6]
-
-def call(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(driver + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as answer:
-        return json.load(answer)["value"]
-
-for _ in range(100):
-    try:
-        if call("GET", "/status")["ready"]:
-            break
-    except Exception:
-        pass
-    time.sleep(0.1)
-session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--user-data-dir=" + profile],
-    "prefs": {"download.default_directory": downloads, "download.prompt_for_download": False,
-              "safebrowsing.enabled": False}}}}})["sessionId"]
-base = "/session/" + session
-def script(text):
-    return call("POST", base + "/execute/sync", {"script": text, "args": []})
+browser = Browser(driver, profile, prefs={
+    "download.default_directory": downloads, "download.prompt_for_download": False,
+    "safebrowsing.enabled": False}, timeout=600)
+script = browser.script
 try:
-    call("POST", base + "/url", {"url": url})
+    browser.go(url)
     while script("return document.body.dataset.state") == "loading":
         time.sleep(0.05)
     assert script("return document.body.dataset.state") == "ready", "the page did not get ready"
@@ -93,12 +75,12 @@ try:
     os.sync()
     print(f"{started:.6f} {time.time():.6f}")
 finally:
-    call("DELETE", base)
+    browser.close()
 PY
 
 browser_round() {
   rm -rf "$work/browser/"* "$work/profile"
-  read -r t0 t1 < <(python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$url" "$work/browser" \
+  read -r t0 t1 < <(PYTHONPATH="$PWD/bench/lib" python3 "$work/browser.py" "http://127.0.0.1:$driver_port" "$url" "$work/browser" \
     source.bin "$work/profile")
   cmp -s "$src" "$work/browser/source.bin" || { echo "the browser's file differs"; exit 1; }
   echo "browser $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
