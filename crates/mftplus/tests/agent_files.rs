@@ -294,7 +294,11 @@ async fn files_of_one_name_received_at_once_each_get_their_own_name() {
         std::fs::create_dir_all(folder).unwrap();
         for i in 0..6 {
             // `same-5` is over one 10 MiB chunk: larger files take the one-at-a-time path.
-            let len = if i == 5 { (10 << 20) + 4096 } else { 500 + i * 311 };
+            let len = if i == 5 {
+                (10 << 20) + 4096
+            } else {
+                500 + i * 311
+            };
             let body = content(side * 100 + i, len);
             bodies.push(format!("{:x}", Sha256::digest(&body)));
             std::fs::write(folder.join(format!("same-{i}.dat")), &body).unwrap();

@@ -472,6 +472,33 @@ mod tests {
         (sk, enc)
     }
 
+    /// The wipe on drop covers exactly what may hold plaintext: what was written into the
+    /// current buffer, from `push` and from `fill_from`, and nothing of a buffer handed out.
+    #[test]
+    fn the_plaintext_buffer_knows_how_far_it_holds_plaintext() {
+        let chunk = MIN_CHUNK_SIZE as usize;
+        let (_, mut enc) = setup(Compression::None);
+        assert_eq!(enc.buf.written, 0);
+        assert!(enc.push(&[1u8; 100]).unwrap().is_empty());
+        assert_eq!(enc.buf.written, 100);
+        // Filling the chunk and one byte more seals it: the fresh buffer holds that one byte.
+        assert_eq!(enc.push(&vec![2u8; chunk - 100 + 1]).unwrap().len(), 1);
+        assert_eq!(enc.buf.written, 1);
+        let (_, mut enc) = setup(Compression::None);
+        let mut reader = &vec![3u8; 3000][..];
+        assert!(enc.fill_from(&mut reader).unwrap().is_none());
+        assert_eq!(enc.buf.written, 3000);
+        // A buffer handed out to be sealed leaves with its bytes intact, not wiped.
+        let mut taken = Plaintext::fresh(chunk);
+        taken[..4].copy_from_slice(b"data");
+        taken.wrote(4);
+        let bytes = taken.replace(Plaintext::empty());
+        assert_eq!(
+            (&bytes[..4], bytes.len(), taken.written),
+            (&b"data"[..], chunk, 0)
+        );
+    }
+
     /// Runs a stream whose sender was tampered with by `lie` just before `finish`.
     fn finish_with(lie: impl FnOnce(&mut Encryptor)) -> Result<Manifest, StreamError> {
         let (sk, mut enc) = setup(Compression::None);
