@@ -360,6 +360,11 @@ mod tests {
                 let mut got = Vec::new();
                 while let Some(p) = r.next_piece(max).unwrap() {
                     assert!(p.len <= max.div_ceil(BLOCK) * BLOCK);
+                    // The buffer fits what was left, not `max`: a small object's read must not
+                    // take (and fault in) a buffer sized for a large one.
+                    let left = len - got.len();
+                    let fits = left.min(max).div_ceil(BLOCK) * BLOCK + BLOCK;
+                    assert!(p.buf.len() <= fits, "len {len} max {max}: {}", p.buf.len());
                     got.extend_from_slice(p.as_slice());
                 }
                 assert!(got == data, "len {len} max {max}");
