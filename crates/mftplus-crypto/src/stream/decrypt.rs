@@ -270,3 +270,36 @@ fn mismatch(field: &'static str, manifest: impl ToString, actual: impl ToString)
         actual: actual.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::keys::X25519SecretKey;
+    use crate::stream::{
+        CipherId, Compression, Encryptor, Identity, ManifestInfo, Recipient, StreamOptions,
+        MIN_CHUNK_SIZE,
+    };
+
+    /// What `Zeroizing` wipes on drop is the capacity: it must follow the chunks opened, not
+    /// the largest chunk the stream allows.
+    #[test]
+    fn the_work_buffer_grows_to_the_chunks_it_opens() {
+        let sk = X25519SecretKey::generate().unwrap();
+        let options = StreamOptions {
+            cipher: CipherId::Aes256Gcm,
+            compression: Compression::None,
+            chunk_size: MIN_CHUNK_SIZE,
+        };
+        let mut enc = Encryptor::new(&options, &[Recipient::X25519(sk.public_key())]).unwrap();
+        assert!(enc.push(&[5u8; 100]).unwrap().is_empty());
+        let header = enc.header().clone();
+        let info = ManifestInfo {
+            name: "f".into(),
+            mode: None,
+        };
+        let trailer = enc.finish(info).unwrap();
+        let mut dec = Decryptor::new(header, &[Identity::X25519(&sk)]).unwrap();
+        assert_eq!(dec.open(&trailer.last_chunk).unwrap(), &[5u8; 100][..]);
+        assert!(dec.work.capacity() < 1024, "{}", dec.work.capacity());
+    }
+}
