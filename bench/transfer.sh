@@ -42,12 +42,9 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # --- (c) binaries -----------------------------------------------------------------------------
-if [ "${SKIP_BUILD:-0}" != 1 ]; then # SKIP_BUILD=1: use target/release as built
-  echo "building release binaries"
-  cargo build --release -q -p mftplus -p mftctl
-fi
-MFTPLUS="$PWD/target/release/mftplus"
-MFTCTL="$PWD/target/release/mftctl"
+# shellcheck source=bench/lib/dev_cloud.sh
+. bench/lib/dev_cloud.sh # bench_build, bench_start_cloud, free_port, now
+bench_build # SKIP_BUILD=1: use target/release as built
 
 work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-bench.XXXXXX")"
 sshd_pid=""
@@ -60,8 +57,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap 'cleanup || true' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
 
 # --- (b) our own sshd -------------------------------------------------------------------------
 ssh_dir="$work/ssh"
@@ -103,22 +98,9 @@ ssh "${SSH_OPTS[@]}" 127.0.0.1 true
 RSYNC_SSH="ssh ${SSH_OPTS[*]}"
 
 # --- (c) our own cloud, a sender and a recipient ----------------------------------------------
-mkdir -p "$work/cloud" && chmod 700 "$work/cloud"
-cat > "$work/cloud/server.yaml" <<YAML
-mode: development
-rate_limit:
-  per_credential_per_minute: 100000000
-  per_address_per_minute: 100000000
-YAML
-api_port="$(free_port)"
-RUST_LOG=warn "$MFTPLUS" dev --no-hub --no-agent --data-dir "$work/cloud" --listen "127.0.0.1:$api_port" \
-  --metrics-listen 127.0.0.1:0 >"$work/cloud.out" 2>"$work/cloud.err" &
-cloud_pid=$!
-for _ in $(seq 1 300); do grep -q "API key:" "$work/cloud.out" 2>/dev/null && break; sleep 0.1; done
-admin_key="$(awk '/API key:/ {print $3}' "$work/cloud.out")"
-[ -n "$admin_key" ] || { echo "the cloud did not start:"; cat "$work/cloud.err"; exit 1; }
+bench_start_cloud </dev/null
 rss_started="$(awk '/VmRSS/ {print $2}' "/proc/$cloud_pid/status")"
-export MFTPLUS_SERVER="http://127.0.0.1:$api_port"
+export MFTPLUS_SERVER="$server"
 password="bench-password-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 for who in sender recipient; do
   mkdir -p "$work/home-$who"

@@ -1,6 +1,7 @@
-# Shared by the browser benchmarks (bench/link_download.sh, bench/browser_upload.sh): Debian's
-# Chromium and chromedriver when missing, the release binaries, a private work folder removed on
-# exit, and a local `mftplus dev` cloud with rate limits out of the way.
+# Shared by the benchmarks that run a local cloud (bench/transfer.sh, bench/link_download.sh,
+# bench/browser_upload.sh): Debian's Chromium and chromedriver when missing, the release
+# binaries, a private work folder removed on exit, and a local `mftplus dev` cloud with rate
+# limits out of the way.
 # Source it from the repository root; it sets MFTPLUS, MFTCTL, work, server, admin_key.
 
 # Installs the Debian packages behind the commands named as `command:package`.
