@@ -101,24 +101,7 @@ mftctl_round() {
   echo "mftctl $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
 }
 
-: > "$work/results.txt"
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round/$ROUNDS"
-  if [ $((round % 2)) = 1 ]; then browser_round; mftctl_round; else mftctl_round; browser_round; fi
-done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-
-python3 - "$work/results.txt" "$SIZE_MIB" "$ROUNDS" <<'PY'
-import statistics, sys
-rates = {}
-for line in open(sys.argv[1]):
-    name, rate = line.split()
-    rates.setdefault(name, []).append(float(rate))
-browser, native = statistics.median(rates["browser"]), statistics.median(rates["mftctl"])
-print(f"\n{sys.argv[2]} MiB, {sys.argv[3]} rounds, medians (every round: {rates})")
-print(f"| upload | MiB/s |")
-print(f"|---|---|")
-print(f"| Chromium through the Send a file page (read + encrypt + hash + upload) | {browser:.1f} |")
-print(f"| mftctl send of the same file | {native:.1f} |")
-print(f"| ratio browser / mftctl | {browser / native:.2f}x |")
-PY
+bench_alternate browser_round mftctl_round
+python3 bench/lib/ratio.py "$work/results.txt" "$SIZE_MIB" "$ROUNDS" upload \
+  browser "Chromium through the Send a file page (read + encrypt + hash + upload)" \
+  mftctl "mftctl send of the same file"

@@ -97,24 +97,7 @@ curl_round() {
   echo "curl $(python3 -c "print(f'{$SIZE_MIB / ($t1 - $t0):.1f}')")" >> "$work/results.txt"
 }
 
-: > "$work/results.txt"
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round/$ROUNDS"
-  if [ $((round % 2)) = 1 ]; then browser_round; curl_round; else curl_round; browser_round; fi
-done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-
-python3 - "$work/results.txt" "$SIZE_MIB" "$ROUNDS" <<'PY'
-import statistics, sys
-rates = {}
-for line in open(sys.argv[1]):
-    name, rate = line.split()
-    rates.setdefault(name, []).append(float(rate))
-browser, curl = statistics.median(rates["browser"]), statistics.median(rates["curl"])
-print(f"\n{sys.argv[2]} MiB, {sys.argv[3]} rounds, medians (every round: {rates})")
-print(f"| download | MiB/s |")
-print(f"|---|---|")
-print(f"| Chromium through the link's page (decrypt + verify + write) | {browser:.1f} |")
-print(f"| curl of the same ciphertext (write only) | {curl:.1f} |")
-print(f"| ratio browser / curl | {browser / curl:.2f}x |")
-PY
+bench_alternate browser_round curl_round
+python3 bench/lib/ratio.py "$work/results.txt" "$SIZE_MIB" "$ROUNDS" download \
+  browser "Chromium through the link's page (decrypt + verify + write)" \
+  curl "curl of the same ciphertext (write only)"

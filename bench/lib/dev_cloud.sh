@@ -69,3 +69,15 @@ bench_start_chromedriver() {
   chromedriver --port="$driver_port" >"$work/chromedriver.log" 2>&1 &
   driver_pid=$!
 }
+
+# ROUNDS rounds of the two round functions, alternating which goes first; each appends its
+# `name rate` line to $work/results.txt.
+bench_alternate() {
+  local first="$1" second="$2" round
+  : > "$work/results.txt"
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round/$ROUNDS"
+    if [ $((round % 2)) = 1 ]; then "$first"; "$second"; else "$second"; "$first"; fi
+  done
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
