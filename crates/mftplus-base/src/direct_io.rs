@@ -176,6 +176,11 @@ impl DirectReader {
         self.len == 0
     }
 
+    /// Every byte has been read: [`DirectReader::next_piece`] would answer `None`.
+    pub fn at_end(&self) -> bool {
+        self.offset >= self.len
+    }
+
     /// The next piece: at most `max` bytes, or `max` rounded up to whole blocks when reading
     /// direct (offsets must stay aligned); `None` at the end.
     pub fn next_piece(&mut self, max: usize) -> io::Result<Option<bytes_piece::Piece>> {

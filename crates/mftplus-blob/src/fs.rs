@@ -254,6 +254,12 @@ fn list_blocking(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(indexes)
 }
 
+/// A piece read by [`DirectReader`] as `Bytes`, without a copy.
+fn piece_bytes(piece: mftplus_base::direct_io::bytes_piece::Piece) -> Bytes {
+    let (at, len) = (piece.at, piece.len);
+    Bytes::from(piece.buf).slice(at..at + len)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -421,22 +427,29 @@ impl BlobStore for FsBlobStore {
         // does not change what the stream returns. Read past the page cache where allowed
         // (`direct_io`): each piece is handed on without a copy.
         let path = self.object_path(key);
-        let Some(reader) = absent_as_none(blocking_io(move || DirectReader::open(&path)).await)?
-        else {
+        // Opened and read up to the first piece in one trip to the blocking pool, and the end
+        // seen without one: a small object (a single piece) costs one thread hand-off, not three.
+        let opened = blocking_io(move || {
+            let mut reader = DirectReader::open(&path)?;
+            let first = reader.next_piece(STREAM_PIECE)?;
+            Ok((reader, first))
+        });
+        let Some((reader, first)) = absent_as_none(opened.await)? else {
             return Ok(None);
         };
         let len = reader.len();
-        let pieces = stream::try_unfold(reader, |mut reader| async move {
+        let rest = stream::try_unfold(reader, |mut reader| async move {
+            if reader.at_end() {
+                return Ok(None);
+            }
             let (piece, reader) = blocking_io(move || {
                 let piece = reader.next_piece(STREAM_PIECE)?;
                 Ok((piece, reader))
             })
             .await?;
-            Ok::<_, io::Error>(piece.map(|p| {
-                let (at, len) = (p.at, p.len);
-                (Bytes::from(p.buf).slice(at..at + len), reader)
-            }))
+            Ok::<_, io::Error>(piece.map(|p| (piece_bytes(p), reader)))
         });
+        let pieces = stream::iter(first.map(|p| Ok(piece_bytes(p)))).chain(rest);
         Ok(Some(BlobReader {
             len,
             stream: pieces.map(|piece| piece.map_err(BlobError::from)).boxed(),
