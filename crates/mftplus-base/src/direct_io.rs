@@ -184,7 +184,7 @@ impl DirectReader {
     /// The next piece: at most `max` bytes, or `max` rounded up to whole blocks when reading
     /// direct (offsets must stay aligned); `None` at the end.
     pub fn next_piece(&mut self, max: usize) -> io::Result<Option<bytes_piece::Piece>> {
-        if self.offset >= self.len {
+        if self.at_end() {
             return Ok(None);
         }
         if self.direct {

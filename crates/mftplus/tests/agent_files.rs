@@ -325,6 +325,15 @@ async fn files_of_one_name_received_at_once_each_get_their_own_name() {
         || async { (digests(&inbox).len() >= 12).then_some(()) },
     )
     .await;
+    // Each name was free when it was linked: no placement was refused and tried again (two
+    // transfers choosing the same name while one waits for its record's sync would be).
+    let refused: Vec<String> = receiving
+        .logs()
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("inbox:"))
+        .map(str::to_string)
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
     let received = digests(&inbox);
     for i in 0..6 {
         assert!(

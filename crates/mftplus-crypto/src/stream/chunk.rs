@@ -416,11 +416,10 @@ impl Plaintext {
 
     /// Takes the bytes out to be sealed in place (the caller encrypts them), leaving `next`.
     fn replace(&mut self, next: Plaintext) -> Vec<u8> {
-        let mut next = next;
-        std::mem::swap(self, &mut next);
-        // `next` now holds the old bytes; it must not wipe them on drop: they leave.
-        next.written = 0;
-        std::mem::take(&mut next.bytes)
+        let mut old = std::mem::replace(self, next);
+        // Not wiped on drop: these bytes leave, to be sealed in place.
+        old.written = 0;
+        std::mem::take(&mut old.bytes)
     }
 }
 
