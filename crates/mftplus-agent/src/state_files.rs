@@ -133,6 +133,17 @@ fn update_outbox(
 }
 
 impl StateDb {
+    /// The names recorded as `placing`: chosen for a transfer whose link may not have happened
+    /// (a crash came between), so no other transfer may take them.
+    pub fn placing_inbox_paths(&self) -> Result<Vec<String>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT path FROM inbox_items WHERE state = 'placing'")
+            .map_err(self.sql())?;
+        let rows = stmt.query_map([], |row| row.get(0)).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
     pub fn inbox_item(
         &self,
         transfer_id: &str,

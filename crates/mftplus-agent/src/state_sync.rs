@@ -125,7 +125,7 @@ impl StateDb {
 #[cfg(test)]
 mod tests {
     use crate::state::StateDb;
-    use crate::state_files::OutboxState;
+    use crate::state_files::{InboxState, OutboxState};
     use std::sync::atomic::Ordering;
 
     #[tokio::test(flavor = "current_thread")]
@@ -162,5 +162,19 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |row| row.get(0))
             .unwrap();
         assert_eq!(synchronous, 2, "FULL again for every other write");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn names_still_placing_are_listed_placed_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = StateDb::open(&dir.path().join("state")).unwrap();
+        db.record_placing("t1", "/in/a.csv", 1).await.unwrap();
+        db.record_placing("t2", "/in/b.csv", 1).await.unwrap();
+        db.set_inbox_item("t2", InboxState::Placed, "/in/b.csv", 2)
+            .unwrap();
+        assert_eq!(
+            db.placing_inbox_paths().unwrap(),
+            vec!["/in/a.csv".to_string()]
+        );
     }
 }

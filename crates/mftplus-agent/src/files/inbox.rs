@@ -49,7 +49,16 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
         .into_iter()
         .partition(|t| t.chunk_count.is_some_and(|n| n <= 1));
     let mover = &*mover;
-    let placing = Mutex::new(HashSet::new());
+    // Names a crash left recorded but perhaps not linked stay taken: were another transfer to
+    // take one, the crashed transfer would find "its" file there and count itself placed.
+    let recorded = match mover.db.placing_inbox_paths() {
+        Ok(paths) => paths.into_iter().map(PathBuf::from).collect::<HashSet<_>>(),
+        Err(err) => {
+            tracing::warn!("cannot read the inbox state: {err}");
+            return;
+        }
+    };
+    let placing = Mutex::new(recorded);
     let receive_one = |transfer: Transfer| {
         let placing = &placing;
         async move {
