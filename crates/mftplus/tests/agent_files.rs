@@ -350,3 +350,65 @@ async fn files_of_one_name_received_at_once_each_get_their_own_name() {
     bodies.sort();
     assert_eq!(got, bodies, "every file once, none overwritten");
 }
+
+/// A crash between recording a file's name and linking it there: the restarted receiver
+/// places the file under the recorded name — not `name (2)` beside a name nothing will fill.
+/// (The crash is stood in for by writing the record while the receiver is stopped; CI caught
+/// the real one in the thousand-file test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_a_crash_cut_short_lands_under_its_recorded_name() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let outbox = dir.path().join("outbox");
+    let (receiver, receiver_id, receiving) =
+        receiving_box(&cloud, &cloud.url, &dir.path().join("b"), &inbox).await;
+    drop(receiving);
+    let sender = sending_box(
+        &dir.path().join("a"),
+        &cloud.url,
+        &[outbox_rule(&outbox, &receiver_id)],
+    );
+    std::fs::create_dir_all(&outbox).unwrap();
+    let body = content(7, 5000);
+    std::fs::write(outbox.join("report.csv"), &body).unwrap();
+    let sending = sender.start();
+    let transfer_id = eventually(
+        Duration::from_secs(60),
+        "report.csv sent",
+        &[&sending],
+        || async {
+            let items = sender.state().recent_outbox_items(10).ok()?;
+            items
+                .into_iter()
+                .find(|i| i.state == mftplus_agent::state_files::OutboxState::Done)
+                .and_then(|i| i.transfer_id)
+        },
+    )
+    .await;
+    let target = inbox.join("report.csv");
+    {
+        let (state, _) = mftplus_agent::state::StateDb::open(&receiver.dir.join("state")).unwrap();
+        state
+            .record_placing(&transfer_id, &target.display().to_string(), 0)
+            .await
+            .unwrap();
+    }
+    let receiving = receiver.start();
+    eventually(
+        Duration::from_secs(60),
+        "the file in the inbox",
+        &[&receiving],
+        || async { (!digests(&inbox).is_empty()).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        digests(&inbox),
+        BTreeMap::from([(
+            "report.csv".to_string(),
+            format!("{:x}", Sha256::digest(&body))
+        )]),
+        "under its recorded name, once"
+    );
+}

@@ -96,16 +96,23 @@ async fn receive(
     let id = transfer.id.as_str();
     let now = || mover.clock.now_ms();
     let known = mover.db.inbox_item(id).map_err(|e| e.to_string())?;
-    let placed = match known {
-        Some((InboxState::Placed | InboxState::Acknowledged, path)) => Some(PathBuf::from(path)),
-        // Linked before the crash, or never: the file's presence tells.
-        Some((InboxState::Placing, path)) if Path::new(&path).exists() => Some(PathBuf::from(path)),
-        _ => None,
+    let (placed, recorded) = match known {
+        Some((InboxState::Placed | InboxState::Acknowledged, path)) => {
+            (Some(PathBuf::from(path)), None)
+        }
+        // Linked before the crash, or never: the file's presence tells. Never linked, it goes
+        // under the name it recorded: that name is reserved for it (taking another would leave
+        // `name (2)` where `name` was due).
+        Some((InboxState::Placing, path)) if Path::new(&path).exists() => {
+            (Some(PathBuf::from(path)), None)
+        }
+        Some((InboxState::Placing, path)) => (None, Some(PathBuf::from(path))),
+        None => (None, None),
     };
     let fresh = placed.is_none();
     let path = match placed {
         Some(path) => path,
-        None => download(mover, inbox, placing, transfer).await?,
+        None => download(mover, inbox, placing, recorded, transfer).await?,
     };
     mover
         .db
@@ -131,10 +138,13 @@ async fn receive(
     Ok(fresh.then_some(path))
 }
 
+/// Downloads and places `transfer`: under `recorded` when a crash cut its placement short,
+/// else under a free name.
 async fn download(
     mover: &FileMover,
     inbox: &Path,
     placing: &Mutex<HashSet<PathBuf>>,
+    recorded: Option<PathBuf>,
     transfer: &Transfer,
 ) -> Result<PathBuf, String> {
     let id = transfer.id.as_str();
@@ -157,19 +167,20 @@ async fn download(
         .map(str::to_string)
         .unwrap_or_else(|| format!("transfer-{id}"));
     // Transfers of the same name received at once must not both pick `name`: a name is free
-    // when it is neither on disk nor chosen by another transfer that has not linked it yet.
-    let target = {
-        let mut chosen = placing.lock().unwrap_or_else(|p| p.into_inner());
-        let target = free_name(inbox, &name, &chosen);
-        chosen.insert(target.clone());
-        target
+    // when it is neither on disk nor chosen by another transfer this pass. A chosen name stays
+    // taken for the whole pass, placed or not: a placement that failed after its record may
+    // still own it.
+    let target = match recorded {
+        Some(recorded) => recorded,
+        None => {
+            let mut chosen = placing.lock().unwrap_or_else(|p| p.into_inner());
+            let target = free_name(inbox, &name, &chosen);
+            chosen.insert(target.clone());
+            target
+        }
     };
-    let placed = place(mover, id, temp, &target, manifest.mode).await;
-    placing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&target);
-    placed.map(|()| target)
+    place(mover, id, temp, &target, manifest.mode).await?;
+    Ok(target)
 }
 
 /// Records `target`, then links the verified file there. The record's sync is shared with the
