@@ -23,6 +23,7 @@ mod fleet;
 mod hubs;
 mod links;
 mod migrate;
+mod requests;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;

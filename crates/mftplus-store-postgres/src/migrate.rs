@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_pending_downloads",
         include_str!("../migrations/0017_pending_downloads.sql"),
     ),
+    (
+        "0018_file_requests",
+        include_str!("../migrations/0018_file_requests.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

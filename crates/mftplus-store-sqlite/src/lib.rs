@@ -20,6 +20,7 @@ mod hubs;
 mod links;
 mod migrate;
 mod pool;
+mod requests;
 mod tokens;
 mod transfers;
 mod users;

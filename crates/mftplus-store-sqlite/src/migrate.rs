@@ -63,6 +63,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_pending_downloads",
         include_str!("../migrations/0017_pending_downloads.sql"),
     ),
+    (
+        "0018_file_requests",
+        include_str!("../migrations/0018_file_requests.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

@@ -197,6 +197,13 @@ fn load(conn: &Connection, id: &str) -> StoreResult<Option<TransferRow>> {
 
 pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResult<TransferRow> {
     let tx = immediate(conn)?;
+    let row = insert(&tx, transfer)?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+/// Inserts the transfer and its recipients inside the caller's transaction; the row as stored.
+pub(crate) fn insert(tx: &Connection, transfer: &NewTransfer) -> StoreResult<TransferRow> {
     tx.prepare_cached(
         "INSERT INTO transfers (id, sender_id, status, header, chunk_size, ciphertext_bytes, \
          created_at_ms, expires_at_ms, site, sender_kind) \
@@ -239,10 +246,7 @@ pub(crate) fn create(conn: &mut Connection, transfer: &NewTransfer) -> StoreResu
             })?;
         }
     }
-    let row = load(&tx, &transfer.id)?
-        .ok_or_else(|| StoreError::Backend("inserted transfer vanished".into()))?;
-    tx.commit().db()?;
-    Ok(row)
+    load(tx, &transfer.id)?.ok_or_else(|| StoreError::Backend("inserted transfer vanished".into()))
 }
 
 pub(crate) fn get(conn: &mut Connection, id: &str) -> StoreResult<Option<TransferRow>> {

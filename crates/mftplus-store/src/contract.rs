@@ -28,6 +28,7 @@ mod hubs;
 mod key_rotation;
 mod links;
 mod people_pages;
+mod requests;
 mod sites;
 mod tokens;
 mod transfer_pages;
@@ -63,6 +64,7 @@ pub use hubs::{hub_concurrent_registration, hub_deploy_keys, hub_registry};
 pub use key_rotation::{deploy_key_rotation, host_key_rotation};
 pub use links::{concurrent_link_opens, link_opens, links};
 pub use people_pages::people_pages;
+pub use requests::{concurrent_file_request_uploads, file_request_uploads, file_requests};
 pub use sites::{site_live_transfers, site_user_paths};
 pub use tokens::{tokens, tokens_concurrent_refresh};
 pub use transfer_pages::transfer_pages;
@@ -116,6 +118,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     links(&*store).await;
     link_opens(&*store).await;
     concurrent_link_opens(store.clone()).await;
+    file_requests(&*store).await;
+    file_request_uploads(&*store).await;
+    concurrent_file_request_uploads(store.clone()).await;
 }
 
 /// The fleet sections, in an order that keeps them independent: the global sweeps (liveness,

@@ -12,6 +12,7 @@ mod fleet;
 mod hubs;
 mod links;
 mod models;
+mod requests;
 pub mod statements;
 mod transfer_rules;
 
@@ -20,6 +21,7 @@ pub use fleet::*;
 pub use hubs::*;
 pub use links::*;
 pub use models::*;
+pub use requests::*;
 pub use transfer_rules::{check_complete_chunks, check_grant, plan_chunk_batch};
 
 use async_trait::async_trait;
@@ -48,7 +50,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// PostgreSQL, between several cloud processes on the same database.
 #[async_trait]
 pub trait Store:
-    FleetStore + HubStore + CertificateStore + LinkStore + Send + Sync + 'static
+    FleetStore + HubStore + CertificateStore + LinkStore + FileRequestStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

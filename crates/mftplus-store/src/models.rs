@@ -187,6 +187,9 @@ pub mod transfer_status {
 pub mod recipient_kind {
     pub const USER: &str = "user";
     pub const AGENT: &str = "agent";
+    /// Only ever a sender: an outsider uploading through a file request (decision 0034),
+    /// keyed by the request's id.
+    pub const REQUEST: &str = "request";
 }
 
 /// The `Conflict` text of a chunk upload or a completion on a transfer that is not `uploading`.
@@ -227,6 +230,8 @@ pub enum TransferParty {
     User(String),
     /// A host's agent, by host id.
     Agent(String),
+    /// Whoever holds a file request's link, by request id (a sender only, decision 0034).
+    Request(String),
 }
 
 impl TransferParty {
@@ -235,12 +240,13 @@ impl TransferParty {
         match self {
             TransferParty::User(_) => recipient_kind::USER,
             TransferParty::Agent(_) => recipient_kind::AGENT,
+            TransferParty::Request(_) => recipient_kind::REQUEST,
         }
     }
 
     pub fn id(&self) -> &str {
         match self {
-            TransferParty::User(id) | TransferParty::Agent(id) => id,
+            TransferParty::User(id) | TransferParty::Agent(id) | TransferParty::Request(id) => id,
         }
     }
 
