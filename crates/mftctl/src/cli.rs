@@ -78,6 +78,9 @@ pub enum Command {
     /// List, show, verify and cancel transfers
     #[command(subcommand)]
     Transfers(TransfersCommand),
+    /// Ask people without an account for files: a link whose uploads are encrypted to your key
+    #[command(subcommand)]
+    Requests(RequestsCommand),
     /// Fleet: customers, their retrieval passwords and lifecycle
     #[command(subcommand)]
     Customers(CustomersCommand),
@@ -300,6 +303,32 @@ pub enum TransfersCommand {
     /// transfer of yours, or ID); lists who is still waiting. Runs on its own after any
     /// signed-in command, too.
     Grant { id: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// Make a request link (printed once): whoever opens it can upload files, encrypted in
+    /// their browser to your key; `mftctl receive` gets them
+    Create {
+        /// Shown on the request's page (at most 500 characters)
+        #[arg(long)]
+        note: Option<String>,
+        /// How long the link takes uploads, e.g. 2d [default: 7d, at most the server's
+        /// transfer retention]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// How many files may be uploaded through it (1 to 1000) [default: 1]
+        #[arg(long, value_name = "N")]
+        uploads: Option<u32>,
+        /// The largest upload, e.g. 2GiB [default: the server's
+        /// transfers.max_request_upload_bytes]
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+    },
+    /// Your file requests (everyone's with transfers:read)
+    List,
+    /// Revoke a request: its link takes no more uploads, and uploads under way stop
+    Revoke { id: String },
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,7 @@ mod output;
 mod passwords;
 mod progress;
 mod receive;
+mod requests;
 mod resume;
 mod send;
 mod server_config;
@@ -148,6 +149,7 @@ async fn dispatch(ctx: &mut Context, command: &Command) -> Result<u8, CliError> 
         Command::Send(args) => send::send(ctx, args).await,
         Command::Receive(args) => receive::receive(ctx, args).await,
         Command::Transfers(command) => transfers::run(ctx, command).await,
+        Command::Requests(command) => requests::run(ctx, command).await,
         Command::Customers(command) => customers::run(ctx, command).await,
         Command::Hosts(command) => hosts::run(ctx, command).await,
         Command::Guests(command) => hosts::run_guests(ctx, command).await,

@@ -16,6 +16,7 @@ mod error;
 mod fleet;
 mod hubs;
 mod links;
+mod requests;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transfers;

@@ -156,6 +156,17 @@ table! {
     "shared_get"          GET    paths::SHARED => Access::Public;
     "shared_open"         POST   paths::SHARED_OPEN => Access::Public;
     "shared_chunk"        GET    paths::SHARED_CHUNK => Access::Public;
+    // File requests (decision 0034): the owner's three, then the public ones a request's
+    // page calls (the token in the path is the capability; lookups rate limited per address,
+    // uploads counted and audited).
+    "file_requests_create" POST  paths::FILE_REQUESTS => SEND;
+    "file_requests_list"  GET    paths::FILE_REQUESTS => READ;
+    "file_request_revoke" POST   paths::FILE_REQUEST_REVOKE => CANCEL;
+    "requested_get"       GET    paths::REQUESTED => Access::Public;
+    "requested_start"     POST   paths::REQUESTED_TRANSFERS => Access::Public;
+    "requested_chunks"    GET    paths::REQUESTED_CHUNKS => Access::Public;
+    "requested_chunk_put" PUT    paths::REQUESTED_CHUNK => Access::Public;
+    "requested_complete"  POST   paths::REQUESTED_COMPLETE => Access::Public;
     "host_report"         POST   paths::HOST_REPORT => Access::Host;
     "guest_report"        POST   paths::GUEST_REPORT => Access::Guest;
     "host_desired_get"    GET    paths::HOST_DESIRED_STATE => Access::HostOr("fleet:read");
@@ -267,6 +278,8 @@ table! {
     // A share link's page and its service worker: no sign-in, the link is the credential.
     "web_link"            GET    "/s/{token}" => Access::Public;
     "web_link_worker"     GET    "/s/sw.js" => Access::Public;
+    // A file request's page: no sign-in, the request is the credential.
+    "web_request"         GET    "/r/{token}" => Access::Public;
 }
 
 /// Benchmark-only routes (feature `bench-routes`): the same handler as `/health`, public and
@@ -354,6 +367,14 @@ fn api_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "shared_get" => get(crate::handlers::links::shared),
         "shared_open" => post(crate::handlers::links::open),
         "shared_chunk" => get(crate::handlers::links::chunk),
+        "file_requests_create" => post(crate::handlers::requests::create),
+        "file_requests_list" => get(crate::handlers::requests::index),
+        "file_request_revoke" => post(crate::handlers::requests::revoke),
+        "requested_get" => get(crate::handlers::requests::requested),
+        "requested_start" => post(crate::handlers::requests::start),
+        "requested_chunks" => get(crate::handlers::requests::chunks),
+        "requested_chunk_put" => put(crate::handlers::requests::chunk),
+        "requested_complete" => post(crate::handlers::requests::complete),
         _ => return fleet_handler(id),
     })
 }
@@ -475,6 +496,7 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_transfer_link_revoke" => post(web::pages::links::revoke),
         "web_link" => get(web::pages::links::page),
         "web_link_worker" => get(web::assets::link_worker),
+        "web_request" => get(web::pages::requests::page),
         _ => return None,
     })
 }
@@ -496,7 +518,7 @@ pub fn router(state: AppState) -> Router {
                 mftplus_types::fleet::MAX_HOST_REPORT_BYTES,
             ));
         }
-        if spec.id == "transfer_chunk_put" {
+        if spec.id == "transfer_chunk_put" || spec.id == "requested_chunk_put" {
             // Sealed chunks are the one body larger than JSON requests; the handler checks the
             // exact bound of the transfer's own chunk size.
             let max_chunk = state.config.config.transfers.max_chunk_size as usize;

@@ -7,6 +7,7 @@ mod fleet_support;
 mod host_transfer_support;
 mod hub_support;
 mod link_support;
+mod request_support;
 
 use common::*;
 use mftplus_cloud::routes::{Access, ROUTES};
@@ -57,6 +58,9 @@ async fn send(w: &World, cred: &Cred, method: &str, (path, body): (String, Body)
 /// be called repeatedly. Every route in the table must have one.
 async fn fixture(w: &World, id: &str) -> (String, Body) {
     if let Some(request) = link_fixture(w, id).await {
+        return request;
+    }
+    if let Some(request) = request_fixture(w, id).await {
         return request;
     }
     if let Some(request) = transfer_fixture(w, id).await {
@@ -208,6 +212,83 @@ async fn link_fixture(w: &World, id: &str) -> Option<(String, Body)> {
         }
         _ => return None,
     })
+}
+
+/// File requests (decision 0034): alice's request (she has a key), and for the public upload
+/// routes an upload through it started anonymously.
+async fn request_fixture(w: &World, id: &str) -> Option<(String, Body)> {
+    use request_support::*;
+    if !(id.starts_with("file_request") || id.starts_with("requested_")) {
+        return None;
+    }
+    let c = &w.cloud;
+    let alice = alice(w).await;
+    let key = register_key(c, &alice).await;
+    let json = |path: String, body: Option<Value>| Some((path, Body::Json(body)));
+    if id == "file_requests_create" {
+        // The allowed principal is the administrator, who needs a key too.
+        register_key(c, &admin(c)).await;
+        return json(
+            "/api/v1/file-requests".into(),
+            Some(json!({"max_uploads": 2})),
+        );
+    }
+    if id == "file_requests_list" {
+        return json("/api/v1/file-requests".into(), None);
+    }
+    let (request_id, token) = make_request(c, &alice, json!({"max_uploads": 5})).await;
+    let sealed = seal_to(b"requested", &key.public_key());
+    let upload = || async {
+        let started = start(c, &token, "alice@example.com", &sealed).await;
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        started.body["id"].as_str().unwrap().to_string()
+    };
+    match id {
+        "file_request_revoke" => json(format!("/api/v1/file-requests/{request_id}/revoke"), None),
+        "requested_get" => json(format!("/api/v1/requested/{token}"), None),
+        "requested_start" => json(
+            format!("/api/v1/requested/{token}/transfers"),
+            Some(json!({
+                "recipients": ["alice@example.com"],
+                "header": b64(&sealed.header),
+                "chunk_size": mftplus_crypto::stream::MIN_CHUNK_SIZE,
+            })),
+        ),
+        "requested_chunks" => json(
+            format!(
+                "/api/v1/requested/{token}/transfers/{}/chunks",
+                upload().await
+            ),
+            None,
+        ),
+        "requested_chunk_put" => {
+            let bytes = sealed.chunks[0].clone();
+            let headers = vec![
+                (
+                    "x-chunk-sha256".to_string(),
+                    mftplus_crypto::sha256_hex(&bytes),
+                ),
+                ("x-chunk-last".to_string(), "true".to_string()),
+            ];
+            Some((
+                format!(
+                    "/api/v1/requested/{token}/transfers/{}/chunks/0",
+                    upload().await
+                ),
+                Body::Raw(bytes, headers),
+            ))
+        }
+        "requested_complete" => {
+            let transfer = upload().await;
+            let put = put(c, &token, &transfer, 0, &sealed.chunks[0], true).await;
+            assert_eq!(put.status, 201, "{:?}", put.body);
+            json(
+                format!("/api/v1/requested/{token}/transfers/{transfer}/complete"),
+                Some(json!({"manifest": b64(&sealed.manifest)})),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Operator routes of the fleet; each destructive one acts on a fresh customer or host.
@@ -480,6 +561,8 @@ fn cross_user_expectation(id: &str) -> Option<u16> {
         "transfer_grant" => Some(404),
         // Another user's transfer's links are absent to bob, and so is revoking one.
         "transfer_links_create" | "transfer_links_list" | "link_revoke" => Some(404),
+        // Another user's file request is absent to bob.
+        "file_request_revoke" => Some(404),
         _ => None,
     }
 }

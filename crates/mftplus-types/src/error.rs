@@ -127,6 +127,9 @@ codes! {
     // A host may send only to users and to hosts of its own customer, and look up only their
     // transfer keys (decision 0029).
     RecipientNotAllowed => "recipient_not_allowed", 403;
+    // A file request (decision 0034) needs its owner's registered public key: the uploads are
+    // encrypted to it. Run `mftctl` once (it makes and registers a key pair), then ask again.
+    NoPublicKey => "no_public_key", 409;
     // A grant's new header is not the current header plus X25519 stanzas (parameters, salt or
     // an earlier stanza changed, one was dropped, or nothing was added).
     GrantInvalid => "grant_invalid", 422;

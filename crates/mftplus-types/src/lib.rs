@@ -11,6 +11,7 @@ pub mod error;
 pub mod fleet;
 pub mod hubs;
 pub mod links;
+pub mod requests;
 pub mod routes;
 pub mod transfers;
 

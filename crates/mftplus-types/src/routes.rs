@@ -65,6 +65,22 @@ pub const SHARED_OPEN: &str = "/api/v1/shared/{token}/open";
 /// Public with a ticket (`x-link-ticket`): one sealed chunk.
 pub const SHARED_CHUNK: &str = "/api/v1/shared/{token}/chunks/{index}";
 
+// ---- file requests (decision 0034) ----
+/// The caller's requests (`GET`; everyone's with `transfers:read`), or a new one (`POST`).
+pub const FILE_REQUESTS: &str = "/api/v1/file-requests";
+/// The owner (or `transfers:cancel`) revokes a request.
+pub const FILE_REQUEST_REVOKE: &str = "/api/v1/file-requests/{id}/revoke";
+/// Public, no credential: what the request's page needs (the requester's key, the limits).
+pub const REQUESTED: &str = "/api/v1/requested/{token}";
+/// Public: one counted upload; answers the new transfer.
+pub const REQUESTED_TRANSFERS: &str = "/api/v1/requested/{token}/transfers";
+/// Public: the chunks of an upload through the request, stored so far.
+pub const REQUESTED_CHUNKS: &str = "/api/v1/requested/{token}/transfers/{id}/chunks";
+/// Public: one sealed chunk of an upload through the request.
+pub const REQUESTED_CHUNK: &str = "/api/v1/requested/{token}/transfers/{id}/chunks/{index}";
+/// Public: seals an upload through the request with its manifest.
+pub const REQUESTED_COMPLETE: &str = "/api/v1/requested/{token}/transfers/{id}/complete";
+
 // ---- fleet: agents and guest controllers (host and guest keys) ----
 pub const HOST_REPORT: &str = "/api/v1/host-report";
 pub const GUEST_REPORT: &str = "/api/v1/report";

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod grants;
 pub mod links;
 pub mod recovery;
+pub mod requests;
 pub mod sign_in;
 pub mod tokens;
 pub mod transfers;

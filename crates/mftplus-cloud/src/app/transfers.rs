@@ -155,18 +155,25 @@ pub async fn list_for(
     Ok(TransferPage { rows, next_after })
 }
 
-/// The emails of the senders of `rows`, by user id, in one query, and `host:<host_id>` for a
-/// host's transfers (decision 0029) by host id. A user deleted since is absent.
+/// The emails of the senders of `rows`, by user id, in one query; `host:<host_id>` for a
+/// host's transfers (decision 0029) by host id, and `request:<id>` for an upload through a
+/// file request (decision 0034). A user deleted since is absent.
 pub async fn sender_emails(
     state: &AppState,
     rows: &[TransferRow],
 ) -> ApiResult<HashMap<String, String>> {
-    let (users, hosts): (Vec<&TransferRow>, Vec<&TransferRow>) = rows
+    let (users, others): (Vec<&TransferRow>, Vec<&TransferRow>) = rows
         .iter()
         .partition(|row| row.sender_kind == recipient_kind::USER);
-    let mut senders: HashMap<String, String> = hosts
+    let mut senders: HashMap<String, String> = others
         .into_iter()
-        .map(|row| (row.sender_id.clone(), format!("host:{}", row.sender_id)))
+        .map(|row| {
+            let name = match row.sender_kind.as_str() {
+                recipient_kind::REQUEST => super::requests::sender_name(&row.sender_id),
+                _ => format!("host:{}", row.sender_id),
+            };
+            (row.sender_id.clone(), name)
+        })
         .collect();
     let ids: HashSet<&str> = users.iter().map(|row| row.sender_id.as_str()).collect();
     if ids.is_empty() {

@@ -62,6 +62,9 @@ pub struct TransfersSection {
     pub retention_days: u64,
     /// Largest chunk size a sender may declare (the stream format allows up to 64 MiB).
     pub max_chunk_size: u64,
+    /// The largest upload (ciphertext bytes) a file request may allow an outsider
+    /// (decision 0034); also the default of a request that names none.
+    pub max_request_upload_bytes: u64,
 }
 
 impl Default for TransfersSection {
@@ -72,6 +75,7 @@ impl Default for TransfersSection {
             s3: S3Section::default(),
             retention_days: 7,
             max_chunk_size: 64 * 1024 * 1024,
+            max_request_upload_bytes: 10 << 30,
         }
     }
 }

@@ -410,6 +410,14 @@ fn validate_blobs(config: &ServerConfig, production: bool, problems: &mut Proble
     if transfers.max_chunk_size == 0 {
         problems.push("transfers.max_chunk_size", "must be positive");
     }
+    if transfers.max_request_upload_bytes == 0
+        || transfers.max_request_upload_bytes > i64::MAX as u64
+    {
+        problems.push(
+            "transfers.max_request_upload_bytes",
+            "must be positive and below 2^63",
+        );
+    }
     if transfers.blob_backend != BlobBackend::S3 {
         return;
     }

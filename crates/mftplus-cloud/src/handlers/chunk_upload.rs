@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use futures_util::{StreamExt, TryStreamExt};
 use mftplus_blob::{BlobError, BlobKey, ByteStream};
 use mftplus_pki::identity::PeerCertificate;
-use mftplus_store::{ChunkOutcome, NewChunk};
+use mftplus_store::{ChunkOutcome, NewChunk, TransferRow};
 use mftplus_types::transfers::{ChunkReceipt, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER};
 use mftplus_types::ErrorCode;
 
@@ -206,7 +206,21 @@ pub async fn upload_chunk(
         )
         .await;
     }
-    let max_sealed = sealed_limit(&headers, row.chunk_size, index)?;
+    store_chunk(&state, &row, index, &headers, body).await
+}
+
+/// Stores chunk `index` of `row`, a transfer kept by this cloud that its sender is uploading:
+/// for the API's upload route and for uploads through a file request alike.
+pub(super) async fn store_chunk(
+    state: &AppState,
+    row: &TransferRow,
+    index: u64,
+    headers: &http::HeaderMap,
+    body: Body,
+) -> ApiResult<(http::StatusCode, Json<ChunkReceipt>)> {
+    let declared = declared_sha256(headers)?;
+    let last = last_flag(headers)?;
+    let max_sealed = sealed_limit(headers, row.chunk_size, index)?;
     let receipt = |status: &str| {
         Json(ChunkReceipt {
             index,
@@ -216,7 +230,7 @@ pub async fn upload_chunk(
     // Claimed before the recorded row is read: a claim taken after another upload of this
     // index committed and released its own still sees that row, so nothing can overwrite a
     // recorded chunk's blob.
-    let _claim = claim(&state, &row.id, index).await?;
+    let _claim = claim(state, &row.id, index).await?;
     // The recorded chunk is authoritative: a retry is compared with it and its bytes never
     // reach the blob store.
     let recorded = state.store.get_chunk(&row.id, index as i64).await?;

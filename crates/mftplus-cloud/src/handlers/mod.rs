@@ -14,6 +14,7 @@ pub mod hubs;
 pub mod keys;
 pub mod links;
 pub mod passwords;
+pub mod requests;
 pub mod site;
 pub mod tokens;
 pub mod transfers;

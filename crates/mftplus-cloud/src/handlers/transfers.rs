@@ -123,7 +123,7 @@ fn require_complete(row: &TransferRow) -> ApiResult<()> {
 }
 
 /// The stream header of a new transfer, checked for shape against the request and the limits.
-fn new_header(state: &AppState, body: &CreateTransferRequest) -> ApiResult<Vec<u8>> {
+pub(super) fn new_header(state: &AppState, body: &CreateTransferRequest) -> ApiResult<Vec<u8>> {
     let header = b64(&body.header, "header")?;
     if header.len() > MAX_HEADER_BYTES {
         return Err(ApiError::new(
@@ -288,6 +288,14 @@ pub async fn list_chunks(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<ChunkInfo>>> {
     let row = own_sent(&state, &party.store_party(), &id).await?;
+    chunk_list(&state, &row).await
+}
+
+/// The chunks of `row` stored so far (its sender's resume asks).
+pub(super) async fn chunk_list(
+    state: &AppState,
+    row: &TransferRow,
+) -> ApiResult<Json<Vec<ChunkInfo>>> {
     let chunks = state.store.list_chunks(&row.id).await?;
     Ok(Json(
         chunks
@@ -310,6 +318,18 @@ pub async fn complete(
     ApiJson(body): ApiJson<CompleteTransferRequest>,
 ) -> ApiResult<Json<Transfer>> {
     let row = own_upload(&state, &party.store_party(), &id).await?;
+    complete_upload(&state, &row, &party.actor(), &ip, &body).await
+}
+
+/// Seals `row`, which its sender is uploading, with its manifest once every chunk is on disk;
+/// audited as `transfer_completed` by `actor`.
+pub(super) async fn complete_upload(
+    state: &AppState,
+    row: &TransferRow,
+    actor: &str,
+    ip: &str,
+    body: &CompleteTransferRequest,
+) -> ApiResult<Json<Transfer>> {
     let manifest = b64(&body.manifest, "manifest")?;
     if manifest.is_empty() || manifest.len() > MAX_HEADER_BYTES {
         return Err(ApiError::validation(
@@ -333,15 +353,15 @@ pub async fn complete(
     state
         .audit(
             AuditEvent::new("transfer_completed")
-                .actor(&party.actor())
+                .actor(actor)
                 .target(&row.id)
-                .ip(&ip)
+                .ip(ip)
                 .details(
                     json!({"chunks": row.chunk_count, "ciphertext_bytes": row.ciphertext_bytes}),
                 ),
         )
         .await;
-    Ok(Json(to_api(&state, &row).await?))
+    Ok(Json(to_api(state, &row).await?))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -94,6 +94,7 @@ pub fn describe(id: &str) -> Option<Operation> {
         .or_else(|| describe_hubs_and_certificates(id))
         .or_else(|| describe_boxes(id))
         .or_else(|| describe_links(id))
+        .or_else(|| describe_requests(id))
 }
 
 fn describe_identity(id: &str) -> Option<Operation> {
@@ -439,6 +440,48 @@ fn describe_links(id: &str) -> Option<Operation> {
             "Public with the open's ticket (x-link-ticket): one sealed chunk",
             vec![(200, Content::Octets)],
         ),
+        _ => return None,
+    })
+}
+
+/// File requests (decision 0034): the owner's routes, then the public ones a request's page
+/// calls.
+fn describe_requests(id: &str) -> Option<Operation> {
+    use mftplus_types::requests::*;
+    Some(match id {
+        "file_requests_create" => op(
+            "Ask for files with a link, encrypted to your key (token shown once)",
+            created(schema::<CreatedFileRequest>),
+        )
+        .body(schema::<CreateFileRequest>),
+        "file_requests_list" => op("Your file requests", ok(schema::<Vec<FileRequest>>)),
+        "file_request_revoke" => op("Revoke a file request", ok(schema::<FileRequest>)),
+        "requested_get" => op(
+            "Public: what a request's page encrypts to, and its limits",
+            ok(schema::<RequestedUpload>),
+        ),
+        "requested_start" => op(
+            "Public: start one counted upload through a request",
+            created(schema::<Transfer>),
+        )
+        .body(schema::<CreateTransferRequest>),
+        "requested_chunks" => op(
+            "Public: an upload's chunks stored so far",
+            ok(schema::<Vec<ChunkInfo>>),
+        ),
+        "requested_chunk_put" => op(
+            "Public: one sealed chunk of an upload through a request (idempotent)",
+            vec![
+                (201, Content::Json(schema::<ChunkReceipt>)),
+                (200, Content::Json(schema::<ChunkReceipt>)),
+            ],
+        )
+        .octets(),
+        "requested_complete" => op(
+            "Public: seal an upload through a request with its manifest",
+            ok(schema::<Transfer>),
+        )
+        .body(schema::<CompleteTransferRequest>),
         _ => return None,
     })
 }

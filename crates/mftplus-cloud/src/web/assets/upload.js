@@ -9,12 +9,23 @@
 // non-extractable WebCrypto keys: this page's script can use them, nobody can read them out)
 // and each acknowledged chunk's SHA-256 are kept in IndexedDB. Choosing the same file again
 // continues after the chunks the server holds. The file key itself is never stored.
+//
+// A file request's page (`/r/<token>`, decision 0034) runs the same upload in its request
+// mode: no session and no token, the request's public routes instead of the transfer routes
+// (the same shapes under `/api/v1/requested/<token>`), and the one recipient and key the
+// request names.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const form = $("upload");
   if (!form) return;
+  const requestToken = form.dataset.mode === "request"
+    ? decodeURIComponent(location.pathname.replace(/^\/r\//, ""))
+    : null;
+  const base = requestToken === null
+    ? "/api/v1"
+    : `/api/v1/requested/${encodeURIComponent(requestToken)}`;
   const text = new TextEncoder();
   const FINGERPRINT_LABEL = text.encode("mftplus-x25519-fingerprint-v1");
   const WRAP_LABEL = text.encode("mftplus-stream-v1 x25519-wrap");
@@ -256,6 +267,7 @@
 
   async function freshToken() {
     if (token && Date.now() < tokenUntil) return token;
+    if (requestToken !== null) return null;
     const body = new URLSearchParams({ csrf: form.dataset.csrf });
     const answer = await fetch("/transfers/upload-token", { method: "POST", body, credentials: "same-origin" });
     if (!answer.ok) throw new Error(`the dashboard refused an upload token (HTTP ${answer.status}); sign in again`);
@@ -273,7 +285,8 @@
       if (attempt > 0) await new Promise((r) => setTimeout(r, 500 * attempt));
       let answer;
       try {
-        const auth = { Authorization: `Bearer ${await freshToken()}` };
+        const bearer = await freshToken();
+        const auth = bearer === null ? {} : { Authorization: `Bearer ${bearer}` };
         answer = await fetch(path, { method, body, headers: Object.assign(auth, headers || {}) });
       } catch (err) {
         lastError = new Error(`the server could not be reached (${err.message})`);
@@ -312,6 +325,13 @@
     document.body.dataset.upload = "failed";
   }
 
+  // Says why a request's page takes no new upload; an unfinished one may still be finished,
+  // so the upload's own state is left alone.
+  function refuse(message) {
+    $("upload-error").textContent = message;
+    $("upload-error").hidden = false;
+  }
+
   function progress(done, total) {
     const bar = $("upload-progress");
     bar.hidden = false;
@@ -325,11 +345,13 @@
     const unit = { b: 1, kib: 1024, mib: 1048576 }[(match[2] || "b").toLowerCase()];
     const size = Number(match[1]) * unit;
     const max = Number(form.dataset.maxChunk);
+    if (!(max > 0)) throw new Error("the server's largest chunk size is not known yet");
     if (size < MIN_CHUNK || size > max) throw new Error(`chunk size must be between 64KiB and ${max / 1048576}MiB`);
     return size;
   }
 
   async function recipientKeys(emails) {
+    if (request !== null) return [decodeKey(request.public_key)];
     const keys = [];
     for (const email of emails) {
       const found = await api("GET", `/api/v1/users/${encodeURIComponent(email)}/key`);
@@ -346,9 +368,10 @@
     const request = { recipients: emails, header: toBase64(sealed.header), chunk_size: chunkSize };
     if (expires) request.expires = expires;
     const body = json(request);
-    const transfer = await api("POST", "/api/v1/transfers", body.body, body.headers);
+    const transfer = await api("POST", `${base}/transfers`, body.body, body.headers);
     const job = {
-      id: transfer.id, name: file.name, size: file.size, lastModified: file.lastModified,
+      id: transfer.id, base, recipients: emails.join(", "),
+      name: file.name, size: file.size, lastModified: file.lastModified,
       chunkSize, chunkCount: Math.max(1, Math.ceil(file.size / chunkSize)),
       payloadKey: sealed.payloadKey, manifestKey: sealed.manifestKey, hashes: {},
     };
@@ -371,7 +394,7 @@
   async function sendChunk(job, file, index, held) {
     const chunk = await sealChunk(job, file, index);
     if (!held.has(index)) {
-      await api("PUT", `/api/v1/transfers/${job.id}/chunks/${index}`, chunk.sealed, {
+      await api("PUT", `${base}/transfers/${job.id}/chunks/${index}`, chunk.sealed, {
         "Content-Type": "application/octet-stream",
         "X-Chunk-SHA256": chunk.sha,
         "X-Chunk-Last": chunk.last ? "true" : "false",
@@ -383,7 +406,7 @@
   async function run(job, file) {
     document.body.dataset.upload = "uploading";
     form.hidden = true;
-    const onServer = await api("GET", `/api/v1/transfers/${job.id}/chunks`);
+    const onServer = await api("GET", `${base}/transfers/${job.id}/chunks`);
     const held = new Set(onServer.map((c) => c.index));
     // A few chunks at once: one is read and sealed while others are on the wire.
     const running = new Set();
@@ -410,14 +433,26 @@
     progress(job.chunkCount, job.chunkCount);
     say("Sealing the manifest…");
     const body = json({ manifest: await sealManifest(job) });
-    await api("POST", `/api/v1/transfers/${job.id}/complete`, body.body, body.headers);
+    await api("POST", `${base}/transfers/${job.id}/complete`, body.body, body.headers);
     await forget(job.id);
     say(`Sent ${job.name} as transfer ${job.id}.`);
-    const link = document.createElement("a");
-    link.href = `/transfers/${job.id}`;
-    link.id = "sent-transfer";
-    link.textContent = "See the transfer";
-    $("upload-status").append(" ", link);
+    if (requestToken === null) {
+      const link = document.createElement("a");
+      link.href = `/transfers/${job.id}`;
+      link.id = "sent-transfer";
+      link.textContent = "See the transfer";
+      $("upload-status").append(" ", link);
+    } else {
+      const sent = document.createElement("span");
+      sent.id = "sent-transfer";
+      sent.dataset.transfer = job.id;
+      sent.textContent = `${job.recipients} can now receive it.`;
+      $("upload-status").append(" ", sent);
+      if (request !== null) {
+        request.uploads_left -= 1;
+        showRequest();
+      }
+    }
     document.body.dataset.upload = "sent";
   }
 
@@ -427,9 +462,13 @@
     try {
       const file = $("file").files[0];
       if (!file) throw new Error("choose a file");
-      const emails = $("recipients").value.split(/[\s,;]+/).filter(Boolean);
+      if (requestToken !== null && request === null) throw new Error("this request takes no new files");
+      const emails = requestToken === null
+        ? $("recipients").value.split(/[\s,;]+/).filter(Boolean)
+        : [request.recipient];
       if (emails.length === 0) throw new Error("name at least one recipient");
-      const job = await start(file, emails, parseSize($("chunk-size").value), $("expires").value.trim());
+      const expires = requestToken === null ? $("expires").value.trim() : "";
+      const job = await start(file, emails, parseSize($("chunk-size").value), expires);
       await run(job, file);
     } catch (err) {
       fail(`The upload stopped: ${err.message}`);
@@ -452,7 +491,8 @@
   }
 
   async function listUnfinished() {
-    const jobs = await kept();
+    // Only this page's uploads: the dashboard's, or this request's.
+    const jobs = (await kept()).filter((job) => (job.base || "/api/v1") === base);
     const list = $("unfinished-list");
     list.replaceChildren();
     for (const job of jobs) {
@@ -477,5 +517,43 @@
     document.body.dataset.unfinished = String(jobs.length);
   }
 
-  listUnfinished().catch((err) => fail(`Unfinished uploads could not be read: ${err.message}`));
+  // ---- a file request: what to encrypt to, and its limits ----
+
+  let request = null;
+
+  function showRequest() {
+    $("request-recipient").textContent = request.recipient;
+    $("request-note").textContent = request.note || "—";
+    $("request-uploads-left").textContent = String(request.uploads_left);
+    $("request-max-size").textContent = `${(request.max_bytes / 1048576).toFixed(1)} MiB`;
+    $("request-expires").textContent = request.expires_at;
+    $("request").hidden = false;
+    form.hidden = request.uploads_left <= 0;
+  }
+
+  async function openRequest() {
+    const answer = await fetch(base, { headers: { Accept: "application/json" } });
+    const reply = await answer.json().catch(() => ({}));
+    if (!answer.ok) {
+      const error = reply.error || {};
+      document.body.dataset.request = error.code || "refused";
+      throw new Error(answer.status === 404
+        ? "this request does not exist (check the link you were given)"
+        : `${error.message || "refused"} (${error.code || "HTTP " + answer.status})`);
+    }
+    request = reply;
+    form.dataset.maxChunk = String(request.max_chunk_size);
+    showRequest();
+    say("");
+    document.body.dataset.request = "open";
+  }
+
+  // A request that takes no new upload (its uploads used up, say) still lets an upload it
+  // already counted be finished: the unfinished ones are listed either way.
+  const ready = requestToken === null
+    ? Promise.resolve()
+    : openRequest().catch((err) => refuse(`This request cannot take new files: ${err.message}`));
+  ready
+    .then(() => listUnfinished())
+    .catch((err) => fail(`Unfinished uploads could not be read: ${err.message}`));
 })();

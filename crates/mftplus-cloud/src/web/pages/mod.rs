@@ -11,6 +11,7 @@ pub mod hubs;
 pub mod links;
 pub mod login;
 pub mod ops;
+pub mod requests;
 pub mod sessions;
 pub mod transfers;
 pub mod upload;

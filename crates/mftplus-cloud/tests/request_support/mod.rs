@@ -1,0 +1,150 @@
+//! File-request fixtures for the API tests (decision 0034): an owner with a registered key, a
+//! request made as them, and uploads through it as an anonymous outsider would make them.
+
+#![allow(dead_code)]
+
+use super::common::*;
+use base64::Engine;
+use mftplus_cloud::testing::TestCloud;
+use mftplus_crypto::stream::{
+    encrypt_reader_to_writer, read_frame, Frame, Header, ManifestInfo, Recipient, StreamOptions,
+    X25519PublicKey, X25519SecretKey, MIN_CHUNK_SIZE,
+};
+use serde_json::{json, Value};
+
+/// Registers a fresh key pair as `cred`'s; the secret half.
+pub async fn register_key(cloud: &TestCloud, cred: &Cred) -> X25519SecretKey {
+    let key = X25519SecretKey::generate().unwrap();
+    let body = json!({"public_key": key.public_key().to_encoded()});
+    let put = call(cloud, cred, "PUT", "/api/v1/users/me/key", Some(body)).await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    key
+}
+
+/// Makes a request as `owner` with `body`; `(request id, token)`.
+pub async fn make_request(cloud: &TestCloud, owner: &Cred, body: Value) -> (String, String) {
+    let made = call(cloud, owner, "POST", "/api/v1/file-requests", Some(body)).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    (
+        made.body["request"]["id"].as_str().unwrap().to_string(),
+        made.body["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A whole stream of `data` to `to`, in 64 KiB chunks, cut into what the API takes.
+pub struct Sealed {
+    pub header: Vec<u8>,
+    pub chunks: Vec<Vec<u8>>,
+    pub manifest: Vec<u8>,
+}
+
+pub fn seal_to(data: &[u8], to: &X25519PublicKey) -> Sealed {
+    let options = StreamOptions {
+        chunk_size: MIN_CHUNK_SIZE,
+        ..StreamOptions::default()
+    };
+    let mut stream = Vec::new();
+    encrypt_reader_to_writer(
+        &mut &data[..],
+        &mut stream,
+        &options,
+        &[Recipient::X25519(to.clone())],
+        ManifestInfo {
+            name: "requested.bin".into(),
+            mode: None,
+        },
+    )
+    .unwrap();
+    let (_, used) = Header::parse(&stream).unwrap();
+    let mut rest = &stream[used..];
+    let mut chunks = Vec::new();
+    loop {
+        match read_frame(&mut rest).unwrap() {
+            Frame::Chunk { len, .. } => {
+                chunks.push(rest[..len].to_vec());
+                rest = &rest[len..];
+            }
+            Frame::Manifest { len } => {
+                return Sealed {
+                    header: stream[..used].to_vec(),
+                    chunks,
+                    manifest: rest[..len].to_vec(),
+                };
+            }
+        }
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Starts an upload through the request, anonymously, to `recipient`.
+pub async fn start(cloud: &TestCloud, token: &str, recipient: &str, sealed: &Sealed) -> Reply {
+    call(
+        cloud,
+        &Cred::None,
+        "POST",
+        &format!("/api/v1/requested/{token}/transfers"),
+        Some(json!({
+            "recipients": [recipient],
+            "header": b64(&sealed.header),
+            "chunk_size": MIN_CHUNK_SIZE,
+        })),
+    )
+    .await
+}
+
+/// One sealed chunk of an upload through the request, anonymously.
+pub async fn put(
+    cloud: &TestCloud,
+    token: &str,
+    id: &str,
+    index: u64,
+    bytes: &[u8],
+    last: bool,
+) -> Reply {
+    let headers = vec![
+        (
+            "x-chunk-sha256".to_string(),
+            mftplus_crypto::sha256_hex(bytes),
+        ),
+        ("x-chunk-last".to_string(), last.to_string()),
+    ];
+    call_raw(
+        cloud,
+        &Cred::None,
+        "PUT",
+        &format!("/api/v1/requested/{token}/transfers/{id}/chunks/{index}"),
+        bytes.to_vec(),
+        &headers,
+    )
+    .await
+}
+
+/// Seals the upload with `manifest`, anonymously.
+pub async fn complete(cloud: &TestCloud, token: &str, id: &str, manifest: &[u8]) -> Reply {
+    call(
+        cloud,
+        &Cred::None,
+        "POST",
+        &format!("/api/v1/requested/{token}/transfers/{id}/complete"),
+        Some(json!({"manifest": b64(manifest)})),
+    )
+    .await
+}
+
+/// A whole upload of `sealed` through the request: its transfer id.
+pub async fn upload(cloud: &TestCloud, token: &str, recipient: &str, sealed: &Sealed) -> String {
+    let started = start(cloud, token, recipient, sealed).await;
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let id = started.body["id"].as_str().unwrap().to_string();
+    let count = sealed.chunks.len();
+    for (index, chunk) in sealed.chunks.iter().enumerate() {
+        let put = put(cloud, token, &id, index as u64, chunk, index + 1 == count).await;
+        assert_eq!(put.status, 201, "{:?}", put.body);
+    }
+    let done = complete(cloud, token, &id, &sealed.manifest).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    id
+}
