@@ -137,7 +137,31 @@ impl Client {
         buf: &mut Vec<u8>,
     ) -> Result<(), ClientError> {
         let path = with_index(routes::TRANSFER_CHUNK, id, index);
-        let mut response = self.send(self.builder(Method::GET, &path)).await?;
+        self.bounded_get_into(&path, &format!("chunk {index}"), max_len, buf)
+            .await
+    }
+
+    /// The whole stream of a complete transfer (header, chunk frames, manifest frame) read
+    /// into `buf`, refused past `max_len` bytes: one request for a one-chunk transfer.
+    pub async fn transfer_stream_into(
+        &self,
+        id: &str,
+        max_len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let path = fill(routes::TRANSFER_STREAM, "id", id);
+        self.bounded_get_into(&path, "the stream", max_len, buf)
+            .await
+    }
+
+    async fn bounded_get_into(
+        &self,
+        path: &str,
+        what: &str,
+        max_len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let mut response = self.send(self.builder(Method::GET, path)).await?;
         let status = response.status();
         if !status.is_success() {
             let body = self.read_body(response).await?;
@@ -156,7 +180,7 @@ impl Client {
             };
             if buf.len() + piece.len() > max_len {
                 return Err(ClientError::Decode(format!(
-                    "chunk {index} is larger than the {max_len} bytes this transfer allows"
+                    "{what} is larger than the {max_len} bytes this transfer allows"
                 )));
             }
             buf.extend_from_slice(&piece);

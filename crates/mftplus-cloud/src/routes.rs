@@ -139,6 +139,7 @@ table! {
     "transfer_header"     GET    paths::TRANSFER_HEADER => PARTY_READ;
     "transfer_chunk_get"  GET    paths::TRANSFER_CHUNK => PARTY_READ;
     "transfer_manifest"   GET    paths::TRANSFER_MANIFEST => PARTY_READ;
+    "transfer_stream"     GET    paths::TRANSFER_STREAM => PARTY_READ;
     "transfer_verify"     POST   paths::TRANSFER_VERIFY => READ;
     "transfer_received"   POST   paths::TRANSFER_RECEIVED => PARTY_READ;
     "transfer_cancel"     POST   paths::TRANSFER_CANCEL => CANCEL;
@@ -353,6 +354,7 @@ fn api_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "transfer_header" => get(transfers::header),
         "transfer_chunk_get" => get(transfers::download_chunk),
         "transfer_manifest" => get(transfers::manifest),
+        "transfer_stream" => get(crate::handlers::transfer_stream::stream),
         "transfer_verify" => post(transfers::verify),
         "transfer_received" => post(transfers::received),
         "transfer_cancel" => post(transfers::cancel),

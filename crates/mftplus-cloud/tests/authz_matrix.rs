@@ -153,13 +153,14 @@ async fn transfer_fixture(w: &World, id: &str) -> Option<(String, Body)> {
             json(format!("/api/v1/transfers/{}/grants", w.id), Some(w.grant))
         }
         "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
-        | "transfer_verify" | "transfer_received" | "transfer_cancel" => {
+        | "transfer_stream" | "transfer_verify" | "transfer_received" | "transfer_cancel" => {
             let transfer = complete_transfer(c, &alice, "admin@example.com").await;
             let path = match id {
                 "transfer_show" => format!("/api/v1/transfers/{transfer}"),
                 "transfer_header" => format!("/api/v1/transfers/{transfer}/header"),
                 "transfer_chunk_get" => format!("/api/v1/transfers/{transfer}/chunks/0"),
                 "transfer_manifest" => format!("/api/v1/transfers/{transfer}/manifest"),
+                "transfer_stream" => format!("/api/v1/transfers/{transfer}/stream"),
                 "transfer_verify" => format!("/api/v1/transfers/{transfer}/verify"),
                 "transfer_received" => format!("/api/v1/transfers/{transfer}/received"),
                 _ => format!("/api/v1/transfers/{transfer}/cancel"),

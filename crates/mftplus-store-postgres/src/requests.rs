@@ -65,7 +65,7 @@ async fn upload<C: GenericClient>(
     );
     let request = request_from_row(&sql::query_one(tx, &sql, &[&request_id, &now_ms]).await?)?;
     let row = transfers::create(tx, transfer).await?;
-    Ok(RequestUpload::Created(row, request))
+    Ok(RequestUpload::Created(Box::new(row), request))
 }
 
 #[async_trait]

@@ -92,7 +92,7 @@ fn upload(
         .db()?;
     let row = transfers::insert(&tx, transfer)?;
     tx.commit().db()?;
-    Ok(RequestUpload::Created(row, request))
+    Ok(RequestUpload::Created(Box::new(row), request))
 }
 
 #[async_trait]

@@ -68,7 +68,7 @@ impl FileRequestRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestUpload {
     /// Counted, and the transfer created; the request as it is now.
-    Created(TransferRow, FileRequestRow),
+    Created(Box<TransferRow>, FileRequestRow),
     /// Nothing changed; the request as it is.
     Refused(LinkRefusal, FileRequestRow),
 }

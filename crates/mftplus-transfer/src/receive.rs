@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use mftplus_base::direct_io::DirectWriter;
 use mftplus_client::Client;
-use mftplus_crypto::stream::{Decryptor, Header, Identity, Manifest, StreamError};
+use mftplus_crypto::stream::{
+    read_frame, Decryptor, Frame, Header, Identity, Manifest, StreamError,
+};
 
 use crate::download::Sink;
 use crate::{OnProgress, TransferError};
@@ -26,6 +28,17 @@ pub async fn to_temp_file(
     dir: &Path,
     progress: OnProgress<'_>,
 ) -> Result<(TempFile, Manifest), TransferError> {
+    if chunk_count <= 1 {
+        match whole_to_temp_file(client, id, identities, dir, progress).await {
+            // A transfer kept on a site hub, or a server without the route: by parts.
+            Err(err)
+                if matches!(
+                    err.code.as_str(),
+                    "site_local" | "not_found" | "method_not_allowed"
+                ) => {}
+            done => return done,
+        }
+    }
     let decryptor = open_header(client, id, identities).await?;
     let temp = TempFile::create(dir, id)?;
     let sink: Sink = Box::new(
@@ -34,6 +47,74 @@ pub async fn to_temp_file(
     );
     let manifest = decrypt_into(client, id, chunk_count, decryptor, sink, progress).await?;
     Ok((temp, manifest))
+}
+
+/// The most a one-chunk transfer's whole stream may be: a header, the largest sealed chunk,
+/// the largest sealed manifest and their frame heads.
+const MAX_WHOLE_STREAM: usize = (64 << 10) + (64 << 20) + (64 << 10) + 4096;
+
+/// A one-chunk transfer in one request (`GET …/stream`, the header, the chunk and the manifest
+/// in the format's own layout), decrypted and verified into a temporary file off the async
+/// thread.
+async fn whole_to_temp_file(
+    client: &Client,
+    id: &str,
+    identities: &[Identity<'_>],
+    dir: &Path,
+    progress: OnProgress<'_>,
+) -> Result<(TempFile, Manifest), TransferError> {
+    let mut stream = Vec::new();
+    client
+        .transfer_stream_into(id, MAX_WHOLE_STREAM, &mut stream)
+        .await?;
+    let (header, used) = Header::parse(&stream).map_err(TransferError::crypto)?;
+    let decryptor = open_identities(header, identities)?;
+    let temp = TempFile::create(dir, id)?;
+    let file = temp.file()?;
+    let (manifest, written) =
+        tokio::task::spawn_blocking(move || decrypt_frames(decryptor, &stream[used..], file))
+            .await
+            .map_err(|e| TransferError::new("internal", e.to_string()))??;
+    progress(crate::ProgressEvent::Add(written));
+    Ok((temp, manifest))
+}
+
+/// Opens every chunk frame of `frames` into `file` and checks the manifest frame, which must
+/// end the input; the manifest and the bytes written.
+fn decrypt_frames(
+    mut decryptor: Decryptor,
+    mut frames: &[u8],
+    mut file: File,
+) -> Result<(Manifest, u64), TransferError> {
+    let mut written = 0u64;
+    loop {
+        let frame = read_frame(&mut frames).map_err(TransferError::crypto)?;
+        let len = match frame {
+            Frame::Chunk { len, .. } | Frame::Manifest { len } => len,
+        };
+        if len > frames.len() {
+            return Err(TransferError::crypto(StreamError::Truncated));
+        }
+        let (payload, rest) = frames.split_at(len);
+        frames = rest;
+        match frame {
+            Frame::Chunk { last, .. } => {
+                let plain = decryptor
+                    .open_chunk(payload, last)
+                    .map_err(TransferError::crypto)?;
+                file.write_all(plain)
+                    .map_err(|e| TransferError::io("cannot write the output", e))?;
+                written += plain.len() as u64;
+            }
+            Frame::Manifest { .. } => {
+                if !frames.is_empty() {
+                    return Err(TransferError::crypto(StreamError::TrailingData));
+                }
+                let manifest = decryptor.finish(payload).map_err(TransferError::crypto)?;
+                return Ok((manifest, written));
+            }
+        }
+    }
 }
 
 /// The transfer's header, opened with the first identity that matches.
@@ -50,6 +131,13 @@ pub async fn open_header(
             "the stream header is malformed",
         ));
     }
+    open_identities(parsed, identities)
+}
+
+fn open_identities(
+    parsed: Header,
+    identities: &[Identity<'_>],
+) -> Result<Decryptor, TransferError> {
     Decryptor::new(parsed, identities).map_err(|e| match e {
         StreamError::NoMatchingRecipient => TransferError::new(
             "no_key",
@@ -166,6 +254,60 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mftplus_crypto::stream::{
+        encrypt_reader_to_writer, ManifestInfo, Recipient, StreamOptions, X25519SecretKey,
+        MIN_CHUNK_SIZE,
+    };
+
+    /// A whole stream of `data` to `key` in 64 KiB chunks, and where its frames start.
+    fn stream_of(data: &[u8], key: &X25519SecretKey) -> (Vec<u8>, usize) {
+        let options = StreamOptions {
+            chunk_size: MIN_CHUNK_SIZE,
+            ..StreamOptions::default()
+        };
+        let mut stream = Vec::new();
+        encrypt_reader_to_writer(
+            &mut &data[..],
+            &mut stream,
+            &options,
+            &[Recipient::X25519(key.public_key())],
+            ManifestInfo {
+                name: "x.bin".into(),
+                mode: None,
+            },
+        )
+        .unwrap();
+        let (_, used) = Header::parse(&stream).unwrap();
+        (stream, used)
+    }
+
+    fn decrypt(stream: &[u8], used: usize, key: &X25519SecretKey) -> Result<Vec<u8>, String> {
+        let (header, _) = Header::parse(stream).unwrap();
+        let decryptor = open_identities(header, &[Identity::X25519(key)]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let file = File::create(&out).unwrap();
+        decrypt_frames(decryptor, &stream[used..], file).map_err(|e| e.to_string())?;
+        Ok(fs::read(out).unwrap())
+    }
+
+    #[test]
+    fn whole_streams_decrypt_and_any_cut_or_addition_is_refused() {
+        let key = X25519SecretKey::generate().unwrap();
+        let data: Vec<u8> = (0..MIN_CHUNK_SIZE as usize + 99).map(|i| i as u8).collect();
+        let (stream, used) = stream_of(&data, &key);
+        assert_eq!(decrypt(&stream, used, &key).unwrap(), data);
+        let mut longer = stream.clone();
+        longer.push(0);
+        assert!(decrypt(&longer, used, &key).is_err(), "trailing data");
+        for cut in [1, 5, 20, stream.len() - used - 1] {
+            let short = &stream[..stream.len() - cut];
+            assert!(decrypt(short, used, &key).is_err(), "cut by {cut}");
+        }
+        let mut flipped = stream.clone();
+        flipped[used + 10] ^= 1;
+        assert!(decrypt(&flipped, used, &key).is_err(), "a changed chunk");
+    }
 
     #[test]
     fn temp_file_is_private_and_cleaned_up() {

@@ -39,6 +39,9 @@ pub const TRANSFER_CHUNK: &str = "/api/v1/transfers/{id}/chunks/{index}";
 pub const TRANSFER_COMPLETE: &str = "/api/v1/transfers/{id}/complete";
 pub const TRANSFER_HEADER: &str = "/api/v1/transfers/{id}/header";
 pub const TRANSFER_MANIFEST: &str = "/api/v1/transfers/{id}/manifest";
+/// The whole stream (header, chunk frames, manifest frame) in one body: a one-chunk transfer
+/// in one request instead of three, and `curl`-able.
+pub const TRANSFER_STREAM: &str = "/api/v1/transfers/{id}/stream";
 pub const TRANSFER_VERIFY: &str = "/api/v1/transfers/{id}/verify";
 /// A recipient says it decrypted and verified the transfer: only then is it marked downloaded.
 pub const TRANSFER_RECEIVED: &str = "/api/v1/transfers/{id}/received";

@@ -292,7 +292,7 @@ pub async fn start_upload(
         .create_requested_transfer(&request.id, &transfer, now)
         .await?
     {
-        RequestUpload::Created(row, _) => row,
+        RequestUpload::Created(row, _) => *row,
         RequestUpload::Refused(refusal, _) => return Err(refusal_error(refusal)),
     };
     state

@@ -17,6 +17,7 @@ pub mod passwords;
 pub mod requests;
 pub mod site;
 pub mod tokens;
+pub mod transfer_stream;
 pub mod transfers;
 pub mod users;
 

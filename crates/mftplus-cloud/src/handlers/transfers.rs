@@ -111,7 +111,7 @@ pub(super) async fn own_upload(
     Ok(row)
 }
 
-fn require_complete(row: &TransferRow) -> ApiResult<()> {
+pub(super) fn require_complete(row: &TransferRow) -> ApiResult<()> {
     if row.status == transfer_status::COMPLETE {
         Ok(())
     } else {

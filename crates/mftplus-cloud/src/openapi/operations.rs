@@ -208,6 +208,10 @@ fn describe_transfers(id: &str) -> Option<Operation> {
             op("List transfers", ok(schema::<Vec<Transfer>>)).query(schema::<transfers::ListQuery>)
         }
         "transfer_show" => op("One transfer", ok(schema::<Transfer>)),
+        "transfer_stream" => op(
+            "The whole stream: header, chunk frames, manifest frame (docs/stream-format.md)",
+            vec![(200, Content::Octets)],
+        ),
         "transfer_header" => op(
             "The stream header (ciphertext)",
             vec![(200, Content::Octets)],

@@ -48,7 +48,7 @@ pub fn seal_to(data: &[u8], to: &X25519PublicKey) -> Sealed {
         &mut &data[..],
         &mut stream,
         &options,
-        &[Recipient::X25519(to.clone())],
+        &[Recipient::X25519(*to)],
         ManifestInfo {
             name: "requested.bin".into(),
             mode: None,

@@ -19,7 +19,8 @@ pub const FRAME_CHUNK: u8 = 0x00;
 pub const FRAME_LAST_CHUNK: u8 = 0x01;
 /// The sealed manifest; the final frame, followed by end of input.
 pub const FRAME_MANIFEST: u8 = 0x02;
-const FRAME_HEAD_LEN: usize = 5;
+/// A frame's kind byte and big-endian u32 length.
+pub const FRAME_HEAD_LEN: usize = 5;
 
 /// The head of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +45,17 @@ pub fn write_manifest_frame<W: Write>(writer: &mut W, sealed: &[u8]) -> std::io:
 fn write_frame<W: Write>(writer: &mut W, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| std::io::Error::other("frame longer than u32::MAX"))?;
+    writer.write_all(&frame_head(kind, len))?;
+    writer.write_all(bytes)
+}
+
+/// The head of a frame of `kind` whose payload is `len` bytes (for writers that send the
+/// payload from elsewhere, as the cloud streams a stored chunk).
+pub fn frame_head(kind: u8, len: u32) -> [u8; FRAME_HEAD_LEN] {
     let mut head = [0u8; FRAME_HEAD_LEN];
     head[0] = kind;
     head[1..].copy_from_slice(&len.to_be_bytes());
-    writer.write_all(&head)?;
-    writer.write_all(bytes)
+    head
 }
 
 /// Reads the next frame head. End of input here is [`StreamError::Truncated`]: a well-formed

@@ -47,8 +47,8 @@ pub use header::{
     MAX_STANZA_BODY_LEN,
 };
 pub use io::{
-    decrypt_reader_to_writer, encrypt_reader_to_writer, read_frame, write_chunk_frame,
-    write_manifest_frame, Frame, FRAME_CHUNK, FRAME_LAST_CHUNK, FRAME_MANIFEST,
+    decrypt_reader_to_writer, encrypt_reader_to_writer, frame_head, read_frame, write_chunk_frame,
+    write_manifest_frame, Frame, FRAME_CHUNK, FRAME_HEAD_LEN, FRAME_LAST_CHUNK, FRAME_MANIFEST,
 };
 pub use keys::{
     X25519PublicKey, X25519SecretKey, FINGERPRINT_LEN, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX,
