@@ -336,15 +336,11 @@ pub(super) async fn complete_upload(
             "the sealed manifest must be 1 byte to 64 KiB",
         ));
     }
-    // Every chunk must be on disk before the transfer may be served. A site transfer's chunks
-    // are on its hub, which synced each before the cloud recorded it.
-    if row.site.is_none() {
-        state
-            .blobs
-            .sync_transfer(&transfer_key(&row.id)?)
-            .await
-            .map_err(blob_error)?;
-    }
+    // Every chunk must be on disk before the transfer may be served, and already is: a chunk
+    // row exists only once its blob was synced (the group committer syncs each batch's blobs
+    // before recording it, `chunk_commit`), and a site transfer's chunks are on its hub,
+    // which synced each before the cloud recorded it. Syncing the transfer again here cost
+    // four device flushes per small transfer and made nothing more durable.
     let row = state
         .store
         .complete_transfer(&row.id, &manifest, state.clock.now_ms())
