@@ -333,3 +333,34 @@ pub async fn waiting_transfer(
         grant,
     }
 }
+
+/// A whole stream cut into what the API takes: the header, the sealed chunks, the sealed
+/// manifest.
+pub struct Sealed {
+    pub header: Vec<u8>,
+    pub chunks: Vec<Vec<u8>>,
+    pub manifest: Vec<u8>,
+}
+
+/// Cuts `stream` (as `encrypt_reader_to_writer` writes it) into its parts.
+pub fn split_stream(stream: &[u8]) -> Sealed {
+    use mftplus_crypto::stream::{read_frame, Frame, Header};
+    let (_, used) = Header::parse(stream).unwrap();
+    let mut rest = &stream[used..];
+    let mut chunks = Vec::new();
+    loop {
+        match read_frame(&mut rest).unwrap() {
+            Frame::Chunk { len, .. } => {
+                chunks.push(rest[..len].to_vec());
+                rest = &rest[len..];
+            }
+            Frame::Manifest { len } => {
+                return Sealed {
+                    header: stream[..used].to_vec(),
+                    chunks,
+                    manifest: rest[..len].to_vec(),
+                };
+            }
+        }
+    }
+}

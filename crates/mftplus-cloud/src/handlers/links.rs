@@ -38,8 +38,9 @@ pub fn to_api_with(state: &AppState, row: &LinkRow, created_by: String) -> Link 
     }
 }
 
-/// Nothing a link's routes answer is worth keeping in a cache: counts, tickets, ciphertext.
-fn no_store(mut response: Response) -> Response {
+/// Nothing a link's routes answer is worth keeping in a cache: counts, tickets, ciphertext
+/// (a file request's public routes likewise).
+pub(super) fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),

@@ -4,6 +4,7 @@
 //! are `crate::app::requests`; the chunks and the completion are the transfer routes' own.
 
 use super::chunk_upload::store_chunk;
+use super::links::no_store;
 use super::transfers::{chunk_list, complete_upload, new_header, to_api};
 use crate::app::requests as app;
 use crate::auth::Caller;
@@ -44,15 +45,6 @@ pub fn to_api_with(state: &AppState, row: &FileRequestRow, owner: String) -> Fil
 async fn to_api_request(state: &AppState, row: &FileRequestRow) -> ApiResult<FileRequest> {
     let owner = super::email_of(state, &row.owner_id).await?;
     Ok(to_api_with(state, row, owner))
-}
-
-/// Nothing the public routes answer is worth keeping in a cache.
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    response
 }
 
 pub async fn create(

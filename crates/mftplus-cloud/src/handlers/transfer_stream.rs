@@ -22,6 +22,10 @@ use mftplus_types::ErrorCode;
 
 type Piece = Result<Bytes, BlobError>;
 
+fn frame(kind: u8, len: usize) -> Bytes {
+    Bytes::copy_from_slice(&frame_head(kind, len as u32))
+}
+
 pub async fn stream(
     State(state): State<AppState>,
     party: Party,
@@ -38,7 +42,6 @@ pub async fn stream(
     }
     let chunks = state.store.list_chunks(&row.id).await?;
     let manifest = row.manifest.clone().unwrap_or_default();
-    let frame = |kind: u8, len: i64| Bytes::copy_from_slice(&frame_head(kind, len as u32));
     let length = row.header.len() as u64
         + chunks
             .iter()
@@ -60,47 +63,11 @@ pub async fn stream(
             None => return Err(chunk_missing(&state, &row.id, chunk.idx as u64).await),
         }
     }
-    let blobs = state.blobs.clone();
-    let frames = stream::iter(chunks.into_iter().enumerate()).then(move |(at, chunk)| {
-        let blobs = blobs.clone();
-        let key = key.clone();
-        let opened = if at == 0 { first.take() } else { None };
-        async move {
-            let kind = if chunk.last {
-                FRAME_LAST_CHUNK
-            } else {
-                FRAME_CHUNK
-            };
-            let head = stream::once(async move { Ok::<_, BlobError>(frame(kind, chunk.size)) });
-            let body = match opened {
-                Some(body) => body,
-                None => match blobs
-                    .get_stream(&BlobKey::chunk(&key, chunk.idx as u64))
-                    .await
-                {
-                    Ok(Some(reader)) => reader.stream,
-                    Ok(None) => stream::once(async move {
-                        Err::<Bytes, _>(BlobError::Source(format!(
-                            "chunk {} is missing",
-                            chunk.idx
-                        )))
-                    })
-                    .boxed(),
-                    Err(err) => stream::once(async move { Err::<Bytes, _>(err) }).boxed(),
-                },
-            };
-            head.chain(body)
-        }
-    });
-    let tail = {
-        let mut framed = frame(FRAME_MANIFEST, manifest.len() as i64).to_vec();
-        framed.extend_from_slice(&manifest);
-        Bytes::from(framed)
-    };
+    let mut tail = frame(FRAME_MANIFEST, manifest.len()).to_vec();
+    tail.extend_from_slice(&manifest);
     let body = stream::once(async move { Ok::<_, BlobError>(Bytes::from(row.header)) })
-        .chain(frames.flatten())
-        .chain(stream::once(async move { Ok::<Bytes, BlobError>(tail) }))
-        .map(|piece: Piece| piece);
+        .chain(chunk_frames(state.blobs.clone(), key, chunks, first))
+        .chain(stream::once(async move { Ok(Bytes::from(tail)) }));
     let mut response = (
         [(http::header::CONTENT_TYPE, "application/octet-stream")],
         axum::body::Body::from_stream(body),
@@ -110,4 +77,47 @@ pub async fn stream(
         .headers_mut()
         .insert(http::header::CONTENT_LENGTH, length.into());
     Ok(response)
+}
+
+/// Each stored chunk as a frame: its head, then its bytes streamed from the payload store,
+/// opened one after another (the first already opened by the caller). A chunk gone since the
+/// listing ends the body with an error, which cuts the connection: the reader sees a
+/// truncated stream, never a short one that passes.
+fn chunk_frames(
+    blobs: std::sync::Arc<dyn mftplus_blob::BlobStore>,
+    key: mftplus_blob::TransferId,
+    chunks: Vec<mftplus_store::ChunkRow>,
+    mut first: Option<mftplus_blob::ByteStream>,
+) -> impl futures_util::Stream<Item = Piece> {
+    stream::iter(chunks)
+        .then(move |chunk| {
+            let (blobs, key, opened) = (blobs.clone(), key.clone(), first.take());
+            async move {
+                let kind = if chunk.last {
+                    FRAME_LAST_CHUNK
+                } else {
+                    FRAME_CHUNK
+                };
+                let head = stream::once(async move { Ok(frame(kind, chunk.size as usize)) });
+                let body = match opened {
+                    Some(body) => body,
+                    None => open_or_fail(&*blobs, &key, chunk.idx as u64).await,
+                };
+                head.chain(body)
+            }
+        })
+        .flatten()
+}
+
+async fn open_or_fail(
+    blobs: &dyn mftplus_blob::BlobStore,
+    key: &mftplus_blob::TransferId,
+    index: u64,
+) -> mftplus_blob::ByteStream {
+    let failed = |err: BlobError| stream::once(async move { Err::<Bytes, _>(err) }).boxed();
+    match blobs.get_stream(&BlobKey::chunk(key, index)).await {
+        Ok(Some(reader)) => reader.stream,
+        Ok(None) => failed(BlobError::Source(format!("chunk {index} is missing"))),
+        Err(err) => failed(err),
+    }
 }

@@ -7,18 +7,10 @@ use super::common::*;
 use base64::Engine;
 use mftplus_cloud::testing::TestCloud;
 use mftplus_crypto::stream::{
-    encrypt_reader_to_writer, read_frame, Frame, Header, LinkKey, LinkSecret, ManifestInfo,
-    Recipient, StreamOptions, X25519SecretKey, MIN_CHUNK_SIZE,
+    encrypt_reader_to_writer, Header, LinkKey, LinkSecret, ManifestInfo, Recipient, StreamOptions,
+    X25519SecretKey, MIN_CHUNK_SIZE,
 };
 use serde_json::{json, Value};
-
-/// A whole stream of `data` to a fresh X25519 key and the link `secret`, cut into what the API
-/// takes: the header, the sealed chunks, the sealed manifest.
-pub struct Sealed {
-    pub header: Vec<u8>,
-    pub chunks: Vec<Vec<u8>>,
-    pub manifest: Vec<u8>,
-}
 
 pub fn seal(data: &[u8], secret: &LinkSecret) -> Sealed {
     let sender = X25519SecretKey::generate().unwrap();
@@ -45,25 +37,9 @@ pub fn seal(data: &[u8], secret: &LinkSecret) -> Sealed {
         },
     )
     .unwrap();
-    let (header, used) = Header::parse(&stream).unwrap();
+    let (header, _) = Header::parse(&stream).unwrap();
     assert!(header.is_browser_readable());
-    let mut rest = &stream[used..];
-    let mut chunks = Vec::new();
-    loop {
-        match read_frame(&mut rest).unwrap() {
-            Frame::Chunk { len, .. } => {
-                chunks.push(rest[..len].to_vec());
-                rest = &rest[len..];
-            }
-            Frame::Manifest { len } => {
-                return Sealed {
-                    header: stream[..used].to_vec(),
-                    chunks,
-                    manifest: rest[..len].to_vec(),
-                };
-            }
-        }
-    }
+    split_stream(&stream)
 }
 
 /// Uploads `sealed` as a transfer from `sender` to `recipient` and completes it; its id.

@@ -7,8 +7,8 @@ use super::common::*;
 use base64::Engine;
 use mftplus_cloud::testing::TestCloud;
 use mftplus_crypto::stream::{
-    encrypt_reader_to_writer, read_frame, Frame, Header, ManifestInfo, Recipient, StreamOptions,
-    X25519PublicKey, X25519SecretKey, MIN_CHUNK_SIZE,
+    encrypt_reader_to_writer, ManifestInfo, Recipient, StreamOptions, X25519PublicKey,
+    X25519SecretKey, MIN_CHUNK_SIZE,
 };
 use serde_json::{json, Value};
 
@@ -31,13 +31,6 @@ pub async fn make_request(cloud: &TestCloud, owner: &Cred, body: Value) -> (Stri
     )
 }
 
-/// A whole stream of `data` to `to`, in 64 KiB chunks, cut into what the API takes.
-pub struct Sealed {
-    pub header: Vec<u8>,
-    pub chunks: Vec<Vec<u8>>,
-    pub manifest: Vec<u8>,
-}
-
 pub fn seal_to(data: &[u8], to: &X25519PublicKey) -> Sealed {
     let options = StreamOptions {
         chunk_size: MIN_CHUNK_SIZE,
@@ -55,24 +48,7 @@ pub fn seal_to(data: &[u8], to: &X25519PublicKey) -> Sealed {
         },
     )
     .unwrap();
-    let (_, used) = Header::parse(&stream).unwrap();
-    let mut rest = &stream[used..];
-    let mut chunks = Vec::new();
-    loop {
-        match read_frame(&mut rest).unwrap() {
-            Frame::Chunk { len, .. } => {
-                chunks.push(rest[..len].to_vec());
-                rest = &rest[len..];
-            }
-            Frame::Manifest { len } => {
-                return Sealed {
-                    header: stream[..used].to_vec(),
-                    chunks,
-                    manifest: rest[..len].to_vec(),
-                };
-            }
-        }
-    }
+    split_stream(&stream)
 }
 
 pub fn b64(bytes: &[u8]) -> String {
