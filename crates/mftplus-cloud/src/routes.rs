@@ -276,6 +276,10 @@ table! {
     "web_transfer_verify" POST   "/transfers/{transfer_id}/verify" => READ;
     "web_transfer_cancel" POST   "/transfers/{transfer_id}/cancel" => CANCEL;
     "web_transfer_link_revoke" POST "/transfers/{transfer_id}/links/{link_id}/revoke" => CANCEL;
+    // File requests (decision 0034): the list, a new one (its link shown once), revoking one.
+    "web_file_requests"   GET    "/requests" => READ;
+    "web_file_request_create" POST "/requests" => SEND;
+    "web_file_request_revoke" POST "/requests/{request_id}/revoke" => CANCEL;
     // A share link's page and its service worker: no sign-in, the link is the credential.
     "web_link"            GET    "/s/{token}" => Access::Public;
     "web_link_worker"     GET    "/s/sw.js" => Access::Public;
@@ -496,6 +500,9 @@ fn page_handler(id: &str) -> Option<MethodRouter<AppState>> {
         "web_transfer_verify" => post(web::pages::transfers::verify),
         "web_transfer_cancel" => post(web::pages::transfers::cancel),
         "web_transfer_link_revoke" => post(web::pages::links::revoke),
+        "web_file_requests" => get(web::pages::file_requests::index),
+        "web_file_request_create" => post(web::pages::file_requests::create),
+        "web_file_request_revoke" => post(web::pages::file_requests::revoke),
         "web_link" => get(web::pages::links::page),
         "web_link_worker" => get(web::assets::link_worker),
         "web_request" => get(web::pages::requests::page),

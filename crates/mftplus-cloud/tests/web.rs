@@ -214,6 +214,9 @@ fn form_fields(route_id: &str) -> Vec<(&'static str, &'static str)> {
         "web_api_key_create" => vec![("name", "matrix key")],
         // Cancelling a transfer needs its confirmation box.
         "web_transfer_cancel" => vec![("confirm", "yes")],
+        "web_file_request_create" => {
+            vec![("note", "the lease"), ("uploads", "2"), ("expires", "1d")]
+        }
         _ => vec![],
     }
 }
@@ -330,6 +333,44 @@ async fn with_transfer(cloud: &TestCloud, role: &str, path: String) -> String {
     path.replace("{transfer_id}", &id)
 }
 
+/// The role's user gets a registered key (making a file request needs one), and a request's
+/// page its id: a fresh request of that user each time, as a revoke ends it.
+async fn with_request(cloud: &TestCloud, role: &str, path: String) -> String {
+    let store = &cloud.state.store;
+    let owner = store
+        .get_user_by_email(&email_of(role))
+        .await
+        .unwrap()
+        .unwrap();
+    let now = cloud.state.clock.now_ms();
+    let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+    store
+        .put_user_key(&mftplus_store::UserKeyRow {
+            user_id: owner.id.clone(),
+            public_key: key.public_key().to_encoded(),
+            fingerprint: "matrix".into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+        .await
+        .unwrap();
+    if !path.contains("{request_id}") {
+        return path;
+    }
+    let request = mftplus_store::NewFileRequest {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        token_hash: mftplus_crypto::sha256_hex(uuid::Uuid::new_v4().as_bytes()),
+        owner_id: owner.id,
+        note: String::new(),
+        created_at_ms: now,
+        expires_at_ms: now + 86_400_000,
+        max_uploads: 1,
+        max_bytes: 1 << 20,
+    };
+    let id = store.create_file_request(&request).await.unwrap().id;
+    path.replace("{request_id}", &id)
+}
+
 #[tokio::test]
 async fn every_page_route_enforces_its_access() {
     let cloud = TestCloud::spawn().await;
@@ -348,6 +389,7 @@ async fn every_page_route_enforces_its_access() {
             let path = concrete(spec.path, &key.id, &host.host_id).replace("{hub_id}", &hub_id);
             let (path, ends_session) = people(&cloud, role, spec, path).await;
             let path = with_transfer(&cloud, role, path).await;
+            let path = with_request(&cloud, role, path).await;
             let label = format!("{} {} as {role}", spec.method, spec.path);
             let is_get = spec.method == http::Method::GET;
             let anonymous = if is_get {

@@ -167,6 +167,26 @@ pub async fn list(
     Ok(state.store.list_file_requests(owner, LIST_LIMIT).await?)
 }
 
+/// The emails of `rows`' owners, by user id, in one query (a user deleted since is absent).
+pub async fn owner_emails(
+    state: &AppState,
+    rows: &[FileRequestRow],
+) -> ApiResult<std::collections::HashMap<String, String>> {
+    let mut ids: Vec<String> = rows.iter().map(|r| r.owner_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(state
+        .store
+        .get_users(&ids)
+        .await?
+        .into_iter()
+        .map(|user| (user.id, user.email))
+        .collect())
+}
+
 /// Revokes a request (`scope` is the route's `transfers:cancel[:own]`: the owner's own, or
 /// any). Uploads under way stop at their next chunk. Already revoked: 409. Audited as
 /// `file_request_revoked`.

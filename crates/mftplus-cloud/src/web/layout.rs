@@ -62,7 +62,10 @@ pub fn page(title: &str, signed_in: Option<(&Caller, Nav)>, body: Markup) -> Mar
                     a.brand href="/" { "MFTPlus" }
                     @if let Some((caller, nav)) = signed_in {
                         nav aria-label="Main" {
-                            @if nav.transfers { a href="/transfers" { "Transfers" } }
+                            @if nav.transfers {
+                                a href="/transfers" { "Transfers" }
+                                a href="/requests" { "File requests" }
+                            }
                             @if nav.hubs { a href="/hubs" { "Hubs" } }
                             @if nav.fleet {
                                 a href="/customers" { "Customers" }

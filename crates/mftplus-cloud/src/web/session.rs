@@ -29,7 +29,7 @@ pub const KIND: &str = "session";
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Whether the cookie goes out `Secure` (the server speaks TLS, or a proxy in front does).
-fn secure(state: &AppState) -> bool {
+pub(crate) fn secure(state: &AppState) -> bool {
     let config = &state.config.config;
     config.tls.enabled || config.server.tls_terminated_by_proxy
 }

@@ -6,6 +6,7 @@ pub mod customer_actions;
 pub mod customers;
 pub mod desired;
 pub mod events;
+pub mod file_requests;
 pub mod hosts;
 pub mod hubs;
 pub mod links;
