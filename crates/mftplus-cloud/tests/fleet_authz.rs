@@ -142,13 +142,14 @@ async fn party_call(cloud: &TestCloud, cred: &Cred, id: &str, host: &Enrolled) -
             }
         }
         "transfer_show" | "transfer_header" | "transfer_chunk_get" | "transfer_manifest"
-        | "transfer_received" => {
+        | "transfer_stream" | "transfer_received" => {
             let t = received().await;
             let path = match id {
                 "transfer_show" => format!("/api/v1/transfers/{t}"),
                 "transfer_header" => format!("/api/v1/transfers/{t}/header"),
                 "transfer_chunk_get" => format!("/api/v1/transfers/{t}/chunks/0"),
                 "transfer_manifest" => format!("/api/v1/transfers/{t}/manifest"),
+                "transfer_stream" => format!("/api/v1/transfers/{t}/stream"),
                 _ => format!("/api/v1/transfers/{t}/received"),
             };
             (path, None)
