@@ -56,12 +56,6 @@ async fn request(w: &World, args: &str) -> (String, String) {
     )
 }
 
-fn make_file(path: &Path, len: usize, seed: u64) -> String {
-    let data = noise(len, seed);
-    std::fs::write(path, &data).unwrap();
-    mftplus_crypto::sha256_hex(&data)
-}
-
 async fn body_data(browser: &Browser, name: &str) -> String {
     let value = browser
         .execute(&format!("return document.body.dataset.{name} || ''"), &[])
@@ -100,7 +94,7 @@ async fn text_of(browser: &Browser, css: &str) -> String {
 /// that refused it.
 async fn open(w: &World, url: &str) -> String {
     w.browser.goto(url).await.or_fail("open the request's page");
-    state_after(&w.browser, "request", &["", "loading"], WAIT).await
+    state_after(&w.browser, "state", &["", "loading"], WAIT).await
 }
 
 /// Chooses `file` on the open request page and starts the upload.
@@ -147,17 +141,6 @@ async fn sent_id(w: &World) -> String {
         .unwrap()
 }
 
-/// Bob's `mftctl receive ID` into a fresh folder: the received file's SHA-256.
-async fn received_sha(w: &World, id: &str, name: &str) -> String {
-    let inbox = w.bob.dir(&format!("inbox-{id}"));
-    w.bob
-        .line(&format!("mftctl receive {id} --dir {}", inbox.display()))
-        .await
-        .ok();
-    assert_eq!(entries(&inbox), vec![name.to_string()]);
-    mftplus_crypto::sha256_hex(&std::fs::read(inbox.join(name)).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_uploaded_on_a_request_page_are_received_with_mftctl() {
     let Some(w) = world().await else { return };
@@ -183,7 +166,7 @@ async fn files_uploaded_on_a_request_page_are_received_with_mftctl() {
         upload_from_page(&w, &file, "64KiB").await;
         let transfer = sent_id(&w).await;
         assert_eq!(
-            received_sha(&w, &transfer, name).await,
+            received_sha(&w.bob, &transfer, name).await,
             sha,
             "{name} differs"
         );
@@ -267,5 +250,5 @@ async fn an_upload_on_a_request_page_cut_by_a_reload_resumes() {
         id,
         "the upload went on under its first transfer"
     );
-    assert_eq!(received_sha(&w, &id, "big.bin").await, sha);
+    assert_eq!(received_sha(&w.bob, &id, "big.bin").await, sha);
 }

@@ -68,13 +68,6 @@ async fn sign_in(w: &World) {
         .or_fail("signed in, alice is on the upload page");
 }
 
-/// `len` bytes of cli_support's noise written to `path`; returns their SHA-256.
-fn make_file(path: &Path, len: usize, seed: u64) -> String {
-    let data = noise(len, seed);
-    std::fs::write(path, &data).unwrap();
-    mftplus_crypto::sha256_hex(&data)
-}
-
 /// The page's `data-upload` (`uploading`, `sent`, `failed`) once it is not `from`.
 async fn upload_state_after(browser: &Browser, from: &[&str], within: Duration) -> String {
     let started = Instant::now();
@@ -150,17 +143,6 @@ async fn sent_id(w: &World) -> String {
     href.trim_start_matches("/transfers/").to_string()
 }
 
-/// Bob's `mftctl receive ID` into a fresh folder: the received file's SHA-256.
-async fn received_sha(w: &World, id: &str, name: &str) -> String {
-    let inbox = w.bob.dir(&format!("inbox-{id}"));
-    w.bob
-        .line(&format!("mftctl receive {id} --dir {}", inbox.display()))
-        .await
-        .ok();
-    assert_eq!(entries(&inbox), vec![name.to_string()]);
-    mftplus_crypto::sha256_hex(&std::fs::read(inbox.join(name)).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_sent_from_the_page_are_received_with_mftctl() {
     let Some(w) = world().await else { return };
@@ -176,7 +158,7 @@ async fn files_sent_from_the_page_are_received_with_mftctl() {
         let sha = make_file(&file, len, len as u64 + 7);
         send_from_page(&w, &file, chunk).await;
         let id = sent_id(&w).await;
-        assert_eq!(received_sha(&w, &id, name).await, sha, "{name} differs");
+        assert_eq!(received_sha(&w.bob, &id, name).await, sha, "{name} differs");
     }
     // The page's token ends with the session: signing out leaves a copied token useless.
     let token = w
@@ -257,7 +239,7 @@ async fn an_upload_cut_by_a_reload_resumes_with_the_same_file() {
     assert_eq!(resumed, id, "the upload went on under its first transfer");
     assert_eq!(admin.list_transfers(None).await.unwrap().len(), 1);
     assert!(before < CHUNKS, "nothing was left to resume");
-    assert_eq!(received_sha(&w, &id, "big.bin").await, sha);
+    assert_eq!(received_sha(&w.bob, &id, "big.bin").await, sha);
     // Done: nothing is offered for a resume any more.
     w.browser.refresh().await.or_fail("reload");
     let started = Instant::now();

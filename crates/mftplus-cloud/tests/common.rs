@@ -99,22 +99,26 @@ pub async fn put_chunk(
     bytes: &[u8],
     last: bool,
 ) -> Reply {
-    let headers = vec![
-        (
-            "x-chunk-sha256".to_string(),
-            mftplus_crypto::sha256_hex(bytes),
-        ),
-        ("x-chunk-last".to_string(), last.to_string()),
-    ];
     call_raw(
         cloud,
         sender,
         "PUT",
         &format!("/api/v1/transfers/{id}/chunks/{index}"),
         bytes.to_vec(),
-        &headers,
+        &chunk_headers(bytes, last),
     )
     .await
+}
+
+/// The headers a chunk upload carries: its SHA-256 and whether it is the last.
+pub fn chunk_headers(bytes: &[u8], last: bool) -> Vec<(String, String)> {
+    vec![
+        (
+            "x-chunk-sha256".to_string(),
+            mftplus_crypto::sha256_hex(bytes),
+        ),
+        ("x-chunk-last".to_string(), last.to_string()),
+    ]
 }
 
 /// A transfer with one (opaque) chunk uploaded and completed.

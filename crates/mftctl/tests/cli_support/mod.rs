@@ -275,3 +275,22 @@ async fn hub_in_front_with(cloud: &TestCloud, data_dir: Option<&Path>) -> HubInF
     }
     panic!("the hub did not register with the cloud within 5 s");
 }
+
+/// `len` bytes of [`noise`] written to `path`; their SHA-256.
+pub fn make_file(path: &Path, len: usize, seed: u64) -> String {
+    let data = noise(len, seed);
+    std::fs::write(path, &data).unwrap();
+    mftplus_crypto::sha256_hex(&data)
+}
+
+/// `mftctl receive ID` in `shell` into a fresh folder, which must then hold `name` alone: the
+/// received file's SHA-256.
+pub async fn received_sha(shell: &Shell, id: &str, name: &str) -> String {
+    let inbox = shell.dir(&format!("inbox-{id}"));
+    shell
+        .line(&format!("mftctl receive {id} --dir {}", inbox.display()))
+        .await
+        .ok();
+    assert_eq!(entries(&inbox), vec![name.to_string()]);
+    mftplus_crypto::sha256_hex(&std::fs::read(inbox.join(name)).unwrap())
+}

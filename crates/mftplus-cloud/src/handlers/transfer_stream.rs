@@ -4,8 +4,7 @@
 //! instead of three (header, chunk, manifest); anyone may `curl` a whole transfer's ciphertext.
 //! Chunks are streamed from the payload store one after another, never held whole.
 
-use super::transfers::{chunk_missing, require_complete, transfer_key};
-use crate::app::{grants, transfers as app};
+use super::transfers::{chunk_missing, readable, transfer_key};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::principal::Party;
@@ -31,9 +30,7 @@ pub async fn stream(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = app::visible_to(&state, &party, &id).await?;
-    require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let row = readable(&state, &party, &id).await?;
     if row.site.is_some() {
         return Err(ApiError::new(
             ErrorCode::SiteLocal,

@@ -111,7 +111,17 @@ pub(super) async fn own_upload(
     Ok(row)
 }
 
-pub(super) fn require_complete(row: &TransferRow) -> ApiResult<()> {
+/// A transfer `party` may download now: one it may see, complete, and not waiting for the
+/// sender's grant to this party (the header, the manifest, a chunk, the whole stream, the
+/// acknowledgement all ask the same).
+pub(super) async fn readable(state: &AppState, party: &Party, id: &str) -> ApiResult<TransferRow> {
+    let row = app::visible_to(state, party, id).await?;
+    require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &party.store_party())?;
+    Ok(row)
+}
+
+fn require_complete(row: &TransferRow) -> ApiResult<()> {
     if row.status == transfer_status::COMPLETE {
         Ok(())
     } else {
@@ -434,9 +444,7 @@ pub async fn header(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = app::visible_to(&state, &party, &id).await?;
-    require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let row = readable(&state, &party, &id).await?;
     Ok(octets(row.header))
 }
 
@@ -445,9 +453,7 @@ pub async fn manifest(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = app::visible_to(&state, &party, &id).await?;
-    require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let row = readable(&state, &party, &id).await?;
     Ok(octets(row.manifest.unwrap_or_default()))
 }
 
@@ -461,9 +467,7 @@ pub async fn received(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = app::visible_to(&state, &party, &id).await?;
-    require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let row = readable(&state, &party, &id).await?;
     let recipient = party.store_party().recipient_of(&row).cloned();
     let row = match recipient {
         Some(recipient) => {
@@ -495,9 +499,7 @@ pub async fn download_chunk(
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = app::visible_to(&state, &party, &id).await?;
-    require_complete(&row)?;
-    grants::refuse_if_waiting(&row, &party.store_party())?;
+    let row = readable(&state, &party, &id).await?;
     if row.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
     }

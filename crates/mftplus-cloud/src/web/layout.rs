@@ -96,6 +96,36 @@ pub fn page(title: &str, signed_in: Option<(&Caller, Nav)>, body: Markup) -> Mar
     }
 }
 
+/// A page for someone who is not signed in and holds a token in the address (a share link's, a
+/// file request's): no navigation, its one script, `data-state="loading"` on the body for the
+/// script to move on, and no referrer that could carry the token anywhere.
+pub fn public_page(title: &str, script: &str, main: Markup) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · MFTPlus" }
+                link rel="stylesheet" href="/static/app.css";
+                script src=(script) defer {}
+            }
+            body data-state="loading" {
+                header.top { span.brand { "MFTPlus" } }
+                main #main { h1 { (title) } (main) }
+            }
+        }
+    };
+    let mut response = axum::response::Html(body.into_string()).into_response();
+    response.headers_mut().insert(
+        "referrer-policy",
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 /// The page for a refused or failed request: what happened, in words and as the stable code.
 pub fn error_page(status: http::StatusCode, err: &ApiError) -> Markup {
     let title = status.canonical_reason().unwrap_or("Error");

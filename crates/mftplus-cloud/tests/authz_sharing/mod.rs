@@ -99,13 +99,7 @@ pub async fn request_fixture(w: &World, id: &str) -> Option<(String, Body)> {
         ),
         "requested_chunk_put" => {
             let bytes = sealed.chunks[0].clone();
-            let headers = vec![
-                (
-                    "x-chunk-sha256".to_string(),
-                    mftplus_crypto::sha256_hex(&bytes),
-                ),
-                ("x-chunk-last".to_string(), "true".to_string()),
-            ];
+            let headers = chunk_headers(&bytes, true);
             Some((
                 format!(
                     "/api/v1/requested/{token}/transfers/{}/chunks/0",

@@ -80,20 +80,13 @@ pub async fn put(
     bytes: &[u8],
     last: bool,
 ) -> Reply {
-    let headers = vec![
-        (
-            "x-chunk-sha256".to_string(),
-            mftplus_crypto::sha256_hex(bytes),
-        ),
-        ("x-chunk-last".to_string(), last.to_string()),
-    ];
     call_raw(
         cloud,
         &Cred::None,
         "PUT",
         &format!("/api/v1/requested/{token}/transfers/{id}/chunks/{index}"),
         bytes.to_vec(),
-        &headers,
+        &chunk_headers(bytes, last),
     )
     .await
 }

@@ -536,7 +536,7 @@
     const reply = await answer.json().catch(() => ({}));
     if (!answer.ok) {
       const error = reply.error || {};
-      document.body.dataset.request = error.code || "refused";
+      document.body.dataset.state = error.code || "refused";
       throw new Error(answer.status === 404
         ? "this request does not exist (check the link you were given)"
         : `${error.message || "refused"} (${error.code || "HTTP " + answer.status})`);
@@ -545,7 +545,7 @@
     form.dataset.maxChunk = String(request.max_chunk_size);
     showRequest();
     say("");
-    document.body.dataset.request = "open";
+    document.body.dataset.state = "open";
   }
 
   // A request that takes no new upload (its uploads used up, say) still lets an upload it

@@ -12,73 +12,53 @@ use crate::auth::Caller;
 use crate::extract::ApiPath;
 use crate::middleware::{ClientIp, Scope};
 use crate::state::AppState;
-use crate::web::layout::when;
+use crate::web::layout::{public_page, when};
 use crate::web::{see_other, session, WebResult};
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::Form;
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use mftplus_store::{LinkRow, TransferRow};
 use serde::Deserialize;
 
 /// `GET /s/{token}`: the link's page. Its script does the work; without it, the page says why.
 pub async fn page() -> Response {
-    let body = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
-                title { "Shared file · MFTPlus" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/link.js" defer {}
+    public_page(
+        "Shared file",
+        "/static/link.js",
+        html! {
+            noscript {
+                p.error { "This page needs JavaScript: the file is decrypted in your browser, so the server never sees it." }
             }
-            body data-state="loading" {
-                header.top { span.brand { "MFTPlus" } }
-                main #main {
-                    h1 { "Shared file" }
-                    noscript {
-                        p.error { "This page needs JavaScript: the file is decrypted in your browser, so the server never sees it." }
-                    }
-                    p #link-status role="status" aria-live="polite" { "Loading…" }
-                    p #link-error .error role="alert" hidden {}
-                    div #link-passphrase .card hidden {
-                        form #passphrase-form {
-                            label for="passphrase" { "Passphrase" }
-                            p.muted #passphrase-note { "The sender protected this file with a passphrase; they will have told you it separately." }
-                            input #passphrase type="password" autocomplete="off" required;
-                            " "
-                            button #unlock type="submit" { "Unlock" }
-                        }
-                    }
-                    dl #link-file .facts hidden {
-                        dt { "File" } dd #file-name {}
-                        dt { "Size" } dd #file-size {}
-                        dt { "Link expires" } dd #link-expires {}
-                        dt { "Downloads left" } dd #downloads-left {}
-                    }
-                    p {
-                        button #download type="button" hidden { "Download" }
-                    }
-                    progress #progress hidden value="0" max="1" {}
-                    p.muted {
-                        "End-to-end encrypted: the key is the part of the link after #, which your "
-                        "browser never sends to the server. The file is decrypted and checked in this "
-                        "page; the server only ever holds ciphertext."
-                    }
+            p #link-status role="status" aria-live="polite" { "Loading…" }
+            p #link-error .error role="alert" hidden {}
+            div #link-passphrase .card hidden {
+                form #passphrase-form {
+                    label for="passphrase" { "Passphrase" }
+                    p.muted #passphrase-note { "The sender protected this file with a passphrase; they will have told you it separately." }
+                    input #passphrase type="password" autocomplete="off" required;
+                    " "
+                    button #unlock type="submit" { "Unlock" }
                 }
             }
-        }
-    };
-    let mut response = Html(body.into_string()).into_response();
-    // The token is in the address: no referrer may carry it anywhere.
-    response.headers_mut().insert(
-        "referrer-policy",
-        http::HeaderValue::from_static("no-referrer"),
-    );
-    response
+            dl #link-file .facts hidden {
+                dt { "File" } dd #file-name {}
+                dt { "Size" } dd #file-size {}
+                dt { "Link expires" } dd #link-expires {}
+                dt { "Downloads left" } dd #downloads-left {}
+            }
+            p {
+                button #download type="button" hidden { "Download" }
+            }
+            progress #progress hidden value="0" max="1" {}
+            p.muted {
+                "End-to-end encrypted: the key is the part of the link after #, which your "
+                "browser never sends to the server. The file is decrypted and checked in this "
+                "page; the server only ever holds ciphertext."
+            }
+        },
+    )
 }
 
 /// The links of a transfer for its dashboard page: shown to its sender and to whoever may read

@@ -7,68 +7,49 @@
 //! the API what to encrypt to, so an unknown or refused request is told there. It is rendered
 //! without the dashboard's navigation, under the same strict Content-Security-Policy.
 
-use axum::response::{Html, IntoResponse, Response};
-use maud::{html, DOCTYPE};
+use crate::web::layout::public_page;
+use axum::response::Response;
+use maud::html;
 
 /// `GET /r/{token}`: the request's page. Its script does the work; without it, the page says
 /// why.
 pub async fn page() -> Response {
-    let body = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
-                title { "Send a file · MFTPlus" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/upload.js" defer {}
+    public_page(
+        "Send a file",
+        "/static/upload.js",
+        html! {
+            noscript {
+                p.error { "This page needs JavaScript: the file is encrypted in your browser, so the server never sees it." }
             }
-            body data-request="loading" {
-                header.top { span.brand { "MFTPlus" } }
-                main #main {
-                    h1 { "Send a file" }
-                    noscript {
-                        p.error { "This page needs JavaScript: the file is encrypted in your browser, so the server never sees it." }
-                    }
-                    dl #request .facts hidden {
-                        dt { "For" } dd #request-recipient {}
-                        dt { "Message" } dd #request-note {}
-                        dt { "Uploads left" } dd #request-uploads-left {}
-                        dt { "Largest file" } dd #request-max-size {}
-                        dt { "Open until" } dd #request-expires {}
-                    }
-                    section #unfinished .card hidden {
-                        h2 { "Unfinished uploads" }
-                        p.muted { "Choose the same file again to continue where the upload stopped." }
-                        ul #unfinished-list {}
-                    }
-                    form #upload .card data-mode="request" hidden {
-                        label for="file" { "File" }
-                        input #file type="file" name="file" required;
-                        details {
-                            summary { "Options" }
-                            label for="chunk-size" { "Chunk size" }
-                            input #chunk-size type="text" name="chunk_size" value="10MiB";
-                        }
-                        button #send type="submit" { "Encrypt and send" }
-                    }
-                    progress #upload-progress max="1" value="0" hidden {}
-                    p #upload-status role="status" aria-live="polite" { "Loading…" }
-                    p #upload-error .error role="alert" hidden {}
-                    p.muted {
-                        "End-to-end encrypted: the file is encrypted in this browser to the key of "
-                        "the person who asked for it, so the server only ever holds ciphertext."
-                    }
+            dl #request .facts hidden {
+                dt { "For" } dd #request-recipient {}
+                dt { "Message" } dd #request-note {}
+                dt { "Uploads left" } dd #request-uploads-left {}
+                dt { "Largest file" } dd #request-max-size {}
+                dt { "Open until" } dd #request-expires {}
+            }
+            section #unfinished .card hidden {
+                h2 { "Unfinished uploads" }
+                p.muted { "Choose the same file again to continue where the upload stopped." }
+                ul #unfinished-list {}
+            }
+            form #upload .card data-mode="request" hidden {
+                label for="file" { "File" }
+                input #file type="file" name="file" required;
+                details {
+                    summary { "Options" }
+                    label for="chunk-size" { "Chunk size" }
+                    input #chunk-size type="text" name="chunk_size" value="10MiB";
                 }
+                button #send type="submit" { "Encrypt and send" }
             }
-        }
-    };
-    let mut response = Html(body.into_string()).into_response();
-    // The token is in the address: no referrer may carry it anywhere.
-    response.headers_mut().insert(
-        "referrer-policy",
-        http::HeaderValue::from_static("no-referrer"),
-    );
-    response
+            progress #upload-progress max="1" value="0" hidden {}
+            p #upload-status role="status" aria-live="polite" { "Loading…" }
+            p #upload-error .error role="alert" hidden {}
+            p.muted {
+                "End-to-end encrypted: the file is encrypted in this browser to the key of "
+                "the person who asked for it, so the server only ever holds ciphertext."
+            }
+        },
+    )
 }
