@@ -346,6 +346,28 @@ pub struct Sealed {
     pub manifest: Vec<u8>,
 }
 
+/// `data` encrypted to `recipients` as a file `name`, in 64 KiB chunks, cut into its parts.
+pub fn seal_stream(
+    data: &[u8],
+    recipients: &[mftplus_crypto::stream::Recipient<'_>],
+    name: &str,
+) -> Sealed {
+    use mftplus_crypto::stream::{
+        encrypt_reader_to_writer, ManifestInfo, StreamOptions, MIN_CHUNK_SIZE,
+    };
+    let options = StreamOptions {
+        chunk_size: MIN_CHUNK_SIZE,
+        ..StreamOptions::default()
+    };
+    let mut stream = Vec::new();
+    let info = ManifestInfo {
+        name: name.into(),
+        mode: None,
+    };
+    encrypt_reader_to_writer(&mut &data[..], &mut stream, &options, recipients, info).unwrap();
+    split_stream(&stream)
+}
+
 /// Cuts `stream` (as `encrypt_reader_to_writer` writes it) into its parts.
 pub fn split_stream(stream: &[u8]) -> Sealed {
     use mftplus_crypto::stream::{read_frame, Frame, Header};

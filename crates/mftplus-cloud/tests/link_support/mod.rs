@@ -7,8 +7,7 @@ use super::common::*;
 use base64::Engine;
 use mftplus_cloud::testing::TestCloud;
 use mftplus_crypto::stream::{
-    encrypt_reader_to_writer, Header, LinkKey, LinkSecret, ManifestInfo, Recipient, StreamOptions,
-    X25519SecretKey, MIN_CHUNK_SIZE,
+    Header, LinkKey, LinkSecret, Recipient, X25519SecretKey, MIN_CHUNK_SIZE,
 };
 use serde_json::{json, Value};
 
@@ -18,28 +17,17 @@ pub fn seal(data: &[u8], secret: &LinkSecret) -> Sealed {
         secret: Some(secret),
         passphrase: None,
     };
-    let options = StreamOptions {
-        chunk_size: MIN_CHUNK_SIZE,
-        ..StreamOptions::default()
-    };
-    let mut stream = Vec::new();
-    encrypt_reader_to_writer(
-        &mut &data[..],
-        &mut stream,
-        &options,
+    let sealed = seal_stream(
+        data,
         &[
             Recipient::X25519(sender.public_key()),
             Recipient::Link { key, iterations: 0 },
         ],
-        ManifestInfo {
-            name: "shared.bin".into(),
-            mode: None,
-        },
-    )
-    .unwrap();
-    let (header, _) = Header::parse(&stream).unwrap();
+        "shared.bin",
+    );
+    let (header, _) = Header::parse(&sealed.header).unwrap();
     assert!(header.is_browser_readable());
-    split_stream(&stream)
+    sealed
 }
 
 /// Uploads `sealed` as a transfer from `sender` to `recipient` and completes it; its id.

@@ -6,10 +6,7 @@
 use super::common::*;
 use base64::Engine;
 use mftplus_cloud::testing::TestCloud;
-use mftplus_crypto::stream::{
-    encrypt_reader_to_writer, ManifestInfo, Recipient, StreamOptions, X25519PublicKey,
-    X25519SecretKey, MIN_CHUNK_SIZE,
-};
+use mftplus_crypto::stream::{Recipient, X25519PublicKey, X25519SecretKey, MIN_CHUNK_SIZE};
 use serde_json::{json, Value};
 
 /// Registers a fresh key pair as `cred`'s; the secret half.
@@ -32,23 +29,7 @@ pub async fn make_request(cloud: &TestCloud, owner: &Cred, body: Value) -> (Stri
 }
 
 pub fn seal_to(data: &[u8], to: &X25519PublicKey) -> Sealed {
-    let options = StreamOptions {
-        chunk_size: MIN_CHUNK_SIZE,
-        ..StreamOptions::default()
-    };
-    let mut stream = Vec::new();
-    encrypt_reader_to_writer(
-        &mut &data[..],
-        &mut stream,
-        &options,
-        &[Recipient::X25519(*to)],
-        ManifestInfo {
-            name: "requested.bin".into(),
-            mode: None,
-        },
-    )
-    .unwrap();
-    split_stream(&stream)
+    seal_stream(data, &[Recipient::X25519(*to)], "requested.bin")
 }
 
 pub fn b64(bytes: &[u8]) -> String {

@@ -365,9 +365,9 @@
     say("Encrypting the file key to the recipients…");
     const keys = await recipientKeys(emails);
     const sealed = await seal(keys, chunkSize);
-    const request = { recipients: emails, header: toBase64(sealed.header), chunk_size: chunkSize };
-    if (expires) request.expires = expires;
-    const body = json(request);
+    const creation = { recipients: emails, header: toBase64(sealed.header), chunk_size: chunkSize };
+    if (expires) creation.expires = expires;
+    const body = json(creation);
     const transfer = await api("POST", `${base}/transfers`, body.body, body.headers);
     const job = {
       id: transfer.id, base, recipients: emails.join(", "),

@@ -2,7 +2,7 @@
 //! `transfers:read`) with their uploads and state, a form to make one (its link shown once),
 //! and a revoke button on each active one. The flows are `app::requests`, the API's own.
 
-use super::form;
+use super::{form, revoke_button};
 use crate::app::requests as app;
 use crate::auth::Caller;
 use crate::extract::ApiPath;
@@ -100,10 +100,7 @@ fn request_row(
             td { (row.note) }
             td {
                 @if may_revoke && row.revoked_at_ms.is_none() {
-                    form.inline method="post" action={"/requests/" (row.id) "/revoke"} {
-                        input type="hidden" name="csrf" value=(session::csrf(caller));
-                        button.secondary type="submit" { "Revoke" }
-                    }
+                    (revoke_button(caller, &format!("/requests/{}/revoke", row.id)))
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! refused link is told there, and the page itself leaks nothing. It is rendered without the
 //! dashboard's navigation, and under the same strict Content-Security-Policy.
 
-use super::form;
+use super::{form, revoke_button};
 use crate::app::links as app;
 use crate::auth::Caller;
 use crate::extract::ApiPath;
@@ -127,10 +127,7 @@ fn link_row(
             }
             td {
                 @if may_revoke && link.revoked_at_ms.is_none() {
-                    form.inline method="post" action={"/transfers/" (row.id) "/links/" (link.id) "/revoke"} {
-                        input type="hidden" name="csrf" value=(session::csrf(caller));
-                        button.secondary type="submit" { "Revoke" }
-                    }
+                    (revoke_button(caller, &format!("/transfers/{}/links/{}/revoke", row.id, link.id)))
                 }
             }
         }

@@ -31,6 +31,17 @@ pub fn form<T>(submitted: Result<Form<T>, FormRejection>) -> Result<T, super::We
     })
 }
 
+/// A one-button form posting this session's CSRF token to `action` (a link's or a file
+/// request's Revoke).
+pub fn revoke_button(caller: &crate::auth::Caller, action: &str) -> maud::Markup {
+    maud::html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(crate::web::session::csrf(caller));
+            button.secondary type="submit" { "Revoke" }
+        }
+    }
+}
+
 /// `GET /`: the first page this role may see; a role with none gets a page saying so (with
 /// the sign-out button), never an error.
 pub async fn home(
