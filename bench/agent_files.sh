@@ -25,6 +25,7 @@
 #        SMALL_FILES=1000 LARGE_MIB=1024 ROUNDS=5 bench/agent_files.sh
 #        BENCH_DIR=/some/disk bench/agent_files.sh   (where the temporary folder goes)
 #        SKIP_BUILD=1 bench/agent_files.sh            (target/release as built)
+#        SKIP_BUILD=1 MFTPLUS_BIN=/tmp/mftplus.before bench/agent_files.sh   (another build)
 #        KEEP_WORK=1 bench/agent_files.sh             (keep the folder: logs, cloud.db)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "building release binaries"
   nice -n 10 cargo build --release -q -p mftplus -p mftctl
 fi
-MFTPLUS="$PWD/target/release/mftplus"
+# MFTPLUS_BIN runs another build (the cloud and both agents) for an A/B of a change.
+MFTPLUS="${MFTPLUS_BIN:-$PWD/target/release/mftplus}"
 
 work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mftplus-agent-files.XXXXXX")"
 chmod 700 "$work"

@@ -13,6 +13,7 @@
 # server processes are not pinned: they share both CPUs with the cloud and the generator.
 #
 # Usage: bench/fleet_load.sh [DURATION]          (default 20 s)
+#        SKIP_BUILD=1 MFTPLUS_BIN=/tmp/mftplus.b LIVENESS_HOSTS=1000 bench/fleet_load.sh
 #        HOSTS=10000 CONNECTIONS=64 LIVENESS_HOSTS=100000 bench/fleet_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +31,12 @@ if [ -n "$PG_URL" ]; then
   command -v psql >/dev/null || { echo "fleet_load.sh needs psql for PostgreSQL" >&2; exit 1; }
 fi
 
-echo "building release binaries"
-cargo build --release -q -p mftplus -p mftplus-bench
-MFTPLUS="$PWD/target/release/mftplus"
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "building release binaries"
+  cargo build --release -q -p mftplus -p mftplus-bench
+fi
+# MFTPLUS_BIN runs another build of the cloud (an A/B of a change) against the same generator.
+MFTPLUS="${MFTPLUS_BIN:-$PWD/target/release/mftplus}"
 BENCH="$PWD/target/release/mftplus-bench"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mftplus-fleet-bench.XXXXXX")"

@@ -99,9 +99,23 @@ impl Client {
     /// (1–1000), oldest of the newest first page last: an inbox's question, answered by an
     /// index over what is waiting rather than the whole history.
     pub async fn pending_transfers(&self, limit: u32) -> Result<Vec<Transfer>, ClientError> {
+        self.pending_transfers_in("complete", limit).await
+    }
+
+    /// As [`Client::pending_transfers`], for transfers still uploading, which a recipient may
+    /// follow (decision 0035).
+    pub async fn pending_uploads(&self, limit: u32) -> Result<Vec<Transfer>, ClientError> {
+        self.pending_transfers_in("uploading", limit).await
+    }
+
+    async fn pending_transfers_in(
+        &self,
+        status: &str,
+        limit: u32,
+    ) -> Result<Vec<Transfer>, ClientError> {
         let limit = limit.to_string();
         let builder = self.builder(Method::GET, routes::TRANSFERS).query(&[
-            ("status", "complete"),
+            ("status", status),
             ("pending", "true"),
             ("limit", limit.as_str()),
         ]);
@@ -139,6 +153,22 @@ impl Client {
         let path = with_index(routes::TRANSFER_CHUNK, id, index);
         self.bounded_get_into(&path, &format!("chunk {index}"), max_len, buf)
             .await
+            .map(|_| ())
+    }
+
+    /// As [`Client::transfer_chunk_into`], for a transfer that may still be uploading: also
+    /// whether the server says the stream ends with this chunk (`None` from a server that does
+    /// not say). A chunk not stored yet is the error `chunk_pending`.
+    pub async fn follow_chunk_into(
+        &self,
+        id: &str,
+        index: u64,
+        max_len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>, ClientError> {
+        let path = with_index(routes::TRANSFER_CHUNK, id, index);
+        self.bounded_get_into(&path, &format!("chunk {index}"), max_len, buf)
+            .await
     }
 
     /// The whole stream of a complete transfer (header, chunk frames, manifest frame) read
@@ -152,21 +182,37 @@ impl Client {
         let path = fill(routes::TRANSFER_STREAM, "id", id);
         self.bounded_get_into(&path, "the stream", max_len, buf)
             .await
+            .map(|_| ())
     }
 
+    /// Reads the body into `buf`; returns the `x-chunk-last` answer, if any.
     async fn bounded_get_into(
         &self,
         path: &str,
         what: &str,
         max_len: usize,
         buf: &mut Vec<u8>,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Option<bool>, ClientError> {
         let mut response = self.send(self.builder(Method::GET, path)).await?;
         let status = response.status();
         if !status.is_success() {
             let body = self.read_body(response).await?;
             return Err(ClientError::from_response(status.as_u16(), &body));
         }
+        let last = match response
+            .headers()
+            .get(CHUNK_LAST_HEADER)
+            .map(|v| v.as_bytes())
+        {
+            None => None,
+            Some(b"true") => Some(true),
+            Some(b"false") => Some(false),
+            Some(_) => {
+                return Err(ClientError::Decode(format!(
+                    "{CHUNK_LAST_HEADER} is neither true nor false"
+                )))
+            }
+        };
         buf.clear();
         if let Some(len) = response.content_length() {
             buf.reserve(usize::try_from(len).unwrap_or(usize::MAX).min(max_len));
@@ -176,7 +222,7 @@ impl Client {
                 ClientError::Transport(crate::error::describe_transport(&e, self.timeout_secs))
             })?;
             let Some(piece) = piece else {
-                return Ok(());
+                return Ok(last);
             };
             if buf.len() + piece.len() > max_len {
                 return Err(ClientError::Decode(format!(

@@ -203,9 +203,10 @@ async fn encrypted_transfer_round_trip_with_integrity_checks() {
         201
     );
 
-    // Not downloadable before completion.
+    // Not downloadable whole before completion (the header and stored chunks may be
+    // followed: tests/transfer_follow.rs).
     assert_eq!(
-        raw_get(&cloud, &bob, &format!("/api/v1/transfers/{id}/header"))
+        raw_get(&cloud, &bob, &format!("/api/v1/transfers/{id}/manifest"))
             .await
             .0,
         409

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::time::Duration;
 
 use mftplus_client::Client;
 use mftplus_crypto::stream::{chunk_sha256, Decryptor};
@@ -25,19 +26,40 @@ const BUFFERS: usize = DOWNLOADS_AHEAD + 1;
 
 pub type Sink = Box<dyn Write + Send>;
 
-/// A downloaded sealed chunk and its SHA-256.
-type Fetched = (Vec<u8>, [u8; 32]);
+/// A downloaded sealed chunk, its SHA-256 and whether it ends the stream.
+type Fetched = (Vec<u8>, [u8; 32], bool);
 
-/// Downloads chunks `0..count` of transfer `id` and writes their plaintext to `sink`. Returns
-/// the decryptor (for the manifest check, which alone proves the output whole) and the sink.
+/// Which chunks a download takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Chunks {
+    /// A complete transfer of this many chunks.
+    Count(u64),
+    /// A transfer that may still be uploading (decision 0035): every chunk until the one the
+    /// server marks last, each asked for again while it is `chunk_pending`. Gives up with
+    /// `stalled` when no chunk arrives for `stall`.
+    Follow { stall: Duration },
+}
+
+/// How often a follower asks again for a chunk not uploaded yet: soon at first (the next chunk
+/// of a fast upload is milliseconds away), then at most this far apart.
+const FOLLOW_FIRST_WAIT: Duration = Duration::from_millis(5);
+const FOLLOW_MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Downloads the chunks of transfer `id` and writes their plaintext to `sink`. Returns the
+/// decryptor (for the manifest check, which alone proves the output whole), the sink and the
+/// number of chunks.
 pub async fn run(
     client: &Client,
     id: &str,
-    count: u64,
+    chunks: Chunks,
     decryptor: Decryptor,
     sink: Sink,
     progress: OnProgress<'_>,
-) -> Result<(Decryptor, Sink), TransferError> {
+) -> Result<(Decryptor, Sink, u64), TransferError> {
+    let count = match chunks {
+        Chunks::Count(count) => count,
+        Chunks::Follow { .. } => u64::MAX,
+    };
     let max_len = decryptor.max_sealed_chunk_len();
     let (tx, mut rx) = mpsc::channel::<(Vec<u8>, [u8; 32], bool)>(1);
     let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
@@ -79,6 +101,7 @@ pub async fn run(
         Ok::<_, TransferError>((decryptor, written?))
     });
     let mut created = 0usize;
+    let mut taken = 0u64;
 
     let mut ahead: VecDeque<JoinHandle<Result<Fetched, TransferError>>> = VecDeque::new();
     let mut next = 0u64;
@@ -99,20 +122,12 @@ pub async fn run(
             let id = id.to_string();
             let at = next;
             ahead.push_back(tokio::spawn(async move {
-                client
-                    .transfer_chunk_into(&id, at, max_len, &mut buf)
-                    .await
-                    .map_err(|e| {
-                        TransferError::new(
-                            e.code(),
-                            format!("download of chunk {at} failed: {}", e.message()),
-                        )
-                    })?;
+                let last = fetch(&client, &id, at, chunks, max_len, &mut buf).await?;
                 // The manifest's digest needs each sealed chunk's SHA-256: taken here, on a
                 // thread of its own, so hashing overlaps decrypting and writing.
                 tokio::task::spawn_blocking(move || {
                     let sha256 = chunk_sha256(&buf);
-                    (buf, sha256)
+                    (buf, sha256, last)
                 })
                 .await
                 .map_err(|e| TransferError::new("internal", format!("hashing a chunk failed: {e}")))
@@ -122,26 +137,23 @@ pub async fn run(
         let Some(handle) = ahead.pop_front() else {
             break;
         };
-        let (sealed, sha256) = match handle.await {
-            Ok(Ok(fetched)) => fetched,
-            Ok(Err(e)) => {
-                fetch_error = Some(e);
-                break;
-            }
+        let (sealed, sha256, last) = match next_chunk(handle, chunks).await {
+            Ok(fetched) => fetched,
             Err(e) => {
-                fetch_error = Some(TransferError::new(
-                    "internal",
-                    format!("a download task failed: {e}"),
-                ));
+                fetch_error = Some(e);
                 break;
             }
         };
         let len = sealed.len() as u64;
-        if tx.send((sealed, sha256, index + 1 == count)).await.is_err() {
+        if tx.send((sealed, sha256, last)).await.is_err() {
             // The writer stopped: its own error says why.
             break;
         }
         progress(ProgressEvent::Add(len));
+        if last {
+            taken = index + 1;
+            break;
+        }
     }
     for handle in ahead {
         handle.abort();
@@ -153,8 +165,78 @@ pub async fn run(
     match (fetch_error, written) {
         (_, Err(e)) => Err(e),
         (Some(e), Ok(_)) => Err(e),
-        (None, Ok(done)) => Ok(done),
+        // Chunks that ran out before the last one: the writer saw no last chunk, and the
+        // manifest check would refuse the output; say so here.
+        (None, Ok(_)) if taken == 0 => Err(TransferError::crypto(
+            mftplus_crypto::stream::StreamError::Truncated,
+        )),
+        (None, Ok((decryptor, sink))) => Ok((decryptor, sink, taken)),
     }
+}
+
+/// Chunk `at` into `buf`; whether it is the stream's last.
+async fn fetch(
+    client: &Client,
+    id: &str,
+    at: u64,
+    chunks: Chunks,
+    max_len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<bool, TransferError> {
+    let failed = |e: mftplus_client::ClientError| {
+        TransferError::new(
+            e.code(),
+            format!("download of chunk {at} failed: {}", e.message()),
+        )
+    };
+    if let Chunks::Count(count) = chunks {
+        client
+            .transfer_chunk_into(id, at, max_len, buf)
+            .await
+            .map_err(failed)?;
+        return Ok(at + 1 == count);
+    }
+    // No limit here: the caller bounds how long it waits for the chunk it needs next.
+    let mut wait = FOLLOW_FIRST_WAIT;
+    loop {
+        match client.follow_chunk_into(id, at, max_len, buf).await {
+            Ok(Some(last)) => return Ok(last),
+            Ok(None) => {
+                return Err(TransferError::new(
+                    "unsupported",
+                    "the server does not say which chunk is the last; wait for completion",
+                ))
+            }
+            Err(e) if e.code() == "chunk_pending" => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(FOLLOW_MAX_WAIT);
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+}
+
+/// Waits for the next chunk's download; when following, no longer than `stall`.
+async fn next_chunk(
+    handle: JoinHandle<Result<Fetched, TransferError>>,
+    chunks: Chunks,
+) -> Result<Fetched, TransferError> {
+    let joined = match chunks {
+        Chunks::Count(_) => handle.await,
+        Chunks::Follow { stall } => match tokio::time::timeout(stall, handle).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                return Err(TransferError::new(
+                    "stalled",
+                    format!(
+                        "no chunk arrived for {} s; the sender may have stopped",
+                        stall.as_secs()
+                    ),
+                ))
+            }
+        },
+    };
+    joined.map_err(|e| TransferError::new("internal", format!("a download task failed: {e}")))?
 }
 
 fn write_error(e: std::io::Error) -> TransferError {

@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use mftplus_base::direct_io::DirectWriter;
 use mftplus_client::Client;
@@ -15,7 +16,7 @@ use mftplus_crypto::stream::{
     read_frame, Decryptor, Frame, Header, Identity, Manifest, StreamError,
 };
 
-use crate::download::Sink;
+use crate::download::{Chunks, Sink};
 use crate::{OnProgress, TransferError};
 
 /// Opens transfer `id` (complete, `chunk_count` chunks) with `identities`, decrypts it into a
@@ -47,6 +48,66 @@ pub async fn to_temp_file(
     );
     let manifest = decrypt_into(client, id, chunk_count, decryptor, sink, progress).await?;
     Ok((temp, manifest))
+}
+
+/// As [`to_temp_file`] for a transfer that may still be uploading (decision 0035): the chunks
+/// are decrypted as the sender stores them, then the manifest is checked once the sender
+/// completes. Gives up with `stalled` when no chunk, or no completion, comes for `stall`; the
+/// transfer can then be received whole once complete.
+pub async fn follow_to_temp_file(
+    client: &Client,
+    id: &str,
+    identities: &[Identity<'_>],
+    dir: &Path,
+    stall: Duration,
+    progress: OnProgress<'_>,
+) -> Result<(TempFile, Manifest), TransferError> {
+    let decryptor = open_header(client, id, identities).await?;
+    let temp = TempFile::create(dir, id)?;
+    let sink: Sink = Box::new(
+        DirectWriter::open(&temp.path)
+            .map_err(|e| TransferError::io(format!("cannot open {}", temp.path.display()), e))?,
+    );
+    let chunks = Chunks::Follow { stall };
+    let (decryptor, mut sink, _) =
+        crate::download::run(client, id, chunks, decryptor, sink, progress).await?;
+    completed(client, id, stall).await?;
+    let sealed_manifest = client.transfer_manifest(id).await?;
+    let manifest = decryptor
+        .finish(&sealed_manifest)
+        .map_err(TransferError::crypto)?;
+    sink.flush()
+        .map_err(|e| TransferError::io("cannot write the output", e))?;
+    Ok((temp, manifest))
+}
+
+/// Waits for the sender to complete transfer `id` (its last chunk is stored; the manifest
+/// follows in the next request), for at most `stall`.
+async fn completed(client: &Client, id: &str, stall: Duration) -> Result<(), TransferError> {
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(5);
+    loop {
+        let transfer = client.get_transfer(id).await?;
+        match transfer.status.as_str() {
+            "complete" => return Ok(()),
+            "uploading" if started.elapsed() < stall => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(100));
+            }
+            "uploading" => {
+                return Err(TransferError::new(
+                    "stalled",
+                    "every chunk arrived but the sender did not complete the transfer",
+                ))
+            }
+            other => {
+                return Err(TransferError::new(
+                    "conflict",
+                    format!("the transfer is {other}, not complete"),
+                ))
+            }
+        }
+    }
 }
 
 /// The most a one-chunk transfer's whole stream may be: a header, the largest sealed chunk,
@@ -157,8 +218,15 @@ pub async fn decrypt_into(
     sink: Sink,
     progress: OnProgress<'_>,
 ) -> Result<Manifest, TransferError> {
-    let (decryptor, mut sink) =
-        crate::download::run(client, id, chunk_count, decryptor, sink, progress).await?;
+    let (decryptor, mut sink, _) = crate::download::run(
+        client,
+        id,
+        Chunks::Count(chunk_count),
+        decryptor,
+        sink,
+        progress,
+    )
+    .await?;
     let sealed_manifest = client.transfer_manifest(id).await?;
     let manifest = decryptor
         .finish(&sealed_manifest)

@@ -97,6 +97,9 @@ codes! {
     // A chunk the transfer recorded is gone from the payload store: an operator is alerted;
     // only the sender can restore it (send again).
     ChunkMissing => "chunk_missing", 410;
+    // A recipient following a transfer still uploading asked for a chunk the sender has not
+    // stored yet: ask again shortly (decision 0035).
+    ChunkPending => "chunk_pending", 409;
     Unavailable => "unavailable", 503;
     // The server's payload store has no space left: nothing was stored; retry once an
     // operator has made room.

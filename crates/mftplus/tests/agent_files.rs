@@ -412,3 +412,105 @@ async fn a_placement_a_crash_cut_short_lands_under_its_recorded_name() {
         "under its recorded name, once"
     );
 }
+
+/// A transfer of several chunks is followed while it uploads (decision 0035): the receiver
+/// starts its hidden part file before the sender completes, and places the file only once the
+/// sender completes and the manifest verifies. The sender is this test, pacing the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_transfer_is_received_while_it_still_uploads() {
+    use base64::Engine;
+    use mftplus_crypto::stream::{
+        Encryptor, ManifestInfo, Recipient, StreamOptions, X25519PublicKey, MIN_CHUNK_SIZE,
+    };
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let (_receiver, receiver_id, receiving) =
+        receiving_box(&cloud, &cloud.url, &dir.path().join("b"), &inbox).await;
+    let operator = operator(&cloud);
+    let key = operator.host_transfer_key(&receiver_id).await.unwrap();
+    let key = X25519PublicKey::from_encoded(&key).unwrap();
+
+    let body: Vec<u8> = (0..6u64)
+        .flat_map(|i| content(1000 + i as usize, MIN_CHUNK_SIZE as usize))
+        .chain(content(2000, 777))
+        .collect();
+    let options = StreamOptions {
+        chunk_size: MIN_CHUNK_SIZE,
+        ..StreamOptions::default()
+    };
+    let mut sealer = Encryptor::new(&options, &[Recipient::X25519(key)]).unwrap();
+    let header = sealer.header_bytes().to_vec();
+    let mut chunks = sealer.push(&body).unwrap();
+    let trailer = sealer
+        .finish(ManifestInfo {
+            name: "followed.bin".into(),
+            mode: None,
+        })
+        .unwrap();
+    chunks.push(trailer.last_chunk);
+    assert_eq!(chunks.len(), 7);
+    let created = operator
+        .create_transfer(mftplus_types::transfers::CreateTransferRequest {
+            recipients: vec![format!("host:{receiver_id}")],
+            header: base64::engine::general_purpose::STANDARD.encode(&header),
+            chunk_size: u64::from(MIN_CHUNK_SIZE),
+            expires: None,
+            awaiting_grant: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let upload = |index: usize| {
+        let chunk = &chunks[index];
+        let sha = mftplus_crypto::sha256_hex(&chunk.bytes);
+        let (operator, id) = (&operator, &created.id);
+        async move {
+            operator
+                .upload_chunk(id, chunk.index, chunk.bytes.clone(), &sha, chunk.last)
+                .await
+                .unwrap();
+        }
+    };
+    upload(0).await;
+    upload(1).await;
+    let part_prefix = format!(".{}.", created.id);
+    eventually(
+        Duration::from_secs(30),
+        "the receiver following the upload (its part file)",
+        &[&receiving],
+        || async {
+            std::fs::read_dir(&inbox)
+                .ok()?
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&part_prefix))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(digests(&inbox).is_empty(), "nothing placed before completion");
+    for index in 2..chunks.len() {
+        upload(index).await;
+    }
+    operator
+        .complete_transfer(
+            &created.id,
+            mftplus_types::transfers::CompleteTransferRequest {
+                manifest: base64::engine::general_purpose::STANDARD
+                    .encode(&trailer.sealed_manifest),
+            },
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the followed file in the inbox",
+        &[&receiving],
+        || async { digests(&inbox).remove("followed.bin") },
+    )
+    .await;
+    assert_eq!(
+        digests(&inbox)["followed.bin"],
+        format!("{:x}", Sha256::digest(&body))
+    );
+}

@@ -1,5 +1,6 @@
 //! The inbox: every complete transfer with this host as a recipient it has not received yet is
-//! decrypted into a private temporary file in the inbox folder, verified, and linked into
+//! decrypted into a private temporary file in the inbox folder (a large one already while it
+//! uploads, decision 0035), verified, and linked into
 //! place under the sender's file name (a free one: `name (2).ext` when taken; never over an
 //! existing file), then acknowledged. The name is recorded before the link, so after a crash
 //! its presence says the link happened and the file is not received twice.
@@ -13,6 +14,7 @@ use mftplus_types::transfers::Transfer;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Transfers taken per pass; more wait for the next one.
 const INBOX_PAGE: u32 = 200;
@@ -22,6 +24,13 @@ const INBOX_PAGE: u32 = 200;
 /// placed under its own name). Larger transfers come one at a time: each keeps the link busy
 /// with its own chunks and holds its download buffers (~30 MiB) while it does.
 const SMALL_RECEIVES_IN_FLIGHT: usize = 8;
+
+/// How long a follower waits for the next chunk of an upload before it leaves the transfer to
+/// be received once complete: the inbox receives nothing else meanwhile.
+const FOLLOW_STALL: Duration = Duration::from_secs(20);
+
+/// Failed follows remembered (not followed again); past this many the memory starts over.
+const UNFOLLOWED_KEPT: usize = 1024;
 
 pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     remove_stale_parts(inbox);
@@ -35,15 +44,13 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
             return;
         }
     };
-    let host_id = mover.host_id.clone();
-    let mut waiting: Vec<Transfer> = transfers
-        .into_iter()
-        .filter(|t| {
-            t.recipients
-                .iter()
-                .any(|r| r.kind == "agent" && r.id == host_id && r.downloaded_at.is_none())
-        })
-        .collect();
+    let mut waiting = mine(transfers, &mover.host_id);
+    // The page was not full: nothing complete is left behind by following uploads now.
+    let uploading = if waiting.len() < INBOX_PAGE as usize {
+        followable(mover).await
+    } else {
+        Vec::new()
+    };
     waiting.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let (small, large): (Vec<_>, Vec<_>) = waiting
         .into_iter()
@@ -69,7 +76,8 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     let outcomes = futures_util::stream::iter(small)
         .map(receive_one)
         .buffer_unordered(SMALL_RECEIVES_IN_FLIGHT)
-        .chain(futures_util::stream::iter(large).then(receive_one));
+        .chain(futures_util::stream::iter(large).then(receive_one))
+        .chain(futures_util::stream::iter(uploading).then(receive_one));
     let mut outcomes = std::pin::pin!(outcomes);
     let received_before = pass.received.len();
     while let Some((id, result)) = outcomes.next().await {
@@ -83,6 +91,47 @@ pub(super) async fn pass(mover: &mut FileMover, inbox: &Path, pass: &mut Pass) {
     // such a pass skips the wait, so transfers that keep failing (or an acknowledgement the
     // server keeps refusing) are not asked for again in a tight loop.
     pass.more_waiting |= pass.received.len() > received_before;
+}
+
+/// The transfers of `transfers` addressed to host `host_id` and not yet received by it.
+fn mine(transfers: Vec<Transfer>, host_id: &str) -> Vec<Transfer> {
+    transfers
+        .into_iter()
+        .filter(|t| {
+            t.recipients
+                .iter()
+                .any(|r| r.kind == "agent" && r.id == host_id && r.downloaded_at.is_none())
+        })
+        .collect()
+}
+
+/// Uploads to this host worth following while they upload (decision 0035): those with a whole
+/// chunk stored already, so more than one chunk (a small file completes before a follower
+/// would have caught up), and whose following has not failed before (those are received once
+/// complete).
+async fn followable(mover: &FileMover) -> Vec<Transfer> {
+    let uploads = match mover.client.pending_uploads(INBOX_PAGE).await {
+        Ok(t) => t,
+        Err(err) => {
+            tracing::debug!(
+                code = err.code(),
+                "cannot list the uploads for the inbox: {err}"
+            );
+            return Vec::new();
+        }
+    };
+    let unfollowed = lock(&mover.unfollowed);
+    let mut uploads: Vec<Transfer> = mine(uploads, &mover.host_id)
+        .into_iter()
+        .filter(|t| t.site.is_none() && t.ciphertext_bytes >= t.chunk_size)
+        .filter(|t| !unfollowed.contains(&t.id))
+        .collect();
+    uploads.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    uploads
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Receives one transfer; `Ok(None)` when it was placed before and only the acknowledgement
@@ -148,20 +197,41 @@ async fn download(
     transfer: &Transfer,
 ) -> Result<PathBuf, String> {
     let id = transfer.id.as_str();
-    let count = transfer
-        .chunk_count
-        .ok_or("the transfer has no chunk count")?;
     let identities = [Identity::X25519(&mover.secret)];
-    let (temp, manifest) = mftplus_transfer::receive::to_temp_file(
-        &mover.client,
-        id,
-        count,
-        &identities,
-        inbox,
-        &mut |_| {},
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let received = match transfer.chunk_count {
+        Some(count) => {
+            mftplus_transfer::receive::to_temp_file(
+                &mover.client,
+                id,
+                count,
+                &identities,
+                inbox,
+                &mut |_| {},
+            )
+            .await
+        }
+        None => {
+            let followed = mftplus_transfer::receive::follow_to_temp_file(
+                &mover.client,
+                id,
+                &identities,
+                inbox,
+                FOLLOW_STALL,
+                &mut |_| {},
+            )
+            .await;
+            if followed.is_err() {
+                // Received whole once complete, like any other.
+                let mut unfollowed = lock(&mover.unfollowed);
+                if unfollowed.len() >= UNFOLLOWED_KEPT {
+                    unfollowed.clear();
+                }
+                unfollowed.insert(id.to_string());
+            }
+            followed
+        }
+    };
+    let (temp, manifest) = received.map_err(|e| e.to_string())?;
     let name = manifest
         .safe_file_name()
         .map(str::to_string)

@@ -54,6 +54,8 @@ pub struct FileMover {
     registered: bool,
     /// Outbox files seen but not yet complete: size, modification time, when first seen so.
     watching: HashMap<PathBuf, (u64, i64, i64)>,
+    /// Uploads whose following failed (stalled, cancelled): received only once complete.
+    unfollowed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The transfer key: the one on disk, else a new one.
@@ -107,6 +109,7 @@ impl FileMover {
             agent,
             registered: false,
             watching: HashMap::new(),
+            unfollowed: Default::default(),
         }))
     }
 

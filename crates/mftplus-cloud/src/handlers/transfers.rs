@@ -1,6 +1,7 @@
 //! The transfer API: the sender uploads the stream header, sealed chunks (each checked against
 //! its SHA-256) and the sealed manifest; senders, recipients and `transfers:read` holders
-//! download them once the transfer is complete. Plaintext never reaches this module. A party
+//! download them once the transfer is complete, or follow its header and stored chunks while
+//! it uploads. Plaintext never reaches this module. A party
 //! is a user or a host's agent (decision 0029): a host sends and receives its own transfers
 //! only.
 
@@ -117,6 +118,18 @@ pub(super) async fn own_upload(
 pub(super) async fn readable(state: &AppState, party: &Party, id: &str) -> ApiResult<TransferRow> {
     let row = app::visible_to(state, party, id).await?;
     require_complete(&row)?;
+    grants::refuse_if_waiting(&row, &party.store_party())?;
+    Ok(row)
+}
+
+/// As [`readable`], but a transfer still uploading in the cloud may be followed too: its
+/// header and the chunks stored so far (decision 0035). Every chunk is sealed on its own and
+/// the manifest, which alone proves the stream whole, still waits for completion.
+async fn followable(state: &AppState, party: &Party, id: &str) -> ApiResult<TransferRow> {
+    let row = app::visible_to(state, party, id).await?;
+    if !(row.status == transfer_status::UPLOADING && row.site.is_none()) {
+        require_complete(&row)?;
+    }
     grants::refuse_if_waiting(&row, &party.store_party())?;
     Ok(row)
 }
@@ -444,7 +457,7 @@ pub async fn header(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let row = readable(&state, &party, &id).await?;
+    let row = followable(&state, &party, &id).await?;
     Ok(octets(row.header))
 }
 
@@ -499,10 +512,21 @@ pub async fn download_chunk(
     peer: Option<Extension<PeerCertificate>>,
 ) -> ApiResult<Response> {
     let via = state.hub_assertion(&headers, peer.as_deref()).await?;
-    let row = readable(&state, &party, &id).await?;
-    if row.chunk_count.is_none_or(|n| index >= n as u64) {
-        return Err(ApiError::not_found("chunk"));
-    }
+    let row = followable(&state, &party, &id).await?;
+    let last = match row.chunk_count {
+        Some(count) if index < count as u64 => index + 1 == count as u64,
+        Some(_) => return Err(ApiError::not_found("chunk")),
+        // Still uploading: only a chunk whose row is committed (its blob synced before it).
+        None => match state.store.get_chunk(&row.id, stored_index(index)?).await? {
+            Some(chunk) => chunk.last,
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::ChunkPending,
+                    format!("chunk {index} is not uploaded yet; ask again shortly"),
+                ))
+            }
+        },
+    };
     if row.site.is_some() {
         return site::serve_chunk(&state, &row, via.as_deref(), index).await;
     }
@@ -516,10 +540,18 @@ pub async fn download_chunk(
     };
     let body = axum::body::Body::from_stream(reader.stream);
     let mut response = octets(body);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, reader.len.into());
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_LENGTH, reader.len.into());
+    // Whether the stream ends here: a follower of an upload cannot know it from a count yet.
+    headers.insert(
+        CHUNK_LAST_HEADER,
+        http::HeaderValue::from_static(if last { "true" } else { "false" }),
+    );
     Ok(response)
+}
+
+fn stored_index(index: u64) -> ApiResult<i64> {
+    i64::try_from(index).map_err(|_| ApiError::not_found("chunk"))
 }
 
 /// A recorded chunk the payload store no longer has: data was lost under the cloud (a deleted

@@ -213,10 +213,14 @@ fn describe_transfers(id: &str) -> Option<Operation> {
             vec![(200, Content::Octets)],
         ),
         "transfer_header" => op(
-            "The stream header (ciphertext)",
+            "The stream header (ciphertext); also while the transfer uploads",
             vec![(200, Content::Octets)],
         ),
-        "transfer_chunk_get" => op("Download one sealed chunk", vec![(200, Content::Octets)]),
+        "transfer_chunk_get" => op(
+            "Download one sealed chunk (`x-chunk-last` says whether the stream ends there); \
+             while the transfer uploads, a chunk not stored yet is 409 `chunk_pending`",
+            vec![(200, Content::Octets)],
+        ),
         "transfer_manifest" => op("The sealed manifest", vec![(200, Content::Octets)]),
         "transfer_verify" => op("Re-hash the stored chunks", ok(schema::<VerifyReport>)),
         "transfer_received" => op("Acknowledge a verified download", ok(schema::<Transfer>)),
