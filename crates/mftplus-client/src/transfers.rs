@@ -108,6 +108,24 @@ impl Client {
         self.pending_transfers_in("uploading", limit).await
     }
 
+    /// Waits up to `wait` (the server allows 25 s at most) for news for the credential: a
+    /// transfer created for it, the first chunk of a larger one stored, one completed or
+    /// granted to it (decision 0036). Returns when the server answers, news or not; news on
+    /// another replica of the server is heard only when the wait runs out.
+    pub async fn wait_for_transfer_news(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<(), ClientError> {
+        let wait_ms = wait.as_millis().min(25_000).to_string();
+        let builder = self.builder(Method::GET, routes::TRANSFERS).query(&[
+            ("status", "complete"),
+            ("pending", "true"),
+            ("limit", "1"),
+            ("wait_ms", wait_ms.as_str()),
+        ]);
+        self.fetch::<Vec<Transfer>>(builder).await.map(|_| ())
+    }
+
     async fn pending_transfers_in(
         &self,
         status: &str,

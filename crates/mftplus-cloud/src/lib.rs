@@ -37,6 +37,7 @@ pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod transfer_news;
 pub mod web;
 
 pub use server::Cloud;

@@ -123,6 +123,8 @@ pub struct Inner {
     /// at its data at once instead of at its next tick (`web::live`). Other replicas' writes
     /// and background jobs are still seen at the tick.
     pub writes: tokio::sync::watch::Sender<u64>,
+    /// Wakes recipients' long-polls of their pending transfers (decision 0036).
+    pub transfer_news: Arc<crate::transfer_news::TransferNews>,
     /// Held while the audit chain is verified: one full walk of the log at a time.
     pub audit_verifying: tokio::sync::Mutex<()>,
     /// Live streams open on this replica, bounded per account and in all (`web::live_permits`).
@@ -175,6 +177,7 @@ impl AppState {
             ca,
             site_paths: TtlMap::new(crate::handlers::site::PATH_REWRITE_AFTER),
             writes: tokio::sync::watch::Sender::new(0),
+            transfer_news: Arc::default(),
             audit_verifying: tokio::sync::Mutex::new(()),
             live_streams: Arc::default(),
             metrics,

@@ -322,3 +322,68 @@ async fn a_stalled_or_cancelled_upload_ends_the_follow_and_leaves_no_partial_fil
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "no partial file is left: {left:?}");
 }
+
+#[tokio::test]
+async fn a_long_poll_of_pending_transfers_ends_on_news_for_the_caller() {
+    let p = Arc::new(parties().await);
+    let plain = data(2 * MIN_CHUNK_SIZE as usize);
+    let sealed = seal_stream(
+        &plain,
+        &[Recipient::X25519(p.bob_key.public_key())],
+        "n.bin",
+    );
+    let poll = |cred: &Cred, wait_ms: u64| {
+        let (p, cred) = (p.clone(), cred.clone());
+        async move {
+            let started = Instant::now();
+            let path = format!("/api/v1/transfers?pending=true&status=complete&wait_ms={wait_ms}");
+            let reply = call(&p.cloud, &cred, "GET", &path, None).await;
+            (reply, started.elapsed())
+        }
+    };
+    // Nothing for Bob: the wait runs out, and the listing is answered.
+    let (quiet, took) = poll(&p.bob, 300).await;
+    assert_eq!(quiet.status, 200, "{:?}", quiet.body);
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    // Bad waits are refused with their reason.
+    for path in [
+        "/api/v1/transfers?wait_ms=10",
+        "/api/v1/transfers?pending=true&wait_ms=25001",
+    ] {
+        let refused = call(&p.cloud, &p.bob, "GET", path, None).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (400, "validation_failed"),
+            "{path}"
+        );
+    }
+
+    // Each kind of news ends Bob's wait long before it would run out; Carol's goes on.
+    let long = 20_000;
+    let bob_waits = tokio::spawn(poll(&p.bob, long));
+    let carol_waits = tokio::spawn(poll(&p.carol, 1_500));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = create(&p, &sealed).await;
+    let (woken, took) = bob_waits.await.unwrap();
+    assert_eq!(woken.status, 200);
+    assert!(took < Duration::from_secs(10), "created: {took:?}");
+    let (_, carol_took) = carol_waits.await.unwrap();
+    assert!(carol_took >= Duration::from_millis(1_500), "{carol_took:?}");
+
+    for step in ["first chunk", "completion"] {
+        let bob_waits = tokio::spawn(poll(&p.bob, long));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match step {
+            "first chunk" => store(&p, &id, &sealed, 0).await,
+            _ => {
+                store(&p, &id, &sealed, 1).await;
+                complete(&p, &id, &sealed).await;
+            }
+        }
+        let (woken, took) = bob_waits.await.unwrap();
+        assert!(took < Duration::from_secs(10), "{step}: {took:?}");
+        if step == "completion" {
+            assert_eq!(woken.body.as_array().unwrap().len(), 1, "{:?}", woken.body);
+        }
+    }
+}

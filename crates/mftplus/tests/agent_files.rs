@@ -488,7 +488,10 @@ async fn a_larger_transfer_is_received_while_it_still_uploads() {
         },
     )
     .await;
-    assert!(digests(&inbox).is_empty(), "nothing placed before completion");
+    assert!(
+        digests(&inbox).is_empty(),
+        "nothing placed before completion"
+    );
     for index in 2..chunks.len() {
         upload(index).await;
     }
@@ -513,4 +516,50 @@ async fn a_larger_transfer_is_received_while_it_still_uploads() {
         digests(&inbox)["followed.bin"],
         format!("{:x}", Sha256::digest(&body))
     );
+}
+
+/// An idle inbox hears of a file sent to it at once (decision 0036): with a check interval of
+/// a minute, a file dropped into the other box's outbox arrives within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_inbox_takes_a_new_file_at_once_not_at_its_next_check() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, outbox) = (dir.path().join("inbox"), dir.path().join("outbox"));
+    let receiver = files_box(
+        &dir.path().join("b"),
+        &cloud.url,
+        &format!(
+            "files:\n  inbox: {}\n  check_interval: 60s\n",
+            inbox.display()
+        ),
+    );
+    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
+    let receiving = receiver.start();
+    let operator = operator(&cloud);
+    eventually(
+        Duration::from_secs(30),
+        "the receiver's transfer key",
+        &[&receiving],
+        || async { operator.host_transfer_key(&receiver_id).await.ok() },
+    )
+    .await;
+    let sender = sending_box(
+        &dir.path().join("a"),
+        &cloud.url,
+        &[outbox_rule(&outbox, &receiver_id)],
+    );
+    let sending = sender.start();
+    // Past the receiver's first pass: it is waiting out its minute now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("now.txt"), b"arrives at once\n").unwrap();
+    std::fs::write(outbox.join("now.txt.done"), b"").unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the file in the inbox well before the receiver's next check",
+        &[&receiving, &sending],
+        || async { digests(&inbox).remove("now.txt") },
+    )
+    .await;
 }

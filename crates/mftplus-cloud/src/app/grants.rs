@@ -175,6 +175,13 @@ pub async fn grant(
         })
         .await
         .map_err(grant_refused)?;
+    state.transfer_news.announce_to(
+        granted
+            .recipients
+            .iter()
+            .filter(|r| input.recipients.contains(&r.id))
+            .map(|r| (r.kind.as_str(), r.id.as_str())),
+    );
     let displays: Vec<&str> = granted
         .recipients
         .iter()

@@ -263,7 +263,14 @@ pub(super) async fn store_chunk(
         .await
         .map_err(|err| commit_error(index, err))?
     {
-        ChunkOutcome::Stored => Ok((http::StatusCode::CREATED, receipt("stored"))),
+        ChunkOutcome::Stored => {
+            // A first chunk that is not the last: the transfer may now be followed (decision
+            // 0035), so its recipients' long-polls hear of it (decision 0036).
+            if index == 0 && !last {
+                state.transfer_news.announce(row);
+            }
+            Ok((http::StatusCode::CREATED, receipt("stored")))
+        }
         ChunkOutcome::AlreadyStored => Ok((http::StatusCode::OK, receipt("already_stored"))),
         // Only another cloud replica can get here between the check and the record.
         ChunkOutcome::Conflict => Err(ApiError::new(

@@ -302,6 +302,7 @@ pub async fn create(
                 })),
         )
         .await;
+    state.transfer_news.announce(&row);
     Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
 }
 
@@ -369,6 +370,7 @@ pub(super) async fn complete_upload(
         .complete_transfer(&row.id, &manifest, state.clock.now_ms())
         .await
         .map_err(ApiError::store_conflict("transfer is not complete".into()))?;
+    state.transfer_news.announce(&row);
     state
         .audit(
             AuditEvent::new("transfer_completed")
@@ -394,7 +396,14 @@ pub struct ListQuery {
     after: Option<String>,
     /// `true`: only the transfers the caller receives and has not downloaded yet.
     pending: Option<bool>,
+    /// With `pending=true`: first wait up to this many milliseconds (at most 25,000) for news
+    /// for the caller — a transfer created for it, the first chunk of a larger one stored, one
+    /// completed or granted to it — then answer (decision 0036).
+    wait_ms: Option<u64>,
 }
+
+/// The longest a listing waits for news: under the hub's and the clients' request timeouts.
+const MAX_LIST_WAIT_MS: u64 = 25_000;
 
 /// The header naming the cursor of the next page, present only when one follows.
 pub const NEXT_AFTER_HEADER: &str = "x-next-after";
@@ -413,6 +422,16 @@ pub async fn index(
         site::note_path(&state, caller, via.as_deref()).await?;
     }
     let parsed = app::Listing::parse(query.status.as_deref(), query.after.as_deref(), query.limit)?;
+    if let Some(wait_ms) = query.wait_ms {
+        if query.pending != Some(true) || wait_ms > MAX_LIST_WAIT_MS {
+            return Err(ApiError::validation(format!(
+                "wait_ms needs pending=true and is at most {MAX_LIST_WAIT_MS}"
+            )));
+        }
+        let me = party.store_party();
+        let wait = std::time::Duration::from_millis(wait_ms);
+        state.transfer_news.wait(me.kind(), me.id(), wait).await;
+    }
     let listing = app::Listing {
         pending: query.pending.unwrap_or(false),
         ..parsed
