@@ -55,7 +55,7 @@ impl DirectWriter {
         let direct = open_direct(path);
         let (staging, stage_at) = match direct {
             Some(_) => {
-                let staging = vec![0u8; stage + BLOCK];
+                let staging = pool::take(stage + BLOCK);
                 let stage_at = staging.as_ptr().align_offset(BLOCK);
                 (staging, stage_at)
             }
@@ -112,6 +112,12 @@ impl DirectWriter {
         self.offset += self.staged as u64;
         self.staged = 0;
         Ok(())
+    }
+}
+
+impl Drop for DirectWriter {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.staging));
     }
 }
 
@@ -192,7 +198,7 @@ impl DirectReader {
             // buffer, not a `max`-sized one the kernel partly zero-fills.
             let left = (self.len - self.offset).min(max.max(1) as u64) as usize;
             let aligned = left.div_ceil(BLOCK) * BLOCK;
-            let mut buf = vec![0u8; aligned + BLOCK];
+            let mut buf = pool::take(aligned + BLOCK);
             let at = buf.as_ptr().align_offset(BLOCK);
             // One read: a short one is the end of the file, and a second read would start at
             // an unaligned offset.
@@ -232,17 +238,83 @@ impl DirectReader {
 }
 
 /// A piece read by [`DirectReader`]: `len` bytes at `at` in `buf` (aligned reads need slack).
+/// Its buffer goes back to the pool when the piece is dropped, so a consumer that hands it on
+/// (`bytes::Bytes::from_owner`) returns it once the bytes are sent.
 pub mod bytes_piece {
     pub struct Piece {
-        pub buf: Vec<u8>,
-        pub at: usize,
-        pub len: usize,
+        pub(crate) buf: Vec<u8>,
+        pub(crate) at: usize,
+        pub(crate) len: usize,
     }
 
     impl Piece {
         pub fn as_slice(&self) -> &[u8] {
             &self.buf[self.at..self.at + self.len]
         }
+    }
+
+    impl AsRef<[u8]> for Piece {
+        fn as_ref(&self) -> &[u8] {
+            self.as_slice()
+        }
+    }
+
+    impl Drop for Piece {
+        fn drop(&mut self) {
+            super::pool::give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Buffers for direct reads and write staging, kept for the next piece. A fresh buffer of a
+/// megabyte or two per piece cost page faults and zeroing on every use: about a seventh of the
+/// cloud's CPU while it relayed a large transfer (`docs/benchmarks.md`, "The inbox follows a
+/// large upload"). A taken buffer's contents are whatever a previous user left; every user
+/// fills what it exposes (a read's bytes, staged data) before anyone sees it.
+pub mod pool {
+    use std::sync::Mutex;
+
+    /// Buffers kept at most; beyond that a returned buffer is freed.
+    const KEEP: usize = 16;
+    /// Buffers below this size are not worth keeping: the allocator serves them without faults.
+    const MIN_POOLED: usize = 64 * 1024;
+
+    static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    /// A buffer of exactly `len` bytes: a kept one that is large enough but not more than
+    /// twice as large, else a new one.
+    pub fn take(len: usize) -> Vec<u8> {
+        if len >= MIN_POOLED {
+            let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+            let fits = |b: &Vec<u8>| b.capacity() >= len && b.capacity() <= len.saturating_mul(2);
+            if let Some(at) = free.iter().position(fits) {
+                let mut buf = free.swap_remove(at);
+                drop(free);
+                // Within the capacity: no allocation, and only bytes past the old length are
+                // written (returned buffers keep their full length).
+                buf.resize(len, 0);
+                return buf;
+            }
+        }
+        vec![0u8; len]
+    }
+
+    /// Keeps `buf` for a later [`take`], if there is room.
+    pub fn give(mut buf: Vec<u8>) {
+        if buf.capacity() < MIN_POOLED {
+            return;
+        }
+        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < KEEP {
+            let capacity = buf.capacity();
+            buf.resize(capacity, 0);
+            free.push(buf);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn kept() -> usize {
+        FREE.lock().unwrap().len()
     }
 }
 
@@ -342,6 +414,27 @@ mod tests {
         if !saw_direct {
             eprintln!("note: O_DIRECT was refused here; only the ordinary path was tested");
         }
+    }
+
+    #[test]
+    fn the_pool_hands_a_returned_buffer_out_again_and_keeps_a_bounded_number() {
+        // Sizes no other test here uses, so parallel tests do not take these buffers.
+        let len = 9 * 1024 * 1024 + 17;
+        let mut first = pool::take(len);
+        first[len - 1] = 7;
+        let at = first.as_ptr();
+        pool::give(first);
+        let again = pool::take(len - 5);
+        assert_eq!(again.as_ptr(), at, "the same allocation");
+        assert_eq!(again.len(), len - 5);
+        pool::give(again);
+        let far_larger = pool::take(len * 3);
+        assert_ne!(far_larger.as_ptr(), at, "not a buffer less than half used");
+        pool::give(pool::take(1024));
+        for _ in 0..40 {
+            pool::give(vec![0u8; 1024 * 1024]);
+        }
+        assert!(pool::kept() <= 16);
     }
 
     #[test]

@@ -254,10 +254,10 @@ fn list_blocking(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(indexes)
 }
 
-/// A piece read by [`DirectReader`] as `Bytes`, without a copy.
+/// A piece read by [`DirectReader`] as `Bytes`, without a copy; its buffer goes back to the
+/// pool once the bytes are sent.
 fn piece_bytes(piece: mftplus_base::direct_io::bytes_piece::Piece) -> Bytes {
-    let (at, len) = (piece.at, piece.len);
-    Bytes::from(piece.buf).slice(at..at + len)
+    Bytes::from_owner(piece)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
