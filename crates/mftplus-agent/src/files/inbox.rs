@@ -25,9 +25,12 @@ const INBOX_PAGE: u32 = 200;
 /// with its own chunks and holds its download buffers (~30 MiB) while it does.
 const SMALL_RECEIVES_IN_FLIGHT: usize = 8;
 
-/// How long a follower waits for the next chunk of an upload before it leaves the transfer to
-/// be received once complete: the inbox receives nothing else meanwhile.
-const FOLLOW_STALL: Duration = Duration::from_secs(20);
+/// How long a follower waits for the next chunk of an upload, and how long it follows one
+/// upload in all, before it leaves the transfer to be received once complete: the inbox
+/// receives nothing else meanwhile, so a slow upload (a chunk every few seconds) is not worth
+/// holding it for.
+const FOLLOW_STALL: Duration = Duration::from_secs(5);
+const FOLLOW_AT_MOST: Duration = Duration::from_secs(120);
 
 /// Failed follows remembered (not followed again); past this many the memory starts over.
 const UNFOLLOWED_KEPT: usize = 1024;
@@ -210,26 +213,7 @@ async fn download(
             )
             .await
         }
-        None => {
-            let followed = mftplus_transfer::receive::follow_to_temp_file(
-                &mover.client,
-                id,
-                &identities,
-                inbox,
-                FOLLOW_STALL,
-                &mut |_| {},
-            )
-            .await;
-            if followed.is_err() {
-                // Received whole once complete, like any other.
-                let mut unfollowed = lock(&mover.unfollowed);
-                if unfollowed.len() >= UNFOLLOWED_KEPT {
-                    unfollowed.clear();
-                }
-                unfollowed.insert(id.to_string());
-            }
-            followed
-        }
+        None => follow(mover, id, &identities, inbox).await,
     };
     let (temp, manifest) = received.map_err(|e| e.to_string())?;
     let name = manifest
@@ -272,6 +256,41 @@ async fn place(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Receives an upload while it goes on (decision 0035); one that cannot be followed (stalled,
+/// too slow, cancelled) is remembered, to be received whole once complete.
+async fn follow(
+    mover: &FileMover,
+    id: &str,
+    identities: &[Identity<'_>],
+    inbox: &Path,
+) -> Result<(TempFile, mftplus_crypto::stream::Manifest), mftplus_transfer::TransferError> {
+    let mut quiet = |_| {};
+    let following = mftplus_transfer::receive::follow_to_temp_file(
+        &mover.client,
+        id,
+        identities,
+        inbox,
+        FOLLOW_STALL,
+        &mut quiet,
+    );
+    let followed = tokio::time::timeout(FOLLOW_AT_MOST, following)
+        .await
+        .unwrap_or_else(|_| {
+            Err(mftplus_transfer::TransferError::new(
+                "stalled",
+                "the upload is too slow to follow; it is received once complete",
+            ))
+        });
+    if followed.is_err() {
+        let mut unfollowed = lock(&mover.unfollowed);
+        if unfollowed.len() >= UNFOLLOWED_KEPT {
+            unfollowed.clear();
+        }
+        unfollowed.insert(id.to_string());
+    }
+    followed
 }
 
 /// `dir/name`, or `dir/stem (2).ext`, `(3)`… when taken (on disk or in `chosen`).
