@@ -298,7 +298,8 @@ async fn download(
         ),
         None => Box::new(std::io::stdout()),
     };
-    let manifest = receive::decrypt_into(client, id, count, decryptor, sink, &mut |e| {
+    let chunks = mftplus_transfer::download::Chunks::Count(count);
+    let manifest = receive::decrypt_into(client, id, chunks, decryptor, sink, &mut |e| {
         progress.event(e)
     })
     .await?;

@@ -29,6 +29,9 @@ pub type Sink = Box<dyn Write + Send>;
 /// A downloaded sealed chunk, its SHA-256 and whether it ends the stream.
 type Fetched = (Vec<u8>, [u8; 32], bool);
 
+/// The decrypting and writing stages: done, they hand back the decryptor and the sink.
+type Decrypting = JoinHandle<Result<(Decryptor, Sink), TransferError>>;
+
 /// Which chunks a download takes.
 #[derive(Debug, Clone, Copy)]
 pub enum Chunks {
@@ -61,45 +64,8 @@ pub async fn run(
         Chunks::Follow { .. } => u64::MAX,
     };
     let max_len = decryptor.max_sealed_chunk_len();
-    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, [u8; 32], bool)>(1);
     let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
-    // Writing to the page cache costs as much CPU as decrypting and hashing (the kernel copy
-    // dominates a profile of `receive`), so the two run on their own threads and overlap.
-    let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
-    let file_writer = std::thread::Builder::new()
-        .name("mftplus-write".into())
-        .spawn(move || {
-            let mut sink = sink;
-            for plain in plain_rx {
-                sink.write_all(&plain).map_err(write_error)?;
-                let _ = pool_tx.try_send(plain);
-            }
-            Ok::<_, TransferError>(sink)
-        })
-        .map_err(|e| TransferError::io("cannot start the writer thread", e))?;
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut decryptor = decryptor;
-        let decrypted = (|| {
-            while let Some((mut buffer, sha256, last)) = rx.blocking_recv() {
-                // Decrypted in place: the download buffer becomes the plaintext, which then
-                // travels to the writer and back to the pool without a copy.
-                decryptor
-                    .open_chunk_into(&mut buffer, last, Some(sha256))
-                    .map_err(TransferError::crypto)?;
-                if plain_tx.send(buffer).is_err() {
-                    // The writer stopped: its own error says why.
-                    break;
-                }
-            }
-            Ok::<_, TransferError>(())
-        })();
-        drop(plain_tx);
-        let written = file_writer
-            .join()
-            .map_err(|_| TransferError::new("internal", "the writer thread panicked"))?;
-        decrypted?;
-        Ok::<_, TransferError>((decryptor, written?))
-    });
+    let (tx, writer) = start_decrypting(decryptor, sink, pool_tx)?;
     let mut created = 0usize;
     let mut taken = 0u64;
 
@@ -172,6 +138,55 @@ pub async fn run(
         )),
         (None, Ok((decryptor, sink))) => Ok((decryptor, sink, taken)),
     }
+}
+
+/// Starts the stages after the downloads: a blocking task that authenticates and decrypts each
+/// sealed chunk it is sent, in place, and a thread that writes the plaintext and hands each
+/// buffer back to `pool`. The task ends with the decryptor and the sink once the sender drops.
+fn start_decrypting(
+    decryptor: Decryptor,
+    sink: Sink,
+    pool: mpsc::Sender<Vec<u8>>,
+) -> Result<(mpsc::Sender<Fetched>, Decrypting), TransferError> {
+    let (tx, mut rx) = mpsc::channel::<Fetched>(1);
+    // Writing to the page cache costs as much CPU as decrypting and hashing (the kernel copy
+    // dominates a profile of `receive`), so the two run on their own threads and overlap.
+    let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+    let file_writer = std::thread::Builder::new()
+        .name("mftplus-write".into())
+        .spawn(move || {
+            let mut sink = sink;
+            for plain in plain_rx {
+                sink.write_all(&plain).map_err(write_error)?;
+                let _ = pool.try_send(plain);
+            }
+            Ok::<_, TransferError>(sink)
+        })
+        .map_err(|e| TransferError::io("cannot start the writer thread", e))?;
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut decryptor = decryptor;
+        let decrypted = (|| {
+            while let Some((mut buffer, sha256, last)) = rx.blocking_recv() {
+                // Decrypted in place: the download buffer becomes the plaintext, which then
+                // travels to the writer and back to the pool without a copy.
+                decryptor
+                    .open_chunk_into(&mut buffer, last, Some(sha256))
+                    .map_err(TransferError::crypto)?;
+                if plain_tx.send(buffer).is_err() {
+                    // The writer stopped: its own error says why.
+                    break;
+                }
+            }
+            Ok::<_, TransferError>(())
+        })();
+        drop(plain_tx);
+        let written = file_writer
+            .join()
+            .map_err(|_| TransferError::new("internal", "the writer thread panicked"))?;
+        decrypted?;
+        Ok::<_, TransferError>((decryptor, written?))
+    });
+    Ok((tx, writer))
 }
 
 /// Chunk `at` into `buf`; whether it is the stream's last.

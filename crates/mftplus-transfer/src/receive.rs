@@ -40,13 +40,34 @@ pub async fn to_temp_file(
             done => return done,
         }
     }
+    by_chunks(
+        client,
+        id,
+        Chunks::Count(chunk_count),
+        identities,
+        dir,
+        progress,
+    )
+    .await
+}
+
+/// The header opened, the chunks decrypted into a fresh temporary file in `dir`, the manifest
+/// checked.
+async fn by_chunks(
+    client: &Client,
+    id: &str,
+    chunks: Chunks,
+    identities: &[Identity<'_>],
+    dir: &Path,
+    progress: OnProgress<'_>,
+) -> Result<(TempFile, Manifest), TransferError> {
     let decryptor = open_header(client, id, identities).await?;
     let temp = TempFile::create(dir, id)?;
     let sink: Sink = Box::new(
         DirectWriter::open(&temp.path)
             .map_err(|e| TransferError::io(format!("cannot open {}", temp.path.display()), e))?,
     );
-    let manifest = decrypt_into(client, id, chunk_count, decryptor, sink, progress).await?;
+    let manifest = decrypt_into(client, id, chunks, decryptor, sink, progress).await?;
     Ok((temp, manifest))
 }
 
@@ -62,23 +83,15 @@ pub async fn follow_to_temp_file(
     stall: Duration,
     progress: OnProgress<'_>,
 ) -> Result<(TempFile, Manifest), TransferError> {
-    let decryptor = open_header(client, id, identities).await?;
-    let temp = TempFile::create(dir, id)?;
-    let sink: Sink = Box::new(
-        DirectWriter::open(&temp.path)
-            .map_err(|e| TransferError::io(format!("cannot open {}", temp.path.display()), e))?,
-    );
-    let chunks = Chunks::Follow { stall };
-    let (decryptor, mut sink, _) =
-        crate::download::run(client, id, chunks, decryptor, sink, progress).await?;
-    completed(client, id, stall).await?;
-    let sealed_manifest = client.transfer_manifest(id).await?;
-    let manifest = decryptor
-        .finish(&sealed_manifest)
-        .map_err(TransferError::crypto)?;
-    sink.flush()
-        .map_err(|e| TransferError::io("cannot write the output", e))?;
-    Ok((temp, manifest))
+    by_chunks(
+        client,
+        id,
+        Chunks::Follow { stall },
+        identities,
+        dir,
+        progress,
+    )
+    .await
 }
 
 /// Waits for the sender to complete transfer `id` (its last chunk is stored; the manifest
@@ -209,24 +222,21 @@ fn open_identities(
     })
 }
 
-/// Decrypts every chunk into `sink` and checks the sealed manifest; the sink is flushed.
+/// Decrypts every chunk into `sink` and checks the sealed manifest (once the sender completed,
+/// when following); the sink is flushed.
 pub async fn decrypt_into(
     client: &Client,
     id: &str,
-    chunk_count: u64,
+    chunks: Chunks,
     decryptor: Decryptor,
     sink: Sink,
     progress: OnProgress<'_>,
 ) -> Result<Manifest, TransferError> {
-    let (decryptor, mut sink, _) = crate::download::run(
-        client,
-        id,
-        Chunks::Count(chunk_count),
-        decryptor,
-        sink,
-        progress,
-    )
-    .await?;
+    let (decryptor, mut sink, _) =
+        crate::download::run(client, id, chunks, decryptor, sink, progress).await?;
+    if let Chunks::Follow { stall } = chunks {
+        completed(client, id, stall).await?;
+    }
     let sealed_manifest = client.transfer_manifest(id).await?;
     let manifest = decryptor
         .finish(&sealed_manifest)

@@ -37,11 +37,22 @@ async fn receiving_box(
     dir: &Path,
     inbox: &Path,
 ) -> (Box, String, Proc) {
+    receiving_box_every(cloud, server, dir, inbox, "1s").await
+}
+
+/// [`receiving_box`] whose inbox checks every `interval` (YAML duration).
+async fn receiving_box_every(
+    cloud: &mftplus_cloud::testing::TestCloud,
+    server: &str,
+    dir: &Path,
+    inbox: &Path,
+    interval: &str,
+) -> (Box, String, Proc) {
     let receiver = files_box(
         dir,
         server,
         &format!(
-            "files:\n  inbox: {}\n  check_interval: 1s\n",
+            "files:\n  inbox: {}\n  check_interval: {interval}\n",
             inbox.display()
         ),
     );
@@ -526,24 +537,8 @@ async fn an_idle_inbox_takes_a_new_file_at_once_not_at_its_next_check() {
     customer(&cloud, "kovacs").await;
     let dir = tempfile::tempdir().unwrap();
     let (inbox, outbox) = (dir.path().join("inbox"), dir.path().join("outbox"));
-    let receiver = files_box(
-        &dir.path().join("b"),
-        &cloud.url,
-        &format!(
-            "files:\n  inbox: {}\n  check_interval: 60s\n",
-            inbox.display()
-        ),
-    );
-    let receiver_id = enrolled_host_id(&receiver.enroll("kovacs", &[]));
-    let receiving = receiver.start();
-    let operator = operator(&cloud);
-    eventually(
-        Duration::from_secs(30),
-        "the receiver's transfer key",
-        &[&receiving],
-        || async { operator.host_transfer_key(&receiver_id).await.ok() },
-    )
-    .await;
+    let (_receiver, receiver_id, receiving) =
+        receiving_box_every(&cloud, &cloud.url, &dir.path().join("b"), &inbox, "60s").await;
     let sender = sending_box(
         &dir.path().join("a"),
         &cloud.url,
