@@ -263,20 +263,37 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// While a transfer is incomplete nothing of it may be downloaded, by anyone, and every chunk
-/// row must have its intact blob behind it.
+/// While a transfer is incomplete its manifest, which alone proves it whole, is refused to
+/// everyone; its header and stored chunks may be followed (decision 0035), and a chunk served
+/// is the recorded one. Every chunk row must have its intact blob behind it. `people[0]` is the
+/// sender.
 async fn assert_nothing_served(url: &str, id: &str, people: &[&Person]) {
+    let recorded = people[0].client(url).list_chunks(id).await.unwrap();
     for who in people {
         let client = who.client(url);
         let shown = client.get_transfer(id).await.unwrap();
         assert_eq!(shown.status, "uploading", "{shown:?}");
-        let refused = |what: &str, r: Result<Vec<u8>, mftplus_client::ClientError>| {
-            let err = r.expect_err(&format!("{what} of an incomplete transfer was served"));
-            assert_eq!(err.code(), "conflict", "{what} for {}: {err:?}", who.email);
-        };
-        refused("header", client.transfer_header(id).await);
-        refused("chunk 0", client.transfer_chunk(id, 0).await);
-        refused("manifest", client.transfer_manifest(id).await);
+        let manifest = client.transfer_manifest(id).await;
+        let err = manifest.expect_err("the manifest of an incomplete transfer was served");
+        assert_eq!(
+            err.code(),
+            "conflict",
+            "manifest for {}: {err:?}",
+            who.email
+        );
+        client.transfer_header(id).await.unwrap();
+        match client.transfer_chunk(id, 0).await {
+            Ok(served) => assert_eq!(
+                Some(format!("{:x}", Sha256::digest(&served))),
+                recorded
+                    .iter()
+                    .find(|c| c.index == 0)
+                    .map(|c| c.sha256.clone()),
+                "chunk 0 served to {} is the recorded one",
+                who.email
+            ),
+            Err(e) => assert_eq!(e.code(), "chunk_pending", "chunk 0 for {}: {e}", who.email),
+        }
     }
     let report = people[0].client(url).verify_transfer(id).await.unwrap();
     assert!(
@@ -398,10 +415,23 @@ fn kill_9_during_upload_then_resume() {
                     id = mine.first().map(|t| t.id.clone());
                 }
                 if let Some(id) = &id {
-                    // Mid-upload, the recipient gets nothing either.
-                    let early = bob_client.transfer_chunk(id, 0).await;
+                    // Mid-upload, the recipient may follow the stored chunks (decision 0035):
+                    // only what the server recorded, byte for byte; never the manifest.
+                    match bob_client.transfer_chunk(id, 0).await {
+                        Ok(served) => {
+                            let recorded = client.list_chunks(id).await.unwrap();
+                            let first = recorded.iter().find(|c| c.index == 0);
+                            assert_eq!(
+                                Some(format!("{:x}", Sha256::digest(&served))),
+                                first.map(|c| c.sha256.clone()),
+                                "a chunk served mid-upload is the recorded one"
+                            );
+                        }
+                        Err(e) => assert_eq!(e.code(), "chunk_pending", "{e}"),
+                    }
+                    let early = bob_client.transfer_manifest(id).await;
                     assert_eq!(
-                        early.expect_err("a chunk was served mid-upload").code(),
+                        early.expect_err("a manifest was served mid-upload").code(),
                         "conflict"
                     );
                     let n = client.list_chunks(id).await.unwrap().len() as u64;
