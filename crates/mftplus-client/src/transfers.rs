@@ -116,13 +116,19 @@ impl Client {
         &self,
         wait: std::time::Duration,
     ) -> Result<(), ClientError> {
-        let wait_ms = wait.as_millis().min(25_000).to_string();
-        let builder = self.builder(Method::GET, routes::TRANSFERS).query(&[
-            ("status", "complete"),
-            ("pending", "true"),
-            ("limit", "1"),
-            ("wait_ms", wait_ms.as_str()),
-        ]);
+        let wait = wait.min(std::time::Duration::from_secs(25));
+        let wait_ms = wait.as_millis().to_string();
+        // Its own deadline, just past the wait: a connection that went dead while waiting is
+        // given up then, not at the client's general request timeout.
+        let builder = self
+            .builder(Method::GET, routes::TRANSFERS)
+            .query(&[
+                ("status", "complete"),
+                ("pending", "true"),
+                ("limit", "1"),
+                ("wait_ms", wait_ms.as_str()),
+            ])
+            .timeout(wait + std::time::Duration::from_secs(5));
         self.fetch::<Vec<Transfer>>(builder).await.map(|_| ())
     }
 
