@@ -251,6 +251,24 @@ pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A fresh X25519 key pair registered as `who`'s transfer key; its secret half.
+pub async fn register_user_key(
+    cloud: &TestCloud,
+    who: &Cred,
+) -> mftplus_crypto::stream::X25519SecretKey {
+    let key = mftplus_crypto::stream::X25519SecretKey::generate().unwrap();
+    let put = call(
+        cloud,
+        who,
+        "PUT",
+        "/api/v1/users/me/key",
+        Some(json!({"public_key": key.public_key().to_encoded()})),
+    )
+    .await;
+    assert_eq!(put.status, 200, "register key: {:?}", put.body);
+    key
+}
+
 /// A transfer waiting for a grant (decision 0022), with what a sender's client would hold.
 pub struct Waiting {
     pub id: String,
@@ -308,16 +326,7 @@ pub async fn waiting_transfer(
         .as_str()
         .unwrap()
         .to_string();
-    let recipient_key = X25519SecretKey::generate().unwrap();
-    let put = call(
-        cloud,
-        recipient,
-        "PUT",
-        "/api/v1/users/me/key",
-        Some(json!({"public_key": recipient_key.public_key().to_encoded()})),
-    )
-    .await;
-    assert_eq!(put.status, 200, "register key: {:?}", put.body);
+    let recipient_key = register_user_key(cloud, recipient).await;
     let header = add_x25519_recipients(
         &base,
         &[Identity::X25519(&sender_key)],

@@ -28,7 +28,7 @@ async fn cloud() -> TestCloud {
 async fn an_outsider_uploads_through_a_request_and_the_owner_decrypts_it() {
     let cloud = cloud().await;
     let (_, alice) = user_with_token(&cloud, "alice@example.com", "user").await;
-    let key = register_key(&cloud, &alice).await;
+    let key = register_user_key(&cloud, &alice).await;
     let (request_id, token) = make_request(
         &cloud,
         &alice,
@@ -150,7 +150,7 @@ async fn requests_refuse_what_they_do_not_allow() {
     .await;
     assert_eq!(refused.status, 409, "{:?}", refused.body);
     assert_eq!(refused.code(), "no_public_key");
-    let key = register_key(&cloud, &alice).await;
+    let key = register_user_key(&cloud, &alice).await;
     for (body, what) in [
         (json!({"max_uploads": 0}), "no uploads"),
         (json!({"max_uploads": 1001}), "too many uploads"),

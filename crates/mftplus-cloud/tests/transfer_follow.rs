@@ -29,16 +29,7 @@ async fn parties() -> Parties {
     let (_, alice) = user_with_token(&cloud, "alice@example.com", "user").await;
     let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
     let (_, carol) = user_with_token(&cloud, "carol@example.com", "user").await;
-    let bob_key = X25519SecretKey::generate().unwrap();
-    let registered = call(
-        &cloud,
-        &bob,
-        "PUT",
-        "/api/v1/users/me/key",
-        Some(json!({"public_key": bob_key.public_key().to_encoded()})),
-    )
-    .await;
-    assert_eq!(registered.status, 200, "{:?}", registered.body);
+    let bob_key = register_user_key(&cloud, &bob).await;
     Parties {
         cloud,
         alice,

@@ -38,7 +38,7 @@ async fn a_whole_stream_decrypts_as_it_comes() {
     let (_, alice) = user_with_token(&cloud, "alice@example.com", "user").await;
     let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
     let (_, carol) = user_with_token(&cloud, "carol@example.com", "user").await;
-    let key = register_key(&cloud, &alice).await;
+    let key = register_user_key(&cloud, &alice).await;
     for len in [
         0usize,
         1,

@@ -8,7 +8,6 @@ mod web_support;
 
 use common::*;
 use mftplus_cloud::testing::TestCloud;
-use request_support::register_key;
 use web_support::*;
 
 /// The request ids the list shows, in order.
@@ -37,7 +36,7 @@ async fn a_request_made_on_the_page_works_and_is_revoked_there() {
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.body.contains("no_public_key"), "{}", refused.body);
 
-    register_key(&cloud, &alice).await;
+    register_user_key(&cloud, &alice).await;
     let made = post(&cloud, "/requests", &cookie, &form).await;
     assert_eq!(made.status, 200, "{}", made.body);
     let at = made.body.find("id=\"request-url\">").expect("the link") + 17;

@@ -59,11 +59,11 @@ pub async fn request_fixture(w: &World, id: &str) -> Option<(String, Body)> {
     }
     let c = &w.cloud;
     let alice = alice(w).await;
-    let key = register_key(c, &alice).await;
+    let key = register_user_key(c, &alice).await;
     let json = |path: String, body: Option<Value>| Some((path, Body::Json(body)));
     if id == "file_requests_create" {
         // The allowed principal is the administrator, who needs a key too.
-        register_key(c, &admin(c)).await;
+        register_user_key(c, &admin(c)).await;
         return json(
             "/api/v1/file-requests".into(),
             Some(json!({"max_uploads": 2})),

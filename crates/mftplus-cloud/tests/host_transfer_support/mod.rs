@@ -33,21 +33,6 @@ pub async fn register_key(cloud: &TestCloud, host: &Enrolled) -> X25519SecretKey
     secret
 }
 
-/// A user registers a fresh key of their own; its secret half.
-pub async fn register_user_key(cloud: &TestCloud, user: &Cred) -> X25519SecretKey {
-    let secret = X25519SecretKey::generate().unwrap();
-    let reply = call(
-        cloud,
-        user,
-        "PUT",
-        "/api/v1/users/me/key",
-        Some(json!({"public_key": secret.public_key().to_encoded()})),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "register a user key: {:?}", reply.body);
-    secret
-}
-
 /// A public key as the cloud answers it (`GET …/key`, `GET …/transfer-key`).
 pub async fn fetch_key(cloud: &TestCloud, cred: &Cred, path: &str) -> X25519PublicKey {
     let reply = call(cloud, cred, "GET", path, None).await;

@@ -6,17 +6,8 @@
 use super::common::*;
 use base64::Engine;
 use mftplus_cloud::testing::TestCloud;
-use mftplus_crypto::stream::{Recipient, X25519PublicKey, X25519SecretKey, MIN_CHUNK_SIZE};
+use mftplus_crypto::stream::{Recipient, X25519PublicKey, MIN_CHUNK_SIZE};
 use serde_json::{json, Value};
-
-/// Registers a fresh key pair as `cred`'s; the secret half.
-pub async fn register_key(cloud: &TestCloud, cred: &Cred) -> X25519SecretKey {
-    let key = X25519SecretKey::generate().unwrap();
-    let body = json!({"public_key": key.public_key().to_encoded()});
-    let put = call(cloud, cred, "PUT", "/api/v1/users/me/key", Some(body)).await;
-    assert_eq!(put.status, 200, "{:?}", put.body);
-    key
-}
 
 /// Makes a request as `owner` with `body`; `(request id, token)`.
 pub async fn make_request(cloud: &TestCloud, owner: &Cred, body: Value) -> (String, String) {
