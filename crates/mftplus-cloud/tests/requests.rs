@@ -36,14 +36,7 @@ async fn an_outsider_uploads_through_a_request_and_the_owner_decrypts_it() {
     )
     .await;
 
-    let info = call(
-        &cloud,
-        &Cred::None,
-        "GET",
-        &format!("/api/v1/requested/{token}"),
-        None,
-    )
-    .await;
+    let info = outsider_reads(&cloud, &token).await;
     assert_eq!(info.status, 200, "{:?}", info.body);
     assert_eq!(info.body["recipient"], "alice@example.com");
     assert_eq!(info.body["public_key"], key.public_key().to_encoded());
@@ -184,14 +177,7 @@ async fn requests_refuse_what_they_do_not_allow() {
     let second = start(&cloud, &token, "alice@example.com", &sealed).await;
     assert_eq!(second.status, 410, "{:?}", second.body);
     assert_eq!(second.code(), "link_exhausted");
-    let info = call(
-        &cloud,
-        &Cred::None,
-        "GET",
-        &format!("/api/v1/requested/{token}"),
-        None,
-    )
-    .await;
+    let info = outsider_reads(&cloud, &token).await;
     assert_eq!(info.code(), "link_exhausted");
     assert_eq!(
         put(&cloud, &token, &id, 0, &sealed.chunks[0], false)

@@ -8,6 +8,7 @@ mod web_support;
 
 use common::*;
 use mftplus_cloud::testing::TestCloud;
+use request_support::outsider_reads;
 use web_support::*;
 
 /// The request ids the list shows, in order.
@@ -45,14 +46,7 @@ async fn a_request_made_on_the_page_works_and_is_revoked_there() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     // The note is escaped, the link works for an outsider.
     assert!(made.body.contains("Your &lt;b&gt;signed&lt;/b&gt; lease"));
-    let info = call(
-        &cloud,
-        &Cred::None,
-        "GET",
-        &format!("/api/v1/requested/{token}"),
-        None,
-    )
-    .await;
+    let info = outsider_reads(&cloud, &token).await;
     assert_eq!(info.status, 200, "{:?}", info.body);
     assert_eq!(info.body["uploads_left"], 2);
 
@@ -80,13 +74,6 @@ async fn a_request_made_on_the_page_works_and_is_revoked_there() {
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     let after = get(&cloud, "/requests", &cookie).await;
     assert!(after.body.contains("status revoked"), "{}", after.body);
-    let gone = call(
-        &cloud,
-        &Cred::None,
-        "GET",
-        &format!("/api/v1/requested/{token}"),
-        None,
-    )
-    .await;
+    let gone = outsider_reads(&cloud, &token).await;
     assert_eq!(gone.code(), "link_revoked");
 }

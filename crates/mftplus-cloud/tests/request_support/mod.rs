@@ -9,6 +9,12 @@ use mftplus_cloud::testing::TestCloud;
 use mftplus_crypto::stream::{Recipient, X25519PublicKey, MIN_CHUNK_SIZE};
 use serde_json::{json, Value};
 
+/// What an anonymous outsider reads of the request behind `token` (`GET /requested/{token}`).
+pub async fn outsider_reads(cloud: &TestCloud, token: &str) -> Reply {
+    let path = format!("/api/v1/requested/{token}");
+    call(cloud, &Cred::None, "GET", &path, None).await
+}
+
 /// Makes a request as `owner` with `body`; `(request id, token)`.
 pub async fn make_request(cloud: &TestCloud, owner: &Cred, body: Value) -> (String, String) {
     let made = call(cloud, owner, "POST", "/api/v1/file-requests", Some(body)).await;

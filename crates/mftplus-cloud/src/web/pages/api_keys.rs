@@ -9,6 +9,7 @@
 
 use super::form;
 use super::hosts::{badge, count, non_empty, query_string, title_case, when_or};
+use super::CsrfOnly;
 use crate::app;
 use crate::app::api_keys::KeyPage;
 use crate::auth::Caller;
@@ -68,12 +69,6 @@ pub struct NewKey {
     role: String,
     /// A duration such as `30d`; empty: the longest the rotation policy allows.
     expires: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 /// `GET /keys`.

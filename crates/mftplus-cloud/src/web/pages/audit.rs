@@ -8,6 +8,7 @@
 
 use super::form;
 use super::hosts::{badge, non_empty, query_string, shorten};
+use super::CsrfOnly;
 use crate::app::audit::{ExportFormat, Search, SearchPage};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -270,18 +271,12 @@ fn row(entry: &AuditEntry, now_ms: i64) -> Markup {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Verify {
-    csrf: String,
-}
-
 /// `POST /audit/verify`: the server walks the whole chain and says what it found.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    submitted: Result<Form<Verify>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     session::check_csrf(&caller, &form(submitted)?.csrf)?;
     let answer = crate::app::audit::verify(&state, &caller, &ip).await?;

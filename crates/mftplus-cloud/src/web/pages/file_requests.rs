@@ -2,6 +2,7 @@
 //! `transfers:read`) with their uploads and state, a form to make one (its link shown once),
 //! and a revoke button on each active one. The flows are `app::requests`, the API's own.
 
+use super::CsrfOnly;
 use super::{form, revoke_button};
 use crate::app::requests as app;
 use crate::auth::Caller;
@@ -153,12 +154,6 @@ pub async fn create(
     render(&state, &caller, scope, Some(url)).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Revoke {
-    csrf: String,
-}
-
 /// `POST /requests/{request_id}/revoke`: back to the list.
 pub async fn revoke(
     State(state): State<AppState>,
@@ -166,7 +161,7 @@ pub async fn revoke(
     scope: Scope,
     ClientIp(ip): ClientIp,
     ApiPath(request_id): ApiPath<String>,
-    submitted: Result<Form<Revoke>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     let fields = form(submitted)?;
     session::check_csrf(&caller, &fields.csrf)?;

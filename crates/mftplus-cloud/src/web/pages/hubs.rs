@@ -3,6 +3,7 @@
 
 use super::form;
 use super::hosts::when_or;
+use super::CsrfOnly;
 use crate::auth::Caller;
 use crate::extract::ApiPath;
 use crate::middleware::ClientIp;
@@ -29,12 +30,6 @@ pub struct View {
 pub struct NewKey {
     csrf: String,
     label: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Revoke {
-    csrf: String,
 }
 
 /// `GET /hubs`.
@@ -222,7 +217,7 @@ pub async fn revoke(
     caller: Caller,
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
-    submitted: Result<Form<Revoke>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     let fields = form(submitted)?;
     session::check_csrf(&caller, &fields.csrf)?;

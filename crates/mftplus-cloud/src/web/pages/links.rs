@@ -6,6 +6,7 @@
 //! refused link is told there, and the page itself leaks nothing. It is rendered without the
 //! dashboard's navigation, and under the same strict Content-Security-Policy.
 
+use super::CsrfOnly;
 use super::{form, revoke_button};
 use crate::app::links as app;
 use crate::auth::Caller;
@@ -20,7 +21,6 @@ use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
 use mftplus_store::{LinkRow, TransferRow};
-use serde::Deserialize;
 
 /// `GET /s/{token}`: the link's page. Its script does the work; without it, the page says why.
 pub async fn page() -> Response {
@@ -134,12 +134,6 @@ fn link_row(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Revoke {
-    csrf: String,
-}
-
 /// `POST /transfers/{transfer_id}/links/{link_id}/revoke`: back to the transfer's page.
 pub async fn revoke(
     State(state): State<AppState>,
@@ -147,7 +141,7 @@ pub async fn revoke(
     scope: Scope,
     ClientIp(ip): ClientIp,
     ApiPath((transfer_id, link_id)): ApiPath<(String, String)>,
-    submitted: Result<Form<Revoke>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     let fields = form(submitted)?;
     session::check_csrf(&caller, &fields.csrf)?;

@@ -2,6 +2,7 @@
 //! Argon2, audit); what differs is that success starts a session instead of issuing tokens.
 
 use super::form;
+use super::CsrfOnly;
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::middleware::ClientIp;
@@ -29,12 +30,6 @@ pub struct SignIn {
     email: String,
     password: String,
     next: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SignOut {
-    csrf: String,
 }
 
 fn sign_in_form(next: &str, email: &str, problem: Option<&str>) -> Markup {
@@ -109,7 +104,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
-    submitted: Result<Form<SignOut>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     let fields = form(submitted)?;
     session::check_csrf(&caller, &fields.csrf)?;

@@ -31,6 +31,13 @@ pub fn form<T>(submitted: Result<Form<T>, FormRejection>) -> Result<T, super::We
     })
 }
 
+/// The body of a form whose only field is its CSRF token (revoke, verify, sign out…).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct CsrfOnly {
+    pub csrf: String,
+}
+
 /// A one-button form posting this session's CSRF token to `action` (a link's or a file
 /// request's Revoke).
 pub fn revoke_button(caller: &crate::auth::Caller, action: &str) -> maud::Markup {

@@ -7,6 +7,7 @@
 
 use super::form;
 use super::hosts::{count, non_empty, query_string, when_or};
+use super::CsrfOnly;
 use crate::app;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -47,12 +48,6 @@ impl View {
             id: id.to_string(),
         }))
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 /// What a sign-in is, in words.

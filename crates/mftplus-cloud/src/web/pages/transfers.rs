@@ -9,6 +9,7 @@
 
 use super::form;
 use super::hosts::{badge, count, non_empty, query_string, when_or};
+use super::CsrfOnly;
 use crate::app::transfers::{self as app, Listing, TransferDetail, Verification};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -396,19 +397,13 @@ fn checked(report: &VerifyReport) -> Markup {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Verify {
-    csrf: String,
-}
-
 /// `POST /transfers/{transfer_id}/verify`: the transfer's page with the result.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     scope: Scope,
     ApiPath(transfer_id): ApiPath<String>,
-    submitted: Result<Form<Verify>, FormRejection>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
 ) -> WebResult {
     let fields = form(submitted)?;
     session::check_csrf(&caller, &fields.csrf)?;

@@ -8,6 +8,7 @@
 
 use super::form;
 use super::hosts::{count, non_empty, query_string, when_or};
+use super::CsrfOnly;
 use crate::app;
 use crate::auth::Caller;
 use crate::extract::ApiPath;
@@ -70,12 +71,6 @@ pub struct DeleteForm {
     csrf: String,
     /// The required "yes, delete" checkbox.
     confirm: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 /// The roles `caller` may give, in the configured order.
