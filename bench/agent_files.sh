@@ -284,18 +284,22 @@ clear_boxes() {
 }
 
 agent_small() { # ROUND
-  local times
+  local times cpu
+  cpu="$(cpu_now)"
   times="$(agent_drop small "r$1")" || { tail -20 "$work/a/agent.log" "$work/b/agent.log" >&2; exit 1; }
+  cpu="$(cpu_spent "$cpu")"
   verify_small "r$1"
   clear_boxes
-  echo "agent_small $1 $times" >> "$results"
+  echo "agent_small $1 $times $cpu" >> "$results"
 }
 agent_large() {
-  local times
+  local times cpu
+  cpu="$(cpu_now)"
   times="$(agent_drop large "large-r$1.bin")" || { tail -20 "$work/a/agent.log" "$work/b/agent.log" >&2; exit 1; }
+  cpu="$(cpu_spent "$cpu")"
   cmp -s "$large" "$inbox/large-r$1.bin" || { echo "the large file arrived different" >&2; exit 1; }
   clear_boxes
-  echo "agent_large $1 $times" >> "$results"
+  echo "agent_large $1 $times $cpu" >> "$results"
 }
 rsync_small() {
   local dest="$work/peer/small-r$1" t0 t1 t2
@@ -320,6 +324,21 @@ rsync_large() {
   echo "rsync_large $1 $(python3 -c "print(f'{$t1 - $t0:.3f} {$t2 - $t0:.3f}')")" >> "$results"
 }
 
+# CPU seconds (user + system) the cloud, the sending and the receiving agent have used so far,
+# from /proc: each agent phase records what it cost them, steadier than wall time here.
+cloud_pid="${pids[1]}"; receiver_pid="${pids[2]}"; sender_pid="${pids[3]}"
+cpu_now() {
+  local p
+  for p in "$cloud_pid" "$sender_pid" "$receiver_pid"; do
+    awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"
+  done
+}
+cpu_spent() { # BEFORE (as cpu_now printed it): seconds per process since then
+  python3 -c 'import sys
+before, after, tck = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3])
+print(" ".join(f"{(int(a) - int(b)) / tck:.2f}" for a, b in zip(after, before)))' "$1" "$(cpu_now)" "$(getconf CLK_TCK)"
+}
+
 # --- the rounds ---------------------------------------------------------------------------------
 results="$work/results"
 : > "$results"
@@ -338,10 +357,12 @@ echo "$SMALL_FILES small files (${small_kib} KiB), one of $LARGE_MIB MiB; $ROUND
 echo "agent warnings and errors in the two logs: $warnings"
 python3 - "$results" "$SMALL_FILES" "$LARGE_MIB" <<'PY'
 import statistics, sys
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
-    name, rnd, first, second = line.split()
+    name, rnd, first, second, *spent = line.split()
     rows.setdefault(name, {})[int(rnd)] = (float(first), float(second))
+    if spent:
+        cpu.setdefault(name, {})[int(rnd)] = [float(x) for x in spent]
 files, mib = int(sys.argv[2]), float(sys.argv[3])
 med = statistics.median
 rounds = sorted(rows["agent_small"])
@@ -370,4 +391,12 @@ print(f"large: agent {a_l:.2f} s = {mib / a_l:.0f} MiB/s (sent after {a_l_sent:.
 ok = lambda b: "PASS" if b else "FAIL"
 print(f"agent/rsync files/s: {ratio_s:.2f}x (median of per-round ratios; target >= 0.5x: {ok(ratio_s >= 0.5)})")
 print(f"agent/rsync MiB/s:   {ratio_l:.2f}x (median of per-round ratios; target >= 1.0x: {ok(ratio_l >= 1.0)})")
+print()
+print("CPU seconds of each agent phase (median of the rounds): cloud / sending agent / receiving agent")
+for name, per, unit in (("agent_small", files, "ms per file"), ("agent_large", mib / 1024, "s per GiB")):
+    parts = [med(cpu[name][r][i] for r in rounds) for i in range(3)]
+    scale = 1000 / per if unit == "ms per file" else 1 / per
+    print(f"{name[6:]:>5}: " + " / ".join(f"{p:.2f}" for p in parts)
+          + f" s = {sum(parts):.2f} s; " + " / ".join(f"{p * scale:.2f}" for p in parts)
+          + f" = {sum(parts) * scale:.2f} {unit}")
 PY

@@ -89,6 +89,7 @@ pub async fn run(database_url: &str, count: usize) -> Result<f64, BenchError> {
                 sha256: mftplus_crypto::sha256_hex(format!("{}-{idx}", row.id).as_bytes()),
                 last: complete && idx + 1 == chunks,
                 stored_at_ms: created_at_ms,
+                data: None,
             })
             .collect();
         store.record_chunks(&row.id, &batch).await?;

@@ -52,7 +52,7 @@ use futures_util::stream::BoxStream;
 pub use fs::FsBlobStore;
 pub use key::{BlobKey, BlobName, TransferId, MAX_ID_LEN};
 pub use s3::{S3BlobStore, S3Config};
-pub use verify::{digest_stream, StoredObject, STREAM_WRITE_BATCH};
+pub use verify::{digest_stream, read_verified, StoredObject, STREAM_WRITE_BATCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {

@@ -85,6 +85,25 @@ pub async fn digest_stream(mut body: ByteStream, max_len: u64) -> BlobResult<Sto
     Ok(digest.digest())
 }
 
+/// A small body read whole (at most `max_len` bytes, else `TooLarge`), checked against the
+/// `expected` SHA-256 (else `DigestMismatch`): for a chunk kept outside the payload store.
+pub async fn read_verified(
+    mut body: ByteStream,
+    max_len: u64,
+    expected: &[u8; 32],
+) -> BlobResult<(Vec<u8>, StoredObject)> {
+    let mut digest = Digesting::new(max_len);
+    let mut bytes = Vec::new();
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        digest.admit(piece.len())?;
+        digest.update(&piece);
+        bytes.extend_from_slice(&piece);
+    }
+    let stored = digest.finish(expected)?;
+    Ok((bytes, stored))
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     bytes

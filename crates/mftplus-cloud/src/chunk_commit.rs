@@ -55,9 +55,11 @@ pub struct CommitStats {
 
 struct Pending {
     transfer_id: String,
-    key: BlobKey,
+    /// The blob to sync before the row is recorded; `None` for a chunk whose bytes are in the
+    /// row itself (decision 0037).
+    key: Option<BlobKey>,
     chunk: NewChunk,
-    reply: oneshot::Sender<Result<ChunkOutcome, CommitError>>,
+    reply: Reply,
 }
 
 /// The handle upload handlers submit rows through. Dropping every handle stops the task once
@@ -92,12 +94,13 @@ impl ChunkCommitter {
         &self.stats
     }
 
-    /// Queues the row of a chunk whose blob is stored, and waits until it is committed. If the
-    /// caller stops waiting, the row is still committed (its blob exists, so that is safe).
+    /// Queues the row of a chunk whose blob `key` is stored (or, with `None`, whose bytes the
+    /// row carries), and waits until it is committed. If the caller stops waiting, the row is
+    /// still committed (its bytes exist, so that is safe).
     pub async fn commit(
         &self,
         transfer_id: &str,
-        key: BlobKey,
+        key: Option<BlobKey>,
         chunk: NewChunk,
     ) -> Result<ChunkOutcome, CommitError> {
         let (reply, answer) = oneshot::channel();
@@ -174,16 +177,19 @@ async fn commit_batch(
     blobs: &dyn BlobStore,
     stats: &CommitStats,
 ) {
-    let keys: Vec<BlobKey> = batch.iter().map(|p| p.key.clone()).collect();
-    if let Err(err) = blobs.sync_objects(&keys).await {
-        tracing::error!(error = %err, rows = batch.len(), "syncing chunk blobs failed");
-        return fail_all(batch, &err.to_string());
+    let keys: Vec<BlobKey> = batch.iter().filter_map(|p| p.key.clone()).collect();
+    if !keys.is_empty() {
+        if let Err(err) = blobs.sync_objects(&keys).await {
+            tracing::error!(error = %err, rows = batch.len(), "syncing chunk blobs failed");
+            return fail_all(batch.into_iter().map(|p| p.reply), &err.to_string());
+        }
     }
     // One entry per transfer, rows in arrival order; `slots` remembers where each row's
-    // outcome will be.
+    // outcome will be. The rows move into the groups (an inline row carries its bytes).
     let mut groups: Vec<ChunkBatch> = Vec::new();
     let mut slots = Vec::with_capacity(batch.len());
-    for pending in &batch {
+    let mut replies = Vec::with_capacity(batch.len());
+    for pending in batch {
         let group = match groups
             .iter()
             .position(|g| g.transfer_id == pending.transfer_id)
@@ -198,18 +204,21 @@ async fn commit_batch(
             }
         };
         slots.push((group, groups[group].chunks.len()));
-        groups[group].chunks.push(pending.chunk.clone());
+        groups[group].chunks.push(pending.chunk);
+        replies.push(pending.reply);
     }
     let results = match store.record_chunk_batches(&groups).await {
         Ok(results) => results,
         Err(err) => {
-            tracing::error!(error = %err, rows = batch.len(), "recording chunk rows failed");
-            return fail_all(batch, &err.to_string());
+            tracing::error!(error = %err, rows = replies.len(), "recording chunk rows failed");
+            return fail_all(replies, &err.to_string());
         }
     };
     stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    for (pending, (group, at)) in batch.into_iter().zip(slots) {
+    stats
+        .rows
+        .fetch_add(replies.len() as u64, Ordering::Relaxed);
+    for (reply, (group, at)) in replies.into_iter().zip(slots) {
         let answer = match &results[group] {
             Ok(outcomes) => outcomes
                 .get(at)
@@ -220,14 +229,14 @@ async fn commit_batch(
             Err(other) => Err(CommitError::Failed(other.to_string())),
         };
         // The handler may have gone (client disconnected): the row is committed all the same.
-        let _ = pending.reply.send(answer);
+        let _ = reply.send(answer);
     }
 }
 
-fn fail_all(batch: Vec<Pending>, why: &str) {
-    for pending in batch {
-        let _ = pending
-            .reply
-            .send(Err(CommitError::Failed(why.to_string())));
+type Reply = oneshot::Sender<Result<ChunkOutcome, CommitError>>;
+
+fn fail_all(replies: impl IntoIterator<Item = Reply>, why: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(CommitError::Failed(why.to_string())));
     }
 }

@@ -13,7 +13,8 @@ use mftplus_cloud::testing::TestCloud;
 
 /// Distinct bytes for chunk `index` of a test (the cloud treats chunks as opaque).
 fn body(seed: u64, index: u64) -> Vec<u8> {
-    let len = 20_000 + (index as usize * 37) % 5000;
+    // Past the largest chunk kept in the database: these rows come with blobs to sync.
+    let len = mftplus_store::MAX_INLINE_CHUNK + 1 + (index as usize * 37) % 1000;
     (0..len)
         .map(|i| (i as u64 * 31 + index * 7 + seed) as u8)
         .collect()

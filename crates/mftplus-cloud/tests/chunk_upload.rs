@@ -94,7 +94,8 @@ async fn a_dropped_upload_stores_nothing_and_frees_the_chunk() {
     let Cred::ApiKey(key) = &admin else {
         unreachable!()
     };
-    let bytes = vec![42u8; 60_000];
+    // Larger than a chunk kept in the database: this one streams into the payload store.
+    let bytes = vec![42u8; STORED_CHUNK_LEN + 500];
 
     // Half a body on a raw connection, then the connection goes away.
     let address = cloud.url.trim_start_matches("http://").to_string();
@@ -132,4 +133,101 @@ async fn a_dropped_upload_stores_nothing_and_frees_the_chunk() {
         retried = put_chunk(&cloud, &admin, &id, 0, &bytes, false).await;
     }
     assert_eq!(retried.status, 201, "{:?}", retried.body);
+}
+
+/// `GET` with the admin's key; the status and the raw body.
+async fn fetch(cloud: &TestCloud, admin: &Cred, path: &str) -> (u16, Vec<u8>) {
+    let Cred::ApiKey(key) = admin else {
+        unreachable!()
+    };
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", cloud.url))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+/// Decision 0037: a chunk of at most 64 KiB is kept in its row, never in the payload store;
+/// it is checked against its declared SHA-256 like any other, retried idempotently, and
+/// served back byte for byte by the chunk route, the whole-stream route and verification.
+#[tokio::test]
+async fn a_small_chunk_is_kept_in_its_row_and_served_from_there() {
+    let cloud = TestCloud::spawn().await;
+    let admin = admin(&cloud);
+    let id = new_transfer(&cloud, &admin, "admin@example.com").await;
+    let blob_root = cloud.state.config.config.transfers.blob_path.clone();
+    let small: Vec<u8> = (0..mftplus_store::MAX_INLINE_CHUNK)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let stored: Vec<u8> = (0..STORED_CHUNK_LEN).map(|i| (i % 241) as u8).collect();
+
+    // A body that is not what its header declares is refused, and nothing is kept.
+    let mut lying = chunk_headers(&small, false);
+    lying[0].1 = mftplus_crypto::sha256_hex(b"something else");
+    let path = format!("/api/v1/transfers/{id}/chunks/0");
+    let refused = call_raw(&cloud, &admin, "PUT", &path, small.clone(), &lying).await;
+    assert_eq!((refused.status, refused.code()), (422, "checksum_mismatch"));
+    assert!(cloud.state.store.list_chunks(&id).await.unwrap().is_empty());
+
+    let first = put_chunk(&cloud, &admin, &id, 0, &small, false).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let second = put_chunk(&cloud, &admin, &id, 1, &stored, true).await;
+    assert_eq!(second.status, 201, "{:?}", second.body);
+    let rows = cloud.state.store.list_chunks(&id).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| (r.idx, r.inline)).collect::<Vec<_>>(),
+        vec![(0, true), (1, false)]
+    );
+    let files = files_under(&blob_root);
+    assert_eq!(files.len(), 1, "only the larger chunk is a file: {files:?}");
+    assert_eq!(
+        cloud.state.store.chunk_data(&id, 0).await.unwrap(),
+        Some(small.clone())
+    );
+    // A retry is compared with the row; other bytes under the same index are refused.
+    assert_eq!(
+        put_chunk(&cloud, &admin, &id, 0, &small, false).await.body["status"],
+        "already_stored"
+    );
+    assert_eq!(
+        put_chunk(&cloud, &admin, &id, 0, b"other bytes", false)
+            .await
+            .status,
+        409
+    );
+
+    let done = call(
+        &cloud,
+        &admin,
+        "POST",
+        &format!("/api/v1/transfers/{id}/complete"),
+        Some(serde_json::json!({"manifest": "c2VhbGVkIG1hbmlmZXN0"})),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(fetch(&cloud, &admin, &path).await, (200, small.clone()));
+    let (status, whole) = fetch(&cloud, &admin, &format!("/api/v1/transfers/{id}/stream")).await;
+    assert_eq!(status, 200);
+    let at = whole
+        .windows(small.len())
+        .position(|w| w == small.as_slice())
+        .expect("the whole stream carries the inline chunk");
+    assert!(at < whole.len() - stored.len(), "in order, before chunk 1");
+    let verified = call(
+        &cloud,
+        &admin,
+        "POST",
+        &format!("/api/v1/transfers/{id}/verify"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&verified.body["ok"], &verified.body["chunks_checked"]),
+        (&serde_json::json!(true), &serde_json::json!(2)),
+        "{:?}",
+        verified.body
+    );
 }

@@ -123,11 +123,24 @@ pub fn chunk_headers(bytes: &[u8], last: bool) -> Vec<(String, String)> {
 
 /// A transfer with one (opaque) chunk uploaded and completed.
 pub async fn complete_transfer(cloud: &TestCloud, sender: &Cred, recipient: &str) -> String {
+    complete_transfer_of(cloud, sender, recipient, b"sealed chunk bytes").await
+}
+
+/// One byte more than the database keeps in a chunk's row (decision 0037): a chunk this long
+/// goes to the payload store.
+#[allow(dead_code)]
+pub const STORED_CHUNK_LEN: usize = mftplus_store::MAX_INLINE_CHUNK + 1;
+
+/// A complete one-chunk transfer whose chunk is `chunk`.
+pub async fn complete_transfer_of(
+    cloud: &TestCloud,
+    sender: &Cred,
+    recipient: &str,
+    chunk: &[u8],
+) -> String {
     let id = new_transfer(cloud, sender, recipient).await;
     assert_eq!(
-        put_chunk(cloud, sender, &id, 0, b"sealed chunk bytes", true)
-            .await
-            .status,
+        put_chunk(cloud, sender, &id, 0, chunk, true).await.status,
         201
     );
     let done = call(

@@ -442,7 +442,8 @@ async fn a_recorded_chunk_gone_from_the_store_is_its_own_code_and_an_alert() {
     let cloud = TestCloud::spawn().await;
     let (_, alice) = user_with_token(&cloud, "alice@example.com", "user").await;
     let (_, bob) = user_with_token(&cloud, "bob@example.com", "user").await;
-    let id = complete_transfer(&cloud, &alice, "bob@example.com").await;
+    let chunk = vec![7u8; STORED_CHUNK_LEN];
+    let id = complete_transfer_of(&cloud, &alice, "bob@example.com", &chunk).await;
     let store =
         mftplus_blob::FsBlobStore::open(&cloud.state.config.config.transfers.blob_path).unwrap();
     let tid = mftplus_blob::TransferId::new(id.clone()).unwrap();

@@ -327,7 +327,9 @@ async fn verify_shows_the_servers_result() {
     let cloud = TestCloud::spawn().await;
     let alice = person(&cloud, "alice@example.com", "user").await;
     let bob = person(&cloud, "bob@example.com", "user").await;
-    let id = complete_transfer(&cloud, &alice.cred, &bob.email).await;
+    // Large enough for the payload store, where damage at rest can happen under the cloud.
+    let chunk = vec![7u8; STORED_CHUNK_LEN];
+    let id = complete_transfer_of(&cloud, &alice.cred, &bob.email, &chunk).await;
 
     let page = get(&cloud, &format!("/transfers/{id}"), &bob.cookie).await;
     let csrf = csrf_of(&page.body);

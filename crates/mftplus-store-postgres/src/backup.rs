@@ -49,7 +49,8 @@ pub enum BackupError {
     Store(#[from] StoreError),
 }
 
-/// One chunk row as the snapshot holds it, with what the caller needs of its transfer.
+/// One chunk row as the snapshot holds it, with what the caller needs of its transfer. Chunks
+/// kept in the database itself (decision 0037) are not listed: the database copy holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotChunk {
     pub transfer_id: String,
@@ -327,7 +328,13 @@ async fn inventory(tx: &Transaction<'_>) -> Result<Snapshot, BackupError> {
         None
     };
     let chunks = if has("transfer_chunks") {
-        chunk_rows(tx).await?
+        chunk_rows(
+            tx,
+            migrations
+                .iter()
+                .any(|m: &String| m == INLINE_CHUNKS_MIGRATION),
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -339,12 +346,25 @@ async fn inventory(tx: &Transaction<'_>) -> Result<Snapshot, BackupError> {
     })
 }
 
-async fn chunk_rows(tx: &Transaction<'_>) -> Result<Vec<SnapshotChunk>, BackupError> {
+/// The migration that let chunks live in their rows; a database before it has none.
+const INLINE_CHUNKS_MIGRATION: &str = "0019_inline_chunks";
+
+async fn chunk_rows(
+    tx: &Transaction<'_>,
+    inline_column: bool,
+) -> Result<Vec<SnapshotChunk>, BackupError> {
+    let only_stored = if inline_column {
+        "WHERE c.data IS NULL"
+    } else {
+        ""
+    };
     let rows = tx
         .query(
-            "SELECT c.transfer_id, t.site, t.expires_at_ms, c.idx, c.size, c.sha256
-             FROM transfer_chunks c JOIN transfers t ON t.id = c.transfer_id
-             ORDER BY c.transfer_id COLLATE \"C\", c.idx",
+            &format!(
+                "SELECT c.transfer_id, t.site, t.expires_at_ms, c.idx, c.size, c.sha256
+                 FROM transfer_chunks c JOIN transfers t ON t.id = c.transfer_id {only_stored}
+                 ORDER BY c.transfer_id COLLATE \"C\", c.idx"
+            ),
             &[],
         )
         .await

@@ -368,6 +368,10 @@ impl Store for PostgresStore {
         transfers::get_chunk(&self.client().await?, transfer_id, idx).await
     }
 
+    async fn chunk_data(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<Vec<u8>>> {
+        transfers::chunk_data(&self.client().await?, transfer_id, idx).await
+    }
+
     async fn complete_transfer(
         &self,
         id: &str,

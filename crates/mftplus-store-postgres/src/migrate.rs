@@ -69,6 +69,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_file_requests",
         include_str!("../migrations/0018_file_requests.sql"),
     ),
+    (
+        "0019_inline_chunks",
+        include_str!("../migrations/0019_inline_chunks.sql"),
+    ),
 ];
 
 /// Session-level advisory lock key ("mftplus" + 1): held while migrating so replicas starting

@@ -22,7 +22,7 @@ const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, c
                        manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
                        site, sender_kind";
 
-const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
+const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms, data IS NOT NULL";
 
 fn from_row(row: &Row) -> StoreResult<TransferRow> {
     Ok(TransferRow {
@@ -51,6 +51,7 @@ fn chunk_from_row(row: &Row) -> StoreResult<ChunkRow> {
         sha256: row.try_get(2).db()?,
         last: row.try_get(3).db()?,
         stored_at_ms: row.try_get(4).db()?,
+        inline: row.try_get(5).db()?,
     })
 }
 
@@ -204,6 +205,23 @@ async fn load<C: GenericClient>(client: &C, id: &str) -> StoreResult<Option<Tran
     attach_recipients(client, &mut rows).await?;
     let [row] = rows;
     Ok(Some(row))
+}
+
+pub(crate) async fn chunk_data<C: GenericClient>(
+    client: &C,
+    transfer_id: &str,
+    idx: i64,
+) -> StoreResult<Option<Vec<u8>>> {
+    let row = sql::query_opt(
+        client,
+        "SELECT data FROM transfer_chunks WHERE transfer_id = $1 AND idx = $2",
+        &[&transfer_id, &idx],
+    )
+    .await?;
+    match row {
+        Some(row) => row.try_get(0).db(),
+        None => Ok(None),
+    }
 }
 
 /// The caller wraps this in a transaction.
@@ -387,12 +405,13 @@ pub(crate) async fn record_chunks<C: GenericClient>(
         let sha256: Vec<&str> = inserts.iter().map(|chunk| chunk.sha256.as_str()).collect();
         let last: Vec<bool> = inserts.iter().map(|chunk| chunk.last).collect();
         let stored: Vec<i64> = inserts.iter().map(|chunk| chunk.stored_at_ms).collect();
+        let data: Vec<Option<&[u8]>> = inserts.iter().map(|chunk| chunk.data.as_deref()).collect();
         sql::execute(
             tx,
-            "INSERT INTO transfer_chunks (transfer_id, idx, size, sha256, last, stored_at_ms) \
+            "INSERT INTO transfer_chunks (transfer_id, idx, size, sha256, last, stored_at_ms, data) \
              SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::boolean[], \
-             $6::bigint[])",
-            &[&transfer_id, &idx, &size, &sha256, &last, &stored],
+             $6::bigint[], $7::bytea[])",
+            &[&transfer_id, &idx, &size, &sha256, &last, &stored, &data],
         )
         .await?;
         let added: i64 = size.iter().sum();

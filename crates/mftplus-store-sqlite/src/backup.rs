@@ -53,7 +53,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError 
     move |source| BackupError::Io { context, source }
 }
 
-/// One chunk row as the snapshot holds it, with what the caller needs of its transfer.
+/// One chunk row as the snapshot holds it, with what the caller needs of its transfer. Chunks
+/// kept in the database itself (decision 0037) are not listed: the database copy holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotChunk {
     pub transfer_id: String,
@@ -322,7 +323,10 @@ fn inventory(conn: &Connection) -> Result<Snapshot, BackupError> {
         None
     };
     let chunks = if has("transfer_chunks") {
-        chunk_rows(conn)?
+        chunk_rows(
+            conn,
+            migrations.iter().any(|m| m == INLINE_CHUNKS_MIGRATION),
+        )?
     } else {
         Vec::new()
     };
@@ -334,13 +338,21 @@ fn inventory(conn: &Connection) -> Result<Snapshot, BackupError> {
     })
 }
 
-fn chunk_rows(conn: &Connection) -> Result<Vec<SnapshotChunk>, BackupError> {
+/// The migration that let chunks live in their rows; a database before it has none.
+const INLINE_CHUNKS_MIGRATION: &str = "0019_inline_chunks";
+
+fn chunk_rows(conn: &Connection, inline_column: bool) -> Result<Vec<SnapshotChunk>, BackupError> {
+    let only_stored = if inline_column {
+        "WHERE c.data IS NULL"
+    } else {
+        ""
+    };
     let mut statement = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT c.transfer_id, t.site, t.expires_at_ms, c.idx, c.size, c.sha256
-             FROM transfer_chunks c JOIN transfers t ON t.id = c.transfer_id
-             ORDER BY c.transfer_id, c.idx",
-        )
+             FROM transfer_chunks c JOIN transfers t ON t.id = c.transfer_id {only_stored}
+             ORDER BY c.transfer_id, c.idx"
+        ))
         .db()?;
     let rows = statement
         .query_map([], |row| {

@@ -549,6 +549,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn chunk_data(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<Vec<u8>>> {
+        let transfer_id = transfer_id.to_owned();
+        self.read(move |conn| transfers::chunk_data(conn, &transfer_id, idx))
+            .await
+    }
+
     async fn complete_transfer(
         &self,
         id: &str,

@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_file_requests",
         include_str!("../migrations/0018_file_requests.sql"),
     ),
+    (
+        "0019_inline_chunks",
+        include_str!("../migrations/0019_inline_chunks.sql"),
+    ),
 ];
 
 /// How a [`StoreError::Migration`] refusing a newer database starts, so callers and tests can

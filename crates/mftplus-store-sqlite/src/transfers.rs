@@ -19,7 +19,7 @@ const COLUMNS: &str = "id, sender_id, status, header, chunk_size, chunk_count, c
                        manifest, created_at_ms, completed_at_ms, cancelled_at_ms, expires_at_ms, \
                        site, sender_kind";
 
-const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms";
+const CHUNK_COLUMNS: &str = "idx, size, sha256, last, stored_at_ms, data IS NOT NULL";
 
 /// The columns [`recipient_from`] reads, from its `offset` on.
 const RECIPIENT_COLUMNS: &str =
@@ -63,6 +63,7 @@ fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<ChunkRow> {
         sha256: row.get(2)?,
         last: row.get(3)?,
         stored_at_ms: row.get(4)?,
+        inline: row.get(5)?,
     })
 }
 
@@ -446,8 +447,9 @@ fn record_in(
     if !inserts.is_empty() {
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO transfer_chunks (transfer_id, idx, size, sha256, last, stored_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO transfer_chunks \
+                 (transfer_id, idx, size, sha256, last, stored_at_ms, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .db()?;
         for chunk in &inserts {
@@ -457,7 +459,8 @@ fn record_in(
                 chunk.size,
                 chunk.sha256,
                 chunk.last,
-                chunk.stored_at_ms
+                chunk.stored_at_ms,
+                chunk.data
             ])
             .db()?;
         }
@@ -494,6 +497,20 @@ pub(crate) fn get_chunk(
             stmt.query_row(params![transfer_id, idx], chunk_from_row)
                 .optional()
         })
+        .db()
+}
+
+pub(crate) fn chunk_data(
+    conn: &Connection,
+    transfer_id: &str,
+    idx: i64,
+) -> StoreResult<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT data FROM transfer_chunks WHERE transfer_id = ?1 AND idx = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![transfer_id, idx], |row| row.get(0))
+                .optional()
+        })
+        .map(Option::flatten)
         .db()
 }
 

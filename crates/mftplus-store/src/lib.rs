@@ -239,6 +239,9 @@ pub trait Store:
     /// One stored chunk, by the primary key: what every upload checks, so its cost must not
     /// grow with the transfer.
     async fn get_chunk(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<ChunkRow>>;
+    /// The bytes of a chunk kept in the database ([`ChunkRow::inline`]); `None` when the chunk
+    /// is unknown or its bytes are in the payload store.
+    async fn chunk_data(&self, transfer_id: &str, idx: i64) -> StoreResult<Option<Vec<u8>>>;
     /// In one transaction, serialized with `record_chunks`: checks that the transfer is
     /// `uploading` (else `Conflict(NOT_UPLOADING)`) and that its chunks form a whole stream
     /// (else `Conflict` with [`check_complete_chunks`]'s reason), then sets status `complete`,

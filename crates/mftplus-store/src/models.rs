@@ -364,7 +364,8 @@ pub struct ChunkBatch {
     pub chunks: Vec<NewChunk>,
 }
 
-/// One uploaded chunk, as recorded after its bytes are safely in the blob store.
+/// One uploaded chunk, as recorded after its bytes are safely in the blob store, or with its
+/// bytes when it is small enough to be kept in the database (decision 0037).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChunk {
     pub idx: i64,
@@ -375,7 +376,13 @@ pub struct NewChunk {
     /// Whether the sender marked this chunk as the last of the stream.
     pub last: bool,
     pub stored_at_ms: i64,
+    /// The sealed chunk itself, kept in its row instead of the payload store; `None` when the
+    /// payload store holds it. At most [`MAX_INLINE_CHUNK`] bytes, checked by the caller.
+    pub data: Option<Vec<u8>>,
 }
+
+/// The largest sealed chunk kept in the database rather than the payload store.
+pub const MAX_INLINE_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRow {
@@ -384,6 +391,8 @@ pub struct ChunkRow {
     pub sha256: String,
     pub last: bool,
     pub stored_at_ms: i64,
+    /// Its bytes are in the database ([`crate::Store::chunk_data`]), not the payload store.
+    pub inline: bool,
 }
 
 /// What [`crate::Store::record_chunks`] did with one chunk of a batch.

@@ -23,6 +23,7 @@ impl From<&NewChunk> for ChunkRow {
             sha256: chunk.sha256.clone(),
             last: chunk.last,
             stored_at_ms: chunk.stored_at_ms,
+            inline: chunk.data.is_some(),
         }
     }
 }
@@ -112,6 +113,7 @@ mod tests {
             sha256: sha256.into(),
             last,
             stored_at_ms: 1,
+            data: None,
         }
     }
 

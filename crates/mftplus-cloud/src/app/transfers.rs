@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::middleware::Scope;
 use crate::principal::Party;
 use crate::state::AppState;
-use mftplus_blob::{BlobKey, TransferId};
+use futures_util::StreamExt;
+use mftplus_blob::{BlobError, BlobKey, BlobReader, TransferId};
 use mftplus_store::{
     recipient_kind, transfer_status, TimeCursor, TransferFilter, TransferParty, TransferRow,
 };
@@ -284,9 +285,7 @@ pub async fn verify(
     let (mut corrupt, mut missing) = (Vec::new(), Vec::new());
     let chunks = state.store.list_chunks(&row.id).await?;
     for chunk in &chunks {
-        let Some(reader) = state
-            .blobs
-            .get_stream(&BlobKey::chunk(&tid, chunk.idx as u64))
+        let Some(reader) = open_chunk(state, &tid, chunk.idx as u64, Some(chunk.inline))
             .await
             .map_err(ApiError::internal)?
         else {
@@ -317,6 +316,38 @@ pub async fn verify(
         corrupt,
         missing,
     }))
+}
+
+/// Chunk `index` of transfer `id` for reading: from its row when it is kept in the database
+/// (decision 0037), else from the payload store; `None` when neither has it. `inline` is what
+/// the caller's chunk row says, or `None` when it read no row (the store is asked first: one
+/// primary-key read).
+pub async fn open_chunk(
+    state: &AppState,
+    id: &TransferId,
+    index: u64,
+    inline: Option<bool>,
+) -> Result<Option<BlobReader>, BlobError> {
+    if inline != Some(false) {
+        let data = state
+            .store
+            .chunk_data(id.as_str(), index.min(i64::MAX as u64) as i64)
+            .await
+            .map_err(|err| {
+                BlobError::Backend(format!("reading a chunk from the database: {err}"))
+            })?;
+        if let Some(data) = data {
+            let bytes = bytes::Bytes::from(data);
+            return Ok(Some(BlobReader {
+                len: bytes.len() as u64,
+                stream: futures_util::stream::once(async move { Ok(bytes) }).boxed(),
+            }));
+        }
+        if inline == Some(true) {
+            return Ok(None);
+        }
+    }
+    state.blobs.get_stream(&BlobKey::chunk(id, index)).await
 }
 
 /// The payload store's name of a transfer; an id it cannot name is no transfer of ours.

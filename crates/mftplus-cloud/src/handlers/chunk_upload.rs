@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use futures_util::{StreamExt, TryStreamExt};
 use mftplus_blob::{BlobError, BlobKey, ByteStream};
 use mftplus_pki::identity::PeerCertificate;
-use mftplus_store::{ChunkOutcome, NewChunk, TransferRow};
+use mftplus_store::{ChunkOutcome, NewChunk, TransferRow, MAX_INLINE_CHUNK};
 use mftplus_types::transfers::{ChunkReceipt, CHUNK_LAST_HEADER, CHUNK_SHA256_HEADER};
 use mftplus_types::ErrorCode;
 
@@ -109,6 +109,14 @@ fn commit_error(index: u64, err: CommitError) -> ApiError {
     }
 }
 
+/// The body's length as its `Content-Length` announces it (hyper delivers no more and no less).
+fn announced_len(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// The most bytes this chunk of a transfer kept here may have; a body announced larger, or an
 /// index beyond the store's, is refused before any byte is read.
 fn sealed_limit(headers: &http::HeaderMap, chunk_size: i64, index: u64) -> ApiResult<u64> {
@@ -118,10 +126,7 @@ fn sealed_limit(headers: &http::HeaderMap, chunk_size: i64, index: u64) -> ApiRe
         ));
     }
     let max_sealed = max_sealed_len(chunk_size as u64);
-    let announced = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced = announced_len(headers);
     if announced.is_some_and(|len| len > max_sealed) || index > i64::MAX as u64 {
         return Err(too_large());
     }
@@ -244,18 +249,32 @@ pub(super) async fn store_chunk(
         retry.compare(&recorded, body).await?;
         return Ok((http::StatusCode::OK, receipt("already_stored")));
     }
-    let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
-    let stored = state
-        .blobs
-        .put_stream(&key, body_stream(body), max_sealed, &declared)
-        .await
-        .map_err(|err| upload_error(index, &declared, err))?;
+    let (key, stored, data) = match announced_len(headers) {
+        // Small enough to live in its row (decision 0037): no file, directory or object of
+        // its own, and its bytes commit with the row that records them.
+        Some(len) if len <= MAX_INLINE_CHUNK as u64 => {
+            let (bytes, stored) = mftplus_blob::read_verified(body_stream(body), len, &declared)
+                .await
+                .map_err(|err| upload_error(index, &declared, err))?;
+            (None, stored, Some(bytes))
+        }
+        _ => {
+            let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
+            let stored = state
+                .blobs
+                .put_stream(&key, body_stream(body), max_sealed, &declared)
+                .await
+                .map_err(|err| upload_error(index, &declared, err))?;
+            (Some(key), stored, None)
+        }
+    };
     let chunk = NewChunk {
         idx: index as i64,
         size: stored.len as i64,
         sha256: hex::encode(stored.sha256),
         last,
         stored_at_ms: state.clock.now_ms(),
+        data,
     };
     match state
         .chunk_committer

@@ -3,6 +3,7 @@
 //! the chunks with the open's ticket). The flows are `crate::app::links`.
 
 use crate::app::links as app;
+use crate::app::transfers::open_chunk;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -13,7 +14,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use mftplus_blob::BlobKey;
 use mftplus_store::LinkRow;
 use mftplus_types::links::*;
 
@@ -143,10 +143,8 @@ pub async fn chunk(
     if transfer.chunk_count.is_none_or(|n| index >= n as u64) {
         return Err(ApiError::not_found("chunk"));
     }
-    let key = BlobKey::chunk(&super::transfers::transfer_key(&transfer.id)?, index);
-    let reader = state
-        .blobs
-        .get_stream(&key)
+    let key = super::transfers::transfer_key(&transfer.id)?;
+    let reader = open_chunk(&state, &key, index, None)
         .await
         .map_err(ApiError::internal)?;
     let Some(reader) = reader else {

@@ -137,6 +137,7 @@ pub async fn record_chunk(
         sha256: hex::encode(declared),
         last,
         stored_at_ms: state.clock.now_ms(),
+        data: None,
     };
     let outcome = state
         .store

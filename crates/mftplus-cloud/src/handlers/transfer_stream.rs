@@ -5,6 +5,7 @@
 //! Chunks are streamed from the payload store one after another, never held whole.
 
 use super::transfers::{chunk_missing, readable, transfer_key};
+use crate::app::transfers::open_chunk;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::principal::Party;
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use mftplus_blob::{BlobError, BlobKey};
+use mftplus_blob::BlobError;
 use mftplus_crypto::stream::{
     frame_head, FRAME_CHUNK, FRAME_HEAD_LEN, FRAME_LAST_CHUNK, FRAME_MANIFEST,
 };
@@ -50,9 +51,7 @@ pub async fn stream(
     // rather than a cut-off body (later ones can only cut the body: its head is sent).
     let mut first = None;
     if let Some(chunk) = chunks.first() {
-        let opened = state
-            .blobs
-            .get_stream(&BlobKey::chunk(&key, chunk.idx as u64))
+        let opened = open_chunk(&state, &key, chunk.idx as u64, Some(chunk.inline))
             .await
             .map_err(ApiError::internal)?;
         match opened {
@@ -63,7 +62,7 @@ pub async fn stream(
     let mut tail = frame(FRAME_MANIFEST, manifest.len()).to_vec();
     tail.extend_from_slice(&manifest);
     let body = stream::once(async move { Ok::<_, BlobError>(Bytes::from(row.header)) })
-        .chain(chunk_frames(state.blobs.clone(), key, chunks, first))
+        .chain(chunk_frames(state.clone(), key, chunks, first))
         .chain(stream::once(async move { Ok(Bytes::from(tail)) }));
     let mut response = (
         [(http::header::CONTENT_TYPE, "application/octet-stream")],
@@ -81,14 +80,14 @@ pub async fn stream(
 /// listing ends the body with an error, which cuts the connection: the reader sees a
 /// truncated stream, never a short one that passes.
 fn chunk_frames(
-    blobs: std::sync::Arc<dyn mftplus_blob::BlobStore>,
+    state: AppState,
     key: mftplus_blob::TransferId,
     chunks: Vec<mftplus_store::ChunkRow>,
     mut first: Option<mftplus_blob::ByteStream>,
 ) -> impl futures_util::Stream<Item = Piece> {
     stream::iter(chunks)
         .then(move |chunk| {
-            let (blobs, key, opened) = (blobs.clone(), key.clone(), first.take());
+            let (state, key, opened) = (state.clone(), key.clone(), first.take());
             async move {
                 let kind = if chunk.last {
                     FRAME_LAST_CHUNK
@@ -98,7 +97,7 @@ fn chunk_frames(
                 let head = stream::once(async move { Ok(frame(kind, chunk.size as usize)) });
                 let body = match opened {
                     Some(body) => body,
-                    None => open_or_fail(&*blobs, &key, chunk.idx as u64).await,
+                    None => open_or_fail(&state, &key, &chunk).await,
                 };
                 head.chain(body)
             }
@@ -107,12 +106,13 @@ fn chunk_frames(
 }
 
 async fn open_or_fail(
-    blobs: &dyn mftplus_blob::BlobStore,
+    state: &AppState,
     key: &mftplus_blob::TransferId,
-    index: u64,
+    chunk: &mftplus_store::ChunkRow,
 ) -> mftplus_blob::ByteStream {
+    let index = chunk.idx as u64;
     let failed = |err: BlobError| stream::once(async move { Err::<Bytes, _>(err) }).boxed();
-    match blobs.get_stream(&BlobKey::chunk(key, index)).await {
+    match open_chunk(state, key, index, Some(chunk.inline)).await {
         Ok(Some(reader)) => reader.stream,
         Ok(None) => failed(BlobError::Source(format!("chunk {index} is missing"))),
         Err(err) => failed(err),

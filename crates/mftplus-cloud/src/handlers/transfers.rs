@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
-use mftplus_blob::BlobKey;
 use mftplus_pki::identity::PeerCertificate;
 use mftplus_store::{
     recipient_kind, transfer_status, NewRecipient, NewTransfer, TransferParty, TransferRow,
@@ -549,9 +548,7 @@ pub async fn download_chunk(
     if row.site.is_some() {
         return site::serve_chunk(&state, &row, via.as_deref(), index).await;
     }
-    let reader = state
-        .blobs
-        .get_stream(&BlobKey::chunk(&transfer_key(&row.id)?, index))
+    let reader = app::open_chunk(&state, &transfer_key(&row.id)?, index, None)
         .await
         .map_err(blob_error)?;
     let Some(reader) = reader else {

@@ -141,3 +141,102 @@ pub async fn concurrent_record_chunks(store: Arc<dyn Store>) {
     let row = store.get_transfer(&same.id).await.unwrap().unwrap();
     assert_eq!(row.ciphertext_bytes, 4);
 }
+
+/// Chunks kept in their rows (decision 0037): the bytes come back as stored, through both
+/// `record_chunks` and `record_chunk_batches` (with payload-store rows beside them in one
+/// batch), listed as inline; a payload-store chunk has no bytes in the database, a retry of an
+/// inline chunk is judged like any other, and deleting the transfer takes the bytes with it.
+pub async fn inline_chunks(store: &dyn Store) {
+    use ChunkOutcome::{AlreadyStored, Conflict, Stored};
+    let sender = uid("usr");
+    let one = create(store, &new_transfer(&sender, vec![], 1_000)).await;
+    let two = create(store, &new_transfer(&sender, vec![], 1_000)).await;
+    let inline = |idx: i64, body: &[u8], last: bool| crate::NewChunk {
+        size: body.len() as i64,
+        sha256: mftplus_crypto::sha256_hex(body),
+        data: Some(body.to_vec()),
+        ..chunk(idx, "", last)
+    };
+    // Every byte value, and the largest size kept in a row.
+    let large: Vec<u8> = (0..crate::MAX_INLINE_CHUNK)
+        .map(|i| (i % 256) as u8)
+        .collect();
+    assert_eq!(
+        store
+            .record_chunks(
+                &one.id,
+                &[
+                    inline(0, b"\x00\xffsealed", false),
+                    chunk(1, "in the store", true)
+                ]
+            )
+            .await
+            .unwrap(),
+        vec![Stored, Stored]
+    );
+    let batches = [
+        batch(
+            &two.id,
+            vec![chunk(0, "stored", false), inline(1, &large, true)],
+        ),
+        batch(
+            &one.id,
+            vec![
+                inline(0, b"\x00\xffsealed", false),
+                inline(2, b"other", false),
+            ],
+        ),
+    ];
+    let results = store.record_chunk_batches(&batches).await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap(), &vec![Stored, Stored]);
+    assert_eq!(
+        results[1].as_ref().unwrap(),
+        &vec![AlreadyStored, Stored],
+        "an inline retry is judged by index, size, hash and last flag"
+    );
+    assert_eq!(
+        store
+            .record_chunks(&one.id, &[inline(0, b"\x00\xffother!", false)])
+            .await
+            .unwrap(),
+        vec![Conflict]
+    );
+
+    let listed: Vec<(i64, bool)> = store
+        .list_chunks(&one.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.idx, c.inline))
+        .collect();
+    assert_eq!(listed, vec![(0, true), (1, false), (2, true)]);
+    assert!(store.get_chunk(&two.id, 1).await.unwrap().unwrap().inline);
+    assert!(!store.get_chunk(&two.id, 0).await.unwrap().unwrap().inline);
+    assert_eq!(
+        store.chunk_data(&one.id, 0).await.unwrap().as_deref(),
+        Some(&b"\x00\xffsealed"[..])
+    );
+    assert_eq!(store.chunk_data(&two.id, 1).await.unwrap(), Some(large));
+    assert_eq!(
+        store.chunk_data(&one.id, 1).await.unwrap(),
+        None,
+        "in the payload store"
+    );
+    assert_eq!(
+        store.chunk_data(&one.id, 9).await.unwrap(),
+        None,
+        "no such chunk"
+    );
+    assert_eq!(
+        store.chunk_data(&uid("tr"), 0).await.unwrap(),
+        None,
+        "no such transfer"
+    );
+
+    store.delete_transfer(&one.id).await.unwrap();
+    assert_eq!(
+        store.chunk_data(&one.id, 0).await.unwrap(),
+        None,
+        "deleted with its transfer"
+    );
+}

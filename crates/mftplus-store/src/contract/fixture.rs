@@ -299,6 +299,7 @@ pub(super) fn chunk(idx: i64, size: i64, last: bool, at_ms: i64) -> NewChunk {
         sha256: sha256_hex(format!("fixture chunk {idx} of {size}").as_bytes()),
         last,
         stored_at_ms: at_ms,
+        data: None,
     }
 }
 

@@ -66,6 +66,7 @@ pub(super) fn chunk(idx: i64, body: &str, last: bool) -> NewChunk {
         sha256: mftplus_crypto::sha256_hex(body.as_bytes()),
         last,
         stored_at_ms: 50_000 + idx,
+        data: None,
     }
 }
 
