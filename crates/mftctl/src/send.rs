@@ -169,6 +169,8 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         chunk_size: u64::from(chunk_size),
         expires: args.expires.clone(),
         awaiting_grant: keyless,
+        id: None,
+        whole: None,
     };
     let request = &request;
     let transfer = ctx

@@ -205,6 +205,8 @@ async fn complete_transfer(sender: &Client, recipient: &str) -> String {
             chunk_size: MIN_CHUNK_SIZE as u64,
             expires: None,
             awaiting_grant: Vec::new(),
+            id: None,
+            whole: None,
         })
         .await
         .unwrap();

@@ -326,6 +326,18 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| transfers::create(&tx, transfer))
     }
 
+    async fn create_complete_transfer(
+        &self,
+        transfer: &NewTransfer,
+        chunk: &NewChunk,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow> {
+        in_transaction!(self, |tx| transfers::create_complete(
+            &tx, transfer, chunk, manifest, at_ms
+        ))
+    }
+
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>> {
         transfers::get(&self.client().await?, id).await
     }

@@ -482,6 +482,20 @@ pub(crate) async fn get_chunk<C: GenericClient>(
 }
 
 /// The caller wraps this in a transaction.
+/// `create`, `record_chunks` and `complete` of a one-chunk transfer; the caller wraps this in
+/// a transaction.
+pub(crate) async fn create_complete<C: GenericClient>(
+    tx: &C,
+    transfer: &NewTransfer,
+    chunk: &NewChunk,
+    manifest: &[u8],
+    at_ms: i64,
+) -> StoreResult<TransferRow> {
+    create(tx, transfer).await?;
+    record_chunks(tx, &transfer.id, std::slice::from_ref(chunk)).await?;
+    complete(tx, &transfer.id, manifest, at_ms).await
+}
+
 pub(crate) async fn complete<C: GenericClient>(
     tx: &C,
     id: &str,

@@ -499,6 +499,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_complete_transfer(
+        &self,
+        transfer: &NewTransfer,
+        chunk: &NewChunk,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow> {
+        let (transfer, chunk, manifest) = (transfer.clone(), chunk.clone(), manifest.to_vec());
+        self.write(move |conn| {
+            transfers::create_complete(conn, &transfer, &chunk, &manifest, at_ms)
+        })
+        .await
+    }
+
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>> {
         let id = id.to_owned();
         self.read(move |conn| transfers::get(conn, &id)).await

@@ -521,7 +521,34 @@ pub(crate) fn complete(
     at_ms: i64,
 ) -> StoreResult<TransferRow> {
     let tx = immediate(conn)?;
-    require_uploading(&tx, id)?;
+    let row = complete_in(&tx, id, manifest, at_ms)?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+/// `create`, `record_chunks` and `complete` of a one-chunk transfer in one transaction.
+pub(crate) fn create_complete(
+    conn: &mut Connection,
+    transfer: &NewTransfer,
+    chunk: &NewChunk,
+    manifest: &[u8],
+    at_ms: i64,
+) -> StoreResult<TransferRow> {
+    let tx = immediate(conn)?;
+    insert(&tx, transfer)?;
+    record_in(&tx, &transfer.id, std::slice::from_ref(chunk))?;
+    let row = complete_in(&tx, &transfer.id, manifest, at_ms)?;
+    tx.commit().db()?;
+    Ok(row)
+}
+
+fn complete_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    manifest: &[u8],
+    at_ms: i64,
+) -> StoreResult<TransferRow> {
+    require_uploading(tx, id)?;
     let chunks: Vec<(i64, bool)> = tx
         .prepare_cached("SELECT idx, last FROM transfer_chunks WHERE transfer_id = ?1 ORDER BY idx")
         .and_then(|mut stmt| {
@@ -544,9 +571,7 @@ pub(crate) fn complete(
         ])
     })
     .db()?;
-    let row = load(&tx, id)?.ok_or(StoreError::NotFound)?;
-    tx.commit().db()?;
-    Ok(row)
+    load(tx, id)?.ok_or(StoreError::NotFound)
 }
 
 pub(crate) fn cancel(conn: &Connection, id: &str, at_ms: i64) -> StoreResult<bool> {

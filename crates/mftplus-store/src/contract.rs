@@ -45,7 +45,9 @@ pub use certificates::{
     certificate_concurrent_revocation, certificate_crl, certificate_registry,
     certificate_revocation,
 };
-pub use chunk_batches::{concurrent_record_chunks, inline_chunks, record_chunk_batches};
+pub use chunk_batches::{
+    concurrent_record_chunks, create_complete_transfer, inline_chunks, record_chunk_batches,
+};
 pub use fleet::{fleet_customers, fleet_host_pages, fleet_hosts, fleet_recovery};
 pub use fleet_idempotency::fleet_report_idempotency;
 pub use fleet_jobs::{
@@ -95,6 +97,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     record_chunks(&*store).await;
     record_chunk_batches(&*store).await;
     inline_chunks(&*store).await;
+    create_complete_transfer(&*store).await;
     complete_transfer(&*store).await;
     cancel_transfer(&*store).await;
     mark_downloaded(&*store).await;

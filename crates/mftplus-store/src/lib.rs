@@ -186,6 +186,17 @@ pub trait Store:
     /// transaction. `Conflict("id")` when the id is taken, `Conflict("recipient")` when a
     /// recipient is listed twice.
     async fn create_transfer(&self, transfer: &NewTransfer) -> StoreResult<TransferRow>;
+    /// A one-chunk transfer made complete in one transaction (decision 0037): created as
+    /// `create_transfer` creates it (same conflicts), `chunk` recorded as `record_chunks`
+    /// records it, then completed with `manifest` at `at_ms` as `complete_transfer` completes
+    /// it — `Conflict` unless `chunk` is index 0 and last. Nothing is written on any error.
+    async fn create_complete_transfer(
+        &self,
+        transfer: &NewTransfer,
+        chunk: &NewChunk,
+        manifest: &[u8],
+        at_ms: i64,
+    ) -> StoreResult<TransferRow>;
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferRow>>;
     /// Newest first (`created_at_ms`, then id, descending), narrowed by the filter.
     async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<TransferRow>>;

@@ -381,8 +381,9 @@ pub struct NewChunk {
     pub data: Option<Vec<u8>>,
 }
 
-/// The largest sealed chunk kept in the database rather than the payload store.
-pub const MAX_INLINE_CHUNK: usize = 64 * 1024;
+/// The largest sealed chunk kept in the database rather than the payload store: also the
+/// largest a one-request transfer may carry.
+pub const MAX_INLINE_CHUNK: usize = mftplus_types::transfers::MAX_WHOLE_CHUNK;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRow {

@@ -1,7 +1,8 @@
 //! Sending a reader in one go: the header for the recipients' public keys, the transfer made on
 //! the server, every chunk uploaded (pipeline in `upload.rs`), the sealed manifest completing
 //! it. `mftctl send` adds resume state, passphrases, links and grants around the same steps;
-//! the agent's outbox calls [`create`], records the transfer id, then [`upload_and_complete`].
+//! the agent's outbox calls [`create`], records the transfer id, then [`upload_and_complete`],
+//! or for a small file chooses an id, records it and calls [`send_whole`] (decision 0037).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -11,7 +12,9 @@ use mftplus_client::Client;
 use mftplus_crypto::stream::{
     Encryptor, ManifestInfo, Recipient, StreamOptions, Trailer, X25519PublicKey,
 };
-use mftplus_types::transfers::{CompleteTransferRequest, CreateTransferRequest, Transfer};
+use mftplus_types::transfers::{
+    CompleteTransferRequest, CreateTransferRequest, Transfer, WholeStream, MAX_WHOLE_CHUNK,
+};
 
 use crate::upload::{self, Upload};
 use crate::{OnProgress, TransferError};
@@ -30,27 +33,87 @@ pub struct Outgoing {
     pub info: ManifestInfo,
 }
 
-/// Makes the transfer on the server; the encryptor that goes with its header.
-pub async fn create(
-    client: &Client,
-    outgoing: &Outgoing,
-) -> Result<(Transfer, Encryptor), TransferError> {
+fn encryptor(outgoing: &Outgoing) -> Result<Encryptor, TransferError> {
     let stanzas: Vec<Recipient<'_>> = outgoing
         .keys
         .iter()
         .map(|k| Recipient::X25519(*k))
         .collect();
-    let encryptor = Encryptor::new(&outgoing.options, &stanzas)
-        .map_err(|e| TransferError::new("crypto", e.to_string()))?;
-    let request = CreateTransferRequest {
+    Encryptor::new(&outgoing.options, &stanzas)
+        .map_err(|e| TransferError::new("crypto", e.to_string()))
+}
+
+fn creation(outgoing: &Outgoing, encryptor: &Encryptor) -> CreateTransferRequest {
+    CreateTransferRequest {
         recipients: outgoing.recipients.clone(),
         header: base64::engine::general_purpose::STANDARD.encode(encryptor.header_bytes()),
         chunk_size: u64::from(outgoing.options.chunk_size),
         expires: outgoing.expires.clone(),
         awaiting_grant: Vec::new(),
-    };
-    let transfer = client.create_transfer(request).await?;
+        id: None,
+        whole: None,
+    }
+}
+
+/// Makes the transfer on the server; the encryptor that goes with its header.
+pub async fn create(
+    client: &Client,
+    outgoing: &Outgoing,
+) -> Result<(Transfer, Encryptor), TransferError> {
+    let encryptor = encryptor(outgoing)?;
+    let transfer = client
+        .create_transfer(creation(outgoing, &encryptor))
+        .await?;
     Ok((transfer, encryptor))
+}
+
+/// A fresh transfer id for [`send_whole`], of the form the server makes its own: a
+/// time-ordered UUID (version 7) without its dashes.
+pub fn new_transfer_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// The largest plaintext [`send_whole`] is sure to take: its sealed chunk (the plaintext, or
+/// less once compressed, plus the tag) stays within what one request may carry.
+pub const MAX_WHOLE_PLAINTEXT: usize = MAX_WHOLE_CHUNK - 16;
+
+/// Sends `plaintext` (at most [`MAX_WHOLE_PLAINTEXT`] bytes, else `too_large`) as a transfer
+/// made complete by one request under `id` (32 lowercase hex digits the caller chose and
+/// recorded, so that after a crash it can ask whether the transfer exists).
+pub async fn send_whole(
+    client: &Client,
+    outgoing: &Outgoing,
+    id: &str,
+    plaintext: &[u8],
+) -> Result<Transfer, TransferError> {
+    let too_large = || {
+        TransferError::new(
+            "too_large",
+            format!("a transfer sent whole holds at most {MAX_WHOLE_PLAINTEXT} bytes"),
+        )
+    };
+    if plaintext.len() > MAX_WHOLE_PLAINTEXT {
+        return Err(too_large());
+    }
+    let crypto =
+        |e: mftplus_crypto::stream::StreamError| TransferError::new("crypto", e.to_string());
+    let mut encryptor = encryptor(outgoing)?;
+    let mut request = creation(outgoing, &encryptor);
+    if !encryptor.push(plaintext).map_err(crypto)?.is_empty() {
+        return Err(too_large()); // a chunk size below the plaintext's length
+    }
+    let trailer = encryptor.finish(outgoing.info.clone()).map_err(crypto)?;
+    if trailer.last_chunk.bytes.len() > MAX_WHOLE_CHUNK {
+        return Err(too_large());
+    }
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    request.id = Some(id.to_string());
+    request.whole = Some(WholeStream {
+        chunk: b64(&trailer.last_chunk.bytes),
+        chunk_sha256: trailer.last_chunk.sha256_hex(),
+        manifest: b64(&trailer.sealed_manifest),
+    });
+    Ok(client.create_transfer(request).await?)
 }
 
 /// Uploads everything `reader` yields into the transfer `create` made, and completes it.

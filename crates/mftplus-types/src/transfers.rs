@@ -62,7 +62,34 @@ pub struct CreateTransferRequest {
     /// (decision 0022).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting_grant: Vec<String>,
+    /// The transfer's id, chosen by the client: 32 lowercase hex digits (a UUID without its
+    /// dashes). A client that records it before sending can tell after a crash whether the
+    /// transfer was made; `conflict` when the id is taken. The server chooses when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The whole stream of a one-chunk transfer, which is then created complete by this one
+    /// request instead of a create, a chunk upload and a completion (decision 0037).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole: Option<WholeStream>,
 }
+
+/// The chunk and manifest of a transfer whose stream is one chunk of at most
+/// [`MAX_WHOLE_CHUNK`] bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WholeStream {
+    /// The only (and last) sealed chunk, base64 (standard alphabet).
+    pub chunk: String,
+    /// The SHA-256 of the decoded chunk, lowercase hex, checked before anything is stored.
+    pub chunk_sha256: String,
+    /// The sealed manifest, base64 (standard alphabet).
+    pub manifest: String,
+}
+
+/// The largest sealed chunk a [`WholeStream`] may carry: what the cloud keeps in a chunk's
+/// database row (decision 0037). Larger streams are uploaded chunk by chunk.
+pub const MAX_WHOLE_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -469,6 +469,8 @@ async fn a_larger_transfer_is_received_while_it_still_uploads() {
             chunk_size: u64::from(MIN_CHUNK_SIZE),
             expires: None,
             awaiting_grant: Vec::new(),
+            id: None,
+            whole: None,
         })
         .await
         .unwrap();

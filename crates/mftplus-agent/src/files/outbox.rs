@@ -13,7 +13,7 @@ use super::{FileMover, OutboxRule, Pass};
 use crate::state_files::{OutboxItem, OutboxState};
 use futures_util::StreamExt;
 use mftplus_crypto::stream::{ManifestInfo, StreamOptions, X25519PublicKey};
-use mftplus_transfer::send::Outgoing;
+use mftplus_transfer::send::{Outgoing, MAX_WHOLE_PLAINTEXT};
 use mftplus_transfer::TransferError;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -268,6 +268,9 @@ async fn send_file(
             mode: Some(meta.mode() & 0o777),
         },
     };
+    if item.size <= MAX_WHOLE_PLAINTEXT as u64 {
+        return send_small(mover, item, file, &outgoing).await;
+    }
     let (created, encryptor) = mftplus_transfer::send::create(&mover.client, &outgoing).await?;
     mover
         .db
@@ -283,6 +286,34 @@ async fn send_file(
         &mut |_| {},
     )
     .await?;
+    Ok(transfer.id)
+}
+
+/// A small file in one request under an id recorded first (decision 0037): after a crash the
+/// recorded id tells whether the transfer was made, as the server's id does for larger files.
+async fn send_small(
+    mover: &FileMover,
+    item: &OutboxItem,
+    mut file: std::fs::File,
+    outgoing: &Outgoing,
+) -> Result<String, TransferError> {
+    let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(item.size as usize));
+    std::io::Read::read_to_end(&mut file, &mut plaintext)
+        .map_err(|e| TransferError::new("file_vanished", format!("{}: {e}", item.name)))?;
+    if plaintext.len() as u64 != item.size {
+        return Err(TransferError::new(
+            "file_changed_again",
+            "the file changed since it settled; it is sent once it holds still",
+        ));
+    }
+    let id = mftplus_transfer::send::new_transfer_id();
+    mover
+        .db
+        .record_sending(item.seq, &id, mover.clock.now_ms())
+        .await
+        .map_err(|e| TransferError::new("agent_state", e.to_string()))?;
+    let transfer =
+        mftplus_transfer::send::send_whole(&mover.client, outgoing, &id, &plaintext).await?;
     Ok(transfer.id)
 }
 

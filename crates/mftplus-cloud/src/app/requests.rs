@@ -279,6 +279,11 @@ pub async fn start_upload(
     let (email, _) = recipient(state, &request).await?;
     let only_owner =
         matches!(body.recipients.as_slice(), [one] if one.trim().eq_ignore_ascii_case(&email));
+    if body.id.is_some() || body.whole.is_some() {
+        return Err(ApiError::validation(
+            "an upload through a request sends its chunks one by one, under the server's id",
+        ));
+    }
     if !only_owner || !body.awaiting_grant.is_empty() {
         return Err(ApiError::new(
             ErrorCode::RecipientNotAllowed,

@@ -18,6 +18,7 @@ pub mod requests;
 pub mod site;
 pub mod tokens;
 pub mod transfer_stream;
+mod transfer_whole;
 pub mod transfers;
 pub mod users;
 

@@ -259,6 +259,16 @@ pub async fn create(
         )));
     }
     let header = new_header(&state, &body)?;
+    let id = match &body.id {
+        Some(id) => super::transfer_whole::chosen_id(id)?,
+        None => uuid::Uuid::now_v7().simple().to_string(),
+    };
+    let now = state.clock.now_ms();
+    let whole = body
+        .whole
+        .as_ref()
+        .map(|w| super::transfer_whole::whole(w, body.chunk_size, now))
+        .transpose()?;
     let sender = party.store_party();
     let mut recipients = resolve_recipients(&state, &party, &body.recipients).await?;
     grants::mark_waiting(&sender, &mut recipients, &body.awaiting_grant)?;
@@ -266,26 +276,34 @@ pub async fn create(
         Some(text) => parse_expiry(text)?,
         None => state.config.config.transfers.retention_days * 86_400,
     };
-    // Hosts' transfers stay in the cloud, whichever way they came (decision 0029).
+    // Hosts' transfers stay in the cloud, whichever way they came (decision 0029), and so do
+    // transfers sent whole: their one chunk is already here (decision 0037).
     let site = match party {
-        Party::User { .. } => site::choose_site(&state, via.as_deref(), &recipients).await?,
-        Party::Host { .. } => None,
+        Party::User { .. } if whole.is_none() => {
+            site::choose_site(&state, via.as_deref(), &recipients).await?
+        }
+        _ => None,
     };
-    let now = state.clock.now_ms();
-    let row = state
-        .store
-        .create_transfer(&NewTransfer {
-            id: uuid::Uuid::now_v7().simple().to_string(),
-            sender_kind: sender.kind().into(),
-            sender_id: sender.id().into(),
-            header,
-            chunk_size: body.chunk_size as i64,
-            created_at_ms: now,
-            expires_at_ms: now + lifetime_secs as i64 * 1000,
-            site,
-            recipients,
-        })
-        .await?;
+    let new = NewTransfer {
+        id,
+        sender_kind: sender.kind().into(),
+        sender_id: sender.id().into(),
+        header,
+        chunk_size: body.chunk_size as i64,
+        created_at_ms: now,
+        expires_at_ms: now + lifetime_secs as i64 * 1000,
+        site,
+        recipients,
+    };
+    let row = match &whole {
+        None => state.store.create_transfer(&new).await?,
+        Some(whole) => {
+            state
+                .store
+                .create_complete_transfer(&new, &whole.chunk, &whole.manifest, now)
+                .await?
+        }
+    };
     state
         .audit(
             AuditEvent::new("transfer_created")
@@ -301,6 +319,9 @@ pub async fn create(
                 })),
         )
         .await;
+    if whole.is_some() {
+        audit_completed(&state, &row, &party.actor(), &ip).await;
+    }
     state.transfer_news.announce(&row);
     Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
 }
@@ -370,6 +391,11 @@ pub(super) async fn complete_upload(
         .await
         .map_err(ApiError::store_conflict("transfer is not complete".into()))?;
     state.transfer_news.announce(&row);
+    audit_completed(state, &row, actor, ip).await;
+    Ok(Json(to_api(state, &row).await?))
+}
+
+async fn audit_completed(state: &AppState, row: &TransferRow, actor: &str, ip: &str) {
     state
         .audit(
             AuditEvent::new("transfer_completed")
@@ -381,7 +407,6 @@ pub(super) async fn complete_upload(
                 ),
         )
         .await;
-    Ok(Json(to_api(state, &row).await?))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

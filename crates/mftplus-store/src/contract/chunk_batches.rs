@@ -240,3 +240,58 @@ pub async fn inline_chunks(store: &dyn Store) {
         "deleted with its transfer"
     );
 }
+
+/// A one-chunk transfer made complete in one call (decision 0037): the same row as creating,
+/// recording and completing it one by one; a chunk that is not index 0 and last, or a taken
+/// id, is refused with nothing written.
+pub async fn create_complete_transfer(store: &dyn Store) {
+    let sender = uid("usr");
+    let recipient = uid("usr");
+    let fresh = || new_transfer(&sender, vec![super::transfers::user(&recipient)], 3_000);
+    let whole = |idx: i64, last: bool| crate::NewChunk {
+        size: 5,
+        sha256: mftplus_crypto::sha256_hex(b"small"),
+        data: Some(b"small".to_vec()),
+        ..chunk(idx, "", last)
+    };
+    let made = fresh();
+    let row = store
+        .create_complete_transfer(&made, &whole(0, true), b"manifest", 4_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.chunk_count, row.ciphertext_bytes),
+        (crate::transfer_status::COMPLETE, Some(1), 5)
+    );
+    assert_eq!(row.manifest.as_deref(), Some(&b"manifest"[..]));
+    assert_eq!(row.completed_at_ms, Some(4_000));
+    assert_eq!(row.header, made.header);
+    assert_eq!(row.recipients.len(), 1);
+    assert_eq!(store.get_transfer(&made.id).await.unwrap(), Some(row));
+    assert_eq!(
+        store.chunk_data(&made.id, 0).await.unwrap().as_deref(),
+        Some(&b"small"[..])
+    );
+
+    assert_conflict(
+        store
+            .create_complete_transfer(&made, &whole(0, true), b"manifest", 4_000)
+            .await,
+        "id",
+    );
+    for (idx, last) in [(0, false), (1, true)] {
+        let refused = fresh();
+        let result = store
+            .create_complete_transfer(&refused, &whole(idx, last), b"manifest", 4_000)
+            .await;
+        assert!(
+            matches!(result, Err(crate::StoreError::Conflict(_))),
+            "chunk {idx} (last: {last}) is no whole stream: {result:?}"
+        );
+        assert_eq!(
+            store.get_transfer(&refused.id).await.unwrap(),
+            None,
+            "a refused transfer leaves no row"
+        );
+    }
+}

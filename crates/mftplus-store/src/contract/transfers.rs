@@ -21,7 +21,7 @@ pub(super) fn cursor_of(row: &TransferRow) -> TimeCursor {
 /// An expiry no section's clock reaches.
 const FAR: i64 = 9_000_000_000_000;
 
-fn user(id: &str) -> NewRecipient {
+pub(super) fn user(id: &str) -> NewRecipient {
     NewRecipient {
         kind: recipient_kind::USER.into(),
         id: id.to_string(),

@@ -258,6 +258,8 @@ pub async fn send(client: &Client, recipient: &str, sealed: &Sealed) -> Result<S
             chunk_size: MIN_CHUNK_SIZE as u64,
             expires: None,
             awaiting_grant: Vec::new(),
+            id: None,
+            whole: None,
         })
         .await
         .map_err(|e| e.to_string())?;
