@@ -49,17 +49,37 @@ impl AppState {
     /// Appends an event. A failure to write is logged and counted but does not fail the request
     /// that caused it: the action already happened, and refusing to answer would hide that.
     pub async fn audit(&self, event: AuditEvent) {
-        let mut entry = event.entry;
-        entry.ts_ms = self.clock.now_ms();
-        match self.store.append_audit(&entry).await {
-            Ok(_) => {
-                self.metrics.audit_events.fetch_add(1, Ordering::Relaxed);
+        self.audit_together(vec![event]).await
+    }
+
+    /// Appends events one action caused together, in order and in one commit; a failure is
+    /// handled as [`AppState::audit`] handles it.
+    pub async fn audit_together(&self, events: Vec<AuditEvent>) {
+        let now = self.clock.now_ms();
+        let entries: Vec<_> = events
+            .into_iter()
+            .map(|event| NewAuditEntry {
+                ts_ms: now,
+                ..event.entry
+            })
+            .collect();
+        let result = match entries.as_slice() {
+            [one] => self.store.append_audit(one).await.map(drop),
+            many => self.store.append_audits(many).await.map(drop),
+        };
+        match result {
+            Ok(()) => {
+                self.metrics
+                    .audit_events
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
             }
             Err(err) => {
                 self.metrics
                     .audit_write_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(event = %entry.event, error = %err, "audit entry could not be written");
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                for entry in &entries {
+                    tracing::error!(event = %entry.event, error = %err, "audit entry could not be written");
+                }
             }
         }
     }

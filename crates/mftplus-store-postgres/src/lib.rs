@@ -285,6 +285,16 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| audit::append(&tx, entry))
     }
 
+    async fn append_audits(&self, entries: &[NewAuditEntry]) -> StoreResult<Vec<AuditRow>> {
+        in_transaction!(self, |tx| async {
+            let mut rows = Vec::with_capacity(entries.len());
+            for entry in entries {
+                rows.push(audit::append(&tx, entry).await?);
+            }
+            Ok::<_, StoreError>(rows)
+        })
+    }
+
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
         audit::list(&self.client().await?, after_seq, limit).await
     }

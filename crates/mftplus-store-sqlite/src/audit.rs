@@ -28,10 +28,22 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(AuditRow, String)> {
 /// Reads the head, links the new entry to it and moves the head, all in one IMMEDIATE
 /// transaction: the write lock is held from the read on, so no other connection or process can
 /// append in between and fork the chain.
-pub(crate) fn append(conn: &mut Connection, entry: &NewAuditEntry) -> StoreResult<AuditRow> {
+pub(crate) fn append(
+    conn: &mut Connection,
+    entries: &[NewAuditEntry],
+) -> StoreResult<Vec<AuditRow>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db()?;
+    let rows = entries
+        .iter()
+        .map(|entry| append_in(&tx, entry))
+        .collect::<StoreResult<Vec<_>>>()?;
+    tx.commit().db()?;
+    Ok(rows)
+}
+
+fn append_in(tx: &Connection, entry: &NewAuditEntry) -> StoreResult<AuditRow> {
     let (head_seq, prev_hash): (i64, String) = tx
         .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -61,7 +73,6 @@ pub(crate) fn append(conn: &mut Connection, entry: &NewAuditEntry) -> StoreResul
     tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
         .and_then(|mut stmt| stmt.execute(params![seq, hash]))
         .db()?;
-    tx.commit().db()?;
     Ok(AuditRow {
         seq,
         ts_ms: entry.ts_ms,

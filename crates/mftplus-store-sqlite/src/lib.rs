@@ -442,7 +442,15 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditRow> {
         let entry = entry.clone();
-        self.write(move |conn| audit::append(conn, &entry)).await
+        self.write(move |conn| audit::append(conn, std::slice::from_ref(&entry)))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Backend("an append wrote no audit entry".into()))
+    }
+
+    async fn append_audits(&self, entries: &[NewAuditEntry]) -> StoreResult<Vec<AuditRow>> {
+        let entries = entries.to_vec();
+        self.write(move |conn| audit::append(conn, &entries)).await
     }
 
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {

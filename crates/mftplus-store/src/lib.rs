@@ -156,6 +156,16 @@ pub trait Store:
     /// [`mftplus_crypto::audit::entry_hash`], all under one lock so concurrent appends (from
     /// several cloud processes too) never fork the chain.
     async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditRow>;
+    /// Appends `entries` in order as `append_audit` would, in one transaction: events one
+    /// action causes together (a transfer created complete is created and completed) cost one
+    /// commit. All or nothing.
+    async fn append_audits(&self, entries: &[NewAuditEntry]) -> StoreResult<Vec<AuditRow>> {
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            rows.push(self.append_audit(entry).await?);
+        }
+        Ok(rows)
+    }
     /// Entries with `seq > after_seq`, ascending, at most `limit`.
     async fn list_audit(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRow>>;
     /// Entries matching `filter` (every condition is part of the query, so a page stays

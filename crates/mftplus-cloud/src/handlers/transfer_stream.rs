@@ -38,8 +38,23 @@ pub async fn stream(
             "this transfer's ciphertext is on its site's hub: fetch its chunks through the hub",
         ));
     }
-    let chunks = state.store.list_chunks(&row.id).await?;
     let manifest = row.manifest.clone().unwrap_or_default();
+    // A one-chunk transfer kept in its row (decision 0037) is answered from that one read.
+    if row.chunk_count == Some(1) {
+        if let Some(chunk) = state.store.chunk_data(&row.id, 0).await? {
+            let mut whole = row.header;
+            whole.extend_from_slice(&frame(FRAME_LAST_CHUNK, chunk.len()));
+            whole.extend_from_slice(&chunk);
+            whole.extend_from_slice(&frame(FRAME_MANIFEST, manifest.len()));
+            whole.extend_from_slice(&manifest);
+            return Ok((
+                [(http::header::CONTENT_TYPE, "application/octet-stream")],
+                whole,
+            )
+                .into_response());
+        }
+    }
+    let chunks = state.store.list_chunks(&row.id).await?;
     let length = row.header.len() as u64
         + chunks
             .iter()

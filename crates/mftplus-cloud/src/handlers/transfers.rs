@@ -304,24 +304,21 @@ pub async fn create(
                 .await?
         }
     };
-    state
-        .audit(
-            AuditEvent::new("transfer_created")
-                .actor(&party.actor())
-                .target(&row.id)
-                .ip(&ip)
-                .details(json!({
-                    "recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>(),
-                    "awaiting_grant": grants::waiting(&row)
-                        .map(|r| &r.display)
-                        .collect::<Vec<_>>(),
-                    "site": row.site,
-                })),
-        )
-        .await;
+    let mut events = vec![AuditEvent::new("transfer_created")
+        .actor(&party.actor())
+        .target(&row.id)
+        .ip(&ip)
+        .details(json!({
+            "recipients": row.recipients.iter().map(|r| &r.display).collect::<Vec<_>>(),
+            "awaiting_grant": grants::waiting(&row)
+                .map(|r| &r.display)
+                .collect::<Vec<_>>(),
+            "site": row.site,
+        }))];
     if whole.is_some() {
-        audit_completed(&state, &row, &party.actor(), &ip).await;
+        events.push(completed_event(&row, &party.actor(), &ip));
     }
+    state.audit_together(events).await;
     state.transfer_news.announce(&row);
     Ok((http::StatusCode::CREATED, Json(to_api(&state, &row).await?)))
 }
@@ -391,22 +388,16 @@ pub(super) async fn complete_upload(
         .await
         .map_err(ApiError::store_conflict("transfer is not complete".into()))?;
     state.transfer_news.announce(&row);
-    audit_completed(state, &row, actor, ip).await;
+    state.audit(completed_event(&row, actor, ip)).await;
     Ok(Json(to_api(state, &row).await?))
 }
 
-async fn audit_completed(state: &AppState, row: &TransferRow, actor: &str, ip: &str) {
-    state
-        .audit(
-            AuditEvent::new("transfer_completed")
-                .actor(actor)
-                .target(&row.id)
-                .ip(ip)
-                .details(
-                    json!({"chunks": row.chunk_count, "ciphertext_bytes": row.ciphertext_bytes}),
-                ),
-        )
-        .await;
+fn completed_event(row: &TransferRow, actor: &str, ip: &str) -> AuditEvent {
+    AuditEvent::new("transfer_completed")
+        .actor(actor)
+        .target(&row.id)
+        .ip(ip)
+        .details(json!({"chunks": row.chunk_count, "ciphertext_bytes": row.ciphertext_bytes}))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -523,27 +514,22 @@ pub async fn received(
     party: Party,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Transfer>> {
-    let row = readable(&state, &party, &id).await?;
-    let recipient = party.store_party().recipient_of(&row).cloned();
-    let row = match recipient {
-        Some(recipient) => {
-            state
-                .store
-                .mark_downloaded(
-                    &row.id,
-                    &recipient.kind,
-                    &recipient.id,
-                    state.clock.now_ms(),
-                )
-                .await?;
-            state
-                .store
-                .get_transfer(&row.id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("transfer"))?
+    let mut row = readable(&state, &party, &id).await?;
+    let me = party.store_party();
+    let recipient = me.recipient_of(&row).cloned();
+    if let Some(recipient) = recipient {
+        let now = state.clock.now_ms();
+        state
+            .store
+            .mark_downloaded(&row.id, &recipient.kind, &recipient.id, now)
+            .await?;
+        // The stamp the store keeps (the first one), without reading the row back.
+        for entry in &mut row.recipients {
+            if entry.kind == recipient.kind && entry.id == recipient.id {
+                entry.downloaded_at_ms.get_or_insert(now);
+            }
         }
-        None => row,
-    };
+    }
     Ok(Json(to_api(&state, &row).await?))
 }
 

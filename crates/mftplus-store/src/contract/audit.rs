@@ -134,8 +134,28 @@ pub async fn audit_chain(store: &dyn Store) {
         "limit 0 returns nothing"
     );
 
+    // Several entries in one call: chained exactly as one by one, and read back the same.
+    let together = [
+        entry(2_000, json!({"together": 1})),
+        entry(2_001, json!({"together": 2})),
+    ];
+    let rows = store.append_audits(&together).await.expect("append_audits");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].seq, appended[4].seq + 1);
+    assert_eq!(rows[0].prev_hash, appended[4].hash);
+    assert_eq!(
+        (rows[1].seq, &rows[1].prev_hash),
+        (rows[0].seq + 1, &rows[0].hash)
+    );
+    assert_eq!(
+        rows.iter().map(|r| &r.details).collect::<Vec<_>>(),
+        together.iter().map(|e| &e.details).collect::<Vec<_>>()
+    );
+    assert_eq!(store.list_audit(appended[4].seq, 10).await.unwrap(), rows);
+    assert!(store.append_audits(&[]).await.unwrap().is_empty());
+
     let all = read_all(store, 2).await;
-    assert_eq!(all.last(), appended.last());
+    assert_eq!(all.last(), rows.last());
     verify(&all);
 }
 
