@@ -94,26 +94,36 @@ impl std::str::FromStr for X25519PublicKey {
 
 /// A recipient's secret key. Zeroised on drop; `Debug` never shows it.
 #[derive(Clone)]
-pub struct X25519SecretKey(StaticSecret);
+pub struct X25519SecretKey {
+    secret: StaticSecret,
+    /// Derived once: opening a header needs it twice (the stanza's fingerprint and the wrap
+    /// key's salt), and each derivation is a scalar multiplication — per received file.
+    public: X25519PublicKey,
+}
 
 impl X25519SecretKey {
+    fn from_secret(secret: StaticSecret) -> Self {
+        let public = X25519PublicKey(PublicKey::from(&secret).to_bytes());
+        X25519SecretKey { secret, public }
+    }
+
     /// A fresh key from the OS CSPRNG.
     pub fn generate() -> Result<Self, StreamError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         fill_random(&mut bytes[..])?;
-        Ok(X25519SecretKey(StaticSecret::from(*bytes)))
+        Ok(Self::from_secret(StaticSecret::from(*bytes)))
     }
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        X25519SecretKey(StaticSecret::from(bytes))
+        Self::from_secret(StaticSecret::from(bytes))
     }
 
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.0.to_bytes())
+        Zeroizing::new(self.secret.to_bytes())
     }
 
     pub fn public_key(&self) -> X25519PublicKey {
-        X25519PublicKey(PublicKey::from(&self.0).to_bytes())
+        self.public
     }
 
     /// `mftx25519sk_…`, for the 0600 key file.
@@ -133,11 +143,11 @@ impl X25519SecretKey {
                 "secret key must start with mftx25519sk_",
             ))?;
         let bytes = Zeroizing::new(decode_32(body)?);
-        Ok(X25519SecretKey(StaticSecret::from(*bytes)))
+        Ok(Self::from_secret(StaticSecret::from(*bytes)))
     }
 
     pub(crate) fn dalek(&self) -> &StaticSecret {
-        &self.0
+        &self.secret
     }
 }
 
