@@ -199,15 +199,7 @@ async fn a_small_chunk_is_kept_in_its_row_and_served_from_there() {
         409
     );
 
-    let done = call(
-        &cloud,
-        &admin,
-        "POST",
-        &format!("/api/v1/transfers/{id}/complete"),
-        Some(serde_json::json!({"manifest": "c2VhbGVkIG1hbmlmZXN0"})),
-    )
-    .await;
-    assert_eq!(done.status, 200, "{:?}", done.body);
+    complete_upload(&cloud, &admin, &id).await;
     assert_eq!(fetch(&cloud, &admin, &path).await, (200, small.clone()));
     let (status, whole) = fetch(&cloud, &admin, &format!("/api/v1/transfers/{id}/stream")).await;
     assert_eq!(status, 200);

@@ -13,7 +13,6 @@ use common::*;
 use mftplus_blob::testing::{Moto, BUCKET};
 use mftplus_blob::{BlobStore, TransferId};
 use mftplus_cloud::testing::{TestCloud, TestOptions, TEST_JWT_SECRET};
-use serde_json::json;
 
 const S3_SECRET: &str = "moto-accepts-any-secret-0123456789";
 
@@ -67,15 +66,7 @@ async fn a_transfer_round_trips_through_s3() {
             .status,
         409
     );
-    let done = call(
-        &cloud,
-        &admin,
-        "POST",
-        &format!("/api/v1/transfers/{id}/complete"),
-        Some(json!({"manifest": "c2VhbGVkIG1hbmlmZXN0"})),
-    )
-    .await;
-    assert_eq!(done.status, 200, "{:?}", done.body);
+    complete_upload(&cloud, &admin, &id).await;
 
     // The objects are in the bucket under the configured prefix, not on the local disk.
     let in_bucket = moto.store("cloud/blobs");

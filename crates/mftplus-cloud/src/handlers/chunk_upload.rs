@@ -133,6 +133,53 @@ fn sealed_limit(headers: &http::HeaderMap, chunk_size: i64, index: u64) -> ApiRe
     Ok(max_sealed)
 }
 
+/// Where a new chunk's checked bytes went: the payload store under `key`, or `data` for its row.
+struct Kept {
+    key: Option<BlobKey>,
+    stored: mftplus_blob::StoredObject,
+    data: Option<Vec<u8>>,
+}
+
+/// Reads the body of new chunk `index`, checked against `declared`: into memory when its
+/// announced length is small enough to live in its row (decision 0037: no file, directory or
+/// object of its own, and its bytes commit with the row), else into the payload store.
+async fn keep(
+    state: &AppState,
+    row: &TransferRow,
+    index: u64,
+    headers: &http::HeaderMap,
+    body: Body,
+    declared: &[u8; 32],
+    max_sealed: u64,
+) -> ApiResult<Kept> {
+    let refused = |err| upload_error(index, declared, err);
+    match announced_len(headers) {
+        Some(len) if len <= MAX_INLINE_CHUNK as u64 => {
+            let (bytes, stored) = mftplus_blob::read_verified(body_stream(body), len, declared)
+                .await
+                .map_err(refused)?;
+            Ok(Kept {
+                key: None,
+                stored,
+                data: Some(bytes),
+            })
+        }
+        _ => {
+            let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
+            let stored = state
+                .blobs
+                .put_stream(&key, body_stream(body), max_sealed, declared)
+                .await
+                .map_err(refused)?;
+            Ok(Kept {
+                key: Some(key),
+                stored,
+                data: None,
+            })
+        }
+    }
+}
+
 /// This upload's hold on its chunk, waiting [`CLAIM_PATIENCE`] for another upload of it to end.
 async fn claim<'a>(
     state: &'a AppState,
@@ -249,25 +296,8 @@ pub(super) async fn store_chunk(
         retry.compare(&recorded, body).await?;
         return Ok((http::StatusCode::OK, receipt("already_stored")));
     }
-    let (key, stored, data) = match announced_len(headers) {
-        // Small enough to live in its row (decision 0037): no file, directory or object of
-        // its own, and its bytes commit with the row that records them.
-        Some(len) if len <= MAX_INLINE_CHUNK as u64 => {
-            let (bytes, stored) = mftplus_blob::read_verified(body_stream(body), len, &declared)
-                .await
-                .map_err(|err| upload_error(index, &declared, err))?;
-            (None, stored, Some(bytes))
-        }
-        _ => {
-            let key = BlobKey::chunk(&transfer_key(&row.id)?, index);
-            let stored = state
-                .blobs
-                .put_stream(&key, body_stream(body), max_sealed, &declared)
-                .await
-                .map_err(|err| upload_error(index, &declared, err))?;
-            (Some(key), stored, None)
-        }
-    };
+    let Kept { key, stored, data } =
+        keep(state, row, index, headers, body, &declared, max_sealed).await?;
     let chunk = NewChunk {
         idx: index as i64,
         size: stored.len as i64,
