@@ -1,6 +1,9 @@
 //! Tampering with what the cloud stores, and who may touch whose transfer, through the real
 //! `mftctl` binary against a real cloud (SQLite file and filesystem blob store we can reach).
 //!
+//! A chunk's bytes are where the cloud keeps them: the short last chunk in its database row
+//! (decision 0037), the full ones in the blob folder; tampering goes to whichever holds them.
+//!
 //! Every stored-ciphertext tampering must make `transfers verify` exit 1 naming the damage, and
 //! `receive` fail with a clear error leaving neither the file nor its temporary file. Tampering
 //! that also rewrites the database to look consistent gets past the server's checks by
@@ -14,7 +17,8 @@ use cli_support::{entries, noise, send_id, user, Run, Shell};
 use mftplus_blob::{BlobKey, FsBlobStore, TransferId};
 use mftplus_cloud::testing::{TestCloud, TestOptions};
 
-/// 300 KiB + 123 B in 64 KiB chunks: full chunks 0..=3 and a short last chunk 4.
+/// 300 KiB + 123 B in 64 KiB chunks: full chunks 0..=3 in the blob folder and a short last
+/// chunk 4 in its database row.
 const FILE_LEN: usize = 300 * 1024 + 123;
 const LAST: u64 = 4;
 
@@ -73,12 +77,44 @@ impl Lab {
         self.blobs.object_path(&BlobKey::chunk(&id, index))
     }
 
+    /// The bytes of a chunk kept in its database row; `None` for one in the blob folder.
+    fn row_bytes(&self, id: &str, index: u64) -> Option<Vec<u8>> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.query_row(
+            "SELECT data FROM transfer_chunks WHERE transfer_id = ?1 AND idx = ?2",
+            rusqlite::params![id, index as i64],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
     fn read_chunk(&self, id: &str, index: u64) -> Vec<u8> {
-        std::fs::read(self.chunk_path(id, index)).unwrap()
+        self.row_bytes(id, index)
+            .unwrap_or_else(|| std::fs::read(self.chunk_path(id, index)).unwrap())
     }
 
     fn write_chunk(&self, id: &str, index: u64, bytes: &[u8]) {
-        std::fs::write(self.chunk_path(id, index), bytes).unwrap();
+        if self.row_bytes(id, index).is_some() {
+            let conn = rusqlite::Connection::open(&self.db).unwrap();
+            conn.execute(
+                "UPDATE transfer_chunks SET data = ?3 WHERE transfer_id = ?1 AND idx = ?2",
+                rusqlite::params![id, index as i64, bytes],
+            )
+            .unwrap();
+        } else {
+            std::fs::write(self.chunk_path(id, index), bytes).unwrap();
+        }
+    }
+
+    /// The chunk's bytes lost, its row kept: the blob file removed, or the row's bytes cleared.
+    fn lose_chunk(&self, id: &str, index: u64) {
+        if self.row_bytes(id, index).is_some() {
+            self.sql(&format!(
+                "UPDATE transfer_chunks SET data = NULL WHERE transfer_id = '{id}' AND idx = {index};"
+            ));
+        } else {
+            std::fs::remove_file(self.chunk_path(id, index)).unwrap();
+        }
     }
 
     fn swap_chunks(&self, id: &str, a: u64, b: u64) {
@@ -171,7 +207,11 @@ async fn flipped_bit_in_a_stored_chunk() {
 async fn dropped_last_chunk() {
     let lab = Lab::new().await;
     let id = lab.send("drop.bin", 2).await;
-    std::fs::remove_file(lab.chunk_path(&id, LAST)).unwrap();
+    assert!(
+        lab.row_bytes(&id, LAST).is_some(),
+        "the short last chunk is in its row"
+    );
+    lab.lose_chunk(&id, LAST);
 
     lab.verify_reports(&id, "missing chunks: 4").await;
     // A storage fault on the server, not an attack the crypto sees: whatever the code, the
@@ -244,7 +284,7 @@ async fn swap_with_rewritten_hashes_is_caught_by_the_recipient() {
 async fn truncation_rewritten_in_the_database_is_caught_by_the_recipient() {
     let lab = Lab::new().await;
     let id = lab.send("cut.bin", 7).await;
-    std::fs::remove_file(lab.chunk_path(&id, LAST)).unwrap();
+    lab.lose_chunk(&id, LAST);
     lab.sql(&format!(
         "DELETE FROM transfer_chunks WHERE transfer_id = '{id}' AND idx = {LAST};
          UPDATE transfer_chunks SET last = 1 WHERE transfer_id = '{id}' AND idx = {};
