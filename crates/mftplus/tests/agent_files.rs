@@ -80,11 +80,16 @@ fn outbox_rule(folder: &Path, to: &str) -> String {
 /// A sending box whose outbox rules are `rules` (from [`outbox_rule`]), enrolled through
 /// `server`.
 fn sending_box(dir: &Path, server: &str, rules: &[String]) -> Box {
+    sending_box_every(dir, server, rules, "1s")
+}
+
+/// [`sending_box`] whose outbox checks every `interval` (YAML duration).
+fn sending_box_every(dir: &Path, server: &str, rules: &[String], interval: &str) -> Box {
     let sender = files_box(
         dir,
         server,
         &format!(
-            "files:\n  check_interval: 1s\n  outbox:\n{}",
+            "files:\n  check_interval: {interval}\n  outbox:\n{}",
             rules.concat()
         ),
     );
@@ -557,6 +562,46 @@ async fn an_idle_inbox_takes_a_new_file_at_once_not_at_its_next_check() {
         "the file in the inbox well before the receiver's next check",
         &[&receiving, &sending],
         || async { digests(&inbox).remove("now.txt") },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_outbox_sends_a_dropped_file_at_once_and_a_settling_one_once_settled() {
+    let cloud = two_box_cloud().await;
+    customer(&cloud, "kovacs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, outbox) = (dir.path().join("inbox"), dir.path().join("outbox"));
+    let (_receiver, receiver_id, receiving) =
+        receiving_box(&cloud, &cloud.url, &dir.path().join("b"), &inbox).await;
+    std::fs::create_dir_all(&outbox).unwrap();
+    let sender = sending_box_every(
+        &dir.path().join("a"),
+        &cloud.url,
+        &[outbox_rule(&outbox, &receiver_id)],
+        "60s",
+    );
+    let sending = sender.start();
+    // Past the sender's first pass: it is waiting out its minute now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let staged = dir.path().join("staged.txt");
+    std::fs::write(&staged, b"moved in with its marker\n").unwrap();
+    std::fs::rename(&staged, outbox.join("dropped.txt")).unwrap();
+    std::fs::write(outbox.join("dropped.txt.done"), b"").unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the dropped file in the inbox well before the sender's next check",
+        &[&receiving, &sending],
+        || async { digests(&inbox).remove("dropped.txt") },
+    )
+    .await;
+    // No marker: complete once it held still for the rule's settle time (1 s), and sent then.
+    std::fs::write(outbox.join("settling.txt"), b"sent once settled\n").unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the settled file in the inbox well before the sender's next check",
+        &[&receiving, &sending],
+        || async { digests(&inbox).remove("settling.txt") },
     )
     .await;
 }

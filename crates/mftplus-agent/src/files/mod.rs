@@ -9,6 +9,7 @@
 //! half is registered with the cloud when the worker starts, so senders can encrypt to it.
 
 mod config;
+mod folder_events;
 mod inbox;
 mod outbox;
 
@@ -54,6 +55,9 @@ pub struct FileMover {
     registered: bool,
     /// Outbox files seen but not yet complete: size, modification time, when first seen so.
     watching: HashMap<PathBuf, (u64, i64, i64)>,
+    /// When the first of those files will have held still for its rule's settle time (clock
+    /// milliseconds): the next look comes then, not a whole check interval later.
+    settle_due_ms: Option<i64>,
     /// Uploads whose following failed (stalled, cancelled): received only once complete.
     unfollowed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -109,6 +113,7 @@ impl FileMover {
             agent,
             registered: false,
             watching: HashMap::new(),
+            settle_due_ms: None,
             unfollowed: Default::default(),
         }))
     }
@@ -121,6 +126,9 @@ impl FileMover {
             outbox_rules = self.files.outbox.len(),
             "file inbox and outbox"
         );
+        let outbox_events = folder_events::FolderEvents::watch(
+            self.files.outbox.iter().map(|r| r.watch.clone()).collect(),
+        );
         loop {
             let more_waiting = tokio::select! {
                 _ = stop.changed() => return,
@@ -131,31 +139,62 @@ impl FileMover {
             }
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = self.idle() => {}
+                _ = self.idle(outbox_events.as_ref()) => {}
             }
         }
     }
 
-    /// Between passes with nothing to do: `check_interval`, cut short for an inbox when the
-    /// cloud has news for this host (decision 0036) — a file sent to it is taken at once, not
-    /// at the next check.
-    async fn idle(&self) {
+    /// Between passes with nothing to do: `check_interval` (or until an outbox file's settle
+    /// time ends, if sooner), cut short when a file lands in an outbox folder (decision 0038)
+    /// and, for an inbox, when the cloud has news for this host (decision 0036) — a file is
+    /// taken at once, not at the next check.
+    async fn idle(&self, outbox_events: Option<&folder_events::FolderEvents>) {
+        let wait = self.next_look();
+        let outbox_news = async {
+            match outbox_events {
+                Some(events) => {
+                    events.renew();
+                    events.changed().await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.inbox_news(wait) => {}
+            _ = outbox_news => {}
+        }
+    }
+
+    /// How long until the next look: the check interval, or less when a file is settling.
+    fn next_look(&self) -> std::time::Duration {
         let interval = self.files.check_interval;
+        match self.settle_due_ms {
+            Some(due) => {
+                let left = due.saturating_sub(self.clock.now_ms()).max(0) as u64;
+                interval.min(std::time::Duration::from_millis(left))
+            }
+            None => interval,
+        }
+    }
+
+    /// Waits `wait`, or less for an inbox whose host the cloud has news for.
+    async fn inbox_news(&self, wait: std::time::Duration) {
         let started = std::time::Instant::now();
         if self.files.inbox.is_some() {
-            match self.client.wait_for_transfer_news(interval).await {
+            match self.client.wait_for_transfer_news(wait).await {
                 Ok(()) => return,
                 Err(err) => {
                     tracing::debug!(code = err.code(), "cannot wait for transfer news: {err}")
                 }
             }
         }
-        tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
+        tokio::time::sleep(wait.saturating_sub(started.elapsed())).await;
     }
 
     /// One look at the inbox and every outbox rule.
     pub async fn pass(&mut self) -> Pass {
         let mut pass = Pass::default();
+        self.settle_due_ms = None;
         if let Err(err) = self.refresh_credential() {
             tracing::warn!("cannot read the host identity: {err}");
             return pass;

@@ -135,6 +135,9 @@ fn settled(mover: &mut FileMover, rule: &OutboxRule) -> Vec<(PathBuf, u64, i64)>
         if marked || now - seen.2 >= settle_ms {
             mover.watching.remove(&path);
             ready.push((path, stamp.0, stamp.1));
+        } else {
+            let due = seen.2 + settle_ms;
+            mover.settle_due_ms = Some(mover.settle_due_ms.map_or(due, |d| d.min(due)));
         }
     }
     ready.sort();
