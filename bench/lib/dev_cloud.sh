@@ -22,8 +22,9 @@ bench_build() {
     echo "building release binaries"
     cargo build --release -q -p mftplus -p mftctl
   fi
-  MFTPLUS="$PWD/target/release/mftplus"
-  MFTCTL="$PWD/target/release/mftctl"
+  # MFTPLUS_BIN / MFTCTL_BIN run other builds, for an A/B of a change.
+  MFTPLUS="${MFTPLUS_BIN:-$PWD/target/release/mftplus}"
+  MFTCTL="${MFTCTL_BIN:-$PWD/target/release/mftctl}"
 }
 
 # A work folder under BENCH_DIR (or TMPDIR); the cloud and chromedriver are stopped and the

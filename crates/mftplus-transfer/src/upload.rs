@@ -61,7 +61,7 @@ pub async fn run(
     progress: OnProgress<'_>,
 ) -> Result<Trailer, TransferError> {
     let (tx, mut rx) = mpsc::channel::<Result<Sealed, StreamError>>(1);
-    let (returned_tx, returned_rx) = std_mpsc::channel::<Vec<u8>>();
+    let (returned_tx, returned_rx) = std_mpsc::channel::<Returned>();
     let producer =
         tokio::task::spawn_blocking(move || produce(encryptor, reader, info, tx, returned_rx));
     let mut uploads = Uploads {
@@ -120,7 +120,7 @@ struct Uploads {
     client: Client,
     id: Arc<str>,
     recorded: Arc<HashMap<u64, ChunkInfo>>,
-    returned: std_mpsc::Sender<Vec<u8>>,
+    returned: std_mpsc::Sender<Returned>,
     in_flight: JoinSet<Result<Outcome, TransferError>>,
     uploaded: u64,
     interrupt_after: Option<u64>,
@@ -164,27 +164,27 @@ impl Uploads {
 }
 
 /// The blocking half: read, seal, hand over; never more than [`CHUNKS_AHEAD`] sealed chunks
-/// alive (each comes back on `returned`, its buffer for the next chunk, once uploaded or
-/// skipped and dropped).
+/// alive (each reports [`Returned::Done`] once uploaded or skipped, and its buffer comes back
+/// for the next chunk once nothing holds it any more).
 fn produce(
     mut encryptor: Encryptor,
     mut reader: Box<dyn Read + Send>,
     info: ManifestInfo,
     tx: mpsc::Sender<Result<Sealed, StreamError>>,
-    returned: std_mpsc::Receiver<Vec<u8>>,
+    returned: std_mpsc::Receiver<Returned>,
 ) {
     let mut alive = 0usize;
+    let take = |encryptor: &mut Encryptor, what: Returned, alive: &mut usize| match what {
+        Returned::Done => *alive -= 1,
+        Returned::Buffer(buffer) => encryptor.recycle_buffer(buffer),
+    };
     loop {
-        while let Ok(buffer) = returned.try_recv() {
-            alive -= 1;
-            encryptor.recycle_buffer(buffer);
+        while let Ok(what) = returned.try_recv() {
+            take(&mut encryptor, what, &mut alive);
         }
         while alive >= CHUNKS_AHEAD {
             match returned.recv() {
-                Ok(buffer) => {
-                    alive -= 1;
-                    encryptor.recycle_buffer(buffer);
-                }
+                Ok(what) => take(&mut encryptor, what, &mut alive),
                 // Every sender is gone: the upload side gave up.
                 Err(_) => return,
             }
@@ -216,7 +216,7 @@ async fn put(
     chunk: SealedChunk,
     plain_end: u64,
     recorded: Arc<HashMap<u64, ChunkInfo>>,
-    returned: std_mpsc::Sender<Vec<u8>>,
+    returned: std_mpsc::Sender<Returned>,
 ) -> Result<Outcome, TransferError> {
     // The encryptor hashed the chunk once, for the manifest's digest and for this.
     let sha = chunk.sha256_hex();
@@ -225,7 +225,8 @@ async fn put(
     } = chunk;
     if let Some(have) = recorded.get(&index) {
         let same = have.sha256 == sha && have.last == last && have.size == bytes.len() as u64;
-        let _ = returned.send(bytes);
+        let _ = returned.send(Returned::Buffer(bytes));
+        let _ = returned.send(Returned::Done);
         if same {
             return Ok(Outcome::AlreadyThere { plain_end });
         }
@@ -240,7 +241,7 @@ async fn put(
     }
     let bytes = bytes::Bytes::from_owner(GoesBack {
         bytes,
-        to: returned,
+        to: returned.clone(),
     });
     let mut attempt = 0;
     let result = loop {
@@ -255,7 +256,9 @@ async fn put(
             other => break other,
         }
     };
+    // The buffer comes back when the request lets go of it too (usually before this).
     drop(bytes);
+    let _ = returned.send(Returned::Done);
     match result {
         Ok(_) => Ok(Outcome::Uploaded { plain_end }),
         Err(e) => Err(TransferError::new(
@@ -265,12 +268,21 @@ async fn put(
     }
 }
 
+/// What an upload hands back to the producer. `Done` is what bounds memory: one per chunk,
+/// sent when its upload ended, whatever still holds its bytes. The buffer follows once nothing
+/// does; if it never came (a body kept alive elsewhere) the next chunk would only take a fresh
+/// buffer, never wait for it.
+enum Returned {
+    Done,
+    Buffer(Vec<u8>),
+}
+
 /// A sealed chunk's buffer lent to its request: when the last reference to it is gone (the
 /// body sent, or the request given up), it goes back to the producer. Only ciphertext is in
 /// it, so it needs no wipe on the way.
 struct GoesBack {
     bytes: Vec<u8>,
-    to: std_mpsc::Sender<Vec<u8>>,
+    to: std_mpsc::Sender<Returned>,
 }
 
 impl AsRef<[u8]> for GoesBack {
@@ -282,7 +294,9 @@ impl AsRef<[u8]> for GoesBack {
 impl Drop for GoesBack {
     fn drop(&mut self) {
         // The producer may be gone (the send ended): then the buffer is simply freed.
-        let _ = self.to.send(std::mem::take(&mut self.bytes));
+        let _ = self
+            .to
+            .send(Returned::Buffer(std::mem::take(&mut self.bytes)));
     }
 }
 
