@@ -9,7 +9,8 @@ pub struct FilesConfig {
     /// Where files sent to this host arrive (each renamed into place once verified).
     pub inbox: Option<PathBuf>,
     pub outbox: Vec<OutboxRule>,
-    /// How often the agent looks for new transfers and new outbox files.
+    /// How often the agent looks for new transfers and new outbox files when nothing told it
+    /// sooner (the cloud's news for the inbox, the outbox folders' events; decisions 0036, 0038).
     pub check_interval: Duration,
 }
 
