@@ -40,6 +40,18 @@ pub struct Pass {
     pub more_waiting: bool,
 }
 
+/// How long an outbox event waits for the ones that follow it before the pass runs.
+const OUTBOX_EVENTS_GATHERED: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What a pass looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// The inbox (a request to the cloud) and every outbox folder.
+    Everywhere,
+    /// The outbox folders only: something happened in one of them.
+    Outboxes,
+}
+
 /// The inbox and outbox of one box.
 pub struct FileMover {
     config: AgentConfig,
@@ -129,18 +141,20 @@ impl FileMover {
         let outbox_events = folder_events::FolderEvents::watch(
             self.files.outbox.iter().map(|r| r.watch.clone()).collect(),
         );
+        let mut look = Look::Everywhere;
         loop {
             let more_waiting = tokio::select! {
                 _ = stop.changed() => return,
-                pass = self.pass() => pass.more_waiting,
+                pass = self.pass_of(look) => pass.more_waiting,
             };
             if more_waiting {
+                look = Look::Everywhere;
                 continue;
             }
-            tokio::select! {
+            look = tokio::select! {
                 _ = stop.changed() => return,
-                _ = self.idle(outbox_events.as_ref()) => {}
-            }
+                woke_by = self.idle(outbox_events.as_ref()) => woke_by,
+            };
         }
     }
 
@@ -148,20 +162,24 @@ impl FileMover {
     /// time ends, if sooner), cut short when a file lands in an outbox folder (decision 0038)
     /// and, for an inbox, when the cloud has news for this host (decision 0036) — a file is
     /// taken at once, not at the next check.
-    async fn idle(&self, outbox_events: Option<&folder_events::FolderEvents>) {
+    /// Returns where the next pass should look: an outbox event concerns only the outboxes.
+    async fn idle(&self, outbox_events: Option<&folder_events::FolderEvents>) -> Look {
         let wait = self.next_look();
         let outbox_news = async {
             match outbox_events {
                 Some(events) => {
                     events.renew();
-                    events.changed().await
+                    events.changed().await;
+                    // A burst of files (a copy of a folder) is taken by one pass, and a writer
+                    // closing a file over and over cannot run passes back to back.
+                    tokio::time::sleep(OUTBOX_EVENTS_GATHERED).await;
                 }
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            _ = self.inbox_news(wait) => {}
-            _ = outbox_news => {}
+            _ = self.inbox_news(wait) => Look::Everywhere,
+            _ = outbox_news => Look::Outboxes,
         }
     }
 
@@ -193,6 +211,10 @@ impl FileMover {
 
     /// One look at the inbox and every outbox rule.
     pub async fn pass(&mut self) -> Pass {
+        self.pass_of(Look::Everywhere).await
+    }
+
+    async fn pass_of(&mut self, look: Look) -> Pass {
         let mut pass = Pass::default();
         self.settle_due_ms = None;
         if let Err(err) = self.refresh_credential() {
@@ -208,7 +230,9 @@ impl FileMover {
                 }
             }
         }
-        if let Some(inbox) = self.files.inbox.clone() {
+        // Only a look everywhere asks the cloud for news of the inbox: what happens in an
+        // outbox folder never costs a request by itself.
+        if let (Some(inbox), Look::Everywhere) = (self.files.inbox.clone(), look) {
             inbox::pass(self, &inbox, &mut pass).await;
         }
         for rule in self.files.outbox.clone() {
