@@ -2,8 +2,9 @@
 //! run at once, and the number of sealed chunks alive at any moment is fixed, so memory stays
 //! flat whatever the file size.
 //!
-//! Memory with the default 10 MiB chunks: the encryptor's plaintext buffer, plus at most
-//! [`CHUNKS_AHEAD`] sealed chunks (in flight or waiting for a slot): about 40 MiB of buffers.
+//! Memory with the default 10 MiB chunks: the encryptor's plaintext buffer and the one spare
+//! it refills next, plus at most [`CHUNKS_AHEAD`] sealed chunks (in flight or waiting for a
+//! slot): about 50 MiB of buffers.
 //! reqwest sends a `Vec` body without copying it. Each chunk's buffer goes back to the
 //! encryptor once its request let go of it, and is filled with the next chunk's plaintext: a
 //! fresh 10 MiB buffer per chunk was a quarter of the sending process's CPU, the kernel

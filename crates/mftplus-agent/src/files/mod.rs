@@ -162,6 +162,7 @@ impl FileMover {
     /// time ends, if sooner), cut short when a file lands in an outbox folder (decision 0038)
     /// and, for an inbox, when the cloud has news for this host (decision 0036) — a file is
     /// taken at once, not at the next check.
+    ///
     /// Returns where the next pass should look: an outbox event concerns only the outboxes.
     async fn idle(&self, outbox_events: Option<&folder_events::FolderEvents>) -> Look {
         let wait = self.next_look();
