@@ -118,12 +118,18 @@ mod tests {
             .is_err()
     }
 
-    #[tokio::test]
-    async fn a_written_or_moved_in_file_wakes_it_and_nothing_else_does() {
+    /// A temporary folder with an `outbox` in it, and the watch on that outbox.
+    fn watched_outbox() -> (tempfile::TempDir, std::path::PathBuf, FolderEvents) {
         let dir = tempfile::tempdir().unwrap();
         let outbox = dir.path().join("outbox");
         std::fs::create_dir(&outbox).unwrap();
         let events = FolderEvents::watch(vec![outbox.clone()]).expect("inotify on Linux");
+        (dir, outbox, events)
+    }
+
+    #[tokio::test]
+    async fn a_written_or_moved_in_file_wakes_it_and_nothing_else_does() {
+        let (dir, outbox, events) = watched_outbox();
         assert!(quiet(&events).await, "no event before anything happened");
 
         std::fs::write(outbox.join("a.txt"), b"a").unwrap();
@@ -147,13 +153,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_replaced_folder_is_watched_again_once_renewed() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = dir.path().join("outbox");
-        std::fs::create_dir(&outbox).unwrap();
-        let events = FolderEvents::watch(vec![outbox.clone()]).expect("inotify on Linux");
+        let (_dir, outbox, events) = watched_outbox();
         std::fs::remove_dir(&outbox).unwrap();
         // The removal ends the watch (the kernel queues IN_IGNORED, which wakes once).
-        let _ = tokio::time::timeout(Duration::from_millis(200), events.changed()).await;
+        let _ = quiet(&events).await;
         std::fs::create_dir(&outbox).unwrap();
         events.renew();
         std::fs::write(outbox.join("c.txt"), b"c").unwrap();
