@@ -69,57 +69,8 @@ impl Keys {
 }
 
 pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliError> {
-    let output = match &args.output {
-        Some(p) if p.as_os_str() == "-" => {
-            if ctx.json() {
-                return Err(CliError::usage(
-                    "--json cannot be combined with --output -: standard output carries the file",
-                ));
-            }
-            Output::Stdout
-        }
-        Some(p) => {
-            let parent = parent_dir(p);
-            if !parent.is_dir() {
-                return Err(CliError::usage(format!(
-                    "--output {}: {} is not a directory",
-                    p.display(),
-                    parent.display()
-                )));
-            }
-            Output::Path(p.clone())
-        }
-        None => {
-            if !args.dir.is_dir() {
-                return Err(CliError::usage(format!(
-                    "--dir {}: not a directory",
-                    args.dir.display()
-                )));
-            }
-            Output::Dir(args.dir.clone())
-        }
-    };
-    let secret = keys::load(&keys::key_path(ctx))?;
-    let passphrase = if args.passphrase {
-        Some(read_passphrase(
-            args.passphrase_stdin,
-            args.passphrase_file.as_deref(),
-            false,
-        )?)
-    } else {
-        None
-    };
-    if secret.is_none() && passphrase.is_none() {
-        return Err(CliError::new(
-            "no_key",
-            format!(
-                "no key pair in {}; run `mftctl login` or `mftctl keys init` (files already \
-                 sent to an older key cannot be opened), or use --passphrase",
-                keys::key_path(ctx).display()
-            ),
-        ));
-    }
-    let keys = Arc::new(Keys { secret, passphrase });
+    let output = output_of(ctx, args)?;
+    let keys = Arc::new(keys_of(ctx, args)?);
 
     let transfers = match &args.id {
         Some(id) => {
@@ -164,20 +115,7 @@ pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliErr
             .and_then(|r| r);
         match got {
             Ok(got) => {
-                if matches!(output, Output::Stdout) {
-                    note(&format!(
-                        "received {} ({} bytes, {}) from {}",
-                        got.name, got.size, got.digest, got.sender
-                    ));
-                } else if !ctx.json() {
-                    emit(&format!(
-                        "received {} ({} bytes) from {} -> {}",
-                        got.name,
-                        got.size,
-                        got.sender,
-                        got.path.display()
-                    ))?;
-                }
+                announce(ctx, &output, &got)?;
                 received.push(got);
             }
             // The first failure is reported; transfers already running may still finish.
@@ -195,6 +133,86 @@ pub async fn receive(ctx: &mut Context, args: &ReceiveArgs) -> Result<u8, CliErr
         note("nothing to receive");
     }
     Ok(0)
+}
+
+/// Where received files go: `--output` (a path, or `-` for standard output) or `--dir`.
+fn output_of(ctx: &Context, args: &ReceiveArgs) -> Result<Output, CliError> {
+    let output = match &args.output {
+        Some(p) if p.as_os_str() == "-" => {
+            if ctx.json() {
+                return Err(CliError::usage(
+                    "--json cannot be combined with --output -: standard output carries the file",
+                ));
+            }
+            Output::Stdout
+        }
+        Some(p) => {
+            let parent = parent_dir(p);
+            if !parent.is_dir() {
+                return Err(CliError::usage(format!(
+                    "--output {}: {} is not a directory",
+                    p.display(),
+                    parent.display()
+                )));
+            }
+            Output::Path(p.clone())
+        }
+        None => {
+            if !args.dir.is_dir() {
+                return Err(CliError::usage(format!(
+                    "--dir {}: not a directory",
+                    args.dir.display()
+                )));
+            }
+            Output::Dir(args.dir.clone())
+        }
+    };
+    Ok(output)
+}
+
+/// The private key of this profile and the passphrase (`--passphrase`): at least one of them.
+fn keys_of(ctx: &Context, args: &ReceiveArgs) -> Result<Keys, CliError> {
+    let secret = keys::load(&keys::key_path(ctx))?;
+    let passphrase = if args.passphrase {
+        Some(read_passphrase(
+            args.passphrase_stdin,
+            args.passphrase_file.as_deref(),
+            false,
+        )?)
+    } else {
+        None
+    };
+    if secret.is_none() && passphrase.is_none() {
+        return Err(CliError::new(
+            "no_key",
+            format!(
+                "no key pair in {}; run `mftctl login` or `mftctl keys init` (files already \
+                 sent to an older key cannot be opened), or use --passphrase",
+                keys::key_path(ctx).display()
+            ),
+        ));
+    }
+    Ok(Keys { secret, passphrase })
+}
+
+/// One line about a received file: on standard error when the file went to standard output,
+/// nothing with `--json` (the list is printed at the end).
+fn announce(ctx: &Context, output: &Output, got: &Received) -> Result<(), CliError> {
+    if matches!(output, Output::Stdout) {
+        note(&format!(
+            "received {} ({} bytes, {}) from {}",
+            got.name, got.size, got.digest, got.sender
+        ));
+    } else if !ctx.json() {
+        emit(&format!(
+            "received {} ({} bytes) from {} -> {}",
+            got.name,
+            got.size,
+            got.sender,
+            got.path.display()
+        ))?;
+    }
+    Ok(())
 }
 
 /// Complete transfers to me as a user recipient that I have not downloaded yet, oldest first.
@@ -304,7 +322,26 @@ async fn download(
     })
     .await?;
 
-    let target = match (output, &temp) {
+    let target = place(output, temp.as_ref(), &manifest, overwrite)?;
+    acknowledge(client, id).await;
+    Ok(Received {
+        id: transfer.id.clone(),
+        sender: transfer.sender_email.clone(),
+        name: manifest.name.clone(),
+        path: target,
+        size: manifest.size,
+        digest: manifest.digest.labelled_hex(),
+    })
+}
+
+/// Moves the verified temporary file to where the user asked for it: the received path.
+fn place(
+    output: &Output,
+    temp: Option<&TempFile>,
+    manifest: &mftplus_crypto::stream::Manifest,
+    overwrite: bool,
+) -> Result<PathBuf, CliError> {
+    let target = match (output, temp) {
         (Output::Dir(dir), Some(temp)) => {
             let name = manifest.safe_file_name().ok_or_else(|| {
                 CliError::new(
@@ -325,6 +362,11 @@ async fn download(
         }
         _ => PathBuf::from("-"),
     };
+    Ok(target)
+}
+
+/// Tells the server the transfer was received.
+async fn acknowledge(client: &Client, id: &str) {
     // Only a verified, complete output counts as received; a failed acknowledgement leaves
     // the transfer pending (a later `receive` fetches it again), it does not undo the file.
     match client.mark_received(id).await {
@@ -339,14 +381,6 @@ async fn download(
             e.message()
         )),
     }
-    Ok(Received {
-        id: transfer.id.clone(),
-        sender: transfer.sender_email.clone(),
-        name: manifest.name.clone(),
-        path: target,
-        size: manifest.size,
-        digest: manifest.digest.labelled_hex(),
-    })
 }
 
 fn parent_dir(path: &Path) -> PathBuf {

@@ -21,11 +21,105 @@ use crate::error::CliError;
 use crate::keys;
 use crate::output::note;
 use crate::progress::Progress;
-use crate::send::{complete, report, resume_hint, split_recipients, stream_error};
+use crate::send::{report, resume_hint, split_recipients, stream_error, upload_and_complete};
 use crate::upload_state::{self, FileStamp, UploadState};
-use mftplus_transfer::upload::{self, Upload};
 
 pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
+    let Saved {
+        state,
+        state_dir,
+        file,
+        shown,
+    } = saved_send(ctx, args)?;
+    let id = state.transfer_id.clone();
+    let tid = id.as_str();
+    let transfer = ctx
+        .call(|c| async move { c.get_transfer(tid).await })
+        .await
+        .inspect_err(|e| {
+            if e.code == "not_found" {
+                upload_state::remove(&state_dir, tid);
+            }
+        })?;
+    match transfer.status.as_str() {
+        "uploading" => {}
+        "complete" => {
+            // Interrupted after completing, before the state was removed.
+            upload_state::remove(&state_dir, &id);
+            note(&format!("transfer {id} was already complete"));
+            return report(ctx, &transfer, &shown, state.size);
+        }
+        other => {
+            upload_state::remove(&state_dir, &id);
+            return Err(CliError::new(
+                "not_resumable",
+                format!("transfer {id} is {other}; send the file again without --resume"),
+            ));
+        }
+    }
+    let recorded: HashMap<u64, _> = ctx
+        .call(|c| async move { c.list_chunks(tid).await })
+        .await?
+        .into_iter()
+        .map(|c| (c.index, c))
+        .collect();
+
+    let encryptor = rebuild(ctx, &state)?;
+    let stored = recorded.len();
+    let mut progress = Progress::new("sent", Some(state.size), args.progress, ctx.json());
+    let info = ManifestInfo {
+        name: state.name.clone(),
+        // The saved mode, not today's: the manifest must come out identical too, since it is
+        // sealed under a fixed nonce and a first attempt may already have sent it.
+        mode: state.mode,
+    };
+    let result = upload_and_complete(
+        ctx,
+        &id,
+        encryptor,
+        Box::new(file),
+        info,
+        recorded,
+        &mut progress,
+    )
+    .await;
+    match result {
+        Ok((done, trailer)) => {
+            upload_state::remove(&state_dir, &id);
+            if !ctx.json() {
+                note(&format!(
+                    "resumed transfer {id}: {stored} chunks were already on the server"
+                ));
+            }
+            report(ctx, &done, &shown, trailer.manifest.size)
+        }
+        Err(e) => {
+            if e.code != "file_changed" {
+                note(&format!(
+                    "transfer {id} is kept on the server; to continue it run:\n  {}",
+                    resume_hint(ctx, args)
+                ));
+            }
+            Err(CliError::new(
+                &e.code,
+                format!("resuming the send of {shown} failed: {}", e.message),
+            ))
+        }
+    }
+}
+
+/// An interrupted send found in the saved state, with its file reopened.
+struct Saved {
+    state: UploadState,
+    state_dir: std::path::PathBuf,
+    file: File,
+    /// The file as the user named it.
+    shown: String,
+}
+
+/// The saved state of the interrupted send of `args.file` to this server, checked against the
+/// recipients given now and the file as it is now (unchanged size and modification time).
+fn saved_send(ctx: &Context, args: &SendArgs) -> Result<Saved, CliError> {
     let recipients = split_recipients(&args.recipients)?;
     let shown = args.file.display().to_string();
     let path = std::fs::canonicalize(&args.file)
@@ -70,87 +164,12 @@ pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> 
         ));
     }
 
-    let id = state.transfer_id.clone();
-    let tid = id.as_str();
-    let transfer = ctx
-        .call(|c| async move { c.get_transfer(tid).await })
-        .await
-        .inspect_err(|e| {
-            if e.code == "not_found" {
-                upload_state::remove(&state_dir, tid);
-            }
-        })?;
-    match transfer.status.as_str() {
-        "uploading" => {}
-        "complete" => {
-            // Interrupted after completing, before the state was removed.
-            upload_state::remove(&state_dir, &id);
-            note(&format!("transfer {id} was already complete"));
-            return report(ctx, &transfer, &shown, state.size);
-        }
-        other => {
-            upload_state::remove(&state_dir, &id);
-            return Err(CliError::new(
-                "not_resumable",
-                format!("transfer {id} is {other}; send the file again without --resume"),
-            ));
-        }
-    }
-    let recorded: HashMap<u64, _> = ctx
-        .call(|c| async move { c.list_chunks(tid).await })
-        .await?
-        .into_iter()
-        .map(|c| (c.index, c))
-        .collect();
-
-    let encryptor = rebuild(ctx, &state)?;
-    let stored = recorded.len();
-    let mut progress = Progress::new("sent", Some(state.size), args.progress, ctx.json());
-    let plan = Upload {
-        client: ctx.client(),
-        transfer_id: id.clone(),
-        recorded,
-        interrupt_after: ctx.interrupt_send_after,
-    };
-    let info = ManifestInfo {
-        name: state.name.clone(),
-        // The saved mode, not today's: the manifest must come out identical too, since it is
-        // sealed under a fixed nonce and a first attempt may already have sent it.
-        mode: state.mode,
-    };
-    let result = match upload::run(plan, encryptor, Box::new(file), info, &mut |e| {
-        progress.event(e)
+    Ok(Saved {
+        state,
+        state_dir,
+        file,
+        shown,
     })
-    .await
-    .map_err(CliError::from)
-    {
-        Ok(trailer) => complete(ctx, &id, &trailer).await.map(|t| (t, trailer)),
-        Err(e) => Err(e),
-    };
-    progress.finish();
-    match result {
-        Ok((done, trailer)) => {
-            upload_state::remove(&state_dir, &id);
-            if !ctx.json() {
-                note(&format!(
-                    "resumed transfer {id}: {stored} chunks were already on the server"
-                ));
-            }
-            report(ctx, &done, &shown, trailer.manifest.size)
-        }
-        Err(e) => {
-            if e.code != "file_changed" {
-                note(&format!(
-                    "transfer {id} is kept on the server; to continue it run:\n  {}",
-                    resume_hint(ctx, args)
-                ));
-            }
-            Err(CliError::new(
-                &e.code,
-                format!("resuming the send of {shown} failed: {}", e.message),
-            ))
-        }
-    }
 }
 
 /// An encryptor that reproduces the interrupted send's chunks byte for byte.

@@ -16,7 +16,7 @@ use mftplus_crypto::stream::{
     X25519PublicKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,
 };
 use mftplus_types::transfers::{
-    CompleteTransferRequest, CreateTransferRequest, Transfer, HOST_RECIPIENT_PREFIX,
+    ChunkInfo, CompleteTransferRequest, CreateTransferRequest, Transfer, HOST_RECIPIENT_PREFIX,
 };
 use mftplus_types::ErrorCode;
 use serde_json::json;
@@ -143,22 +143,14 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         None
     };
     let (public_keys, keyless) = recipient_keys(ctx, &recipients, passphrase.is_some()).await?;
-    let mut stanzas: Vec<Recipient<'_>> =
-        public_keys.iter().map(|k| Recipient::X25519(*k)).collect();
-    if let Some(p) = &passphrase {
-        stanzas.push(Recipient::passphrase(p));
-    }
-    if let Some(plan) = &link {
-        stanzas.push(plan.recipient());
-    }
-    let compression = if args.compress {
-        Compression::zstd()
-    } else {
-        Compression::None
-    };
+    let stanzas = stanzas(&public_keys, passphrase.as_deref(), link.as_ref());
     let options = StreamOptions {
         cipher: cipher_id(args.cipher),
-        compression,
+        compression: if args.compress {
+            Compression::zstd()
+        } else {
+            Compression::None
+        },
         chunk_size,
     };
     let encryptor = Encryptor::new(&options, &stanzas).map_err(stream_error)?;
@@ -176,107 +168,187 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
     let transfer = ctx
         .call(|c| async move { c.create_transfer(request.clone()).await })
         .await?;
-    let id = transfer.id.clone();
-    let made = crate::links::make(ctx, link.as_ref(), &id).await?;
+    let made = crate::links::make(ctx, link.as_ref(), &transfer.id).await?;
     crate::grants::after_send(ctx, &transfer);
-
-    // Written before the first chunk leaves, so any interruption from here on can resume.
-    let saved = match (&source.stamp, &ctx.state_dir) {
-        (Some((path, stamp)), Some(dir)) => {
-            let state = UploadState {
-                version: STATE_VERSION,
-                transfer_id: id.clone(),
-                server: ctx.client().base_url().to_string(),
-                path: path.clone(),
-                size: stamp.size,
-                mtime_secs: stamp.mtime_secs,
-                mtime_nanos: stamp.mtime_nanos,
-                chunk_size,
-                cipher: args.cipher.name().to_string(),
-                compression: compression_name(compression).to_string(),
-                zstd_level: zstd_level(compression),
-                recipients: recipients.clone(),
-                name: source.name.clone(),
-                mode: source.mode,
-                header,
-            };
-            match upload_state::save(dir, &state) {
-                Ok(_) => Some(dir.clone()),
-                Err(e) => {
-                    note(&format!(
-                        "warning: cannot save the resume state ({e}); an interrupted send \
-                         will have to start over"
-                    ));
-                    None
-                }
-            }
-        }
-        _ => None,
+    let sending = Sending {
+        // Written before the first chunk leaves, so any interruption from here on can resume.
+        saved: save_resume_state(
+            ctx,
+            args,
+            &transfer.id,
+            &source,
+            &options,
+            recipients,
+            header,
+        ),
+        id: transfer.id,
+        made,
     };
+    let mut source = source;
+    let result = upload_source(ctx, &sending.id, encryptor, &mut source, args.progress).await;
+    conclude(ctx, args, &source, sending, result).await
+}
 
-    let mut progress = Progress::new("sent", source.size, args.progress, ctx.json());
-    let plan = Upload {
-        client: ctx.client(),
-        transfer_id: id.clone(),
-        recorded: HashMap::new(),
-        interrupt_after: ctx.interrupt_send_after,
+/// Who can open the stream: each public key, the passphrase, the share link's secret.
+fn stanzas<'a>(
+    public_keys: &[X25519PublicKey],
+    passphrase: Option<&'a str>,
+    link: Option<&'a crate::links::LinkPlan>,
+) -> Vec<Recipient<'a>> {
+    let mut stanzas: Vec<Recipient<'a>> =
+        public_keys.iter().map(|k| Recipient::X25519(*k)).collect();
+    stanzas.extend(passphrase.map(Recipient::passphrase));
+    stanzas.extend(link.map(|plan| plan.recipient()));
+    stanzas
+}
+
+/// A send whose transfer exists on the server.
+struct Sending {
+    id: String,
+    /// The folder holding its resume state, when that was saved.
+    saved: Option<PathBuf>,
+    /// Its share link, for `--link`.
+    made: Option<crate::links::MadeLink>,
+}
+
+/// Saves what `send --resume` needs for a send from a regular file; `None` (with a warning
+/// when saving failed) where there is nothing to resume from.
+fn save_resume_state(
+    ctx: &Context,
+    args: &SendArgs,
+    transfer_id: &str,
+    source: &Source,
+    options: &StreamOptions,
+    recipients: Vec<String>,
+    header: String,
+) -> Option<PathBuf> {
+    let (Some((path, stamp)), Some(dir)) = (&source.stamp, &ctx.state_dir) else {
+        return None;
     };
-    let info = ManifestInfo {
+    let state = UploadState {
+        version: STATE_VERSION,
+        transfer_id: transfer_id.to_string(),
+        server: ctx.client().base_url().to_string(),
+        path: path.clone(),
+        size: stamp.size,
+        mtime_secs: stamp.mtime_secs,
+        mtime_nanos: stamp.mtime_nanos,
+        chunk_size: options.chunk_size,
+        cipher: args.cipher.name().to_string(),
+        compression: compression_name(options.compression).to_string(),
+        zstd_level: zstd_level(options.compression),
+        recipients,
         name: source.name.clone(),
         mode: source.mode,
+        header,
     };
-    let result = match upload::run(plan, encryptor, source.reader, info, &mut |e| {
-        progress.event(e)
-    })
-    .await
-    .map_err(CliError::from)
-    {
-        Ok(trailer) => complete(ctx, &id, &trailer).await.map(|t| (t, trailer)),
-        Err(e) => Err(e),
-    };
-    progress.finish();
-    match result {
-        Ok((done, trailer)) => {
-            if let Some(dir) = &saved {
-                upload_state::remove(dir, &id);
-            }
-            match &made {
-                Some(made) => {
-                    crate::links::report(ctx, &done, &source.label, trailer.manifest.size, made)
-                }
-                None => report(ctx, &done, &source.label, trailer.manifest.size),
-            }
-        }
-        Err(e) if saved.is_some() => {
-            if let Some(made) = &made {
-                note(&format!(
-                    "the share link works once the send is resumed and complete: {}",
-                    made.url
-                ));
-            }
-            note(&format!(
-                "transfer {id} is kept on the server; to continue it run:\n  {}",
-                resume_hint(ctx, args)
-            ));
-            Err(CliError::new(
-                &e.code,
-                format!("sending {} failed: {}", source.label, e.message),
-            ))
-        }
+    match upload_state::save(dir, &state) {
+        Ok(_) => Some(dir.clone()),
         Err(e) => {
-            // Nothing to resume from: a half upload is useless, so stop it from lingering.
-            let tid = id.as_str();
-            let _ = ctx
-                .call(|c| async move { c.cancel_transfer(tid).await })
-                .await;
-            Err(CliError::new(
-                &e.code,
-                format!("sending {} failed: {}", source.label, e.message),
-            ))
+            note(&format!(
+                "warning: cannot save the resume state ({e}); an interrupted send will have \
+                 to start over"
+            ));
+            None
         }
     }
 }
 
+/// Uploads a new send's `source` and completes it. Its reader is used up; the rest of it names
+/// the file in messages.
+async fn upload_source(
+    ctx: &mut Context,
+    id: &str,
+    encryptor: Encryptor,
+    source: &mut Source,
+    show_progress: bool,
+) -> Result<(Transfer, Trailer), CliError> {
+    let mut progress = Progress::new("sent", source.size, show_progress, ctx.json());
+    let info = ManifestInfo {
+        name: source.name.clone(),
+        mode: source.mode,
+    };
+    let reader = std::mem::replace(&mut source.reader, Box::new(io::empty()));
+    let recorded = HashMap::new();
+    upload_and_complete(ctx, id, encryptor, reader, info, recorded, &mut progress).await
+}
+
+/// Encrypts and uploads every chunk `reader` gives that the server has not `recorded` yet,
+/// then completes transfer `id`: the completed transfer and the stream's trailer. Shared by a
+/// new send and a resumed one.
+pub async fn upload_and_complete(
+    ctx: &mut Context,
+    id: &str,
+    encryptor: Encryptor,
+    reader: Box<dyn Read + Send>,
+    info: ManifestInfo,
+    recorded: HashMap<u64, ChunkInfo>,
+    progress: &mut Progress,
+) -> Result<(Transfer, Trailer), CliError> {
+    let plan = Upload {
+        client: ctx.client(),
+        transfer_id: id.to_string(),
+        recorded,
+        interrupt_after: ctx.interrupt_send_after,
+    };
+    let uploaded = upload::run(plan, encryptor, reader, info, &mut |e| progress.event(e))
+        .await
+        .map_err(CliError::from);
+    let result = match uploaded {
+        Ok(trailer) => complete(ctx, id, &trailer).await.map(|t| (t, trailer)),
+        Err(e) => Err(e),
+    };
+    progress.finish();
+    result
+}
+
+/// What the user is told once the upload ended: the report of a complete send, or why it
+/// failed and how to resume it (the transfer is kept when it can be resumed, else cancelled).
+async fn conclude(
+    ctx: &mut Context,
+    args: &SendArgs,
+    source: &Source,
+    sending: Sending,
+    result: Result<(Transfer, Trailer), CliError>,
+) -> Result<u8, CliError> {
+    let Sending { id, saved, made } = sending;
+    let e = match result {
+        Ok((done, trailer)) => {
+            if let Some(dir) = &saved {
+                upload_state::remove(dir, &id);
+            }
+            let size = trailer.manifest.size;
+            return match &made {
+                Some(made) => crate::links::report(ctx, &done, &source.label, size, made),
+                None => report(ctx, &done, &source.label, size),
+            };
+        }
+        Err(e) => e,
+    };
+    if saved.is_some() {
+        if let Some(made) = &made {
+            note(&format!(
+                "the share link works once the send is resumed and complete: {}",
+                made.url
+            ));
+        }
+        note(&format!(
+            "transfer {id} is kept on the server; to continue it run:
+  {}",
+            resume_hint(ctx, args)
+        ));
+    } else {
+        // Nothing to resume from: a half upload is useless, so stop it from lingering.
+        let tid = id.as_str();
+        let _ = ctx
+            .call(|c| async move { c.cancel_transfer(tid).await })
+            .await;
+    }
+    Err(CliError::new(
+        &e.code,
+        format!("sending {} failed: {}", source.label, e.message),
+    ))
+}
 /// Where the plaintext comes from.
 struct Source {
     reader: Box<dyn Read + Send>,
