@@ -10,7 +10,7 @@ use crate::server::{bind, shutdown_signal, Cloud, CloudError};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const DEV_ADMIN_EMAIL: &str = "admin@example.com";
@@ -30,10 +30,7 @@ const DEV_SERVER_CERT_LIFETIME: std::time::Duration = std::time::Duration::from_
 
 /// `--tls`: the cloud's certificate from the dev CA and the settings that serve it; returns the
 /// CA bundle to trust.
-fn tls_env(
-    data_dir: &std::path::Path,
-    env: &mut BTreeMap<String, String>,
-) -> Result<PathBuf, CloudError> {
+fn tls_env(data_dir: &Path, env: &mut BTreeMap<String, String>) -> Result<PathBuf, CloudError> {
     let (cert, key, roots) = dev_server_certificate(data_dir, "cloud")?;
     env.insert("MFTPLUS__TLS__ENABLED".into(), "true".into());
     env.insert(
@@ -57,7 +54,7 @@ fn tls_env(
 /// localhost and 127.0.0.1: `data_dir/tls/<name>.crt` and `.key` (0600), kept while it has
 /// more than a week left. Returns (cert, key, the CA bundle to trust).
 pub fn dev_server_certificate(
-    data_dir: &std::path::Path,
+    data_dir: &Path,
     name: &str,
 ) -> Result<(PathBuf, PathBuf, PathBuf), CloudError> {
     let fail = |why: String| CloudError::Io {
@@ -111,53 +108,9 @@ pub async fn run(options: DevOptions) -> Result<(), CloudError> {
 }
 
 pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
-    let io = |context: &str| {
-        let context = context.to_string();
-        move |source| CloudError::Io { context, source }
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&options.data_dir)
-        .map_err(io("creating the data folder"))?;
-    let data_dir = options
-        .data_dir
-        .canonicalize()
-        .map_err(io("resolving the data folder"))?;
-
-    let secret_path = data_dir.join("jwt.secret");
-    if !secret_path.exists() {
-        mftplus_base::write_private(&secret_path, mftplus_crypto::random_token(48).as_bytes())
-            .map_err(|err| io("writing the JWT secret")(err.into()))?;
-    }
-    let config_path = data_dir.join("server.yaml");
-    if !config_path.exists() {
-        std::fs::write(
-            &config_path,
-            "# mftplus dev configuration; see docs/configuration.md\nmode: development\n",
-        )
-        .map_err(io("writing server.yaml"))?;
-    }
-
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
-    env.entry("DATABASE_URL".into())
-        .or_insert_with(|| format!("sqlite://{}", data_dir.join("mftplus.db").display()));
-    if !env.contains_key("JWT_SECRET") {
-        env.insert("JWT_SECRET_FILE".into(), secret_path.display().to_string());
-    }
-    env.insert("MFTPLUS__SERVER__LISTEN".into(), options.listen.clone());
-    env.entry("MFTPLUS__TRANSFERS__BLOB_PATH".into())
-        .or_insert_with(|| data_dir.join("blobs").display().to_string());
-    env.insert(
-        "MFTPLUS__CERTIFICATES__AUTHORITY__DIR".into(),
-        data_dir.join("ca").display().to_string(),
-    );
-    let ca_bundle = if options.tls {
-        Some(tls_env(&data_dir, &mut env)?)
-    } else {
-        None
-    };
-    let config = crate::config::load_from(Some(&config_path), &env)?;
+    let data_dir = prepare_data_dir(&options.data_dir)?;
+    let (env, ca_bundle) = dev_env(&options, &data_dir)?;
+    let config = crate::config::load_from(Some(&data_dir.join("server.yaml")), &env)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -178,42 +131,17 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
 
     let scheme = if ca_bundle.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{api_addr}");
-    let mut out = String::new();
-    out.push_str(&format!("  API:        {url}\n"));
-    if cloud.state().config.config.web.enabled {
-        out.push_str(&format!(
-            "  Dashboard:  {url}/   (sign in as the admin below)\n"
-        ));
+    let summary = Summary {
+        url: &url,
+        metrics: format!("{scheme}://{metrics_addr}/metrics"),
+        dashboard: cloud.state().config.config.web.enabled,
+        ca_bundle: ca_bundle.as_deref(),
+        data_dir: &data_dir,
+        admin_email: &admin.email,
+        password: password.as_deref(),
+        key: &key,
     }
-    out.push_str(&format!(
-        "  Metrics:    {scheme}://{metrics_addr}/metrics\n"
-    ));
-    if let Some(roots) = &ca_bundle {
-        out.push_str(&format!(
-            "  CA:         {}   (the dev CA's roots: trust them to reach the API)\n",
-            roots.display()
-        ));
-    }
-    out.push_str(&format!("  Data:       {}\n", data_dir.display()));
-    out.push_str(&format!("  Admin:      {}\n", admin.email));
-    match password {
-        Some(password) => out.push_str(&format!(
-            "  Password:   {password}   (first start only; shown once)\n"
-        )),
-        None => out.push_str(
-            "  Password:   the one shown at the first start (forgotten? mftctl users \
-             reset-password with the API key below)\n",
-        ),
-    }
-    out.push_str(&format!(
-        "  API key:    {key}   (admin, valid 24 h; shown once)\n"
-    ));
-    if let Some(roots) = &ca_bundle {
-        out.push_str(&format!(
-            "  Try:        mftctl --server {url} --cacert {} --api-key <API key> hosts list\n",
-            roots.display()
-        ));
-    }
+    .render();
     Ok(DevCloud {
         cloud,
         api,
@@ -221,9 +149,124 @@ pub async fn start(options: DevOptions) -> Result<DevCloud, CloudError> {
         url,
         data_dir,
         ca_bundle,
-        summary: out,
+        summary,
         key,
     })
+}
+
+fn io(context: &str) -> impl FnOnce(std::io::Error) -> CloudError {
+    let context = context.to_string();
+    move |source| CloudError::Io { context, source }
+}
+
+/// The data folder (0700), with a JWT secret (0600) and a `server.yaml` made on first use;
+/// its canonical path.
+fn prepare_data_dir(dir: &Path) -> Result<PathBuf, CloudError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("creating the data folder"))?;
+    let data_dir = dir
+        .canonicalize()
+        .map_err(io("resolving the data folder"))?;
+    let secret_path = data_dir.join("jwt.secret");
+    if !secret_path.exists() {
+        mftplus_base::write_private(&secret_path, mftplus_crypto::random_token(48).as_bytes())
+            .map_err(|err| io("writing the JWT secret")(err.into()))?;
+    }
+    let config_path = data_dir.join("server.yaml");
+    if !config_path.exists() {
+        std::fs::write(
+            &config_path,
+            "# mftplus dev configuration; see docs/configuration.md\nmode: development\n",
+        )
+        .map_err(io("writing server.yaml"))?;
+    }
+    Ok(data_dir)
+}
+
+/// The environment the dev cloud's configuration is read with: the process's own, with the
+/// data folder's database, secret, payloads and CA filled in where not set; with `--tls`, the
+/// certificate settings too and the CA roots' path.
+fn dev_env(
+    options: &DevOptions,
+    data_dir: &Path,
+) -> Result<(BTreeMap<String, String>, Option<PathBuf>), CloudError> {
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    env.entry("DATABASE_URL".into())
+        .or_insert_with(|| format!("sqlite://{}", data_dir.join("mftplus.db").display()));
+    if !env.contains_key("JWT_SECRET") {
+        let secret_path = data_dir.join("jwt.secret");
+        env.insert("JWT_SECRET_FILE".into(), secret_path.display().to_string());
+    }
+    env.insert("MFTPLUS__SERVER__LISTEN".into(), options.listen.clone());
+    env.entry("MFTPLUS__TRANSFERS__BLOB_PATH".into())
+        .or_insert_with(|| data_dir.join("blobs").display().to_string());
+    env.insert(
+        "MFTPLUS__CERTIFICATES__AUTHORITY__DIR".into(),
+        data_dir.join("ca").display().to_string(),
+    );
+    let ca_bundle = if options.tls {
+        Some(tls_env(data_dir, &mut env)?)
+    } else {
+        None
+    };
+    Ok((env, ca_bundle))
+}
+
+/// What `mftplus dev` prints about itself once it is up.
+struct Summary<'a> {
+    url: &'a str,
+    metrics: String,
+    dashboard: bool,
+    ca_bundle: Option<&'a Path>,
+    data_dir: &'a Path,
+    admin_email: &'a str,
+    /// Only on the first start: it is shown once.
+    password: Option<&'a str>,
+    key: &'a str,
+}
+
+impl Summary<'_> {
+    fn render(&self) -> String {
+        let url = self.url;
+        let mut out = format!("  API:        {url}\n");
+        if self.dashboard {
+            out.push_str(&format!(
+                "  Dashboard:  {url}/   (sign in as the admin below)\n"
+            ));
+        }
+        out.push_str(&format!("  Metrics:    {}\n", self.metrics));
+        if let Some(roots) = self.ca_bundle {
+            out.push_str(&format!(
+                "  CA:         {}   (the dev CA's roots: trust them to reach the API)\n",
+                roots.display()
+            ));
+        }
+        out.push_str(&format!("  Data:       {}\n", self.data_dir.display()));
+        out.push_str(&format!("  Admin:      {}\n", self.admin_email));
+        match self.password {
+            Some(password) => out.push_str(&format!(
+                "  Password:   {password}   (first start only; shown once)\n"
+            )),
+            None => out.push_str(
+                "  Password:   the one shown at the first start (forgotten? mftctl users \
+                 reset-password with the API key below)\n",
+            ),
+        }
+        out.push_str(&format!(
+            "  API key:    {}   (admin, valid 24 h; shown once)\n",
+            self.key
+        ));
+        if let Some(roots) = self.ca_bundle {
+            out.push_str(&format!(
+                "  Try:        mftctl --server {url} --cacert {} --api-key <API key> hosts list\n",
+                roots.display()
+            ));
+        }
+        out
+    }
 }
 
 impl DevCloud {
