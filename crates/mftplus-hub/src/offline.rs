@@ -404,6 +404,7 @@ pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<HubSt
 }
 
 /// A queueable write as the hub took it, for the queue.
+#[derive(Clone)]
 struct Taken {
     route: String,
     token: Option<String>,
@@ -412,6 +413,59 @@ struct Taken {
     client_cert: Option<String>,
     content_type: Option<String>,
     client: IpAddr,
+}
+
+/// The write as the hub takes it (its body read whole, its idempotency key checked or made)
+/// and its headers; or the answer that refuses it.
+async fn take(
+    state: &HubState,
+    client: SocketAddr,
+    request: Request<Body>,
+    show_detail: bool,
+) -> Result<(Taken, http::HeaderMap), Response> {
+    let route = request.uri().path().to_string();
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(err) => {
+            return Err(ProxyError::new(
+                ProxyErrorKind::BadRequest,
+                "the request body is unreadable",
+            )
+            .with_detail(err.to_string())
+            .into_response_with(show_detail))
+        }
+    };
+    let token = credential(&parts.headers);
+    let client_cert = crate::proxy::forwarded_client_cert(state, &parts.extensions);
+    // The cloud's own rule: a key accepted and queued here is never refused at replay.
+    let key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => uuid_like(),
+        Some(value) if is_valid_idempotency_key(value.as_bytes()) => {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        }
+        Some(_) => {
+            return Err(
+                ProxyError::new(ProxyErrorKind::BadRequest, IDEMPOTENCY_KEY_RULE)
+                    .into_response_with(show_detail),
+            )
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let taken = Taken {
+        route,
+        token,
+        key,
+        body,
+        client_cert,
+        content_type,
+        client: client.ip().to_canonical(),
+    };
+    Ok((taken, parts.headers))
 }
 
 /// Handles one queueable write from `client`.
@@ -429,51 +483,25 @@ pub async fn handle(
         )
         .into_response_with(show_detail);
     }
-    let route = request.uri().path().to_string();
-    let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => body,
-        Err(err) => {
-            return ProxyError::new(ProxyErrorKind::BadRequest, "the request body is unreadable")
-                .with_detail(err.to_string())
-                .into_response_with(show_detail)
-        }
+    let (taken, mut headers) = match take(&state, client, request, show_detail).await {
+        Ok(taken) => taken,
+        Err(refused) => return refused,
     };
-    let token = credential(&parts.headers);
-    let client_cert = crate::proxy::forwarded_client_cert(&state, &parts.extensions);
-    // The cloud's own rule: a key accepted and queued here is never refused at replay.
-    let key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
-        None => uuid_like(),
-        Some(value) if is_valid_idempotency_key(value.as_bytes()) => {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        }
-        Some(_) => {
-            return ProxyError::new(ProxyErrorKind::BadRequest, IDEMPOTENCY_KEY_RULE)
-                .into_response_with(show_detail)
-        }
-    };
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let Taken {
+        route,
+        token,
+        key,
+        body,
+        client_cert,
+        ..
+    } = taken.clone();
     let cached = offline.is_cached(token.as_deref());
-    let taken = Taken {
-        route: route.clone(),
-        token: token.clone(),
-        key: key.clone(),
-        body: body.clone(),
-        client_cert: client_cert.clone(),
-        content_type,
-        client: client.ip().to_canonical(),
-    };
     // Rows still waiting go first: a write overtaking them would break per-host order. A
     // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
     // wait, and the cloud may well be back.
     if offline.queued() > 0 && cached {
         return offline.accept(taken).await;
     }
-    let mut headers = parts.headers;
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     // An agent cannot claim to be a hub; transfer routes carry this hub's own assertion.
