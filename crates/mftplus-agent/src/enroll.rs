@@ -142,6 +142,67 @@ pub fn hostname() -> String {
         .into_owned()
 }
 
+/// What the cloud grants an enrolling box: the same four facts for a new box and for a
+/// restore, which adds where the lost box stood.
+struct Granted {
+    host_id: String,
+    customer_id: String,
+    host_key: String,
+    operator_keys: String,
+}
+
+/// Enrolls as a new box, or re-enrolls as the lost one with `--restore`.
+async fn ask_cloud(
+    client: &AgentClient,
+    args: &EnrollRequestArgs,
+    password: &str,
+) -> Result<(Granted, Option<RestoreDirective>), AgentError> {
+    let answer = match &args.restore {
+        None => {
+            let answer = client
+                .enroll(
+                    &EnrollRequest {
+                        customer_id: args.customer_id.clone(),
+                        hostname: args.hostname.clone(),
+                        agent_version: mftplus_types::VERSION.into(),
+                        platform: Some(std::env::consts::OS.into()),
+                    },
+                    password,
+                )
+                .await
+                .map_err(AgentError::Enroll)?;
+            let granted = Granted {
+                host_id: answer.host_id,
+                customer_id: answer.customer_id,
+                host_key: answer.host_key,
+                operator_keys: answer.operator_keys,
+            };
+            (granted, None)
+        }
+        Some(host_id) => {
+            let answer = client
+                .re_enroll(
+                    host_id,
+                    &ReEnrollRequest {
+                        hostname: args.hostname.clone(),
+                        agent_version: mftplus_types::VERSION.into(),
+                    },
+                    password,
+                )
+                .await
+                .map_err(AgentError::Enroll)?;
+            let granted = Granted {
+                host_id: answer.host_id,
+                customer_id: answer.customer_id,
+                host_key: answer.host_key,
+                operator_keys: answer.operator_keys,
+            };
+            (granted, Some(answer.restore))
+        }
+    };
+    Ok(answer)
+}
+
 pub async fn enroll(
     config: &AgentConfig,
     args: &EnrollRequestArgs,
@@ -159,55 +220,12 @@ pub async fn enroll(
     let client = AgentClient::with_options(&config.server_url, None, client_options(config, None)?)
         .map_err(AgentError::Enroll)?;
     let password = args.password.expose();
-    // Both answers carry the same four facts; a restore adds where the lost box stood.
-    let ((host_id, customer_id, host_key, operator_keys), desired) = match &args.restore {
-        None => {
-            let answer = client
-                .enroll(
-                    &EnrollRequest {
-                        customer_id: args.customer_id.clone(),
-                        hostname: args.hostname.clone(),
-                        agent_version: mftplus_types::VERSION.into(),
-                        platform: Some(std::env::consts::OS.into()),
-                    },
-                    password,
-                )
-                .await
-                .map_err(AgentError::Enroll)?;
-            let facts = (
-                answer.host_id,
-                answer.customer_id,
-                answer.host_key,
-                answer.operator_keys,
-            );
-            (facts, None)
-        }
-        Some(host_id) => {
-            let answer = client
-                .re_enroll(
-                    host_id,
-                    &ReEnrollRequest {
-                        hostname: args.hostname.clone(),
-                        agent_version: mftplus_types::VERSION.into(),
-                    },
-                    password,
-                )
-                .await
-                .map_err(AgentError::Enroll)?;
-            let facts = (
-                answer.host_id,
-                answer.customer_id,
-                answer.host_key,
-                answer.operator_keys,
-            );
-            (facts, Some(answer.restore))
-        }
-    };
+    let (granted, desired) = ask_cloud(&client, args, password).await?;
     let identity = Identity {
-        host_id,
-        customer_id,
-        host_key: Secret::new(host_key),
-        operator_keys,
+        host_id: granted.host_id,
+        customer_id: granted.customer_id,
+        host_key: Secret::new(granted.host_key),
+        operator_keys: granted.operator_keys,
         server_url: config.server_url.clone(),
         enrolled_at_ms: clock.now_ms(),
     };

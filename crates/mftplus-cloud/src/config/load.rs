@@ -198,72 +198,9 @@ pub fn load_from(
         None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
     };
     if let Some(file) = &file {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        let mut parsed: Value = if text.trim().is_empty() {
-            Value::Object(Map::new())
-        } else {
-            serde_yaml::from_str(&text).map_err(|err| ConfigError::Parse {
-                path: file.clone(),
-                message: err.to_string(),
-            })?
-        };
-        if !parsed.is_object() && !parsed.is_null() {
-            return Err(ConfigError::Parse {
-                path: file.clone(),
-                message: "the top level must be a mapping".into(),
-            });
-        }
-        let (expanded, errors) =
-            expand_tree(&mut parsed, env, &|key: &str| SECRET_PATHS.contains(&key));
-        let from_file = Source::File(file.clone());
-        merge(&mut tree, &parsed, "", &from_file, &mut sources);
-        for done in expanded.into_iter().filter(|done| !done.defaulted) {
-            if sources.get(&done.key) == Some(&from_file) {
-                let var = done.vars.join("}, ${");
-                let path = file.clone();
-                sources.insert(done.key, Source::FileVar { path, var });
-            }
-        }
-        early.extend(errors.into_iter().map(|error| ConfigProblem {
-            key: error.key,
-            source: from_file.describe(),
-            message: error.message,
-        }));
+        merge_file(&mut tree, &mut sources, &mut early, file, env)?;
     }
-
-    for (var, path) in ENV_ALIASES {
-        apply_env(&mut tree, &mut sources, env, var, path, &mut early);
-    }
-    for (var, raw) in env {
-        let Some(rest) = var.strip_prefix(GENERIC_ENV_PREFIX) else {
-            continue;
-        };
-        let path = rest.to_ascii_lowercase().replace("__", ".");
-        if let Some(secret_path) = path
-            .strip_suffix("_file")
-            .filter(|p| SECRET_PATHS.contains(p))
-        {
-            match read_secret_file(var, Path::new(raw)) {
-                Ok(value) => {
-                    set_path(&mut tree, secret_path, Value::String(value));
-                    sources.insert(
-                        secret_path.to_string(),
-                        Source::EnvFile {
-                            var: var.clone(),
-                            path: raw.into(),
-                        },
-                    );
-                }
-                Err(err) => early.push(env_problem(secret_path, var, err.to_string())),
-            }
-        } else {
-            set_path(&mut tree, &path, env_value(&path, raw));
-            sources.insert(path, Source::Env(var.clone()));
-        }
-    }
+    merge_env(&mut tree, &mut sources, &mut early, env);
 
     let mut problems = Problems::new(&sources);
     for problem in early {
@@ -281,6 +218,92 @@ pub fn load_from(
         warnings,
         file,
     })
+}
+
+/// Merges the configuration file over `tree`, `${VAR}` references expanded; problems of the
+/// references go to `early`, read and YAML errors stop the load.
+fn merge_file(
+    tree: &mut Value,
+    sources: &mut BTreeMap<String, Source>,
+    early: &mut Vec<ConfigProblem>,
+    file: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let mut parsed: Value = if text.trim().is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_yaml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: file.to_path_buf(),
+            message: err.to_string(),
+        })?
+    };
+    if !parsed.is_object() && !parsed.is_null() {
+        return Err(ConfigError::Parse {
+            path: file.to_path_buf(),
+            message: "the top level must be a mapping".into(),
+        });
+    }
+    let (expanded, errors) =
+        expand_tree(&mut parsed, env, &|key: &str| SECRET_PATHS.contains(&key));
+    let from_file = Source::File(file.to_path_buf());
+    merge(tree, &parsed, "", &from_file, sources);
+    for done in expanded.into_iter().filter(|done| !done.defaulted) {
+        if sources.get(&done.key) == Some(&from_file) {
+            let var = done.vars.join("}, ${");
+            let path = file.to_path_buf();
+            sources.insert(done.key, Source::FileVar { path, var });
+        }
+    }
+    early.extend(errors.into_iter().map(|error| ConfigProblem {
+        key: error.key,
+        source: from_file.describe(),
+        message: error.message,
+    }));
+    Ok(())
+}
+
+/// Merges the environment over `tree`: the seed's variable names, then `MFTPLUS__…` paths
+/// (`…_FILE` for a secret read from a file).
+fn merge_env(
+    tree: &mut Value,
+    sources: &mut BTreeMap<String, Source>,
+    early: &mut Vec<ConfigProblem>,
+    env: &BTreeMap<String, String>,
+) {
+    for (var, path) in ENV_ALIASES {
+        apply_env(tree, sources, env, var, path, early);
+    }
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(GENERIC_ENV_PREFIX) else {
+            continue;
+        };
+        let path = rest.to_ascii_lowercase().replace("__", ".");
+        if let Some(secret_path) = path
+            .strip_suffix("_file")
+            .filter(|p| SECRET_PATHS.contains(p))
+        {
+            match read_secret_file(var, Path::new(raw)) {
+                Ok(value) => {
+                    set_path(tree, secret_path, Value::String(value));
+                    sources.insert(
+                        secret_path.to_string(),
+                        Source::EnvFile {
+                            var: var.clone(),
+                            path: raw.into(),
+                        },
+                    );
+                }
+                Err(err) => early.push(env_problem(secret_path, var, err.to_string())),
+            }
+        } else {
+            set_path(tree, &path, env_value(&path, raw));
+            sources.insert(path, Source::Env(var.clone()));
+        }
+    }
 }
 
 fn env_problem(key: &str, var: &str, message: String) -> ConfigProblem {
