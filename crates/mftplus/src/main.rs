@@ -204,76 +204,82 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `mftplus cloud --check`: the configuration, the payload store, the fleet settings, the CA
+/// and the TLS files, each checked for real; every problem is listed, not only the first.
+async fn check_cloud(loaded: &mftplus_cloud::config::LoadedConfig) -> Result<(), String> {
+    let file = loaded
+        .file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(no file)".into());
+    // Past the configuration itself, each check runs even when another failed, so one
+    // run shows everything. The payload store is checked for real (folder writable, bucket
+    // listable): a wrong bucket or credential would otherwise only show at the first upload.
+    let mut failed = Vec::new();
+    let mut report = |result: Result<String, String>| {
+        result.unwrap_or_else(|problem| {
+            failed.push(problem);
+            String::new()
+        })
+    };
+    let blobs = report(
+        mftplus_cloud::blobs::check(&loaded.config.transfers)
+            .await
+            .map_err(|e| e.to_string()),
+    );
+    let fleet = report(mftplus_cloud::fleet::check(&loaded.config));
+    // The CA is opened as the start would (created on first use), so its roots and CRL
+    // exist for the listener check below.
+    let ca = report(
+        mftplus_cloud::ca::CaRuntime::open(
+            &loaded.config,
+            mftplus_base::Clock::now_secs(&SystemClock),
+        )
+        .map(|ca| match ca {
+            Some(ca) => format!("built-in CA in {}", ca.dir().display()),
+            None => "built-in CA off".to_string(),
+        })
+        .map_err(|e| e.to_string()),
+    );
+    // The certificate, key and client CAs are read for real, as the listener will.
+    let tls = report(
+        mftplus_cloud::tls::load(&loaded.config)
+            .map(|tls| match tls {
+                Some(tls) => format!(
+                    "TLS 1.3 ({:?} client certificates)",
+                    tls.settings().client_auth
+                ),
+                None => "off".to_string(),
+            })
+            .map_err(|e| e.to_string()),
+    );
+    if !failed.is_empty() {
+        let count = match failed.len() {
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        };
+        return Err(format!(
+            "configuration check failed, {count}:\n  {}",
+            failed.join("\n  ")
+        ));
+    }
+    println!(
+        "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}, {ca}",
+        loaded.config.mode.as_str()
+    );
+    for warning in &loaded.warnings {
+        println!("warning: {warning}");
+    }
+    Ok(())
+}
+
 async fn run_cloud(config_path: Option<PathBuf>, check_only: bool) -> Result<(), String> {
     let loaded = mftplus_cloud::config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
     if check_only {
-        let file = loaded
-            .file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(no file)".into());
-        // Past the configuration itself, each check runs even when another failed, so one
-        // run shows everything. The payload store is checked for real (folder writable, bucket
-        // listable): a wrong bucket or credential would otherwise only show at the first upload.
-        let mut failed = Vec::new();
-        let mut report = |result: Result<String, String>| {
-            result.unwrap_or_else(|problem| {
-                failed.push(problem);
-                String::new()
-            })
-        };
-        let blobs = report(
-            mftplus_cloud::blobs::check(&loaded.config.transfers)
-                .await
-                .map_err(|e| e.to_string()),
-        );
-        let fleet = report(mftplus_cloud::fleet::check(&loaded.config));
-        // The CA is opened as the start would (created on first use), so its roots and CRL
-        // exist for the listener check below.
-        let ca = report(
-            mftplus_cloud::ca::CaRuntime::open(
-                &loaded.config,
-                mftplus_base::Clock::now_secs(&SystemClock),
-            )
-            .map(|ca| match ca {
-                Some(ca) => format!("built-in CA in {}", ca.dir().display()),
-                None => "built-in CA off".to_string(),
-            })
-            .map_err(|e| e.to_string()),
-        );
-        // The certificate, key and client CAs are read for real, as the listener will.
-        let tls = report(
-            mftplus_cloud::tls::load(&loaded.config)
-                .map(|tls| match tls {
-                    Some(tls) => format!(
-                        "TLS 1.3 ({:?} client certificates)",
-                        tls.settings().client_auth
-                    ),
-                    None => "off".to_string(),
-                })
-                .map_err(|e| e.to_string()),
-        );
-        if !failed.is_empty() {
-            let count = match failed.len() {
-                1 => "1 problem".to_string(),
-                n => format!("{n} problems"),
-            };
-            return Err(format!(
-                "configuration check failed, {count}:\n  {}",
-                failed.join("\n  ")
-            ));
-        }
-        println!(
-            "configuration OK: {file}, mode {}, payload store {blobs}, fleet: {fleet}, tls: {tls}, {ca}",
-            loaded.config.mode.as_str()
-        );
-        for warning in &loaded.warnings {
-            println!("warning: {warning}");
-        }
-        return Ok(());
+        return check_cloud(&loaded).await;
     }
     let listen = loaded.config.server.listen.clone();
     let metrics_listen = loaded.config.server.metrics_listen.clone();
