@@ -132,7 +132,7 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
              --passphrase-file",
         ));
     }
-    let source = Source::open(args)?;
+    let mut source = Source::open(args)?;
     let passphrase = if args.passphrase {
         Some(read_passphrase(
             args.passphrase_stdin,
@@ -184,7 +184,6 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         id: transfer.id,
         made,
     };
-    let mut source = source;
     let result = upload_source(ctx, &sending.id, encryptor, &mut source, args.progress).await;
     conclude(ctx, args, &source, sending, result).await
 }
