@@ -56,15 +56,12 @@ impl LinkPlan {
                  input; use --link-passphrase-file",
             ));
         }
-        let passphrase = if args.link_passphrase {
-            Some(crate::send::read_passphrase(
-                args.link_passphrase_stdin,
-                args.link_passphrase_file.as_deref(),
-                true,
-            )?)
-        } else {
-            None
-        };
+        let passphrase = crate::send::passphrase_if(
+            args.link_passphrase,
+            args.link_passphrase_stdin,
+            args.link_passphrase_file.as_deref(),
+            true,
+        )?;
         let secret = if args.link_passphrase_only {
             None
         } else {

@@ -23,7 +23,7 @@ use crate::error::CliError;
 use crate::keys;
 use crate::output::{emit, emit_json, note};
 use crate::progress::Progress;
-use crate::send::read_passphrase;
+use crate::send::passphrase_if;
 
 #[derive(Debug, Serialize)]
 struct Received {
@@ -173,15 +173,12 @@ fn output_of(ctx: &Context, args: &ReceiveArgs) -> Result<Output, CliError> {
 /// The private key of this profile and the passphrase (`--passphrase`): at least one of them.
 fn keys_of(ctx: &Context, args: &ReceiveArgs) -> Result<Keys, CliError> {
     let secret = keys::load(&keys::key_path(ctx))?;
-    let passphrase = if args.passphrase {
-        Some(read_passphrase(
-            args.passphrase_stdin,
-            args.passphrase_file.as_deref(),
-            false,
-        )?)
-    } else {
-        None
-    };
+    let passphrase = passphrase_if(
+        args.passphrase,
+        args.passphrase_stdin,
+        args.passphrase_file.as_deref(),
+        false,
+    )?;
     if secret.is_none() && passphrase.is_none() {
         return Err(CliError::new(
             "no_key",

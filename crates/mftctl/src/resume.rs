@@ -33,29 +33,8 @@ pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> 
     } = saved_send(ctx, args)?;
     let id = state.transfer_id.clone();
     let tid = id.as_str();
-    let transfer = ctx
-        .call(|c| async move { c.get_transfer(tid).await })
-        .await
-        .inspect_err(|e| {
-            if e.code == "not_found" {
-                upload_state::remove(&state_dir, tid);
-            }
-        })?;
-    match transfer.status.as_str() {
-        "uploading" => {}
-        "complete" => {
-            // Interrupted after completing, before the state was removed.
-            upload_state::remove(&state_dir, &id);
-            note(&format!("transfer {id} was already complete"));
-            return report(ctx, &transfer, &shown, state.size);
-        }
-        other => {
-            upload_state::remove(&state_dir, &id);
-            return Err(CliError::new(
-                "not_resumable",
-                format!("transfer {id} is {other}; send the file again without --resume"),
-            ));
-        }
+    if let Some(done) = ended_already(ctx, &state, &state_dir, &shown).await? {
+        return Ok(done);
     }
     let recorded: HashMap<u64, _> = ctx
         .call(|c| async move { c.list_chunks(tid).await })
@@ -103,6 +82,42 @@ pub async fn resume(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> 
             Err(CliError::new(
                 &e.code,
                 format!("resuming the send of {shown} failed: {}", e.message),
+            ))
+        }
+    }
+}
+
+/// The transfer as the server has it now: `None` while it is still uploading (resume it);
+/// the report when an earlier attempt already completed it; an error when it is gone or ended
+/// otherwise. The saved state is removed in every case but the first.
+async fn ended_already(
+    ctx: &mut Context,
+    state: &UploadState,
+    state_dir: &std::path::Path,
+    shown: &str,
+) -> Result<Option<u8>, CliError> {
+    let id = state.transfer_id.as_str();
+    let transfer = ctx
+        .call(|c| async move { c.get_transfer(id).await })
+        .await
+        .inspect_err(|e| {
+            if e.code == "not_found" {
+                upload_state::remove(state_dir, id);
+            }
+        })?;
+    match transfer.status.as_str() {
+        "uploading" => Ok(None),
+        "complete" => {
+            // Interrupted after completing, before the state was removed.
+            upload_state::remove(state_dir, id);
+            note(&format!("transfer {id} was already complete"));
+            report(ctx, &transfer, shown, state.size).map(Some)
+        }
+        other => {
+            upload_state::remove(state_dir, id);
+            Err(CliError::new(
+                "not_resumable",
+                format!("transfer {id} is {other}; send the file again without --resume"),
             ))
         }
     }

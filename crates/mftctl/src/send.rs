@@ -79,9 +79,22 @@ pub fn split_recipients(text: &str) -> Result<Vec<String>, CliError> {
     Ok(out)
 }
 
+/// The passphrase when one was `asked` for (`--passphrase`, `--link-passphrase`); `None`
+/// otherwise.
+pub fn passphrase_if(
+    asked: bool,
+    from_stdin: bool,
+    file: Option<&Path>,
+    confirm: bool,
+) -> Result<Option<String>, CliError> {
+    asked
+        .then(|| read_passphrase(from_stdin, file, confirm))
+        .transpose()
+}
+
 /// The passphrase for `--passphrase`: from a private file, from stdin, or asked (twice when
 /// `confirm`) on the terminal.
-pub fn read_passphrase(
+fn read_passphrase(
     from_stdin: bool,
     file: Option<&Path>,
     confirm: bool,
@@ -133,15 +146,12 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         ));
     }
     let mut source = Source::open(args)?;
-    let passphrase = if args.passphrase {
-        Some(read_passphrase(
-            args.passphrase_stdin,
-            args.passphrase_file.as_deref(),
-            true,
-        )?)
-    } else {
-        None
-    };
+    let passphrase = passphrase_if(
+        args.passphrase,
+        args.passphrase_stdin,
+        args.passphrase_file.as_deref(),
+        true,
+    )?;
     let (public_keys, keyless) = recipient_keys(ctx, &recipients, passphrase.is_some()).await?;
     let stanzas = stanzas(&public_keys, passphrase.as_deref(), link.as_ref());
     let options = StreamOptions {
