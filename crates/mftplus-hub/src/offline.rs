@@ -404,7 +404,6 @@ pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<HubSt
 }
 
 /// A queueable write as the hub took it, for the queue.
-#[derive(Clone)]
 struct Taken {
     route: String,
     token: Option<String>,
@@ -487,15 +486,7 @@ pub async fn handle(
         Ok(taken) => taken,
         Err(refused) => return refused,
     };
-    let Taken {
-        route,
-        token,
-        key,
-        body,
-        client_cert,
-        ..
-    } = taken.clone();
-    let cached = offline.is_cached(token.as_deref());
+    let cached = offline.is_cached(taken.token.as_deref());
     // Rows still waiting go first: a write overtaking them would break per-host order. A
     // credential the hub cannot vouch for is sent on: it has nothing queued behind which to
     // wait, and the cloud may well be back.
@@ -505,14 +496,14 @@ pub async fn handle(
     crate::proxy::remove_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     // An agent cannot claim to be a hub; transfer routes carry this hub's own assertion.
-    crate::site::prepare_upstream_headers(&state, &route, &mut headers);
+    crate::site::prepare_upstream_headers(&state, &taken.route, &mut headers);
     let sent = send(
         &state,
-        &route,
+        &taken.route,
         headers,
-        &key,
-        body,
-        client_cert.as_deref(),
+        &taken.key,
+        taken.body.clone(),
+        taken.client_cert.as_deref(),
         Some(taken.client),
     );
     // A write the hub could queue waits for the cloud only as long as the budget: a cloud that
@@ -521,7 +512,7 @@ pub async fn handle(
     let budget = state.timings.queue_answer_budget;
     let answer = if cached {
         tokio::time::timeout(budget, sent).await.unwrap_or_else(|_| {
-            tracing::info!(?budget, route = %route, "the cloud did not answer in time; write queued");
+            tracing::info!(?budget, route = %taken.route, "the cloud did not answer in time; write queued");
             Err(ProxyError::new(
                 ProxyErrorKind::Timeout,
                 "the cloud did not answer within the queue answer budget",
@@ -532,7 +523,7 @@ pub async fn handle(
     };
     match answer {
         Ok((mut parts, answer)) => {
-            offline.observe(&route, token.as_deref(), parts.status, &answer);
+            offline.observe(&taken.route, taken.token.as_deref(), parts.status, &answer);
             crate::proxy::remove_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::from(answer))
         }
