@@ -347,10 +347,12 @@ fn kill_9_during_upload_then_resume() {
     let chunks = size.div_ceil(CHUNK).max(1);
     assert!(chunks >= 8, "need at least 8 chunks for {KILLS} kills");
     // Distinct kill points, each strictly after the previous, and far enough from the end
-    // that the upload cannot finish in the short random delay before the kill.
+    // that the upload cannot finish between the poll that sees the point and the kill: a
+    // quarter of the file, since five chunks (50 MiB) went by in that gap on a fast machine.
+    let last_point = chunks - (chunks / 4).max(5);
     let mut points: Vec<u64> = Vec::new();
     while points.len() < KILLS {
-        let p = rng.between(1, chunks - 5);
+        let p = rng.between(1, last_point);
         if !points.contains(&p) {
             points.push(p);
         }
@@ -402,6 +404,9 @@ fn kill_9_during_upload_then_resume() {
         let bob_client = bob.client(&url);
         // Watch the server's own record of stored chunks until the chosen point.
         let deadline = Instant::now() + COMMAND_TIMEOUT;
+        // Once per round: fetching a 10 MiB chunk on every poll slowed the polling enough
+        // that the upload ran far past the chosen point before the kill.
+        let mut follow_checked = false;
         let stored = rt.block_on(async {
             loop {
                 assert!(
@@ -414,7 +419,8 @@ fn kill_9_during_upload_then_resume() {
                     let mine = client.list_transfers(None).await.unwrap();
                     id = mine.first().map(|t| t.id.clone());
                 }
-                if let Some(id) = &id {
+                if let Some(id) = id.as_ref().filter(|_| !follow_checked) {
+                    follow_checked = true;
                     // Mid-upload, the recipient may follow the stored chunks (decision 0035):
                     // only what the server recorded, byte for byte; never the manifest.
                     match bob_client.transfer_chunk(id, 0).await {
@@ -434,6 +440,8 @@ fn kill_9_during_upload_then_resume() {
                         early.expect_err("a manifest was served mid-upload").code(),
                         "conflict"
                     );
+                }
+                if let Some(id) = &id {
                     let n = client.list_chunks(id).await.unwrap().len() as u64;
                     if n >= point {
                         return n;
