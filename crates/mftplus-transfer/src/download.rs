@@ -63,44 +63,24 @@ pub async fn run(
         Chunks::Count(count) => count,
         Chunks::Follow { .. } => u64::MAX,
     };
-    let max_len = decryptor.max_sealed_chunk_len();
-    let (pool_tx, mut pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let (pool_tx, pool) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let mut fetcher = Fetcher {
+        client,
+        id,
+        chunks,
+        count,
+        max_len: decryptor.max_sealed_chunk_len(),
+        pool,
+        created: 0,
+        next: 0,
+        ahead: VecDeque::new(),
+    };
     let (tx, writer) = start_decrypting(decryptor, sink, pool_tx)?;
-    let mut created = 0usize;
     let mut taken = 0u64;
-
-    let mut ahead: VecDeque<JoinHandle<Result<Fetched, TransferError>>> = VecDeque::new();
-    let mut next = 0u64;
     let mut fetch_error = None;
     for index in 0..count {
-        while next < count && ahead.len() < DOWNLOADS_AHEAD {
-            let mut buf = if created < BUFFERS {
-                created += 1;
-                Vec::new()
-            } else {
-                match pool.recv().await {
-                    Some(buf) => buf,
-                    // The writer stopped (and dropped the pool): its error says why.
-                    None => break,
-                }
-            };
-            let client = client.clone();
-            let id = id.to_string();
-            let at = next;
-            ahead.push_back(tokio::spawn(async move {
-                let last = fetch(&client, &id, at, chunks, max_len, &mut buf).await?;
-                // The manifest's digest needs each sealed chunk's SHA-256: taken here, on a
-                // thread of its own, so hashing overlaps decrypting and writing.
-                tokio::task::spawn_blocking(move || {
-                    let sha256 = chunk_sha256(&buf);
-                    (buf, sha256, last)
-                })
-                .await
-                .map_err(|e| TransferError::new("internal", format!("hashing a chunk failed: {e}")))
-            }));
-            next += 1;
-        }
-        let Some(handle) = ahead.pop_front() else {
+        fetcher.top_up().await;
+        let Some(handle) = fetcher.ahead.pop_front() else {
             break;
         };
         let (sealed, sha256, last) = match next_chunk(handle, chunks).await {
@@ -121,7 +101,7 @@ pub async fn run(
             break;
         }
     }
-    for handle in ahead {
+    for handle in fetcher.ahead {
         handle.abort();
     }
     drop(tx);
@@ -137,6 +117,55 @@ pub async fn run(
             mftplus_crypto::stream::StreamError::Truncated,
         )),
         (None, Ok((decryptor, sink))) => Ok((decryptor, sink, taken)),
+    }
+}
+
+/// The downloads running ahead, and the buffers they fill.
+struct Fetcher<'a> {
+    client: &'a Client,
+    id: &'a str,
+    chunks: Chunks,
+    count: u64,
+    max_len: usize,
+    /// Buffers handed back by the writer.
+    pool: mpsc::Receiver<Vec<u8>>,
+    /// Buffers allocated so far, at most [`BUFFERS`].
+    created: usize,
+    /// The next chunk to start downloading.
+    next: u64,
+    ahead: VecDeque<JoinHandle<Result<Fetched, TransferError>>>,
+}
+
+impl Fetcher<'_> {
+    /// Starts downloads until [`DOWNLOADS_AHEAD`] run, or none is left to start, or the writer
+    /// stopped (it dropped the pool; its own error says why).
+    async fn top_up(&mut self) {
+        while self.next < self.count && self.ahead.len() < DOWNLOADS_AHEAD {
+            let mut buf = if self.created < BUFFERS {
+                self.created += 1;
+                Vec::new()
+            } else {
+                match self.pool.recv().await {
+                    Some(buf) => buf,
+                    None => return,
+                }
+            };
+            let client = self.client.clone();
+            let id = self.id.to_string();
+            let (at, chunks, max_len) = (self.next, self.chunks, self.max_len);
+            self.ahead.push_back(tokio::spawn(async move {
+                let last = fetch(&client, &id, at, chunks, max_len, &mut buf).await?;
+                // The manifest's digest needs each sealed chunk's SHA-256: taken here, on a
+                // thread of its own, so hashing overlaps decrypting and writing.
+                tokio::task::spawn_blocking(move || {
+                    let sha256 = chunk_sha256(&buf);
+                    (buf, sha256, last)
+                })
+                .await
+                .map_err(|e| TransferError::new("internal", format!("hashing a chunk failed: {e}")))
+            }));
+            self.next += 1;
+        }
     }
 }
 
