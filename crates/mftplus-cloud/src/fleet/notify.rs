@@ -101,49 +101,18 @@ async fn dispatch(state: &AppState, event: &EventRow) {
     let cooldown_ms = mftplus_types::duration::parse_duration_secs(&config.cooldown)
         .map(|secs| secs as i64 * 1000)
         .unwrap_or(6 * 3600 * 1000);
-    let mut tiers = vec![(
-        Tier::Operator,
-        config.operator_emails.clone(),
-        "en".to_string(),
-    )];
-    if let Some(customer) = customer
-        .as_ref()
-        .filter(|_| CUSTOMER_KINDS.contains(&event.kind.as_str()))
-    {
-        tiers.push((
-            Tier::Customer,
-            vec![customer.email.clone()],
-            customer.locale.clone(),
-        ));
-    }
     let subject_key = details
         .get("target")
         .and_then(Value::as_str)
         .or(event.guest_id.as_deref())
         .or(event.op_id.as_deref())
         .unwrap_or("-");
-    for (tier, recipients, locale) in tiers {
+    for (tier, recipients, locale) in tiers(config, customer.as_ref(), event) {
         let tier_name = match tier {
             Tier::Operator => "operator",
             Tier::Customer => "customer",
         };
-        // A recovery is keyed by its own event, so it is never held back by the cooldown of
-        // an earlier one, and still sent once across replicas.
-        let key = if event.kind == "host_recovered" {
-            format!("event:{}|{tier_name}", event.id)
-        } else {
-            format!(
-                "{}|{}|{subject_key}|{}|{tier_name}",
-                event.customer_id.as_deref().unwrap_or("-"),
-                event.host_id.as_deref().unwrap_or("-"),
-                event.kind
-            )
-        };
-        let window = if event.kind == "host_recovered" {
-            i64::MAX / 4
-        } else {
-            cooldown_ms
-        };
+        let (key, window) = cooldown_gate(event, subject_key, tier_name, cooldown_ms);
         let claimed = state
             .store
             .claim_notification(
@@ -167,6 +136,49 @@ async fn dispatch(state: &AppState, event: &EventRow) {
             send_webhooks(state, event).await;
         }
     }
+}
+
+/// Who hears of `event`, and in which language: the operators always, the customer for the
+/// kinds that concern them.
+fn tiers(
+    config: &crate::config::NotificationsSection,
+    customer: Option<&mftplus_store::CustomerRow>,
+    event: &EventRow,
+) -> Vec<(Tier, Vec<String>, String)> {
+    let mut tiers = vec![(
+        Tier::Operator,
+        config.operator_emails.clone(),
+        "en".to_string(),
+    )];
+    if let Some(customer) = customer.filter(|_| CUSTOMER_KINDS.contains(&event.kind.as_str())) {
+        tiers.push((
+            Tier::Customer,
+            vec![customer.email.clone()],
+            customer.locale.clone(),
+        ));
+    }
+    tiers
+}
+
+/// The cooldown gate's key and window for one tier of `event`. A recovery is keyed by its own
+/// event, so it is never held back by the cooldown of an earlier one, and still sent once
+/// across replicas.
+fn cooldown_gate(
+    event: &EventRow,
+    subject_key: &str,
+    tier_name: &str,
+    cooldown_ms: i64,
+) -> (String, i64) {
+    if event.kind == "host_recovered" {
+        return (format!("event:{}|{tier_name}", event.id), i64::MAX / 4);
+    }
+    let key = format!(
+        "{}|{}|{subject_key}|{}|{tier_name}",
+        event.customer_id.as_deref().unwrap_or("-"),
+        event.host_id.as_deref().unwrap_or("-"),
+        event.kind
+    );
+    (key, cooldown_ms)
 }
 
 async fn send_email(
