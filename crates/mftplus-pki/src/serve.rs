@@ -132,12 +132,7 @@ pub async fn serve<L>(
     // Told to every connection at the stop request: finish the request in flight, then close.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
-        // hyper's own parse limits sit above ours, so a client meets the coded 431 first.
-        .max_headers(limits.max_header_count.saturating_mul(2).max(100))
-        .keep_alive(true);
+    let http = http1_builder(&limits);
     let gate = crate::gate::ConnectionGate::new(
         limits.max_connections,
         limits.max_connections_per_address,
@@ -198,7 +193,22 @@ pub async fn serve<L>(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(limits.drain, async {
+    drain(connections, limits.drain).await;
+}
+
+fn http1_builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        // hyper's own parse limits sit above ours, so a client meets the coded 431 first.
+        .max_headers(limits.max_header_count.saturating_mul(2).max(100))
+        .keep_alive(true);
+    http
+}
+
+/// Waits up to `period` for the connections told to stop, then closes what is still open.
+async fn drain(mut connections: tokio::task::JoinSet<()>, period: Duration) {
+    let drained = tokio::time::timeout(period, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
