@@ -148,15 +148,48 @@ async fn forward(
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
     let (mut parts, body) = request.into_parts();
-    parts.uri = format!("{}{}", cloud.origin, ctx.target)
-        .parse()
-        .map_err(|e| {
-            ProxyError::new(
-                ProxyErrorKind::BadRequest,
-                "the request target is not valid",
-            )
-            .with_detail(format!("{e}"))
-        })?;
+    let client = upstream_parts(state, phases, ctx, &cloud.origin, upgrade, &mut parts)?;
+
+    let progress = Arc::new(Progress::new());
+    let body = Body::new(ProgressBody {
+        inner: body,
+        progress: progress.clone(),
+    });
+    let pending = client.request(Request::from_parts(parts, body));
+    let response = wait_for_answer(pending, &progress, state.timings.upstream_timeout)
+        .await?
+        .map_err(|e| classify(&e))?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = downstream_upgrade {
+            return Ok(switch_protocols(phases, ctx, downstream, response));
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    phases.response_filter(ctx, &mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Turns the agent's request head into the cloud's: its target on the cloud, HTTP/1.1, no
+/// hop-by-hop headers, the forwarding headers, the site's and the phases' changes. Returns the
+/// client to send it with (with the hub's certificate where a verified client certificate is
+/// forwarded).
+fn upstream_parts<'a>(
+    state: &'a HubState,
+    phases: &dyn ProxyPhases,
+    ctx: &RequestContext,
+    origin: &str,
+    upgrade: Option<HeaderValue>,
+    parts: &mut http::request::Parts,
+) -> Result<&'a crate::state::UpstreamClient, ProxyError> {
+    parts.uri = format!("{origin}{}", ctx.target).parse().map_err(|e| {
+        ProxyError::new(
+            ProxyErrorKind::BadRequest,
+            "the request target is not valid",
+        )
+        .with_detail(format!("{e}"))
+    })?;
     // The upstream client speaks HTTP/1.1 whatever the agent used.
     parts.version = http::Version::HTTP_11;
     let original_host = parts
@@ -183,39 +216,34 @@ async fn forward(
     // Only what this listener verified is forwarded, and only on the connection that proves
     // the hub (its certificate): the cloud believes the header from a certified hub alone.
     let forwarded = forwarded_client_cert(state, &parts.extensions);
-    let client = with_client_cert(state, &mut parts.headers, forwarded.as_deref());
+    Ok(with_client_cert(
+        state,
+        &mut parts.headers,
+        forwarded.as_deref(),
+    ))
+}
 
-    let progress = Arc::new(Progress::new());
-    let body = Body::new(ProgressBody {
-        inner: body,
-        progress: progress.clone(),
-    });
-    let pending = client.request(Request::from_parts(parts, body));
-    let mut response = wait_for_answer(pending, &progress, state.timings.upstream_timeout)
-        .await?
-        .map_err(|e| classify(&e))?;
-
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(downstream) = downstream_upgrade {
-            let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(downstream, upstream, ctx.clone()));
-            let (mut parts, _) = response.into_parts();
-            let protocol = parts.headers.get(header::UPGRADE).cloned();
-            remove_hop_by_hop(&mut parts.headers);
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            if let Some(protocol) = protocol {
-                parts.headers.insert(header::UPGRADE, protocol);
-            }
-            phases.response_filter(ctx, &mut parts.headers);
-            return Ok(Response::from_parts(parts, Body::empty()));
-        }
-    }
-    let (mut parts, body) = response.into_parts();
+/// The cloud agreed to switch protocols: the two upgraded connections are joined by a tunnel
+/// and the agent gets the 101 with only the upgrade's own hop-by-hop headers.
+fn switch_protocols<B>(
+    phases: &dyn ProxyPhases,
+    ctx: &RequestContext,
+    downstream: hyper::upgrade::OnUpgrade,
+    mut response: http::Response<B>,
+) -> Response {
+    let upstream = hyper::upgrade::on(&mut response);
+    tokio::spawn(tunnel(downstream, upstream, ctx.clone()));
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
     remove_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(protocol) = protocol {
+        parts.headers.insert(header::UPGRADE, protocol);
+    }
     phases.response_filter(ctx, &mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+    Response::from_parts(parts, Body::empty())
 }
 
 /// Waits for the cloud's response headers. The clock restarts whenever a request-body chunk
