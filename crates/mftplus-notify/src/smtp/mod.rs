@@ -137,59 +137,10 @@ impl SmtpMailer {
         }
 
         if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
-            if !conn.tls {
-                return Err(NotifyError::Invalid(
-                    "refusing to send SMTP credentials over an unencrypted connection".into(),
-                ));
-            }
-            let offers_plain = extensions.iter().any(|e| {
-                e.strip_prefix("AUTH")
-                    .is_some_and(|m| m.split_whitespace().any(|m| m == "PLAIN"))
-            });
-            if !offers_plain {
-                return Err(NotifyError::AuthFailed {
-                    code: 0,
-                    message: "the server does not offer AUTH PLAIN".into(),
-                });
-            }
-            // Every copy of the password is wiped when it goes out of scope.
-            let plain = Zeroizing::new(format!("\0{user}\0{}", password.expose()));
-            let token = Zeroizing::new(B64.encode(plain.as_bytes()));
-            let line = Zeroizing::new(format!("AUTH PLAIN {}", token.as_str()));
-            match conn.command("AUTH", &line, &[235]).await {
-                Ok(_) => {}
-                Err(NotifyError::Smtp { code, message, .. }) => {
-                    return Err(NotifyError::AuthFailed { code, message })
-                }
-                Err(e) => return Err(e),
-            }
+            authenticate(&mut conn, &extensions, user, password).await?;
         }
 
-        conn.command(
-            "MAIL FROM",
-            &format!("MAIL FROM:<{}>", self.from.addr),
-            &[250],
-        )
-        .await?;
-        for rcpt in to {
-            match conn
-                .command("RCPT TO", &format!("RCPT TO:<{}>", rcpt.addr), &[250, 251])
-                .await
-            {
-                Ok(_) => {}
-                Err(NotifyError::Smtp { code, message, .. }) => {
-                    // All or nothing: a partial delivery would look like a success to whoever
-                    // is missing from it.
-                    let _ = conn.command("QUIT", "QUIT", &[221]).await;
-                    return Err(NotifyError::RecipientRefused {
-                        recipient: rcpt.addr.clone(),
-                        code,
-                        message,
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        envelope(&mut conn, &self.from, to).await?;
         conn.command("DATA", "DATA", &[354]).await?;
         conn.write_all("message body", data).await?;
         let accepted = conn.read_reply("end of data").await?;
@@ -198,6 +149,70 @@ impl SmtpMailer {
         let _ = conn.command("QUIT", "QUIT", &[221]).await;
         Ok(())
     }
+}
+
+/// AUTH PLAIN, over TLS only.
+async fn authenticate(
+    conn: &mut Conn,
+    extensions: &[String],
+    user: &str,
+    password: &Secret,
+) -> Result<(), NotifyError> {
+    if !conn.tls {
+        return Err(NotifyError::Invalid(
+            "refusing to send SMTP credentials over an unencrypted connection".into(),
+        ));
+    }
+    let offers_plain = extensions.iter().any(|e| {
+        e.strip_prefix("AUTH")
+            .is_some_and(|m| m.split_whitespace().any(|m| m == "PLAIN"))
+    });
+    if !offers_plain {
+        return Err(NotifyError::AuthFailed {
+            code: 0,
+            message: "the server does not offer AUTH PLAIN".into(),
+        });
+    }
+    // Every copy of the password is wiped when it goes out of scope.
+    let plain = Zeroizing::new(format!("\0{user}\0{}", password.expose()));
+    let token = Zeroizing::new(B64.encode(plain.as_bytes()));
+    let line = Zeroizing::new(format!("AUTH PLAIN {}", token.as_str()));
+    match conn.command("AUTH", &line, &[235]).await {
+        Ok(_) => Ok(()),
+        Err(NotifyError::Smtp { code, message, .. }) => {
+            Err(NotifyError::AuthFailed { code, message })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// MAIL FROM and every RCPT TO. All or nothing: a partial delivery would look like a success
+/// to whoever is missing from it.
+async fn envelope(
+    conn: &mut Conn,
+    from: &message::Mailbox,
+    to: &[message::Mailbox],
+) -> Result<(), NotifyError> {
+    conn.command("MAIL FROM", &format!("MAIL FROM:<{}>", from.addr), &[250])
+        .await?;
+    for rcpt in to {
+        match conn
+            .command("RCPT TO", &format!("RCPT TO:<{}>", rcpt.addr), &[250, 251])
+            .await
+        {
+            Ok(_) => {}
+            Err(NotifyError::Smtp { code, message, .. }) => {
+                let _ = conn.command("QUIT", "QUIT", &[221]).await;
+                return Err(NotifyError::RecipientRefused {
+                    recipient: rcpt.addr.clone(),
+                    code,
+                    message,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn extensions_of(conn: &mut Conn, ehlo: &str) -> Result<Vec<String>, NotifyError> {
