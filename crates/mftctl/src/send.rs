@@ -145,7 +145,7 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
              --passphrase-file",
         ));
     }
-    let mut source = Source::open(args)?;
+    let (reader, source) = Source::open(args)?;
     let passphrase = passphrase_if(
         args.passphrase,
         args.passphrase_stdin,
@@ -194,7 +194,7 @@ pub async fn send(ctx: &mut Context, args: &SendArgs) -> Result<u8, CliError> {
         id: transfer.id,
         made,
     };
-    let result = upload_source(ctx, &sending.id, encryptor, &mut source, args.progress).await;
+    let result = upload_source(ctx, &sending.id, encryptor, reader, &source, args.progress).await;
     conclude(ctx, args, &source, sending, result).await
 }
 
@@ -263,13 +263,13 @@ fn save_resume_state(
     }
 }
 
-/// Uploads a new send's `source` and completes it. Its reader is used up; the rest of it names
-/// the file in messages.
+/// Uploads what `reader` gives of a new send's `source` and completes it.
 async fn upload_source(
     ctx: &mut Context,
     id: &str,
     encryptor: Encryptor,
-    source: &mut Source,
+    reader: Box<dyn Read + Send>,
+    source: &Source,
     show_progress: bool,
 ) -> Result<(Transfer, Trailer), CliError> {
     let mut progress = Progress::new("sent", source.size, show_progress, ctx.json());
@@ -277,7 +277,6 @@ async fn upload_source(
         name: source.name.clone(),
         mode: source.mode,
     };
-    let reader = std::mem::replace(&mut source.reader, Box::new(io::empty()));
     let recorded = HashMap::new();
     upload_and_complete(ctx, id, encryptor, reader, info, recorded, &mut progress).await
 }
@@ -358,9 +357,8 @@ async fn conclude(
         format!("sending {} failed: {}", source.label, e.message),
     ))
 }
-/// Where the plaintext comes from.
+/// What the plaintext is: how messages and the manifest name it, and whether it can resume.
 struct Source {
-    reader: Box<dyn Read + Send>,
     /// How messages name it.
     label: String,
     name: String,
@@ -371,21 +369,22 @@ struct Source {
 }
 
 impl Source {
-    fn open(args: &SendArgs) -> Result<Source, CliError> {
+    /// The plaintext's reader, and what it is.
+    fn open(args: &SendArgs) -> Result<(Box<dyn Read + Send>, Source), CliError> {
         if args.file.as_os_str() == "-" {
             let name = args.name.clone().ok_or_else(|| {
                 CliError::usage(
                     "sending standard input (`-`) needs --name: the file name recipients get",
                 )
             })?;
-            return Ok(Source {
-                reader: Box::new(io::stdin()),
+            let source = Source {
                 label: "standard input".into(),
                 name,
                 mode: None,
                 size: None,
                 stamp: None,
-            });
+            };
+            return Ok((Box::new(io::stdin()), source));
         }
         let shown = args.file.display().to_string();
         let file =
@@ -406,14 +405,14 @@ impl Source {
         };
         let path = std::fs::canonicalize(&args.file)
             .map_err(|e| CliError::io(format!("cannot resolve {shown}"), e))?;
-        Ok(Source {
-            reader: Box::new(file),
+        let source = Source {
             label: shown,
             name,
             mode: Some(meta.permissions().mode() & 0o7777),
             size: Some(meta.len()),
             stamp: Some((path, FileStamp::of(&meta))),
-        })
+        };
+        Ok((Box::new(file), source))
     }
 }
 
